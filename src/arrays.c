@@ -1,0 +1,311 @@
+/*
+ * arrays.c
+ *		SQL array <-> C vector conversion and validation.
+ *
+ * Vectors are 1-D real[] or double precision[] arrays without NULL elements,
+ * NaN or Infinity, of length 1..recsys.max_dim.  Element data is read
+ * straight from the array (no deconstruct_array), which matters at a few
+ * nanoseconds per row.
+ */
+#include "postgres.h"
+
+#include <float.h>
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/memutils.h"
+
+#include "arrays.h"
+#include "recsys.h"
+
+/* Raise the error for a non-finite element */
+static void
+ReportNonFinite(double x)
+{
+	if (isnan(x))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("NaN not allowed in vector")));
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_EXCEPTION),
+			 errmsg("infinite value not allowed in vector")));
+}
+
+/* Check that a double is finite, naming what it is on error */
+void
+CheckFiniteDouble(double x, const char *what)
+{
+	if (isnan(x))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("%s must not be NaN", what)));
+	if (isinf(x))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("%s must be finite", what)));
+}
+
+/* Check the element type, NULLs and length of a 1-D vector; get its length */
+int
+VectorDim(ArrayType *a)
+{
+	int			dim;
+
+	if (ARR_ELEMTYPE(a) != FLOAT4OID && ARR_ELEMTYPE(a) != FLOAT8OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("vector must be real[] or double precision[]")));
+	if (ARR_NDIM(a) != 1)
+	{
+		if (ARR_NDIM(a) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("vector must have at least 1 dimension")));
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("vector must be a 1-D array, not %d-D", ARR_NDIM(a))));
+	}
+	if (ARR_HASNULL(a) && array_contains_nulls(a))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("vector must not contain nulls")));
+	dim = ARR_DIMS(a)[0];
+	if (dim < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("vector must have at least 1 dimension")));
+	if (dim > recsys_max_dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("vector has %d dimensions, more than recsys.max_dim (%d)",
+						dim, recsys_max_dim)));
+	return dim;
+}
+
+/* Check that two lengths agree */
+void
+CheckSameDims(int a, int b)
+{
+	if (a != b)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("different vector dimensions %d and %d", a, b)));
+}
+
+/* Copy a checked vector (see VectorDim) into doubles, multiplied by scale */
+void
+VectorToScaledDoubles(ArrayType *a, double scale, double *out)
+{
+	int			n = ARR_DIMS(a)[0];
+	bool		bad = false;
+
+	if (ARR_ELEMTYPE(a) == FLOAT4OID)
+	{
+		const float *x = (const float *) ARR_DATA_PTR(a);
+
+		for (int i = 0; i < n; i++)
+		{
+			bad |= !isfinite(x[i]);
+			out[i] = (double) x[i] * scale;
+		}
+	}
+	else
+	{
+		const double *x = (const double *) ARR_DATA_PTR(a);
+
+		for (int i = 0; i < n; i++)
+		{
+			bad |= !isfinite(x[i]);
+			out[i] = x[i] * scale;
+		}
+	}
+	if (unlikely(bad))
+	{
+		for (int i = 0; i < n; i++)
+		{
+			double		x = ARR_ELEMTYPE(a) == FLOAT4OID ?
+				((const float *) ARR_DATA_PTR(a))[i] : ((const double *) ARR_DATA_PTR(a))[i];
+
+			if (!isfinite(x))
+				ReportNonFinite(x);
+		}
+	}
+}
+
+/* Copy a checked vector (see VectorDim) into doubles */
+void
+VectorToDoubles(ArrayType *a, double *out)
+{
+	VectorToScaledDoubles(a, 1.0, out);
+}
+
+/* Copy a checked vector (see VectorDim) into floats */
+void
+VectorToFloats(ArrayType *a, float *out)
+{
+	int			n = ARR_DIMS(a)[0];
+
+	if (ARR_ELEMTYPE(a) == FLOAT4OID)
+	{
+		const float *x = (const float *) ARR_DATA_PTR(a);
+		bool		bad = false;
+
+		for (int i = 0; i < n; i++)
+		{
+			bad |= !isfinite(x[i]);
+			out[i] = x[i];
+		}
+		if (unlikely(bad))
+			for (int i = 0; i < n; i++)
+				if (!isfinite(x[i]))
+					ReportNonFinite(x[i]);
+	}
+	else
+	{
+		const double *x = (const double *) ARR_DATA_PTR(a);
+
+		for (int i = 0; i < n; i++)
+		{
+			if (!isfinite(x[i]))
+				ReportNonFinite(x[i]);
+			if (fabs(x[i]) > FLT_MAX)
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("vector element %g out of range for real", x[i])));
+			out[i] = (float) x[i];
+		}
+	}
+}
+
+/* Get a checked vector as a palloc'd double array */
+double *
+VectorGetDoubles(ArrayType *a, int *dim)
+{
+	double	   *out;
+
+	*dim = VectorDim(a);
+	out = palloc(sizeof(double) * *dim);
+	VectorToDoubles(a, out);
+	return out;
+}
+
+/* Get a checked vector as a palloc'd float array */
+float *
+VectorGetFloats(ArrayType *a, int *dim)
+{
+	float	   *out;
+
+	*dim = VectorDim(a);
+	out = palloc(sizeof(float) * *dim);
+	VectorToFloats(a, out);
+	return out;
+}
+
+/*
+ * Get a 2-D double precision[] matrix (no NULLs, finite) as palloc'd
+ * row-major doubles.
+ */
+double *
+MatrixGetDoubles(ArrayType *a, int *rows, int *cols)
+{
+	double	   *out;
+	const double *x;
+	size_t		n;
+
+	if (ARR_ELEMTYPE(a) != FLOAT8OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("matrix must be double precision[]")));
+	if (ARR_NDIM(a) != 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("matrix must be a 2-D array, not %d-D", ARR_NDIM(a))));
+	if (ARR_HASNULL(a) && array_contains_nulls(a))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("matrix must not contain nulls")));
+	*rows = ARR_DIMS(a)[0];
+	*cols = ARR_DIMS(a)[1];
+	if (*rows > recsys_max_dim || *cols > recsys_max_dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("matrix of %d x %d is larger than recsys.max_dim (%d)",
+						*rows, *cols, recsys_max_dim)));
+	n = (size_t) *rows * *cols;
+	x = (const double *) ARR_DATA_PTR(a);
+	out = palloc(sizeof(double) * Max(n, 1));
+	for (size_t i = 0; i < n; i++)
+	{
+		if (!isfinite(x[i]))
+		{
+			if (isnan(x[i]))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_EXCEPTION),
+						 errmsg("NaN not allowed in matrix")));
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("infinite value not allowed in matrix")));
+		}
+		out[i] = x[i];
+	}
+	return out;
+}
+
+/* Build a 1-D double precision[] */
+ArrayType *
+DoublesToArray(const double *x, int n)
+{
+	Size		nbytes = ARR_OVERHEAD_NONULLS(1) + sizeof(double) * (Size) n;
+	ArrayType  *a = (ArrayType *) palloc0(nbytes);
+
+	SET_VARSIZE(a, nbytes);
+	a->ndim = 1;
+	a->dataoffset = 0;
+	a->elemtype = FLOAT8OID;
+	ARR_DIMS(a)[0] = n;
+	ARR_LBOUND(a)[0] = 1;
+	memcpy(ARR_DATA_PTR(a), x, sizeof(double) * (Size) n);
+	return a;
+}
+
+/* Build a 1-D real[] */
+ArrayType *
+FloatsToArray(const float *x, int n)
+{
+	Size		nbytes = ARR_OVERHEAD_NONULLS(1) + sizeof(float) * (Size) n;
+	ArrayType  *a = (ArrayType *) palloc0(nbytes);
+
+	SET_VARSIZE(a, nbytes);
+	a->ndim = 1;
+	a->dataoffset = 0;
+	a->elemtype = FLOAT4OID;
+	ARR_DIMS(a)[0] = n;
+	ARR_LBOUND(a)[0] = 1;
+	memcpy(ARR_DATA_PTR(a), x, sizeof(float) * (Size) n);
+	return a;
+}
+
+/* Build a 2-D double precision[] from row-major doubles */
+ArrayType *
+DoublesToMatrix(const double *x, int rows, int cols)
+{
+	Size		nbytes = ARR_OVERHEAD_NONULLS(2) + sizeof(double) * (Size) rows * cols;
+	ArrayType  *a;
+
+	if (!AllocSizeIsValid(nbytes))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("matrix of %d x %d is too large", rows, cols)));
+	a = (ArrayType *) palloc0(nbytes);
+	SET_VARSIZE(a, nbytes);
+	a->ndim = 2;
+	a->dataoffset = 0;
+	a->elemtype = FLOAT8OID;
+	ARR_DIMS(a)[0] = rows;
+	ARR_DIMS(a)[1] = cols;
+	ARR_LBOUND(a)[0] = 1;
+	ARR_LBOUND(a)[1] = 1;
+	memcpy(ARR_DATA_PTR(a), x, sizeof(double) * (Size) rows * cols);
+	return a;
+}

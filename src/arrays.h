@@ -1,0 +1,28 @@
+/*
+ * arrays.h
+ *		The one place that turns SQL arrays into C vectors and back, and
+ *		rejects what is not a vector (NULL elements, NaN, Infinity, wrong
+ *		shape, too long).
+ */
+#ifndef ARRAYS_H
+#define ARRAYS_H
+
+#include "postgres.h"
+
+#include "utils/array.h"
+
+extern int	VectorDim(ArrayType *a);
+extern void CheckSameDims(int a, int b);
+extern void VectorToDoubles(ArrayType *a, double *out);
+extern void VectorToScaledDoubles(ArrayType *a, double scale, double *out);
+extern void VectorToFloats(ArrayType *a, float *out);
+extern double *VectorGetDoubles(ArrayType *a, int *dim);
+extern float *VectorGetFloats(ArrayType *a, int *dim);
+extern double *MatrixGetDoubles(ArrayType *a, int *rows, int *cols);
+extern void CheckFiniteDouble(double x, const char *what);
+
+extern ArrayType *DoublesToArray(const double *x, int n);
+extern ArrayType *FloatsToArray(const float *x, int n);
+extern ArrayType *DoublesToMatrix(const double *x, int rows, int cols);
+
+#endif

@@ -1,0 +1,49 @@
+/*
+ * recsys.c
+ *		Module entry point: settings and BLAS threading.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+#include "linalg.h"
+#include "recsys.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+int			recsys_max_dim = 4096;
+int			recsys_blas_threads = 1;
+
+/* Apply recsys.blas_threads to OpenBLAS whenever it is set */
+static void
+AssignBlasThreads(int newval, void *extra)
+{
+	LinalgSetThreads(newval);
+}
+
+/* Define the settings and pin BLAS threading when the library is loaded */
+void
+_PG_init(void)
+{
+	DefineCustomIntVariable("recsys.max_dim",
+							"Largest vector length recsys accepts.",
+							"Bounds the memory of k x k states (8 k^2 bytes).",
+							&recsys_max_dim,
+							4096, 1, RECSYS_MAX_DIM_LIMIT,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("recsys.blas_threads",
+							"Threads OpenBLAS may use inside one backend.",
+							"Keep 1 and let parallel query spread the work; the serial OpenBLAS build ignores larger values.",
+							&recsys_blas_threads,
+							1, 1, 64,
+							PGC_SUSET, 0,
+							NULL, AssignBlasThreads, NULL);
+
+	MarkGUCPrefixReserved("recsys");
+	LinalgSetThreads(recsys_blas_threads);
+}

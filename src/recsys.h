@@ -1,0 +1,17 @@
+/*
+ * recsys.h
+ *		Settings shared by every recsys module.
+ */
+#ifndef RECSYS_H
+#define RECSYS_H
+
+/* Largest vector length accepted anywhere (GUC recsys.max_dim). */
+extern int	recsys_max_dim;
+
+/* Threads OpenBLAS may use inside a backend (GUC recsys.blas_threads). */
+extern int	recsys_blas_threads;
+
+/* Hard ceiling for recsys.max_dim: a k x k float64 state must fit in 1 GB. */
+#define RECSYS_MAX_DIM_LIMIT 8192
+
+#endif

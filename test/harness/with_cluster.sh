@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Install recsys, start a throwaway PostgreSQL 15 cluster, run one job in it, stop it.
+# Usage: with_cluster.sh demo|test|bench [args...]
+set -euo pipefail
+mode=${1:?usage: with_cluster.sh demo|test|bench}
+shift
+top=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$top"
+PGBIN=/usr/lib/postgresql/15/bin
+export PATH="$PGBIN:$PATH"
+
+# The extension directory is machine-wide: one install-and-run at a time.
+exec 9>/tmp/recsys-cluster.lock
+flock 9
+make -s install >/dev/null
+
+tmp=$(mktemp -d /tmp/recsys-pg.XXXXXX)
+as_pg=()
+if [ "$(id -u)" -eq 0 ]; then
+	chown postgres: "$tmp"
+	as_pg=(runuser -u postgres --)
+fi
+port=$(( 20000 + RANDOM % 20000 ))
+cleanup() {
+	"${as_pg[@]}" pg_ctl -D "$tmp/data" -m immediate stop >/dev/null 2>&1 || true
+	if [ "${KEEP_CLUSTER_LOG:-}" = 1 ]; then cp "$tmp/log" "$top/cluster.log" 2>/dev/null || true; fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# OpenBLAS must not start threads inside backends; parallel query does parallelism.
+export OPENBLAS_NUM_THREADS=1
+"${as_pg[@]}" initdb -D "$tmp/data" -U postgres -A trust --no-sync >/dev/null
+"${as_pg[@]}" pg_ctl -D "$tmp/data" -l "$tmp/log" -w -t 60 start \
+	-o "-p $port -k $tmp -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off" >/dev/null
+export PGHOST=$tmp PGPORT=$port PGUSER=postgres PGDATABASE=postgres
+export RECSYS_TOP=$top
+
+case "$mode" in
+	demo)  bash test/demo/run.sh "$@" ;;
+	test)  bash test/harness/run_tests.sh "$@" ;;
+	bench) bash test/harness/run_bench.sh "$@" ;;
+	*) echo "with_cluster.sh: unknown mode '$mode'" >&2; exit 2 ;;
+esac
