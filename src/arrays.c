@@ -83,6 +83,113 @@ VectorDim(ArrayType *a)
 	return dim;
 }
 
+/*
+ * Get an in-place view of a vector datum, with the checks of VectorDim.
+ * Packed (short-header) arrays are read where they are; anything else
+ * compressed or external is detoasted first.
+ */
+void
+GetVectorData(Datum d, VectorData *v)
+{
+	struct varlena *raw = (struct varlena *) DatumGetPointer(d);
+	const char *p;
+	int32		ndim;
+	int32		dataoffset;
+	int32		dim;
+
+	if (!VARATT_IS_SHORT(raw))
+	{
+		ArrayType  *a = DatumGetArrayTypeP(d);
+
+		v->dim = VectorDim(a);
+		v->elemtype = ARR_ELEMTYPE(a);
+		v->data = (const char *) ARR_DATA_PTR(a);
+		return;
+	}
+
+	/* the ArrayType fields follow the 1-byte header, unaligned */
+	p = VARDATA_SHORT(raw);
+	memcpy(&ndim, p + offsetof(ArrayType, ndim) - VARHDRSZ, sizeof(int32));
+	memcpy(&dataoffset, p + offsetof(ArrayType, dataoffset) - VARHDRSZ, sizeof(int32));
+	memcpy(&v->elemtype, p + offsetof(ArrayType, elemtype) - VARHDRSZ, sizeof(Oid));
+	if (ndim != 1 || dataoffset != 0 ||
+		(v->elemtype != FLOAT4OID && v->elemtype != FLOAT8OID))
+	{
+		/* rare shapes (NULL bitmap, wrong type or rank): the full checks report them */
+		ArrayType  *a = DatumGetArrayTypeP(d);
+
+		v->dim = VectorDim(a);
+		v->elemtype = ARR_ELEMTYPE(a);
+		v->data = (const char *) ARR_DATA_PTR(a);
+		return;
+	}
+	memcpy(&dim, p + sizeof(ArrayType) - VARHDRSZ, sizeof(int32));
+	if (dim < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("vector must have at least 1 dimension")));
+	if (dim > recsys_max_dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("vector has %d dimensions, more than recsys.max_dim (%d)",
+						dim, recsys_max_dim)));
+	if (VARSIZE_SHORT(raw) - VARHDRSZ_SHORT + VARHDRSZ !=
+		ARR_OVERHEAD_NONULLS(1) + (Size) dim * (v->elemtype == FLOAT4OID ? sizeof(float) : sizeof(double)))
+		elog(ERROR, "packed array has an inconsistent size");
+	v->dim = dim;
+	v->data = p + ARR_OVERHEAD_NONULLS(1) - VARHDRSZ;
+}
+
+/* Copy a vector view into doubles multiplied by scale, rejecting NaN and Infinity */
+void
+VectorDataToScaledDoubles(const VectorData *v, double scale, double *out)
+{
+	int			n = v->dim;
+	bool		bad = false;
+
+	if (v->elemtype == FLOAT4OID)
+	{
+		for (int i = 0; i < n; i++)
+		{
+			float		x;
+
+			memcpy(&x, v->data + i * sizeof(float), sizeof(float));
+			bad |= !isfinite(x);
+			out[i] = (double) x * scale;
+		}
+	}
+	else
+	{
+		for (int i = 0; i < n; i++)
+		{
+			double		x;
+
+			memcpy(&x, v->data + i * sizeof(double), sizeof(double));
+			bad |= !isfinite(x);
+			out[i] = x * scale;
+		}
+	}
+	if (unlikely(bad))
+	{
+		for (int i = 0; i < n; i++)
+		{
+			double		x;
+
+			if (v->elemtype == FLOAT4OID)
+			{
+				float		f;
+
+				memcpy(&f, v->data + i * sizeof(float), sizeof(float));
+				x = f;
+			}
+			else
+				memcpy(&x, v->data + i * sizeof(double), sizeof(double));
+			if (!isfinite(x))
+				ReportNonFinite(x);
+		}
+	}
+}
+
 /* Check that two lengths agree */
 void
 CheckSameDims(int a, int b)

@@ -11,6 +11,21 @@
 
 #include "utils/array.h"
 
+/*
+ * A vector read in place from an array datum, which may have a 1-byte
+ * (packed) varlena header: short arrays on disk do, and detoasting them
+ * would copy every row.  data may be unaligned.
+ */
+typedef struct VectorData
+{
+	int			dim;
+	Oid			elemtype;		/* FLOAT4OID or FLOAT8OID */
+	const char *data;
+} VectorData;
+
+extern void GetVectorData(Datum d, VectorData *v);
+extern void VectorDataToScaledDoubles(const VectorData *v, double scale, double *out);
+
 extern int	VectorDim(ArrayType *a);
 extern void CheckSameDims(int a, int b);
 extern void VectorToDoubles(ArrayType *a, double *out);

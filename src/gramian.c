@@ -56,13 +56,13 @@ GramianStateSize(int dim, int buf_cap)
 	return GRAMIAN_HDRSZ + sizeof(double) * ((Size) dim * dim + (Size) buf_cap * dim);
 }
 
-/* Get the buffer length for k: about 256 KB of rows, between 16 and 512 rows */
+/* Get the buffer length for k: about 256 KB of rows, between 16 and 2048 rows */
 static int
 GramianBufferRows(int dim)
 {
 	int			rows = (256 * 1024 / (int) sizeof(double)) / dim;
 
-	return Max(16, Min(512, rows));
+	return Max(16, Min(2048, rows));
 }
 
 /* Allocate an empty state for k-dimensional vectors in the current context */
@@ -193,28 +193,33 @@ GetWritableState(FunctionCallInfo fcinfo, int dim)
 
 /* Add one vector, scaled by the weight w, to the state */
 static Datum
-GramianAddRow(FunctionCallInfo fcinfo, ArrayType *v, double w)
+GramianAddRow(FunctionCallInfo fcinfo, Datum vdatum, double w)
 {
-	int			dim = VectorDim(v);
-	GramianState *state = GetWritableState(fcinfo, dim);
+	VectorData	v;
+	int			dim;
+	GramianState *state;
+
+	GetVectorData(vdatum, &v);
+	dim = v.dim;
+	state = GetWritableState(fcinfo, dim);
 
 	state->count++;
 	if (w > 0.0)
 	{
 		double	   *row = GramianBuffer(state) + (size_t) state->n_pos * dim;
 
-		VectorToScaledDoubles(v, w == 1.0 ? 1.0 : sqrt(w), row);
+		VectorDataToScaledDoubles(&v, w == 1.0 ? 1.0 : sqrt(w), row);
 		state->n_pos++;
 	}
 	else if (w < 0.0)
 	{
 		state->n_neg++;
-		VectorToScaledDoubles(v, sqrt(-w), GramianNegRows(state));
+		VectorDataToScaledDoubles(&v, sqrt(-w), GramianNegRows(state));
 	}
 	else
 	{
 		/* a zero weight adds nothing, but the vector must still be valid */
-		VectorToDoubles(v, GramianBuffer(state) + (size_t) state->n_pos * dim);
+		VectorDataToScaledDoubles(&v, 0.0, GramianBuffer(state) + (size_t) state->n_pos * dim);
 	}
 
 	if (state->n_pos + state->n_neg >= state->buf_cap)
@@ -234,7 +239,7 @@ gramian_accum(PG_FUNCTION_ARGS)
 			PG_RETURN_NULL();
 		PG_RETURN_BYTEA_P((bytea *) CheckGramianState(PG_GETARG_BYTEA_P(0)));
 	}
-	return GramianAddRow(fcinfo, PG_GETARG_ARRAYTYPE_P(1), 1.0);
+	return GramianAddRow(fcinfo, PG_GETARG_DATUM(1), 1.0);
 }
 
 PG_FUNCTION_INFO_V1(gramian_weighted_accum);
@@ -253,7 +258,7 @@ gramian_weighted_accum(PG_FUNCTION_ARGS)
 	}
 	w = PG_GETARG_FLOAT8(2);
 	CheckFiniteDouble(w, "weight");
-	return GramianAddRow(fcinfo, PG_GETARG_ARRAYTYPE_P(1), w);
+	return GramianAddRow(fcinfo, PG_GETARG_DATUM(1), w);
 }
 
 PG_FUNCTION_INFO_V1(gramian_combine);
