@@ -30,7 +30,7 @@ endif
 recsys--$(EXTVERSION).sql: $(SQL_PARTS)
 	cat $^ > $@
 
-.PHONY: deps demo test check-all bench fuzz
+.PHONY: deps demo test bench fuzz valgrind
 
 # Install whatever Debian packages are missing (idempotent, quiet when all present).
 deps:
@@ -55,3 +55,8 @@ bench:
 # Fuzz the parsers with libFuzzer for a bounded time (not part of CI).
 fuzz: deps
 	bash test/fuzz/run.sh
+
+# pg_regress with every backend under valgrind memcheck (slow; not part of CI).
+valgrind: deps
+	$(MAKE) all
+	RECSYS_VALGRIND=1 bash test/harness/with_cluster.sh test none

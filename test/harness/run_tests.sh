@@ -9,6 +9,8 @@ if ! make -s installcheck; then
 	exit 1
 fi
 
+[ "${1:-}" = none ] && exit 0
+
 echo "== reference data (numpy / PyTorch / scikit-learn)"
 rm -rf test/ref/out
 mkdir -p test/ref/out

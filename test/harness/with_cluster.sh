@@ -31,14 +31,33 @@ trap cleanup EXIT
 # OpenBLAS must not start threads inside backends; parallel query does parallelism.
 export OPENBLAS_NUM_THREADS=1
 "${as_pg[@]}" initdb -D "$tmp/data" -U postgres -A trust --no-sync >/dev/null
-"${as_pg[@]}" pg_ctl -D "$tmp/data" -l "$tmp/log" -w -t 60 start \
-	-o "-p $port -k $tmp -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off" >/dev/null
+pgopts=(-p "$port" -k "$tmp" -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off)
+if [ "${RECSYS_VALGRIND:-}" = 1 ]; then
+	# memcheck every backend; errors are counted from the log when the job ends
+	"${as_pg[@]}" valgrind --quiet --trace-children=yes --error-exitcode=0 --leak-check=no \
+		--num-callers=20 --suppressions="$top/test/harness/valgrind.supp" --log-file="$tmp/valgrind.%p.log" \
+		postgres -D "$tmp/data" "${pgopts[@]}" >"$tmp/log" 2>&1 &
+	for _ in $(seq 120); do pg_isready -q -h "$tmp" -p "$port" && break; sleep 1; done
+else
+	"${as_pg[@]}" pg_ctl -D "$tmp/data" -l "$tmp/log" -w -t 60 start -o "${pgopts[*]}" >/dev/null
+fi
 export PGHOST=$tmp PGPORT=$port PGUSER=postgres PGDATABASE=postgres
 export RECSYS_TOP=$top
 
+status=0
 case "$mode" in
-	demo)  bash test/demo/run.sh "$@" ;;
-	test)  bash test/harness/run_tests.sh "$@" ;;
-	bench) bash test/harness/run_bench.sh "$@" ;;
+	demo)  bash test/demo/run.sh "$@" || status=$? ;;
+	test)  bash test/harness/run_tests.sh "$@" || status=$? ;;
+	bench) bash test/harness/run_bench.sh "$@" || status=$? ;;
 	*) echo "with_cluster.sh: unknown mode '$mode'" >&2; exit 2 ;;
 esac
+if [ "${RECSYS_VALGRIND:-}" = 1 ]; then
+	"${as_pg[@]}" pg_ctl -D "$tmp/data" -m fast stop >/dev/null 2>&1 || true
+	errors=$(cat "$tmp"/valgrind.*.log 2>/dev/null | grep -c 'Invalid \|uninitialised\|Mismatched\|overlap' || true)
+	echo "valgrind: $errors memory errors in $(ls "$tmp"/valgrind.*.log 2>/dev/null | wc -l) processes"
+	if [ "$errors" != 0 ]; then
+		grep -h -A25 'Invalid \|uninitialised\|Mismatched\|overlap' "$tmp"/valgrind.*.log | head -200
+		status=1
+	fi
+fi
+exit $status
