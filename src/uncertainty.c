@@ -296,7 +296,7 @@ GetTaskTypes(ArrayType *a, int ntasks, uint8 *types)
 	if (n != ntasks)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("task_types has %d elements but there are %d tasks", n, ntasks)));
+				 errmsg("task_types has %d elements but losses has %d", n, ntasks)));
 	for (int i = 0; i < n; i++)
 	{
 		text	   *t;
