@@ -55,28 +55,30 @@ SELECT pg_temp.err($$SELECT recsys.log_loss('NaN', false)$$);
 
 -- aggregate states are checked wherever they come from
 CREATE AGGREGATE pg_temp.auc_state(float8, boolean) (SFUNC = recsys.auc_accum, STYPE = bytea);
-CREATE TABLE states AS SELECT
+CREATE TABLE metric_states AS SELECT
 	(SELECT pg_temp.auc_state(score, label ORDER BY id) FROM preds) AS au,
 	(SELECT pg_temp.auc_state(s, true ORDER BY s DESC) FROM (VALUES (0.9::float8), (0.1), (0.5)) v(s)) AS unsorted,
 	recsys.log_loss_accum(recsys.log_loss_accum(NULL, 0.25, true), 0.5, false) AS ll;
-SELECT octet_length(au) AS auc_bytes, octet_length(ll) AS log_loss_bytes FROM states;
-SELECT recsys.auc_final(au), recsys.log_loss_final(ll) FROM states;
+SELECT octet_length(au) AS auc_bytes, octet_length(ll) AS log_loss_bytes FROM metric_states;
+SELECT recsys.auc_final(au), recsys.log_loss_final(ll) FROM metric_states;
 -- a direct call copies its input instead of updating it
-SELECT recsys.auc_final(recsys.auc_accum(au, 2, false)) AS plus_one_row, recsys.auc_final(au) AS unchanged FROM states;
+SELECT recsys.auc_final(recsys.auc_accum(au, 2, false)) AS plus_one_row, recsys.auc_final(au) AS unchanged FROM metric_states;
 SELECT recsys.auc_final(recsys.auc_combine(au, au)) AS doubled, recsys.auc_final(recsys.auc_combine(NULL, au)) AS copied,
-       recsys.auc_final(recsys.auc_combine(au, NULL)) AS same FROM states;
-SELECT recsys.log_loss_final(recsys.log_loss_combine(ll, ll)) AS doubled, recsys.log_loss_final(ll) AS unchanged FROM states;
+       recsys.auc_final(recsys.auc_combine(au, NULL)) AS same FROM metric_states;
+SELECT recsys.log_loss_final(recsys.log_loss_combine(ll, ll)) AS doubled, recsys.log_loss_final(ll) AS unchanged FROM metric_states;
 SELECT pg_temp.err($$SELECT recsys.auc_final('\x00')$$);
-SELECT pg_temp.err($$SELECT recsys.auc_final(ll) FROM states$$);
-SELECT pg_temp.err($$SELECT recsys.auc_final(substring(au from 1 for 100)) FROM states$$);
-SELECT pg_temp.err($$SELECT recsys.auc_final(set_byte(au, 4, 2)) FROM states$$);
-SELECT pg_temp.err($$SELECT recsys.auc_accum(set_byte(au, 16, 65), 1, true) FROM states$$);
-SELECT pg_temp.err($$SELECT recsys.auc_final(set_byte(au, 12, 255)) FROM states$$);
-SELECT pg_temp.err($$SELECT recsys.auc_final(set_byte(set_byte(au, 51, 127), 50, 248)) FROM states$$);
-SELECT pg_temp.err($$SELECT recsys.auc_final(set_byte(au, 52, 0)) FROM states$$);
-SELECT pg_temp.err($$SELECT recsys.auc_final(set_byte(au, 28, 9)) FROM states$$);
-SELECT pg_temp.err($$SELECT recsys.auc_final(set_byte(unsorted, 12, 3)) FROM states$$);
-SELECT pg_temp.err($$SELECT recsys.auc_combine(au, set_byte(au, 36, 0)) FROM states$$);
-SELECT pg_temp.err($$SELECT recsys.log_loss_final(au) FROM states$$);
-SELECT pg_temp.err($$SELECT recsys.log_loss_final(set_byte(ll, 19, 128)) FROM states$$);
-SELECT pg_temp.err($$SELECT recsys.log_loss_combine(ll, set_byte(set_byte(ll, 27, 255), 26, 240)) FROM states$$);
+SELECT pg_temp.err($$SELECT recsys.auc_final(ll) FROM metric_states$$);
+SELECT pg_temp.err($$SELECT recsys.auc_final(substring(au from 1 for 100)) FROM metric_states$$);
+SELECT pg_temp.err($$SELECT recsys.auc_final(set_byte(au, 4, 2)) FROM metric_states$$);
+SELECT pg_temp.err($$SELECT recsys.auc_accum(set_byte(au, 16, 65), 1, true) FROM metric_states$$);
+SELECT pg_temp.err($$SELECT recsys.auc_final(set_byte(au, 12, 255)) FROM metric_states$$);
+SELECT pg_temp.err($$SELECT recsys.auc_final(set_byte(set_byte(au, 51, 127), 50, 248)) FROM metric_states$$);
+SELECT pg_temp.err($$SELECT recsys.auc_final(set_byte(au, 52, 0)) FROM metric_states$$);
+SELECT pg_temp.err($$SELECT recsys.auc_final(set_byte(au, 28, 9)) FROM metric_states$$);
+SELECT pg_temp.err($$SELECT recsys.auc_final(set_byte(unsorted, 12, 3)) FROM metric_states$$);
+SELECT pg_temp.err($$SELECT recsys.auc_combine(au, set_byte(au, 36, 0)) FROM metric_states$$);
+SELECT pg_temp.err($$SELECT recsys.log_loss_final(au) FROM metric_states$$);
+SELECT pg_temp.err($$SELECT recsys.log_loss_final(set_byte(ll, 19, 128)) FROM metric_states$$);
+SELECT pg_temp.err($$SELECT recsys.log_loss_combine(ll, set_byte(set_byte(ll, 27, 255), 26, 240)) FROM metric_states$$);
+
+DROP TABLE preds, metric_states;

@@ -98,29 +98,31 @@ SELECT pg_temp.err($$SELECT recsys.predictive_variance(1, 'Infinity')$$);
 SELECT pg_temp.err($$SELECT recsys.predictive_variance(x, 0) FROM (VALUES (1e300), (-1e300)) v(x)$$);
 
 -- aggregate states are checked wherever they come from
-CREATE TABLE states AS SELECT
+CREATE TABLE unc_states AS SELECT
 	recsys.uncertainty_weights_accum(recsys.uncertainty_weights_accum(NULL, '{1,2}', '{regression,classification}'),
 		'{3,4}', '{regression,classification}') AS tl,
 	recsys.predictive_variance_accum(recsys.predictive_variance_accum(NULL, 1, 0.5), 2, 0.5) AS pv;
-SELECT recsys.uncertainty_weights_final(tl), recsys.predictive_variance_final(pv) FROM states;
-SELECT octet_length(tl) AS tl_bytes, octet_length(pv) AS pv_bytes FROM states;
+SELECT recsys.uncertainty_weights_final(tl), recsys.predictive_variance_final(pv) FROM unc_states;
+SELECT octet_length(tl) AS tl_bytes, octet_length(pv) AS pv_bytes FROM unc_states;
 -- a direct call copies its input instead of updating it
 SELECT recsys.uncertainty_weights_final(recsys.uncertainty_weights_accum(tl, '{10,10}', '{regression,classification}')) AS plus_one_row,
-       recsys.uncertainty_weights_final(tl) AS unchanged FROM states;
+       recsys.uncertainty_weights_final(tl) AS unchanged FROM unc_states;
 SELECT recsys.predictive_variance_final(recsys.predictive_variance_combine(pv, pv)) AS combined,
-       recsys.predictive_variance_final(pv) AS unchanged FROM states;
+       recsys.predictive_variance_final(pv) AS unchanged FROM unc_states;
 SELECT recsys.uncertainty_weights_final(recsys.uncertainty_weights_combine(tl, NULL)),
-       recsys.uncertainty_weights_final(recsys.uncertainty_weights_combine(NULL, tl)) FROM states;
+       recsys.uncertainty_weights_final(recsys.uncertainty_weights_combine(NULL, tl)) FROM unc_states;
 SELECT pg_temp.err($$SELECT recsys.uncertainty_weights_final('\x00')$$);
-SELECT pg_temp.err($$SELECT recsys.uncertainty_weights_final(pv) FROM states$$);
-SELECT pg_temp.err($$SELECT recsys.uncertainty_weights_final(substring(tl from 1 for octet_length(tl) - 1)) FROM states$$);
-SELECT pg_temp.err($$SELECT recsys.uncertainty_weights_final(set_byte(tl, 4, 7)) FROM states$$);
-SELECT pg_temp.err($$SELECT recsys.uncertainty_weights_final(set_byte(tl, 8, 3)) FROM states$$);
-SELECT pg_temp.err($$SELECT recsys.uncertainty_weights_final(set_byte(set_byte(tl, 35, 127), 34, 248)) FROM states$$);
-SELECT pg_temp.err($$SELECT recsys.uncertainty_weights_final(set_byte(tl, octet_length(tl) - 1, 9)) FROM states$$);
-SELECT pg_temp.err($$SELECT recsys.uncertainty_weights_combine(tl, recsys.uncertainty_weights_accum(NULL, '{1,2}')) FROM states$$);
-SELECT pg_temp.err($$SELECT recsys.uncertainty_weights_accum(tl, '{1,2,3}') FROM states$$);
-SELECT pg_temp.err($$SELECT recsys.predictive_variance_final(tl) FROM states$$);
-SELECT pg_temp.err($$SELECT recsys.predictive_variance_final(set_byte(pv, 35, 128 | get_byte(pv, 35))) FROM states$$);
-SELECT pg_temp.err($$SELECT recsys.predictive_variance_combine(pv, set_byte(pv, 19, 128)) FROM states$$);
-SELECT pg_temp.err($$SELECT recsys.predictive_variance_accum(substring(pv from 1 for 20), 1, 1) FROM states$$);
+SELECT pg_temp.err($$SELECT recsys.uncertainty_weights_final(pv) FROM unc_states$$);
+SELECT pg_temp.err($$SELECT recsys.uncertainty_weights_final(substring(tl from 1 for octet_length(tl) - 1)) FROM unc_states$$);
+SELECT pg_temp.err($$SELECT recsys.uncertainty_weights_final(set_byte(tl, 4, 7)) FROM unc_states$$);
+SELECT pg_temp.err($$SELECT recsys.uncertainty_weights_final(set_byte(tl, 8, 3)) FROM unc_states$$);
+SELECT pg_temp.err($$SELECT recsys.uncertainty_weights_final(set_byte(set_byte(tl, 35, 127), 34, 248)) FROM unc_states$$);
+SELECT pg_temp.err($$SELECT recsys.uncertainty_weights_final(set_byte(tl, octet_length(tl) - 1, 9)) FROM unc_states$$);
+SELECT pg_temp.err($$SELECT recsys.uncertainty_weights_combine(tl, recsys.uncertainty_weights_accum(NULL, '{1,2}')) FROM unc_states$$);
+SELECT pg_temp.err($$SELECT recsys.uncertainty_weights_accum(tl, '{1,2,3}') FROM unc_states$$);
+SELECT pg_temp.err($$SELECT recsys.predictive_variance_final(tl) FROM unc_states$$);
+SELECT pg_temp.err($$SELECT recsys.predictive_variance_final(set_byte(pv, 35, 128 | get_byte(pv, 35))) FROM unc_states$$);
+SELECT pg_temp.err($$SELECT recsys.predictive_variance_combine(pv, set_byte(pv, 19, 128)) FROM unc_states$$);
+SELECT pg_temp.err($$SELECT recsys.predictive_variance_accum(substring(pv from 1 for 20), 1, 1) FROM unc_states$$);
+
+DROP TABLE task_losses, mc, unc_states;

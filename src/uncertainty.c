@@ -323,6 +323,51 @@ GetTaskTypes(ArrayType *a, int ntasks, uint8 *types)
 	}
 }
 
+/* The task types of the last text[] a transition function parsed */
+typedef struct TaskTypesCache
+{
+	Size		nbytes;			/* VARSIZE of the array */
+	int			ntasks;
+	char	   *array;			/* a copy of the array */
+	uint8	   *types;
+} TaskTypesCache;
+
+/*
+ * Get the task types of a text[] argument through a per-call-site cache:
+ * aggregates see the same array on every row, so it is parsed once
+ */
+static void
+GetTaskTypesCached(FunctionCallInfo fcinfo, ArrayType *a, int ntasks, uint8 *types)
+{
+	TaskTypesCache *cache = (TaskTypesCache *) fcinfo->flinfo->fn_extra;
+
+	if (a == NULL)
+	{
+		GetTaskTypes(NULL, ntasks, types);
+		return;
+	}
+	if (cache != NULL && cache->ntasks == ntasks && cache->nbytes == VARSIZE(a) &&
+		memcmp(cache->array, a, cache->nbytes) == 0)
+	{
+		memcpy(types, cache->types, ntasks);
+		return;
+	}
+	GetTaskTypes(a, ntasks, types);
+	if (cache == NULL)
+		cache = fcinfo->flinfo->fn_extra =
+			MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(TaskTypesCache));
+	if (cache->array)
+		pfree(cache->array);
+	if (cache->types)
+		pfree(cache->types);
+	cache->array = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, VARSIZE(a));
+	memcpy(cache->array, a, VARSIZE(a));
+	cache->types = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, ntasks);
+	memcpy(cache->types, types, ntasks);
+	cache->nbytes = VARSIZE(a);
+	cache->ntasks = ntasks;
+}
+
 /* Check that a loss value did not overflow */
 static double
 CheckLossResult(double x, const char *what)
@@ -363,7 +408,7 @@ uncertainty_loss(PG_FUNCTION_ARGS)
 				 errmsg("losses has %d elements but log_vars has %d", n, nv)));
 	CheckLosses(losses, n);
 	types = palloc(n);
-	GetTaskTypes(PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2), n, types);
+	GetTaskTypesCached(fcinfo, PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2), n, types);
 
 	for (int i = 0; i < n; i++)
 		total += UncertaintyTerm((UncertaintyTask) types[i], losses[i], log_vars[i]);
@@ -556,8 +601,8 @@ uncertainty_weights_accum(PG_FUNCTION_ARGS)
 	losses = VectorGetDoubles(PG_GETARG_ARRAYTYPE_P(1), &n);
 	CheckLosses(losses, n);
 	types = palloc(n);
-	GetTaskTypes(PG_NARGS() < 3 || PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2),
-				 n, types);
+	GetTaskTypesCached(fcinfo, PG_NARGS() < 3 || PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2),
+					   n, types);
 
 	if (state == NULL)
 	{
