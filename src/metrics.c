@@ -469,6 +469,8 @@ auc_final(PG_FUNCTION_ARGS)
 		}
 		num2 += (int128) p * (2 * neg_below + q);
 		neg_below += q;
+		if ((i & 0xFFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
 	}
 	PG_RETURN_FLOAT8((double) num2 /
 					 (2.0 * (double) state->total_pos * (double) state->total_neg));
