@@ -63,6 +63,8 @@ SELECT pg_temp.err($$SELECT recsys.sampled_softmax_nll('{1,2,3}', '{0}', 0, 1000
 SELECT pg_temp.err($$SELECT recsys.sampled_softmax_nll('{1,NaN,3}', '{0}', 0)$$);
 SELECT pg_temp.err($$SELECT recsys.sampled_softmax_nll('{1,NULL,3}', '{0}', 0)$$);
 SELECT pg_temp.err($$SELECT recsys.sampled_softmax_nll('{1,2,3}', '{1500}', 0)$$);
+SELECT pg_temp.err($$SELECT recsys.sampled_softmax_nll('{1.7e308,0}', '{1413}', 0)$$);
+SELECT pg_temp.err($$SELECT recsys.sampled_softmax_nll('{1.7e308,-1.7e308}', '{-50}', 1)$$);
 
 -- uncertainty_weights / uncertainty_weighted_loss: s = ln(mean L), ln(2 mean L), clamped to [-20, 20]
 CREATE TABLE task_losses (id int, losses float8[]);

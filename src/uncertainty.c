@@ -133,11 +133,12 @@ UncertaintyOptimalLogVar(UncertaintyTask type, double mean_loss)
 }
 
 /*
- * Get one Monte Carlo term of Kendall & Gal's classification likelihood: the
- * log-softmax of the label's logit after corrupting every logit c with
- * sigmas[c] times a standard normal draw (drawn in class order).  noisy is
- * scratch space for nclasses values.  Returns NaN when a noisy logit
- * overflows.
+ * Get Kendall & Gal's classification loss over samples Monte Carlo draws:
+ * log T - logsumexp_t ell_t, where ell_t is the log-softmax of the label's
+ * logit after corrupting every logit c with sigmas[c] times a standard
+ * normal draw (drawn in class order).  noisy is scratch space for nclasses
+ * values.  Returns NaN when a noisy logit overflows, +Infinity when every
+ * draw gives the label a probability that underflows to 0.
  */
 double
 SampledSoftmaxNll(int nclasses, const double *logits, const double *sigmas,
@@ -151,13 +152,15 @@ SampledSoftmaxNll(int nclasses, const double *logits, const double *sigmas,
 		double		m = -INFINITY;
 		double		s = 0.0;
 		double		ell;
+		bool		bad = false;
 
 		for (int c = 0; c < nclasses; c++)
 		{
 			noisy[c] = logits[c] + sigmas[c] * NormalRngNormal(rng);
+			bad |= !isfinite(noisy[c]);
 			m = Max(m, noisy[c]);
 		}
-		if (!isfinite(m))
+		if (bad)
 			return NAN;
 		for (int c = 0; c < nclasses; c++)
 			s += exp(noisy[c] - m);
@@ -169,10 +172,11 @@ SampledSoftmaxNll(int nclasses, const double *logits, const double *sigmas,
 			acc = acc * exp(best - ell) + 1.0;
 			best = ell;
 		}
-		else
+		else if (ell > -INFINITY)
 			acc += exp(ell - best);
 	}
-	/* -(logsumexp_t ell_t - log T) */
+	if (best == -INFINITY)
+		return INFINITY;
 	return log((double) samples) - (best + log(acc));
 }
 
@@ -202,8 +206,7 @@ StateGetArg(FunctionCallInfo fcinfo, int argno, uint32 magic, uint16 version,
 	bytea	   *raw = PG_GETARG_BYTEA_P(argno);
 	RecsysStateHeader *state = (RecsysStateHeader *) raw;
 
-	if (VARSIZE_ANY(raw) < sizeof(RecsysStateHeader) || VARATT_IS_SHORT(raw) ||
-		state->magic != magic)
+	if (VARSIZE(raw) < sizeof(RecsysStateHeader) || state->magic != magic)
 		StateInvalid(what, NULL);
 	if (state->version != version)
 		ereport(ERROR,
@@ -478,7 +481,14 @@ sampled_softmax_nll(PG_FUNCTION_ARGS)
 	sigmas = palloc(sizeof(double) * nclasses);
 	noisy = palloc(sizeof(double) * nclasses);
 	for (int c = 0; c < nclasses; c++)
+	{
 		sigmas[c] = exp(0.5 * log_vars[nvars == 1 ? 0 : c]);
+		if (!isfinite(sigmas[c]))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("noise scale exp(log_var / 2) overflows for log_var %g",
+							log_vars[nvars == 1 ? 0 : c])));
+	}
 
 	/* the seed is sign-extended to 64 bits, as the reference script does */
 	NormalRngInit(&rng, (uint64) (int64) seed);
@@ -496,18 +506,23 @@ sampled_softmax_nll(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 					 errmsg("noisy logits overflow"),
 					 errhint("The log variances are too large.")));
-		/* the block's logsumexp_t ell_t */
+		/* the block's logsumexp_t ell_t; -inf adds nothing */
 		lse = log((double) block) - nll;
 		if (lse > best)
 		{
 			acc = acc * exp(best - lse) + 1.0;
 			best = lse;
 		}
-		else
+		else if (lse > -INFINITY)
 			acc += exp(lse - best);
 		done += block;
 		CHECK_FOR_INTERRUPTS();
 	}
+	if (best == -INFINITY)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("sampled softmax loss is out of range"),
+				 errdetail("The label's probability underflows to 0 in every sample.")));
 	result = log((double) samples) - (best + log(acc));
 	/* rounding can leave -1e-16 where the loss is 0 */
 	PG_RETURN_FLOAT8(Max(result, 0.0));
