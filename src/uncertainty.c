@@ -1,0 +1,883 @@
+/*
+ * uncertainty.c
+ *		Uncertainty-weighted multi-task losses (Kendall, Gal & Cipolla, CVPR
+ *		2018) and aleatoric/epistemic uncertainty (Kendall & Gal, NIPS 2017)
+ *		over tables of predictions.
+ *
+ * With s = log sigma^2 per task, a regression task contributes
+ * 0.5 exp(-s) L + 0.5 s and a classification task exp(-s) L + 0.5 s.  For
+ * fixed losses the optimum is s = ln L (regression) or ln 2L
+ * (classification), which is what the aggregates compute from the mean
+ * per-row losses, clamped to [-20, 20] because s -> -inf as a loss -> 0.
+ *
+ * Aggregate states are bytea values with a checked header (see gramian.c),
+ * updated in place when called as an aggregate, combined for parallel and
+ * distributed aggregation.  A state that has to grow, or one that is not
+ * ours to modify, is rebuilt in the current (per-call) memory context: the
+ * executor copies a returned value that is not the old state into the
+ * aggregate context and frees the old one.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include "arrays.h"
+#include "recsys.h"
+#include "uncertainty.h"
+
+/* ---------------------------------------------------------------------
+ * Kernels (no PostgreSQL in here)
+ * ---------------------------------------------------------------------
+ */
+
+/* Get the next output of splitmix64, advancing *x */
+static uint64
+SplitMix64(uint64 *x)
+{
+	uint64		z = (*x += UINT64CONST(0x9E3779B97F4A7C15));
+
+	z = (z ^ (z >> 30)) * UINT64CONST(0xBF58476D1CE4E5B9);
+	z = (z ^ (z >> 27)) * UINT64CONST(0x94D049BB133111EB);
+	return z ^ (z >> 31);
+}
+
+/* Get x rotated left by k bits */
+static inline uint64
+Rotl64(uint64 x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+/* Seed the generator: four splitmix64 outputs become the xoshiro256** state */
+void
+NormalRngInit(NormalRng *rng, uint64 seed)
+{
+	uint64		x = seed;
+
+	for (int i = 0; i < 4; i++)
+		rng->s[i] = SplitMix64(&x);
+	rng->spare = 0.0;
+	rng->has_spare = false;
+}
+
+/* Get the next 64 random bits of xoshiro256** */
+uint64
+NormalRngNext64(NormalRng *rng)
+{
+	uint64	   *s = rng->s;
+	uint64		result = Rotl64(s[1] * 5, 7) * 9;
+	uint64		t = s[1] << 17;
+
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = Rotl64(s[3], 45);
+	return result;
+}
+
+/*
+ * Get a standard normal draw (Box-Muller on u1 in (0, 1], u2 in [0, 1), both
+ * from the top 53 bits; the sine half is kept for the next call)
+ */
+double
+NormalRngNormal(NormalRng *rng)
+{
+	double		u1,
+				u2,
+				r;
+
+	if (rng->has_spare)
+	{
+		rng->has_spare = false;
+		return rng->spare;
+	}
+	u1 = ((NormalRngNext64(rng) >> 11) + 1) * 0x1.0p-53;
+	u2 = (NormalRngNext64(rng) >> 11) * 0x1.0p-53;
+	r = sqrt(-2.0 * log(u1));
+	rng->spare = r * sin(2.0 * M_PI * u2);
+	rng->has_spare = true;
+	return r * cos(2.0 * M_PI * u2);
+}
+
+/*
+ * Get one task's term of Kendall's loss at log variance s; a zero loss
+ * contributes 0.5 s even where exp(-s) overflows
+ */
+double
+UncertaintyTerm(UncertaintyTask type, double loss, double log_var)
+{
+	double		scale = type == TASK_CLASSIFICATION ? 1.0 : 0.5;
+
+	if (loss == 0.0)
+		return 0.5 * log_var;
+	return scale * exp(-log_var) * loss + 0.5 * log_var;
+}
+
+/* Get the clamped minimiser s of a task's term for a fixed (mean) loss */
+double
+UncertaintyOptimalLogVar(UncertaintyTask type, double mean_loss)
+{
+	double		s = log(type == TASK_CLASSIFICATION ? 2.0 * mean_loss : mean_loss);
+
+	/* log(0) = -inf clamps to the lower bound, as it should */
+	return Min(Max(s, UNCERTAINTY_LOG_VAR_MIN), UNCERTAINTY_LOG_VAR_MAX);
+}
+
+/*
+ * Get Kendall & Gal's classification loss over samples Monte Carlo draws:
+ * log T - logsumexp_t ell_t, where ell_t is the log-softmax of the label's
+ * logit after corrupting every logit c with sigmas[c] times a standard
+ * normal draw (drawn in class order).  noisy is scratch space for nclasses
+ * values.  Returns NaN when a noisy logit overflows, +Infinity when every
+ * draw gives the label a probability that underflows to 0.
+ */
+double
+SampledSoftmaxNll(int nclasses, const double *logits, const double *sigmas,
+				  int label, int samples, NormalRng *rng, double *noisy)
+{
+	double		best = -INFINITY;
+	double		acc = 0.0;
+
+	for (int t = 0; t < samples; t++)
+	{
+		double		m = -INFINITY;
+		double		s = 0.0;
+		double		ell;
+		bool		bad = false;
+
+		for (int c = 0; c < nclasses; c++)
+		{
+			noisy[c] = logits[c] + sigmas[c] * NormalRngNormal(rng);
+			bad |= !isfinite(noisy[c]);
+			m = Max(m, noisy[c]);
+		}
+		if (bad)
+			return NAN;
+		for (int c = 0; c < nclasses; c++)
+			s += exp(noisy[c] - m);
+		ell = (noisy[label] - m) - log(s);
+
+		/* running logsumexp over the samples, rescaled when the maximum moves */
+		if (ell > best)
+		{
+			acc = acc * exp(best - ell) + 1.0;
+			best = ell;
+		}
+		else if (ell > -INFINITY)
+			acc += exp(ell - best);
+	}
+	if (best == -INFINITY)
+		return INFINITY;
+	return log((double) samples) - (best + log(acc));
+}
+
+/* ---------------------------------------------------------------------
+ * Aggregate-state helpers (shared with metrics.c)
+ * ---------------------------------------------------------------------
+ */
+
+/* Raise the error for a malformed aggregate state */
+void
+StateInvalid(const char *what, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+			 errmsg("invalid %s state", what),
+			 detail ? errdetail("%s", detail) : 0));
+}
+
+/*
+ * Get argument argno as an aggregate state with the given magic and version,
+ * detoasted and 8-byte aligned; the caller checks the rest of the layout
+ */
+RecsysStateHeader *
+StateGetArg(FunctionCallInfo fcinfo, int argno, uint32 magic, uint16 version,
+			const char *what)
+{
+	bytea	   *raw = PG_GETARG_BYTEA_P(argno);
+	RecsysStateHeader *state = (RecsysStateHeader *) raw;
+
+	if (VARSIZE(raw) < sizeof(RecsysStateHeader) || state->magic != magic)
+		StateInvalid(what, NULL);
+	if (state->version != version)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("unsupported %s state version %d", what, state->version)));
+	if (((uintptr_t) state) % sizeof(double) != 0)
+	{
+		/* a state read from a tuple may be only int-aligned */
+		RecsysStateHeader *copy = palloc(VARSIZE(state));
+
+		memcpy(copy, state, VARSIZE(state));
+		state = copy;
+	}
+	return state;
+}
+
+/*
+ * Get a state the caller may modify: argument argno itself when called as an
+ * aggregate (in-place update), else a copy in the current memory context, so
+ * that a direct SQL call never writes into a value it does not own
+ */
+RecsysStateHeader *
+StateGetWritable(FunctionCallInfo fcinfo, int argno, RecsysStateHeader *state)
+{
+	RecsysStateHeader *copy;
+
+	if (AggCheckCallContext(fcinfo, NULL) &&
+		(Pointer) state == DatumGetPointer(PG_GETARG_DATUM(argno)))
+		return state;
+	copy = palloc(VARSIZE(state));
+	memcpy(copy, state, VARSIZE(state));
+	return copy;
+}
+
+/* Allocate a zeroed state of size bytes in the current memory context */
+RecsysStateHeader *
+StateAlloc(Size size, uint32 magic, uint16 version, const char *what)
+{
+	RecsysStateHeader *state;
+
+	if (!AllocSizeIsValid(size))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s state would exceed 1 GB", what)));
+	state = (RecsysStateHeader *) palloc0(size);
+	SET_VARSIZE(state, size);
+	state->magic = magic;
+	state->version = version;
+	return state;
+}
+
+/* ---------------------------------------------------------------------
+ * Argument checks
+ * ---------------------------------------------------------------------
+ */
+
+/* Check that every loss is non-negative */
+static void
+CheckLosses(const double *losses, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (losses[i] < 0.0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("losses must not be negative"),
+					 errdetail("Task %d has loss %g.", i + 1, losses[i])));
+}
+
+/*
+ * Get the task types of a text[] (regression, classification or its alias
+ * binary) into types[0..ntasks-1]; a NULL array means all regression
+ */
+static void
+GetTaskTypes(ArrayType *a, int ntasks, uint8 *types)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	if (a == NULL)
+	{
+		memset(types, TASK_REGRESSION, ntasks);
+		return;
+	}
+	if (ARR_NDIM(a) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("task_types must be a 1-D array")));
+	deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n != ntasks)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("task_types has %d elements but losses has %d", n, ntasks)));
+	for (int i = 0; i < n; i++)
+	{
+		text	   *t;
+		const char *s;
+		int			len;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("task_types must not contain nulls")));
+		t = DatumGetTextPP(elems[i]);
+		s = VARDATA_ANY(t);
+		len = VARSIZE_ANY_EXHDR(t);
+		if (len == 10 && memcmp(s, "regression", 10) == 0)
+			types[i] = TASK_REGRESSION;
+		else if ((len == 14 && memcmp(s, "classification", 14) == 0) ||
+				 (len == 6 && memcmp(s, "binary", 6) == 0))
+			types[i] = TASK_CLASSIFICATION;
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown task type \"%s\"", text_to_cstring(t)),
+					 errhint("Task types are regression and classification (or binary).")));
+	}
+}
+
+/* The task types of the last text[] a transition function parsed */
+typedef struct TaskTypesCache
+{
+	Size		nbytes;			/* VARSIZE of the array */
+	int			ntasks;
+	char	   *array;			/* a copy of the array */
+	uint8	   *types;
+} TaskTypesCache;
+
+/*
+ * Get the task types of a text[] argument through a per-call-site cache:
+ * aggregates see the same array on every row, so it is parsed once
+ */
+static void
+GetTaskTypesCached(FunctionCallInfo fcinfo, ArrayType *a, int ntasks, uint8 *types)
+{
+	TaskTypesCache *cache = (TaskTypesCache *) fcinfo->flinfo->fn_extra;
+
+	if (a == NULL)
+	{
+		GetTaskTypes(NULL, ntasks, types);
+		return;
+	}
+	if (cache != NULL && cache->ntasks == ntasks && cache->nbytes == VARSIZE(a) &&
+		memcmp(cache->array, a, cache->nbytes) == 0)
+	{
+		memcpy(types, cache->types, ntasks);
+		return;
+	}
+	GetTaskTypes(a, ntasks, types);
+	if (cache == NULL)
+		cache = fcinfo->flinfo->fn_extra =
+			MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(TaskTypesCache));
+	if (cache->array)
+		pfree(cache->array);
+	if (cache->types)
+		pfree(cache->types);
+	cache->array = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, VARSIZE(a));
+	memcpy(cache->array, a, VARSIZE(a));
+	cache->types = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, ntasks);
+	memcpy(cache->types, types, ntasks);
+	cache->nbytes = VARSIZE(a);
+	cache->ntasks = ntasks;
+}
+
+/* Check that a loss value did not overflow */
+static double
+CheckLossResult(double x, const char *what)
+{
+	if (!isfinite(x))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("%s is out of range", what),
+				 errhint("exp(-log_var) overflows for log variances far below the log of the loss.")));
+	return x;
+}
+
+/* ---------------------------------------------------------------------
+ * Row-wise losses
+ * ---------------------------------------------------------------------
+ */
+
+PG_FUNCTION_INFO_V1(uncertainty_loss);
+/* Get Kendall's uncertainty-weighted sum of task losses at log variances s */
+Datum
+uncertainty_loss(PG_FUNCTION_ARGS)
+{
+	double	   *losses,
+			   *log_vars;
+	int			n,
+				nv;
+	uint8	   *types;
+	double		total = 0.0;
+
+	/* NULL task_types means all regression; any other NULL gives NULL */
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	losses = VectorGetDoubles(PG_GETARG_ARRAYTYPE_P(0), &n);
+	log_vars = VectorGetDoubles(PG_GETARG_ARRAYTYPE_P(1), &nv);
+	if (n != nv)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("losses has %d elements but log_vars has %d", n, nv)));
+	CheckLosses(losses, n);
+	types = palloc(n);
+	GetTaskTypesCached(fcinfo, PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2), n, types);
+
+	for (int i = 0; i < n; i++)
+		total += UncertaintyTerm((UncertaintyTask) types[i], losses[i], log_vars[i]);
+	PG_RETURN_FLOAT8(CheckLossResult(total, "uncertainty loss"));
+}
+
+PG_FUNCTION_INFO_V1(gaussian_nll);
+/* Get the heteroscedastic regression loss 0.5 exp(-s) (y - mean)^2 + 0.5 s */
+Datum
+gaussian_nll(PG_FUNCTION_ARGS)
+{
+	double		y = PG_GETARG_FLOAT8(0);
+	double		mean = PG_GETARG_FLOAT8(1);
+	double		log_var = PG_GETARG_FLOAT8(2);
+	double		r;
+
+	CheckFiniteDouble(y, "y");
+	CheckFiniteDouble(mean, "mean");
+	CheckFiniteDouble(log_var, "log_var");
+	r = y - mean;
+	PG_RETURN_FLOAT8(CheckLossResult(UncertaintyTerm(TASK_REGRESSION, r * r, log_var),
+									 "gaussian_nll"));
+}
+
+PG_FUNCTION_INFO_V1(sampled_softmax_nll);
+/*
+ * Get Kendall & Gal's classification loss with Gaussian logit noise:
+ * -log (1/T) sum_t softmax(f + sigma eps_t)[label], with sigma =
+ * exp(log_var / 2) per class (or one log_var for all), label counted from 0
+ */
+Datum
+sampled_softmax_nll(PG_FUNCTION_ARGS)
+{
+	int			nclasses,
+				nvars;
+	double	   *logits = VectorGetDoubles(PG_GETARG_ARRAYTYPE_P(0), &nclasses);
+	double	   *log_vars = VectorGetDoubles(PG_GETARG_ARRAYTYPE_P(1), &nvars);
+	int32		label = PG_GETARG_INT32(2);
+	int32		samples = PG_GETARG_INT32(3);
+	int32		seed = PG_GETARG_INT32(4);
+	double	   *sigmas;
+	double	   *noisy;
+	NormalRng	rng;
+	double		best = -INFINITY;
+	double		acc = 0.0;
+	double		result;
+
+	if (nvars != nclasses && nvars != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("log_vars has %d elements but logits has %d", nvars, nclasses),
+				 errhint("Pass one log variance per class, or one for all classes.")));
+	if (label < 0 || label >= nclasses)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("label %d is out of range for %d classes", label, nclasses),
+				 errhint("Labels count from 0 to the number of classes minus 1.")));
+	if (samples < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("samples must be at least 1")));
+	if (samples > UNCERTAINTY_MAX_SAMPLES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("samples must be at most %d", UNCERTAINTY_MAX_SAMPLES)));
+
+	sigmas = palloc(sizeof(double) * nclasses);
+	noisy = palloc(sizeof(double) * nclasses);
+	for (int c = 0; c < nclasses; c++)
+	{
+		sigmas[c] = exp(0.5 * log_vars[nvars == 1 ? 0 : c]);
+		if (!isfinite(sigmas[c]))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("noise scale exp(log_var / 2) overflows for log_var %g",
+							log_vars[nvars == 1 ? 0 : c])));
+	}
+
+	/* the seed is sign-extended to 64 bits, as the reference script does */
+	NormalRngInit(&rng, (uint64) (int64) seed);
+
+	/* blocks of samples between interrupt checks, merged by logsumexp */
+	for (int done = 0; done < samples;)
+	{
+		int			block = Min(samples - done, Max(1, 65536 / nclasses));
+		double		nll = SampledSoftmaxNll(nclasses, logits, sigmas, label, block,
+											&rng, noisy);
+		double		lse;
+
+		if (isnan(nll))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("noisy logits overflow"),
+					 errhint("The log variances are too large.")));
+		/* the block's logsumexp_t ell_t; -inf adds nothing */
+		lse = log((double) block) - nll;
+		if (lse > best)
+		{
+			acc = acc * exp(best - lse) + 1.0;
+			best = lse;
+		}
+		else if (lse > -INFINITY)
+			acc += exp(lse - best);
+		done += block;
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (best == -INFINITY)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("sampled softmax loss is out of range"),
+				 errdetail("The label's probability underflows to 0 in every sample.")));
+	result = log((double) samples) - (best + log(acc));
+	/* rounding can leave -1e-16 where the loss is 0 */
+	PG_RETURN_FLOAT8(Max(result, 0.0));
+}
+
+/* ---------------------------------------------------------------------
+ * Multi-task aggregates: uncertainty_weights, uncertainty_weighted_loss
+ * ---------------------------------------------------------------------
+ */
+
+#define TASKLOSS_MAGIC 0x5253544C	/* "RSTL" */
+#define TASKLOSS_VERSION 1
+#define TASKLOSS_WHAT "uncertainty_weights"
+
+typedef struct TaskLossState
+{
+	RecsysStateHeader hdr;
+	int32		ntasks;			/* k */
+	int32		reserved;
+	int64		count;			/* rows aggregated */
+	CompensatedSum sums[FLEXIBLE_ARRAY_MEMBER];	/* k sums, then k task types */
+} TaskLossState;
+
+#define TASKLOSS_HDRSZ offsetof(TaskLossState, sums)
+#define TaskLossTypes(s) ((uint8 *) ((s)->sums + (s)->ntasks))
+
+/* Get the byte size of a multi-task loss state for k tasks */
+static Size
+TaskLossStateSize(int ntasks)
+{
+	return TASKLOSS_HDRSZ + (sizeof(CompensatedSum) + 1) * (Size) ntasks;
+}
+
+/* Get argument argno as a checked multi-task loss state */
+static TaskLossState *
+GetTaskLossState(FunctionCallInfo fcinfo, int argno)
+{
+	TaskLossState *state = (TaskLossState *)
+		StateGetArg(fcinfo, argno, TASKLOSS_MAGIC, TASKLOSS_VERSION, TASKLOSS_WHAT);
+
+	if (VARSIZE(state) < TASKLOSS_HDRSZ || state->ntasks < 1 ||
+		state->ntasks > RECSYS_MAX_DIM_LIMIT || state->count < 0 ||
+		VARSIZE(state) != TaskLossStateSize(state->ntasks))
+		StateInvalid(TASKLOSS_WHAT, "The header does not match the size of the state.");
+	for (int i = 0; i < state->ntasks; i++)
+	{
+		if (!isfinite(state->sums[i].sum) || !isfinite(state->sums[i].comp) ||
+			CompensatedValue(&state->sums[i]) < 0.0)
+			StateInvalid(TASKLOSS_WHAT, "The state holds an invalid loss sum.");
+		if (TaskLossTypes(state)[i] > TASK_CLASSIFICATION)
+			StateInvalid(TASKLOSS_WHAT, "The state holds an unknown task type.");
+	}
+	return state;
+}
+
+/* Check that two states (or a state and a row) agree on the tasks */
+static void
+CheckSameTasks(const TaskLossState *state, int ntasks, const uint8 *types)
+{
+	if (state->ntasks != ntasks)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("losses has %d elements but earlier rows have %d",
+						ntasks, state->ntasks)));
+	if (memcmp(TaskLossTypes(state), types, ntasks) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("task_types differ between rows")));
+}
+
+PG_FUNCTION_INFO_V1(uncertainty_weights_accum);
+/* Get the multi-task loss state with one more row of per-task losses */
+Datum
+uncertainty_weights_accum(PG_FUNCTION_ARGS)
+{
+	TaskLossState *state = NULL;
+	double	   *losses;
+	uint8	   *types;
+	int			n;
+
+	if (!PG_ARGISNULL(0))
+		state = GetTaskLossState(fcinfo, 0);
+	/* rows without losses are skipped, like NULL rows in avg() */
+	if (PG_ARGISNULL(1))
+	{
+		if (state == NULL)
+			PG_RETURN_NULL();
+		PG_RETURN_BYTEA_P((bytea *) state);
+	}
+
+	losses = VectorGetDoubles(PG_GETARG_ARRAYTYPE_P(1), &n);
+	CheckLosses(losses, n);
+	types = palloc(n);
+	GetTaskTypesCached(fcinfo, PG_NARGS() < 3 || PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2),
+					   n, types);
+
+	if (state == NULL)
+	{
+		state = (TaskLossState *) StateAlloc(TaskLossStateSize(n), TASKLOSS_MAGIC,
+											 TASKLOSS_VERSION, TASKLOSS_WHAT);
+		state->ntasks = n;
+		memcpy(TaskLossTypes(state), types, n);
+	}
+	else
+	{
+		CheckSameTasks(state, n, types);
+		state = (TaskLossState *) StateGetWritable(fcinfo, 0, &state->hdr);
+	}
+
+	for (int i = 0; i < n; i++)
+		CompensatedAdd(&state->sums[i], losses[i]);
+	state->count++;
+	for (int i = 0; i < n; i++)
+		if (!isfinite(state->sums[i].sum))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("sum of losses of task %d is out of range", i + 1)));
+	PG_RETURN_BYTEA_P((bytea *) state);
+}
+
+PG_FUNCTION_INFO_V1(uncertainty_weights_combine);
+/* Get the union of two multi-task loss states (parallel aggregation) */
+Datum
+uncertainty_weights_combine(PG_FUNCTION_ARGS)
+{
+	TaskLossState *state1 = PG_ARGISNULL(0) ? NULL : GetTaskLossState(fcinfo, 0);
+	TaskLossState *state2 = PG_ARGISNULL(1) ? NULL : GetTaskLossState(fcinfo, 1);
+
+	if (state2 == NULL)
+	{
+		if (state1 == NULL)
+			PG_RETURN_NULL();
+		PG_RETURN_BYTEA_P((bytea *) state1);
+	}
+	if (state1 == NULL)
+	{
+		/* a copy in the current context; the executor moves it into its own */
+		state1 = palloc(VARSIZE(state2));
+		memcpy(state1, state2, VARSIZE(state2));
+		PG_RETURN_BYTEA_P((bytea *) state1);
+	}
+	CheckSameTasks(state1, state2->ntasks, TaskLossTypes(state2));
+	state1 = (TaskLossState *) StateGetWritable(fcinfo, 0, &state1->hdr);
+	for (int i = 0; i < state1->ntasks; i++)
+	{
+		CompensatedMerge(&state1->sums[i], &state2->sums[i]);
+		if (!isfinite(state1->sums[i].sum))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("sum of losses of task %d is out of range", i + 1)));
+	}
+	state1->count += state2->count;
+	PG_RETURN_BYTEA_P((bytea *) state1);
+}
+
+/* Get the per-task mean losses and optimal log variances of a state */
+static void
+TaskLossOptimum(const TaskLossState *state, double *means, double *log_vars)
+{
+	for (int i = 0; i < state->ntasks; i++)
+	{
+		means[i] = Max(CompensatedValue(&state->sums[i]), 0.0) / (double) state->count;
+		log_vars[i] = UncertaintyOptimalLogVar((UncertaintyTask) TaskLossTypes(state)[i],
+											   means[i]);
+	}
+}
+
+PG_FUNCTION_INFO_V1(uncertainty_weights_final);
+/* Get the optimal log variances s_k as double precision[], NULL for no rows */
+Datum
+uncertainty_weights_final(PG_FUNCTION_ARGS)
+{
+	TaskLossState *state;
+	double	   *means,
+			   *log_vars;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	state = GetTaskLossState(fcinfo, 0);
+	if (state->count == 0)
+		PG_RETURN_NULL();
+	means = palloc(sizeof(double) * state->ntasks);
+	log_vars = palloc(sizeof(double) * state->ntasks);
+	TaskLossOptimum(state, means, log_vars);
+	PG_RETURN_ARRAYTYPE_P(DoublesToArray(log_vars, state->ntasks));
+}
+
+PG_FUNCTION_INFO_V1(uncertainty_weighted_loss_final);
+/* Get Kendall's total loss at the optimal log variances, NULL for no rows */
+Datum
+uncertainty_weighted_loss_final(PG_FUNCTION_ARGS)
+{
+	TaskLossState *state;
+	double	   *means,
+			   *log_vars;
+	double		total = 0.0;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	state = GetTaskLossState(fcinfo, 0);
+	if (state->count == 0)
+		PG_RETURN_NULL();
+	means = palloc(sizeof(double) * state->ntasks);
+	log_vars = palloc(sizeof(double) * state->ntasks);
+	TaskLossOptimum(state, means, log_vars);
+	for (int i = 0; i < state->ntasks; i++)
+		total += UncertaintyTerm((UncertaintyTask) TaskLossTypes(state)[i], means[i],
+								 log_vars[i]);
+	PG_RETURN_FLOAT8(CheckLossResult(total, "uncertainty weighted loss"));
+}
+
+/* ---------------------------------------------------------------------
+ * predictive_variance: epistemic + aleatoric variance over MC samples
+ * ---------------------------------------------------------------------
+ */
+
+#define PREDVAR_MAGIC 0x52535056	/* "RSPV" */
+#define PREDVAR_VERSION 1
+#define PREDVAR_WHAT "predictive_variance"
+
+typedef struct PredVarState
+{
+	RecsysStateHeader hdr;
+	int64		count;			/* samples */
+	double		mean;			/* running mean of the predicted means */
+	double		m2;				/* sum of squared deviations of the means */
+	double		var_mean;		/* running mean of the predicted variances */
+} PredVarState;
+
+/* Get argument argno as a checked predictive-variance state */
+static PredVarState *
+GetPredVarState(FunctionCallInfo fcinfo, int argno)
+{
+	PredVarState *state = (PredVarState *)
+		StateGetArg(fcinfo, argno, PREDVAR_MAGIC, PREDVAR_VERSION, PREDVAR_WHAT);
+
+	if (VARSIZE(state) != sizeof(PredVarState) || state->count < 0)
+		StateInvalid(PREDVAR_WHAT, "The header does not match the size of the state.");
+	if (!isfinite(state->mean) || !isfinite(state->m2) || !isfinite(state->var_mean) ||
+		state->m2 < 0.0 || state->var_mean < 0.0 ||
+		(state->count == 0 && (state->mean != 0.0 || state->m2 != 0.0 ||
+							   state->var_mean != 0.0)))
+		StateInvalid(PREDVAR_WHAT, "The state holds an invalid moment.");
+	return state;
+}
+
+/* Check that the moments of a state are still finite after an update */
+static void
+CheckPredVarRange(const PredVarState *state)
+{
+	if (!isfinite(state->mean) || !isfinite(state->m2) || !isfinite(state->var_mean))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("predictive variance is out of range")));
+}
+
+PG_FUNCTION_INFO_V1(predictive_variance_accum);
+/* Get the state with one more MC sample (Welford's update) */
+Datum
+predictive_variance_accum(PG_FUNCTION_ARGS)
+{
+	PredVarState *state = PG_ARGISNULL(0) ? NULL : GetPredVarState(fcinfo, 0);
+	double		x,
+				v,
+				delta;
+
+	/* samples without a mean or a variance are skipped */
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+	{
+		if (state == NULL)
+			PG_RETURN_NULL();
+		PG_RETURN_BYTEA_P((bytea *) state);
+	}
+	x = PG_GETARG_FLOAT8(1);
+	v = PG_GETARG_FLOAT8(2);
+	CheckFiniteDouble(x, "mean");
+	CheckFiniteDouble(v, "variance");
+	if (v < 0.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("variance must not be negative")));
+
+	if (state == NULL)
+		state = (PredVarState *) StateAlloc(sizeof(PredVarState), PREDVAR_MAGIC,
+											PREDVAR_VERSION, PREDVAR_WHAT);
+	else
+		state = (PredVarState *) StateGetWritable(fcinfo, 0, &state->hdr);
+
+	state->count++;
+	delta = x - state->mean;
+	state->mean += delta / (double) state->count;
+	state->m2 += delta * (x - state->mean);
+	state->var_mean += (v - state->var_mean) / (double) state->count;
+	CheckPredVarRange(state);
+	PG_RETURN_BYTEA_P((bytea *) state);
+}
+
+PG_FUNCTION_INFO_V1(predictive_variance_combine);
+/* Get the union of two predictive-variance states (Chan et al.'s merge) */
+Datum
+predictive_variance_combine(PG_FUNCTION_ARGS)
+{
+	PredVarState *state1 = PG_ARGISNULL(0) ? NULL : GetPredVarState(fcinfo, 0);
+	PredVarState *state2 = PG_ARGISNULL(1) ? NULL : GetPredVarState(fcinfo, 1);
+	double		n1,
+				n2,
+				n,
+				delta;
+
+	if (state2 == NULL || state2->count == 0)
+	{
+		if (state1 == NULL)
+		{
+			if (state2 == NULL)
+				PG_RETURN_NULL();
+			state1 = palloc(sizeof(PredVarState));
+			memcpy(state1, state2, sizeof(PredVarState));
+		}
+		PG_RETURN_BYTEA_P((bytea *) state1);
+	}
+	if (state1 == NULL)
+	{
+		state1 = palloc(sizeof(PredVarState));
+		memcpy(state1, state2, sizeof(PredVarState));
+		PG_RETURN_BYTEA_P((bytea *) state1);
+	}
+	state1 = (PredVarState *) StateGetWritable(fcinfo, 0, &state1->hdr);
+
+	n1 = (double) state1->count;
+	n2 = (double) state2->count;
+	n = n1 + n2;
+	delta = state2->mean - state1->mean;
+	state1->mean += delta * (n2 / n);
+	state1->m2 += state2->m2 + delta * delta * (n1 * n2 / n);
+	state1->var_mean += (state2->var_mean - state1->var_mean) * (n2 / n);
+	state1->count += state2->count;
+	CheckPredVarRange(state1);
+	PG_RETURN_BYTEA_P((bytea *) state1);
+}
+
+PG_FUNCTION_INFO_V1(predictive_variance_final);
+/* Get {epistemic, aleatoric, total}: var_pop of the means, mean variance, their sum */
+Datum
+predictive_variance_final(PG_FUNCTION_ARGS)
+{
+	PredVarState *state;
+	double		out[3];
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	state = GetPredVarState(fcinfo, 0);
+	if (state->count == 0)
+		PG_RETURN_NULL();
+	out[0] = state->m2 / (double) state->count;
+	out[1] = state->var_mean;
+	out[2] = out[0] + out[1];
+	PG_RETURN_ARRAYTYPE_P(DoublesToArray(out, 3));
+}
