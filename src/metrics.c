@@ -14,8 +14,8 @@
 #include "utils/memutils.h"
 
 #include "arrays.h"
+#include "aggstate.h"
 #include "recsys.h"
-#include "uncertainty.h"
 
 /* Get the elements of a 1-D bigint[] without NULLs; NULL elements are an error */
 static int64 *

@@ -29,84 +29,15 @@
 #include "utils/memutils.h"
 
 #include "arrays.h"
+#include "aggstate.h"
 #include "recsys.h"
+#include "rng.h"
 #include "uncertainty.h"
 
 /* ---------------------------------------------------------------------
  * Kernels (no PostgreSQL in here)
  * ---------------------------------------------------------------------
  */
-
-/* Get the next output of splitmix64, advancing *x */
-static uint64
-SplitMix64(uint64 *x)
-{
-	uint64		z = (*x += UINT64CONST(0x9E3779B97F4A7C15));
-
-	z = (z ^ (z >> 30)) * UINT64CONST(0xBF58476D1CE4E5B9);
-	z = (z ^ (z >> 27)) * UINT64CONST(0x94D049BB133111EB);
-	return z ^ (z >> 31);
-}
-
-/* Get x rotated left by k bits */
-static inline uint64
-Rotl64(uint64 x, int k)
-{
-	return (x << k) | (x >> (64 - k));
-}
-
-/* Seed the generator: four splitmix64 outputs become the xoshiro256** state */
-void
-NormalRngInit(NormalRng *rng, uint64 seed)
-{
-	uint64		x = seed;
-
-	for (int i = 0; i < 4; i++)
-		rng->s[i] = SplitMix64(&x);
-	rng->spare = 0.0;
-	rng->has_spare = false;
-}
-
-/* Get the next 64 random bits of xoshiro256** */
-uint64
-NormalRngNext64(NormalRng *rng)
-{
-	uint64	   *s = rng->s;
-	uint64		result = Rotl64(s[1] * 5, 7) * 9;
-	uint64		t = s[1] << 17;
-
-	s[2] ^= s[0];
-	s[3] ^= s[1];
-	s[1] ^= s[2];
-	s[0] ^= s[3];
-	s[2] ^= t;
-	s[3] = Rotl64(s[3], 45);
-	return result;
-}
-
-/*
- * Get a standard normal draw (Box-Muller on u1 in (0, 1], u2 in [0, 1), both
- * from the top 53 bits; the sine half is kept for the next call)
- */
-double
-NormalRngNormal(NormalRng *rng)
-{
-	double		u1,
-				u2,
-				r;
-
-	if (rng->has_spare)
-	{
-		rng->has_spare = false;
-		return rng->spare;
-	}
-	u1 = ((NormalRngNext64(rng) >> 11) + 1) * 0x1.0p-53;
-	u2 = (NormalRngNext64(rng) >> 11) * 0x1.0p-53;
-	r = sqrt(-2.0 * log(u1));
-	rng->spare = r * sin(2.0 * M_PI * u2);
-	rng->has_spare = true;
-	return r * cos(2.0 * M_PI * u2);
-}
 
 /*
  * Get one task's term of Kendall's loss at log variance s; a zero loss
@@ -178,84 +109,6 @@ SampledSoftmaxNll(int nclasses, const double *logits, const double *sigmas,
 	if (best == -INFINITY)
 		return INFINITY;
 	return log((double) samples) - (best + log(acc));
-}
-
-/* ---------------------------------------------------------------------
- * Aggregate-state helpers (shared with metrics.c)
- * ---------------------------------------------------------------------
- */
-
-/* Raise the error for a malformed aggregate state */
-void
-StateInvalid(const char *what, const char *detail)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-			 errmsg("invalid %s state", what),
-			 detail ? errdetail("%s", detail) : 0));
-}
-
-/*
- * Get argument argno as an aggregate state with the given magic and version,
- * detoasted and 8-byte aligned; the caller checks the rest of the layout
- */
-RecsysStateHeader *
-StateGetArg(FunctionCallInfo fcinfo, int argno, uint32 magic, uint16 version,
-			const char *what)
-{
-	bytea	   *raw = PG_GETARG_BYTEA_P(argno);
-	RecsysStateHeader *state = (RecsysStateHeader *) raw;
-
-	if (VARSIZE(raw) < sizeof(RecsysStateHeader) || state->magic != magic)
-		StateInvalid(what, NULL);
-	if (state->version != version)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("unsupported %s state version %d", what, state->version)));
-	if (((uintptr_t) state) % sizeof(double) != 0)
-	{
-		/* a state read from a tuple may be only int-aligned */
-		RecsysStateHeader *copy = palloc(VARSIZE(state));
-
-		memcpy(copy, state, VARSIZE(state));
-		state = copy;
-	}
-	return state;
-}
-
-/*
- * Get a state the caller may modify: argument argno itself when called as an
- * aggregate (in-place update), else a copy in the current memory context, so
- * that a direct SQL call never writes into a value it does not own
- */
-RecsysStateHeader *
-StateGetWritable(FunctionCallInfo fcinfo, int argno, RecsysStateHeader *state)
-{
-	RecsysStateHeader *copy;
-
-	if (AggCheckCallContext(fcinfo, NULL) &&
-		(Pointer) state == DatumGetPointer(PG_GETARG_DATUM(argno)))
-		return state;
-	copy = palloc(VARSIZE(state));
-	memcpy(copy, state, VARSIZE(state));
-	return copy;
-}
-
-/* Allocate a zeroed state of size bytes in the current memory context */
-RecsysStateHeader *
-StateAlloc(Size size, uint32 magic, uint16 version, const char *what)
-{
-	RecsysStateHeader *state;
-
-	if (!AllocSizeIsValid(size))
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("%s state would exceed 1 GB", what)));
-	state = (RecsysStateHeader *) palloc0(size);
-	SET_VARSIZE(state, size);
-	state->magic = magic;
-	state->version = version;
-	return state;
 }
 
 /* ---------------------------------------------------------------------

@@ -1,0 +1,88 @@
+/*
+ * aggstate.c
+ *		Checking, copying and allocating bytea aggregate states.
+ *
+ * A state that has to grow, or one that is not ours to modify, is rebuilt
+ * in the current (per-call) memory context: the executor copies a returned
+ * value that is not the old state into the aggregate context and frees the
+ * old one.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/memutils.h"
+
+#include "aggstate.h"
+
+/* Raise the error for a malformed aggregate state */
+void
+StateInvalid(const char *what, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+			 errmsg("invalid %s state", what),
+			 detail ? errdetail("%s", detail) : 0));
+}
+
+/*
+ * Get argument argno as an aggregate state with the given magic and version,
+ * detoasted and 8-byte aligned; the caller checks the rest of the layout
+ */
+RecsysStateHeader *
+StateGetArg(FunctionCallInfo fcinfo, int argno, uint32 magic, uint16 version,
+			const char *what)
+{
+	bytea	   *raw = PG_GETARG_BYTEA_P(argno);
+	RecsysStateHeader *state = (RecsysStateHeader *) raw;
+
+	if (VARSIZE(raw) < sizeof(RecsysStateHeader) || state->magic != magic)
+		StateInvalid(what, NULL);
+	if (state->version != version)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("unsupported %s state version %d", what, state->version)));
+	if (((uintptr_t) state) % sizeof(double) != 0)
+	{
+		/* a state read from a tuple may be only int-aligned */
+		RecsysStateHeader *copy = palloc(VARSIZE(state));
+
+		memcpy(copy, state, VARSIZE(state));
+		state = copy;
+	}
+	return state;
+}
+
+/*
+ * Get a state the caller may modify: argument argno itself when called as an
+ * aggregate (in-place update), else a copy in the current memory context, so
+ * that a direct SQL call never writes into a value it does not own
+ */
+RecsysStateHeader *
+StateGetWritable(FunctionCallInfo fcinfo, int argno, RecsysStateHeader *state)
+{
+	RecsysStateHeader *copy;
+
+	if (AggCheckCallContext(fcinfo, NULL) &&
+		(Pointer) state == DatumGetPointer(PG_GETARG_DATUM(argno)))
+		return state;
+	copy = palloc(VARSIZE(state));
+	memcpy(copy, state, VARSIZE(state));
+	return copy;
+}
+
+/* Allocate a zeroed state of size bytes in the current memory context */
+RecsysStateHeader *
+StateAlloc(Size size, uint32 magic, uint16 version, const char *what)
+{
+	RecsysStateHeader *state;
+
+	if (!AllocSizeIsValid(size))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s state would exceed 1 GB", what)));
+	state = (RecsysStateHeader *) palloc0(size);
+	SET_VARSIZE(state, size);
+	state->magic = magic;
+	state->version = version;
+	return state;
+}

@@ -1,0 +1,88 @@
+/*
+ * rng.c
+ *		splitmix64-seeded xoshiro256** with Box-Muller normals: results are
+ *		reproducible for a seed on every platform and outside PostgreSQL.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "rng.h"
+
+/* Get the next output of splitmix64, advancing *x */
+static uint64
+SplitMix64(uint64 *x)
+{
+	uint64		z = (*x += UINT64CONST(0x9E3779B97F4A7C15));
+
+	z = (z ^ (z >> 30)) * UINT64CONST(0xBF58476D1CE4E5B9);
+	z = (z ^ (z >> 27)) * UINT64CONST(0x94D049BB133111EB);
+	return z ^ (z >> 31);
+}
+
+/* Get x rotated left by k bits */
+static inline uint64
+Rotl64(uint64 x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+/* Seed the generator: four splitmix64 outputs become the xoshiro256** state */
+void
+NormalRngInit(NormalRng *rng, uint64 seed)
+{
+	uint64		x = seed;
+
+	for (int i = 0; i < 4; i++)
+		rng->s[i] = SplitMix64(&x);
+	rng->spare = 0.0;
+	rng->has_spare = false;
+}
+
+/* Get the next 64 random bits of xoshiro256** */
+uint64
+NormalRngNext64(NormalRng *rng)
+{
+	uint64	   *s = rng->s;
+	uint64		result = Rotl64(s[1] * 5, 7) * 9;
+	uint64		t = s[1] << 17;
+
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = Rotl64(s[3], 45);
+	return result;
+}
+
+/*
+ * Get a standard normal draw (Box-Muller on u1 in (0, 1], u2 in [0, 1), both
+ * from the top 53 bits; the sine half is kept for the next call)
+ */
+double
+NormalRngNormal(NormalRng *rng)
+{
+	double		u1,
+				u2,
+				r;
+
+	if (rng->has_spare)
+	{
+		rng->has_spare = false;
+		return rng->spare;
+	}
+	u1 = ((NormalRngNext64(rng) >> 11) + 1) * 0x1.0p-53;
+	u2 = (NormalRngNext64(rng) >> 11) * 0x1.0p-53;
+	r = sqrt(-2.0 * log(u1));
+	rng->spare = r * sin(2.0 * M_PI * u2);
+	rng->has_spare = true;
+	return r * cos(2.0 * M_PI * u2);
+}
+
+/* Get a uniform double in [0, 1) */
+double
+NormalRngUniform(NormalRng *rng)
+{
+	return (NormalRngNext64(rng) >> 11) * 0x1.0p-53;
+}
