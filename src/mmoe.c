@@ -1055,7 +1055,8 @@ ReadRow(FunctionCallInfo fcinfo, const MmoeModel *m, MmoeScratch *s, int r,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("features have %d elements, but the model takes %d", dim, m->input_dim)));
 	VectorToFloats(features, s->x + (size_t) r * m->in_width);
-	CheckNeeded(m, cat_null, ctx_null);
+	/* gate_weights has no context argument: gates do not use it */
+	CheckNeeded(m, cat_null, ctx_arg >= 0 && ctx_null);
 	if (!cat_null)
 	{
 		int			n;

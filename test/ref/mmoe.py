@@ -29,6 +29,13 @@ VARIANTS = [
                  "tasks": [{"name": "click", "type": "binary", "tower": [8]},
                            {"name": "watch_time", "type": "regression", "tower": []}]},
      "F32", True),
+    # same config as softmax, other weights: imported as version 2 of the softmax model
+    ("softmax_v2", {"kind": "mmoe", "input_dim": 12,
+                    "experts": {"count": 4, "hidden": [16, 8], "activation": "relu"},
+                    "gate": {"type": "softmax"},
+                    "tasks": [{"name": "click", "type": "binary", "tower": [8]},
+                              {"name": "watch_time", "type": "regression", "tower": []}]},
+     "F32", True),
     ("topk", {"kind": "mmoe", "input_dim": 10,
               "experts": {"count": 5, "hidden": [12]},
               "gate": {"type": "noisy_top_k", "k": 2},
@@ -88,7 +95,8 @@ def main(outdir):
              " mean float8, variance float8);"]
     for vi, (variant, config, dtype, pass_config) in enumerate(VARIANTS):
         torch.manual_seed(1000 + vi)
-        rng = np.random.default_rng(2000 + vi)
+        # softmax_v2 scores the same rows as softmax
+        rng = np.random.default_rng(2000 + (0 if variant == "softmax_v2" else vi))
         model = MMoE(config)
         state = model.state_dict()
         names = sorted(state)
