@@ -326,7 +326,11 @@ ConfigToModel(Jsonb *config)
 		{
 			m->gate = MMOE_GATE_NOISY_TOP_K;
 			ConfigRequire(obj, "k", "gate.k", &v);
-			m->top_k = ConfigInt(&v, "gate.k", 1, m->nexperts);
+			m->top_k = ConfigInt(&v, "gate.k", 1, PG_INT32_MAX);
+			if (m->top_k > m->nexperts)
+				ConfigError(ERRCODE_INVALID_PARAMETER_VALUE,
+							"mmoe config: \"gate.k\" is %d, more than \"experts.count\" (%d)",
+							m->top_k, m->nexperts);
 		}
 		else
 			ConfigError(ERRCODE_INVALID_PARAMETER_VALUE,
