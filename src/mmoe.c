@@ -701,12 +701,35 @@ Dense(int rows, const MmoeLayer *l, const float *x, float *y)
 		LinalgSgemm(rows, l->out, l->in, 1.0f, x, 0, l->w, 1, 1.0f, y);
 }
 
-/* Apply ReLU in place */
+/*
+ * Apply ReLU in place.  Clearing the bits of values whose sign bit is set is
+ * branch-free (a compare-and-select on floats compiles to a branch that
+ * mispredicts on half the units), and blocks of 8 let gcc -O2 vectorize.
+ */
 static void
 Relu(float *y, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+	uint32	   *u = (uint32 *) y;
+	size_t		i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		for (int k = 0; k < 8; k++)
+			u[i + k] &= ~(uint32) ((int32) u[i + k] >> 31);
+	for (; i < n; i++)
+		u[i] &= ~(uint32) ((int32) u[i] >> 31);
+}
+
+/* Compute y += a x, in blocks of 8 that gcc -O2 vectorizes */
+static void
+AddScaled(size_t n, float a, const float *restrict x, float *restrict y)
+{
+	size_t		j = 0;
+
+	for (; j + 8 <= n; j += 8)
+		for (size_t k = 0; k < 8; k++)
+			y[j + k] += a * x[j + k];
+	for (; j < n; j++)
+		y[j] += a * x[j];
 }
 
 /*
@@ -867,10 +890,8 @@ MmoeForward(const MmoeModel *m, MmoeScratch *s, int rows, const MmoeDropout *dro
 				float		g = s->gates[(size_t) r * m->nexperts + i];
 				const float *e = s->experts + ((size_t) i * rows + r) * h;
 
-				if (g == 0.0f)
-					continue;
-				for (int j = 0; j < h; j++)
-					mix[j] += g * e[j];
+				if (g != 0.0f)
+					AddScaled(h, g, e, mix);
 			}
 		}
 		if (m->context_dim > 0)
