@@ -628,6 +628,10 @@ LoadTensors(MmoeModel *m, const SafetensorsFile *file)
 		else
 			pfree(out);
 	}
+	for (int i = 0; i < list.n; i++)
+		pfree(list.items[i].name);
+	if (list.items)
+		pfree(list.items);
 	pfree(used);
 }
 
@@ -947,6 +951,7 @@ typedef struct MmoeCall
 {
 	ModelRef	ref;
 	uint64		load_id;		/* model the scratch was made for */
+	int			rows_asked;		/* rows the scratch was asked for */
 	MemoryContext scratch_cxt;
 	MmoeScratch *scratch;
 } MmoeCall;
@@ -957,7 +962,8 @@ typedef struct MmoeCall
  * statement.
  */
 static const MmoeModel *
-GetModel(FunctionCallInfo fcinfo, int version_arg, int maxrows, MmoeScratch **scratch)
+GetModel(FunctionCallInfo fcinfo, int version_arg, int maxrows, MmoeScratch **scratch,
+		 uint64 *model_id)
 {
 	MmoeCall   *call = (MmoeCall *) fcinfo->flinfo->fn_extra;
 	MemoryContext mcxt = fcinfo->flinfo->fn_mcxt;
@@ -979,7 +985,7 @@ GetModel(FunctionCallInfo fcinfo, int version_arg, int maxrows, MmoeScratch **sc
 					 errmsg("model version must be positive")));
 	}
 	m = ModelStoreAcquire(&call->ref, mcxt, PG_GETARG_TEXT_PP(0), version, &load_id);
-	if (call->scratch == NULL || call->load_id != load_id || call->scratch->maxrows < maxrows)
+	if (call->scratch == NULL || call->load_id != load_id || call->rows_asked < maxrows)
 	{
 		MemoryContext old;
 
@@ -992,8 +998,11 @@ GetModel(FunctionCallInfo fcinfo, int version_arg, int maxrows, MmoeScratch **sc
 		call->scratch = MmoeScratchCreate(m, maxrows);
 		MemoryContextSwitchTo(old);
 		call->load_id = load_id;
+		call->rows_asked = maxrows;
 	}
 	*scratch = call->scratch;
+	if (model_id)
+		*model_id = load_id;
 	return m;
 }
 
@@ -1116,6 +1125,67 @@ ReadRow(FunctionCallInfo fcinfo, const MmoeModel *m, MmoeScratch *s, int r,
 		s->position[r] = -1;
 }
 
+/*
+ * The last row predict scored in this backend.  A query that uses the
+ * result several times, like the usual
+ *	SELECT p[1] * 0.7 + p[2] * 0.3 FROM (SELECT recsys.predict(...) p ...) s
+ * calls predict once per use after the planner flattens the subquery (each
+ * use becomes its own call); those calls find the row here and skip the
+ * forward pass.  Keyed by the parsed model and the exact inputs.
+ */
+static struct
+{
+	uint64		model_id;
+	int			nkey;
+	int			capacity;
+	float	   *key;
+	float	   *probe;
+	float		out[MMOE_MAX_TASKS];
+}			LastRow;
+
+/* Score row 0 of the scratch, reusing the previous result for identical inputs */
+static void
+ScoreRow(const MmoeModel *m, MmoeScratch *s, uint64 model_id, float *out)
+{
+	int			nkey = m->input_dim + m->ncategorical + m->context_dim + 1;
+	float	   *k;
+
+	if (LastRow.capacity < nkey)
+	{
+		if (LastRow.key)
+		{
+			pfree(LastRow.key);
+			pfree(LastRow.probe);
+		}
+		LastRow.model_id = 0;
+		LastRow.key = MemoryContextAlloc(TopMemoryContext, sizeof(float) * nkey);
+		LastRow.probe = MemoryContextAlloc(TopMemoryContext, sizeof(float) * nkey);
+		LastRow.capacity = nkey;
+	}
+	k = LastRow.probe;
+	memcpy(k, s->x, sizeof(float) * m->input_dim);
+	k += m->input_dim;
+	memcpy(k, s->ids, sizeof(int32) * m->ncategorical);
+	k += m->ncategorical;
+	memcpy(k, s->context, sizeof(float) * m->context_dim);
+	k += m->context_dim;
+	memcpy(k, &s->position[0], sizeof(int32));
+
+	if (LastRow.model_id == model_id && LastRow.nkey == nkey &&
+		memcmp(LastRow.probe, LastRow.key, sizeof(float) * nkey) == 0)
+	{
+		memcpy(out, LastRow.out, sizeof(float) * m->ntasks);
+		return;
+	}
+	MmoeForward(m, s, 1, NULL, out);
+	memcpy(LastRow.out, out, sizeof(float) * m->ntasks);
+	k = LastRow.key;
+	LastRow.key = LastRow.probe;
+	LastRow.probe = k;
+	LastRow.nkey = nkey;
+	LastRow.model_id = model_id;
+}
+
 PG_FUNCTION_INFO_V1(mmoe_predict);
 /* Score one row: one output per task, in config order */
 Datum
@@ -1124,12 +1194,13 @@ mmoe_predict(PG_FUNCTION_ARGS)
 	const MmoeModel *m;
 	MmoeScratch *s;
 	float		out[MMOE_MAX_TASKS];
+	uint64		model_id;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_NULL();
-	m = GetModel(fcinfo, 5, 1, &s);
+	m = GetModel(fcinfo, 5, 1, &s, &model_id);
 	ReadRow(fcinfo, m, s, 0, 1, 2, 3, 4);
-	MmoeForward(m, s, 1, NULL, out);
+	ScoreRow(m, s, model_id, out);
 	PG_RETURN_ARRAYTYPE_P(FloatsToArray(out, m->ntasks));
 }
 
@@ -1142,13 +1213,14 @@ mmoe_predict_task(PG_FUNCTION_ARGS)
 	MmoeScratch *s;
 	float		out[MMOE_MAX_TASKS];
 	int			t;
+	uint64		model_id;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		PG_RETURN_NULL();
-	m = GetModel(fcinfo, 6, 1, &s);
+	m = GetModel(fcinfo, 6, 1, &s, &model_id);
 	t = TaskIndex(m, PG_GETARG_TEXT_PP(2), PG_GETARG_TEXT_PP(0));
 	ReadRow(fcinfo, m, s, 0, 1, 3, 4, 5);
-	MmoeForward(m, s, 1, NULL, out);
+	ScoreRow(m, s, model_id, out);
 	PG_RETURN_FLOAT4(out[t]);
 }
 
@@ -1164,7 +1236,7 @@ mmoe_gate_weights(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		PG_RETURN_NULL();
-	m = GetModel(fcinfo, 4, 1, &s);
+	m = GetModel(fcinfo, 4, 1, &s, NULL);
 	t = TaskIndex(m, PG_GETARG_TEXT_PP(2), PG_GETARG_TEXT_PP(0));
 	ReadRow(fcinfo, m, s, 0, 1, 3, -1, -1);
 	out = palloc(sizeof(float) * m->nexperts);
@@ -1202,7 +1274,7 @@ mmoe_predict_mc(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("samples must be at most 100000")));
-	m = GetModel(fcinfo, 7, Min(samples, MMOE_CHUNK_ROWS), &s);
+	m = GetModel(fcinfo, 7, Min(samples, MMOE_CHUNK_ROWS), &s, NULL);
 	ReadRow(fcinfo, m, s, 0, 1, 4, 5, 6);
 
 	/* every row of a pass is the same input under its own dropout mask */
@@ -1277,7 +1349,7 @@ mmoe_predict_batch(PG_FUNCTION_ARGS)
 	BatchDims(features, "features", &rows, &cols);
 	if (rows == 0)
 		return (Datum) 0;
-	m = GetModel(fcinfo, 5, MMOE_CHUNK_ROWS, &s);
+	m = GetModel(fcinfo, 5, MMOE_CHUNK_ROWS, &s, NULL);
 	if (cols != m->input_dim)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),

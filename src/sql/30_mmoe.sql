@@ -2,7 +2,7 @@
 
 CREATE FUNCTION recsys.mmoe_validate(weights bytea, config jsonb DEFAULT NULL)
 	RETURNS TABLE(valid_config jsonb, safetensors bytea)
-	AS 'MODULE_PATHNAME', 'mmoe_validate' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+	AS 'MODULE_PATHNAME', 'mmoe_validate' LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION recsys.mmoe_validate(bytea, jsonb) IS
 	'check a safetensors file against an MMoE config (argument, else __metadata__.recsys); returns the config and the canonical file with the config embedded';
 
