@@ -416,3 +416,155 @@ DoublesToMatrix(const double *x, int rows, int cols)
 	memcpy(ARR_DATA_PTR(a), x, sizeof(double) * (Size) rows * cols);
 	return a;
 }
+
+/* Raise the error for an int[] argument that is not 1-D */
+static void
+CheckIntVectorShape(ArrayType *a, const char *what)
+{
+	if (ARR_ELEMTYPE(a) != INT4OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s must be integer[]", what)));
+	if (ARR_NDIM(a) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("%s must be a 1-D array, not %d-D", what, ARR_NDIM(a))));
+}
+
+/*
+ * Get a 1-D integer[] without NULLs (named what in errors) as palloc'd
+ * int32s; an empty array gives length 0.
+ */
+int32 *
+IntVectorGet(ArrayType *a, const char *what, int *n)
+{
+	int32	   *out;
+
+	CheckIntVectorShape(a, what);
+	if (ARR_HASNULL(a) && array_contains_nulls(a))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not contain nulls", what)));
+	*n = ARR_NDIM(a) == 0 ? 0 : ARR_DIMS(a)[0];
+	out = palloc(sizeof(int32) * Max(*n, 1));
+	if (*n > 0)
+		memcpy(out, ARR_DATA_PTR(a), sizeof(int32) * *n);
+	return out;
+}
+
+/*
+ * Get a 1-D integer[] whose NULL elements stand for missing values: fills
+ * values and isnull (palloc'd) and returns the length.
+ */
+int
+IntVectorGetNullable(ArrayType *a, const char *what, int32 **values, bool **isnull)
+{
+	Datum	   *d;
+	int			n;
+
+	CheckIntVectorShape(a, what);
+	deconstruct_array(a, INT4OID, sizeof(int32), true, TYPALIGN_INT, &d, isnull, &n);
+	*values = palloc(sizeof(int32) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		(*values)[i] = (*isnull)[i] ? 0 : DatumGetInt32(d[i]);
+	pfree(d);
+	return n;
+}
+
+/*
+ * Check a 2-D batch of vectors (real[][] or double precision[][], no NULLs,
+ * named what in errors) and get its numbers of rows and columns.  Rows are
+ * not limited; columns are limited by recsys.max_dim.
+ */
+void
+BatchDims(ArrayType *a, const char *what, int *rows, int *cols)
+{
+	if (ARR_ELEMTYPE(a) != FLOAT4OID && ARR_ELEMTYPE(a) != FLOAT8OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s must be real[][] or double precision[][]", what)));
+	if (ARR_NDIM(a) != 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("%s must be a 2-D array (one row per vector), not %d-D",
+						what, ARR_NDIM(a))));
+	if (ARR_HASNULL(a) && array_contains_nulls(a))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not contain nulls", what)));
+	*rows = ARR_DIMS(a)[0];
+	*cols = ARR_DIMS(a)[1];
+	if (*cols > recsys_max_dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s rows have %d dimensions, more than recsys.max_dim (%d)",
+						what, *cols, recsys_max_dim)));
+}
+
+/*
+ * Copy rows [first, first + nrows) of a batch checked by BatchDims into
+ * floats, rejecting NaN, infinity and doubles out of float range.
+ */
+void
+BatchRowsToFloats(ArrayType *a, int first, int nrows, float *out)
+{
+	int			cols = ARR_DIMS(a)[1];
+	size_t		n = (size_t) nrows * cols;
+	size_t		off = (size_t) first * cols;
+
+	if (ARR_ELEMTYPE(a) == FLOAT4OID)
+	{
+		const float *x = (const float *) ARR_DATA_PTR(a) + off;
+		bool		bad = false;
+
+		for (size_t i = 0; i < n; i++)
+		{
+			bad |= !isfinite(x[i]);
+			out[i] = x[i];
+		}
+		if (unlikely(bad))
+			for (size_t i = 0; i < n; i++)
+				if (!isfinite(x[i]))
+					ReportNonFinite(x[i]);
+	}
+	else
+	{
+		const double *x = (const double *) ARR_DATA_PTR(a) + off;
+
+		for (size_t i = 0; i < n; i++)
+		{
+			if (!isfinite(x[i]))
+				ReportNonFinite(x[i]);
+			if (fabs(x[i]) > FLT_MAX)
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("vector element %g out of range for real", x[i])));
+			out[i] = (float) x[i];
+		}
+	}
+}
+
+/*
+ * Get a 2-D integer[][] without NULLs (named what in errors): its rows and
+ * columns, and a pointer to its row-major data (not copied).
+ */
+const int32 *
+IntMatrixData(ArrayType *a, const char *what, int *rows, int *cols)
+{
+	if (ARR_ELEMTYPE(a) != INT4OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s must be integer[][]", what)));
+	if (ARR_NDIM(a) != 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("%s must be a 2-D array (one row per vector), not %d-D",
+						what, ARR_NDIM(a))));
+	if (ARR_HASNULL(a) && array_contains_nulls(a))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not contain nulls", what)));
+	*rows = ARR_DIMS(a)[0];
+	*cols = ARR_DIMS(a)[1];
+	return (const int32 *) ARR_DATA_PTR(a);
+}

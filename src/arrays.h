@@ -40,4 +40,11 @@ extern ArrayType *DoublesToArray(const double *x, int n);
 extern ArrayType *FloatsToArray(const float *x, int n);
 extern ArrayType *DoublesToMatrix(const double *x, int rows, int cols);
 
+extern int32 *IntVectorGet(ArrayType *a, const char *what, int *n);
+extern int	IntVectorGetNullable(ArrayType *a, const char *what, int32 **values,
+								 bool **isnull);
+extern void BatchDims(ArrayType *a, const char *what, int *rows, int *cols);
+extern void BatchRowsToFloats(ArrayType *a, int first, int nrows, float *out);
+extern const int32 *IntMatrixData(ArrayType *a, const char *what, int *rows, int *cols);
+
 #endif

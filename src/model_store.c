@@ -1,0 +1,378 @@
+/*
+ * model_store.c
+ *		Per-backend cache of parsed MMoE models from recsys.models.
+ *
+ * Invalidation: recsys.models is an ordinary table, so inserting or deleting
+ * a version sends no relcache or syscache invalidation.  Instead every
+ * statement resolves the model name once with an index lookup (through SPI,
+ * under the statement's snapshot and the caller's privileges) and compares
+ * the row's identity, (xmin, ctid), with the cached entry's: a new version,
+ * a drop, a re-import under a reused version number or an UPDATE of the row
+ * all give a different row or none.  Within a statement the first answer is
+ * reused, so a query over a million rows looks the model up once and parses
+ * it at most once.
+ *
+ * Memory: entries live in their own contexts under "recsys model cache"
+ * (a child of CacheMemoryContext).  At most MODEL_CACHE_MAX_ENTRIES
+ * unpinned entries are kept (least recently used evicted first).  Entries
+ * pinned by a running statement are only unlinked, and freed when the last
+ * pin goes (the pin is dropped by a reset callback on the holder context, so
+ * also on error).
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "storage/itemptr.h"
+#include "storage/proc.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "model_store.h"
+
+struct ModelCacheEntry
+{
+	ModelCacheEntry *next;
+	MemoryContext cxt;			/* holds the entry, its name and the model */
+	char	   *name;
+	int			version;
+	TransactionId xmin;
+	ItemPointerData tid;
+	MmoeModel  *model;
+	uint64		load_id;
+	int			pins;
+	bool		linked;			/* still in the cache list */
+	uint64		last_used;
+	uint64		lookups;
+	TimestampTz loaded_at;
+};
+
+static MemoryContext ModelCacheContext = NULL;
+static ModelCacheEntry *ModelCacheHead = NULL;
+static uint64 ModelCacheClock = 0;
+static uint64 ModelLoadCounter = 0;
+static SPIPlanPtr LookupPlan = NULL;
+
+/* Get the key of the active snapshot; false when there is none */
+static bool
+CurrentSnapshotKey(ModelSnapshotKey *key)
+{
+	Snapshot	snap;
+
+	memset(key, 0, sizeof(*key));
+	if (!ActiveSnapshotSet())
+		return false;
+	snap = GetActiveSnapshot();
+	key->lxid = MyProc->lxid;
+	key->xmin = snap->xmin;
+	key->xmax = snap->xmax;
+	key->curcid = snap->curcid;
+	key->xcnt = snap->xcnt;
+	key->completions = snap->snapXactCompletionCount;
+	return true;
+}
+
+/* Free an entry that is neither linked nor pinned */
+static void
+FreeEntry(ModelCacheEntry *e)
+{
+	Assert(!e->linked && e->pins == 0);
+	MemoryContextDelete(e->cxt);
+}
+
+/* Take an entry out of the cache list; free it unless a statement pins it */
+static void
+UnlinkEntry(ModelCacheEntry *e)
+{
+	ModelCacheEntry **p;
+
+	for (p = &ModelCacheHead; *p; p = &(*p)->next)
+		if (*p == e)
+		{
+			*p = e->next;
+			break;
+		}
+	e->next = NULL;
+	e->linked = false;
+	if (e->pins == 0)
+		FreeEntry(e);
+}
+
+/* Evict least recently used unpinned entries beyond the cache size */
+static void
+EvictEntries(void)
+{
+	for (;;)
+	{
+		int			n = 0;
+		ModelCacheEntry *victim = NULL;
+
+		for (ModelCacheEntry *e = ModelCacheHead; e; e = e->next)
+		{
+			n++;
+			if (e->pins == 0 && (victim == NULL || e->last_used < victim->last_used))
+				victim = e;
+		}
+		if (n <= MODEL_CACHE_MAX_ENTRIES || victim == NULL)
+			return;
+		UnlinkEntry(victim);
+	}
+}
+
+/* Unpin the entry a ref holds (also the holder context's reset callback) */
+static void
+ReleaseRef(void *arg)
+{
+	ModelRef   *ref = (ModelRef *) arg;
+	ModelCacheEntry *e = ref->entry;
+
+	ref->entry = NULL;
+	ref->valid = false;
+	if (e == NULL)
+		return;
+	Assert(e->pins > 0);
+	e->pins--;
+	if (!e->linked && e->pins == 0)
+		FreeEntry(e);
+}
+
+/* Raise the error for a model name or version that has no row */
+static void
+ReportMissing(const char *name, int version)
+{
+	if (version == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist", name)));
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("model \"%s\" has no version %d", name, version)));
+}
+
+/*
+ * Find the row of a model (newest version when version is 0) and get the
+ * cache entry for it, parsing the row when the cache has no entry for that
+ * exact row.  The entry comes back pinned.
+ */
+static ModelCacheEntry *
+LookupEntry(const char *name, int version)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Datum		args[2];
+	char		nulls[2] = {' ', ' '};
+	int			ret;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	int			found_version;
+	TransactionId xmin;
+	ItemPointerData tid;
+	ModelCacheEntry *e;
+
+	if (ModelCacheContext == NULL)
+		ModelCacheContext = AllocSetContextCreate(CacheMemoryContext,
+												  "recsys model cache",
+												  ALLOCSET_DEFAULT_SIZES);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (LookupPlan == NULL)
+	{
+		Oid			types[2] = {TEXTOID, INT4OID};
+		SPIPlanPtr	plan;
+
+		plan = SPI_prepare("SELECT m.version, m.kind, m.xmin, m.ctid, m.config, m.weights"
+						   " FROM recsys.models m"
+						   " WHERE m.name = $1 AND ($2 IS NULL OR m.version = $2)"
+						   " ORDER BY m.version DESC LIMIT 1", 2, types);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		LookupPlan = plan;
+	}
+	args[0] = CStringGetTextDatum(name);
+	args[1] = Int32GetDatum(version);
+	if (version == 0)
+		nulls[1] = 'n';
+	ret = SPI_execute_plan(LookupPlan, args, nulls, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "model lookup failed: %s", SPI_result_code_string(ret));
+
+	if (SPI_processed == 0)
+	{
+		/* the model is gone: forget what we had of it */
+		ModelCacheEntry *next;
+
+		for (e = ModelCacheHead; e; e = next)
+		{
+			next = e->next;
+			if (strcmp(e->name, name) == 0 && (version == 0 || e->version == version))
+				UnlinkEntry(e);
+		}
+		ReportMissing(name, version);
+	}
+
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	found_version = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+	{
+		char	   *kind = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+
+		if (strcmp(kind, "mmoe") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("model \"%s\" version %d is of kind \"%s\", not \"mmoe\"",
+							name, found_version, kind)));
+	}
+	xmin = DatumGetTransactionId(SPI_getbinval(tup, desc, 3, &isnull));
+	ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 4, &isnull)), &tid);
+
+	for (e = ModelCacheHead; e; e = e->next)
+		if (e->version == found_version && strcmp(e->name, name) == 0)
+			break;
+	if (e && (e->xmin != xmin || !ItemPointerEquals(&e->tid, &tid)))
+	{
+		/* another row now has this name and version: the entry is stale */
+		UnlinkEntry(e);
+		e = NULL;
+	}
+
+	if (e == NULL)
+	{
+		Datum		config = SPI_getbinval(tup, desc, 5, &isnull);
+		Datum		weights;
+		bytea	   *w;
+		MemoryContext cxt;
+		MemoryContext old;
+
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("model \"%s\" version %d has no config", name, found_version)));
+		weights = SPI_getbinval(tup, desc, 6, &isnull);
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("model \"%s\" version %d has no weights", name, found_version)));
+		w = DatumGetByteaPP(weights);
+
+		/* build under the caller's context; an error frees it with that */
+		cxt = AllocSetContextCreate(caller, "recsys model", ALLOCSET_DEFAULT_SIZES);
+		old = MemoryContextSwitchTo(cxt);
+		e = palloc0(sizeof(ModelCacheEntry));
+		e->cxt = cxt;
+		e->name = pstrdup(name);
+		e->version = found_version;
+		e->xmin = xmin;
+		e->tid = tid;
+		e->model = MmoeModelLoad(DatumGetJsonbP(config),
+								 (const unsigned char *) VARDATA_ANY(w),
+								 VARSIZE_ANY_EXHDR(w));
+		e->loaded_at = GetCurrentTimestamp();
+		e->load_id = ++ModelLoadCounter;
+		MemoryContextSwitchTo(old);
+		MemoryContextSetParent(cxt, ModelCacheContext);
+		e->linked = true;
+		e->next = ModelCacheHead;
+		ModelCacheHead = e;
+	}
+	e->pins++;
+	e->lookups++;
+	e->last_used = ++ModelCacheClock;
+	SPI_finish();
+	EvictEntries();
+	return e;
+}
+
+/*
+ * Get the model a statement asks for, by name and version (0 = newest).
+ * ref (allocated in holder, zeroed before first use) remembers the answer
+ * for the rest of the statement and pins it until holder is reset.
+ * *load_id identifies the parsed model (it changes when the model does).
+ */
+const MmoeModel *
+ModelStoreAcquire(ModelRef *ref, MemoryContext holder, text *name, int version,
+				  uint64 *load_id)
+{
+	const char *n = VARDATA_ANY(name);
+	int			len = VARSIZE_ANY_EXHDR(name);
+	ModelSnapshotKey key;
+	bool		have_key = CurrentSnapshotKey(&key);
+	ModelCacheEntry *e;
+	char	   *cname;
+
+	if (ref->valid && have_key && ref->version == version && ref->namelen == len &&
+		memcmp(ref->name, n, len) == 0 && memcmp(&ref->snap, &key, sizeof(key)) == 0)
+	{
+		*load_id = ref->entry->load_id;
+		return ref->entry->model;
+	}
+
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model name must not be empty")));
+	if (version < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model version must be positive")));
+	cname = text_to_cstring(name);
+	e = LookupEntry(cname, version);
+	pfree(cname);
+
+	/* swap pins without anything that can fail in between */
+	ReleaseRef(ref);
+	ref->entry = e;
+	if (!ref->callback_set)
+	{
+		ref->holder = holder;
+		ref->callback.func = ReleaseRef;
+		ref->callback.arg = ref;
+		MemoryContextRegisterResetCallback(holder, &ref->callback);
+		ref->callback_set = true;
+	}
+	if (ref->name == NULL || ref->namelen < len)
+	{
+		if (ref->name)
+			pfree(ref->name);
+		ref->name = MemoryContextAlloc(ref->holder, Max(len, 1));
+	}
+	memcpy(ref->name, n, len);
+	ref->namelen = len;
+	ref->version = version;
+	ref->snap = key;
+	ref->valid = have_key;
+	*load_id = e->load_id;
+	return e->model;
+}
+
+PG_FUNCTION_INFO_V1(model_cache);
+/* List this backend's cached models (for monitoring and tests) */
+Datum
+model_cache(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (ModelCacheEntry *e = ModelCacheHead; e; e = e->next)
+	{
+		Datum		values[6];
+		bool		nulls[6] = {false};
+
+		values[0] = CStringGetTextDatum(e->name);
+		values[1] = Int32GetDatum(e->version);
+		values[2] = Int64GetDatum((int64) MemoryContextMemAllocated(e->cxt, true));
+		values[3] = Int64GetDatum((int64) e->lookups);
+		values[4] = Int32GetDatum(e->pins);
+		values[5] = TimestampTzGetDatum(e->loaded_at);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}

@@ -1,0 +1,127 @@
+-- Stored MMoE models: import/export (safetensors), scoring (api.md section 3)
+
+CREATE FUNCTION recsys.mmoe_validate(weights bytea, config jsonb DEFAULT NULL)
+	RETURNS TABLE(valid_config jsonb, safetensors bytea)
+	AS 'MODULE_PATHNAME', 'mmoe_validate' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.mmoe_validate(bytea, jsonb) IS
+	'check a safetensors file against an MMoE config (argument, else __metadata__.recsys); returns the config and the canonical file with the config embedded';
+
+CREATE FUNCTION recsys.import_model(name text, weights bytea, config jsonb DEFAULT NULL) RETURNS int
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER AS $$
+DECLARE
+	v int;
+	checked record;
+BEGIN
+	IF $1 IS NULL THEN
+		RAISE EXCEPTION 'model name must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT c.valid_config, c.safetensors INTO checked FROM recsys.mmoe_validate($2, $3) c;
+	v := recsys.next_model_version($1);
+	INSERT INTO recsys.models (name, version, kind, config, weights)
+		VALUES ($1, v, 'mmoe', checked.valid_config, checked.safetensors);
+	RETURN v;
+END
+$$;
+COMMENT ON FUNCTION recsys.import_model(text, bytea, jsonb) IS
+	'import an MMoE model from safetensors bytes (config from the argument or __metadata__.recsys) as the next version of name; returns the version';
+
+CREATE FUNCTION recsys.export_model(name text, version int DEFAULT NULL) RETURNS bytea
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE AS $$
+DECLARE
+	v int;
+	m record;
+BEGIN
+	IF $1 IS NULL THEN
+		RETURN NULL;
+	END IF;
+	v := recsys.resolve_model_version($1, $2);
+	SELECT s.kind, s.config, s.weights INTO m FROM recsys.models s WHERE s.name = $1 AND s.version = v;
+	IF m.kind <> 'mmoe' THEN
+		RAISE EXCEPTION 'model "%" version % is of kind "%", not "mmoe"', $1, v, m.kind
+			USING ERRCODE = 'wrong_object_type';
+	END IF;
+	RETURN (SELECT c.safetensors FROM recsys.mmoe_validate(m.weights, m.config) c);
+END
+$$;
+COMMENT ON FUNCTION recsys.export_model(text, int) IS
+	'a stored MMoE model (newest version unless one is named) as safetensors bytes, with its config in __metadata__.recsys';
+
+-- Scoring.  Optional inputs are meant to be passed by name
+-- (categorical => ..., context => ..., position => ..., version => ...).
+CREATE FUNCTION recsys.predict(model text, features real[], categorical int[] DEFAULT NULL,
+	context real[] DEFAULT NULL, "position" int DEFAULT NULL, version int DEFAULT NULL)
+	RETURNS real[]
+	AS 'MODULE_PATHNAME', 'mmoe_predict' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.predict(text, real[], int[], real[], int, int) IS
+	'score one row with a stored MMoE model: one output per task in config order (probability for binary tasks, value for regression)';
+
+CREATE FUNCTION recsys.predict(model text, features double precision[], categorical int[] DEFAULT NULL,
+	context double precision[] DEFAULT NULL, "position" int DEFAULT NULL, version int DEFAULT NULL)
+	RETURNS real[]
+	AS 'MODULE_PATHNAME', 'mmoe_predict' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.predict(text, double precision[], int[], double precision[], int, int) IS
+	'score one row with a stored MMoE model: one output per task in config order (probability for binary tasks, value for regression)';
+
+CREATE FUNCTION recsys.predict(model text, features real[], task text, categorical int[] DEFAULT NULL,
+	context real[] DEFAULT NULL, "position" int DEFAULT NULL, version int DEFAULT NULL)
+	RETURNS real
+	AS 'MODULE_PATHNAME', 'mmoe_predict_task' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.predict(text, real[], text, int[], real[], int, int) IS
+	'score one row with a stored MMoE model for one task';
+
+CREATE FUNCTION recsys.predict(model text, features double precision[], task text, categorical int[] DEFAULT NULL,
+	context double precision[] DEFAULT NULL, "position" int DEFAULT NULL, version int DEFAULT NULL)
+	RETURNS real
+	AS 'MODULE_PATHNAME', 'mmoe_predict_task' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.predict(text, double precision[], text, int[], double precision[], int, int) IS
+	'score one row with a stored MMoE model for one task';
+
+CREATE FUNCTION recsys.gate_weights(model text, features real[], task text,
+	categorical int[] DEFAULT NULL, version int DEFAULT NULL)
+	RETURNS real[]
+	AS 'MODULE_PATHNAME', 'mmoe_gate_weights' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.gate_weights(text, real[], text, int[], int) IS
+	'the weights a task''s gate gives each expert for one row (sum to 1; zeros outside the top k for noisy_top_k gates)';
+
+CREATE FUNCTION recsys.gate_weights(model text, features double precision[], task text,
+	categorical int[] DEFAULT NULL, version int DEFAULT NULL)
+	RETURNS real[]
+	AS 'MODULE_PATHNAME', 'mmoe_gate_weights' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.gate_weights(text, double precision[], text, int[], int) IS
+	'the weights a task''s gate gives each expert for one row (sum to 1; zeros outside the top k for noisy_top_k gates)';
+
+CREATE FUNCTION recsys.predict_mc(model text, features real[], samples int DEFAULT 32, seed int DEFAULT 0,
+	categorical int[] DEFAULT NULL, context real[] DEFAULT NULL, "position" int DEFAULT NULL,
+	version int DEFAULT NULL)
+	RETURNS TABLE(task text, mean real, variance real)
+	AS 'MODULE_PATHNAME', 'mmoe_predict_mc' LANGUAGE C STABLE PARALLEL SAFE ROWS 4;
+COMMENT ON FUNCTION recsys.predict_mc(text, real[], int, int, int[], real[], int, int) IS
+	'MC-dropout uncertainty for one row: per task, mean and variance of the output over samples passes with the config''s dropout rate (reproducible for a seed)';
+
+CREATE FUNCTION recsys.predict_mc(model text, features double precision[], samples int DEFAULT 32, seed int DEFAULT 0,
+	categorical int[] DEFAULT NULL, context double precision[] DEFAULT NULL, "position" int DEFAULT NULL,
+	version int DEFAULT NULL)
+	RETURNS TABLE(task text, mean real, variance real)
+	AS 'MODULE_PATHNAME', 'mmoe_predict_mc' LANGUAGE C STABLE PARALLEL SAFE ROWS 4;
+COMMENT ON FUNCTION recsys.predict_mc(text, double precision[], int, int, int[], double precision[], int, int) IS
+	'MC-dropout uncertainty for one row: per task, mean and variance of the output over samples passes with the config''s dropout rate (reproducible for a seed)';
+
+CREATE FUNCTION recsys.predict_batch(model text, features real[], categorical int[] DEFAULT NULL,
+	context real[] DEFAULT NULL, positions int[] DEFAULT NULL, version int DEFAULT NULL)
+	RETURNS TABLE(i int, scores real[])
+	AS 'MODULE_PATHNAME', 'mmoe_predict_batch' LANGUAGE C STABLE PARALLEL SAFE ROWS 1000;
+COMMENT ON FUNCTION recsys.predict_batch(text, real[], int[], real[], int[], int) IS
+	'score a batch (features real[][], one row per candidate; categorical int[][], context real[][], positions int[] with NULL = missing) with BLAS sgemm: row number i (1-based) and the outputs per task';
+
+CREATE FUNCTION recsys.predict_batch(model text, features double precision[], categorical int[] DEFAULT NULL,
+	context double precision[] DEFAULT NULL, positions int[] DEFAULT NULL, version int DEFAULT NULL)
+	RETURNS TABLE(i int, scores real[])
+	AS 'MODULE_PATHNAME', 'mmoe_predict_batch' LANGUAGE C STABLE PARALLEL SAFE ROWS 1000;
+COMMENT ON FUNCTION recsys.predict_batch(text, double precision[], int[], double precision[], int[], int) IS
+	'score a batch (features double precision[][], one row per candidate) with BLAS sgemm: row number i (1-based) and the outputs per task';
+
+CREATE FUNCTION recsys.model_cache()
+	RETURNS TABLE(name text, version int, bytes bigint, lookups bigint, pins int, loaded_at timestamptz)
+	AS 'MODULE_PATHNAME', 'model_cache' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION recsys.model_cache() IS
+	'the parsed MMoE models this backend caches: memory, statement-level lookups served, statements pinning it, load time';
