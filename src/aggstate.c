@@ -86,3 +86,29 @@ StateAlloc(Size size, uint32 magic, uint16 version, const char *what)
 	state->version = version;
 	return state;
 }
+
+/*
+ * Settle a combine call in which either state is NULL: returns true when the
+ * result is decided (the other state, a copy of state2, or SQL NULL with
+ * fcinfo->isnull set) and stores it in *result
+ */
+bool
+StateCombineTrivial(FunctionCallInfo fcinfo, RecsysStateHeader *state1,
+					RecsysStateHeader *state2, Datum *result)
+{
+	RecsysStateHeader *copy;
+
+	if (state2 == NULL)
+	{
+		fcinfo->isnull = (state1 == NULL);
+		*result = PointerGetDatum(state1);
+		return true;
+	}
+	if (state1 != NULL)
+		return false;
+	/* a copy in the current context; the executor moves it into its own */
+	copy = palloc(VARSIZE(state2));
+	memcpy(copy, state2, VARSIZE(state2));
+	*result = PointerGetDatum(copy);
+	return true;
+}

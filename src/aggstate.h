@@ -66,6 +66,8 @@ extern RecsysStateHeader *StateGetWritable(FunctionCallInfo fcinfo, int argno,
 										   RecsysStateHeader *state);
 extern RecsysStateHeader *StateAlloc(Size size, uint32 magic, uint16 version,
 									 const char *what);
+extern bool StateCombineTrivial(FunctionCallInfo fcinfo, RecsysStateHeader *state1,
+								RecsysStateHeader *state2, Datum *result);
 extern void StateInvalid(const char *what, const char *detail) pg_attribute_noreturn();
 
 #endif

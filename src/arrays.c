@@ -359,62 +359,57 @@ MatrixGetDoubles(ArrayType *a, int *rows, int *cols)
 	return out;
 }
 
+/*
+ * Build a float array (real[] or double precision[]) of ndim dimensions
+ * (1 or 2) from contiguous row-major data
+ */
+static ArrayType *
+BuildFloatArray(Oid elemtype, int ndim, const int *dims, const void *data)
+{
+	Size		elemsize = elemtype == FLOAT4OID ? sizeof(float) : sizeof(double);
+	Size		nelems = ndim == 1 ? (Size) dims[0] : (Size) dims[0] * dims[1];
+	Size		nbytes = ARR_OVERHEAD_NONULLS(ndim) + elemsize * nelems;
+	ArrayType  *a;
+
+	if (!AllocSizeIsValid(nbytes))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("array of %zu elements is too large", nelems)));
+	a = (ArrayType *) palloc0(nbytes);
+	SET_VARSIZE(a, nbytes);
+	a->ndim = ndim;
+	a->dataoffset = 0;
+	a->elemtype = elemtype;
+	for (int d = 0; d < ndim; d++)
+	{
+		ARR_DIMS(a)[d] = dims[d];
+		ARR_LBOUND(a)[d] = 1;
+	}
+	memcpy(ARR_DATA_PTR(a), data, elemsize * nelems);
+	return a;
+}
+
 /* Build a 1-D double precision[] */
 ArrayType *
 DoublesToArray(const double *x, int n)
 {
-	Size		nbytes = ARR_OVERHEAD_NONULLS(1) + sizeof(double) * (Size) n;
-	ArrayType  *a = (ArrayType *) palloc0(nbytes);
-
-	SET_VARSIZE(a, nbytes);
-	a->ndim = 1;
-	a->dataoffset = 0;
-	a->elemtype = FLOAT8OID;
-	ARR_DIMS(a)[0] = n;
-	ARR_LBOUND(a)[0] = 1;
-	memcpy(ARR_DATA_PTR(a), x, sizeof(double) * (Size) n);
-	return a;
+	return BuildFloatArray(FLOAT8OID, 1, &n, x);
 }
 
 /* Build a 1-D real[] */
 ArrayType *
 FloatsToArray(const float *x, int n)
 {
-	Size		nbytes = ARR_OVERHEAD_NONULLS(1) + sizeof(float) * (Size) n;
-	ArrayType  *a = (ArrayType *) palloc0(nbytes);
-
-	SET_VARSIZE(a, nbytes);
-	a->ndim = 1;
-	a->dataoffset = 0;
-	a->elemtype = FLOAT4OID;
-	ARR_DIMS(a)[0] = n;
-	ARR_LBOUND(a)[0] = 1;
-	memcpy(ARR_DATA_PTR(a), x, sizeof(float) * (Size) n);
-	return a;
+	return BuildFloatArray(FLOAT4OID, 1, &n, x);
 }
 
 /* Build a 2-D double precision[] from row-major doubles */
 ArrayType *
 DoublesToMatrix(const double *x, int rows, int cols)
 {
-	Size		nbytes = ARR_OVERHEAD_NONULLS(2) + sizeof(double) * (Size) rows * cols;
-	ArrayType  *a;
+	int			dims[2] = {rows, cols};
 
-	if (!AllocSizeIsValid(nbytes))
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("matrix of %d x %d is too large", rows, cols)));
-	a = (ArrayType *) palloc0(nbytes);
-	SET_VARSIZE(a, nbytes);
-	a->ndim = 2;
-	a->dataoffset = 0;
-	a->elemtype = FLOAT8OID;
-	ARR_DIMS(a)[0] = rows;
-	ARR_DIMS(a)[1] = cols;
-	ARR_LBOUND(a)[0] = 1;
-	ARR_LBOUND(a)[1] = 1;
-	memcpy(ARR_DATA_PTR(a), x, sizeof(double) * (Size) rows * cols);
-	return a;
+	return BuildFloatArray(FLOAT8OID, 2, dims, x);
 }
 
 /* Raise the error for an int[] argument that is not 1-D */

@@ -390,23 +390,14 @@ auc_combine(PG_FUNCTION_ARGS)
 {
 	AucState   *state1 = PG_ARGISNULL(0) ? NULL : GetAucState(fcinfo, 0, true);
 	AucState   *state2 = PG_ARGISNULL(1) ? NULL : GetAucState(fcinfo, 1, true);
+	Datum		result;
 	AucState   *arg = state1;
 	const AucEntry *src;
 	int32		left;
 
-	if (state2 == NULL)
-	{
-		if (state1 == NULL)
-			PG_RETURN_NULL();
-		PG_RETURN_BYTEA_P((bytea *) state1);
-	}
-	if (state1 == NULL)
-	{
-		/* a copy in the current context; the executor moves it into its own */
-		state1 = palloc(VARSIZE(state2));
-		memcpy(state1, state2, VARSIZE(state2));
-		PG_RETURN_BYTEA_P((bytea *) state1);
-	}
+	if (StateCombineTrivial(fcinfo, state1 ? &state1->hdr : NULL,
+							state2 ? &state2->hdr : NULL, &result))
+		return result;
 	state1 = (AucState *) StateGetWritable(fcinfo, 0, &state1->hdr);
 
 	src = state2->entries;
@@ -549,19 +540,11 @@ log_loss_combine(PG_FUNCTION_ARGS)
 {
 	LogLossState *state1 = PG_ARGISNULL(0) ? NULL : GetLogLossState(fcinfo, 0);
 	LogLossState *state2 = PG_ARGISNULL(1) ? NULL : GetLogLossState(fcinfo, 1);
+	Datum		result;
 
-	if (state2 == NULL)
-	{
-		if (state1 == NULL)
-			PG_RETURN_NULL();
-		PG_RETURN_BYTEA_P((bytea *) state1);
-	}
-	if (state1 == NULL)
-	{
-		state1 = palloc(sizeof(LogLossState));
-		memcpy(state1, state2, sizeof(LogLossState));
-		PG_RETURN_BYTEA_P((bytea *) state1);
-	}
+	if (StateCombineTrivial(fcinfo, state1 ? &state1->hdr : NULL,
+							state2 ? &state2->hdr : NULL, &result))
+		return result;
 	state1 = (LogLossState *) StateGetWritable(fcinfo, 0, &state1->hdr);
 	CompensatedMerge(&state1->sum, &state2->sum);
 	state1->count += state2->count;

@@ -503,20 +503,11 @@ uncertainty_weights_combine(PG_FUNCTION_ARGS)
 {
 	TaskLossState *state1 = PG_ARGISNULL(0) ? NULL : GetTaskLossState(fcinfo, 0);
 	TaskLossState *state2 = PG_ARGISNULL(1) ? NULL : GetTaskLossState(fcinfo, 1);
+	Datum		result;
 
-	if (state2 == NULL)
-	{
-		if (state1 == NULL)
-			PG_RETURN_NULL();
-		PG_RETURN_BYTEA_P((bytea *) state1);
-	}
-	if (state1 == NULL)
-	{
-		/* a copy in the current context; the executor moves it into its own */
-		state1 = palloc(VARSIZE(state2));
-		memcpy(state1, state2, VARSIZE(state2));
-		PG_RETURN_BYTEA_P((bytea *) state1);
-	}
+	if (StateCombineTrivial(fcinfo, state1 ? &state1->hdr : NULL,
+							state2 ? &state2->hdr : NULL, &result))
+		return result;
 	CheckSameTasks(state1, state2->ntasks, TaskLossTypes(state2));
 	state1 = (TaskLossState *) StateGetWritable(fcinfo, 0, &state1->hdr);
 	for (int i = 0; i < state1->ntasks; i++)
