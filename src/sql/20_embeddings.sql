@@ -138,7 +138,7 @@ BEGIN
 					HINT = format('Options of %s: %s.', method,
 						(SELECT string_agg(k, ', ' ORDER BY k) FROM jsonb_object_keys(defaults) k));
 		END IF;
-		IF key IN ('optimizer', 'sampling') OR (key = 'beta' AND jsonb_typeof(val) = 'string') THEN
+		IF key IN ('optimizer', 'sampling', 'beta') THEN
 			IF jsonb_typeof(val) <> 'string' OR NOT (val #>> '{}') = ANY (CASE key
 					WHEN 'optimizer' THEN ARRAY['adagrad', 'sgd']
 					WHEN 'sampling' THEN ARRAY['uniform', 'sqrt', 'linear']
@@ -146,7 +146,7 @@ BEGIN
 				RAISE EXCEPTION 'option "%" must be one of %', key, CASE key
 					WHEN 'optimizer' THEN 'adagrad, sgd'
 					WHEN 'sampling' THEN 'uniform, sqrt, linear'
-					ELSE 'sag, saga or a number in (0, 1]' END
+					ELSE 'sag, saga' END
 					USING ERRCODE = 'invalid_parameter_value';
 			END IF;
 			CONTINUE;
@@ -162,7 +162,7 @@ BEGIN
 			OR (key = 'negatives' AND (num < 1 OR num > 1000))
 			OR (key IN ('init_scale', 'learning_rate') AND (num <= 0 OR num > 1e6))
 			OR (key = 'nu' AND (num < 0 OR num > 4))
-			OR (key IN ('alpha', 'beta') AND (num <= 0 OR num > 1)) THEN
+			OR (key = 'alpha' AND (num <= 0 OR num > 1)) THEN
 			RAISE EXCEPTION 'option "%" is out of range: %', key, val
 				USING ERRCODE = 'invalid_parameter_value',
 					HINT = CASE key
@@ -207,6 +207,14 @@ END
 $$;
 COMMENT ON FUNCTION recsys.embedding_check_column(regclass, name, text, regtype[]) IS
 	'internal: check that a column of a training table exists with an accepted type';
+
+CREATE FUNCTION recsys.sgd_train(method text, dim int, epochs int, gramian_weight double precision,
+	options jsonb, pairs regclass, users regclass, items regclass, out_users regclass, out_items regclass)
+RETURNS TABLE(epoch int, loss double precision, observed_loss double precision,
+	gramian_loss double precision, l2_loss double precision, seconds double precision)
+	AS 'MODULE_PATHNAME', 'sgd_train' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION recsys.sgd_train(text, int, int, double precision, jsonb, regclass, regclass, regclass, regclass, regclass) IS
+	'internal: SGD epochs (sogram, sagram, sampled) of train_embeddings over arrays loaded from its work tables';
 
 CREATE FUNCTION recsys.train_embeddings(model_name text, interactions regclass,
 	user_column name DEFAULT 'user_id', item_column name DEFAULT 'item_id',
