@@ -258,7 +258,7 @@ DECLARE
 	reg double precision;
 	t0 timestamptz;
 	t_start timestamptz := clock_timestamp();
-	log jsonb := '[]';
+	log jsonb[] := '{}';
 	r record;
 	tmp text;
 BEGIN
@@ -455,7 +455,7 @@ BEGIN
 			'gramian', 'entity (each user and item counted once: X^T X, Y^T Y)',
 			'n_users', n_users, 'n_items', n_items, 'n_interactions', n_pairs, 'n_rows', n_rows),
 		NULL,
-		jsonb_build_object('log', log, 'train_seconds', extract(epoch FROM clock_timestamp() - t_start)));
+		jsonb_build_object('log', to_jsonb(log), 'train_seconds', extract(epoch FROM clock_timestamp() - t_start)));
 	INSERT INTO recsys.user_vectors (model_name, model_version, id, embedding, seen)
 		SELECT p_name, ver, t.id, t.v, s.seen
 		FROM pg_temp.recsys_emb_u t
