@@ -315,22 +315,22 @@ BEGIN
 		user_column, item_column, weight_expr, interactions)
 		INTO n_rows, n_null_user, n_null_item, n_null_weight, n_bad_weight, n_neg_weight;
 	IF n_null_user > 0 OR n_null_item > 0 THEN
-		RAISE EXCEPTION '% column "%" of % contains % NULL values',
+		RAISE EXCEPTION '% column "%" of % is NULL in % row(s)',
 			CASE WHEN n_null_user > 0 THEN 'user' ELSE 'item' END,
 			CASE WHEN n_null_user > 0 THEN user_column ELSE item_column END, interactions,
 			CASE WHEN n_null_user > 0 THEN n_null_user ELSE n_null_item END
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 	IF n_null_weight > 0 THEN
-		RAISE EXCEPTION 'weight column "%" of % contains % NULL values', weight_column, interactions, n_null_weight
+		RAISE EXCEPTION 'weight column "%" of % is NULL in % row(s)', weight_column, interactions, n_null_weight
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 	IF n_bad_weight > 0 THEN
-		RAISE EXCEPTION 'weight column "%" of % contains % NaN or infinite values', weight_column, interactions, n_bad_weight
+		RAISE EXCEPTION 'weight column "%" of % is NaN or infinite in % row(s)', weight_column, interactions, n_bad_weight
 			USING ERRCODE = 'data_exception';
 	END IF;
 	IF n_neg_weight > 0 THEN
-		RAISE EXCEPTION 'weight column "%" of % contains % negative values', weight_column, interactions, n_neg_weight
+		RAISE EXCEPTION 'weight column "%" of % is negative in % row(s)', weight_column, interactions, n_neg_weight
 			USING ERRCODE = 'data_exception', HINT = 'Weights are confidences and must be zero or more.';
 	END IF;
 
