@@ -14,7 +14,7 @@ mkdir -p "$out"
 users=${EMB_USERS:-6040}
 items=${EMB_ITEMS:-3706}
 interactions=${EMB_INTERACTIONS:-1000000}
-epochs=${EMB_EPOCHS:-8}
+epochs=${EMB_EPOCHS:-6}
 dim=${EMB_DIM:-64}
 methods=${EMB_METHODS:-als sogram sagram sampled}
 
