@@ -98,7 +98,7 @@ typedef struct SgdSide
 	double	   *s_hat;			/* sagram: sum of cached outer products */
 	double	   *g_hat;			/* the Gramian estimate used in the step */
 	AliasTable	sampler;
-	int32	   *stamp;			/* last batch that drew each entity */
+	int64	   *stamp;			/* last batch that drew each entity */
 	int32	   *drawn;			/* entities drawn for this step's Gramian batch */
 	int			ndrawn;
 } SgdSide;
@@ -498,7 +498,7 @@ GatherRows(const float *x, int k, const int32 *idx, int m, const double *scale, 
  * drawn[]; returns how many.  stamp[] remembers the batch that drew each.
  */
 static int
-DrawDistinct(SgdSide *side, int m, int32 batch_stamp, int32 *drawn, EmbeddingRng *rng)
+DrawDistinct(SgdSide *side, int m, int64 batch_stamp, int32 *drawn, EmbeddingRng *rng)
 {
 	int			got = 0;
 
@@ -548,7 +548,7 @@ SogramUpdate(SgdSide *side, const SgdConfig *cfg, SgdBatch *b, EmbeddingRng *rng
  * (saga: unbiased, projected onto the PSD cone).
  */
 static void
-SagramEstimate(SgdSide *side, const SgdConfig *cfg, SgdBatch *b, int32 stamp, EmbeddingRng *rng)
+SagramEstimate(SgdSide *side, const SgdConfig *cfg, SgdBatch *b, int64 stamp, EmbeddingRng *rng)
 {
 	int			k = cfg->dim;
 	int			m = DrawDistinct(side, cfg->batch_size, stamp, side->drawn, rng);
@@ -622,7 +622,7 @@ ApplyGradient(float *x, float *acc, const double *g, int k, const SgdConfig *cfg
 static void
 SgdEpoch(const SgdConfig *cfg, SgdSide *us, SgdSide *it, int64 npairs, const int32 *pu,
 		 const int32 *pi, const double *pc, int32 *perm, SgdBatch *b, EmbeddingRng *rng,
-		 int32 *stamp)
+		 int64 *stamp)
 {
 	int			k = cfg->dim;
 	double		w = cfg->gramian_weight;
@@ -862,7 +862,7 @@ InitSide(SgdSide *side, const SgdConfig *cfg, int64 seed)
 
 	side->x = HugeAlloc0((Size) side->n * k, sizeof(float));
 	side->acc = HugeAlloc0(side->n, sizeof(float));
-	side->stamp = HugeAlloc0(side->n, sizeof(int32));
+	side->stamp = HugeAlloc0(side->n, sizeof(int64));
 	side->drawn = HugeAlloc0(Max(cfg->batch_size, 1), sizeof(int32));
 	side->g_hat = HugeAlloc0((Size) k * k, sizeof(double));
 	for (int r = 0; r < side->n; r++)
@@ -911,7 +911,7 @@ sgd_train(PG_FUNCTION_ARGS)
 			   *perm;
 	double	   *pc;
 	int64		npairs;
-	int32		stamp = 0;
+	int64		stamp = 0;
 	int			k;
 	EmbeddingRng rng;
 	double	   *gram_buf;

@@ -75,3 +75,9 @@ BEGIN
 END
 $$;
 CALL bench_run(string_to_array(:'methods', ' '), :epochs, :dim);
+
+-- speed of one als epoch on every interaction (train and test together), at the bench's dim
+CREATE TABLE bench_speed AS
+	SELECT count(*) AS epochs, avg(seconds) AS seconds_per_epoch, min(seconds) AS fastest,
+		(SELECT count(*) FROM bench_interactions) AS interactions
+	FROM recsys.train_embeddings('bench_speed', 'bench_interactions', dim => :dim, epochs => 3);

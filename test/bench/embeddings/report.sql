@@ -10,6 +10,9 @@ SELECT method, epoch, round(seconds::numeric, 3) AS seconds, round(cumulative::n
 	round(setup::numeric, 2) AS setup_s, round(loss::numeric, 1) AS loss,
 	round(recall::numeric, 4) AS recall_20, round(ndcg::numeric, 4) AS ndcg_20
 FROM bench_results ORDER BY method = 'popularity' DESC, method, epoch;
+\echo '== als: seconds per epoch on all interactions'
+SELECT interactions, epochs, round(seconds_per_epoch::numeric, 3) AS seconds_per_epoch,
+	round(fastest::numeric, 3) AS fastest FROM bench_speed;
 \echo '== mean seconds per epoch'
 SELECT method, round(avg(seconds)::numeric, 3) AS seconds_per_epoch, round(avg(setup)::numeric, 2) AS setup_seconds
 FROM bench_results WHERE method <> 'popularity' GROUP BY method ORDER BY method;
