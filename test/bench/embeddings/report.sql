@@ -21,7 +21,7 @@ SELECT a.epoch, round(a.recall::numeric, 4) AS sogram_recall, round(b.recall::nu
 	round((a.recall / b.recall)::numeric, 3) AS recall_ratio, round((a.ndcg / b.ndcg)::numeric, 3) AS ndcg_ratio
 FROM bench_results a JOIN bench_results b ON b.epoch = a.epoch AND b.method = 'sampled'
 WHERE a.method = 'sogram' ORDER BY a.epoch;
-\echo '== sogram vs sampled at equal time (sampled: its best epoch finished within sogram''s cumulative time)'
+\echo '== sogram vs sampled at equal time (sampled: its last epoch finished within sogram''s cumulative time)'
 SELECT a.epoch AS sogram_epoch, round(a.cumulative::numeric, 2) AS seconds, b.epoch AS sampled_epoch,
 	round(a.recall::numeric, 4) AS sogram_recall, round(b.recall::numeric, 4) AS sampled_recall,
 	round((a.recall / b.recall)::numeric, 3) AS recall_ratio, round((a.ndcg / b.ndcg)::numeric, 3) AS ndcg_ratio

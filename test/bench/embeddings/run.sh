@@ -19,7 +19,7 @@ dim=${EMB_DIM:-64}
 methods=${EMB_METHODS:-als sogram sagram sampled}
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
-echo "data: $users users, $items items, ~$interactions interactions; dim $dim; epochs 1..$epochs; methods: $methods"
+echo "data: $users users, $items items, ~$interactions interactions; dim $dim; epochs 1..$epochs (sampled 1..$((2 * epochs))); methods: $methods"
 psql -X -q -v ON_ERROR_STOP=1 -c 'CREATE TABLE bench_interactions (user_id int, item_id int, ts bigint)'
 /usr/bin/python3 "$here/gen.py" --users "$users" --items "$items" --interactions "$interactions" |
 	psql -X -q -v ON_ERROR_STOP=1 -c '\copy bench_interactions FROM STDIN CSV HEADER'
