@@ -1,0 +1,537 @@
+/*
+ * als.c
+ *		The recsys.als_solve aggregate: the closed-form implicit-ALS update of
+ *		one entity (algorithms.md section 2, api.md section 2),
+ *
+ *			(w G + sum_j (c_j - w) v_j v_j^T + l2 I) x = sum_j c_j v_j,
+ *
+ *		used as "GROUP BY user_id" over the join of interactions and item
+ *		vectors, where G is the Gramian of all item vectors, w the Gramian
+ *		(unobserved) weight and c_j the confidence of each observed pair.
+ *
+ * The state is a bytea (not internal), updated in place, with a combine
+ * function, so that the aggregate runs under parallel query and on Citus.
+ * It holds G (k x k), the observed part A = sum_j (c_j - w) v_j v_j^T (k x k),
+ * the right-hand side b (k) and a buffer of rows that is folded into A with
+ * one blocked rank-b update (dsyrk) when full.  That is k x k doubles twice
+ * per group: the driver must feed sorted groups (GroupAggregate), never a
+ * hash aggregate over millions of entities.
+ *
+ * G, w and l2 are taken from the first row of each group: w and l2 are
+ * checked on every row (two comparisons), G only when partial states are
+ * combined, because comparing k x k values per row would cost more than the
+ * update itself.  They are meant to be constants of the query.
+ */
+#include "postgres.h"
+
+#include <float.h>
+#include <math.h>
+
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include "als.h"
+#include "arrays.h"
+#include "linalg.h"
+#include "recsys.h"
+
+#define ALS_MAGIC 0x52534130	/* "RSA0" */
+#define ALS_VERSION 1
+
+typedef struct AlsState
+{
+	int32		vl_len_;		/* varlena header (do not touch directly) */
+	uint32		magic;			/* ALS_MAGIC */
+	uint16		version;		/* ALS_VERSION */
+	uint16		reserved;
+	int32		dim;			/* k */
+	int32		buf_cap;		/* rows the buffer holds */
+	int32		n_pos;			/* buffered rows at the front (c - w > 0) */
+	int32		n_neg;			/* buffered rows at the back (c - w < 0) */
+	int64		count;			/* rows aggregated, buffered ones included */
+	double		gramian_weight; /* w */
+	double		l2;				/* lambda of this entity */
+	double		conf_sum;		/* sum_j c_j */
+	double		data[FLEXIBLE_ARRAY_MEMBER];	/* G, A, b, buffer */
+} AlsState;
+
+#define ALS_HDRSZ offsetof(AlsState, data)
+#define AlsGramian(s) ((s)->data)
+#define AlsMatrix(s) ((s)->data + (size_t) (s)->dim * (s)->dim)
+#define AlsRhs(s) ((s)->data + 2 * (size_t) (s)->dim * (s)->dim)
+#define AlsBuffer(s) (AlsRhs(s) + (s)->dim)
+#define AlsNegRows(s) (AlsBuffer(s) + (size_t) ((s)->buf_cap - (s)->n_neg) * (s)->dim)
+
+/* Get the byte size of a state for k and a buffer of buf_cap rows */
+static Size
+AlsStateSize(int dim, int buf_cap)
+{
+	return ALS_HDRSZ + sizeof(double) *
+		(2 * (Size) dim * dim + (Size) dim + (Size) buf_cap * dim);
+}
+
+/* Get the buffer length for k: about 64 KB of rows, between 8 and 256 rows */
+static int
+AlsBufferRows(int dim)
+{
+	int			rows = (64 * 1024 / (int) sizeof(double)) / dim;
+
+	return Max(8, Min(256, rows));
+}
+
+/* Check that gramian_weight and l2 are usable numbers */
+static void
+CheckAlsScalars(double gramian_weight, double l2)
+{
+	CheckFiniteDouble(gramian_weight, "gramian_weight");
+	CheckFiniteDouble(l2, "l2");
+	if (gramian_weight < 0.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("gramian_weight must not be negative")));
+	if (l2 < 0.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("l2 must not be negative")));
+}
+
+/*
+ * Allocate a state for k-dimensional vectors in the current context, with
+ * the Gramian g (k x k, symmetric) and the two scalars of the group.
+ */
+static AlsState *
+InitAlsState(int dim, ArrayType *g, double gramian_weight, double l2)
+{
+	int			buf_cap = AlsBufferRows(dim);
+	Size		size = AlsStateSize(dim, buf_cap);
+	int			rows,
+				cols;
+	double	   *gm;
+	double		scale = 0.0;
+	AlsState   *state;
+
+	CheckAlsScalars(gramian_weight, l2);
+	gm = MatrixGetDoubles(g, &rows, &cols);
+	if (rows != dim || cols != dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("gramian must be %d x %d to match the vectors, not %d x %d",
+						dim, dim, rows, cols)));
+	for (int i = 0; i < dim * dim; i++)
+		scale = Max(scale, fabs(gm[i]));
+	for (int i = 0; i < dim; i++)
+		for (int j = 0; j < i; j++)
+			if (fabs(gm[(size_t) i * dim + j] - gm[(size_t) j * dim + i]) > 1e-9 * scale)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_EXCEPTION),
+						 errmsg("gramian must be symmetric"),
+						 errdetail("Entries [%d][%d] and [%d][%d] differ.", i + 1, j + 1, j + 1, i + 1)));
+
+	if (!AllocSizeIsValid(size))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("als_solve state of dimension %d is too large", dim)));
+	state = (AlsState *) palloc(size);
+	memset(state, 0, ALS_HDRSZ);
+	SET_VARSIZE(state, size);
+	state->magic = ALS_MAGIC;
+	state->version = ALS_VERSION;
+	state->dim = dim;
+	state->buf_cap = buf_cap;
+	state->gramian_weight = gramian_weight;
+	state->l2 = l2;
+	memcpy(AlsGramian(state), gm, sizeof(double) * dim * dim);
+	/* A and b start at zero; the buffer needs no initial value */
+	memset(AlsMatrix(state), 0, sizeof(double) * ((Size) dim * dim + dim));
+	pfree(gm);
+	return state;
+}
+
+/* Check that a bytea is a well-formed als_solve state, raising an error if not */
+static AlsState *
+CheckAlsState(bytea *raw)
+{
+	AlsState   *state = (AlsState *) raw;
+	Size		size = VARSIZE_ANY(raw);
+
+	if (VARATT_IS_SHORT(raw) || size < ALS_HDRSZ || state->magic != ALS_MAGIC)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid als_solve state")));
+	if (state->version != ALS_VERSION)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("unsupported als_solve state version %d", state->version)));
+	if (state->dim < 1 || state->dim > RECSYS_MAX_DIM_LIMIT ||
+		state->buf_cap < 1 || state->buf_cap > ALS_MAX_BUFFER ||
+		state->n_pos < 0 || state->n_neg < 0 ||
+		state->n_pos > state->buf_cap - state->n_neg ||
+		state->count < (int64) state->n_pos + state->n_neg ||
+		size != AlsStateSize(state->dim, state->buf_cap))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid als_solve state"),
+				 errdetail("The header does not match the size of the state.")));
+	if (!isfinite(state->gramian_weight) || state->gramian_weight < 0.0 ||
+		!isfinite(state->l2) || state->l2 < 0.0 || !isfinite(state->conf_sum))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid als_solve state"),
+				 errdetail("The state holds an invalid gramian_weight, l2 or confidence sum.")));
+	return state;
+}
+
+/* Check that every stored value of a state is finite */
+static void
+CheckAlsValues(const AlsState *state)
+{
+	size_t		n = 2 * (size_t) state->dim * state->dim + state->dim;
+	bool		bad = false;
+
+	for (size_t i = 0; i < n; i++)
+		bad |= !isfinite(state->data[i]);
+	for (size_t i = 0; i < (size_t) state->n_pos * state->dim; i++)
+		bad |= !isfinite(AlsBuffer(state)[i]);
+	for (size_t i = 0; i < (size_t) state->n_neg * state->dim; i++)
+		bad |= !isfinite(AlsNegRows(state)[i]);
+	if (bad)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid als_solve state"),
+				 errdetail("The state holds a non-finite value.")));
+}
+
+/* Fold the buffered rows of src into the accumulator m (k x k) */
+static void
+AlsFoldBuffer(const AlsState *src, double *m)
+{
+	LinalgSyrkRows(src->dim, src->n_pos, AlsBuffer(src), 1.0, m);
+	LinalgSyrkRows(src->dim, src->n_neg, AlsNegRows(src), -1.0, m);
+}
+
+/* Fold a state's own buffer into its accumulator and empty the buffer */
+static void
+AlsFlushBuffer(AlsState *state)
+{
+	AlsFoldBuffer(state, AlsMatrix(state));
+	state->n_pos = 0;
+	state->n_neg = 0;
+}
+
+/* Get a private, 8-byte aligned copy of a state in the given context */
+static AlsState *
+CopyAlsState(AlsState *state, MemoryContext context)
+{
+	MemoryContext old = MemoryContextSwitchTo(context);
+	AlsState   *copy = palloc(VARSIZE(state));
+
+	memcpy(copy, state, VARSIZE(state));
+	MemoryContextSwitchTo(old);
+	return copy;
+}
+
+/*
+ * Get the state to update for a row of k-dimensional vectors: the argument
+ * itself when called as an aggregate (in-place update), else a copy, so that
+ * a direct SQL call cannot scribble on a value it does not own.  Allocates a
+ * new state for the first row of a group.
+ */
+static AlsState *
+GetWritableAlsState(FunctionCallInfo fcinfo, int dim, double gramian_weight, double l2)
+{
+	MemoryContext aggcontext;
+	AlsState   *state;
+
+	if (!AggCheckCallContext(fcinfo, &aggcontext))
+		aggcontext = NULL;
+
+	if (PG_ARGISNULL(0))
+	{
+		MemoryContext old = MemoryContextSwitchTo(aggcontext ? aggcontext : CurrentMemoryContext);
+
+		/* only the first row of a group reads (and detoasts) the Gramian */
+		state = InitAlsState(dim, PG_GETARG_ARRAYTYPE_P(3), gramian_weight, l2);
+		MemoryContextSwitchTo(old);
+		return state;
+	}
+
+	state = CheckAlsState(PG_GETARG_BYTEA_P(0));
+	if (aggcontext == NULL || ((uintptr_t) state) % sizeof(double) != 0 ||
+		(Pointer) state != DatumGetPointer(PG_GETARG_DATUM(0)))
+		state = CopyAlsState(state, aggcontext ? aggcontext : CurrentMemoryContext);
+	CheckSameDims(state->dim, dim);
+	if (state->gramian_weight != gramian_weight)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("gramian_weight must be the same for every row of a group")));
+	if (state->l2 != l2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("l2 must be the same for every row of a group")));
+	return state;
+}
+
+PG_FUNCTION_INFO_V1(als_solve_accum);
+/* Get the state with one more observed pair (vector v, confidence c) */
+Datum
+als_solve_accum(PG_FUNCTION_ARGS)
+{
+	ArrayType  *v;
+	AlsState   *state;
+	double		c,
+				gramian_weight,
+				l2,
+				w,
+				s;
+	double	   *row;
+	double	   *b;
+	int			dim;
+
+	/* the group's constants must be given even on rows that are skipped */
+	if (PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("gramian must not be NULL")));
+	if (PG_ARGISNULL(4))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("gramian_weight must not be NULL")));
+	if (PG_ARGISNULL(5))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("l2 must not be NULL")));
+
+	/* a row without vector or confidence is skipped, like NULL rows in gramian */
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+	{
+		if (PG_ARGISNULL(0))
+			PG_RETURN_NULL();
+		PG_RETURN_BYTEA_P((bytea *) CheckAlsState(PG_GETARG_BYTEA_P(0)));
+	}
+
+	v = PG_GETARG_ARRAYTYPE_P(1);
+	c = PG_GETARG_FLOAT8(2);
+	gramian_weight = PG_GETARG_FLOAT8(4);
+	l2 = PG_GETARG_FLOAT8(5);
+	CheckFiniteDouble(c, "confidence");
+	if (c < 0.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("confidence must not be negative")));
+	dim = VectorDim(v);
+	state = GetWritableAlsState(fcinfo, dim, gramian_weight, l2);
+
+	/* convert into the next free buffer slot, then scale there */
+	w = c - state->gramian_weight;
+	if (w < 0.0)
+		row = AlsBuffer(state) + (size_t) (state->buf_cap - state->n_neg - 1) * dim;
+	else
+		row = AlsBuffer(state) + (size_t) state->n_pos * dim;
+	VectorToDoubles(v, row);
+
+	b = AlsRhs(state);
+	for (int i = 0; i < dim; i++)
+		b[i] += c * row[i];
+	state->conf_sum += c;
+	state->count++;
+
+	if (w > 0.0)
+	{
+		s = sqrt(w);
+		if (s != 1.0)
+			for (int i = 0; i < dim; i++)
+				row[i] *= s;
+		state->n_pos++;
+	}
+	else if (w < 0.0)
+	{
+		s = sqrt(-w);
+		for (int i = 0; i < dim; i++)
+			row[i] *= s;
+		state->n_neg++;
+	}
+	/* c == w: the pair adds to b only; the slot is reused */
+
+	if (state->n_pos + state->n_neg >= state->buf_cap)
+		AlsFlushBuffer(state);
+
+	PG_RETURN_BYTEA_P((bytea *) state);
+}
+
+PG_FUNCTION_INFO_V1(als_solve_combine);
+/* Get the sum of two partial states of one group (parallel aggregation) */
+Datum
+als_solve_combine(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcontext;
+	AlsState   *state1;
+	AlsState   *state2;
+	size_t		n;
+
+	if (!AggCheckCallContext(fcinfo, &aggcontext))
+		aggcontext = NULL;
+
+	if (PG_ARGISNULL(1))
+	{
+		if (PG_ARGISNULL(0))
+			PG_RETURN_NULL();
+		PG_RETURN_BYTEA_P((bytea *) CheckAlsState(PG_GETARG_BYTEA_P(0)));
+	}
+	state2 = CheckAlsState(PG_GETARG_BYTEA_P(1));
+	if (((uintptr_t) state2) % sizeof(double) != 0)
+		state2 = CopyAlsState(state2, CurrentMemoryContext);
+	CheckAlsValues(state2);
+
+	if (PG_ARGISNULL(0))
+	{
+		/* the result must live in the aggregate context, not in state2's */
+		state1 = CopyAlsState(state2, aggcontext ? aggcontext : CurrentMemoryContext);
+		AlsFlushBuffer(state1);
+		PG_RETURN_BYTEA_P((bytea *) state1);
+	}
+
+	state1 = CheckAlsState(PG_GETARG_BYTEA_P(0));
+	CheckSameDims(state1->dim, state2->dim);
+	if (aggcontext == NULL || ((uintptr_t) state1) % sizeof(double) != 0 ||
+		(Pointer) state1 != DatumGetPointer(PG_GETARG_DATUM(0)))
+		state1 = CopyAlsState(state1, aggcontext ? aggcontext : CurrentMemoryContext);
+	CheckAlsValues(state1);
+	if (state1->gramian_weight != state2->gramian_weight)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("gramian_weight must be the same for every row of a group")));
+	if (state1->l2 != state2->l2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("l2 must be the same for every row of a group")));
+	n = (size_t) state1->dim * state1->dim;
+	if (memcmp(AlsGramian(state1), AlsGramian(state2), sizeof(double) * n) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("gramian must be the same for every row of a group")));
+
+	AlsFlushBuffer(state1);
+	AlsFoldBuffer(state2, AlsMatrix(state1));
+	for (size_t i = 0; i < n; i++)
+		AlsMatrix(state1)[i] += AlsMatrix(state2)[i];
+	for (int i = 0; i < state1->dim; i++)
+		AlsRhs(state1)[i] += AlsRhs(state2)[i];
+	state1->conf_sum += state2->conf_sum;
+	state1->count += state2->count;
+
+	PG_RETURN_BYTEA_P((bytea *) state1);
+}
+
+/*
+ * Solve the normal equations of a state into x (k doubles).  Raises an error
+ * when the system stays singular after the jitter retries.
+ */
+static void
+AlsSolveState(const AlsState *state, double *x)
+{
+	int			k = state->dim;
+	size_t		n = (size_t) k * k;
+	double	   *m = palloc(sizeof(double) * n);
+	double	   *work = palloc(sizeof(double) * n);
+	const double *g = AlsGramian(state);
+	int			retries = 0;
+	int			info;
+
+	/* m = w G + A (+ buffered rows) + l2 I, column-major upper triangle live */
+	memcpy(m, AlsMatrix(state), sizeof(double) * n);
+	AlsFoldBuffer(state, m);
+	for (int j = 0; j < k; j++)
+		for (int i = 0; i <= j; i++)
+			m[(size_t) j * k + i] += state->gramian_weight * g[(size_t) j * k + i];
+	for (int i = 0; i < k; i++)
+		m[(size_t) i * k + i] += state->l2;
+	memcpy(x, AlsRhs(state), sizeof(double) * k);
+
+	info = LinalgCholeskySolve(k, m, x, 1, work, &retries);
+	if (info != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("als_solve system is singular"),
+				 errdetail("The Cholesky factorization failed (LAPACK info %d) after %d jitter retries.",
+						   info, retries),
+				 errhint("Use a positive l2.")));
+	for (int i = 0; i < k; i++)
+		if (!isfinite(x[i]) || fabs(x[i]) > FLT_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("als_solve solution is out of range for real"),
+					 errhint("Use a larger l2.")));
+	pfree(work);
+	pfree(m);
+}
+
+PG_FUNCTION_INFO_V1(als_solve_final);
+/* Get the solution x as real[], or NULL for no rows */
+Datum
+als_solve_final(PG_FUNCTION_ARGS)
+{
+	AlsState   *state;
+	double	   *x;
+	float	   *xf;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	state = CheckAlsState(PG_GETARG_BYTEA_P(0));
+	if (((uintptr_t) state) % sizeof(double) != 0)
+		state = CopyAlsState(state, CurrentMemoryContext);
+	CheckAlsValues(state);
+	if (state->count == 0)
+		PG_RETURN_NULL();
+
+	x = palloc(sizeof(double) * state->dim);
+	xf = palloc(sizeof(float) * state->dim);
+	AlsSolveState(state, x);
+	for (int i = 0; i < state->dim; i++)
+		xf[i] = (float) x[i];
+	PG_RETURN_ARRAYTYPE_P(FloatsToArray(xf, state->dim));
+}
+
+PG_FUNCTION_INFO_V1(als_solve_objective_final);
+/*
+ * Get {x..., objective part} as double precision[]: the solution and the
+ * group's share of the observed terms at that solution,
+ * x^T A x - 2 x^T b + sum_j c_j = sum_j [c_j (v_j.x - 1)^2 - w (v_j.x)^2].
+ */
+Datum
+als_solve_objective_final(PG_FUNCTION_ARGS)
+{
+	AlsState   *state;
+	double	   *x;
+	double	   *m;
+	double	   *ax;
+	double		obj;
+	int			k;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	state = CheckAlsState(PG_GETARG_BYTEA_P(0));
+	if (((uintptr_t) state) % sizeof(double) != 0)
+		state = CopyAlsState(state, CurrentMemoryContext);
+	CheckAlsValues(state);
+	if (state->count == 0)
+		PG_RETURN_NULL();
+
+	k = state->dim;
+	x = palloc(sizeof(double) * (k + 1));
+	AlsSolveState(state, x);
+	/* round to what is stored (real[]) so the objective is that of the stored vector */
+	for (int i = 0; i < k; i++)
+		x[i] = (double) (float) x[i];
+
+	m = palloc(sizeof(double) * (size_t) k * k);
+	ax = palloc(sizeof(double) * k);
+	memcpy(m, AlsMatrix(state), sizeof(double) * (size_t) k * k);
+	AlsFoldBuffer(state, m);
+	LinalgSymmetrize(k, m);
+	LinalgDgemv(k, k, 1.0, m, x, 0.0, ax);
+	obj = LinalgDot(k, x, ax) - 2.0 * LinalgDot(k, x, AlsRhs(state)) + state->conf_sum;
+	x[k] = obj;
+	PG_RETURN_ARRAYTYPE_P(DoublesToArray(x, k + 1));
+}
