@@ -29,83 +29,10 @@
 #include "embeddings.h"
 #include "linalg.h"
 #include "recsys.h"
+#include "rng.h"
 
 #define EMBEDDING_CACHE_SIZE 4
 #define EMBEDDING_FETCH_ROWS 4096
-
-/* Mix 64 bits (splitmix64 finaliser) */
-uint64
-EmbeddingHash64(uint64 x)
-{
-	x += UINT64CONST(0x9E3779B97F4A7C15);
-	x = (x ^ (x >> 30)) * UINT64CONST(0xBF58476D1CE4E5B9);
-	x = (x ^ (x >> 27)) * UINT64CONST(0x94D049BB133111EB);
-	return x ^ (x >> 31);
-}
-
-/* Seed a generator: four splitmix64 outputs of the seed */
-void
-EmbeddingRngSeed(EmbeddingRng *rng, uint64 seed)
-{
-	for (int i = 0; i < 4; i++)
-	{
-		seed += UINT64CONST(0x9E3779B97F4A7C15);
-		rng->s[i] = EmbeddingHash64(seed);
-	}
-}
-
-/* Rotate left */
-static inline uint64
-Rotl64(uint64 x, int k)
-{
-	return (x << k) | (x >> (64 - k));
-}
-
-/* Get the next 64 random bits (xoshiro256**) */
-uint64
-EmbeddingRngNext(EmbeddingRng *rng)
-{
-	uint64	   *s = rng->s;
-	uint64		result = Rotl64(s[1] * 5, 7) * 9;
-	uint64		t = s[1] << 17;
-
-	s[2] ^= s[0];
-	s[3] ^= s[1];
-	s[1] ^= s[2];
-	s[0] ^= s[3];
-	s[2] ^= t;
-	s[3] = Rotl64(s[3], 45);
-	return result;
-}
-
-/* Get a uniform double in (0, 1) */
-double
-EmbeddingRngUniform(EmbeddingRng *rng)
-{
-	return ((double) (EmbeddingRngNext(rng) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-}
-
-/* Get a uniform integer in [0, n) without modulo bias (Lemire) */
-uint64
-EmbeddingRngBelow(EmbeddingRng *rng, uint64 n)
-{
-	uint64		x = EmbeddingRngNext(rng);
-	__uint128_t m = (__uint128_t) x * n;
-	uint64		l = (uint64) m;
-
-	if (l < n)
-	{
-		uint64		t = -n % n;
-
-		while (l < t)
-		{
-			x = EmbeddingRngNext(rng);
-			m = (__uint128_t) x * n;
-			l = (uint64) m;
-		}
-	}
-	return (uint64) (m >> 64);
-}
 
 /* Get a uniform double in (0, 1) from a hash value */
 static inline double
@@ -122,13 +49,13 @@ HashUniform(uint64 h)
 void
 EmbeddingInitVector(int64 seed, int64 id, int dim, double scale, float *out)
 {
-	uint64		base = EmbeddingHash64(EmbeddingHash64((uint64) seed) ^ (uint64) id);
+	uint64		base = RngHash64(RngHash64((uint64) seed) ^ (uint64) id);
 	double		sd = scale / sqrt((double) dim);
 
 	for (int j = 0; j < dim; j++)
 	{
-		double		u1 = HashUniform(EmbeddingHash64(base + 2 * (uint64) j));
-		double		u2 = HashUniform(EmbeddingHash64(base + 2 * (uint64) j + 1));
+		double		u1 = HashUniform(RngHash64(base + 2 * (uint64) j));
+		double		u2 = HashUniform(RngHash64(base + 2 * (uint64) j + 1));
 
 		out[j] = (float) (sd * sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
 	}

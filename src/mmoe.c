@@ -42,6 +42,7 @@
 #include "mmoe.h"
 #include "model_store.h"
 #include "recsys.h"
+#include "rng.h"
 #include "safetensors.h"
 
 /* ---------------------------------------------------------------------
@@ -743,12 +744,7 @@ AddScaled(size_t n, float a, const float *restrict x, float *restrict y)
 double
 MmoeDropoutUniform(uint64 seed, uint64 n)
 {
-	uint64		z = seed + (n + 1) * UINT64CONST(0x9E3779B97F4A7C15);
-
-	z = (z ^ (z >> 30)) * UINT64CONST(0xBF58476D1CE4E5B9);
-	z = (z ^ (z >> 27)) * UINT64CONST(0x94D049BB133111EB);
-	z ^= z >> 31;
-	return (double) (z >> 40) * (1.0 / 16777216.0);
+	return (double) (RngHash64(seed + n * RNG_GOLDEN) >> 40) * (1.0 / 16777216.0);
 }
 
 /* Apply inverted dropout to rows x width activations whose first unit is site */

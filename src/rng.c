@@ -9,15 +9,25 @@
 
 #include "rng.h"
 
-/* Get the next output of splitmix64, advancing *x */
-static uint64
-SplitMix64(uint64 *x)
+/* Get the splitmix64 output for counter x: mix(x + golden) */
+uint64
+RngHash64(uint64 x)
 {
-	uint64		z = (*x += UINT64CONST(0x9E3779B97F4A7C15));
+	uint64		z = x + RNG_GOLDEN;
 
 	z = (z ^ (z >> 30)) * UINT64CONST(0xBF58476D1CE4E5B9);
 	z = (z ^ (z >> 27)) * UINT64CONST(0x94D049BB133111EB);
 	return z ^ (z >> 31);
+}
+
+/* Get the next output of splitmix64, advancing *x */
+static uint64
+SplitMix64(uint64 *x)
+{
+	uint64		z = RngHash64(*x);
+
+	*x += RNG_GOLDEN;
+	return z;
 }
 
 /* Get x rotated left by k bits */
@@ -29,7 +39,7 @@ Rotl64(uint64 x, int k)
 
 /* Seed the generator: four splitmix64 outputs become the xoshiro256** state */
 void
-NormalRngInit(NormalRng *rng, uint64 seed)
+RngInit(Rng *rng, uint64 seed)
 {
 	uint64		x = seed;
 
@@ -41,7 +51,7 @@ NormalRngInit(NormalRng *rng, uint64 seed)
 
 /* Get the next 64 random bits of xoshiro256** */
 uint64
-NormalRngNext64(NormalRng *rng)
+RngNext64(Rng *rng)
 {
 	uint64	   *s = rng->s;
 	uint64		result = Rotl64(s[1] * 5, 7) * 9;
@@ -61,7 +71,7 @@ NormalRngNext64(NormalRng *rng)
  * from the top 53 bits; the sine half is kept for the next call)
  */
 double
-NormalRngNormal(NormalRng *rng)
+RngNormal(Rng *rng)
 {
 	double		u1,
 				u2,
@@ -72,17 +82,39 @@ NormalRngNormal(NormalRng *rng)
 		rng->has_spare = false;
 		return rng->spare;
 	}
-	u1 = ((NormalRngNext64(rng) >> 11) + 1) * 0x1.0p-53;
-	u2 = (NormalRngNext64(rng) >> 11) * 0x1.0p-53;
+	u1 = ((RngNext64(rng) >> 11) + 1) * 0x1.0p-53;
+	u2 = (RngNext64(rng) >> 11) * 0x1.0p-53;
 	r = sqrt(-2.0 * log(u1));
 	rng->spare = r * sin(2.0 * M_PI * u2);
 	rng->has_spare = true;
 	return r * cos(2.0 * M_PI * u2);
 }
 
-/* Get a uniform double in [0, 1) */
+/* Get a uniform double in (0, 1), never 0 or 1 (safe for logarithms) */
 double
-NormalRngUniform(NormalRng *rng)
+RngUniform(Rng *rng)
 {
-	return (NormalRngNext64(rng) >> 11) * 0x1.0p-53;
+	return ((double) (RngNext64(rng) >> 11) + 0.5) * 0x1.0p-53;
+}
+
+/* Get a uniform integer in [0, n) without modulo bias (Lemire's method) */
+uint64
+RngBelow(Rng *rng, uint64 n)
+{
+	uint64		x = RngNext64(rng);
+	__uint128_t m = (__uint128_t) x * n;
+	uint64		l = (uint64) m;
+
+	if (l < n)
+	{
+		uint64		t = -n % n;
+
+		while (l < t)
+		{
+			x = RngNext64(rng);
+			m = (__uint128_t) x * n;
+			l = (uint64) m;
+		}
+	}
+	return (uint64) (m >> 64);
 }

@@ -13,16 +13,21 @@
  * first).  Self-contained so that results do not depend on the platform's
  * random() and are reproducible outside PostgreSQL.
  */
-typedef struct NormalRng
+typedef struct Rng
 {
 	uint64		s[4];
 	double		spare;
 	bool		has_spare;
-} NormalRng;
+} Rng;
 
-extern void NormalRngInit(NormalRng *rng, uint64 seed);
-extern uint64 NormalRngNext64(NormalRng *rng);
-extern double NormalRngNormal(NormalRng *rng);
-extern double NormalRngUniform(NormalRng *rng);
+extern void RngInit(Rng *rng, uint64 seed);
+extern uint64 RngNext64(Rng *rng);
+extern double RngNormal(Rng *rng);
+extern double RngUniform(Rng *rng);
+extern uint64 RngBelow(Rng *rng, uint64 n);
+extern uint64 RngHash64(uint64 x);
+
+/* The splitmix64 increment (2^64 / golden ratio) */
+#define RNG_GOLDEN UINT64CONST(0x9E3779B97F4A7C15)
 
 #endif

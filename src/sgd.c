@@ -51,6 +51,7 @@
 #include "embeddings.h"
 #include "linalg.h"
 #include "recsys.h"
+#include "rng.h"
 #include "sgd.h"
 
 #define SGD_FETCH_ROWS 8192
@@ -442,11 +443,11 @@ AliasBuild(AliasTable *t, int n, const double *w)
 
 /* Draw one index from an alias table */
 static inline int
-AliasDraw(const AliasTable *t, EmbeddingRng *rng)
+AliasDraw(const AliasTable *t, Rng *rng)
 {
-	int			j = (int) EmbeddingRngBelow(rng, (uint64) t->n);
+	int			j = (int) RngBelow(rng, (uint64) t->n);
 
-	return EmbeddingRngUniform(rng) < t->prob[j] ? j : t->alias[j];
+	return RngUniform(rng) < t->prob[j] ? j : t->alias[j];
 }
 
 /* Build a side's sampler for a distribution over its entities */
@@ -498,7 +499,7 @@ GatherRows(const float *x, int k, const int32 *idx, int m, const double *scale, 
  * drawn[]; returns how many.  stamp[] remembers the batch that drew each.
  */
 static int
-DrawDistinct(SgdSide *side, int m, int64 batch_stamp, int32 *drawn, EmbeddingRng *rng)
+DrawDistinct(SgdSide *side, int m, int64 batch_stamp, int32 *drawn, Rng *rng)
 {
 	int			got = 0;
 
@@ -510,7 +511,7 @@ DrawDistinct(SgdSide *side, int m, int64 batch_stamp, int32 *drawn, EmbeddingRng
 	}
 	while (got < m)
 	{
-		int			j = (int) EmbeddingRngBelow(rng, (uint64) side->n);
+		int			j = (int) RngBelow(rng, (uint64) side->n);
 
 		if (side->stamp[j] == batch_stamp)
 			continue;
@@ -522,7 +523,7 @@ DrawDistinct(SgdSide *side, int m, int64 batch_stamp, int32 *drawn, EmbeddingRng
 
 /* SOGram: G_hat <- (1 - alpha) G_hat + alpha * (batch estimate of the Gramian) */
 static void
-SogramUpdate(SgdSide *side, const SgdConfig *cfg, SgdBatch *b, EmbeddingRng *rng)
+SogramUpdate(SgdSide *side, const SgdConfig *cfg, SgdBatch *b, Rng *rng)
 {
 	int			k = cfg->dim;
 	int			m = cfg->batch_size;
@@ -548,7 +549,7 @@ SogramUpdate(SgdSide *side, const SgdConfig *cfg, SgdBatch *b, EmbeddingRng *rng
  * (saga: unbiased, projected onto the PSD cone).
  */
 static void
-SagramEstimate(SgdSide *side, const SgdConfig *cfg, SgdBatch *b, int64 stamp, EmbeddingRng *rng)
+SagramEstimate(SgdSide *side, const SgdConfig *cfg, SgdBatch *b, int64 stamp, Rng *rng)
 {
 	int			k = cfg->dim;
 	int			m = DrawDistinct(side, cfg->batch_size, stamp, side->drawn, rng);
@@ -621,7 +622,7 @@ ApplyGradient(float *x, float *acc, const double *g, int k, const SgdConfig *cfg
 /* Run one epoch of minibatch steps over the examples in a fresh random order */
 static void
 SgdEpoch(const SgdConfig *cfg, SgdSide *us, SgdSide *it, int64 npairs, const int32 *pu,
-		 const int32 *pi, const double *pc, int32 *perm, SgdBatch *b, EmbeddingRng *rng,
+		 const int32 *pi, const double *pc, int32 *perm, SgdBatch *b, Rng *rng,
 		 int64 *stamp)
 {
 	int			k = cfg->dim;
@@ -630,7 +631,7 @@ SgdEpoch(const SgdConfig *cfg, SgdSide *us, SgdSide *it, int64 npairs, const int
 	/* Fisher-Yates shuffle of the example order */
 	for (int64 t = npairs - 1; t > 0; t--)
 	{
-		int64		j = (int64) EmbeddingRngBelow(rng, (uint64) (t + 1));
+		int64		j = (int64) RngBelow(rng, (uint64) (t + 1));
 		int32		tmp = perm[t];
 
 		perm[t] = perm[j];
@@ -913,7 +914,7 @@ sgd_train(PG_FUNCTION_ARGS)
 	int64		npairs;
 	int64		stamp = 0;
 	int			k;
-	EmbeddingRng rng;
+	Rng rng;
 	double	   *gram_buf;
 	double	   *gu_full,
 			   *gv_full;
@@ -946,7 +947,7 @@ sgd_train(PG_FUNCTION_ARGS)
 	/* the same initial vectors as als (items: seed * 2 + 1), then a seeded order */
 	InitSide(&us, &cfg, cfg.seed * 2);
 	InitSide(&it, &cfg, cfg.seed * 2 + 1);
-	EmbeddingRngSeed(&rng, (uint64) cfg.seed);
+	RngInit(&rng, (uint64) cfg.seed);
 	perm = HugeAlloc0(npairs, sizeof(int32));
 	for (int64 e = 0; e < npairs; e++)
 		perm[e] = (int32) e;

@@ -73,7 +73,7 @@ UncertaintyOptimalLogVar(UncertaintyTask type, double mean_loss)
  */
 double
 SampledSoftmaxNll(int nclasses, const double *logits, const double *sigmas,
-				  int label, int samples, NormalRng *rng, double *noisy)
+				  int label, int samples, Rng *rng, double *noisy)
 {
 	double		best = -INFINITY;
 	double		acc = 0.0;
@@ -87,7 +87,7 @@ SampledSoftmaxNll(int nclasses, const double *logits, const double *sigmas,
 
 		for (int c = 0; c < nclasses; c++)
 		{
-			noisy[c] = logits[c] + sigmas[c] * NormalRngNormal(rng);
+			noisy[c] = logits[c] + sigmas[c] * RngNormal(rng);
 			bad |= !isfinite(noisy[c]);
 			m = Max(m, noisy[c]);
 		}
@@ -307,7 +307,7 @@ sampled_softmax_nll(PG_FUNCTION_ARGS)
 	int32		seed = PG_GETARG_INT32(4);
 	double	   *sigmas;
 	double	   *noisy;
-	NormalRng	rng;
+	Rng	rng;
 	double		best = -INFINITY;
 	double		acc = 0.0;
 	double		result;
@@ -344,7 +344,7 @@ sampled_softmax_nll(PG_FUNCTION_ARGS)
 	}
 
 	/* the seed is sign-extended to 64 bits, as the reference script does */
-	NormalRngInit(&rng, (uint64) (int64) seed);
+	RngInit(&rng, (uint64) (int64) seed);
 
 	/* blocks of samples between interrupt checks, merged by logsumexp */
 	for (int done = 0; done < samples;)

@@ -34,6 +34,6 @@ typedef enum UncertaintyTask
 extern double UncertaintyTerm(UncertaintyTask type, double loss, double log_var);
 extern double UncertaintyOptimalLogVar(UncertaintyTask type, double mean_loss);
 extern double SampledSoftmaxNll(int nclasses, const double *logits, const double *sigmas,
-								int label, int samples, NormalRng *rng, double *noisy);
+								int label, int samples, Rng *rng, double *noisy);
 
 #endif

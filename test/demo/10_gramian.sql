@@ -1,6 +1,5 @@
 -- Demo part 1: the Gramian of a small table of vectors
 \pset footer off
-CREATE EXTENSION IF NOT EXISTS recsys;
 \echo '== a small table of 3-d item vectors and its Gramian V^T V'
 CREATE TABLE demo_items AS
 	SELECT i AS item_id, ARRAY[sin(i), cos(i), (i % 7) / 7.0]::real[] AS v

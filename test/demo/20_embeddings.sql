@@ -1,7 +1,6 @@
 -- Demo part 2: train embeddings on a generated implicit-feedback table, recommend, evaluate
 \pset footer off
 SET client_min_messages = notice;
-CREATE EXTENSION IF NOT EXISTS recsys;
 
 \echo '== a generated interactions table: 2000 users, 600 items in 6 taste groups'
 \echo '   (each user mostly picks popular items of their own group; 8 most recent picks held out)'

@@ -1,7 +1,6 @@
 -- Demo part 3: a PyTorch MMoE ranker stored in the database, scoring candidate rows
 \pset footer off
 SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS recsys;
 \set weights `/usr/bin/python3 test/demo/mmoe_demo.py`
 
 \echo '== import a PyTorch MMoE (safetensors, config in __metadata__.recsys) as model "ranker"'

@@ -2,7 +2,6 @@
 -- and the evaluation aggregates next to them
 \pset footer off
 \set QUIET on
-CREATE EXTENSION IF NOT EXISTS recsys;
 SELECT setseed(0.42) \gset
 
 \echo '== a predictions table: per impression, watch time (regression, noise sd 1 + 2|x|) and click (classification)'
