@@ -35,6 +35,7 @@
 #include "als.h"
 #include "arrays.h"
 #include "linalg.h"
+#include "rankbuffer.h"
 #include "recsys.h"
 
 #define ALS_MAGIC 0x52534130	/* "RSA0" */
@@ -46,10 +47,7 @@ typedef struct AlsState
 	uint32		magic;			/* ALS_MAGIC */
 	uint16		version;		/* ALS_VERSION */
 	uint16		reserved;
-	int32		dim;			/* k */
-	int32		buf_cap;		/* rows the buffer holds */
-	int32		n_pos;			/* buffered rows at the front (c - w > 0) */
-	int32		n_neg;			/* buffered rows at the back (c - w < 0) */
+	RankBuffer	buf;			/* k, buffer length, rows of c - w > 0 / < 0 */
 	int64		count;			/* rows aggregated, buffered ones included */
 	double		gramian_weight; /* w */
 	double		l2;				/* lambda of this entity */
@@ -59,10 +57,9 @@ typedef struct AlsState
 
 #define ALS_HDRSZ offsetof(AlsState, data)
 #define AlsGramian(s) ((s)->data)
-#define AlsMatrix(s) ((s)->data + (size_t) (s)->dim * (s)->dim)
-#define AlsRhs(s) ((s)->data + 2 * (size_t) (s)->dim * (s)->dim)
-#define AlsBuffer(s) (AlsRhs(s) + (s)->dim)
-#define AlsNegRows(s) (AlsBuffer(s) + (size_t) ((s)->buf_cap - (s)->n_neg) * (s)->dim)
+#define AlsMatrix(s) ((s)->data + (size_t) (s)->buf.dim * (s)->buf.dim)
+#define AlsRhs(s) ((s)->data + 2 * (size_t) (s)->buf.dim * (s)->buf.dim)
+#define AlsBuffer(s) (AlsRhs(s) + (s)->buf.dim)
 
 /* Get the byte size of a state for k and a buffer of buf_cap rows */
 static Size
@@ -70,15 +67,6 @@ AlsStateSize(int dim, int buf_cap)
 {
 	return ALS_HDRSZ + sizeof(double) *
 		(2 * (Size) dim * dim + (Size) dim + (Size) buf_cap * dim);
-}
-
-/* Get the buffer length for k: about 64 KB of rows, between 8 and 256 rows */
-static int
-AlsBufferRows(int dim)
-{
-	int			rows = (64 * 1024 / (int) sizeof(double)) / dim;
-
-	return Max(8, Min(256, rows));
 }
 
 /* Check that gramian_weight and l2 are usable numbers */
@@ -104,7 +92,7 @@ CheckAlsScalars(double gramian_weight, double l2)
 static AlsState *
 InitAlsState(int dim, ArrayType *g, double gramian_weight, double l2)
 {
-	int			buf_cap = AlsBufferRows(dim);
+	int			buf_cap = RankBufferRows(dim, 64 * 1024, 8, 256);
 	Size		size = AlsStateSize(dim, buf_cap);
 	int			rows,
 				cols;
@@ -138,8 +126,8 @@ InitAlsState(int dim, ArrayType *g, double gramian_weight, double l2)
 	SET_VARSIZE(state, size);
 	state->magic = ALS_MAGIC;
 	state->version = ALS_VERSION;
-	state->dim = dim;
-	state->buf_cap = buf_cap;
+	state->buf.dim = dim;
+	state->buf.cap = buf_cap;
 	state->gramian_weight = gramian_weight;
 	state->l2 = l2;
 	memcpy(AlsGramian(state), gm, sizeof(double) * dim * dim);
@@ -164,12 +152,9 @@ CheckAlsState(bytea *raw)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 				 errmsg("unsupported als_solve state version %d", state->version)));
-	if (state->dim < 1 || state->dim > RECSYS_MAX_DIM_LIMIT ||
-		state->buf_cap < 1 || state->buf_cap > ALS_MAX_BUFFER ||
-		state->n_pos < 0 || state->n_neg < 0 ||
-		state->n_pos > state->buf_cap - state->n_neg ||
-		state->count < (int64) state->n_pos + state->n_neg ||
-		size != AlsStateSize(state->dim, state->buf_cap))
+	if (!RankBufferValid(&state->buf, RECSYS_MAX_DIM_LIMIT, ALS_MAX_BUFFER) ||
+		state->count < (int64) state->buf.n_pos + state->buf.n_neg ||
+		size != AlsStateSize(state->buf.dim, state->buf.cap))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 				 errmsg("invalid als_solve state"),
@@ -187,37 +172,16 @@ CheckAlsState(bytea *raw)
 static void
 CheckAlsValues(const AlsState *state)
 {
-	size_t		n = 2 * (size_t) state->dim * state->dim + state->dim;
-	bool		bad = false;
+	size_t		n = 2 * (size_t) state->buf.dim * state->buf.dim + state->buf.dim;
+	bool		bad = !RankBufferFinite(&state->buf, AlsBuffer(state));
 
 	for (size_t i = 0; i < n; i++)
 		bad |= !isfinite(state->data[i]);
-	for (size_t i = 0; i < (size_t) state->n_pos * state->dim; i++)
-		bad |= !isfinite(AlsBuffer(state)[i]);
-	for (size_t i = 0; i < (size_t) state->n_neg * state->dim; i++)
-		bad |= !isfinite(AlsNegRows(state)[i]);
 	if (bad)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 				 errmsg("invalid als_solve state"),
 				 errdetail("The state holds a non-finite value.")));
-}
-
-/* Fold the buffered rows of src into the accumulator m (k x k) */
-static void
-AlsFoldBuffer(const AlsState *src, double *m)
-{
-	LinalgSyrkRows(src->dim, src->n_pos, AlsBuffer(src), 1.0, m);
-	LinalgSyrkRows(src->dim, src->n_neg, AlsNegRows(src), -1.0, m);
-}
-
-/* Fold a state's own buffer into its accumulator and empty the buffer */
-static void
-AlsFlushBuffer(AlsState *state)
-{
-	AlsFoldBuffer(state, AlsMatrix(state));
-	state->n_pos = 0;
-	state->n_neg = 0;
 }
 
 /* Get a private, 8-byte aligned copy of a state in the given context */
@@ -261,7 +225,7 @@ GetWritableAlsState(FunctionCallInfo fcinfo, int dim, double gramian_weight, dou
 	if (aggcontext == NULL || ((uintptr_t) state) % sizeof(double) != 0 ||
 		(Pointer) state != DatumGetPointer(PG_GETARG_DATUM(0)))
 		state = CopyAlsState(state, aggcontext ? aggcontext : CurrentMemoryContext);
-	CheckSameDims(state->dim, dim);
+	CheckSameDims(state->buf.dim, dim);
 	if (state->gramian_weight != gramian_weight)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -325,10 +289,7 @@ als_solve_accum(PG_FUNCTION_ARGS)
 
 	/* convert into the next free buffer slot, then scale there */
 	w = c - state->gramian_weight;
-	if (w < 0.0)
-		row = AlsBuffer(state) + (size_t) (state->buf_cap - state->n_neg - 1) * dim;
-	else
-		row = AlsBuffer(state) + (size_t) state->n_pos * dim;
+	row = RankBufferSlot(&state->buf, AlsBuffer(state), w);
 	VectorToDoubles(v, row);
 
 	b = AlsRhs(state);
@@ -337,25 +298,13 @@ als_solve_accum(PG_FUNCTION_ARGS)
 	state->conf_sum += c;
 	state->count++;
 
-	if (w > 0.0)
-	{
-		s = sqrt(w);
-		if (s != 1.0)
-			for (int i = 0; i < dim; i++)
-				row[i] *= s;
-		state->n_pos++;
-	}
-	else if (w < 0.0)
-	{
-		s = sqrt(-w);
+	/* c == w: the pair adds to b only; the slot stays free */
+	s = RankBufferScale(w);
+	if (s != 1.0)
 		for (int i = 0; i < dim; i++)
 			row[i] *= s;
-		state->n_neg++;
-	}
-	/* c == w: the pair adds to b only; the slot is reused */
-
-	if (state->n_pos + state->n_neg >= state->buf_cap)
-		AlsFlushBuffer(state);
+	if (RankBufferCommit(&state->buf, w))
+		RankBufferFlush(&state->buf, AlsBuffer(state), AlsMatrix(state));
 
 	PG_RETURN_BYTEA_P((bytea *) state);
 }
@@ -388,12 +337,12 @@ als_solve_combine(PG_FUNCTION_ARGS)
 	{
 		/* the result must live in the aggregate context, not in state2's */
 		state1 = CopyAlsState(state2, aggcontext ? aggcontext : CurrentMemoryContext);
-		AlsFlushBuffer(state1);
+		RankBufferFlush(&state1->buf, AlsBuffer(state1), AlsMatrix(state1));
 		PG_RETURN_BYTEA_P((bytea *) state1);
 	}
 
 	state1 = CheckAlsState(PG_GETARG_BYTEA_P(0));
-	CheckSameDims(state1->dim, state2->dim);
+	CheckSameDims(state1->buf.dim, state2->buf.dim);
 	if (aggcontext == NULL || ((uintptr_t) state1) % sizeof(double) != 0 ||
 		(Pointer) state1 != DatumGetPointer(PG_GETARG_DATUM(0)))
 		state1 = CopyAlsState(state1, aggcontext ? aggcontext : CurrentMemoryContext);
@@ -406,17 +355,17 @@ als_solve_combine(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("l2 must be the same for every row of a group")));
-	n = (size_t) state1->dim * state1->dim;
+	n = (size_t) state1->buf.dim * state1->buf.dim;
 	if (memcmp(AlsGramian(state1), AlsGramian(state2), sizeof(double) * n) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("gramian must be the same for every row of a group")));
 
-	AlsFlushBuffer(state1);
-	AlsFoldBuffer(state2, AlsMatrix(state1));
+	RankBufferFlush(&state1->buf, AlsBuffer(state1), AlsMatrix(state1));
+	RankBufferFold(&state2->buf, AlsBuffer(state2), AlsMatrix(state1));
 	for (size_t i = 0; i < n; i++)
 		AlsMatrix(state1)[i] += AlsMatrix(state2)[i];
-	for (int i = 0; i < state1->dim; i++)
+	for (int i = 0; i < state1->buf.dim; i++)
 		AlsRhs(state1)[i] += AlsRhs(state2)[i];
 	state1->conf_sum += state2->conf_sum;
 	state1->count += state2->count;
@@ -431,7 +380,7 @@ als_solve_combine(PG_FUNCTION_ARGS)
 static void
 AlsSolveState(const AlsState *state, double *x)
 {
-	int			k = state->dim;
+	int			k = state->buf.dim;
 	size_t		n = (size_t) k * k;
 	double	   *m = palloc(sizeof(double) * n);
 	double	   *work = palloc(sizeof(double) * n);
@@ -441,7 +390,7 @@ AlsSolveState(const AlsState *state, double *x)
 
 	/* m = w G + A (+ buffered rows) + l2 I, column-major upper triangle live */
 	memcpy(m, AlsMatrix(state), sizeof(double) * n);
-	AlsFoldBuffer(state, m);
+	RankBufferFold(&state->buf, AlsBuffer(state), m);
 	for (int j = 0; j < k; j++)
 		for (int i = 0; i <= j; i++)
 			m[(size_t) j * k + i] += state->gramian_weight * g[(size_t) j * k + i];
@@ -485,12 +434,12 @@ als_solve_final(PG_FUNCTION_ARGS)
 	if (state->count == 0)
 		PG_RETURN_NULL();
 
-	x = palloc(sizeof(double) * state->dim);
-	xf = palloc(sizeof(float) * state->dim);
+	x = palloc(sizeof(double) * state->buf.dim);
+	xf = palloc(sizeof(float) * state->buf.dim);
 	AlsSolveState(state, x);
-	for (int i = 0; i < state->dim; i++)
+	for (int i = 0; i < state->buf.dim; i++)
 		xf[i] = (float) x[i];
-	PG_RETURN_ARRAYTYPE_P(FloatsToArray(xf, state->dim));
+	PG_RETURN_ARRAYTYPE_P(FloatsToArray(xf, state->buf.dim));
 }
 
 PG_FUNCTION_INFO_V1(als_solve_objective_final);
@@ -518,7 +467,7 @@ als_solve_objective_final(PG_FUNCTION_ARGS)
 	if (state->count == 0)
 		PG_RETURN_NULL();
 
-	k = state->dim;
+	k = state->buf.dim;
 	x = palloc(sizeof(double) * (k + 1));
 	AlsSolveState(state, x);
 	/* round to what is stored (real[]) so the objective is that of the stored vector */
@@ -528,7 +477,7 @@ als_solve_objective_final(PG_FUNCTION_ARGS)
 	m = palloc(sizeof(double) * (size_t) k * k);
 	ax = palloc(sizeof(double) * k);
 	memcpy(m, AlsMatrix(state), sizeof(double) * (size_t) k * k);
-	AlsFoldBuffer(state, m);
+	RankBufferFold(&state->buf, AlsBuffer(state), m);
 	LinalgSymmetrize(k, m);
 	LinalgDgemv(k, k, 1.0, m, x, 0.0, ax);
 	obj = LinalgDot(k, x, ax) - 2.0 * LinalgDot(k, x, AlsRhs(state)) + state->conf_sum;

@@ -9,9 +9,8 @@
  * one blocked rank-b update (dsyrk) per buffer, which is what makes the
  * aggregate cost little more than reading the rows.
  *
- * Negative weights are folded with a second dsyrk of alpha = -1: rows of
- * positive weight fill the buffer from the front, scaled by sqrt(w); rows of
- * negative weight fill it from the back, scaled by sqrt(-w).
+ * Negative weights are folded with a second dsyrk of alpha = -1 (see
+ * rankbuffer.h).
  */
 #include "postgres.h"
 
@@ -24,6 +23,7 @@
 
 #include "arrays.h"
 #include "linalg.h"
+#include "rankbuffer.h"
 #include "recsys.h"
 
 #define GRAMIAN_MAGIC 0x52534730	/* "RSG0" */
@@ -36,18 +36,14 @@ typedef struct GramianState
 	uint32		magic;			/* GRAMIAN_MAGIC */
 	uint16		version;		/* GRAMIAN_VERSION */
 	uint16		reserved;
-	int32		dim;			/* k */
-	int32		buf_cap;		/* rows the buffer holds */
-	int32		n_pos;			/* buffered rows at the front (weight > 0) */
-	int32		n_neg;			/* buffered rows at the back (weight < 0) */
+	RankBuffer	buf;			/* k, buffer length, buffered rows */
 	int64		count;			/* rows aggregated, buffered ones included */
 	double		data[FLEXIBLE_ARRAY_MEMBER];	/* k x k sum, then buf_cap x k rows */
 } GramianState;
 
 #define GRAMIAN_HDRSZ offsetof(GramianState, data)
 #define GramianMatrix(s) ((s)->data)
-#define GramianBuffer(s) ((s)->data + (size_t) (s)->dim * (s)->dim)
-#define GramianNegRows(s) (GramianBuffer(s) + (size_t) ((s)->buf_cap - (s)->n_neg) * (s)->dim)
+#define GramianBuffer(s) ((s)->data + (size_t) (s)->buf.dim * (s)->buf.dim)
 
 /* Get the byte size of a state for k and a buffer of buf_cap rows */
 static Size
@@ -56,20 +52,11 @@ GramianStateSize(int dim, int buf_cap)
 	return GRAMIAN_HDRSZ + sizeof(double) * ((Size) dim * dim + (Size) buf_cap * dim);
 }
 
-/* Get the buffer length for k: about 256 KB of rows, between 16 and 2048 rows */
-static int
-GramianBufferRows(int dim)
-{
-	int			rows = (256 * 1024 / (int) sizeof(double)) / dim;
-
-	return Max(16, Min(2048, rows));
-}
-
 /* Allocate an empty state for k-dimensional vectors in the current context */
 static GramianState *
 InitGramianState(int dim)
 {
-	int			buf_cap = GramianBufferRows(dim);
+	int			buf_cap = RankBufferRows(dim, 256 * 1024, 16, 2048);
 	Size		size = GramianStateSize(dim, buf_cap);
 	GramianState *state;
 
@@ -81,8 +68,8 @@ InitGramianState(int dim)
 	SET_VARSIZE(state, size);
 	state->magic = GRAMIAN_MAGIC;
 	state->version = GRAMIAN_VERSION;
-	state->dim = dim;
-	state->buf_cap = buf_cap;
+	state->buf.dim = dim;
+	state->buf.cap = buf_cap;
 	return state;
 }
 
@@ -102,12 +89,9 @@ CheckGramianState(bytea *raw)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 				 errmsg("unsupported gramian state version %d", state->version)));
-	if (state->dim < 1 || state->dim > RECSYS_MAX_DIM_LIMIT ||
-		state->buf_cap < 1 || state->buf_cap > GRAMIAN_MAX_BUFFER ||
-		state->n_pos < 0 || state->n_neg < 0 ||
-		state->n_pos > state->buf_cap - state->n_neg ||
-		state->count < (int64) state->n_pos + state->n_neg ||
-		size != GramianStateSize(state->dim, state->buf_cap))
+	if (!RankBufferValid(&state->buf, RECSYS_MAX_DIM_LIMIT, GRAMIAN_MAX_BUFFER) ||
+		state->count < (int64) state->buf.n_pos + state->buf.n_neg ||
+		size != GramianStateSize(state->buf.dim, state->buf.cap))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 				 errmsg("invalid gramian state"),
@@ -119,38 +103,17 @@ CheckGramianState(bytea *raw)
 static void
 CheckGramianValues(const GramianState *state)
 {
-	size_t		n = (size_t) state->dim * state->dim;
+	size_t		n = (size_t) state->buf.dim * state->buf.dim;
 	const double *m = GramianMatrix(state);
-	bool		bad = false;
+	bool		bad = !RankBufferFinite(&state->buf, GramianBuffer(state));
 
 	for (size_t i = 0; i < n; i++)
 		bad |= !isfinite(m[i]);
-	for (int r = 0; r < state->n_pos * state->dim; r++)
-		bad |= !isfinite(GramianBuffer(state)[r]);
-	for (int r = 0; r < state->n_neg * state->dim; r++)
-		bad |= !isfinite(GramianNegRows(state)[r]);
 	if (bad)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 				 errmsg("invalid gramian state"),
 				 errdetail("The state holds a non-finite value.")));
-}
-
-/* Fold the buffered rows of src into the accumulator m (k x k) */
-static void
-FoldBuffer(const GramianState *src, double *m)
-{
-	LinalgSyrkRows(src->dim, src->n_pos, GramianBuffer(src), 1.0, m);
-	LinalgSyrkRows(src->dim, src->n_neg, GramianNegRows(src), -1.0, m);
-}
-
-/* Fold a state's own buffer into its accumulator and empty the buffer */
-static void
-FlushBuffer(GramianState *state)
-{
-	FoldBuffer(state, GramianMatrix(state));
-	state->n_pos = 0;
-	state->n_neg = 0;
 }
 
 /*
@@ -187,7 +150,7 @@ GetWritableState(FunctionCallInfo fcinfo, int dim)
 		MemoryContextSwitchTo(old);
 		state = copy;
 	}
-	CheckSameDims(state->dim, dim);
+	CheckSameDims(state->buf.dim, dim);
 	return state;
 }
 
@@ -203,27 +166,12 @@ GramianAddRow(FunctionCallInfo fcinfo, Datum vdatum, double w)
 	dim = v.dim;
 	state = GetWritableState(fcinfo, dim);
 
+	/* a zero weight adds nothing, but the vector must still be valid */
+	VectorDataToScaledDoubles(&v, RankBufferScale(w),
+							  RankBufferSlot(&state->buf, GramianBuffer(state), w));
 	state->count++;
-	if (w > 0.0)
-	{
-		double	   *row = GramianBuffer(state) + (size_t) state->n_pos * dim;
-
-		VectorDataToScaledDoubles(&v, w == 1.0 ? 1.0 : sqrt(w), row);
-		state->n_pos++;
-	}
-	else if (w < 0.0)
-	{
-		state->n_neg++;
-		VectorDataToScaledDoubles(&v, sqrt(-w), GramianNegRows(state));
-	}
-	else
-	{
-		/* a zero weight adds nothing, but the vector must still be valid */
-		VectorDataToScaledDoubles(&v, 0.0, GramianBuffer(state) + (size_t) state->n_pos * dim);
-	}
-
-	if (state->n_pos + state->n_neg >= state->buf_cap)
-		FlushBuffer(state);
+	if (RankBufferCommit(&state->buf, w))
+		RankBufferFlush(&state->buf, GramianBuffer(state), GramianMatrix(state));
 
 	PG_RETURN_BYTEA_P((bytea *) state);
 }
@@ -291,12 +239,12 @@ gramian_combine(PG_FUNCTION_ARGS)
 		state1 = palloc(VARSIZE(state2));
 		memcpy(state1, state2, VARSIZE(state2));
 		MemoryContextSwitchTo(old);
-		FlushBuffer(state1);
+		RankBufferFlush(&state1->buf, GramianBuffer(state1), GramianMatrix(state1));
 		PG_RETURN_BYTEA_P((bytea *) state1);
 	}
 
 	state1 = CheckGramianState(PG_GETARG_BYTEA_P(0));
-	CheckSameDims(state1->dim, state2->dim);
+	CheckSameDims(state1->buf.dim, state2->buf.dim);
 	if (aggcontext == NULL || ((uintptr_t) state1) % sizeof(double) != 0 ||
 		(Pointer) state1 != DatumGetPointer(PG_GETARG_DATUM(0)))
 	{
@@ -307,9 +255,9 @@ gramian_combine(PG_FUNCTION_ARGS)
 	}
 	CheckGramianValues(state1);
 
-	FlushBuffer(state1);
-	FoldBuffer(state2, GramianMatrix(state1));
-	n = (size_t) state1->dim * state1->dim;
+	RankBufferFlush(&state1->buf, GramianBuffer(state1), GramianMatrix(state1));
+	RankBufferFold(&state2->buf, GramianBuffer(state2), GramianMatrix(state1));
+	n = (size_t) state1->buf.dim * state1->buf.dim;
 	for (size_t i = 0; i < n; i++)
 		GramianMatrix(state1)[i] += GramianMatrix(state2)[i];
 	state1->count += state2->count;
@@ -334,11 +282,11 @@ gramian_final(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 
 	/* the final function must not change the state: fold into a copy */
-	n = (size_t) state->dim * state->dim;
+	n = (size_t) state->buf.dim * state->buf.dim;
 	m = palloc(sizeof(double) * n);
 	memcpy(m, GramianMatrix(state), sizeof(double) * n);
-	FoldBuffer(state, m);
-	LinalgSymmetrize(state->dim, m);
+	RankBufferFold(&state->buf, GramianBuffer(state), m);
+	LinalgSymmetrize(state->buf.dim, m);
 
-	PG_RETURN_ARRAYTYPE_P(DoublesToMatrix(m, state->dim, state->dim));
+	PG_RETURN_ARRAYTYPE_P(DoublesToMatrix(m, state->buf.dim, state->buf.dim));
 }
