@@ -247,32 +247,33 @@ VectorToDoubles(ArrayType *a, double *out)
 	VectorToScaledDoubles(a, 1.0, out);
 }
 
-/* Copy a checked vector (see VectorDim) into floats */
-void
-VectorToFloats(ArrayType *a, float *out)
+/*
+ * Copy n elements of float4 or float8 data into floats, rejecting NaN,
+ * infinity and doubles out of float range
+ */
+static void
+ElementsToFloats(Oid elemtype, const void *data, size_t n, float *out)
 {
-	int			n = ARR_DIMS(a)[0];
-
-	if (ARR_ELEMTYPE(a) == FLOAT4OID)
+	if (elemtype == FLOAT4OID)
 	{
-		const float *x = (const float *) ARR_DATA_PTR(a);
+		const float *x = (const float *) data;
 		bool		bad = false;
 
-		for (int i = 0; i < n; i++)
+		for (size_t i = 0; i < n; i++)
 		{
 			bad |= !isfinite(x[i]);
 			out[i] = x[i];
 		}
 		if (unlikely(bad))
-			for (int i = 0; i < n; i++)
+			for (size_t i = 0; i < n; i++)
 				if (!isfinite(x[i]))
 					ReportNonFinite(x[i]);
 	}
 	else
 	{
-		const double *x = (const double *) ARR_DATA_PTR(a);
+		const double *x = (const double *) data;
 
-		for (int i = 0; i < n; i++)
+		for (size_t i = 0; i < n; i++)
 		{
 			if (!isfinite(x[i]))
 				ReportNonFinite(x[i]);
@@ -283,6 +284,13 @@ VectorToFloats(ArrayType *a, float *out)
 			out[i] = (float) x[i];
 		}
 	}
+}
+
+/* Copy a checked vector (see VectorDim) into floats */
+void
+VectorToFloats(ArrayType *a, float *out)
+{
+	ElementsToFloats(ARR_ELEMTYPE(a), ARR_DATA_PTR(a), ARR_DIMS(a)[0], out);
 }
 
 /* Get a checked vector as a palloc'd double array */
@@ -504,39 +512,10 @@ void
 BatchRowsToFloats(ArrayType *a, int first, int nrows, float *out)
 {
 	int			cols = ARR_DIMS(a)[1];
-	size_t		n = (size_t) nrows * cols;
-	size_t		off = (size_t) first * cols;
+	size_t		elemsize = ARR_ELEMTYPE(a) == FLOAT4OID ? sizeof(float) : sizeof(double);
 
-	if (ARR_ELEMTYPE(a) == FLOAT4OID)
-	{
-		const float *x = (const float *) ARR_DATA_PTR(a) + off;
-		bool		bad = false;
-
-		for (size_t i = 0; i < n; i++)
-		{
-			bad |= !isfinite(x[i]);
-			out[i] = x[i];
-		}
-		if (unlikely(bad))
-			for (size_t i = 0; i < n; i++)
-				if (!isfinite(x[i]))
-					ReportNonFinite(x[i]);
-	}
-	else
-	{
-		const double *x = (const double *) ARR_DATA_PTR(a) + off;
-
-		for (size_t i = 0; i < n; i++)
-		{
-			if (!isfinite(x[i]))
-				ReportNonFinite(x[i]);
-			if (fabs(x[i]) > FLT_MAX)
-				ereport(ERROR,
-						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-						 errmsg("vector element %g out of range for real", x[i])));
-			out[i] = (float) x[i];
-		}
-	}
+	ElementsToFloats(ARR_ELEMTYPE(a), ARR_DATA_PTR(a) + elemsize * (size_t) first * cols,
+					 (size_t) nrows * cols, out);
 }
 
 /*
