@@ -5,7 +5,7 @@ cd "${RECSYS_TOP:?run through with_cluster.sh}"
 mkdir -p test/bench/out
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
-	for d in test/bench/*/; do names+=("$(basename "$d")"); done
+	for d in test/bench/*/run.sh; do names+=("$(basename "$(dirname "$d")")"); done
 fi
 for name in "${names[@]}"; do
 	echo "== bench $name"
