@@ -99,6 +99,22 @@ CheckGramianState(bytea *raw)
 	return state;
 }
 
+/*
+ * Get a state whose doubles may be read in place: a state read from a tuple
+ * is only int-aligned, so copy it then
+ */
+static GramianState *
+AlignedGramianState(GramianState *state)
+{
+	GramianState *copy;
+
+	if (((uintptr_t) state) % sizeof(double) == 0)
+		return state;
+	copy = palloc(VARSIZE(state));
+	memcpy(copy, state, VARSIZE(state));
+	return copy;
+}
+
 /* Check that every accumulated and buffered value of a state is finite */
 static void
 CheckGramianValues(const GramianState *state)
@@ -228,7 +244,7 @@ gramian_combine(PG_FUNCTION_ARGS)
 			PG_RETURN_NULL();
 		PG_RETURN_BYTEA_P((bytea *) CheckGramianState(PG_GETARG_BYTEA_P(0)));
 	}
-	state2 = CheckGramianState(PG_GETARG_BYTEA_P(1));
+	state2 = AlignedGramianState(CheckGramianState(PG_GETARG_BYTEA_P(1)));
 	CheckGramianValues(state2);
 
 	if (PG_ARGISNULL(0))
@@ -276,7 +292,7 @@ gramian_final(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	state = CheckGramianState(PG_GETARG_BYTEA_P(0));
+	state = AlignedGramianState(CheckGramianState(PG_GETARG_BYTEA_P(0)));
 	CheckGramianValues(state);
 	if (state->count == 0)
 		PG_RETURN_NULL();
