@@ -32,6 +32,7 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
+#include "aggstate.h"
 #include "als.h"
 #include "arrays.h"
 #include "linalg.h"
@@ -43,10 +44,7 @@
 
 typedef struct AlsState
 {
-	int32		vl_len_;		/* varlena header (do not touch directly) */
-	uint32		magic;			/* ALS_MAGIC */
-	uint16		version;		/* ALS_VERSION */
-	uint16		reserved;
+	RecsysStateHeader hdr;		/* varlena header, ALS_MAGIC, version */
 	RankBuffer	buf;			/* k, buffer length, rows of c - w > 0 / < 0 */
 	int64		count;			/* rows aggregated, buffered ones included */
 	double		gramian_weight; /* w */
@@ -124,8 +122,8 @@ InitAlsState(int dim, ArrayType *g, double gramian_weight, double l2)
 	state = (AlsState *) palloc(size);
 	memset(state, 0, ALS_HDRSZ);
 	SET_VARSIZE(state, size);
-	state->magic = ALS_MAGIC;
-	state->version = ALS_VERSION;
+	state->hdr.magic = ALS_MAGIC;
+	state->hdr.version = ALS_VERSION;
 	state->buf.dim = dim;
 	state->buf.cap = buf_cap;
 	state->gramian_weight = gramian_weight;
@@ -137,34 +135,25 @@ InitAlsState(int dim, ArrayType *g, double gramian_weight, double l2)
 	return state;
 }
 
-/* Check that a bytea is a well-formed als_solve state, raising an error if not */
+/*
+ * Get argument argno as a well-formed als_solve state, 8-byte aligned,
+ * raising an error if it is not one
+ */
 static AlsState *
-CheckAlsState(bytea *raw)
+GetAlsState(FunctionCallInfo fcinfo, int argno)
 {
-	AlsState   *state = (AlsState *) raw;
-	Size		size = VARSIZE_ANY(raw);
+	AlsState   *state = (AlsState *)
+		StateGetArg(fcinfo, argno, ALS_MAGIC, ALS_VERSION, "als_solve");
+	Size		size = VARSIZE(state);
 
-	if (VARATT_IS_SHORT(raw) || size < ALS_HDRSZ || state->magic != ALS_MAGIC)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("invalid als_solve state")));
-	if (state->version != ALS_VERSION)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("unsupported als_solve state version %d", state->version)));
-	if (!RankBufferValid(&state->buf, RECSYS_MAX_DIM_LIMIT, ALS_MAX_BUFFER) ||
+	if (size < ALS_HDRSZ ||
+		!RankBufferValid(&state->buf, RECSYS_MAX_DIM_LIMIT, ALS_MAX_BUFFER) ||
 		state->count < (int64) state->buf.n_pos + state->buf.n_neg ||
 		size != AlsStateSize(state->buf.dim, state->buf.cap))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("invalid als_solve state"),
-				 errdetail("The header does not match the size of the state.")));
+		StateInvalid("als_solve", "The header does not match the size of the state.");
 	if (!isfinite(state->gramian_weight) || state->gramian_weight < 0.0 ||
 		!isfinite(state->l2) || state->l2 < 0.0 || !isfinite(state->conf_sum))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("invalid als_solve state"),
-				 errdetail("The state holds an invalid gramian_weight, l2 or confidence sum.")));
+		StateInvalid("als_solve", "The state holds an invalid gramian_weight, l2 or confidence sum.");
 	return state;
 }
 
@@ -178,13 +167,10 @@ CheckAlsValues(const AlsState *state)
 	for (size_t i = 0; i < n; i++)
 		bad |= !isfinite(state->data[i]);
 	if (bad)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("invalid als_solve state"),
-				 errdetail("The state holds a non-finite value.")));
+		StateInvalid("als_solve", "The state holds a non-finite value.");
 }
 
-/* Get a private, 8-byte aligned copy of a state in the given context */
+/* Get a private copy of a state in the given context */
 static AlsState *
 CopyAlsState(AlsState *state, MemoryContext context)
 {
@@ -221,9 +207,8 @@ GetWritableAlsState(FunctionCallInfo fcinfo, int dim, double gramian_weight, dou
 		return state;
 	}
 
-	state = CheckAlsState(PG_GETARG_BYTEA_P(0));
-	if (aggcontext == NULL || ((uintptr_t) state) % sizeof(double) != 0 ||
-		(Pointer) state != DatumGetPointer(PG_GETARG_DATUM(0)))
+	state = GetAlsState(fcinfo, 0);
+	if (aggcontext == NULL || (Pointer) state != DatumGetPointer(PG_GETARG_DATUM(0)))
 		state = CopyAlsState(state, aggcontext ? aggcontext : CurrentMemoryContext);
 	CheckSameDims(state->buf.dim, dim);
 	if (state->gramian_weight != gramian_weight)
@@ -272,7 +257,7 @@ als_solve_accum(PG_FUNCTION_ARGS)
 	{
 		if (PG_ARGISNULL(0))
 			PG_RETURN_NULL();
-		PG_RETURN_BYTEA_P((bytea *) CheckAlsState(PG_GETARG_BYTEA_P(0)));
+		PG_RETURN_BYTEA_P((bytea *) GetAlsState(fcinfo, 0));
 	}
 
 	v = PG_GETARG_ARRAYTYPE_P(1);
@@ -326,11 +311,9 @@ als_solve_combine(PG_FUNCTION_ARGS)
 	{
 		if (PG_ARGISNULL(0))
 			PG_RETURN_NULL();
-		PG_RETURN_BYTEA_P((bytea *) CheckAlsState(PG_GETARG_BYTEA_P(0)));
+		PG_RETURN_BYTEA_P((bytea *) GetAlsState(fcinfo, 0));
 	}
-	state2 = CheckAlsState(PG_GETARG_BYTEA_P(1));
-	if (((uintptr_t) state2) % sizeof(double) != 0)
-		state2 = CopyAlsState(state2, CurrentMemoryContext);
+	state2 = GetAlsState(fcinfo, 1);
 	CheckAlsValues(state2);
 
 	if (PG_ARGISNULL(0))
@@ -341,10 +324,9 @@ als_solve_combine(PG_FUNCTION_ARGS)
 		PG_RETURN_BYTEA_P((bytea *) state1);
 	}
 
-	state1 = CheckAlsState(PG_GETARG_BYTEA_P(0));
+	state1 = GetAlsState(fcinfo, 0);
 	CheckSameDims(state1->buf.dim, state2->buf.dim);
-	if (aggcontext == NULL || ((uintptr_t) state1) % sizeof(double) != 0 ||
-		(Pointer) state1 != DatumGetPointer(PG_GETARG_DATUM(0)))
+	if (aggcontext == NULL || (Pointer) state1 != DatumGetPointer(PG_GETARG_DATUM(0)))
 		state1 = CopyAlsState(state1, aggcontext ? aggcontext : CurrentMemoryContext);
 	CheckAlsValues(state1);
 	if (state1->gramian_weight != state2->gramian_weight)
@@ -427,9 +409,7 @@ als_solve_final(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	state = CheckAlsState(PG_GETARG_BYTEA_P(0));
-	if (((uintptr_t) state) % sizeof(double) != 0)
-		state = CopyAlsState(state, CurrentMemoryContext);
+	state = GetAlsState(fcinfo, 0);
 	CheckAlsValues(state);
 	if (state->count == 0)
 		PG_RETURN_NULL();
@@ -460,9 +440,7 @@ als_solve_objective_final(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	state = CheckAlsState(PG_GETARG_BYTEA_P(0));
-	if (((uintptr_t) state) % sizeof(double) != 0)
-		state = CopyAlsState(state, CurrentMemoryContext);
+	state = GetAlsState(fcinfo, 0);
 	CheckAlsValues(state);
 	if (state->count == 0)
 		PG_RETURN_NULL();

@@ -474,6 +474,23 @@ IntVectorGetNullable(ArrayType *a, const char *what, int32 **values, bool **isnu
 	return n;
 }
 
+/* Check that a batch (named what in errors) is 2-D without NULLs; get its shape */
+static void
+CheckBatchShape(ArrayType *a, const char *what, int *rows, int *cols)
+{
+	if (ARR_NDIM(a) != 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("%s must be a 2-D array (one row per vector), not %d-D",
+						what, ARR_NDIM(a))));
+	if (ARR_HASNULL(a) && array_contains_nulls(a))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not contain nulls", what)));
+	*rows = ARR_DIMS(a)[0];
+	*cols = ARR_DIMS(a)[1];
+}
+
 /*
  * Check a 2-D batch of vectors (real[][] or double precision[][], no NULLs,
  * named what in errors) and get its numbers of rows and columns.  Rows are
@@ -486,17 +503,7 @@ BatchDims(ArrayType *a, const char *what, int *rows, int *cols)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("%s must be real[][] or double precision[][]", what)));
-	if (ARR_NDIM(a) != 2)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("%s must be a 2-D array (one row per vector), not %d-D",
-						what, ARR_NDIM(a))));
-	if (ARR_HASNULL(a) && array_contains_nulls(a))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not contain nulls", what)));
-	*rows = ARR_DIMS(a)[0];
-	*cols = ARR_DIMS(a)[1];
+	CheckBatchShape(a, what, rows, cols);
 	if (*cols > recsys_max_dim)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -529,16 +536,6 @@ IntMatrixData(ArrayType *a, const char *what, int *rows, int *cols)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("%s must be integer[][]", what)));
-	if (ARR_NDIM(a) != 2)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("%s must be a 2-D array (one row per vector), not %d-D",
-						what, ARR_NDIM(a))));
-	if (ARR_HASNULL(a) && array_contains_nulls(a))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not contain nulls", what)));
-	*rows = ARR_DIMS(a)[0];
-	*cols = ARR_DIMS(a)[1];
+	CheckBatchShape(a, what, rows, cols);
 	return (const int32 *) ARR_DATA_PTR(a);
 }

@@ -21,6 +21,7 @@
 #include "utils/memutils.h"
 #include "utils/builtins.h"
 
+#include "aggstate.h"
 #include "arrays.h"
 #include "linalg.h"
 #include "rankbuffer.h"
@@ -32,10 +33,7 @@
 
 typedef struct GramianState
 {
-	int32		vl_len_;		/* varlena header (do not touch directly) */
-	uint32		magic;			/* GRAMIAN_MAGIC */
-	uint16		version;		/* GRAMIAN_VERSION */
-	uint16		reserved;
+	RecsysStateHeader hdr;		/* varlena header, GRAMIAN_MAGIC, version */
 	RankBuffer	buf;			/* k, buffer length, buffered rows */
 	int64		count;			/* rows aggregated, buffered ones included */
 	double		data[FLEXIBLE_ARRAY_MEMBER];	/* k x k sum, then buf_cap x k rows */
@@ -66,53 +64,30 @@ InitGramianState(int dim)
 				 errmsg("gramian of dimension %d is too large", dim)));
 	state = (GramianState *) palloc0(size);
 	SET_VARSIZE(state, size);
-	state->magic = GRAMIAN_MAGIC;
-	state->version = GRAMIAN_VERSION;
+	state->hdr.magic = GRAMIAN_MAGIC;
+	state->hdr.version = GRAMIAN_VERSION;
 	state->buf.dim = dim;
 	state->buf.cap = buf_cap;
 	return state;
 }
 
-/* Check that a bytea is a well-formed Gramian state, raising an error if not */
-static GramianState *
-CheckGramianState(bytea *raw)
-{
-	GramianState *state = (GramianState *) raw;
-	Size		size = VARSIZE_ANY(raw);
-
-	if (VARATT_IS_SHORT(raw) || size < GRAMIAN_HDRSZ ||
-		state->magic != GRAMIAN_MAGIC)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("invalid gramian state")));
-	if (state->version != GRAMIAN_VERSION)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("unsupported gramian state version %d", state->version)));
-	if (!RankBufferValid(&state->buf, RECSYS_MAX_DIM_LIMIT, GRAMIAN_MAX_BUFFER) ||
-		state->count < (int64) state->buf.n_pos + state->buf.n_neg ||
-		size != GramianStateSize(state->buf.dim, state->buf.cap))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("invalid gramian state"),
-				 errdetail("The header does not match the size of the state.")));
-	return state;
-}
-
 /*
- * Get a state whose doubles may be read in place: a state read from a tuple
- * is only int-aligned, so copy it then
+ * Get argument argno as a well-formed Gramian state, 8-byte aligned, raising
+ * an error if it is not one
  */
 static GramianState *
-AlignedGramianState(GramianState *state)
+GetGramianState(FunctionCallInfo fcinfo, int argno)
 {
-	GramianState *copy;
+	GramianState *state = (GramianState *)
+		StateGetArg(fcinfo, argno, GRAMIAN_MAGIC, GRAMIAN_VERSION, "gramian");
+	Size		size = VARSIZE(state);
 
-	if (((uintptr_t) state) % sizeof(double) == 0)
-		return state;
-	copy = palloc(VARSIZE(state));
-	memcpy(copy, state, VARSIZE(state));
-	return copy;
+	if (size < GRAMIAN_HDRSZ ||
+		!RankBufferValid(&state->buf, RECSYS_MAX_DIM_LIMIT, GRAMIAN_MAX_BUFFER) ||
+		state->count < (int64) state->buf.n_pos + state->buf.n_neg ||
+		size != GramianStateSize(state->buf.dim, state->buf.cap))
+		StateInvalid("gramian", "The header does not match the size of the state.");
+	return state;
 }
 
 /* Check that every accumulated and buffered value of a state is finite */
@@ -126,10 +101,7 @@ CheckGramianValues(const GramianState *state)
 	for (size_t i = 0; i < n; i++)
 		bad |= !isfinite(m[i]);
 	if (bad)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("invalid gramian state"),
-				 errdetail("The state holds a non-finite value.")));
+		StateInvalid("gramian", "The state holds a non-finite value.");
 }
 
 /*
@@ -155,9 +127,8 @@ GetWritableState(FunctionCallInfo fcinfo, int dim)
 		return state;
 	}
 
-	state = CheckGramianState(PG_GETARG_BYTEA_P(0));
-	if (aggcontext == NULL || ((uintptr_t) state) % sizeof(double) != 0 ||
-		(Pointer) state != DatumGetPointer(PG_GETARG_DATUM(0)))
+	state = GetGramianState(fcinfo, 0);
+	if (aggcontext == NULL || (Pointer) state != DatumGetPointer(PG_GETARG_DATUM(0)))
 	{
 		MemoryContext old = MemoryContextSwitchTo(aggcontext ? aggcontext : CurrentMemoryContext);
 		GramianState *copy = palloc(VARSIZE(state));
@@ -201,7 +172,7 @@ gramian_accum(PG_FUNCTION_ARGS)
 	{
 		if (PG_ARGISNULL(0))
 			PG_RETURN_NULL();
-		PG_RETURN_BYTEA_P((bytea *) CheckGramianState(PG_GETARG_BYTEA_P(0)));
+		PG_RETURN_BYTEA_P((bytea *) GetGramianState(fcinfo, 0));
 	}
 	return GramianAddRow(fcinfo, PG_GETARG_DATUM(1), 1.0);
 }
@@ -218,7 +189,7 @@ gramian_weighted_accum(PG_FUNCTION_ARGS)
 	{
 		if (PG_ARGISNULL(0))
 			PG_RETURN_NULL();
-		PG_RETURN_BYTEA_P((bytea *) CheckGramianState(PG_GETARG_BYTEA_P(0)));
+		PG_RETURN_BYTEA_P((bytea *) GetGramianState(fcinfo, 0));
 	}
 	w = PG_GETARG_FLOAT8(2);
 	CheckFiniteDouble(w, "weight");
@@ -242,9 +213,9 @@ gramian_combine(PG_FUNCTION_ARGS)
 	{
 		if (PG_ARGISNULL(0))
 			PG_RETURN_NULL();
-		PG_RETURN_BYTEA_P((bytea *) CheckGramianState(PG_GETARG_BYTEA_P(0)));
+		PG_RETURN_BYTEA_P((bytea *) GetGramianState(fcinfo, 0));
 	}
-	state2 = AlignedGramianState(CheckGramianState(PG_GETARG_BYTEA_P(1)));
+	state2 = GetGramianState(fcinfo, 1);
 	CheckGramianValues(state2);
 
 	if (PG_ARGISNULL(0))
@@ -259,10 +230,9 @@ gramian_combine(PG_FUNCTION_ARGS)
 		PG_RETURN_BYTEA_P((bytea *) state1);
 	}
 
-	state1 = CheckGramianState(PG_GETARG_BYTEA_P(0));
+	state1 = GetGramianState(fcinfo, 0);
 	CheckSameDims(state1->buf.dim, state2->buf.dim);
-	if (aggcontext == NULL || ((uintptr_t) state1) % sizeof(double) != 0 ||
-		(Pointer) state1 != DatumGetPointer(PG_GETARG_DATUM(0)))
+	if (aggcontext == NULL || (Pointer) state1 != DatumGetPointer(PG_GETARG_DATUM(0)))
 	{
 		GramianState *copy = palloc(VARSIZE(state1));
 
@@ -292,7 +262,7 @@ gramian_final(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	state = AlignedGramianState(CheckGramianState(PG_GETARG_BYTEA_P(0)));
+	state = GetGramianState(fcinfo, 0);
 	CheckGramianValues(state);
 	if (state->count == 0)
 		PG_RETURN_NULL();
