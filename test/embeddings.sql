@@ -15,19 +15,7 @@ SELECT plan(47);
 CREATE FUNCTION pg_temp.rel_err(a float8[], b float8[]) RETURNS float8 LANGUAGE sql IMMUTABLE AS $$
 	SELECT max(abs(x - y)) / nullif(max(abs(y)), 0) FROM unnest(a, b) AS u(x, y)
 $$;
--- does the plan of a query contain a node
-CREATE FUNCTION pg_temp.plan_has(q text, node text) RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE
-	line text;
-BEGIN
-	FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
-		IF line LIKE '%' || node || '%' THEN
-			RETURN true;
-		END IF;
-	END LOOP;
-	RETURN false;
-END
-$$;
+\ir lib/plan_has.sql
 -- all vectors of one side of a model, concatenated in id order
 CREATE FUNCTION pg_temp.flat(model text, side text) RETURNS float8[] LANGUAGE sql AS $$
 	SELECT array_agg(x ORDER BY e.id, o)

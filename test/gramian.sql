@@ -11,19 +11,7 @@ CREATE FUNCTION pg_temp.rel_err(a float8[], b float8[]) RETURNS float8 LANGUAGE 
 	SELECT sqrt(sum((x - y) ^ 2)) / nullif(sqrt(sum(y ^ 2)), 0)
 	FROM unnest(a, b) AS u(x, y)
 $$;
--- does the plan of a query contain a node
-CREATE FUNCTION pg_temp.plan_has(q text, node text) RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE
-	line text;
-BEGIN
-	FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
-		IF line LIKE '%' || node || '%' THEN
-			RETURN true;
-		END IF;
-	END LOOP;
-	RETURN false;
-END
-$$;
+\ir lib/plan_has.sql
 
 -- 1. numpy reference (700 x 16 float32 vectors, weights of both signs)
 \ir ref/out/gramian.sql
