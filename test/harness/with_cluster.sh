@@ -7,12 +7,23 @@ shift
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
 PGBIN=/usr/lib/postgresql/15/bin
+if [ -n "${RECSYS_PG_ROOT:-}" ]; then
+	# A private copy of the PostgreSQL install (binaries find their share and
+	# lib directories relative to themselves), so that several checkouts can
+	# install and test at once without sharing the machine-wide extension
+	# directory.
+	bash test/harness/private_root.sh "$RECSYS_PG_ROOT"
+	PGBIN=$RECSYS_PG_ROOT/usr/lib/postgresql/15/bin
+	exec 9>"$RECSYS_PG_ROOT/.lock"
+	flock 9
+	make -s install DESTDIR="$RECSYS_PG_ROOT" >/dev/null
+else
+	# The extension directory is machine-wide: one install-and-run at a time.
+	exec 9>/tmp/recsys-cluster.lock
+	flock 9
+	make -s install >/dev/null
+fi
 export PATH="$PGBIN:$PATH"
-
-# The extension directory is machine-wide: one install-and-run at a time.
-exec 9>/tmp/recsys-cluster.lock
-flock 9
-make -s install >/dev/null
 
 tmp=$(mktemp -d /tmp/recsys-pg.XXXXXX)
 as_pg=()
