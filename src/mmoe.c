@@ -662,6 +662,20 @@ MmoeModelLoad(Jsonb *config, const unsigned char *data, uint64 len)
 	return m;
 }
 
+/* Load a models row of kind mmoe (the model store's loader) */
+static void *
+MmoeStoreLoad(const ModelStoreRow *row)
+{
+	if (row->weights == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("model \"%s\" version %d has no weights", row->name, row->version)));
+	return MmoeModelLoad(row->config, (const unsigned char *) VARDATA_ANY(row->weights),
+						 VARSIZE_ANY_EXHDR(row->weights));
+}
+
+const ModelKind MmoeModelKind = {"mmoe", MmoeStoreLoad, NULL};
+
 /* ---------------------------------------------------------------------
  * Forward pass
  * ---------------------------------------------------------------------
@@ -980,7 +994,8 @@ GetModel(FunctionCallInfo fcinfo, int version_arg, int maxrows, MmoeScratch **sc
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("model version must be positive")));
 	}
-	m = ModelStoreAcquire(&call->ref, mcxt, PG_GETARG_TEXT_PP(0), version, &load_id);
+	m = ModelStoreAcquire(&call->ref, mcxt, &MmoeModelKind, PG_GETARG_TEXT_PP(0), version,
+						  &load_id, NULL);
 	if (call->scratch == NULL || call->load_id != load_id || call->rows_asked < maxrows)
 	{
 		MemoryContext old;

@@ -117,6 +117,10 @@ typedef struct MmoeDropout
 	int64		first_sample;
 } MmoeDropout;
 
+/* The model store's kind for MMoE models (registered by _PG_init) */
+struct ModelKind;
+extern const struct ModelKind MmoeModelKind;
+
 extern MmoeModel *MmoeModelLoad(Jsonb *config, const unsigned char *data, uint64 len);
 extern MmoeScratch *MmoeScratchCreate(const MmoeModel *model, int maxrows);
 extern void MmoeForward(const MmoeModel *model, MmoeScratch *s, int rows,

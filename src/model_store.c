@@ -1,6 +1,7 @@
 /*
  * model_store.c
- *		Per-backend cache of parsed MMoE models from recsys.models.
+ *		The per-backend cache of loaded models from recsys.models, for every
+ *		kind that registers a loader (see model_store.h for the rules).
  *
  * Invalidation: recsys.models is an ordinary table, so inserting or deleting
  * a version sends no relcache or syscache invalidation.  Instead every
@@ -21,6 +22,8 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
+
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -34,17 +37,28 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
 #include "model_store.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/lsyscache.h"
+#include "catalog/namespace.h"
+
+/* Registered kinds (a handful: one per model family) */
+#define MODEL_MAX_KINDS 8
+static const ModelKind *ModelKinds[MODEL_MAX_KINDS];
+static int	ModelKindCount = 0;
 
 struct ModelCacheEntry
 {
 	ModelCacheEntry *next;
 	MemoryContext cxt;			/* holds the entry, its name and the model */
+	const ModelKind *kind;
 	char	   *name;
 	int			version;
 	TransactionId xmin;
 	ItemPointerData tid;
-	MmoeModel  *model;
+	void	   *model;
 	uint64		load_id;
 	int			pins;
 	bool		linked;			/* still in the cache list */
@@ -69,7 +83,7 @@ CurrentSnapshotKey(ModelSnapshotKey *key)
 	if (!ActiveSnapshotSet())
 		return false;
 	snap = GetActiveSnapshot();
-	key->lxid = MyProc->lxid;
+	key->lxid = RecsysLocalXid();
 	key->xmin = snap->xmin;
 	key->xmax = snap->xmax;
 	key->curcid = snap->curcid;
@@ -161,7 +175,7 @@ ReportMissing(const char *name, int version)
  * exact row.  The entry comes back pinned.
  */
 static ModelCacheEntry *
-LookupEntry(const char *name, int version)
+LookupEntry(const ModelKind *kind, const char *name, int version)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	Datum		args[2];
@@ -189,7 +203,8 @@ LookupEntry(const char *name, int version)
 
 		plan = SPI_prepare("SELECT m.version, m.kind, m.xmin, m.ctid, m.config, m.weights"
 						   " FROM recsys.models m"
-						   " WHERE m.name = $1 AND ($2 IS NULL OR m.version = $2)"
+						   " WHERE m.name OPERATOR(pg_catalog.=) $1"
+						   " AND ($2 IS NULL OR m.version OPERATOR(pg_catalog.=) $2)"
 						   " ORDER BY m.version DESC LIMIT 1", 2, types);
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -223,19 +238,19 @@ LookupEntry(const char *name, int version)
 	desc = SPI_tuptable->tupdesc;
 	found_version = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
 	{
-		char	   *kind = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+		char	   *found_kind = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
 
-		if (strcmp(kind, "mmoe") != 0)
+		if (strcmp(found_kind, kind->name) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-					 errmsg("model \"%s\" version %d is of kind \"%s\", not \"mmoe\"",
-							name, found_version, kind)));
+					 errmsg("model \"%s\" version %d is of kind \"%s\", not \"%s\"",
+							name, found_version, found_kind, kind->name)));
 	}
 	xmin = DatumGetTransactionId(SPI_getbinval(tup, desc, 3, &isnull));
 	ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 4, &isnull)), &tid);
 
 	for (e = ModelCacheHead; e; e = e->next)
-		if (e->version == found_version && strcmp(e->name, name) == 0)
+		if (e->version == found_version && e->kind == kind && strcmp(e->name, name) == 0)
 			break;
 	if (e && (e->xmin != xmin || !ItemPointerEquals(&e->tid, &tid)))
 	{
@@ -257,11 +272,7 @@ LookupEntry(const char *name, int version)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("model \"%s\" version %d has no config", name, found_version)));
 		weights = SPI_getbinval(tup, desc, 6, &isnull);
-		if (isnull)
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("model \"%s\" version %d has no weights", name, found_version)));
-		w = DatumGetByteaPP(weights);
+		w = isnull ? NULL : DatumGetByteaPP(weights);
 
 		/* build under the caller's context; an error frees it with that */
 		cxt = AllocSetContextCreate(caller, "recsys model", ALLOCSET_DEFAULT_SIZES);
@@ -270,11 +281,18 @@ LookupEntry(const char *name, int version)
 		e->cxt = cxt;
 		e->name = pstrdup(name);
 		e->version = found_version;
+		e->kind = kind;
 		e->xmin = xmin;
 		e->tid = tid;
-		e->model = MmoeModelLoad(DatumGetJsonbP(config),
-								 (const unsigned char *) VARDATA_ANY(w),
-								 VARSIZE_ANY_EXHDR(w));
+		{
+			ModelStoreRow row;
+
+			row.name = e->name;
+			row.version = found_version;
+			row.config = DatumGetJsonbP(config);
+			row.weights = w;
+			e->model = kind->load(&row);
+		}
 		e->loaded_at = GetCurrentTimestamp();
 		e->load_id = ++ModelLoadCounter;
 		MemoryContextSwitchTo(old);
@@ -291,15 +309,75 @@ LookupEntry(const char *name, int version)
 	return e;
 }
 
+/* Register a kind of model (from _PG_init) */
+void
+ModelStoreRegisterKind(const ModelKind *kind)
+{
+	for (int i = 0; i < ModelKindCount; i++)
+		if (ModelKinds[i] == kind)
+			return;
+	if (ModelKindCount >= MODEL_MAX_KINDS)
+		elog(ERROR, "too many model kinds");
+	ModelKinds[ModelKindCount++] = kind;
+}
+
+/* Raise an error unless name is a usable model name */
+void
+ModelStoreCheckName(const char *name, int len)
+{
+	bool		blank = true;
+
+	for (int i = 0; i < len; i++)
+		if (!isspace((unsigned char) name[i]))
+		{
+			blank = false;
+			break;
+		}
+	if (len == 0 || blank)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model name must not be empty or blank")));
+	if (len > MODEL_NAME_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("model name is %d bytes long, more than the %d allowed", len,
+						MODEL_NAME_MAX)));
+}
+
 /*
- * Get the model a statement asks for, by name and version (0 = newest).
- * ref (allocated in holder, zeroed before first use) remembers the answer
- * for the rest of the statement and pins it until holder is reset.
- * *load_id identifies the parsed model (it changes when the model does).
+ * Check, for this statement, that the current user may read every further
+ * table the kind reads (the cache must never answer whom a query would not).
  */
-const MmoeModel *
-ModelStoreAcquire(ModelRef *ref, MemoryContext holder, text *name, int version,
-				  uint64 *load_id)
+static void
+CheckKindTables(const ModelKind *kind)
+{
+	if (kind->tables == NULL)
+		return;
+	for (const char *const *t = kind->tables; *t; t++)
+	{
+		Oid			nsp = get_namespace_oid("recsys", false);
+		Oid			relid = get_relname_relid(*t, nsp);
+
+		if (!OidIsValid(relid))
+			elog(ERROR, "recsys.%s is missing", *t);
+		if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied for table %s", *t),
+					 errhint("Models of kind \"%s\" need SELECT on recsys.%s.", kind->name, *t)));
+	}
+}
+
+/*
+ * Get the model of a kind that a statement asks for, by name and version
+ * (0 = newest).  ref (allocated in holder, zeroed before first use)
+ * remembers the answer for the rest of the statement and pins it until
+ * holder is reset.  *load_id identifies the loaded model (it changes when
+ * the model does); *found_version (if not NULL) is the version used.
+ */
+const void *
+ModelStoreAcquire(ModelRef *ref, MemoryContext holder, const ModelKind *kind,
+				  text *name, int version, uint64 *load_id, int *found_version)
 {
 	const char *n = VARDATA_ANY(name);
 	int			len = VARSIZE_ANY_EXHDR(name);
@@ -308,23 +386,24 @@ ModelStoreAcquire(ModelRef *ref, MemoryContext holder, text *name, int version,
 	ModelCacheEntry *e;
 	char	   *cname;
 
-	if (ref->valid && have_key && ref->version == version && ref->namelen == len &&
-		memcmp(ref->name, n, len) == 0 && memcmp(&ref->snap, &key, sizeof(key)) == 0)
+	if (ref->valid && have_key && ref->kind == kind && ref->version == version &&
+		ref->namelen == len && memcmp(ref->name, n, len) == 0 &&
+		memcmp(&ref->snap, &key, sizeof(key)) == 0)
 	{
 		*load_id = ref->entry->load_id;
+		if (found_version)
+			*found_version = ref->entry->version;
 		return ref->entry->model;
 	}
 
-	if (len == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("model name must not be empty")));
+	ModelStoreCheckName(n, len);
 	if (version < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("model version must be positive")));
+	CheckKindTables(kind);
 	cname = text_to_cstring(name);
-	e = LookupEntry(cname, version);
+	e = LookupEntry(kind, cname, version);
 	pfree(cname);
 
 	/* swap pins without anything that can fail in between */
@@ -346,10 +425,13 @@ ModelStoreAcquire(ModelRef *ref, MemoryContext holder, text *name, int version,
 	}
 	memcpy(ref->name, n, len);
 	ref->namelen = len;
+	ref->kind = kind;
 	ref->version = version;
 	ref->snap = key;
 	ref->valid = have_key;
 	*load_id = e->load_id;
+	if (found_version)
+		*found_version = e->version;
 	return e->model;
 }
 

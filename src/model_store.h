@@ -1,26 +1,59 @@
 /*
  * model_store.h
- *		Stored MMoE models: reading rows of recsys.models and a per-backend
- *		cache of parsed models.
+ *		The one per-backend cache of stored models (recsys.models), for every
+ *		kind of model.
  *
- * A caller keeps a ModelRef in memory that lives as long as its use of the
+ * A kind (mmoe, embeddings, ...) registers a loader that turns a models row
+ * into its in-memory form; the store knows nothing else about kinds.  A
+ * caller keeps a ModelRef in memory that lives as long as its use of the
  * model (fn_extra, allocated in fn_mcxt).  ModelStoreAcquire resolves the
  * model name to a row once per statement (the active snapshot identifies the
- * statement), reuses the parsed model when the row (xmin, ctid) is the one
- * cached, and otherwise parses the row into a fresh cache entry.  The ref
- * pins its entry until the holder memory context goes away, so a model that
- * a running query uses is never freed under it, even if a newer version
- * evicts it from the cache.
+ * statement), through SPI under the caller's privileges, reuses the loaded
+ * model when the row (xmin, ctid) is the one cached, and otherwise loads the
+ * row into a fresh cache entry.  The ref pins its entry until the holder
+ * memory context goes away, so a model that a running query uses is never
+ * freed under it, even if a newer version evicts it from the cache.
+ *
+ * Invalidation rule: an entry is valid exactly while its models row is the
+ * visible one.  Kinds whose data lives in further tables (embeddings'
+ * vectors) keep that rule true with triggers that touch the models row on
+ * every write to those tables.  Privilege rule: every statement checks
+ * SELECT on recsys.models (by running the lookup) and on each extra table
+ * the kind names, whether or not the entry was cached.
  */
 #ifndef MODEL_STORE_H
 #define MODEL_STORE_H
 
 #include "postgres.h"
 
-#include "mmoe.h"
+#include "utils/jsonb.h"
 
 /* Most cache entries kept when no query pins them */
 #define MODEL_CACHE_MAX_ENTRIES 16
+
+/* Longest model name (bytes); names are also checked in SQL */
+#define MODEL_NAME_MAX 63
+
+/* What a loader gets: one row of recsys.models */
+typedef struct ModelStoreRow
+{
+	const char *name;
+	int			version;
+	Jsonb	   *config;			/* never NULL */
+	bytea	   *weights;		/* NULL when the row has none */
+} ModelStoreRow;
+
+/*
+ * A kind of model.  load runs with CurrentMemoryContext set to the new
+ * entry's context (everything it allocates lives as long as the entry) and
+ * inside an SPI connection, so it may read further tables through SPI.
+ */
+typedef struct ModelKind
+{
+	const char *name;			/* recsys.models.kind */
+	void	   *(*load) (const ModelStoreRow *row);
+	const char *const *tables;	/* further tables it reads (NULL-terminated), or NULL */
+} ModelKind;
 
 typedef struct ModelCacheEntry ModelCacheEntry;
 
@@ -38,6 +71,7 @@ typedef struct ModelSnapshotKey
 typedef struct ModelRef
 {
 	ModelCacheEntry *entry;		/* pinned entry, or NULL */
+	const ModelKind *kind;
 	char	   *name;			/* the request the entry answers */
 	int			namelen;
 	int			version;		/* 0 = newest */
@@ -48,7 +82,10 @@ typedef struct ModelRef
 	MemoryContextCallback callback;
 } ModelRef;
 
-extern const MmoeModel *ModelStoreAcquire(ModelRef *ref, MemoryContext holder,
-										  text *name, int version, uint64 *load_id);
+extern void ModelStoreRegisterKind(const ModelKind *kind);
+extern const void *ModelStoreAcquire(ModelRef *ref, MemoryContext holder,
+									 const ModelKind *kind, text *name, int version,
+									 uint64 *load_id, int *found_version);
+extern void ModelStoreCheckName(const char *name, int len);
 
 #endif

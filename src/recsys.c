@@ -8,6 +8,8 @@
 #include "utils/guc.h"
 
 #include "linalg.h"
+#include "mmoe.h"
+#include "model_store.h"
 #include "recsys.h"
 
 PG_MODULE_MAGIC;
@@ -45,5 +47,6 @@ _PG_init(void)
 							NULL, AssignBlasThreads, NULL);
 
 	MarkGUCPrefixReserved("recsys");
+	ModelStoreRegisterKind(&MmoeModelKind);
 	LinalgSetThreads(recsys_blas_threads);
 }
