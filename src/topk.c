@@ -1,0 +1,137 @@
+/*
+ * topk.c
+ *		Bounded top-k selection with deterministic ties (see topk.h).
+ */
+#include "topk.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+/* Set up an empty list of capacity k over caller-provided slots */
+void
+TopKInit(TopK *t, int k, TopKItem *slots)
+{
+	t->k = k;
+	t->n = 0;
+	t->items = slots;
+}
+
+/* Is the item at heap position a worse than the one at b (heap order) */
+static inline bool
+Worse(const TopKItem *h, int a, int b)
+{
+	return TopKBetter(h[b].score, h[b].id, h[a].score, h[a].id);
+}
+
+/* Restore heap order below position i */
+static void
+SiftDown(TopKItem *h, int n, int i)
+{
+	for (;;)
+	{
+		int			worst = i;
+		int			l = 2 * i + 1;
+		int			r = l + 1;
+		TopKItem	tmp;
+
+		if (l < n && Worse(h, l, worst))
+			worst = l;
+		if (r < n && Worse(h, r, worst))
+			worst = r;
+		if (worst == i)
+			return;
+		tmp = h[i];
+		h[i] = h[worst];
+		h[worst] = tmp;
+		i = worst;
+	}
+}
+
+/* Offer one candidate */
+void
+TopKPush(TopK *t, int64_t id, float score)
+{
+	TopKItem   *h = t->items;
+
+	if (isnan(score) || t->k <= 0)
+		return;
+	if (t->n < t->k)
+	{
+		int			c = t->n++;
+
+		h[c].id = id;
+		h[c].score = score;
+		while (c > 0)
+		{
+			int			p = (c - 1) / 2;
+			TopKItem	tmp;
+
+			if (!Worse(h, c, p))
+				break;
+			tmp = h[p];
+			h[p] = h[c];
+			h[c] = tmp;
+			c = p;
+		}
+	}
+	else if (TopKBetter(score, id, h[0].score, h[0].id))
+	{
+		h[0].id = id;
+		h[0].score = score;
+		SiftDown(h, t->n, 0);
+	}
+}
+
+/* Offer n candidates; the common case (worse than the kept worst) is one compare */
+void
+TopKPushBlock(TopK *t, const int64_t *ids, const float *scores, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		if (t->n == t->k && t->k > 0 &&
+			!TopKBetter(scores[i], ids[i], t->items[0].score, t->items[0].id))
+			continue;
+		TopKPush(t, ids[i], scores[i]);
+	}
+}
+
+/* Compare two items best first, for qsort */
+static int
+CompareBestFirst(const void *a, const void *b)
+{
+	const TopKItem *x = a;
+	const TopKItem *y = b;
+
+	if (TopKBetter(x->score, x->id, y->score, y->id))
+		return -1;
+	if (TopKBetter(y->score, y->id, x->score, x->id))
+		return 1;
+	return 0;
+}
+
+/*
+ * Sort the kept items best first in place and return how many there are.
+ * The list is no longer a heap afterwards: only read it.
+ */
+int
+TopKSorted(TopK *t)
+{
+	qsort(t->items, t->n, sizeof(TopKItem), CompareBestFirst);
+	return t->n;
+}
+
+/* Check the invariants a list read from outside must meet (heap order, no NaN) */
+bool
+TopKValid(const TopK *t)
+{
+	if (t->k < 0 || t->n < 0 || t->n > t->k)
+		return false;
+	for (int i = 0; i < t->n; i++)
+	{
+		if (isnan(t->items[i].score))
+			return false;
+		if (i > 0 && Worse(t->items, (i - 1) / 2, i))
+			return false;
+	}
+	return true;
+}
