@@ -4,12 +4,19 @@
 # install missing packages, build, install, start a throwaway cluster, run.
 
 EXTENSION    = recsys
-EXTVERSION   = 0.1.0
+EXTVERSION   = 0.2.0
 MODULE_big   = recsys
 OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
-DATA_built   = recsys--$(EXTVERSION).sql
+DATA_built   = recsys--$(EXTVERSION).sql recsys--0.1.0--$(EXTVERSION).sql
+# Released install scripts stay as they were shipped, so that a database
+# created with an earlier version can be updated with ALTER EXTENSION.
+DATA         = src/sql/released/recsys--0.1.0.sql
 # SQL is kept one file per concept in src/sql/ and concatenated in name order.
+# 00_core.sql and 01_tables.sql run only at CREATE EXTENSION; every other part
+# holds only functions, aggregates, types and rules, so an upgrade script is
+# the version's own migration (src/sql/upgrade/) followed by those parts.
 SQL_PARTS    = $(sort $(wildcard src/sql/*.sql))
+SQL_OBJECTS  = $(filter-out src/sql/00_core.sql src/sql/01_tables.sql,$(SQL_PARTS))
 REGRESS      = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --inputdir=. --load-extension=recsys
 EXTRA_CLEAN  = test/ref/out test/bench/out test/fuzz/out
@@ -28,6 +35,9 @@ include $(PGXS)
 endif
 
 recsys--$(EXTVERSION).sql: $(SQL_PARTS)
+	cat $^ > $@
+
+recsys--0.1.0--$(EXTVERSION).sql: src/sql/upgrade/0.1.0--$(EXTVERSION).sql $(SQL_OBJECTS)
 	cat $^ > $@
 
 .PHONY: deps demo test bench fuzz valgrind

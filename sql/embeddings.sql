@@ -78,7 +78,7 @@ SELECT name, version, kind, config->>'method' AS method, config->'n_users' AS us
 	config->'n_interactions' AS pairs, config->'n_rows' AS rows_read, jsonb_array_length(metrics->'log') AS epochs
 FROM recsys.models WHERE name = 'tiny';
 -- repeated pairs add their weights, zero-weight pairs are dropped: the seen items
-SELECT id, seen, array_length(embedding, 1) AS dim FROM recsys.user_vectors WHERE model_name = 'tiny' ORDER BY id;
+SELECT id, seen, array_length(embedding, 1) AS dim FROM recsys.user_vectors WHERE model = 'tiny' ORDER BY id;
 SELECT id, array_length(embedding, 1) AS dim FROM recsys.item_embeddings('tiny');
 SELECT count(*) FROM recsys.user_embeddings('tiny');
 -- retraining adds a version; the other methods train the same table
@@ -174,8 +174,8 @@ SELECT pg_temp.err($$SELECT * FROM recsys.sgd_train('sogram', 2, 1, 0.1, NULL, '
 
 -- the vectors go with their model
 SELECT recsys.drop_model('tiny');
-SELECT count(*) FROM recsys.user_vectors WHERE model_name = 'tiny';
-SELECT count(*) FROM recsys.item_vectors WHERE model_name = 'tiny';
+SELECT count(*) FROM recsys.user_vectors WHERE model = 'tiny';
+SELECT count(*) FROM recsys.item_vectors WHERE model = 'tiny';
 -- leave no models behind for the suites that follow
 SELECT recsys.drop_model(n) FROM unnest(ARRAY['tiny_view', 'e', 'an mmoe']) n;
 SELECT count(*) FROM recsys.user_vectors;

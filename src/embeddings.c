@@ -135,11 +135,11 @@ PrepareRecommendPlans(void)
 							  " ORDER BY m.version DESC LIMIT 1", 1, types);
 	if (plan_user == NULL)
 		plan_user = KeepPlan("SELECT u.embedding, u.seen FROM recsys.user_vectors u"
-							 " WHERE u.model_name = $1 AND u.model_version = $2 AND u.id = $3",
+							 " WHERE u.model = $1 AND u.version = $2 AND u.id = $3",
 							 3, types);
 	if (plan_items == NULL)
 		plan_items = KeepPlan("SELECT v.id, v.embedding FROM recsys.item_vectors v"
-							  " WHERE v.model_name = $1 AND v.model_version = $2 ORDER BY v.id",
+							  " WHERE v.model = $1 AND v.version = $2 ORDER BY v.id",
 							  2, types);
 }
 

@@ -24,10 +24,10 @@ CREATE FUNCTION pg_temp.flat(model text, side text) RETURNS float8[] LANGUAGE sq
 		unnest(e.embedding) WITH ORDINALITY AS u(x, o)
 $$;
 -- the same for a stored version
-CREATE FUNCTION pg_temp.flat_version(model text, ver int, side text) RETURNS float8[] LANGUAGE sql AS $$
+CREATE FUNCTION pg_temp.flat_version(m text, ver int, side text) RETURNS float8[] LANGUAGE sql AS $$
 	SELECT array_agg(x ORDER BY e.id, o)
-	FROM (SELECT id, embedding FROM recsys.user_vectors WHERE side = 'user' AND model_name = model AND model_version = ver
-		UNION ALL SELECT id, embedding FROM recsys.item_vectors WHERE side = 'item' AND model_name = model AND model_version = ver) e,
+	FROM (SELECT id, embedding FROM recsys.user_vectors WHERE side = 'user' AND model = m AND version = ver
+		UNION ALL SELECT id, embedding FROM recsys.item_vectors WHERE side = 'item' AND model = m AND version = ver) e,
 		unnest(e.embedding) WITH ORDINALITY AS u(x, o)
 $$;
 -- the reference vectors of a run, in the same order
@@ -129,7 +129,7 @@ SELECT is((SELECT count(*) FROM recsys.item_embeddings('tap_w')), (SELECT count(
 SELECT ok((SELECT bool_and(u.seen = s.seen) FROM recsys.user_vectors u
 	JOIN (SELECT uid, array_agg(DISTINCT iid::bigint ORDER BY iid::bigint) AS seen FROM
 		(SELECT uid, iid FROM ref_emb_interactions GROUP BY uid, iid HAVING sum(wt) > 0) p GROUP BY uid) s ON s.uid = u.id
-	WHERE u.model_name = 'tap_w'), 'seen items are the sorted pairs of positive weight');
+	WHERE u.model = 'tap_w'), 'seen items are the sorted pairs of positive weight');
 
 -- 6. planted low-rank preferences: every method recovers held-out items far above popularity
 CREATE TEMP TABLE planted_rel AS SELECT user_id::bigint AS user_id, array_agg(item_id::bigint) AS items
@@ -220,7 +220,7 @@ SELECT cmp_ok((SELECT max(abs(r.score - recsys.dot(u.embedding, i.embedding)))
 	FROM recsys.recommend('versions', 1, 5) r, recsys.user_embeddings('versions') u, recsys.item_embeddings('versions') i
 	WHERE u.id = 1 AND i.id = r.item_id), '<', 1e-5::float8, 'recommend serves the new version (no stale cache)');
 DO $$ BEGIN PERFORM recsys.drop_model('versions', 2); END $$;
-SELECT is((SELECT count(*) FROM recsys.user_vectors WHERE model_name = 'versions' AND model_version = 2), 0::bigint,
+SELECT is((SELECT count(*) FROM recsys.user_vectors WHERE model = 'versions' AND version = 2), 0::bigint,
 	'drop_model deletes the vectors of the version');
 SELECT cmp_ok((SELECT max(abs(r.score - recsys.dot(u.embedding, i.embedding)))
 	FROM recsys.recommend('versions', 1, 5) r, recsys.user_embeddings('versions') u, recsys.item_embeddings('versions') i

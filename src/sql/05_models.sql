@@ -1,19 +1,5 @@
--- The model store shared by embeddings and MMoE models (api.md section 3)
+-- The model store shared by embeddings and MMoE models: versions, resolution, drop
 
-CREATE TABLE recsys.models (
-	name		text NOT NULL CHECK (name <> ''),
-	version		int NOT NULL CHECK (version >= 1),
-	kind		text NOT NULL CHECK (kind IN ('embeddings', 'mmoe')),
-	config		jsonb NOT NULL DEFAULT '{}',
-	weights		bytea,
-	metrics		jsonb NOT NULL DEFAULT '{}',
-	created_by	name NOT NULL DEFAULT current_user,
-	created_at	timestamptz NOT NULL DEFAULT now(),
-	PRIMARY KEY (name, version)
-);
-COMMENT ON TABLE recsys.models IS
-	'stored models, one row per (name, version): kind, config, weights (safetensors for mmoe), training log and metrics, provenance';
-SELECT pg_catalog.pg_extension_config_dump('recsys.models', '');
 
 -- Get the next version number of a model name, holding a transaction-level
 -- lock on the name so that concurrent imports or trainings number distinctly.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install recsys, start a throwaway PostgreSQL 15 cluster, run one job in it, stop it.
-# Usage: with_cluster.sh demo|test|bench [args...]
+# Usage: with_cluster.sh demo|test|bench [args...] | with_cluster.sh run COMMAND [args...]
 set -euo pipefail
 mode=${1:?usage: with_cluster.sh demo|test|bench}
 shift
@@ -60,6 +60,7 @@ case "$mode" in
 	demo)  bash test/demo/run.sh "$@" || status=$? ;;
 	test)  bash test/harness/run_tests.sh "$@" || status=$? ;;
 	bench) bash test/harness/run_bench.sh "$@" || status=$? ;;
+	run)   "$@" || status=$? ;;
 	*) echo "with_cluster.sh: unknown mode '$mode'" >&2; exit 2 ;;
 esac
 if [ "${RECSYS_VALGRIND:-}" = 1 ]; then

@@ -1,4 +1,4 @@
--- Gramian-regularized embeddings (api.md section 2, algorithms.md sections 1-2)
+-- Training Gramian-regularized embeddings: options, checks and the train_embeddings driver
 --
 -- Objective of every method (Hu et al. with a Gramian-weighted unobserved term):
 --   L = sum_{(u,i) observed} c_ui (<x_u, y_i> - 1)^2
@@ -8,90 +8,6 @@
 -- written as observed_loss + gramian_loss + l2_loss with
 --   observed_loss = sum_observed [c (<x,y> - 1)^2 - gramian_weight <x,y>^2]
 --   gramian_loss  = gramian_weight * <X^T X, Y^T Y>_F      (the Gramian penalty)
-
--- Vectors of trained models, one row per entity and model version.
-CREATE TABLE recsys.user_vectors (
-	model_name	text NOT NULL,
-	model_version int NOT NULL,
-	id			bigint NOT NULL,
-	embedding	real[] NOT NULL,
-	seen		bigint[] NOT NULL,
-	PRIMARY KEY (model_name, model_version, id),
-	FOREIGN KEY (model_name, model_version) REFERENCES recsys.models (name, version) ON DELETE CASCADE
-);
-COMMENT ON TABLE recsys.user_vectors IS
-	'user vectors of trained embeddings models, with the items each user had in the training table (sorted, for recommend''s exclude_seen)';
-SELECT pg_catalog.pg_extension_config_dump('recsys.user_vectors', '');
-
-CREATE TABLE recsys.item_vectors (
-	model_name	text NOT NULL,
-	model_version int NOT NULL,
-	id			bigint NOT NULL,
-	embedding	real[] NOT NULL,
-	PRIMARY KEY (model_name, model_version, id),
-	FOREIGN KEY (model_name, model_version) REFERENCES recsys.models (name, version) ON DELETE CASCADE
-);
-COMMENT ON TABLE recsys.item_vectors IS 'item vectors of trained embeddings models';
-SELECT pg_catalog.pg_extension_config_dump('recsys.item_vectors', '');
-
--- The als_solve aggregate: closed-form implicit-ALS update of one entity.
-CREATE FUNCTION recsys.als_solve_accum(state bytea, v real[], confidence double precision,
-	gramian double precision[], gramian_weight double precision, l2 double precision) RETURNS bytea
-	AS 'MODULE_PATHNAME', 'als_solve_accum' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION recsys.als_solve_accum(bytea, real[], double precision, double precision[], double precision, double precision) IS
-	'transition function of recsys.als_solve';
-
-CREATE FUNCTION recsys.als_solve_accum(state bytea, v double precision[], confidence double precision,
-	gramian double precision[], gramian_weight double precision, l2 double precision) RETURNS bytea
-	AS 'MODULE_PATHNAME', 'als_solve_accum' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION recsys.als_solve_accum(bytea, double precision[], double precision, double precision[], double precision, double precision) IS
-	'transition function of recsys.als_solve';
-
-CREATE FUNCTION recsys.als_solve_combine(state1 bytea, state2 bytea) RETURNS bytea
-	AS 'MODULE_PATHNAME', 'als_solve_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION recsys.als_solve_combine(bytea, bytea) IS
-	'combine function of recsys.als_solve (sum of partial states of one group)';
-
-CREATE FUNCTION recsys.als_solve_final(state bytea) RETURNS real[]
-	AS 'MODULE_PATHNAME', 'als_solve_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION recsys.als_solve_final(bytea) IS
-	'final function of recsys.als_solve (Cholesky solve with jitter retries; NULL for no rows)';
-
-CREATE FUNCTION recsys.als_solve_objective_final(state bytea) RETURNS double precision[]
-	AS 'MODULE_PATHNAME', 'als_solve_objective_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION recsys.als_solve_objective_final(bytea) IS
-	'final function of recsys.als_solve_objective (solution and the group''s observed loss)';
-
--- SSPACE tells the planner a state is large (k x k twice), so that it sorts
--- rather than hashes groups.
-CREATE AGGREGATE recsys.als_solve(v real[], confidence double precision, gramian double precision[],
-	gramian_weight double precision, l2 double precision) (
-	SFUNC = recsys.als_solve_accum, STYPE = bytea, SSPACE = 131072,
-	COMBINEFUNC = recsys.als_solve_combine, FINALFUNC = recsys.als_solve_final,
-	PARALLEL = SAFE);
-COMMENT ON AGGREGATE recsys.als_solve(real[], double precision, double precision[], double precision, double precision) IS
-	'implicit-ALS update of one entity: solves (w G + sum (c_j - w) v_j v_j^T + l2 I) x = sum c_j v_j over the group''s rows (G, w, l2 constant per group); rows with a NULL vector or confidence skipped';
-
-CREATE AGGREGATE recsys.als_solve(v double precision[], confidence double precision, gramian double precision[],
-	gramian_weight double precision, l2 double precision) (
-	SFUNC = recsys.als_solve_accum, STYPE = bytea, SSPACE = 131072,
-	COMBINEFUNC = recsys.als_solve_combine, FINALFUNC = recsys.als_solve_final,
-	PARALLEL = SAFE);
-COMMENT ON AGGREGATE recsys.als_solve(double precision[], double precision, double precision[], double precision, double precision) IS
-	'implicit-ALS update of one entity: solves (w G + sum (c_j - w) v_j v_j^T + l2 I) x = sum c_j v_j over the group''s rows (G, w, l2 constant per group); rows with a NULL vector or confidence skipped';
-
-CREATE AGGREGATE recsys.als_solve_objective(v real[], confidence double precision, gramian double precision[],
-	gramian_weight double precision, l2 double precision) (
-	SFUNC = recsys.als_solve_accum, STYPE = bytea, SSPACE = 131072,
-	COMBINEFUNC = recsys.als_solve_combine, FINALFUNC = recsys.als_solve_objective_final,
-	PARALLEL = SAFE);
-COMMENT ON AGGREGATE recsys.als_solve_objective(real[], double precision, double precision[], double precision, double precision) IS
-	'recsys.als_solve plus the group''s observed loss: {x_1..x_k, sum_j [c_j (v_j.x - 1)^2 - w (v_j.x)^2]} at the (real-rounded) solution x';
-
-CREATE FUNCTION recsys.embedding_init(id bigint, dim int, seed bigint, init_scale double precision) RETURNS real[]
-	AS 'MODULE_PATHNAME', 'embedding_init' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION recsys.embedding_init(bigint, int, bigint, double precision) IS
-	'initial vector of an entity: dim values N(0, (init_scale/sqrt(dim))^2) that depend on (seed, id) only';
 
 -- Validate the options of a training method and fill in the defaults.
 CREATE FUNCTION recsys.embedding_options(method text, options jsonb) RETURNS jsonb
@@ -456,12 +372,12 @@ BEGIN
 			'n_users', n_users, 'n_items', n_items, 'n_interactions', n_pairs, 'n_rows', n_rows),
 		NULL,
 		jsonb_build_object('log', to_jsonb(log), 'train_seconds', extract(epoch FROM clock_timestamp() - t_start)));
-	INSERT INTO recsys.user_vectors (model_name, model_version, id, embedding, seen)
+	INSERT INTO recsys.user_vectors (model, version, id, embedding, seen)
 		SELECT p_name, ver, t.id, t.v, s.seen
 		FROM pg_temp.recsys_emb_u t
 		JOIN (SELECT p.u, array_agg(p.i ORDER BY p.i) AS seen FROM pg_temp.recsys_emb_pairs p GROUP BY p.u) s
 			ON s.u = t.id;
-	INSERT INTO recsys.item_vectors (model_name, model_version, id, embedding)
+	INSERT INTO recsys.item_vectors (model, version, id, embedding)
 		SELECT p_name, ver, t.id, t.v FROM pg_temp.recsys_emb_v t;
 	DROP TABLE pg_temp.recsys_emb_pairs, pg_temp.recsys_emb_users, pg_temp.recsys_emb_items,
 		pg_temp.recsys_emb_u, pg_temp.recsys_emb_v;
@@ -471,44 +387,3 @@ $$;
 COMMENT ON FUNCTION recsys.train_embeddings(text, regclass, name, name, name, int, text, int, double precision, double precision, jsonb) IS
 	'train user and item embeddings over an interactions table (method als, sogram, sagram or sampled) and store them as a new version of the model; one row (and NOTICE) per epoch';
 
--- Get the newest version of an embeddings model (errors for unknown or other kinds).
-CREATE FUNCTION recsys.embedding_model_version(model_name text) RETURNS int
-LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE AS $$
-DECLARE
-	v int := recsys.resolve_model_version(model_name);
-	k text;
-BEGIN
-	SELECT m.kind INTO k FROM recsys.models m WHERE m.name = model_name AND m.version = v;
-	IF k <> 'embeddings' THEN
-		RAISE EXCEPTION 'model "%" is not an embeddings model but "%"', model_name, k
-			USING ERRCODE = 'wrong_object_type';
-	END IF;
-	RETURN v;
-END
-$$;
-COMMENT ON FUNCTION recsys.embedding_model_version(text) IS
-	'the newest version of an embeddings model; error if the model does not exist or is of another kind';
-
-CREATE FUNCTION recsys.user_embeddings(model_name text) RETURNS TABLE(id bigint, embedding real[])
-LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE AS $$
-	SELECT u.id, u.embedding FROM recsys.user_vectors u
-	WHERE u.model_name = $1
-		AND u.model_version = recsys.embedding_model_version($1)
-	ORDER BY u.id
-$$;
-COMMENT ON FUNCTION recsys.user_embeddings(text) IS 'user vectors of the newest version of an embeddings model';
-
-CREATE FUNCTION recsys.item_embeddings(model_name text) RETURNS TABLE(id bigint, embedding real[])
-LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE AS $$
-	SELECT v.id, v.embedding FROM recsys.item_vectors v
-	WHERE v.model_name = $1
-		AND v.model_version = recsys.embedding_model_version($1)
-	ORDER BY v.id
-$$;
-COMMENT ON FUNCTION recsys.item_embeddings(text) IS 'item vectors of the newest version of an embeddings model';
-
-CREATE FUNCTION recsys.recommend(model_name text, user_id bigint, k int DEFAULT 10,
-	exclude_seen boolean DEFAULT true) RETURNS TABLE(item_id bigint, score real)
-	AS 'MODULE_PATHNAME', 'embedding_recommend' LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 10;
-COMMENT ON FUNCTION recsys.recommend(text, bigint, int, boolean) IS
-	'top-k items of a user by <x_u, y_i> under the newest version of an embeddings model, best first (ties: smaller id), without the user''s training items when exclude_seen; no rows for an unknown user';
