@@ -102,6 +102,7 @@ SELECT pg_temp.err($$SELECT * FROM recsys.recommend('tiny_view', 1, 0)$$);
 SELECT pg_temp.err($$SELECT * FROM recsys.recommend('nothing', 1, 10)$$);
 SELECT pg_temp.err($$SELECT * FROM recsys.user_embeddings('nothing')$$);
 SELECT pg_temp.err($$SELECT * FROM recsys.item_embeddings('nothing')$$);
+INSERT INTO recsys.model_names (name) VALUES ('an mmoe');
 INSERT INTO recsys.models (name, version, kind) VALUES ('an mmoe', 1, 'mmoe');
 SELECT pg_temp.err($$SELECT * FROM recsys.recommend('an mmoe', 1, 10)$$);
 SELECT pg_temp.err($$SELECT * FROM recsys.user_embeddings('an mmoe')$$);

@@ -232,6 +232,7 @@ SELECT * FROM recsys.predict_batch('tiny', '{{1,2},{3,4}}'::real[], positions =>
 SELECT * FROM recsys.predict_batch('tiny_all', '{{1},{1}}'::real[], '{{2},{2}}', '{{2},{2}}', '{1,NULL}');
 
 -- Rows that are not MMoE models, or were damaged after import
+INSERT INTO recsys.model_names (name) VALUES ('emb');
 INSERT INTO recsys.models (name, version, kind) VALUES ('emb', 1, 'embeddings');
 SELECT pg_temp.try($$SELECT recsys.predict('emb', '{1,2}'::real[])$$);
 SELECT pg_temp.try($$SELECT recsys.export_model('emb')$$);

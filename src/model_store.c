@@ -435,6 +435,22 @@ ModelStoreAcquire(ModelRef *ref, MemoryContext holder, const ModelKind *kind,
 	return e->model;
 }
 
+PG_FUNCTION_INFO_V1(model_check_name);
+/* Raise an error unless the argument is a usable model name */
+Datum
+model_check_name(PG_FUNCTION_ARGS)
+{
+	text	   *name;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("model name must not be NULL")));
+	name = PG_GETARG_TEXT_PP(0);
+	ModelStoreCheckName(VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name));
+	PG_RETURN_VOID();
+}
+
 PG_FUNCTION_INFO_V1(model_cache);
 /* List this backend's cached models (for monitoring and tests) */
 Datum

@@ -32,10 +32,10 @@ _PG_init(void)
 {
 	DefineCustomIntVariable("recsys.max_dim",
 							"Largest vector length recsys accepts.",
-							"Bounds the memory of k x k states (8 k^2 bytes).",
+							"Bounds the memory of k x k states (8 k^2 bytes, 128 MB at the default). Only superusers change it, so that no role can make one backend allocate gigabytes.",
 							&recsys_max_dim,
 							4096, 1, RECSYS_MAX_DIM_LIMIT,
-							PGC_USERSET, 0,
+							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("recsys.blas_threads",

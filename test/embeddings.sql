@@ -207,6 +207,7 @@ SELECT is((SELECT count(*) FROM recsys.recommend('planted_als', 1, 1000)),
 	'exclude_seen leaves out exactly the user''s training items');
 SELECT is((SELECT count(*) FROM recsys.recommend('planted_als', 999999, 10)), 0::bigint, 'an unknown user gets no rows');
 SELECT throws_ok($$SELECT * FROM recsys.recommend('no such model', 1, 10)$$, '42704', NULL, 'an unknown model is an error');
+INSERT INTO recsys.model_names (name) VALUES ('tap_mmoe');
 INSERT INTO recsys.models (name, version, kind) VALUES ('tap_mmoe', 1, 'mmoe');
 SELECT throws_ok($$SELECT * FROM recsys.recommend('tap_mmoe', 1, 10)$$, '42809', NULL, 'a model of another kind is an error');
 

@@ -2,8 +2,20 @@
 -- src/sql/upgrade/).  Every other part of the install script holds only
 -- functions, aggregates and types, so that an upgrade can recreate them.
 
+-- One row per model name: who owns it.  Versions of a name may be added or
+-- dropped only by members of the owner role (row-level security in
+-- 90_store_rules.sql); writers lock this row to number versions.
+CREATE TABLE recsys.model_names (
+	name		text PRIMARY KEY CHECK (name ~ '\S' AND octet_length(name) <= 63),
+	owner		regrole NOT NULL DEFAULT current_user::regrole,
+	created_at	timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE recsys.model_names IS
+	'model names and their owner roles: only members of the owner add versions to or drop a model';
+SELECT pg_catalog.pg_extension_config_dump('recsys.model_names', '');
+
 CREATE TABLE recsys.models (
-	name		text NOT NULL CHECK (name <> ''),
+	name		text NOT NULL REFERENCES recsys.model_names (name) ON DELETE CASCADE,
 	version		int NOT NULL CHECK (version >= 1),
 	kind		text NOT NULL CHECK (kind IN ('embeddings', 'mmoe')),
 	config		jsonb NOT NULL DEFAULT '{}',
@@ -11,6 +23,9 @@ CREATE TABLE recsys.models (
 	metrics		jsonb NOT NULL DEFAULT '{}',
 	created_by	name NOT NULL DEFAULT current_user,
 	created_at	timestamptz NOT NULL DEFAULT now(),
+	-- bumped by every write to the model's vectors, so that the row's
+	-- identity (xmin, ctid), which keys every cache, changes with them
+	revision	bigint NOT NULL DEFAULT 0,
 	PRIMARY KEY (name, version)
 );
 COMMENT ON TABLE recsys.models IS

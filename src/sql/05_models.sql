@@ -1,34 +1,60 @@
--- The model store shared by embeddings and MMoE models: versions, resolution, drop
+-- The model store shared by embeddings and MMoE models: names and owners,
+-- version numbering, resolution and drop.  The tables are in 01_tables.sql,
+-- their rules (ownership, provenance, cache identity) in 90_store_rules.sql.
 
+CREATE FUNCTION recsys.check_model_name(model text) RETURNS void
+	AS 'MODULE_PATHNAME', 'model_check_name' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.check_model_name(text) IS
+	'raise an error unless the text is a usable model name (not NULL, not blank, at most 63 bytes)';
 
--- Get the next version number of a model name, holding a transaction-level
--- lock on the name so that concurrent imports or trainings number distinctly.
-CREATE FUNCTION recsys.next_model_version(model_name text) RETURNS int
-LANGUAGE plpgsql VOLATILE SECURITY INVOKER AS $$
+-- Get the next version number of a model, holding a lock on its name row
+-- until the transaction ends, so that concurrent writers number distinctly.
+-- A new name is created owned by the current role; an existing name may be
+-- extended only by members of its owner role.  Locking the row needs UPDATE
+-- on recsys.model_names and ownership: a role without store grants cannot
+-- block anyone's imports.
+CREATE FUNCTION recsys.next_model_version(model text) RETURNS int
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+	p_model text := $1;
+	o regrole;
 BEGIN
-	IF model_name IS NULL OR model_name = '' THEN
-		RAISE EXCEPTION 'model name must not be empty' USING ERRCODE = 'invalid_parameter_value';
+	PERFORM recsys.check_model_name(p_model);
+	INSERT INTO recsys.model_names AS n (name) VALUES (p_model) ON CONFLICT (name) DO NOTHING;
+	SELECT n.owner INTO o FROM recsys.model_names n WHERE n.name OPERATOR(pg_catalog.=) p_model FOR UPDATE;
+	IF o IS NULL THEN
+		-- row-level security hid the row from FOR UPDATE: someone else owns it
+		SELECT n.owner INTO o FROM recsys.model_names n WHERE n.name OPERATOR(pg_catalog.=) p_model;
+		RAISE EXCEPTION 'permission denied for model "%"', p_model
+			USING ERRCODE = 'insufficient_privilege',
+				DETAIL = format('Model "%s" belongs to role %s.', p_model, o),
+				HINT = 'Only members of the owner role add versions to a model or drop it; choose another name.';
 	END IF;
-	PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('recsys.models:' || model_name, 0));
-	RETURN coalesce((SELECT max(m.version) FROM recsys.models m WHERE m.name = model_name), 0) + 1;
+	RETURN coalesce((SELECT max(m.version) FROM recsys.models m WHERE m.name OPERATOR(pg_catalog.=) p_model), 0)
+		OPERATOR(pg_catalog.+) 1;
 END
 $$;
 COMMENT ON FUNCTION recsys.next_model_version(text) IS
-	'next version number for a model name (locks the name until the transaction ends)';
+	'next version number of a model (creates the name owned by the current role if new; requires ownership otherwise; locks the name until the transaction ends)';
 
 -- Get the stored version to use: the one named, else the newest.
-CREATE FUNCTION recsys.resolve_model_version(model_name text, model_version int DEFAULT NULL) RETURNS int
-LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE AS $$
+CREATE FUNCTION recsys.resolve_model_version(model text, version int DEFAULT NULL) RETURNS int
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
 DECLARE
+	p_model text := $1;
+	p_version int := $2;
 	v int;
 BEGIN
 	SELECT max(m.version) INTO v FROM recsys.models m
-		WHERE m.name = model_name AND (model_version IS NULL OR m.version = model_version);
+		WHERE m.name OPERATOR(pg_catalog.=) p_model
+			AND (p_version IS NULL OR m.version OPERATOR(pg_catalog.=) p_version);
 	IF v IS NULL THEN
-		IF model_version IS NULL THEN
-			RAISE EXCEPTION 'model "%" does not exist', model_name USING ERRCODE = 'undefined_object';
+		IF p_version IS NULL THEN
+			RAISE EXCEPTION 'model "%" does not exist', p_model USING ERRCODE = 'undefined_object';
 		END IF;
-		RAISE EXCEPTION 'model "%" has no version %', model_name, model_version USING ERRCODE = 'undefined_object';
+		RAISE EXCEPTION 'model "%" has no version %', p_model, p_version USING ERRCODE = 'undefined_object';
 	END IF;
 	RETURN v;
 END
@@ -36,22 +62,40 @@ $$;
 COMMENT ON FUNCTION recsys.resolve_model_version(text, int) IS
 	'the version of a model to use: the one given, else the newest; error if none';
 
-CREATE FUNCTION recsys.drop_model(model_name text, model_version int DEFAULT NULL) RETURNS int
-LANGUAGE plpgsql VOLATILE SECURITY INVOKER AS $$
+-- Delete one version of a model, or all of them (and the name) when version
+-- is NULL.  Only members of the owner role may.
+CREATE FUNCTION recsys.drop_model(model text, version int DEFAULT NULL) RETURNS int
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
 DECLARE
+	p_model text := $1;
+	p_version int := $2;
 	n int;
+	o regrole;
 BEGIN
 	DELETE FROM recsys.models m
-		WHERE m.name = model_name AND (model_version IS NULL OR m.version = model_version);
+		WHERE m.name OPERATOR(pg_catalog.=) p_model
+			AND (p_version IS NULL OR m.version OPERATOR(pg_catalog.=) p_version);
 	GET DIAGNOSTICS n = ROW_COUNT;
-	IF n = 0 THEN
-		IF model_version IS NULL THEN
-			RAISE EXCEPTION 'model "%" does not exist', model_name USING ERRCODE = 'undefined_object';
+	IF n OPERATOR(pg_catalog.=) 0 THEN
+		IF EXISTS (SELECT 1 FROM recsys.models m WHERE m.name OPERATOR(pg_catalog.=) p_model
+				AND (p_version IS NULL OR m.version OPERATOR(pg_catalog.=) p_version)) THEN
+			SELECT nm.owner INTO o FROM recsys.model_names nm WHERE nm.name OPERATOR(pg_catalog.=) p_model;
+			RAISE EXCEPTION 'permission denied for model "%"', p_model
+				USING ERRCODE = 'insufficient_privilege',
+					DETAIL = format('Model "%s" belongs to role %s.', p_model, o),
+					HINT = 'Only members of the owner role drop a model.';
 		END IF;
-		RAISE EXCEPTION 'model "%" has no version %', model_name, model_version USING ERRCODE = 'undefined_object';
+		IF p_version IS NULL THEN
+			RAISE EXCEPTION 'model "%" does not exist', p_model USING ERRCODE = 'undefined_object';
+		END IF;
+		RAISE EXCEPTION 'model "%" has no version %', p_model, p_version USING ERRCODE = 'undefined_object';
 	END IF;
+	-- a name without versions is released
+	DELETE FROM recsys.model_names mn WHERE mn.name OPERATOR(pg_catalog.=) p_model
+		AND NOT EXISTS (SELECT 1 FROM recsys.models m WHERE m.name OPERATOR(pg_catalog.=) p_model);
 	RETURN n;
 END
 $$;
 COMMENT ON FUNCTION recsys.drop_model(text, int) IS
-	'delete one version of a model, or all its versions when version is NULL; returns the number deleted';
+	'delete one version of a model, or all its versions (and its name) when version is NULL; returns the number deleted; only members of the owner role may';

@@ -11,7 +11,8 @@
 
 -- Validate the options of a training method and fill in the defaults.
 CREATE FUNCTION recsys.embedding_options(method text, options jsonb) RETURNS jsonb
-LANGUAGE plpgsql IMMUTABLE SECURITY INVOKER PARALLEL SAFE AS $$
+LANGUAGE plpgsql IMMUTABLE SECURITY INVOKER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	defaults jsonb;
 	key text;
@@ -100,7 +101,8 @@ COMMENT ON FUNCTION recsys.embedding_options(text, jsonb) IS
 -- Check that a column of the training table exists and has one of the
 -- accepted types; get its type name.
 CREATE FUNCTION recsys.embedding_check_column(rel regclass, col name, what text, accepted regtype[])
-RETURNS regtype LANGUAGE plpgsql STABLE SECURITY INVOKER AS $$
+RETURNS regtype LANGUAGE plpgsql STABLE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	typ regtype;
 BEGIN
@@ -140,6 +142,7 @@ CREATE FUNCTION recsys.train_embeddings(model_name text, interactions regclass,
 RETURNS TABLE(epoch int, loss double precision, observed_loss double precision,
 	gramian_loss double precision, l2_loss double precision, seconds double precision)
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
 -- als_solve keeps k x k per group: always aggregate sorted groups
 SET enable_hashagg = off
 -- the cost of these plans is in the aggregate, not in anything JIT compiles

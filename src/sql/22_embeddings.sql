@@ -2,7 +2,8 @@
 
 -- Get the newest version of an embeddings model (errors for unknown or other kinds).
 CREATE FUNCTION recsys.embedding_model_version(model_name text) RETURNS int
-LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE AS $$
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	v int := recsys.resolve_model_version(model_name);
 	k text;
@@ -19,7 +20,8 @@ COMMENT ON FUNCTION recsys.embedding_model_version(text) IS
 	'the newest version of an embeddings model; error if the model does not exist or is of another kind';
 
 CREATE FUNCTION recsys.user_embeddings(model_name text) RETURNS TABLE(id bigint, embedding real[])
-LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE AS $$
+LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
 	SELECT u.id, u.embedding FROM recsys.user_vectors u
 	WHERE u.model = $1
 		AND u.version = recsys.embedding_model_version($1)
@@ -28,7 +30,8 @@ $$;
 COMMENT ON FUNCTION recsys.user_embeddings(text) IS 'user vectors of the newest version of an embeddings model';
 
 CREATE FUNCTION recsys.item_embeddings(model_name text) RETURNS TABLE(id bigint, embedding real[])
-LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE AS $$
+LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
 	SELECT v.id, v.embedding FROM recsys.item_vectors v
 	WHERE v.model = $1
 		AND v.version = recsys.embedding_model_version($1)

@@ -7,7 +7,8 @@ COMMENT ON FUNCTION recsys.mmoe_validate(bytea, jsonb) IS
 	'check a safetensors file against an MMoE config (argument, else __metadata__.recsys); returns the config and the canonical file with the config embedded';
 
 CREATE FUNCTION recsys.import_model(name text, weights bytea, config jsonb DEFAULT NULL) RETURNS int
-LANGUAGE plpgsql VOLATILE SECURITY INVOKER AS $$
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	v int;
 	checked record;
@@ -26,7 +27,8 @@ COMMENT ON FUNCTION recsys.import_model(text, bytea, jsonb) IS
 	'import an MMoE model from safetensors bytes (config from the argument or __metadata__.recsys) as the next version of name; returns the version';
 
 CREATE FUNCTION recsys.export_model(name text, version int DEFAULT NULL) RETURNS bytea
-LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE AS $$
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	v int;
 	m record;
