@@ -39,6 +39,7 @@
 
 #include "compat.h"
 #include "model_store.h"
+#include "spi_safe.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/lsyscache.h"
@@ -188,14 +189,14 @@ LookupEntry(const ModelKind *kind, const char *name, int version)
 	TransactionId xmin;
 	ItemPointerData tid;
 	ModelCacheEntry *e;
+	int			guc_level;
 
 	if (ModelCacheContext == NULL)
 		ModelCacheContext = AllocSetContextCreate(CacheMemoryContext,
 												  "recsys model cache",
 												  ALLOCSET_DEFAULT_SIZES);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	guc_level = RecsysSpiConnect();
 	if (LookupPlan == NULL)
 	{
 		Oid			types[2] = {TEXTOID, INT4OID};
@@ -304,7 +305,7 @@ LookupEntry(const ModelKind *kind, const char *name, int version)
 	e->pins++;
 	e->lookups++;
 	e->last_used = ++ModelCacheClock;
-	SPI_finish();
+	RecsysSpiFinish(guc_level);
 	EvictEntries();
 	return e;
 }
