@@ -29,6 +29,7 @@
 #include "embeddings.h"
 #include "linalg.h"
 #include "recsys.h"
+#include "spi_safe.h"
 #include "rng.h"
 
 #define EMBEDDING_CACHE_SIZE 4
@@ -312,6 +313,7 @@ embedding_recommend(PG_FUNCTION_ARGS)
 	int64	   *seen = NULL;
 	int			nseen = 0;
 	bool		found_user;
+	int			spi_level;
 
 	if (k < 1)
 		ereport(ERROR,
@@ -319,8 +321,7 @@ embedding_recommend(PG_FUNCTION_ARGS)
 				 errmsg("k must be at least 1")));
 	InitMaterializedSRF(fcinfo, 0);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	spi_level = RecsysSpiConnect();
 	PrepareRecommendPlans();
 
 	args[0] = CStringGetTextDatum(name);
@@ -371,7 +372,7 @@ embedding_recommend(PG_FUNCTION_ARGS)
 	}
 	else
 		items = NULL;
-	SPI_finish();
+	RecsysSpiFinish(spi_level);
 
 	if (!found_user || items->n == 0)
 		PG_RETURN_NULL();

@@ -51,6 +51,7 @@
 #include "embeddings.h"
 #include "linalg.h"
 #include "recsys.h"
+#include "spi_safe.h"
 #include "rng.h"
 #include "sgd.h"
 
@@ -918,6 +919,7 @@ sgd_train(PG_FUNCTION_ARGS)
 	double	   *gram_buf;
 	double	   *gu_full,
 			   *gv_full;
+	int			spi_level;
 
 	for (int a = 0; a < 10; a++)
 		if (PG_ARGISNULL(a))
@@ -936,8 +938,7 @@ sgd_train(PG_FUNCTION_ARGS)
 	us.what = "user";
 	it.what = "item";
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	spi_level = RecsysSpiConnect();
 	LoadSide(&us, PG_GETARG_OID(6), context);
 	LoadSide(&it, PG_GETARG_OID(7), context);
 	npairs = LoadPairs(PG_GETARG_OID(5), PG_GETARG_OID(6), PG_GETARG_OID(7), &pu, &pi, &pc,
@@ -1036,7 +1037,7 @@ sgd_train(PG_FUNCTION_ARGS)
 
 	WriteSide(&us, k, PG_GETARG_OID(8));
 	WriteSide(&it, k, PG_GETARG_OID(9));
-	SPI_finish();
+	RecsysSpiFinish(spi_level);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(context);
 	PG_RETURN_NULL();
