@@ -106,3 +106,6 @@ ALTER TABLE recsys.user_vectors RENAME COLUMN model_version TO version;
 ALTER TABLE recsys.item_vectors RENAME COLUMN model_name TO model;
 ALTER TABLE recsys.item_vectors RENAME COLUMN model_version TO version;
 
+ALTER TABLE recsys.user_vectors RENAME CONSTRAINT user_vectors_model_name_model_version_fkey TO user_vectors_model_version_fkey;
+ALTER TABLE recsys.item_vectors RENAME CONSTRAINT item_vectors_model_name_model_version_fkey TO item_vectors_model_version_fkey;
+
