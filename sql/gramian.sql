@@ -1,12 +1,17 @@
 -- recsys.gramian, recsys.dot, recsys.frobenius: edge cases with exact output
 SET extra_float_digits = 0;
--- show the SQLSTATE and message of a statement that fails
+-- Run a statement; show 'ok', or its error as SQLSTATE: message with DETAIL and HINT
 CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	d text;
+	h text;
 BEGIN
 	EXECUTE q;
 	RETURN 'ok';
 EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ': ' || SQLERRM;
+	GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
+	RETURN SQLSTATE || ': ' || SQLERRM || coalesce(E'\nDETAIL:  ' || nullif(d, ''), '')
+		|| coalesce(E'\nHINT:  ' || nullif(h, ''), '');
 END
 $$;
 

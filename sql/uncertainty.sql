@@ -1,18 +1,22 @@
 -- recsys uncertainty-weighted losses and predictive variance: edge cases and
 -- every error with its SQLSTATE
-SET extra_float_digits = 0;
+-- 12 significant digits: libm may differ in the last bits between platforms
+SET extra_float_digits = -3;
 
--- Run a statement; show 'ok' or the SQLSTATE, message and detail of its error
+-- Run a statement; show 'ok', or its error as SQLSTATE: message with DETAIL and HINT
 CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
-	detail text;
+	d text;
+	h text;
 BEGIN
 	EXECUTE q;
 	RETURN 'ok';
 EXCEPTION WHEN OTHERS THEN
-	GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
-	RETURN SQLSTATE || ': ' || SQLERRM || coalesce(nullif(' (' || detail || ')', ' ()'), '');
-END $$;
+	GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
+	RETURN SQLSTATE || ': ' || SQLERRM || coalesce(E'\nDETAIL:  ' || nullif(d, ''), '')
+		|| coalesce(E'\nHINT:  ' || nullif(h, ''), '');
+END
+$$;
 
 -- uncertainty_loss: 0.5 exp(-s) L + 0.5 s (regression), exp(-s) L + 0.5 s (classification)
 SELECT recsys.uncertainty_loss('{1,2}', '{0,0}');

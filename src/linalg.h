@@ -13,7 +13,7 @@
 
 #include <stddef.h>
 
-/* Jitter policy of Cholesky solves (algorithms.md section 7) */
+/* Jitter policy of Cholesky solves (doc/math.md §7) */
 #define LINALG_JITTER_START 1e-10
 #define LINALG_JITTER_GROWTH 10.0
 #define LINALG_JITTER_RETRIES 6

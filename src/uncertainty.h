@@ -17,7 +17,7 @@
 
 #include "rng.h"
 
-/* Bounds of the closed-form log variances s_k (algorithms.md section 4) */
+/* Bounds of the closed-form log variances s_k (doc/math.md §5) */
 #define UNCERTAINTY_LOG_VAR_MIN (-20.0)
 #define UNCERTAINTY_LOG_VAR_MAX 20.0
 

@@ -1,4 +1,4 @@
--- Vector products and the Gramian aggregate (api.md section 1)
+-- Vector products and the Gramian aggregate (doc/math.md §1)
 
 CREATE FUNCTION recsys.dot(a real[], b real[]) RETURNS double precision
 	AS 'MODULE_PATHNAME', 'vector_dot' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;

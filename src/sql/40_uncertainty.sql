@@ -1,4 +1,4 @@
--- Uncertainty-weighted multi-task losses and predictive uncertainty (api.md section 4)
+-- Uncertainty-weighted multi-task losses and predictive uncertainty (doc/math.md §5)
 --
 -- s = log sigma^2 per task.  Regression: 0.5 exp(-s) L + 0.5 s; classification:
 -- exp(-s) L + 0.5 s (Kendall, Gal & Cipolla, CVPR 2018).

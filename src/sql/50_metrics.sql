@@ -1,4 +1,4 @@
--- Evaluation functions and aggregates (api.md section 2)
+-- Evaluation functions and aggregates (doc/math.md §6)
 
 CREATE FUNCTION recsys.recall_at_k(recommended bigint[], relevant bigint[], k int) RETURNS double precision
 	AS 'MODULE_PATHNAME', 'recall_at_k' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
