@@ -1,7 +1,9 @@
 -- Demo part 3: a PyTorch MMoE ranker stored in the database, scoring candidate rows
 \pset footer off
 SET client_min_messages = warning;
-\set weights `/usr/bin/python3 test/demo/mmoe_demo.py`
+-- the client uploads the file: psql reads it (base64) into a variable, the
+-- server decodes it; a driver would pass the bytes as a bytea parameter
+\set weights `base64 -w0 test/demo/ranker.safetensors`
 
 \echo '== import a PyTorch MMoE (safetensors, config in __metadata__.recsys) as model "ranker"'
 SELECT recsys.import_model('ranker', decode(:'weights', 'base64')) AS version;

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""Print (base64) the safetensors file of the demo's small PyTorch MMoE ranker, config in
-__metadata__.recsys, as test/demo/30_mmoe.sql imports it."""
-import base64
+"""Write the safetensors file of the demo's small PyTorch MMoE ranker (seeded, config in
+__metadata__.recsys) to test/demo/ranker.safetensors, which is committed so that the demo
+needs neither Python nor PyTorch.  Run it again only to change the demo model."""
 import json
 import os
 import sys
@@ -23,4 +23,6 @@ CONFIG = {"kind": "mmoe", "input_dim": 8,
 torch.manual_seed(42)
 model = MMoE(CONFIG)
 blob = save_safetensors(model.state_dict(), {"recsys": json.dumps(CONFIG), "trained_by": "demo"})
-sys.stdout.write(base64.b64encode(blob).decode())
+out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ranker.safetensors")
+with open(out, "wb") as f:
+    f.write(blob)

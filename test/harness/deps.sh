@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Install the Debian 12 packages recsys needs, only those missing (safe to re-run).
-# Usage: deps.sh [base|bench|fuzz]...   (base is always included)
+# Usage: deps.sh [base|test|bench|fuzz]...   (base is always included)
+# base: build and run (compiler, PostgreSQL 15 and headers, serial OpenBLAS);
+# test: pgTAP and the numpy/PyTorch/scikit-learn references of the suites.
 set -euo pipefail
 
-pkgs=(make gcc postgresql-15 postgresql-server-dev-15 libopenblas0-serial libopenblas-serial-dev
-      postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
-      python3 python3-numpy python3-torch python3-sklearn)
+pkgs=(make gcc postgresql-15 postgresql-server-dev-15 libopenblas0-serial libopenblas-serial-dev)
 for set in "$@"; do
 	case "$set" in
 		base) ;;
-		bench) pkgs+=(gnuplot-nox python3-psycopg2) ;;
+		test) pkgs+=(postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
+		             python3 python3-numpy python3-torch python3-sklearn) ;;
+		bench) pkgs+=(postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
+		              python3 python3-numpy python3-torch python3-sklearn gnuplot-nox python3-psycopg2) ;;
 		fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
 		*) echo "deps.sh: unknown package set '$set'" >&2; exit 2 ;;
 	esac

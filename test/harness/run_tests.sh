@@ -11,17 +11,4 @@ fi
 
 [ "${1:-}" = none ] && exit 0
 
-echo "== reference data (numpy / PyTorch / scikit-learn)"
-rm -rf test/ref/out
-mkdir -p test/ref/out
-for script in test/ref/*.py; do
-	[ -e "$script" ] || continue
-	/usr/bin/python3 "$script" test/ref/out
-done
-
-echo "== pgTAP"
-psql -X -q -v ON_ERROR_STOP=1 -c 'CREATE DATABASE recsys_tap' >/dev/null
-psql -X -q -v ON_ERROR_STOP=1 -d recsys_tap \
-	-c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION recsys' >/dev/null
-cd test
-pg_prove -d recsys_tap --ext .sql ${1:-*.sql}
+bash test/harness/run_pgtap.sh "$@"
