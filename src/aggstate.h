@@ -1,8 +1,8 @@
 /*
  * aggstate.h
  *		Helpers shared by the aggregates whose bytea states start with a
- *		common header: checking, copying and allocating states, and
- *		compensated sums.
+ *		common header: getting, copying and allocating states.  The layouts,
+ *		validators and kernels themselves are in aggkernel.h.
  */
 #ifndef AGGSTATE_H
 #define AGGSTATE_H
