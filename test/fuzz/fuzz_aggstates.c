@@ -116,8 +116,13 @@ RunGramian(GramianState *s, size_t size, Input *in)
 		for (int i = 0; i < t->buf.dim; i++)
 			slot[i] = Value(in) * RankBufferScale(w);
 		GramianStateCommit(t, w);
-		if (Roomy(t->count) && GramianStateCheck(t, size, MAX_DIM) != NULL)
-			Fail();
+		/* each SQL call validates its state first */
+		if (GramianStateCheck(t, size, MAX_DIM) != NULL)
+		{
+			if (Roomy(t->count))
+				Fail();
+			break;
+		}
 	}
 	free(t);
 	if (!deep)
@@ -188,8 +193,13 @@ AlsRows(AlsState *t, size_t size, Input *in, bool check)
 		for (int i = 0; i < t->buf.dim; i++)
 			slot[i] = Value(in);
 		AlsStateCommit(t, c);
-		if (check && Roomy(t->count) && AlsStateCheck(t, size, MAX_DIM) != NULL)
-			Fail();
+		/* each SQL call validates its state first */
+		if (check && AlsStateCheck(t, size, MAX_DIM) != NULL)
+		{
+			if (Roomy(t->count))
+				Fail();
+			break;
+		}
 	}
 }
 
@@ -346,10 +356,14 @@ RunAuc(const AucState *s, size_t size, Input *in)
 		if ((t = AucRoom(t, &tsize)) == NULL)
 			break;
 		AucStateAppend(t, Value(in), Byte(in) & 1);
-		if (Roomy(t->total_pos) && Roomy(t->total_neg) &&
-			(AucStateCheck(t, tsize, false) != NULL ||
-			 (deep && AucStateCheck(t, tsize, true) != NULL)))
-			Fail();
+		/* each SQL call validates its state first */
+		if (AucStateCheck(t, tsize, false) != NULL ||
+			(deep && AucStateCheck(t, tsize, true) != NULL))
+		{
+			if (Roomy(t->total_pos) && Roomy(t->total_neg))
+				Fail();
+			break;
+		}
 	}
 	free(t);
 	if (!deep)
