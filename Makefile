@@ -73,7 +73,7 @@ bench:
 	$(MAKE) all RECSYS_WERROR=1
 	bash test/harness/with_cluster.sh bench
 
-# Fuzz the parsers with libFuzzer for a bounded time (not part of CI).
+# Fuzz the safetensors parser and every aggregate state with libFuzzer, FUZZ_SECONDS per target (not part of CI).
 fuzz: deps
 	bash test/fuzz/run.sh
 

@@ -35,37 +35,8 @@
 #include "aggstate.h"
 #include "als.h"
 #include "arrays.h"
-#include "linalg.h"
 #include "rankbuffer.h"
 #include "recsys.h"
-
-#define ALS_MAGIC 0x52534130	/* "RSA0" */
-#define ALS_VERSION 1
-
-typedef struct AlsState
-{
-	RecsysStateHeader hdr;		/* varlena header, ALS_MAGIC, version */
-	RankBuffer	buf;			/* k, buffer length, rows of c - w > 0 / < 0 */
-	int64		count;			/* rows aggregated, buffered ones included */
-	double		gramian_weight; /* w */
-	double		l2;				/* lambda of this entity */
-	double		conf_sum;		/* sum_j c_j */
-	double		data[FLEXIBLE_ARRAY_MEMBER];	/* G, A, b, buffer */
-} AlsState;
-
-#define ALS_HDRSZ offsetof(AlsState, data)
-#define AlsGramian(s) ((s)->data)
-#define AlsMatrix(s) ((s)->data + (size_t) (s)->buf.dim * (s)->buf.dim)
-#define AlsRhs(s) ((s)->data + 2 * (size_t) (s)->buf.dim * (s)->buf.dim)
-#define AlsBuffer(s) (AlsRhs(s) + (s)->buf.dim)
-
-/* Get the byte size of a state for k and a buffer of buf_cap rows */
-static Size
-AlsStateSize(int dim, int buf_cap)
-{
-	return ALS_HDRSZ + sizeof(double) *
-		(2 * (Size) dim * dim + (Size) dim + (Size) buf_cap * dim);
-}
 
 /* Check that gramian_weight and l2 are usable numbers */
 static void
@@ -120,7 +91,7 @@ InitAlsState(int dim, ArrayType *g, double gramian_weight, double l2)
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("als_solve state of dimension %d is too large", dim)));
 	state = (AlsState *) palloc(size);
-	memset(state, 0, ALS_HDRSZ);
+	memset(state, 0, offsetof(AlsState, data));
 	SET_VARSIZE(state, size);
 	state->hdr.magic = ALS_MAGIC;
 	state->hdr.version = ALS_VERSION;
@@ -137,37 +108,21 @@ InitAlsState(int dim, ArrayType *g, double gramian_weight, double l2)
 
 /*
  * Get argument argno as a well-formed als_solve state, 8-byte aligned,
- * raising an error if it is not one
+ * raising an error if it is not one; with values, also check every stored
+ * value (O(k^2), for states that did not come from our own transition)
  */
 static AlsState *
-GetAlsState(FunctionCallInfo fcinfo, int argno)
+GetAlsState(FunctionCallInfo fcinfo, int argno, bool values)
 {
 	AlsState   *state = (AlsState *)
 		StateGetArg(fcinfo, argno, ALS_MAGIC, ALS_VERSION, "als_solve");
-	Size		size = VARSIZE(state);
+	const char *bad = AlsStateCheck(state, VARSIZE(state), recsys_max_dim);
 
-	if (size < ALS_HDRSZ ||
-		!RankBufferValid(&state->buf, RECSYS_MAX_DIM_LIMIT, ALS_MAX_BUFFER) ||
-		state->count < (int64) state->buf.n_pos + state->buf.n_neg ||
-		size != AlsStateSize(state->buf.dim, state->buf.cap))
-		StateInvalid("als_solve", "The header does not match the size of the state.");
-	if (!isfinite(state->gramian_weight) || state->gramian_weight < 0.0 ||
-		!isfinite(state->l2) || state->l2 < 0.0 || !isfinite(state->conf_sum))
-		StateInvalid("als_solve", "The state holds an invalid gramian_weight, l2 or confidence sum.");
-	return state;
-}
-
-/* Check that every stored value of a state is finite */
-static void
-CheckAlsValues(const AlsState *state)
-{
-	size_t		n = 2 * (size_t) state->buf.dim * state->buf.dim + state->buf.dim;
-	bool		bad = !RankBufferFinite(&state->buf, AlsBuffer(state));
-
-	for (size_t i = 0; i < n; i++)
-		bad |= !isfinite(state->data[i]);
+	if (bad == NULL && values)
+		bad = AlsStateCheckValues(state);
 	if (bad)
-		StateInvalid("als_solve", "The state holds a non-finite value.");
+		StateInvalid("als_solve", bad);
+	return state;
 }
 
 /* Get a private copy of a state in the given context */
@@ -207,7 +162,7 @@ GetWritableAlsState(FunctionCallInfo fcinfo, int dim, double gramian_weight, dou
 		return state;
 	}
 
-	state = GetAlsState(fcinfo, 0);
+	state = GetAlsState(fcinfo, 0, false);
 	if (aggcontext == NULL || (Pointer) state != DatumGetPointer(PG_GETARG_DATUM(0)))
 		state = CopyAlsState(state, aggcontext ? aggcontext : CurrentMemoryContext);
 	CheckSameDims(state->buf.dim, dim);
@@ -231,11 +186,7 @@ als_solve_accum(PG_FUNCTION_ARGS)
 	AlsState   *state;
 	double		c,
 				gramian_weight,
-				l2,
-				w,
-				s;
-	double	   *row;
-	double	   *b;
+				l2;
 	int			dim;
 
 	/* the group's constants must be given even on rows that are skipped */
@@ -257,7 +208,7 @@ als_solve_accum(PG_FUNCTION_ARGS)
 	{
 		if (PG_ARGISNULL(0))
 			PG_RETURN_NULL();
-		PG_RETURN_BYTEA_P((bytea *) GetAlsState(fcinfo, 0));
+		PG_RETURN_BYTEA_P((bytea *) GetAlsState(fcinfo, 0, false));
 	}
 
 	v = PG_GETARG_ARRAYTYPE_P(1);
@@ -272,24 +223,9 @@ als_solve_accum(PG_FUNCTION_ARGS)
 	dim = VectorDim(v);
 	state = GetWritableAlsState(fcinfo, dim, gramian_weight, l2);
 
-	/* convert into the next free buffer slot, then scale there */
-	w = c - state->gramian_weight;
-	row = RankBufferSlot(&state->buf, AlsBuffer(state), w);
-	VectorToDoubles(v, row);
-
-	b = AlsRhs(state);
-	for (int i = 0; i < dim; i++)
-		b[i] += c * row[i];
-	state->conf_sum += c;
-	state->count++;
-
-	/* c == w: the pair adds to b only; the slot stays free */
-	s = RankBufferScale(w);
-	if (s != 1.0)
-		for (int i = 0; i < dim; i++)
-			row[i] *= s;
-	if (RankBufferCommit(&state->buf, w))
-		RankBufferFlush(&state->buf, AlsBuffer(state), AlsMatrix(state));
+	/* convert into the next free buffer slot; the kernel scales it there */
+	VectorToDoubles(v, AlsStateSlot(state, c));
+	AlsStateCommit(state, c);
 
 	PG_RETURN_BYTEA_P((bytea *) state);
 }
@@ -302,7 +238,6 @@ als_solve_combine(PG_FUNCTION_ARGS)
 	MemoryContext aggcontext;
 	AlsState   *state1;
 	AlsState   *state2;
-	size_t		n;
 
 	if (!AggCheckCallContext(fcinfo, &aggcontext))
 		aggcontext = NULL;
@@ -311,24 +246,20 @@ als_solve_combine(PG_FUNCTION_ARGS)
 	{
 		if (PG_ARGISNULL(0))
 			PG_RETURN_NULL();
-		PG_RETURN_BYTEA_P((bytea *) GetAlsState(fcinfo, 0));
+		PG_RETURN_BYTEA_P((bytea *) GetAlsState(fcinfo, 0, false));
 	}
-	state2 = GetAlsState(fcinfo, 1);
-	CheckAlsValues(state2);
+	state2 = GetAlsState(fcinfo, 1, true);
 
 	if (PG_ARGISNULL(0))
 	{
 		/* the result must live in the aggregate context, not in state2's */
 		state1 = CopyAlsState(state2, aggcontext ? aggcontext : CurrentMemoryContext);
-		RankBufferFlush(&state1->buf, AlsBuffer(state1), AlsMatrix(state1));
+		AlsStateFlush(state1);
 		PG_RETURN_BYTEA_P((bytea *) state1);
 	}
 
-	state1 = GetAlsState(fcinfo, 0);
+	state1 = GetAlsState(fcinfo, 0, true);
 	CheckSameDims(state1->buf.dim, state2->buf.dim);
-	if (aggcontext == NULL || (Pointer) state1 != DatumGetPointer(PG_GETARG_DATUM(0)))
-		state1 = CopyAlsState(state1, aggcontext ? aggcontext : CurrentMemoryContext);
-	CheckAlsValues(state1);
 	if (state1->gramian_weight != state2->gramian_weight)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -337,21 +268,25 @@ als_solve_combine(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("l2 must be the same for every row of a group")));
-	n = (size_t) state1->buf.dim * state1->buf.dim;
-	if (memcmp(AlsGramian(state1), AlsGramian(state2), sizeof(double) * n) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("gramian must be the same for every row of a group")));
-
-	RankBufferFlush(&state1->buf, AlsBuffer(state1), AlsMatrix(state1));
-	RankBufferFold(&state2->buf, AlsBuffer(state2), AlsMatrix(state1));
-	for (size_t i = 0; i < n; i++)
-		AlsMatrix(state1)[i] += AlsMatrix(state2)[i];
-	for (int i = 0; i < state1->buf.dim; i++)
-		AlsRhs(state1)[i] += AlsRhs(state2)[i];
-	state1->conf_sum += state2->conf_sum;
-	state1->count += state2->count;
-
+	if (aggcontext == NULL || (Pointer) state1 != DatumGetPointer(PG_GETARG_DATUM(0)))
+		state1 = CopyAlsState(state1, aggcontext ? aggcontext : CurrentMemoryContext);
+	switch (AlsStateCombine(state1, state2))
+	{
+		case AGG_OK:
+			break;
+		case AGG_DIM_MISMATCH:
+			CheckSameDims(state1->buf.dim, state2->buf.dim);
+			break;
+		case AGG_PARAM_MISMATCH:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("gramian must be the same for every row of a group")));
+			break;
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("als_solve state is out of range")));
+	}
 	PG_RETURN_BYTEA_P((bytea *) state1);
 }
 
@@ -366,21 +301,11 @@ AlsSolveState(const AlsState *state, double *x)
 	size_t		n = (size_t) k * k;
 	double	   *m = palloc(sizeof(double) * n);
 	double	   *work = palloc(sizeof(double) * n);
-	const double *g = AlsGramian(state);
 	int			retries = 0;
 	int			info;
 
-	/* m = w G + A (+ buffered rows) + l2 I, column-major upper triangle live */
-	memcpy(m, AlsMatrix(state), sizeof(double) * n);
-	RankBufferFold(&state->buf, AlsBuffer(state), m);
-	for (int j = 0; j < k; j++)
-		for (int i = 0; i <= j; i++)
-			m[(size_t) j * k + i] += state->gramian_weight * g[(size_t) j * k + i];
-	for (int i = 0; i < k; i++)
-		m[(size_t) i * k + i] += state->l2;
-	memcpy(x, AlsRhs(state), sizeof(double) * k);
-
-	info = LinalgCholeskySolve(k, m, x, 1, work, &retries);
+	/* m = w G + A (+ buffered rows) + l2 I */
+	info = AlsStateSolve(state, x, m, work, &retries);
 	if (info != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
@@ -409,8 +334,7 @@ als_solve_final(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	state = GetAlsState(fcinfo, 0);
-	CheckAlsValues(state);
+	state = GetAlsState(fcinfo, 0, true);
 	if (state->count == 0)
 		PG_RETURN_NULL();
 
@@ -440,8 +364,7 @@ als_solve_objective_final(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	state = GetAlsState(fcinfo, 0);
-	CheckAlsValues(state);
+	state = GetAlsState(fcinfo, 0, true);
 	if (state->count == 0)
 		PG_RETURN_NULL();
 
@@ -454,11 +377,7 @@ als_solve_objective_final(PG_FUNCTION_ARGS)
 
 	m = palloc(sizeof(double) * (size_t) k * k);
 	ax = palloc(sizeof(double) * k);
-	memcpy(m, AlsMatrix(state), sizeof(double) * (size_t) k * k);
-	RankBufferFold(&state->buf, AlsBuffer(state), m);
-	LinalgSymmetrize(k, m);
-	LinalgDgemv(k, k, 1.0, m, x, 0.0, ax);
-	obj = LinalgDot(k, x, ax) - 2.0 * LinalgDot(k, x, AlsRhs(state)) + state->conf_sum;
+	obj = AlsStateObjective(state, x, m, ax);
 	x[k] = obj;
 	PG_RETURN_ARRAYTYPE_P(DoublesToArray(x, k + 1));
 }

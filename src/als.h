@@ -6,7 +6,6 @@
 #ifndef ALS_H
 #define ALS_H
 
-/* Largest number of buffered rows of one als_solve state */
-#define ALS_MAX_BUFFER 4096
+/* The state layout, its validator and kernels are in aggkernel.h */
 
 #endif

@@ -23,34 +23,13 @@
 
 #include "aggstate.h"
 #include "arrays.h"
-#include "linalg.h"
 #include "rankbuffer.h"
 #include "recsys.h"
 
-#define GRAMIAN_MAGIC 0x52534730	/* "RSG0" */
-#define GRAMIAN_VERSION 1
-#define GRAMIAN_MAX_BUFFER 4096
-
-typedef struct GramianState
-{
-	RecsysStateHeader hdr;		/* varlena header, GRAMIAN_MAGIC, version */
-	RankBuffer	buf;			/* k, buffer length, buffered rows */
-	int64		count;			/* rows aggregated, buffered ones included */
-	double		data[FLEXIBLE_ARRAY_MEMBER];	/* k x k sum, then buf_cap x k rows */
-} GramianState;
-
-#define GRAMIAN_HDRSZ offsetof(GramianState, data)
-#define GramianMatrix(s) ((s)->data)
-#define GramianBuffer(s) ((s)->data + (size_t) (s)->buf.dim * (s)->buf.dim)
-
-/* Get the byte size of a state for k and a buffer of buf_cap rows */
-static Size
-GramianStateSize(int dim, int buf_cap)
-{
-	return GRAMIAN_HDRSZ + sizeof(double) * ((Size) dim * dim + (Size) buf_cap * dim);
-}
-
-/* Allocate an empty state for k-dimensional vectors in the current context */
+/*
+ * Allocate an empty state for k-dimensional vectors in the current context
+ * (the layout is in aggkernel.h)
+ */
 static GramianState *
 InitGramianState(int dim)
 {
@@ -64,44 +43,27 @@ InitGramianState(int dim)
 				 errmsg("gramian of dimension %d is too large", dim)));
 	state = (GramianState *) palloc0(size);
 	SET_VARSIZE(state, size);
-	state->hdr.magic = GRAMIAN_MAGIC;
-	state->hdr.version = GRAMIAN_VERSION;
-	state->buf.dim = dim;
-	state->buf.cap = buf_cap;
+	GramianStateInit(state, dim, buf_cap);
 	return state;
 }
 
 /*
  * Get argument argno as a well-formed Gramian state, 8-byte aligned, raising
- * an error if it is not one
+ * an error if it is not one; with values, also check every stored value
+ * (O(k^2), for states that did not come from our own transition)
  */
 static GramianState *
-GetGramianState(FunctionCallInfo fcinfo, int argno)
+GetGramianState(FunctionCallInfo fcinfo, int argno, bool values)
 {
 	GramianState *state = (GramianState *)
 		StateGetArg(fcinfo, argno, GRAMIAN_MAGIC, GRAMIAN_VERSION, "gramian");
-	Size		size = VARSIZE(state);
+	const char *bad = GramianStateCheck(state, VARSIZE(state), recsys_max_dim);
 
-	if (size < GRAMIAN_HDRSZ ||
-		!RankBufferValid(&state->buf, RECSYS_MAX_DIM_LIMIT, GRAMIAN_MAX_BUFFER) ||
-		state->count < (int64) state->buf.n_pos + state->buf.n_neg ||
-		size != GramianStateSize(state->buf.dim, state->buf.cap))
-		StateInvalid("gramian", "The header does not match the size of the state.");
-	return state;
-}
-
-/* Check that every accumulated and buffered value of a state is finite */
-static void
-CheckGramianValues(const GramianState *state)
-{
-	size_t		n = (size_t) state->buf.dim * state->buf.dim;
-	const double *m = GramianMatrix(state);
-	bool		bad = !RankBufferFinite(&state->buf, GramianBuffer(state));
-
-	for (size_t i = 0; i < n; i++)
-		bad |= !isfinite(m[i]);
+	if (bad == NULL && values)
+		bad = GramianStateCheckValues(state);
 	if (bad)
-		StateInvalid("gramian", "The state holds a non-finite value.");
+		StateInvalid("gramian", bad);
+	return state;
 }
 
 /*
@@ -127,7 +89,7 @@ GetWritableState(FunctionCallInfo fcinfo, int dim)
 		return state;
 	}
 
-	state = GetGramianState(fcinfo, 0);
+	state = GetGramianState(fcinfo, 0, false);
 	if (aggcontext == NULL || (Pointer) state != DatumGetPointer(PG_GETARG_DATUM(0)))
 	{
 		MemoryContext old = MemoryContextSwitchTo(aggcontext ? aggcontext : CurrentMemoryContext);
@@ -154,11 +116,8 @@ GramianAddRow(FunctionCallInfo fcinfo, Datum vdatum, double w)
 	state = GetWritableState(fcinfo, dim);
 
 	/* a zero weight adds nothing, but the vector must still be valid */
-	VectorDataToScaledDoubles(&v, RankBufferScale(w),
-							  RankBufferSlot(&state->buf, GramianBuffer(state), w));
-	state->count++;
-	if (RankBufferCommit(&state->buf, w))
-		RankBufferFlush(&state->buf, GramianBuffer(state), GramianMatrix(state));
+	VectorDataToScaledDoubles(&v, RankBufferScale(w), GramianStateSlot(state, w));
+	GramianStateCommit(state, w);
 
 	PG_RETURN_BYTEA_P((bytea *) state);
 }
@@ -172,7 +131,7 @@ gramian_accum(PG_FUNCTION_ARGS)
 	{
 		if (PG_ARGISNULL(0))
 			PG_RETURN_NULL();
-		PG_RETURN_BYTEA_P((bytea *) GetGramianState(fcinfo, 0));
+		PG_RETURN_BYTEA_P((bytea *) GetGramianState(fcinfo, 0, false));
 	}
 	return GramianAddRow(fcinfo, PG_GETARG_DATUM(1), 1.0);
 }
@@ -189,7 +148,7 @@ gramian_weighted_accum(PG_FUNCTION_ARGS)
 	{
 		if (PG_ARGISNULL(0))
 			PG_RETURN_NULL();
-		PG_RETURN_BYTEA_P((bytea *) GetGramianState(fcinfo, 0));
+		PG_RETURN_BYTEA_P((bytea *) GetGramianState(fcinfo, 0, false));
 	}
 	w = PG_GETARG_FLOAT8(2);
 	CheckFiniteDouble(w, "weight");
@@ -204,7 +163,6 @@ gramian_combine(PG_FUNCTION_ARGS)
 	MemoryContext aggcontext;
 	GramianState *state1;
 	GramianState *state2;
-	size_t		n;
 
 	if (!AggCheckCallContext(fcinfo, &aggcontext))
 		aggcontext = NULL;
@@ -213,10 +171,9 @@ gramian_combine(PG_FUNCTION_ARGS)
 	{
 		if (PG_ARGISNULL(0))
 			PG_RETURN_NULL();
-		PG_RETURN_BYTEA_P((bytea *) GetGramianState(fcinfo, 0));
+		PG_RETURN_BYTEA_P((bytea *) GetGramianState(fcinfo, 0, false));
 	}
-	state2 = GetGramianState(fcinfo, 1);
-	CheckGramianValues(state2);
+	state2 = GetGramianState(fcinfo, 1, true);
 
 	if (PG_ARGISNULL(0))
 	{
@@ -226,12 +183,11 @@ gramian_combine(PG_FUNCTION_ARGS)
 		state1 = palloc(VARSIZE(state2));
 		memcpy(state1, state2, VARSIZE(state2));
 		MemoryContextSwitchTo(old);
-		RankBufferFlush(&state1->buf, GramianBuffer(state1), GramianMatrix(state1));
+		GramianStateFlush(state1);
 		PG_RETURN_BYTEA_P((bytea *) state1);
 	}
 
-	state1 = GetGramianState(fcinfo, 0);
-	CheckSameDims(state1->buf.dim, state2->buf.dim);
+	state1 = GetGramianState(fcinfo, 0, true);
 	if (aggcontext == NULL || (Pointer) state1 != DatumGetPointer(PG_GETARG_DATUM(0)))
 	{
 		GramianState *copy = palloc(VARSIZE(state1));
@@ -239,15 +195,18 @@ gramian_combine(PG_FUNCTION_ARGS)
 		memcpy(copy, state1, VARSIZE(state1));
 		state1 = copy;
 	}
-	CheckGramianValues(state1);
-
-	RankBufferFlush(&state1->buf, GramianBuffer(state1), GramianMatrix(state1));
-	RankBufferFold(&state2->buf, GramianBuffer(state2), GramianMatrix(state1));
-	n = (size_t) state1->buf.dim * state1->buf.dim;
-	for (size_t i = 0; i < n; i++)
-		GramianMatrix(state1)[i] += GramianMatrix(state2)[i];
-	state1->count += state2->count;
-
+	switch (GramianStateCombine(state1, state2))
+	{
+		case AGG_OK:
+			break;
+		case AGG_DIM_MISMATCH:
+			CheckSameDims(state1->buf.dim, state2->buf.dim);
+			break;
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("gramian is out of range")));
+	}
 	PG_RETURN_BYTEA_P((bytea *) state1);
 }
 
@@ -258,21 +217,15 @@ gramian_final(PG_FUNCTION_ARGS)
 {
 	GramianState *state;
 	double	   *m;
-	size_t		n;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	state = GetGramianState(fcinfo, 0);
-	CheckGramianValues(state);
+	state = GetGramianState(fcinfo, 0, true);
 	if (state->count == 0)
 		PG_RETURN_NULL();
 
 	/* the final function must not change the state: fold into a copy */
-	n = (size_t) state->buf.dim * state->buf.dim;
-	m = palloc(sizeof(double) * n);
-	memcpy(m, GramianMatrix(state), sizeof(double) * n);
-	RankBufferFold(&state->buf, GramianBuffer(state), m);
-	LinalgSymmetrize(state->buf.dim, m);
-
+	m = palloc(sizeof(double) * state->buf.dim * state->buf.dim);
+	GramianStateResult(state, m);
 	PG_RETURN_ARRAYTYPE_P(DoublesToMatrix(m, state->buf.dim, state->buf.dim));
 }

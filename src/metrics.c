@@ -165,141 +165,45 @@ ndcg_at_k(PG_FUNCTION_ARGS)
  * ---------------------------------------------------------------------
  */
 
-#define AUC_MAGIC 0x52534155	/* "RSAU" */
-#define AUC_VERSION 1
 #define AUC_WHAT "auc"
-#define AUC_INITIAL_ENTRIES 64
-
-typedef struct AucEntry
-{
-	double		score;
-	uint32		npos;			/* rows with this score labelled true */
-	uint32		nneg;			/* rows with this score labelled false */
-} AucEntry;
-
-typedef struct AucState
-{
-	RecsysStateHeader hdr;
-	int32		capacity;		/* entries the state holds */
-	int32		nsorted;		/* entries[0..nsorted) are sorted by score */
-	int32		nused;			/* entries in use; the rest is free */
-	int32		reserved;
-	int64		total_pos;		/* rows labelled true */
-	int64		total_neg;		/* rows labelled false */
-	AucEntry	entries[FLEXIBLE_ARRAY_MEMBER];
-} AucState;
-
-#define AUC_HDRSZ offsetof(AucState, entries)
-#define AUC_MAX_ENTRIES ((int32) ((MaxAllocSize - AUC_HDRSZ) / sizeof(AucEntry)))
 
 #define ST_SORT SortAucEntries
 #define ST_ELEMENT_TYPE AucEntry
-#define ST_COMPARE(a, b) (((a)->score > (b)->score) - ((a)->score < (b)->score))
+#define ST_COMPARE(a, b) AucScoreCompare((a)->score, (b)->score)
 #define ST_CHECK_FOR_INTERRUPTS
 #define ST_SCOPE static
 #define ST_DECLARE
 #define ST_DEFINE
 #include "lib/sort_template.h"
 
-/* Get the byte size of an AUC state of capacity entries */
-static Size
-AucStateSize(int32 capacity)
-{
-	return AUC_HDRSZ + sizeof(AucEntry) * (Size) capacity;
-}
-
 /*
  * Get argument argno as an AUC state whose header is consistent; with deep,
- * also check every entry (finite, counted, sorted prefix, totals), which is
- * O(n) and needed whenever the state did not come from our own transition
+ * also check every entry, which is O(n) and needed whenever the state did
+ * not come from our own transition
  */
 static AucState *
 GetAucState(FunctionCallInfo fcinfo, int argno, bool deep)
 {
 	AucState   *state = (AucState *)
 		StateGetArg(fcinfo, argno, AUC_MAGIC, AUC_VERSION, AUC_WHAT);
-	uint64		pos = 0,
-				neg = 0;
+	const char *bad = AucStateCheck(state, VARSIZE(state), deep);
 
-	if (VARSIZE(state) < AUC_HDRSZ || state->capacity < 1 ||
-		state->capacity > AUC_MAX_ENTRIES || state->nused < 0 ||
-		state->nused > state->capacity || state->nsorted < 0 ||
-		state->nsorted > state->nused || state->total_pos < 0 || state->total_neg < 0 ||
-		VARSIZE(state) != AucStateSize(state->capacity))
-		StateInvalid(AUC_WHAT, "The header does not match the size of the state.");
-	if (!deep)
-		return state;
-	for (int32 i = 0; i < state->nused; i++)
-	{
-		const AucEntry *e = &state->entries[i];
-
-		if (!isfinite(e->score) || (e->npos == 0 && e->nneg == 0))
-			StateInvalid(AUC_WHAT, "The state holds an invalid entry.");
-		if (i > 0 && i < state->nsorted && e->score < state->entries[i - 1].score)
-			StateInvalid(AUC_WHAT, "The sorted part of the state is not sorted.");
-		pos += e->npos;
-		neg += e->nneg;
-	}
-	if (pos != (uint64) state->total_pos || neg != (uint64) state->total_neg)
-		StateInvalid(AUC_WHAT, "The counts do not match the totals of the state.");
+	if (bad)
+		StateInvalid(AUC_WHAT, bad);
 	return state;
-}
-
-/* Merge adjacent entries of equal score (counts permitting); get the new length */
-static int32
-DedupeAucEntries(AucEntry *e, int32 n)
-{
-	int32		w = 0;
-
-	if (n == 0)
-		return 0;
-	for (int32 r = 1; r < n; r++)
-	{
-		/* a run of ties past 2^32 rows stays split over adjacent entries */
-		if (e[r].score == e[w].score &&
-			(uint64) e[w].npos + e[r].npos <= PG_UINT32_MAX &&
-			(uint64) e[w].nneg + e[r].nneg <= PG_UINT32_MAX)
-		{
-			e[w].npos += e[r].npos;
-			e[w].nneg += e[r].nneg;
-		}
-		else
-			e[++w] = e[r];
-	}
-	return w + 1;
 }
 
 /* Sort the unsorted tail of a state and merge it into the sorted prefix */
 static void
 CompactAucState(AucState *state)
 {
-	AucEntry   *e = state->entries;
-	int32		s = state->nsorted;
-	int32		t = state->nused - s;
+	AucEntry   *scratch;
 
-	if (t == 0)
+	if (state->nused == state->nsorted)
 		return;
-	SortAucEntries(e + s, t);
-	t = DedupeAucEntries(e + s, t);
-	if (s > 0 && e[s - 1].score > e[s].score)
-	{
-		/* merge from the back, so only the tail needs scratch space */
-		AucEntry   *tmp = palloc(sizeof(AucEntry) * t);
-		int32		i = s - 1,
-					j = t - 1,
-					k = s + t - 1;
-
-		memcpy(tmp, e + s, sizeof(AucEntry) * t);
-		while (j >= 0)
-		{
-			if (i >= 0 && e[i].score > tmp[j].score)
-				e[k--] = e[i--];
-			else
-				e[k--] = tmp[j--];
-		}
-		pfree(tmp);
-	}
-	state->nused = state->nsorted = DedupeAucEntries(e, s + t);
+	scratch = palloc(sizeof(AucEntry) * (state->nused - state->nsorted));
+	AucStateCompact(state, scratch, SortAucEntries);
+	pfree(scratch);
 }
 
 /*
@@ -312,26 +216,25 @@ static AucState *
 AucMakeRoom(AucState *state, const AucState *keep)
 {
 	AucState   *grown;
+	AucEntry   *scratch;
 	int32		capacity;
 
 	if (state->nused < state->capacity)
 		return state;
-	CompactAucState(state);
-	if (state->nused <= state->capacity / 2 ||
-		(state->nused < state->capacity && state->capacity == AUC_MAX_ENTRIES))
+	scratch = palloc(sizeof(AucEntry) * Max(state->nused - state->nsorted, 1));
+	capacity = AucStateMakeRoom(state, scratch, SortAucEntries);
+	pfree(scratch);
+	if (capacity == 0)
 		return state;
-	if (state->capacity == AUC_MAX_ENTRIES)
+	if (capacity < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("auc state would exceed 1 GB"),
 				 errdetail("The state holds %d distinct scores.", state->nused),
 				 errhint("Round the scores, or aggregate a sample of the rows.")));
-	capacity = (int32) Min((int64) state->capacity * 2, (int64) AUC_MAX_ENTRIES);
 	grown = (AucState *) StateAlloc(AucStateSize(capacity), AUC_MAGIC, AUC_VERSION,
 									AUC_WHAT);
-	memcpy(grown, state, AucStateSize(state->nused));
-	SET_VARSIZE(grown, AucStateSize(capacity));
-	grown->capacity = capacity;
+	AucStateGrowInto(grown, state, capacity);
 	if (state != keep)
 		pfree(state);
 	return grown;
@@ -344,7 +247,6 @@ auc_accum(PG_FUNCTION_ARGS)
 {
 	AucState   *state = NULL;
 	AucState   *arg = NULL;
-	AucEntry   *e;
 	double		score;
 	bool		label;
 
@@ -371,15 +273,7 @@ auc_accum(PG_FUNCTION_ARGS)
 	else
 		state = (AucState *) StateGetWritable(fcinfo, 0, &state->hdr);
 	state = AucMakeRoom(state, arg);
-
-	e = &state->entries[state->nused++];
-	e->score = score;
-	e->npos = label ? 1 : 0;
-	e->nneg = label ? 0 : 1;
-	if (label)
-		state->total_pos++;
-	else
-		state->total_neg++;
+	AucStateAppend(state, score, label);
 	PG_RETURN_BYTEA_P((bytea *) state);
 }
 
@@ -399,6 +293,10 @@ auc_combine(PG_FUNCTION_ARGS)
 							state2 ? &state2->hdr : NULL, &result))
 		return result;
 	state1 = (AucState *) StateGetWritable(fcinfo, 0, &state1->hdr);
+	if (AucStateAddTotals(state1, state2) != AGG_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("auc row count is out of range")));
 
 	src = state2->entries;
 	left = state2->nused;
@@ -407,15 +305,11 @@ auc_combine(PG_FUNCTION_ARGS)
 		int32		chunk;
 
 		state1 = AucMakeRoom(state1, arg);
-		chunk = Min(left, state1->capacity - state1->nused);
-		memcpy(state1->entries + state1->nused, src, sizeof(AucEntry) * chunk);
-		state1->nused += chunk;
+		chunk = AucStateAppendEntries(state1, src, left);
 		src += chunk;
 		left -= chunk;
 		CHECK_FOR_INTERRUPTS();
 	}
-	state1->total_pos += state2->total_pos;
-	state1->total_neg += state2->total_neg;
 	PG_RETURN_BYTEA_P((bytea *) state1);
 }
 
@@ -428,9 +322,6 @@ Datum
 auc_final(PG_FUNCTION_ARGS)
 {
 	AucState   *state;
-	const AucEntry *e;
-	int128		num2 = 0;		/* twice the count of correctly ordered pairs */
-	int64		neg_below = 0;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
@@ -446,25 +337,7 @@ auc_final(PG_FUNCTION_ARGS)
 	state = (AucState *) StateGetWritable(fcinfo, 0, &state->hdr);
 	CompactAucState(state);
 
-	e = state->entries;
-	for (int32 i = 0; i < state->nused;)
-	{
-		double		score = e[i].score;
-		int64		p = 0,
-					q = 0;
-
-		for (; i < state->nused && e[i].score == score; i++)
-		{
-			p += e[i].npos;
-			q += e[i].nneg;
-		}
-		num2 += (int128) p * (2 * neg_below + q);
-		neg_below += q;
-		if ((i & 0xFFFFF) == 0)
-			CHECK_FOR_INTERRUPTS();
-	}
-	PG_RETURN_FLOAT8((double) num2 /
-					 (2.0 * (double) state->total_pos * (double) state->total_neg));
+	PG_RETURN_FLOAT8(AucStateResult(state));
 }
 
 /* ---------------------------------------------------------------------
@@ -472,17 +345,7 @@ auc_final(PG_FUNCTION_ARGS)
  * ---------------------------------------------------------------------
  */
 
-#define LOGLOSS_MAGIC 0x52534C4C	/* "RSLL" */
-#define LOGLOSS_VERSION 1
 #define LOGLOSS_WHAT "log_loss"
-#define LOGLOSS_EPS 1e-15
-
-typedef struct LogLossState
-{
-	RecsysStateHeader hdr;
-	int64		count;			/* rows */
-	CompensatedSum sum;			/* sum of per-row losses */
-} LogLossState;
 
 /* Get argument argno as a checked log-loss state */
 static LogLossState *
@@ -490,13 +353,20 @@ GetLogLossState(FunctionCallInfo fcinfo, int argno)
 {
 	LogLossState *state = (LogLossState *)
 		StateGetArg(fcinfo, argno, LOGLOSS_MAGIC, LOGLOSS_VERSION, LOGLOSS_WHAT);
+	const char *bad = LogLossStateCheck(state, VARSIZE(state));
 
-	if (VARSIZE(state) != sizeof(LogLossState) || state->count < 0)
-		StateInvalid(LOGLOSS_WHAT, "The header does not match the size of the state.");
-	if (!isfinite(state->sum.sum) || !isfinite(state->sum.comp) ||
-		CompensatedValue(&state->sum) < 0.0)
-		StateInvalid(LOGLOSS_WHAT, "The state holds an invalid loss sum.");
+	if (bad)
+		StateInvalid(LOGLOSS_WHAT, bad);
 	return state;
+}
+
+/* Raise the error for a log-loss update that would overflow */
+static void
+LogLossOutOfRange(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+			 errmsg("log_loss is out of range")));
 }
 
 PG_FUNCTION_INFO_V1(log_loss_accum);
@@ -520,16 +390,14 @@ log_loss_accum(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("probability %g is outside [0, 1]", p)));
-	/* clipped like scikit-learn's eps = 1e-15, so certain mistakes stay finite */
-	p = Min(Max(p, LOGLOSS_EPS), 1.0 - LOGLOSS_EPS);
-
 	if (state == NULL)
 		state = (LogLossState *) StateAlloc(sizeof(LogLossState), LOGLOSS_MAGIC,
 											LOGLOSS_VERSION, LOGLOSS_WHAT);
 	else
 		state = (LogLossState *) StateGetWritable(fcinfo, 0, &state->hdr);
-	CompensatedAdd(&state->sum, PG_GETARG_BOOL(2) ? -log(p) : -log1p(-p));
-	state->count++;
+	/* clipped like scikit-learn's eps = 1e-15, so certain mistakes stay finite */
+	if (LogLossStateAdd(state, p, PG_GETARG_BOOL(2)) != AGG_OK)
+		LogLossOutOfRange();
 	PG_RETURN_BYTEA_P((bytea *) state);
 }
 
@@ -546,8 +414,8 @@ log_loss_combine(PG_FUNCTION_ARGS)
 							state2 ? &state2->hdr : NULL, &result))
 		return result;
 	state1 = (LogLossState *) StateGetWritable(fcinfo, 0, &state1->hdr);
-	CompensatedMerge(&state1->sum, &state2->sum);
-	state1->count += state2->count;
+	if (LogLossStateCombine(state1, state2) != AGG_OK)
+		LogLossOutOfRange();
 	PG_RETURN_BYTEA_P((bytea *) state1);
 }
 
@@ -563,5 +431,5 @@ log_loss_final(PG_FUNCTION_ARGS)
 	state = GetLogLossState(fcinfo, 0);
 	if (state->count == 0)
 		PG_RETURN_NULL();
-	PG_RETURN_FLOAT8(Max(CompensatedValue(&state->sum), 0.0) / (double) state->count);
+	PG_RETURN_FLOAT8(LogLossStateResult(state));
 }

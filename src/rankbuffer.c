@@ -18,14 +18,18 @@ RankBufferRows(int dim, size_t bytes, int min_rows, int max_rows)
 	return rows > (size_t) max_rows ? max_rows : (int) rows;
 }
 
-/* Check that a header read from outside is consistent */
+/*
+ * Check that a header read from outside is consistent and leaves room for
+ * the next row at either end: RankBufferSlot writes row n_pos (w > 0) or
+ * row cap - n_neg - 1 (w < 0), so both must lie in [0, cap)
+ */
 bool
 RankBufferValid(const RankBuffer *b, int max_dim, int max_cap)
 {
 	return b->dim >= 1 && b->dim <= max_dim &&
 		b->cap >= 1 && b->cap <= max_cap &&
 		b->n_pos >= 0 && b->n_neg >= 0 &&
-		b->n_pos <= b->cap - b->n_neg;
+		(int64_t) b->n_pos + b->n_neg < (int64_t) b->cap;
 }
 
 /*

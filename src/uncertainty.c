@@ -386,28 +386,7 @@ sampled_softmax_nll(PG_FUNCTION_ARGS)
  * ---------------------------------------------------------------------
  */
 
-#define TASKLOSS_MAGIC 0x5253544C	/* "RSTL" */
-#define TASKLOSS_VERSION 1
 #define TASKLOSS_WHAT "uncertainty_weights"
-
-typedef struct TaskLossState
-{
-	RecsysStateHeader hdr;
-	int32		ntasks;			/* k */
-	int32		reserved;
-	int64		count;			/* rows aggregated */
-	CompensatedSum sums[FLEXIBLE_ARRAY_MEMBER];	/* k sums, then k task types */
-} TaskLossState;
-
-#define TASKLOSS_HDRSZ offsetof(TaskLossState, sums)
-#define TaskLossTypes(s) ((uint8 *) ((s)->sums + (s)->ntasks))
-
-/* Get the byte size of a multi-task loss state for k tasks */
-static Size
-TaskLossStateSize(int ntasks)
-{
-	return TASKLOSS_HDRSZ + (sizeof(CompensatedSum) + 1) * (Size) ntasks;
-}
 
 /* Get argument argno as a checked multi-task loss state */
 static TaskLossState *
@@ -415,20 +394,24 @@ GetTaskLossState(FunctionCallInfo fcinfo, int argno)
 {
 	TaskLossState *state = (TaskLossState *)
 		StateGetArg(fcinfo, argno, TASKLOSS_MAGIC, TASKLOSS_VERSION, TASKLOSS_WHAT);
+	const char *bad = TaskLossStateCheck(state, VARSIZE(state), recsys_max_dim);
 
-	if (VARSIZE(state) < TASKLOSS_HDRSZ || state->ntasks < 1 ||
-		state->ntasks > RECSYS_MAX_DIM_LIMIT || state->count < 0 ||
-		VARSIZE(state) != TaskLossStateSize(state->ntasks))
-		StateInvalid(TASKLOSS_WHAT, "The header does not match the size of the state.");
-	for (int i = 0; i < state->ntasks; i++)
-	{
-		if (!isfinite(state->sums[i].sum) || !isfinite(state->sums[i].comp) ||
-			CompensatedValue(&state->sums[i]) < 0.0)
-			StateInvalid(TASKLOSS_WHAT, "The state holds an invalid loss sum.");
-		if (TaskLossTypes(state)[i] > TASK_CLASSIFICATION)
-			StateInvalid(TASKLOSS_WHAT, "The state holds an unknown task type.");
-	}
+	if (bad)
+		StateInvalid(TASKLOSS_WHAT, bad);
 	return state;
+}
+
+/* Raise the error for a multi-task loss update that failed with err */
+static void
+TaskLossError(AggError err, int task)
+{
+	if (err == AGG_COUNT_OVERFLOW)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("uncertainty_weights row count is out of range")));
+	ereport(ERROR,
+			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+			 errmsg("sum of losses of task %d is out of range", task + 1)));
 }
 
 /* Check that two states (or a state and a row) agree on the tasks */
@@ -455,6 +438,8 @@ uncertainty_weights_accum(PG_FUNCTION_ARGS)
 	double	   *losses;
 	uint8	   *types;
 	int			n;
+	int			task = 0;
+	AggError	err;
 
 	if (!PG_ARGISNULL(0))
 		state = GetTaskLossState(fcinfo, 0);
@@ -485,14 +470,9 @@ uncertainty_weights_accum(PG_FUNCTION_ARGS)
 		state = (TaskLossState *) StateGetWritable(fcinfo, 0, &state->hdr);
 	}
 
-	for (int i = 0; i < n; i++)
-		CompensatedAdd(&state->sums[i], losses[i]);
-	state->count++;
-	for (int i = 0; i < n; i++)
-		if (!isfinite(state->sums[i].sum))
-			ereport(ERROR,
-					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-					 errmsg("sum of losses of task %d is out of range", i + 1)));
+	err = TaskLossStateAdd(state, losses, &task);
+	if (err != AGG_OK)
+		TaskLossError(err, task);
 	PG_RETURN_BYTEA_P((bytea *) state);
 }
 
@@ -504,21 +484,17 @@ uncertainty_weights_combine(PG_FUNCTION_ARGS)
 	TaskLossState *state1 = PG_ARGISNULL(0) ? NULL : GetTaskLossState(fcinfo, 0);
 	TaskLossState *state2 = PG_ARGISNULL(1) ? NULL : GetTaskLossState(fcinfo, 1);
 	Datum		result;
+	int			task = 0;
+	AggError	err;
 
 	if (StateCombineTrivial(fcinfo, state1 ? &state1->hdr : NULL,
 							state2 ? &state2->hdr : NULL, &result))
 		return result;
 	CheckSameTasks(state1, state2->ntasks, TaskLossTypes(state2));
 	state1 = (TaskLossState *) StateGetWritable(fcinfo, 0, &state1->hdr);
-	for (int i = 0; i < state1->ntasks; i++)
-	{
-		CompensatedMerge(&state1->sums[i], &state2->sums[i]);
-		if (!isfinite(state1->sums[i].sum))
-			ereport(ERROR,
-					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-					 errmsg("sum of losses of task %d is out of range", i + 1)));
-	}
-	state1->count += state2->count;
+	err = TaskLossStateCombine(state1, state2, &task);
+	if (err != AGG_OK)
+		TaskLossError(err, task);
 	PG_RETURN_BYTEA_P((bytea *) state1);
 }
 
@@ -526,9 +502,9 @@ uncertainty_weights_combine(PG_FUNCTION_ARGS)
 static void
 TaskLossOptimum(const TaskLossState *state, double *means, double *log_vars)
 {
+	TaskLossStateMeans(state, means);
 	for (int i = 0; i < state->ntasks; i++)
 	{
-		means[i] = Max(CompensatedValue(&state->sums[i]), 0.0) / (double) state->count;
 		log_vars[i] = UncertaintyOptimalLogVar((UncertaintyTask) TaskLossTypes(state)[i],
 											   means[i]);
 	}
@@ -583,18 +559,7 @@ uncertainty_weighted_loss_final(PG_FUNCTION_ARGS)
  * ---------------------------------------------------------------------
  */
 
-#define PREDVAR_MAGIC 0x52535056	/* "RSPV" */
-#define PREDVAR_VERSION 1
 #define PREDVAR_WHAT "predictive_variance"
-
-typedef struct PredVarState
-{
-	RecsysStateHeader hdr;
-	int64		count;			/* samples */
-	double		mean;			/* running mean of the predicted means */
-	double		m2;				/* sum of squared deviations of the means */
-	double		var_mean;		/* running mean of the predicted variances */
-} PredVarState;
 
 /* Get argument argno as a checked predictive-variance state */
 static PredVarState *
@@ -602,25 +567,21 @@ GetPredVarState(FunctionCallInfo fcinfo, int argno)
 {
 	PredVarState *state = (PredVarState *)
 		StateGetArg(fcinfo, argno, PREDVAR_MAGIC, PREDVAR_VERSION, PREDVAR_WHAT);
+	const char *bad = PredVarStateCheck(state, VARSIZE(state));
 
-	if (VARSIZE(state) != sizeof(PredVarState) || state->count < 0)
-		StateInvalid(PREDVAR_WHAT, "The header does not match the size of the state.");
-	if (!isfinite(state->mean) || !isfinite(state->m2) || !isfinite(state->var_mean) ||
-		state->m2 < 0.0 || state->var_mean < 0.0 ||
-		(state->count == 0 && (state->mean != 0.0 || state->m2 != 0.0 ||
-							   state->var_mean != 0.0)))
-		StateInvalid(PREDVAR_WHAT, "The state holds an invalid moment.");
+	if (bad)
+		StateInvalid(PREDVAR_WHAT, bad);
 	return state;
 }
 
-/* Check that the moments of a state are still finite after an update */
+/* Raise the error for a predictive-variance update that failed with err */
 static void
-CheckPredVarRange(const PredVarState *state)
+PredVarError(AggError err)
 {
-	if (!isfinite(state->mean) || !isfinite(state->m2) || !isfinite(state->var_mean))
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("predictive variance is out of range")));
+	ereport(ERROR,
+			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+			 errmsg(err == AGG_COUNT_OVERFLOW ? "predictive_variance sample count is out of range" :
+					"predictive variance is out of range")));
 }
 
 PG_FUNCTION_INFO_V1(predictive_variance_accum);
@@ -630,8 +591,8 @@ predictive_variance_accum(PG_FUNCTION_ARGS)
 {
 	PredVarState *state = PG_ARGISNULL(0) ? NULL : GetPredVarState(fcinfo, 0);
 	double		x,
-				v,
-				delta;
+				v;
+	AggError	err;
 
 	/* samples without a mean or a variance are skipped */
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
@@ -655,12 +616,9 @@ predictive_variance_accum(PG_FUNCTION_ARGS)
 	else
 		state = (PredVarState *) StateGetWritable(fcinfo, 0, &state->hdr);
 
-	state->count++;
-	delta = x - state->mean;
-	state->mean += delta / (double) state->count;
-	state->m2 += delta * (x - state->mean);
-	state->var_mean += (v - state->var_mean) / (double) state->count;
-	CheckPredVarRange(state);
+	err = PredVarStateAdd(state, x, v);
+	if (err != AGG_OK)
+		PredVarError(err);
 	PG_RETURN_BYTEA_P((bytea *) state);
 }
 
@@ -671,10 +629,7 @@ predictive_variance_combine(PG_FUNCTION_ARGS)
 {
 	PredVarState *state1 = PG_ARGISNULL(0) ? NULL : GetPredVarState(fcinfo, 0);
 	PredVarState *state2 = PG_ARGISNULL(1) ? NULL : GetPredVarState(fcinfo, 1);
-	double		n1,
-				n2,
-				n,
-				delta;
+	AggError	err;
 
 	if (state2 == NULL || state2->count == 0)
 	{
@@ -695,15 +650,9 @@ predictive_variance_combine(PG_FUNCTION_ARGS)
 	}
 	state1 = (PredVarState *) StateGetWritable(fcinfo, 0, &state1->hdr);
 
-	n1 = (double) state1->count;
-	n2 = (double) state2->count;
-	n = n1 + n2;
-	delta = state2->mean - state1->mean;
-	state1->mean += delta * (n2 / n);
-	state1->m2 += state2->m2 + delta * delta * (n1 * n2 / n);
-	state1->var_mean += (state2->var_mean - state1->var_mean) * (n2 / n);
-	state1->count += state2->count;
-	CheckPredVarRange(state1);
+	err = PredVarStateCombine(state1, state2);
+	if (err != AGG_OK)
+		PredVarError(err);
 	PG_RETURN_BYTEA_P((bytea *) state1);
 }
 
@@ -720,8 +669,6 @@ predictive_variance_final(PG_FUNCTION_ARGS)
 	state = GetPredVarState(fcinfo, 0);
 	if (state->count == 0)
 		PG_RETURN_NULL();
-	out[0] = state->m2 / (double) state->count;
-	out[1] = state->var_mean;
-	out[2] = out[0] + out[1];
+	PredVarStateResult(state, out);
 	PG_RETURN_ARRAYTYPE_P(DoublesToArray(out, 3));
 }
