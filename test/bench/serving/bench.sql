@@ -35,7 +35,7 @@ CREATE TABLE srv_hist AS
 	SELECT u AS id, ARRAY(SELECT (u * 7919 + j * 104729) % 10000 + 1 FROM generate_series(0, 99) j)::bigint[] AS items
 	FROM generate_series(1, 2000) u;
 
-CREATE FUNCTION srv_time(what text, q text, n bigint) RETURNS void LANGUAGE plpgsql AS $$
+CREATE PROCEDURE srv_time(what text, q text, n bigint) LANGUAGE plpgsql AS $$
 DECLARE
 	t0 timestamptz := clock_timestamp();
 	s double precision;
@@ -47,22 +47,22 @@ END
 $$;
 
 -- the first statement of a session loads the model (item matrix, Gramian)
-SELECT srv_time('load serving_big (first recommend)', $$SELECT count(*) FROM recsys.recommend('serving_big', 1, 20)$$, 1);
-SELECT srv_time('load serving_10k (first fold_in)', $$SELECT recsys.fold_in('serving_10k', '{1}')$$, 1);
-SELECT srv_time('recommend_all, every user, k = ' || :k,
+CALL srv_time('load serving_big (first recommend)', $$SELECT count(*) FROM recsys.recommend('serving_big', 1, 20)$$, 1);
+CALL srv_time('load serving_10k (first fold_in)', $$SELECT recsys.fold_in('serving_10k', '{1}')$$, 1);
+CALL srv_time('recommend_all, every user, k = ' || :k,
 	format('SELECT count(*) FROM recsys.recommend_all(%L, %s)', 'serving_big', :k), :users);
-SELECT srv_time('recommend per user (1,000 users), k = ' || :k,
+CALL srv_time('recommend per user (1,000 users), k = ' || :k,
 	format('SELECT count(*) FROM generate_series(1, 1000) u, LATERAL recsys.recommend(%L, u, %s) r', 'serving_big', :k), 1000);
-SELECT srv_time('fold_in, 100 items, dim ' || :dim || ', 27k-item model',
+CALL srv_time('fold_in, 100 items, dim ' || :dim || ', 27k-item model',
 	$$SELECT count(recsys.fold_in('serving_big', items)) FROM srv_hist$$, 2000);
-SELECT srv_time('fold_in, 100 items, dim ' || :dim || ', 10k-item model',
+CALL srv_time('fold_in, 100 items, dim ' || :dim || ', 10k-item model',
 	$$SELECT count(recsys.fold_in('serving_10k', items)) FROM srv_hist$$, 2000);
-SELECT srv_time('recommend_for_items, 100 items, 10k-item model, k = 20',
+CALL srv_time('recommend_for_items, 100 items, 10k-item model, k = 20',
 	$$SELECT count(*) FROM srv_hist h, LATERAL recsys.recommend_for_items('serving_10k', h.items, 20) r$$, 2000);
-SELECT srv_time('recommend_for_items, 100 items, 27k-item model, k = 20',
+CALL srv_time('recommend_for_items, 100 items, 27k-item model, k = 20',
 	$$SELECT count(*) FROM srv_hist h, LATERAL recsys.recommend_for_items('serving_big', h.items, 20) r$$, 2000);
 CREATE TABLE srv_hist_rows AS SELECT id AS user_id, unnest(items) AS item_id FROM srv_hist;
-SELECT srv_time('recommend_all_for_items, 2,000 users x 100 items, 10k-item model, k = 20',
+CALL srv_time('recommend_all_for_items, 2,000 users x 100 items, 10k-item model, k = 20',
 	$$SELECT count(*) FROM recsys.recommend_all_for_items('serving_10k', 'srv_hist_rows', k => 20)$$, 2000);
 
 -- the first users' top k, for the exactness check against numpy

@@ -21,7 +21,7 @@ k=${SRV_K:-20}
 dump=2000
 report="$out/serving.txt"
 work=$(mktemp -d /tmp/recsys-serving.XXXXXX)
-chmod 755 "$work"
+chmod 777 "$work"
 trap 'rm -rf "$work"' EXIT
 
 {

@@ -23,7 +23,7 @@ ANALYZE srv_foldin;
 
 CREATE TABLE srv_gen (protocol text, users bigint, recall double precision, ndcg double precision,
 	train_seconds double precision, serve_seconds double precision);
-CREATE FUNCTION srv_eval(protocol text, q text, train_seconds double precision) RETURNS void LANGUAGE plpgsql AS $$
+CREATE PROCEDURE srv_eval(protocol text, q text, train_seconds double precision) LANGUAGE plpgsql AS $$
 DECLARE
 	t0 timestamptz := clock_timestamp();
 	s double precision;
@@ -40,17 +40,17 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION srv_train(model text, tab regclass) RETURNS double precision LANGUAGE plpgsql AS $$
+CREATE FUNCTION srv_train(model text, tab regclass, d int, e int) RETURNS double precision LANGUAGE plpgsql AS $$
 DECLARE
 	t0 timestamptz := clock_timestamp();
 BEGIN
-	PERFORM * FROM recsys.train_embeddings(model, tab, dim => :dim, epochs => :epochs);
+	PERFORM * FROM recsys.train_embeddings(model, tab, dim => d, epochs => e);
 	RETURN extract(epoch FROM clock_timestamp() - t0);
 END
 $$;
-SELECT srv_eval('weak (trained users)',
+CALL srv_eval('weak (trained users)',
 	$$SELECT * FROM recsys.recommend_all('srv_weak', 20, users => ARRAY(SELECT user_id FROM srv_test))$$,
-	srv_train('srv_weak', 'srv_weak_train'));
-SELECT srv_eval('strong (fold-in of 80 %)',
+	srv_train('srv_weak', 'srv_weak_train', :dim, :epochs));
+CALL srv_eval('strong (fold-in of 80 %)',
 	$$SELECT * FROM recsys.recommend_all_for_items('srv_strong', 'srv_foldin', k => 20)$$,
-	srv_train('srv_strong', 'srv_strong_train'));
+	srv_train('srv_strong', 'srv_strong_train', :dim, :epochs));
