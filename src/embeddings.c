@@ -109,6 +109,10 @@ EmbeddingItemRow(const EmbeddingModel *m, int64 id)
 
 	if (m->n_items == 0)
 		return -1;
+	if (m->dense_ids)
+		return (id >= m->item_ids[0] &&
+				(uint64) id - (uint64) m->item_ids[0] < (uint64) m->n_items) ?
+			(int) ((uint64) id - (uint64) m->item_ids[0]) : -1;
 	hit = bsearch(&id, m->item_ids, m->n_items, sizeof(int64), CompareId);
 	return hit ? (int) (hit - m->item_ids) : -1;
 }
@@ -293,6 +297,8 @@ EmbeddingStoreLoad(const ModelStoreRow *row)
 	m->name = pstrdup(row->name);
 	m->version = row->version;
 	LoadItemVectors(m);
+	m->dense_ids = m->n_items > 0 &&
+		m->item_ids[m->n_items - 1] - m->item_ids[0] == (int64) m->n_items - 1;
 	if (m->n_items > 0)
 	{
 		m->gramian = palloc(sizeof(double) * (Size) m->dim * m->dim);

@@ -23,6 +23,7 @@ typedef struct EmbeddingModel
 	int			dim;			/* 0 when the version has no item vectors */
 	int			n_items;
 	int64	   *item_ids;		/* ascending */
+	bool		dense_ids;		/* item_ids[i] = item_ids[0] + i: rows by subtraction */
 	float	   *items;			/* n_items x dim, row-major */
 	double	   *gramian;		/* dim x dim */
 	bool		gramian_stored; /* read from weights rather than computed */
