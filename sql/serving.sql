@@ -103,3 +103,13 @@ INSERT INTO recsys.item_vectors VALUES ('badgram', 1, 1, '{1,0}');
 SELECT pg_temp.err($$SELECT * FROM recsys.recommend('badgram', 1)$$);
 INSERT INTO recsys.user_vectors VALUES ('hand', 1, 3, '{1,2,3}', '{}');
 SELECT pg_temp.err($$SELECT * FROM recsys.recommend('hand', 3)$$);
+-- a stored Gramian must be F64 [dim, dim] and finite; a file without one means "compute it"
+INSERT INTO recsys.models (name, version, kind, config, weights) VALUES
+	('gram32', 1, 'embeddings', '{"gramian_weight": 0.5, "l2": 0.1}', '\x50000000000000007b226974656d5f6772616d69616e223a207b226474797065223a2022463332222c20227368617065223a205b322c20325d2c2022646174615f6f666673657473223a205b302c2031365d7d7d202020200000803f00000000000000000000803f'),
+	('gramnan', 1, 'embeddings', '{"gramian_weight": 0.5, "l2": 0.1}', '\x50000000000000007b226974656d5f6772616d69616e223a207b226474797065223a2022463634222c20227368617065223a205b322c20325d2c2022646174615f6f666673657473223a205b302c2033325d7d7d20202020000000000000f03f000000000000f87f0000000000000000000000000000f03f'),
+	('gramnone', 1, 'embeddings', '{"gramian_weight": 0.5, "l2": 0.1, "options": {"nu": 0}}', '\x48000000000000007b226f74686572223a207b226474797065223a2022463634222c20227368617065223a205b322c20325d2c2022646174615f6f666673657473223a205b302c2033325d7d7d202020000000000000f03f00000000000000000000000000000000000000000000f03f');
+INSERT INTO recsys.item_vectors SELECT m, 1, id, embedding FROM recsys.item_vectors, unnest('{gram32,gramnan,gramnone}'::text[]) m
+	WHERE model = 'hand' AND version = 1;
+SELECT pg_temp.err($$SELECT recsys.fold_in('gram32', '{10}')$$);
+SELECT pg_temp.err($$SELECT recsys.fold_in('gramnan', '{10}')$$);
+SELECT recsys.fold_in('gramnone', '{10}') = recsys.fold_in('hand', '{10}') AS computed_gramian;
