@@ -28,6 +28,23 @@ SELECT recsys.recall_at_k('{1,2}', '{}', 5) IS NULL AS no_relevant, recsys.ndcg_
 SELECT pg_temp.err($$SELECT recsys.recall_at_k('{1,2}', '{1}', 0)$$);
 SELECT pg_temp.err($$SELECT recsys.ndcg_at_k('{1,NULL}', '{1}', 3)$$);
 SELECT pg_temp.err($$SELECT recsys.ndcg_at_k('{1,2}', '{1}', 2000000)$$);
+-- a NULL recommended list counts as empty (a miss, not a user left out of avg);
+-- NULL elements are misses that keep their place
+SELECT recsys.recall_at_k(NULL, '{1,2}', 5) AS null_list, recsys.ndcg_at_k(NULL, '{1}', 5) AS null_list_ndcg,
+       recsys.recall_at_k('{NULL}', '{1}', 5) AS null_element,
+       round(recsys.ndcg_at_k('{NULL,1}', '{1}', 5)::numeric, 6) AS hit_second;
+-- no ground truth: a NULL or empty relevant set (or a NULL k) gives NULL
+SELECT recsys.recall_at_k('{1}', NULL, 5) IS NULL AS null_relevant, recsys.ndcg_at_k('{1}', NULL, 5) IS NULL AS null_relevant_ndcg,
+       recsys.recall_at_k('{1}', '{1}', NULL) IS NULL AS null_k;
+SELECT pg_temp.err($$SELECT recsys.recall_at_k('{1}', '{1,NULL}', 3)$$);
+SELECT pg_temp.err($$SELECT recsys.recall_at_k('{{1}}', '{1}', 3)$$);
+-- recall's denominator is min(k, |relevant|)
+SELECT round(recsys.recall_at_k('{1,2,3}', '{1,5,6,7,8}', 3)::numeric, 4) AS k3,
+       recsys.recall_at_k('{1,2,3}', '{1,5,6,7,8}', 10) AS k10;
+-- a repeat keeps its place and never hits twice: {5,5,1} hits at ranks 1 and 3
+SELECT round(recsys.ndcg_at_k('{5,5,1}', '{1,5}', 3)::numeric, 6) AS ndcg, recsys.recall_at_k('{5,5,1}', '{1,5}', 2) AS recall_2;
+-- a million ids de-duplicate by sorting (pairwise comparison would take hours)
+SELECT recsys.recall_at_k(array_agg(i % 500000), array_agg(i), 1000000) AS million FROM generate_series(1, 1000000) i;
 
 -- auc: exact, ties count one half
 CREATE TABLE preds (id int, score float8, p float8, label boolean);

@@ -99,6 +99,25 @@ SELECT recsys.next_model_version('sec_model');
 SELECT count(*) FROM (SELECT 1 FROM recsys.model_names WHERE name = 'sec_model' FOR UPDATE) s;
 RESET ROLE;
 
+-- the cache never answers whom a query would not: without SELECT on the
+-- vectors, recommend fails even right after a cached call in this session
+SELECT count(*) AS recommended FROM recsys.recommend('sec_model', 3, 2);
+REVOKE SELECT ON recsys.item_vectors FROM sec_scorer;
+SET ROLE sec_scorer;
+SELECT count(*) FROM recsys.recommend('sec_model', 3, 2);
+RESET ROLE;
+-- nor serves vectors that changed or were rolled back
+CREATE TEMP TABLE sec_before AS SELECT * FROM recsys.recommend('sec_model', 3, 5, exclude_seen => false);
+BEGIN;
+UPDATE recsys.item_vectors SET embedding = ARRAY[-embedding[1], -embedding[2]] WHERE model = 'sec_model';
+SELECT count(*) AS changed FROM (SELECT * FROM recsys.recommend('sec_model', 3, 5, exclude_seen => false)
+	EXCEPT SELECT * FROM sec_before) c;
+DELETE FROM recsys.item_vectors WHERE model = 'sec_model';
+SELECT count(*) AS after_delete FROM recsys.recommend('sec_model', 3, 5, exclude_seen => false);
+ROLLBACK;
+SELECT count(*) AS changed_after_rollback FROM (SELECT * FROM recsys.recommend('sec_model', 3, 5, exclude_seen => false)
+	EXCEPT SELECT * FROM sec_before) c;
+
 -- names are checked before any work
 SELECT count(*) FROM recsys.train_embeddings(repeat('x', 64), 'sec_plays', dim => 2, epochs => 1);
 SELECT count(*) FROM recsys.train_embeddings(' ', 'sec_plays', dim => 2, epochs => 1);

@@ -1,14 +1,15 @@
 /*
  * embeddings.c
- *		Seeded randomness and initial vectors for the embedding trainers, and
- *		recsys.recommend: top-k items for a user of a trained model, by one
- *		matrix-vector product (BLAS sgemv) over the item matrix and a bounded
- *		heap, never a sort of every item.
+ *		Seeded initial vectors for the embedding trainers, and the
+ *		"embeddings" kind of the model store: the loader that turns a stored
+ *		version into the item matrix (ids ascending) and the item Gramian
+ *		that serving and fold-in use.
  *
- * recommend keeps a small per-backend cache of item matrices (the last
- * EMBEDDING_CACHE_SIZE models used, n_items x dim floats each), keyed by the
- * model row's name, version and tuple identity (xmin, ctid), so a retrained
- * or re-created model is never served from a stale copy.
+ * The store keys entries on the models row; writes to the vectors tables
+ * touch that row, so whatever the loader derives from the vectors is valid
+ * exactly as long as the entry.  The Gramian comes from models.weights (a
+ * safetensors file with an F64 [dim, dim] tensor "item_gramian") when the
+ * trainer stored one, else it is computed here as Y^T Y.
  */
 #include "postgres.h"
 
@@ -23,16 +24,15 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
-#include "utils/tuplestore.h"
+#include "utils/jsonb.h"
 
 #include "arrays.h"
 #include "embeddings.h"
 #include "linalg.h"
 #include "recsys.h"
-#include "spi_safe.h"
 #include "rng.h"
+#include "safetensors.h"
 
-#define EMBEDDING_CACHE_SIZE 4
 #define EMBEDDING_FETCH_ROWS 4096
 
 /* Get a uniform double in (0, 1) from a hash value */
@@ -91,87 +91,88 @@ embedding_init(PG_FUNCTION_ARGS)
 	PG_RETURN_ARRAYTYPE_P(FloatsToArray(v, dim));
 }
 
-/* One cached item matrix */
-typedef struct ItemMatrix
+/* Compare int64 ids for bsearch */
+static int
+CompareId(const void *a, const void *b)
 {
-	MemoryContext context;		/* owns everything below; NULL = empty slot */
-	char	   *name;			/* model name */
-	int32		version;
-	char	   *tuple_id;		/* "xmin/ctid" of the models row */
-	uint64		last_used;
-	int			n;				/* items */
-	int			dim;
-	int64	   *ids;			/* ascending */
-	float	   *v;				/* n x dim, row-major */
-} ItemMatrix;
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
 
-static ItemMatrix item_cache[EMBEDDING_CACHE_SIZE];
-static uint64 item_cache_clock = 0;
-static SPIPlanPtr plan_model = NULL;
-static SPIPlanPtr plan_user = NULL;
-static SPIPlanPtr plan_items = NULL;
-
-/* Prepare and keep a plan for the life of the backend */
-static SPIPlanPtr
-KeepPlan(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed");
-	return plan;
+	return (x > y) - (x < y);
 }
 
-/* Prepare the three queries of recommend once per backend */
-static void
-PrepareRecommendPlans(void)
+/* Get the row of an item id in the model's item matrix, or -1 */
+int
+EmbeddingItemRow(const EmbeddingModel *m, int64 id)
 {
-	Oid			types[3] = {TEXTOID, INT4OID, INT8OID};
+	int64	   *hit;
 
-	if (plan_model == NULL)
-		plan_model = KeepPlan("SELECT m.version, m.kind, m.xmin::text || '/' || m.ctid::text"
-							  " FROM recsys.models m WHERE m.name = $1"
-							  " ORDER BY m.version DESC LIMIT 1", 1, types);
-	if (plan_user == NULL)
-		plan_user = KeepPlan("SELECT u.embedding, u.seen FROM recsys.user_vectors u"
-							 " WHERE u.model = $1 AND u.version = $2 AND u.id = $3",
-							 3, types);
-	if (plan_items == NULL)
-		plan_items = KeepPlan("SELECT v.id, v.embedding FROM recsys.item_vectors v"
-							  " WHERE v.model = $1 AND v.version = $2 ORDER BY v.id",
-							  2, types);
+	if (m->n_items == 0)
+		return -1;
+	if (m->dense_ids)
+		return (id >= m->item_ids[0] &&
+				(uint64) id - (uint64) m->item_ids[0] < (uint64) m->n_items) ?
+			(int) ((uint64) id - (uint64) m->item_ids[0]) : -1;
+	hit = bsearch(&id, m->item_ids, m->n_items, sizeof(int64), CompareId);
+	return hit ? (int) (hit - m->item_ids) : -1;
+}
+
+/* Get a number of a JSON object (or of its "options" member); false if absent */
+static bool
+ConfigNumber(Jsonb *config, const char *key, bool in_options, double *out)
+{
+	JsonbValue	buf;
+	JsonbValue *v;
+	JsonbContainer *obj = &config->root;
+
+	if (!JsonContainerIsObject(obj))
+		return false;
+	if (in_options)
+	{
+		JsonbValue	obuf;
+		JsonbValue *o = getKeyJsonValueFromContainer(obj, "options", strlen("options"), &obuf);
+
+		if (o == NULL || o->type != jbvBinary || !JsonContainerIsObject(o->val.binary.data))
+			return false;
+		obj = o->val.binary.data;
+	}
+	v = getKeyJsonValueFromContainer(obj, key, strlen(key), &buf);
+	if (v == NULL || v->type != jbvNumeric)
+		return false;
+	*out = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
+	return !isnan(*out) && !isinf(*out);
 }
 
 /*
- * Load the item matrix of a model version into a cache slot.  The matrix is
- * built in a context under the current one and moved under TopMemoryContext
- * only once complete, so an error (or cancel) while loading leaks nothing.
+ * Read the item vectors of a model version (ids ascending) into m, in the
+ * current memory context (SPI calls switch contexts: they are switched back)
  */
-static ItemMatrix *
-LoadItemMatrix(const char *name, int32 version, const char *tuple_id)
+static void
+LoadItemVectors(EmbeddingModel *m)
 {
-	ItemMatrix	m;
-	ItemMatrix *slot = &item_cache[0];
+	static SPIPlanPtr plan = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
 	Datum		args[2];
 	Portal		portal;
-	int			cap = 1024;
-	MemoryContext old;
+	Size		cap = 1024;
 
-	memset(&m, 0, sizeof(m));
-	m.context = AllocSetContextCreate(CurrentMemoryContext, "recsys item matrix",
-									  ALLOCSET_DEFAULT_SIZES);
-	old = MemoryContextSwitchTo(m.context);
-	m.name = pstrdup(name);
-	m.tuple_id = pstrdup(tuple_id);
-	m.version = version;
-	m.ids = palloc(sizeof(int64) * cap);
-	MemoryContextSwitchTo(old);
+	if (plan == NULL)
+	{
+		Oid			types[2] = {TEXTOID, INT4OID};
+		SPIPlanPtr	p = SPI_prepare("SELECT v.id, v.embedding FROM recsys.item_vectors v"
+									" WHERE v.model OPERATOR(pg_catalog.=) $1"
+									" AND v.version OPERATOR(pg_catalog.=) $2"
+									" ORDER BY v.id", 2, types);
 
-	args[0] = CStringGetTextDatum(name);
-	args[1] = Int32GetDatum(version);
-	portal = SPI_cursor_open(NULL, plan_items, args, NULL, true);
+		if (p == NULL || SPI_keepplan(p) != 0)
+			elog(ERROR, "could not prepare the item vector query: %s",
+				 SPI_result_code_string(SPI_result));
+		plan = p;
+	}
+	args[0] = CStringGetTextDatum(m->name);
+	args[1] = Int32GetDatum(m->version);
+	m->item_ids = MemoryContextAlloc(cxt, sizeof(int64) * cap);
+	portal = SPI_cursor_open(NULL, plan, args, NULL, true);
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, EMBEDDING_FETCH_ROWS);
@@ -185,263 +186,147 @@ LoadItemMatrix(const char *name, int32 version, const char *tuple_id)
 			ArrayType  *a = DatumGetArrayTypeP(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
 			int			dim = VectorDim(a);
 
-			if (m.n == 0)
+			if (m->n_items == 0)
 			{
-				m.dim = dim;
-				m.v = MemoryContextAllocHuge(m.context, sizeof(float) * (Size) cap * dim);
+				m->dim = dim;
+				m->items = MemoryContextAllocHuge(cxt, sizeof(float) * cap * dim);
 			}
-			else if (dim != m.dim)
-				elog(ERROR, "item vectors of model \"%s\" version %d have different lengths",
-					 name, version);
-			if (m.n == cap)
+			else if (dim != m->dim)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("item vectors of model \"%s\" version %d have different lengths",
+								m->name, m->version),
+						 errdetail("Item " INT64_FORMAT " has %d values, the first item %d.",
+								   id, dim, m->dim)));
+			if ((Size) m->n_items == cap)
 			{
-				if ((Size) cap * 2 * dim * sizeof(float) >= MaxAllocHugeSize / 2)
+				if (cap * 2 * dim * sizeof(float) >= MaxAllocHugeSize / 2 || cap * 2 > INT_MAX / 2)
 					ereport(ERROR,
 							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-							 errmsg("item matrix of model \"%s\" is too large", name)));
+							 errmsg("item matrix of model \"%s\" is too large", m->name)));
 				cap *= 2;
-				m.ids = repalloc_huge(m.ids, sizeof(int64) * cap);
-				m.v = repalloc_huge(m.v, sizeof(float) * (Size) cap * dim);
+				m->item_ids = repalloc_huge(m->item_ids, sizeof(int64) * cap);
+				m->items = repalloc_huge(m->items, sizeof(float) * cap * dim);
 			}
-			m.ids[m.n] = id;
-			VectorToFloats(a, m.v + (Size) m.n * dim);
-			m.n++;
+			m->item_ids[m->n_items] = id;
+			VectorToFloats(a, m->items + (Size) m->n_items * dim);
+			m->n_items++;
 		}
 		SPI_freetuptable(SPI_tuptable);
 		CHECK_FOR_INTERRUPTS();
 	}
 	SPI_cursor_close(portal);
-
-	/* complete: evict the least recently used slot and keep the matrix */
-	for (int i = 1; i < EMBEDDING_CACHE_SIZE; i++)
-		if (slot->context != NULL &&
-			(item_cache[i].context == NULL || item_cache[i].last_used < slot->last_used))
-			slot = &item_cache[i];
-	if (slot->context != NULL)
-		MemoryContextDelete(slot->context);
-	MemoryContextSetParent(m.context, TopMemoryContext);
-	*slot = m;
-	return slot;
+	MemoryContextSwitchTo(cxt);
 }
 
-/* Get the cached item matrix of a model version, loading it if needed */
-static ItemMatrix *
-GetItemMatrix(const char *name, int32 version, const char *tuple_id)
-{
-	ItemMatrix *slot = NULL;
-
-	for (int i = 0; i < EMBEDDING_CACHE_SIZE; i++)
-		if (item_cache[i].context != NULL && item_cache[i].version == version &&
-			strcmp(item_cache[i].name, name) == 0 &&
-			strcmp(item_cache[i].tuple_id, tuple_id) == 0)
-			slot = &item_cache[i];
-	if (slot == NULL)
-		slot = LoadItemMatrix(name, version, tuple_id);
-	slot->last_used = ++item_cache_clock;
-	return slot;
-}
-
-/* Is candidate (score a, id ia) better than (b, ib): higher score, then smaller id */
-static inline bool
-Better(float a, int64 ia, float b, int64 ib)
-{
-	return a > b || (a == b && ia < ib);
-}
-
-/* Restore the min-heap (worst on top) below position i */
-static void
-SiftDown(int *heap, int size, int i, const float *score, const int64 *ids)
-{
-	for (;;)
-	{
-		int			worst = i;
-		int			l = 2 * i + 1;
-		int			r = l + 1;
-
-		if (l < size && Better(score[heap[worst]], ids[heap[worst]], score[heap[l]], ids[heap[l]]))
-			worst = l;
-		if (r < size && Better(score[heap[worst]], ids[heap[worst]], score[heap[r]], ids[heap[r]]))
-			worst = r;
-		if (worst == i)
-			return;
-		{
-			int			t = heap[i];
-
-			heap[i] = heap[worst];
-			heap[worst] = t;
-		}
-		i = worst;
-	}
-}
-
-/* Compare ids for bsearch */
-static int
-CompareId(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
-}
-
-PG_FUNCTION_INFO_V1(embedding_recommend);
 /*
- * Get the top-k items of a user of the newest version of a model, best
- * first (ties by smaller item id), optionally without the items the user
- * had in the training table.  An unknown user gets no rows.
+ * Get the stored item Gramian from models.weights into m->gramian; false
+ * when the row has no weights or no such tensor.  A tensor of the wrong type
+ * or shape is an error: it would silently change every fold-in.
  */
-Datum
-embedding_recommend(PG_FUNCTION_ARGS)
+static bool
+ReadStoredGramian(EmbeddingModel *m, bytea *weights)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	text	   *name_t = PG_GETARG_TEXT_PP(0);
-	int64		user_id = PG_GETARG_INT64(1);
-	int32		k = PG_GETARG_INT32(2);
-	bool		exclude_seen = PG_GETARG_BOOL(3);
-	char	   *name = text_to_cstring(name_t);
-	Datum		args[3];
-	bool		isnull;
-	int32		version;
-	char	   *kind;
-	char	   *tuple_id;
-	ItemMatrix *items;
-	float	   *u = NULL;
-	float	   *score;
-	bool	   *skip;
-	int		   *heap;
-	int			size = 0;
-	int64	   *seen = NULL;
-	int			nseen = 0;
-	bool		found_user;
-	int			spi_level;
+	SafetensorsFile file;
+	SafetensorsError err;
+	const SafetensorsTensor *t;
+	int			k = m->dim;
 
-	if (k < 1)
+	if (weights == NULL)
+		return false;
+	if (!SafetensorsParse((const unsigned char *) VARDATA_ANY(weights),
+						  VARSIZE_ANY_EXHDR(weights), &file, &err))
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("k must be at least 1")));
-	InitMaterializedSRF(fcinfo, 0);
-
-	spi_level = RecsysSpiConnect();
-	PrepareRecommendPlans();
-
-	args[0] = CStringGetTextDatum(name);
-	if (SPI_execute_plan(plan_model, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "model lookup failed");
-	if (SPI_processed == 0)
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("weights of model \"%s\" version %d are not a valid safetensors file: %s",
+						m->name, m->version, err.message),
+				 err.detail[0] ? errdetail("%s", err.detail) : 0));
+	t = SafetensorsFind(&file, EMBEDDING_GRAMIAN_TENSOR);
+	if (t == NULL)
+	{
+		SafetensorsFree(&file);
+		return false;
+	}
+	if (t->dtype != ST_F64 || t->ndim != 2 || t->shape[0] != (uint64) k ||
+		t->shape[1] != (uint64) k || t->end - t->begin != sizeof(double) * (uint64) k * k)
 		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" does not exist", name)));
-	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	tuple_id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
-	if (strcmp(kind, "embeddings") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("model \"%s\" is not an embeddings model but \"%s\"", name, kind)));
-
-	/* the user's vector and seen items, copied out of SPI memory */
-	args[1] = Int32GetDatum(version);
-	args[2] = Int64GetDatum(user_id);
-	if (SPI_execute_plan(plan_user, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "user lookup failed");
-	found_user = SPI_processed > 0;
-	if (found_user)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[0];
-		ArrayType  *ua = DatumGetArrayTypeP(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
-		Datum		sd = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
-		int			udim;
-
-		udim = VectorDim(ua);
-		u = (float *) SPI_palloc(sizeof(float) * udim);
-		VectorToFloats(ua, u);
-		if (exclude_seen && !isnull)
-		{
-			ArrayType  *sa = DatumGetArrayTypeP(sd);
-
-			if (ARR_ELEMTYPE(sa) != INT8OID || ARR_NDIM(sa) > 1 || ARR_HASNULL(sa))
-				elog(ERROR, "seen items of user " INT64_FORMAT " are malformed", user_id);
-			nseen = ARR_NDIM(sa) == 0 ? 0 : ARR_DIMS(sa)[0];
-			seen = (int64 *) SPI_palloc(sizeof(int64) * Max(nseen, 1));
-			memcpy(seen, ARR_DATA_PTR(sa), sizeof(int64) * nseen);
-		}
-
-		items = GetItemMatrix(name, version, tuple_id);
-		if (items->n > 0 && items->dim != udim)
-			elog(ERROR, "user and item vectors of model \"%s\" have different lengths", name);
-	}
-	else
-		items = NULL;
-	RecsysSpiFinish(spi_level);
-
-	if (!found_user || items->n == 0)
-		PG_RETURN_NULL();
-
-	/* all scores in one gemv, then a heap of the k best */
-	score = palloc(sizeof(float) * items->n);
-	skip = palloc0(sizeof(bool) * items->n);
-	LinalgSgemv(items->n, items->dim, 1.0f, items->v, u, 0.0f, score);
-	for (int s = 0; s < nseen; s++)
-	{
-		int64	   *hit = bsearch(&seen[s], items->ids, items->n, sizeof(int64), CompareId);
-
-		if (hit)
-			skip[hit - items->ids] = true;
-	}
-	k = Min(k, items->n);
-	heap = palloc(sizeof(int) * k);
-	for (int i = 0; i < items->n; i++)
-	{
-		if (skip[i])
-			continue;
-		if (size < k)
-		{
-			/* sift up */
-			int			c = size++;
-
-			heap[c] = i;
-			while (c > 0)
-			{
-				int			p = (c - 1) / 2;
-
-				if (!Better(score[heap[p]], items->ids[heap[p]], score[heap[c]], items->ids[heap[c]]))
-					break;
-				{
-					int			t = heap[p];
-
-					heap[p] = heap[c];
-					heap[c] = t;
-				}
-				c = p;
-			}
-		}
-		else if (Better(score[i], items->ids[i], score[heap[0]], items->ids[heap[0]]))
-		{
-			heap[0] = i;
-			SiftDown(heap, size, 0, score, items->ids);
-		}
-	}
-
-	/* pop worst-first into the back of the output order */
-	{
-		int		   *order = palloc(sizeof(int) * Max(size, 1));
-		int			n = size;
-
-		for (int pos = n - 1; pos >= 0; pos--)
-		{
-			order[pos] = heap[0];
-			heap[0] = heap[--size];
-			SiftDown(heap, size, 0, score, items->ids);
-		}
-		for (int pos = 0; pos < n; pos++)
-		{
-			Datum		values[2];
-			bool		nulls[2] = {false, false};
-
-			values[0] = Int64GetDatum(items->ids[order[pos]]);
-			values[1] = Float4GetDatum(score[order[pos]]);
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-		}
-	}
-	PG_RETURN_NULL();
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("tensor \"%s\" of model \"%s\" version %d must be F64 [%d, %d]",
+						EMBEDDING_GRAMIAN_TENSOR, m->name, m->version, k, k)));
+	/* little-endian F64, as this platform stores doubles */
+	memcpy(m->gramian, file.data + t->begin, sizeof(double) * (Size) k * k);
+	SafetensorsFree(&file);
+	for (Size i = 0; i < (Size) k * k; i++)
+		if (!isfinite(m->gramian[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("tensor \"%s\" of model \"%s\" version %d holds NaN or infinite values",
+							EMBEDDING_GRAMIAN_TENSOR, m->name, m->version)));
+	return true;
 }
+
+/* Compute the item Gramian Y^T Y over blocks of rows widened to double */
+static void
+ComputeGramian(EmbeddingModel *m)
+{
+	int			k = m->dim;
+	int			block = 1024;
+	double	   *rows = palloc(sizeof(double) * (Size) block * k);
+
+	memset(m->gramian, 0, sizeof(double) * (Size) k * k);
+	for (int first = 0; first < m->n_items; first += block)
+	{
+		int			nb = Min(block, m->n_items - first);
+
+		for (Size i = 0; i < (Size) nb * k; i++)
+			rows[i] = m->items[(Size) first * k + i];
+		LinalgSyrkRows(k, nb, rows, 1.0, m->gramian);
+		CHECK_FOR_INTERRUPTS();
+	}
+	LinalgSymmetrize(k, m->gramian);
+	pfree(rows);
+}
+
+/* Load an embeddings model version (the store's loader for this kind) */
+static void *
+EmbeddingStoreLoad(const ModelStoreRow *row)
+{
+	EmbeddingModel *m = palloc0(sizeof(EmbeddingModel));
+	double		n_train = 0.0;
+
+	m->name = pstrdup(row->name);
+	m->version = row->version;
+	LoadItemVectors(m);
+	m->dense_ids = m->n_items > 0 &&
+		m->item_ids[m->n_items - 1] - m->item_ids[0] == (int64) m->n_items - 1;
+	if (m->n_items > 0)
+	{
+		m->gramian = palloc(sizeof(double) * (Size) m->dim * m->dim);
+		m->gramian_stored = ReadStoredGramian(m, row->weights);
+		if (!m->gramian_stored)
+			ComputeGramian(m);
+	}
+
+	m->fold.dim = m->dim;
+	m->fold.n_items = m->n_items;
+	m->fold.items = m->items;
+	m->fold.gramian = m->gramian;
+	m->has_objective = ConfigNumber(row->config, "gramian_weight", false, &m->fold.gramian_weight) &&
+		ConfigNumber(row->config, "l2", false, &m->fold.l2) &&
+		m->fold.gramian_weight >= 0.0 && m->fold.l2 >= 0.0;
+	/* nu: the trainer's option (default 1), or a top-level key */
+	if (!ConfigNumber(row->config, "nu", true, &m->fold.nu) &&
+		!ConfigNumber(row->config, "nu", false, &m->fold.nu))
+		m->fold.nu = 1.0;
+	if (m->fold.nu < 0.0)
+		m->has_objective = false;
+	/* N of the regularization: the training's item count, else the stored one */
+	if (!ConfigNumber(row->config, "n_items", false, &n_train) || n_train < 1.0)
+		n_train = m->n_items;
+	m->fold.n_train_items = n_train;
+	return m;
+}
+
+static const char *const EmbeddingTables[] = {"item_vectors", "user_vectors", NULL};
+
+const ModelKind EmbeddingModelKind = {"embeddings", EmbeddingStoreLoad, EmbeddingTables};

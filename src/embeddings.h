@@ -1,14 +1,39 @@
 /*
  * embeddings.h
- *		Helpers shared by the embedding trainers (als, sgd) and scoring:
- *		deterministic initial vectors and
- *		recsys.recommend.
+ *		Embeddings models: deterministic initial vectors for the trainers, and
+ *		the "embeddings" kind of the model store (item matrix and Gramian of
+ *		a stored version, as serving uses them).
  */
 #ifndef EMBEDDINGS_H
 #define EMBEDDINGS_H
 
 #include "postgres.h"
 
+#include "foldin.h"
+#include "model_store.h"
+
+/* Tensor of models.weights that holds the item Gramian Y^T Y (F64 [dim, dim]) */
+#define EMBEDDING_GRAMIAN_TENSOR "item_gramian"
+
+/* A loaded embeddings model version (lives in its model-store entry) */
+typedef struct EmbeddingModel
+{
+	char	   *name;
+	int			version;
+	int			dim;			/* 0 when the version has no item vectors */
+	int			n_items;
+	int64	   *item_ids;		/* ascending */
+	bool		dense_ids;		/* item_ids[i] = item_ids[0] + i: rows by subtraction */
+	float	   *items;			/* n_items x dim, row-major */
+	double	   *gramian;		/* dim x dim */
+	bool		gramian_stored; /* read from weights rather than computed */
+	bool		has_objective;	/* config names gramian_weight and l2 */
+	FoldInModel fold;			/* the above, as the kernels take it */
+} EmbeddingModel;
+
+extern const ModelKind EmbeddingModelKind;
+
 extern void EmbeddingInitVector(int64 seed, int64 id, int dim, double scale, float *out);
+extern int	EmbeddingItemRow(const EmbeddingModel *m, int64 id);
 
 #endif

@@ -17,25 +17,33 @@
 #include "aggstate.h"
 #include "recsys.h"
 
-/* Get the elements of a 1-D bigint[] without NULLs; NULL elements are an error */
-static int64 *
-IdArrayElements(ArrayType *a, const char *what, int *n)
+/*
+ * Recall@k and NDCG@k share one definition of a hit (see doc/metrics.md):
+ *
+ * - recommended is a ranked list; only its first k positions count.  A NULL
+ *   list counts as empty (a user the recommender does not know is a miss,
+ *   not a user left out of the average).  A NULL element occupies its
+ *   position and is never a hit.  An id repeated in the list is a hit at
+ *   most once, at its first position; later repeats occupy their positions.
+ * - relevant is a set: repeats count once; NULL elements are an error; a
+ *   NULL or empty set gives NULL (nothing to find: the user is not
+ *   evaluated, and avg() skips them).
+ * - The order of the list is the recommender's: ties of score were broken
+ *   there (recsys breaks them by the smaller id), never here.
+ *
+ * De-duplication sorts (O(n log n)) instead of comparing pairs, and checks
+ * for interrupts, so lists of millions of ids stay cheap and cancellable.
+ */
+
+/* Every this many elements a loop checks for interrupts */
+#define METRIC_INTERRUPT_EVERY 65536
+
+/* An id of the recommended list with its position */
+typedef struct RankedId
 {
-	if (ARR_ELEMTYPE(a) != INT8OID)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("%s must be bigint[]", what)));
-	if (ARR_NDIM(a) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("%s must be a 1-D array", what)));
-	if (ARR_HASNULL(a) && array_contains_nulls(a))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not contain nulls", what)));
-	*n = ARR_NDIM(a) == 0 ? 0 : ARR_DIMS(a)[0];
-	return (int64 *) ARR_DATA_PTR(a);
-}
+	int64		id;
+	int			pos;
+} RankedId;
 
 /* Compare two int64 for qsort */
 static int
@@ -47,43 +55,128 @@ CompareInt64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* Compare by id, then position, for qsort */
+static int
+CompareRankedId(const void *a, const void *b)
+{
+	const RankedId *x = a;
+	const RankedId *y = b;
+
+	if (x->id != y->id)
+		return (x->id > y->id) - (x->id < y->id);
+	return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* Check that an id list is a 1-D bigint[] */
+static void
+CheckIdArray(ArrayType *a, const char *what)
+{
+	if (ARR_ELEMTYPE(a) != INT8OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s must be bigint[]", what)));
+	if (ARR_NDIM(a) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("%s must be a 1-D array", what)));
+}
+
 /*
- * Get, for each of the first k recommended ids, whether it is relevant
- * (counting a repeated recommendation once); returns the relevant count
- * and fills hits[0..min(k,n)-1].
+ * Get the sorted distinct ids of the relevant set; NULL elements are an
+ * error.  Returns the number of distinct ids.
  */
 static int
-RelevantHits(ArrayType *recommended, ArrayType *relevant, int k, bool *hits,
-			 int *nrec, int *nrel)
+RelevantSet(ArrayType *relevant, int64 **out)
 {
-	int64	   *rec = IdArrayElements(recommended, "recommended", nrec);
-	int64	   *rel_in = IdArrayElements(relevant, "relevant", nrel);
-	int64	   *rel = palloc(sizeof(int64) * Max(*nrel, 1));
-	int64	   *seen = palloc(sizeof(int64) * Max(Min(k, *nrec), 1));
-	int			nseen = 0;
+	int			n;
 	int			nuniq = 0;
+	int64	   *rel;
 
-	/* a sorted, de-duplicated copy of the relevant set for binary search */
-	memcpy(rel, rel_in, sizeof(int64) * *nrel);
-	qsort(rel, *nrel, sizeof(int64), CompareInt64);
-	for (int i = 0; i < *nrel; i++)
+	CheckIdArray(relevant, "relevant");
+	if (ARR_HASNULL(relevant) && array_contains_nulls(relevant))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("relevant must not contain nulls")));
+	n = ARR_NDIM(relevant) == 0 ? 0 : ARR_DIMS(relevant)[0];
+	rel = palloc(sizeof(int64) * Max(n, 1));
+	memcpy(rel, ARR_DATA_PTR(relevant), sizeof(int64) * n);
+	CHECK_FOR_INTERRUPTS();
+	qsort(rel, n, sizeof(int64), CompareInt64);
+	CHECK_FOR_INTERRUPTS();
+	for (int i = 0; i < n; i++)
 		if (nuniq == 0 || rel[nuniq - 1] != rel[i])
 			rel[nuniq++] = rel[i];
-	*nrel = nuniq;
-
-	for (int i = 0; i < Min(k, *nrec); i++)
-	{
-		bool		dup = false;
-
-		hits[i] = false;
-		for (int j = 0; j < nseen; j++)
-			dup |= (seen[j] == rec[i]);
-		if (dup)
-			continue;
-		seen[nseen++] = rec[i];
-		hits[i] = bsearch(&rec[i], rel, nuniq, sizeof(int64), CompareInt64) != NULL;
-	}
+	*out = rel;
 	return nuniq;
+}
+
+/*
+ * Mark which of the first min(k, |recommended|) positions are hits (see the
+ * rules above); recommended may be NULL (empty).  Returns the number of
+ * positions looked at.
+ */
+static int
+RecommendedHits(ArrayType *recommended, int k, const int64 *rel, int nrel, bool *hits)
+{
+	int			n = 0;
+	int			m;
+	int			nr = 0;
+	RankedId   *ranked;
+	const char *data;
+	bits8	   *bitmap;
+	int			bitmask = 1;
+	int			j = 0;
+
+	if (recommended != NULL)
+	{
+		CheckIdArray(recommended, "recommended");
+		n = ARR_NDIM(recommended) == 0 ? 0 : ARR_DIMS(recommended)[0];
+	}
+	m = Min(k, n);
+	if (m == 0)
+		return 0;
+	ranked = palloc(sizeof(RankedId) * m);
+	data = ARR_DATA_PTR(recommended);
+	bitmap = ARR_NULLBITMAP(recommended);
+	for (int i = 0; i < m; i++)
+	{
+		hits[i] = false;
+		if (bitmap == NULL || (*bitmap & bitmask) != 0)
+		{
+			ranked[nr].id = *(const int64 *) data;
+			ranked[nr].pos = i;
+			nr++;
+			data += sizeof(int64);
+		}
+		if (bitmap != NULL)
+		{
+			bitmask <<= 1;
+			if (bitmask == 0x100)
+			{
+				bitmap++;
+				bitmask = 1;
+			}
+		}
+		if ((i & (METRIC_INTERRUPT_EVERY - 1)) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+	qsort(ranked, nr, sizeof(RankedId), CompareRankedId);
+	CHECK_FOR_INTERRUPTS();
+
+	/* merge the two sorted lists; the first position of each id decides */
+	for (int i = 0; i < nr; i++)
+	{
+		if (i > 0 && ranked[i].id == ranked[i - 1].id)
+			continue;
+		while (j < nrel && rel[j] < ranked[i].id)
+			j++;
+		if (j < nrel && rel[j] == ranked[i].id)
+			hits[ranked[i].pos] = true;
+		if ((i & (METRIC_INTERRUPT_EVERY - 1)) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+	pfree(ranked);
+	return m;
 }
 
 /* Check k of a top-k metric */
@@ -100,25 +193,45 @@ CheckK(int k)
 				 errmsg("k must be at most 1000000")));
 }
 
+/*
+ * Evaluate the hits of a recall_at_k/ndcg_at_k call; false when the result
+ * is NULL (NULL k, NULL or empty relevant set)
+ */
+static bool
+MetricHits(FunctionCallInfo fcinfo, bool **hits, int *npos, int *nrel)
+{
+	int			k;
+	int64	   *rel;
+
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		return false;
+	k = PG_GETARG_INT32(2);
+	CheckK(k);
+	*nrel = RelevantSet(PG_GETARG_ARRAYTYPE_P(1), &rel);
+	if (*nrel == 0)
+		return false;
+	*hits = palloc(sizeof(bool) * k);
+	*npos = RecommendedHits(PG_ARGISNULL(0) ? NULL : PG_GETARG_ARRAYTYPE_P(0), k, rel, *nrel, *hits);
+	/* k is needed by the callers for the denominator */
+	*nrel = Min(*nrel, k);
+	return true;
+}
+
 PG_FUNCTION_INFO_V1(recall_at_k);
 /* Get Recall@k = hits in the top k / min(k, |relevant|); NULL when nothing is relevant */
 Datum
 recall_at_k(PG_FUNCTION_ARGS)
 {
-	int			k = PG_GETARG_INT32(2);
-	int			nrec,
-				nrel,
-				hits = 0;
 	bool	   *hit;
+	int			npos,
+				denom,
+				hits = 0;
 
-	CheckK(k);
-	hit = palloc(sizeof(bool) * k);
-	RelevantHits(PG_GETARG_ARRAYTYPE_P(0), PG_GETARG_ARRAYTYPE_P(1), k, hit, &nrec, &nrel);
-	if (nrel == 0)
+	if (!MetricHits(fcinfo, &hit, &npos, &denom))
 		PG_RETURN_NULL();
-	for (int i = 0; i < Min(k, nrec); i++)
+	for (int i = 0; i < npos; i++)
 		hits += hit[i];
-	PG_RETURN_FLOAT8((double) hits / Min(k, nrel));
+	PG_RETURN_FLOAT8((double) hits / denom);
 }
 
 PG_FUNCTION_INFO_V1(ndcg_at_k);
@@ -129,22 +242,18 @@ PG_FUNCTION_INFO_V1(ndcg_at_k);
 Datum
 ndcg_at_k(PG_FUNCTION_ARGS)
 {
-	int			k = PG_GETARG_INT32(2);
-	int			nrec,
-				nrel;
+	bool	   *hit;
+	int			npos,
+				ideal;
 	double		dcg = 0.0,
 				idcg = 0.0;
-	bool	   *hit;
 
-	CheckK(k);
-	hit = palloc(sizeof(bool) * k);
-	RelevantHits(PG_GETARG_ARRAYTYPE_P(0), PG_GETARG_ARRAYTYPE_P(1), k, hit, &nrec, &nrel);
-	if (nrel == 0)
+	if (!MetricHits(fcinfo, &hit, &npos, &ideal))
 		PG_RETURN_NULL();
-	for (int i = 0; i < Min(k, nrec); i++)
+	for (int i = 0; i < npos; i++)
 		if (hit[i])
 			dcg += 1.0 / log2(i + 2.0);
-	for (int i = 0; i < Min(k, nrel); i++)
+	for (int i = 0; i < ideal; i++)
 		idcg += 1.0 / log2(i + 2.0);
 	PG_RETURN_FLOAT8(dcg / idcg);
 }

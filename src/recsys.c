@@ -7,6 +7,7 @@
 #include "fmgr.h"
 #include "utils/guc.h"
 
+#include "embeddings.h"
 #include "linalg.h"
 #include "mmoe.h"
 #include "model_store.h"
@@ -48,5 +49,6 @@ _PG_init(void)
 
 	MarkGUCPrefixReserved("recsys");
 	ModelStoreRegisterKind(&MmoeModelKind);
+	ModelStoreRegisterKind(&EmbeddingModelKind);
 	LinalgSetThreads(recsys_blas_threads);
 }

@@ -82,16 +82,33 @@ TopKPush(TopK *t, int64_t id, float score)
 	}
 }
 
-/* Offer n candidates; the common case (worse than the kept worst) is one compare */
+/*
+ * Offer n candidates.  Once the list is full, the common case (below the
+ * kept worst, or NaN) costs one compare against a threshold held in a local.
+ */
 void
 TopKPushBlock(TopK *t, const int64_t *ids, const float *scores, int n)
 {
-	for (int i = 0; i < n; i++)
-	{
-		if (t->n == t->k && t->k > 0 &&
-			!TopKBetter(scores[i], ids[i], t->items[0].score, t->items[0].id))
-			continue;
+	int			i = 0;
+	float		worst;
+
+	for (; i < n && t->n < t->k; i++)
 		TopKPush(t, ids[i], scores[i]);
+	if (t->k <= 0 || i == n)
+		return;
+	worst = t->items[0].score;
+	for (; i < n; i++)
+	{
+		float		s = scores[i];
+
+		/* false for NaN too: NaN is never kept */
+		if (!(s >= worst))
+			continue;
+		if (TopKBetter(s, ids[i], t->items[0].score, t->items[0].id))
+		{
+			TopKPush(t, ids[i], s);
+			worst = t->items[0].score;
+		}
 	}
 }
 

@@ -1,46 +1,97 @@
--- Serving trained embeddings: vectors and recommendations
+-- Serving trained embeddings: vectors, recommendations, fold-in of new users
 
--- Get the newest version of an embeddings model (errors for unknown or other kinds).
-CREATE FUNCTION recsys.embedding_model_version(model_name text) RETURNS int
+-- Get the version of an embeddings model to serve: the one given, else the
+-- newest (errors for unknown models and versions, and for other kinds).
+CREATE FUNCTION recsys.embedding_model_version(model text, version int DEFAULT NULL) RETURNS int
 LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
 DECLARE
-	v int := recsys.resolve_model_version(model_name);
+	v int;
 	k text;
 BEGIN
-	SELECT m.kind INTO k FROM recsys.models m WHERE m.name = model_name AND m.version = v;
-	IF k <> 'embeddings' THEN
-		RAISE EXCEPTION 'model "%" is not an embeddings model but "%"', model_name, k
+	IF model IS NULL THEN
+		RAISE EXCEPTION 'model must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF version < 1 THEN
+		RAISE EXCEPTION 'version must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	SELECT m.version, m.kind INTO v, k FROM recsys.models m
+		WHERE m.name OPERATOR(pg_catalog.=) model
+			AND (version IS NULL OR m.version OPERATOR(pg_catalog.=) version)
+		ORDER BY m.version DESC LIMIT 1;
+	IF v IS NULL THEN
+		IF version IS NULL THEN
+			RAISE EXCEPTION 'model "%" does not exist', model USING ERRCODE = 'undefined_object';
+		END IF;
+		RAISE EXCEPTION 'model "%" has no version %', model, version USING ERRCODE = 'undefined_object';
+	END IF;
+	IF k OPERATOR(pg_catalog.<>) 'embeddings' THEN
+		RAISE EXCEPTION 'model "%" version % is of kind "%", not "embeddings"', model, v, k
 			USING ERRCODE = 'wrong_object_type';
 	END IF;
 	RETURN v;
 END
 $$;
-COMMENT ON FUNCTION recsys.embedding_model_version(text) IS
-	'the newest version of an embeddings model; error if the model does not exist or is of another kind';
+COMMENT ON FUNCTION recsys.embedding_model_version(text, int) IS
+	'the version of an embeddings model to serve: the one given, else the newest; error if none or of another kind';
 
-CREATE FUNCTION recsys.user_embeddings(model_name text) RETURNS TABLE(id bigint, embedding real[])
+CREATE FUNCTION recsys.user_embeddings(model text, version int DEFAULT NULL)
+RETURNS TABLE(id bigint, embedding real[])
 LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp AS $$
 	SELECT u.id, u.embedding FROM recsys.user_vectors u
-	WHERE u.model = $1
-		AND u.version = recsys.embedding_model_version($1)
+	WHERE u.model OPERATOR(pg_catalog.=) $1
+		AND u.version OPERATOR(pg_catalog.=) recsys.embedding_model_version($1, $2)
 	ORDER BY u.id
 $$;
-COMMENT ON FUNCTION recsys.user_embeddings(text) IS 'user vectors of the newest version of an embeddings model';
+COMMENT ON FUNCTION recsys.user_embeddings(text, int) IS
+	'user vectors of a version of an embeddings model (default: the newest), in id order';
 
-CREATE FUNCTION recsys.item_embeddings(model_name text) RETURNS TABLE(id bigint, embedding real[])
+CREATE FUNCTION recsys.item_embeddings(model text, version int DEFAULT NULL)
+RETURNS TABLE(id bigint, embedding real[])
 LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp AS $$
 	SELECT v.id, v.embedding FROM recsys.item_vectors v
-	WHERE v.model = $1
-		AND v.version = recsys.embedding_model_version($1)
+	WHERE v.model OPERATOR(pg_catalog.=) $1
+		AND v.version OPERATOR(pg_catalog.=) recsys.embedding_model_version($1, $2)
 	ORDER BY v.id
 $$;
-COMMENT ON FUNCTION recsys.item_embeddings(text) IS 'item vectors of the newest version of an embeddings model';
+COMMENT ON FUNCTION recsys.item_embeddings(text, int) IS
+	'item vectors of a version of an embeddings model (default: the newest), in id order';
 
-CREATE FUNCTION recsys.recommend(model_name text, user_id bigint, k int DEFAULT 10,
-	exclude_seen boolean DEFAULT true) RETURNS TABLE(item_id bigint, score real)
-	AS 'MODULE_PATHNAME', 'embedding_recommend' LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 10;
-COMMENT ON FUNCTION recsys.recommend(text, bigint, int, boolean) IS
-	'top-k items of a user by <x_u, y_i> under the newest version of an embeddings model, best first (ties: smaller id), without the user''s training items when exclude_seen; no rows for an unknown user';
+CREATE FUNCTION recsys.recommend(model text, user_id bigint, k int DEFAULT 10,
+	exclude_seen boolean DEFAULT true, version int DEFAULT NULL)
+RETURNS TABLE(item_id bigint, score real)
+	AS 'MODULE_PATHNAME', 'embedding_recommend' LANGUAGE C STABLE PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION recsys.recommend(text, bigint, int, boolean, int) IS
+	'top-k items of a stored user by <x_u, y_i> under a version of an embeddings model (default: the newest), best first (ties: smaller id), without the user''s training items when exclude_seen; no rows for an unknown or NULL user';
+
+CREATE FUNCTION recsys.recommend_all(model text, k int DEFAULT 10, users bigint[] DEFAULT NULL,
+	exclude_seen boolean DEFAULT true, version int DEFAULT NULL)
+RETURNS TABLE(user_id bigint, item_id bigint, score real, rank int)
+	AS 'MODULE_PATHNAME', 'embedding_recommend_all' LANGUAGE C STABLE PARALLEL RESTRICTED ROWS 100000;
+COMMENT ON FUNCTION recsys.recommend_all(text, int, bigint[], boolean, int) IS
+	'top-k items of every stored user of an embeddings model (or of the users listed), scored in blocks with sgemm: the rows recommend gives each user, with their rank, in user order';
+
+CREATE FUNCTION recsys.fold_in(model text, items bigint[], weights real[] DEFAULT NULL,
+	version int DEFAULT NULL) RETURNS real[]
+	AS 'MODULE_PATHNAME', 'embedding_fold_in' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.fold_in(text, bigint[], real[], int) IS
+	'user vector that the model''s training objective gives a user with these items (confidences: weights, default 1): one implicit-ALS user step against the stored item vectors and Gramian; unknown items skipped (NOTICE); NULL when none is known';
+
+CREATE FUNCTION recsys.recommend_for_items(model text, items bigint[], k int DEFAULT 10,
+	weights real[] DEFAULT NULL, exclude_seen boolean DEFAULT true, version int DEFAULT NULL)
+RETURNS TABLE(item_id bigint, score real)
+	AS 'MODULE_PATHNAME', 'embedding_recommend_for_items' LANGUAGE C STABLE PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION recsys.recommend_for_items(text, bigint[], int, real[], boolean, int) IS
+	'top-k items for a user given by items (fold_in, then scoring), best first (ties: smaller id), without the given items when exclude_seen; no rows when no item is known';
+
+CREATE FUNCTION recsys.recommend_all_for_items(model text, interactions regclass,
+	user_column name DEFAULT 'user_id', item_column name DEFAULT 'item_id',
+	weight_column name DEFAULT NULL, k int DEFAULT 10, exclude_seen boolean DEFAULT true,
+	version int DEFAULT NULL)
+RETURNS TABLE(user_id bigint, item_id bigint, score real, rank int)
+	AS 'MODULE_PATHNAME', 'embedding_recommend_all_for_items' LANGUAGE C STABLE PARALLEL RESTRICTED ROWS 100000;
+COMMENT ON FUNCTION recsys.recommend_all_for_items(text, regclass, name, name, name, int, boolean, int) IS
+	'top-k items for every user of an interactions table by fold-in of the user''s rows (repeated items add their weights), in user order with ranks; users with no known item get no rows (NOTICE)';

@@ -1,14 +1,14 @@
 -- Evaluation functions and aggregates (doc/math.md §6)
 
 CREATE FUNCTION recsys.recall_at_k(recommended bigint[], relevant bigint[], k int) RETURNS double precision
-	AS 'MODULE_PATHNAME', 'recall_at_k' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+	AS 'MODULE_PATHNAME', 'recall_at_k' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION recsys.recall_at_k(bigint[], bigint[], int) IS
-	'Recall@k: relevant items among the first k recommended, divided by min(k, |relevant|); NULL when relevant is empty';
+	'Recall@k: distinct relevant ids among the first k recommended, divided by min(k, |relevant|); a NULL recommended list counts as empty, NULL elements of it as misses; NULL when relevant (or k) is NULL or empty';
 
 CREATE FUNCTION recsys.ndcg_at_k(recommended bigint[], relevant bigint[], k int) RETURNS double precision
-	AS 'MODULE_PATHNAME', 'ndcg_at_k' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+	AS 'MODULE_PATHNAME', 'ndcg_at_k' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION recsys.ndcg_at_k(bigint[], bigint[], int) IS
-	'NDCG@k with binary relevance and log2 discounts, normalised by the ideal DCG over min(k, |relevant|) items; NULL when relevant is empty';
+	'NDCG@k with binary relevance (a repeated id counts at its first position) and log2 discounts, normalised by the ideal DCG over min(k, |relevant|) items; a NULL recommended list counts as empty, NULL elements of it as misses; NULL when relevant (or k) is NULL or empty';
 
 -- Support functions of recsys.auc.  The state is a bytea of (score,
 -- positives, negatives) entries, 16 bytes per distinct score, compacted as it

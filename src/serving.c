@@ -1,0 +1,951 @@
+/*
+ * serving.c
+ *		SQL entry points that serve embeddings models: recommend,
+ *		recommend_all, fold_in, recommend_for_items and
+ *		recommend_all_for_items.
+ *
+ * Every entry point gets its model from the model store (one lookup per
+ * statement, privileges checked per statement), scores users in blocks with
+ * one sgemm per block (FoldInScoreBlock; a single user is a block of one, so
+ * recommend and recommend_all give identical scores) and keeps a bounded
+ * top-k per user (topk.h).  Memory is bounded by the block: a block holds at
+ * most SERVE_BLOCK_BYTES of scores, users are read through SPI cursors in
+ * blocks, and rows go to the result tuplestore (which spills to disk past
+ * work_mem) as each block completes.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/tuplestore.h"
+
+#include "arrays.h"
+#include "embeddings.h"
+#include "foldin.h"
+#include "model_store.h"
+#include "spi_safe.h"
+#include "topk.h"
+
+/* Most bytes of scores one block of users holds */
+#define SERVE_BLOCK_BYTES (8 * 1024 * 1024)
+/* Most users in one block, however few the items */
+#define SERVE_BLOCK_MAX_USERS 1024
+/* Rows fetched from a cursor at a time */
+#define SERVE_FETCH_ROWS 4096
+/* Largest k served */
+#define SERVE_MAX_K 1000000
+
+/* Argument positions of the entry points */
+#define ARG_RECOMMEND_MODEL 0
+#define ARG_RECOMMEND_USER 1
+#define ARG_RECOMMEND_K 2
+#define ARG_RECOMMEND_EXCLUDE 3
+#define ARG_RECOMMEND_VERSION 4
+
+#define ARG_ALL_MODEL 0
+#define ARG_ALL_K 1
+#define ARG_ALL_USERS 2
+#define ARG_ALL_EXCLUDE 3
+#define ARG_ALL_VERSION 4
+
+#define ARG_FOLD_MODEL 0
+#define ARG_FOLD_ITEMS 1
+#define ARG_FOLD_WEIGHTS 2
+#define ARG_FOLD_VERSION 3
+
+#define ARG_FOR_ITEMS_MODEL 0
+#define ARG_FOR_ITEMS_ITEMS 1
+#define ARG_FOR_ITEMS_K 2
+#define ARG_FOR_ITEMS_WEIGHTS 3
+#define ARG_FOR_ITEMS_EXCLUDE 4
+#define ARG_FOR_ITEMS_VERSION 5
+
+#define ARG_ALL_ITEMS_MODEL 0
+#define ARG_ALL_ITEMS_TABLE 1
+#define ARG_ALL_ITEMS_USER_COLUMN 2
+#define ARG_ALL_ITEMS_ITEM_COLUMN 3
+#define ARG_ALL_ITEMS_WEIGHT_COLUMN 4
+#define ARG_ALL_ITEMS_K 5
+#define ARG_ALL_ITEMS_EXCLUDE 6
+#define ARG_ALL_ITEMS_VERSION 7
+
+/* ---------------------------------------------------------------------
+ * Arguments and the model
+ * ---------------------------------------------------------------------
+ */
+
+/* Raise an error for a NULL argument that must not be NULL */
+static void
+CheckNotNull(FunctionCallInfo fcinfo, int argno, const char *what)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", what)));
+}
+
+/* Get k of a top-k entry point */
+static int
+GetK(FunctionCallInfo fcinfo, int argno)
+{
+	int32		k;
+
+	CheckNotNull(fcinfo, argno, "k");
+	k = PG_GETARG_INT32(argno);
+	if (k < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("k must be at least 1")));
+	if (k > SERVE_MAX_K)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("k must be at most %d", SERVE_MAX_K)));
+	return k;
+}
+
+/* Get a boolean argument that must not be NULL */
+static bool
+GetFlag(FunctionCallInfo fcinfo, int argno, const char *what)
+{
+	CheckNotNull(fcinfo, argno, what);
+	return PG_GETARG_BOOL(argno);
+}
+
+/*
+ * Get the embeddings model a call names (model and version arguments; NULL
+ * version = newest), pinned for the statement through a ref in fn_extra.
+ */
+static const EmbeddingModel *
+GetModel(FunctionCallInfo fcinfo, int model_arg, int version_arg)
+{
+	ModelRef   *ref = (ModelRef *) fcinfo->flinfo->fn_extra;
+	int			version = 0;
+	uint64		load_id;
+
+	CheckNotNull(fcinfo, model_arg, "model");
+	if (!PG_ARGISNULL(version_arg))
+	{
+		version = PG_GETARG_INT32(version_arg);
+		if (version < 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("version must be at least 1")));
+	}
+	if (ref == NULL)
+	{
+		ref = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(ModelRef));
+		fcinfo->flinfo->fn_extra = ref;
+	}
+	return ModelStoreAcquire(ref, fcinfo->flinfo->fn_mcxt, &EmbeddingModelKind,
+							 PG_GETARG_TEXT_PP(model_arg), version, &load_id, NULL);
+}
+
+/* ---------------------------------------------------------------------
+ * Blocks of users: scores, exclusions, top-k, output
+ * ---------------------------------------------------------------------
+ */
+
+typedef struct ServeBlock
+{
+	const EmbeddingModel *m;
+	int			k;				/* kept per user (<= items) */
+	int			cap;			/* users per block */
+	int			n;				/* users held */
+	int64	   *user_ids;
+	float	   *users;			/* cap x dim */
+	float	   *scores;			/* cap x n_items */
+	int		   *excl_start;		/* cap + 1 offsets into excl */
+	int		   *excl;			/* item rows left out, per user */
+	int			excl_n;
+	int			excl_cap;
+	TopKItem   *slots;
+	bool		with_user;		/* rows (user_id, item_id, score, rank) */
+	ReturnSetInfo *rsinfo;
+} ServeBlock;
+
+/* Set up a block for a model; with_user picks the output columns */
+static void
+ServeBlockInit(ServeBlock *b, const EmbeddingModel *m, int k, int max_users,
+			   ReturnSetInfo *rsinfo, bool with_user)
+{
+	int			cap = SERVE_BLOCK_BYTES / (int) (sizeof(float) * Max(m->n_items, 1));
+
+	cap = Max(1, Min(cap, SERVE_BLOCK_MAX_USERS));
+	cap = Min(cap, Max(max_users, 1));
+	memset(b, 0, sizeof(*b));
+	b->m = m;
+	b->k = Min(k, Max(m->n_items, 1));
+	b->cap = cap;
+	b->user_ids = palloc(sizeof(int64) * cap);
+	b->users = palloc(sizeof(float) * (Size) cap * Max(m->dim, 1));
+	b->scores = palloc_extended(sizeof(float) * (Size) cap * Max(m->n_items, 1), MCXT_ALLOC_HUGE);
+	b->excl_start = palloc0(sizeof(int) * (cap + 1));
+	b->excl_cap = 1024;
+	b->excl = palloc(sizeof(int) * b->excl_cap);
+	b->slots = palloc(sizeof(TopKItem) * b->k);
+	b->with_user = with_user;
+	b->rsinfo = rsinfo;
+}
+
+/* Score the users held, emit each one's top k best first, empty the block */
+static void
+ServeBlockFlush(ServeBlock *b)
+{
+	const EmbeddingModel *m = b->m;
+
+	if (b->n == 0)
+		return;
+	FoldInScoreBlock(&m->fold, b->n, b->users, b->scores);
+	for (int u = 0; u < b->n; u++)
+	{
+		float	   *s = b->scores + (Size) u * m->n_items;
+		TopK		top;
+		int			n;
+
+		/* NaN is never kept: it is how an excluded item leaves the race */
+		for (int e = b->excl_start[u]; e < b->excl_start[u + 1]; e++)
+			s[b->excl[e]] = NAN;
+		TopKInit(&top, b->k, b->slots);
+		TopKPushBlock(&top, m->item_ids, s, m->n_items);
+		n = TopKSorted(&top);
+		for (int r = 0; r < n; r++)
+		{
+			Datum		values[4];
+			bool		nulls[4] = {false, false, false, false};
+			int			c = 0;
+
+			if (b->with_user)
+				values[c++] = Int64GetDatum(b->user_ids[u]);
+			values[c++] = Int64GetDatum(top.items[r].id);
+			values[c++] = Float4GetDatum(top.items[r].score);
+			if (b->with_user)
+				values[c++] = Int32GetDatum(r + 1);
+			tuplestore_putvalues(b->rsinfo->setResult, b->rsinfo->setDesc, values, nulls);
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+	b->n = 0;
+	b->excl_n = 0;
+}
+
+/* Add the excluded item row of the user being added */
+static void
+ServeBlockExclude(ServeBlock *b, int row)
+{
+	if (b->excl_n == b->excl_cap)
+	{
+		if ((Size) b->excl_cap * 2 * sizeof(int) >= MaxAllocHugeSize)
+			elog(ERROR, "too many excluded items in one block");
+		b->excl_cap *= 2;
+		b->excl = repalloc_huge(b->excl, sizeof(int) * b->excl_cap);
+	}
+	b->excl[b->excl_n++] = row;
+}
+
+/*
+ * Begin a user in the block (flushing a full block first); returns where its
+ * dim floats go.  Exclusions added next belong to it until ServeBlockEnd.
+ */
+static float *
+ServeBlockBegin(ServeBlock *b, int64 user_id)
+{
+	if (b->n == b->cap)
+		ServeBlockFlush(b);
+	b->user_ids[b->n] = user_id;
+	b->excl_start[b->n] = b->excl_n;
+	return b->users + (Size) b->n * b->m->dim;
+}
+
+/* Finish the user begun last */
+static void
+ServeBlockEnd(ServeBlock *b)
+{
+	b->n++;
+	b->excl_start[b->n] = b->excl_n;
+}
+
+/* Exclude the items of a seen bigint[] (ids; unknown ones ignored) */
+static void
+ExcludeSeen(ServeBlock *b, Datum seen)
+{
+	ArrayType  *a = DatumGetArrayTypeP(seen);
+	int			n;
+	const int64 *ids;
+
+	if (ARR_ELEMTYPE(a) != INT8OID || ARR_NDIM(a) > 1 || ARR_HASNULL(a))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("seen items of a user of model \"%s\" version %d are malformed",
+						b->m->name, b->m->version)));
+	n = ARR_NDIM(a) == 0 ? 0 : ARR_DIMS(a)[0];
+	ids = (const int64 *) ARR_DATA_PTR(a);
+	for (int i = 0; i < n; i++)
+	{
+		int			row = EmbeddingItemRow(b->m, ids[i]);
+
+		if (row >= 0)
+			ServeBlockExclude(b, row);
+	}
+}
+
+/* Copy a stored user vector into the block, checking its length */
+static void
+UserVectorToBlock(ServeBlock *b, Datum embedding, float *out, int64 user_id)
+{
+	ArrayType  *a = DatumGetArrayTypeP(embedding);
+	int			dim = VectorDim(a);
+
+	if (dim != b->m->dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("user " INT64_FORMAT " of model \"%s\" version %d has %d values, the items %d",
+						user_id, b->m->name, b->m->version, dim, b->m->dim)));
+	VectorToFloats(a, out);
+}
+
+/* Prepare a query once per backend */
+static SPIPlanPtr
+KeepPlan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
+{
+	if (*slot == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+
+		if (p == NULL || SPI_keepplan(p) != 0)
+			elog(ERROR, "could not prepare a serving query: %s",
+				 SPI_result_code_string(SPI_result));
+		*slot = p;
+	}
+	return *slot;
+}
+
+/*
+ * Serve stored users through a cursor, id order: all users of the version
+ * (users = NULL) or those listed.
+ */
+static void
+ServeStoredUsers(ServeBlock *b, ArrayType *users, bool exclude_seen)
+{
+	static SPIPlanPtr plan_all = NULL;
+	static SPIPlanPtr plan_some = NULL;
+	Oid			types[3] = {TEXTOID, INT4OID, INT8ARRAYOID};
+	Datum		args[3];
+	SPIPlanPtr	plan;
+	Portal		portal;
+	int			spi_level;
+
+	spi_level = RecsysSpiConnect();
+	if (users == NULL)
+		plan = KeepPlan(&plan_all, "SELECT u.id, u.embedding, u.seen FROM recsys.user_vectors u"
+						" WHERE u.model OPERATOR(pg_catalog.=) $1"
+						" AND u.version OPERATOR(pg_catalog.=) $2 ORDER BY u.id", 2, types);
+	else
+		plan = KeepPlan(&plan_some, "SELECT u.id, u.embedding, u.seen FROM recsys.user_vectors u"
+						" WHERE u.model OPERATOR(pg_catalog.=) $1"
+						" AND u.version OPERATOR(pg_catalog.=) $2"
+						" AND u.id OPERATOR(pg_catalog.=) ANY ($3) ORDER BY u.id", 3, types);
+	args[0] = CStringGetTextDatum(b->m->name);
+	args[1] = Int32GetDatum(b->m->version);
+	args[2] = users ? PointerGetDatum(users) : (Datum) 0;
+	portal = SPI_cursor_open(NULL, plan, args, NULL, true);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, Min(SERVE_FETCH_ROWS, b->cap));
+		if (SPI_processed == 0)
+			break;
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			Datum		emb = SPI_getbinval(tup, desc, 2, &isnull);
+			Datum		seen;
+			float	   *out = ServeBlockBegin(b, id);
+
+			UserVectorToBlock(b, emb, out, id);
+			seen = SPI_getbinval(tup, desc, 3, &isnull);
+			if (exclude_seen && !isnull)
+				ExcludeSeen(b, seen);
+			ServeBlockEnd(b);
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	ServeBlockFlush(b);
+	RecsysSpiFinish(spi_level);
+}
+
+PG_FUNCTION_INFO_V1(embedding_recommend);
+/*
+ * Get the top-k items of a stored user, best first (ties: smaller id),
+ * without the user's training items when asked; no rows for an unknown user
+ */
+Datum
+embedding_recommend(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	const EmbeddingModel *m;
+	int			k = GetK(fcinfo, ARG_RECOMMEND_K);
+	bool		exclude_seen = GetFlag(fcinfo, ARG_RECOMMEND_EXCLUDE, "exclude_seen");
+	ServeBlock	b;
+	ArrayType  *one;
+	Datum		id;
+
+	InitMaterializedSRF(fcinfo, 0);
+	m = GetModel(fcinfo, ARG_RECOMMEND_MODEL, ARG_RECOMMEND_VERSION);
+	if (PG_ARGISNULL(ARG_RECOMMEND_USER) || m->n_items == 0)
+		PG_RETURN_NULL();
+	id = PG_GETARG_DATUM(ARG_RECOMMEND_USER);
+	one = construct_array(&id, 1, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE);
+	ServeBlockInit(&b, m, k, 1, rsinfo, false);
+	ServeStoredUsers(&b, one, exclude_seen);
+	PG_RETURN_NULL();
+}
+
+PG_FUNCTION_INFO_V1(embedding_recommend_all);
+/*
+ * Get the top-k items of every stored user (or of those listed), as
+ * (user_id, item_id, score, rank) in user order, best first
+ */
+Datum
+embedding_recommend_all(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	const EmbeddingModel *m;
+	int			k = GetK(fcinfo, ARG_ALL_K);
+	bool		exclude_seen = GetFlag(fcinfo, ARG_ALL_EXCLUDE, "exclude_seen");
+	ArrayType  *users = NULL;
+	ServeBlock	b;
+
+	if (!PG_ARGISNULL(ARG_ALL_USERS))
+	{
+		users = PG_GETARG_ARRAYTYPE_P(ARG_ALL_USERS);
+		if (ARR_NDIM(users) > 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("users must be a one-dimensional array")));
+	}
+	InitMaterializedSRF(fcinfo, 0);
+	m = GetModel(fcinfo, ARG_ALL_MODEL, ARG_ALL_VERSION);
+	if (m->n_items == 0)
+		PG_RETURN_NULL();
+	ServeBlockInit(&b, m, k, SERVE_BLOCK_MAX_USERS, rsinfo, true);
+	ServeStoredUsers(&b, users, exclude_seen);
+	PG_RETURN_NULL();
+}
+
+/* ---------------------------------------------------------------------
+ * Fold-in
+ * ---------------------------------------------------------------------
+ */
+
+/* One user's items as fold-in takes them: distinct rows, summed confidences */
+typedef struct FoldInput
+{
+	int			n;				/* distinct known rows of positive confidence */
+	int			n_given;		/* distinct known rows (any confidence) */
+	int			cap;
+	int		   *rows;
+	double	   *conf;
+	double	   *work;
+	Size		work_size;
+	double	   *x;
+} FoldInput;
+
+typedef struct RowConf
+{
+	int			row;
+	double		conf;
+} RowConf;
+
+/* Compare by row for qsort */
+static int
+CompareRowConf(const void *a, const void *b)
+{
+	int			x = ((const RowConf *) a)->row;
+	int			y = ((const RowConf *) b)->row;
+
+	return (x > y) - (x < y);
+}
+
+/* Make room for n entries in a fold input */
+static void
+FoldInputReserve(FoldInput *in, int n, int dim)
+{
+	if (in->cap < n)
+	{
+		int			cap = Max(n, Max(in->cap * 2, 64));
+
+		if (in->rows)
+		{
+			pfree(in->rows);
+			pfree(in->conf);
+		}
+		in->rows = palloc(sizeof(int) * cap);
+		in->conf = palloc(sizeof(double) * cap);
+		in->cap = cap;
+	}
+	if (in->x == NULL)
+		in->x = palloc(sizeof(double) * Max(dim, 1));
+}
+
+/*
+ * Turn (row, confidence) pairs into the distinct rows of a user: repeated
+ * items add their confidences and rows whose sum is zero are dropped, as
+ * the trainer does with repeated interactions.  pairs is sorted in place.
+ */
+static void
+FoldInputSet(FoldInput *in, RowConf *pairs, int n, int dim)
+{
+	FoldInputReserve(in, n, dim);
+	qsort(pairs, n, sizeof(RowConf), CompareRowConf);
+	in->n = 0;
+	in->n_given = 0;
+	for (int i = 0; i < n;)
+	{
+		int			row = pairs[i].row;
+		double		c = 0.0;
+
+		for (; i < n && pairs[i].row == row; i++)
+			c += pairs[i].conf;
+		in->n_given++;
+		if (c > 0.0)
+		{
+			in->rows[in->n] = row;
+			in->conf[in->n] = c;
+			in->n++;
+		}
+	}
+}
+
+/* Solve the fold-in of in->rows into in->x; raise on a failed Cholesky */
+static void
+FoldInputSolve(const EmbeddingModel *m, FoldInput *in)
+{
+	Size		need = FoldInWorkSize(m->dim, in->n);
+	int			info;
+
+	if (!m->has_objective)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("model \"%s\" version %d records no training objective", m->name, m->version),
+				 errdetail("Fold-in needs gramian_weight and l2 (numbers, not negative) in the model's config.")));
+	if (in->work_size < need)
+	{
+		if (in->work)
+			pfree(in->work);
+		if (need > MaxAllocHugeSize / sizeof(double))
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("fold-in of %d items is too large", in->n)));
+		in->work = palloc_extended(sizeof(double) * need, MCXT_ALLOC_HUGE);
+		in->work_size = need;
+	}
+	info = FoldInSolve(&m->fold, in->n, in->rows, in->conf, in->work, in->x, NULL);
+	if (info != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("fold-in system of model \"%s\" version %d is not positive definite",
+						m->name, m->version),
+				 errdetail("LAPACK dpotrf returned %d after jitter retries.", info)));
+}
+
+/* Report unknown items (a NOTICE, never an error: models age) */
+static void
+NoticeUnknown(const EmbeddingModel *m, int64 unknown, int64 total, const char *of_what)
+{
+	if (unknown > 0)
+		ereport(NOTICE,
+				(errmsg(INT64_FORMAT " of " INT64_FORMAT " %s unknown to model \"%s\" version %d and skipped",
+						unknown, total, of_what, m->name, m->version)));
+}
+
+/*
+ * Read the items (and weights) arguments of a fold-in call into in: checks
+ * every element; returns false (after a NOTICE) when no item is known.
+ */
+static bool
+ReadFoldArgs(FunctionCallInfo fcinfo, const EmbeddingModel *m, int items_arg,
+			 int weights_arg, FoldInput *in)
+{
+	ArrayType  *items;
+	ArrayType  *weights = NULL;
+	int			n;
+	const int64 *ids;
+	const float *w = NULL;
+	RowConf    *pairs;
+	int			npairs = 0;
+
+	CheckNotNull(fcinfo, items_arg, "items");
+	items = PG_GETARG_ARRAYTYPE_P(items_arg);
+	if (ARR_NDIM(items) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("items must be a one-dimensional array")));
+	n = ARR_NDIM(items) == 0 ? 0 : ARR_DIMS(items)[0];
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("items must not be empty")));
+	if (ARR_HASNULL(items) && array_contains_nulls(items))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("items must not contain NULL")));
+	ids = (const int64 *) ARR_DATA_PTR(items);
+	if (!PG_ARGISNULL(weights_arg))
+	{
+		int			nw;
+
+		weights = PG_GETARG_ARRAYTYPE_P(weights_arg);
+		nw = ARR_NDIM(weights) == 0 ? 0 : ARR_DIMS(weights)[0];
+		if (ARR_NDIM(weights) > 1 || nw != n)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("weights must be a one-dimensional array as long as items"),
+					 errdetail("items has %d elements, weights %d.", n,
+							   ARR_NDIM(weights) > 1 ? (int) ArrayGetNItems(ARR_NDIM(weights), ARR_DIMS(weights)) : nw)));
+		if (ARR_HASNULL(weights) && array_contains_nulls(weights))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("weights must not contain NULL")));
+		w = (const float *) ARR_DATA_PTR(weights);
+		for (int i = 0; i < n; i++)
+		{
+			if (isnan(w[i]) || isinf(w[i]))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_EXCEPTION),
+						 errmsg("weights must be finite"),
+						 errdetail("Element %d is %s.", i + 1, isnan(w[i]) ? "NaN" : "infinite")));
+			if (w[i] < 0.0f)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("weights must not be negative"),
+						 errdetail("Element %d is %g.", i + 1, w[i]),
+						 errhint("Weights are confidences: zero or more.")));
+		}
+	}
+
+	pairs = palloc(sizeof(RowConf) * n);
+	for (int i = 0; i < n; i++)
+	{
+		int			row = EmbeddingItemRow(m, ids[i]);
+
+		if (row < 0)
+			continue;
+		pairs[npairs].row = row;
+		pairs[npairs].conf = w ? (double) w[i] : 1.0;
+		npairs++;
+	}
+	NoticeUnknown(m, n - npairs, n, "items are");
+	FoldInputSet(in, pairs, npairs, m->dim);
+	pfree(pairs);
+	return in->n > 0;
+}
+
+PG_FUNCTION_INFO_V1(embedding_fold_in);
+/*
+ * Get the user vector the model's objective gives a user with these items
+ * (confidences: weights, default 1); NULL when no item is known to the model
+ */
+Datum
+embedding_fold_in(PG_FUNCTION_ARGS)
+{
+	const EmbeddingModel *m = GetModel(fcinfo, ARG_FOLD_MODEL, ARG_FOLD_VERSION);
+	FoldInput	in;
+	float	   *x;
+
+	memset(&in, 0, sizeof(in));
+	if (!ReadFoldArgs(fcinfo, m, ARG_FOLD_ITEMS, ARG_FOLD_WEIGHTS, &in))
+		PG_RETURN_NULL();
+	FoldInputSolve(m, &in);
+	x = palloc(sizeof(float) * m->dim);
+	for (int t = 0; t < m->dim; t++)
+		x[t] = (float) in.x[t];
+	PG_RETURN_ARRAYTYPE_P(FloatsToArray(x, m->dim));
+}
+
+/* Put a solved fold-in (rounded to float, as fold_in returns it) in a block */
+static void
+FoldedUserToBlock(ServeBlock *b, FoldInput *in, int64 user_id, bool exclude_given,
+				  const int *given, int ngiven)
+{
+	float	   *out = ServeBlockBegin(b, user_id);
+
+	for (int t = 0; t < b->m->dim; t++)
+		out[t] = (float) in->x[t];
+	if (exclude_given)
+		for (int i = 0; i < ngiven; i++)
+			ServeBlockExclude(b, given[i]);
+	ServeBlockEnd(b);
+}
+
+PG_FUNCTION_INFO_V1(embedding_recommend_for_items);
+/*
+ * Get the top-k items for a user given by items (fold-in, then scoring),
+ * without the given items when asked; no rows when no item is known
+ */
+Datum
+embedding_recommend_for_items(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	const EmbeddingModel *m;
+	int			k = GetK(fcinfo, ARG_FOR_ITEMS_K);
+	bool		exclude = GetFlag(fcinfo, ARG_FOR_ITEMS_EXCLUDE, "exclude_seen");
+	FoldInput	in;
+	ServeBlock	b;
+	int		   *given;
+	int			ngiven = 0;
+
+	InitMaterializedSRF(fcinfo, 0);
+	m = GetModel(fcinfo, ARG_FOR_ITEMS_MODEL, ARG_FOR_ITEMS_VERSION);
+	memset(&in, 0, sizeof(in));
+	if (!ReadFoldArgs(fcinfo, m, ARG_FOR_ITEMS_ITEMS, ARG_FOR_ITEMS_WEIGHTS, &in))
+		PG_RETURN_NULL();
+	FoldInputSolve(m, &in);
+
+	/* every given known item, zero weights included, is left out */
+	{
+		ArrayType  *items = PG_GETARG_ARRAYTYPE_P(ARG_FOR_ITEMS_ITEMS);
+		int			n = ARR_DIMS(items)[0];
+		const int64 *ids = (const int64 *) ARR_DATA_PTR(items);
+
+		given = palloc(sizeof(int) * n);
+		for (int i = 0; i < n; i++)
+		{
+			int			row = EmbeddingItemRow(m, ids[i]);
+
+			if (row >= 0)
+				given[ngiven++] = row;
+		}
+	}
+	ServeBlockInit(&b, m, k, 1, rsinfo, false);
+	FoldedUserToBlock(&b, &in, 0, exclude, given, ngiven);
+	ServeBlockFlush(&b);
+	PG_RETURN_NULL();
+}
+
+/* ---------------------------------------------------------------------
+ * recommend_all_for_items: fold-in of every user of an interactions table
+ * ---------------------------------------------------------------------
+ */
+
+/* Get the attribute type of a named column, or raise undefined_column */
+static Oid
+ColumnType(Oid relid, FunctionCallInfo fcinfo, int argno, const char *what,
+		   const Oid *accepted, int naccepted, const char *accepted_names)
+{
+	char	   *col;
+	AttrNumber	att;
+	Oid			typ;
+
+	CheckNotNull(fcinfo, argno, what);
+	col = NameStr(*PG_GETARG_NAME(argno));
+	att = get_attnum(relid, col);
+	if (att == InvalidAttrNumber || att < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation %s does not exist", col, get_rel_name(relid)),
+				 errdetail("It was given as the %s.", what)));
+	typ = get_atttype(relid, att);
+	for (int i = 0; i < naccepted; i++)
+		if (typ == accepted[i])
+			return typ;
+	ereport(ERROR,
+			(errcode(ERRCODE_DATATYPE_MISMATCH),
+			 errmsg("%s \"%s\" must be of type %s, not %s", what, col, accepted_names,
+					format_type_be(typ))));
+	return InvalidOid;
+}
+
+/* Build the query that reads (user, item, weight) rows in user order */
+static char *
+InteractionsQuery(FunctionCallInfo fcinfo)
+{
+	static const Oid ids[] = {INT2OID, INT4OID, INT8OID};
+	static const Oid weights[] = {INT2OID, INT4OID, INT8OID, FLOAT4OID, FLOAT8OID, NUMERICOID};
+	Oid			relid;
+	char	   *rel;
+	const char *wexpr = "1";
+	StringInfoData sql;
+
+	CheckNotNull(fcinfo, ARG_ALL_ITEMS_TABLE, "interactions");
+	relid = PG_GETARG_OID(ARG_ALL_ITEMS_TABLE);
+	rel = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									 get_rel_name(relid));
+	ColumnType(relid, fcinfo, ARG_ALL_ITEMS_USER_COLUMN, "user column", ids, 3,
+			   "smallint, integer, bigint");
+	ColumnType(relid, fcinfo, ARG_ALL_ITEMS_ITEM_COLUMN, "item column", ids, 3,
+			   "smallint, integer, bigint");
+	if (!PG_ARGISNULL(ARG_ALL_ITEMS_WEIGHT_COLUMN))
+	{
+		ColumnType(relid, fcinfo, ARG_ALL_ITEMS_WEIGHT_COLUMN, "weight column", weights, 6,
+				   "smallint, integer, bigint, real, double precision, numeric");
+		wexpr = quote_identifier(NameStr(*PG_GETARG_NAME(ARG_ALL_ITEMS_WEIGHT_COLUMN)));
+	}
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT s.%s::pg_catalog.int8, s.%s::pg_catalog.int8, (%s%s)::pg_catalog.float8"
+					 " FROM %s s ORDER BY 1",
+					 quote_identifier(NameStr(*PG_GETARG_NAME(ARG_ALL_ITEMS_USER_COLUMN))),
+					 quote_identifier(NameStr(*PG_GETARG_NAME(ARG_ALL_ITEMS_ITEM_COLUMN))),
+					 PG_ARGISNULL(ARG_ALL_ITEMS_WEIGHT_COLUMN) ? "" : "s.", wexpr, rel);
+	return sql.data;
+}
+
+/* What recommend_all_for_items carries from one user to the next */
+typedef struct BatchUser
+{
+	int64		id;
+	int			n;				/* rows of the user so far */
+	int			cap;
+	RowConf    *pairs;			/* known items */
+	int		   *given;
+	int64		rows_total;
+	int64		rows_unknown;
+	int64		users_skipped;
+} BatchUser;
+
+/* Fold in the user gathered so far and put it in the block */
+static void
+FinishBatchUser(ServeBlock *b, BatchUser *u, FoldInput *in, bool exclude)
+{
+	for (int i = 0; i < u->n; i++)
+		u->given[i] = u->pairs[i].row;
+	FoldInputSet(in, u->pairs, u->n, b->m->dim);
+	if (in->n == 0)
+		u->users_skipped++;
+	else
+	{
+		FoldInputSolve(b->m, in);
+		FoldedUserToBlock(b, in, u->id, exclude, u->given, u->n);
+	}
+	u->n = 0;
+}
+
+PG_FUNCTION_INFO_V1(embedding_recommend_all_for_items);
+/*
+ * Get the top-k items of every user of an interactions table by fold-in of
+ * the user's rows, as (user_id, item_id, score, rank) in user order
+ */
+Datum
+embedding_recommend_all_for_items(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	const EmbeddingModel *m;
+	int			k = GetK(fcinfo, ARG_ALL_ITEMS_K);
+	bool		exclude = GetFlag(fcinfo, ARG_ALL_ITEMS_EXCLUDE, "exclude_seen");
+	char	   *sql = InteractionsQuery(fcinfo);
+	ServeBlock	b;
+	BatchUser	u;
+	FoldInput	in;
+	bool		have_user = false;
+	Portal		portal;
+	SPIPlanPtr	plan;
+	int			spi_level;
+
+	InitMaterializedSRF(fcinfo, 0);
+	m = GetModel(fcinfo, ARG_ALL_ITEMS_MODEL, ARG_ALL_ITEMS_VERSION);
+	if (!m->has_objective)
+	{
+		/* the same error as a single fold-in, before reading any row */
+		memset(&in, 0, sizeof(in));
+		FoldInputSolve(m, &in);
+	}
+	ServeBlockInit(&b, m, k, SERVE_BLOCK_MAX_USERS, rsinfo, true);
+	memset(&u, 0, sizeof(u));
+	memset(&in, 0, sizeof(in));
+	u.cap = 256;
+	u.pairs = palloc(sizeof(RowConf) * u.cap);
+	u.given = palloc(sizeof(int) * u.cap);
+
+	spi_level = RecsysSpiConnect();
+	plan = SPI_prepare(sql, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the interactions query: %s",
+			 SPI_result_code_string(SPI_result));
+	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, SERVE_FETCH_ROWS);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		n1,
+						n2,
+						n3;
+			int64		uid = DatumGetInt64(SPI_getbinval(tup, desc, 1, &n1));
+			int64		iid = DatumGetInt64(SPI_getbinval(tup, desc, 2, &n2));
+			double		w = DatumGetFloat8(SPI_getbinval(tup, desc, 3, &n3));
+			int			row;
+
+			if (n1 || n2 || n3)
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("%s column of the interactions must not be NULL",
+								n1 ? "user" : n2 ? "item" : "weight")));
+			if (isnan(w) || isinf(w))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_EXCEPTION),
+						 errmsg("weight column of the interactions must be finite"),
+						 errdetail("User " INT64_FORMAT ", item " INT64_FORMAT ".", uid, iid)));
+			if (w < 0.0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("weight column of the interactions must not be negative"),
+						 errdetail("User " INT64_FORMAT ", item " INT64_FORMAT ".", uid, iid),
+						 errhint("Weights are confidences: zero or more.")));
+			if (have_user && uid != u.id)
+				FinishBatchUser(&b, &u, &in, exclude);
+			u.id = uid;
+			have_user = true;
+			u.rows_total++;
+			row = EmbeddingItemRow(m, iid);
+			if (row < 0)
+			{
+				u.rows_unknown++;
+				continue;
+			}
+			if (u.n == u.cap)
+			{
+				if ((Size) u.cap * 2 * sizeof(RowConf) >= MaxAllocHugeSize)
+					ereport(ERROR,
+							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+							 errmsg("user " INT64_FORMAT " has too many interactions", uid)));
+				u.cap *= 2;
+				u.pairs = repalloc_huge(u.pairs, sizeof(RowConf) * u.cap);
+				u.given = repalloc_huge(u.given, sizeof(int) * u.cap);
+			}
+			u.pairs[u.n].row = row;
+			u.pairs[u.n].conf = w;
+			u.n++;
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (have_user)
+		FinishBatchUser(&b, &u, &in, exclude);
+	SPI_cursor_close(portal);
+	ServeBlockFlush(&b);
+	RecsysSpiFinish(spi_level);
+	NoticeUnknown(m, u.rows_unknown, u.rows_total, "interaction rows name items");
+	if (u.users_skipped > 0)
+		ereport(NOTICE,
+				(errmsg(INT64_FORMAT " users have no item known to model \"%s\" version %d and get no rows",
+						u.users_skipped, m->name, m->version)));
+	PG_RETURN_NULL();
+}
