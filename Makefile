@@ -49,7 +49,7 @@ recsys--$(EXTVERSION).sql: $(SQL_PARTS)
 recsys--0.1.0--$(EXTVERSION).sql: src/sql/upgrade/0.1.0--$(EXTVERSION).sql $(SQL_OBJECTS)
 	cat $^ > $@
 
-.PHONY: deps demo test bench fuzz valgrind prove_installcheck
+.PHONY: deps demo test test-citus bench fuzz valgrind prove_installcheck
 
 # Install whatever Debian packages are missing (idempotent, quiet when all present).
 deps:
@@ -66,6 +66,14 @@ test:
 	bash test/harness/deps.sh test
 	$(MAKE) all RECSYS_WERROR=1
 	bash test/harness/with_cluster.sh test
+
+# The same on a throwaway Citus cluster (coordinator + 2 workers on 127.0.0.1):
+# the pgTAP suites in test/citus/.  Builds Citus first when it is not installed
+# (../shared/citus/install.sh, or CITUS_INSTALL=path).
+test-citus:
+	bash test/harness/deps.sh test
+	$(MAKE) all RECSYS_WERROR=1
+	bash test/harness/with_citus.sh test
 
 # Benchmarks (heavy; not part of CI).
 bench:
