@@ -16,6 +16,8 @@
 
 #include "postgres.h"
 
+#include "fmgr.h"
+#include "utils/array.h"
 #include "utils/jsonb.h"
 
 #include "mmoe_model.h"
@@ -33,5 +35,24 @@ extern void MmoeParseFile(const unsigned char *data, uint64 len, SafetensorsFile
 extern void MmoeLoadTensors(MmoeModel *model, const SafetensorsFile *file);
 extern MmoeModel *MmoeModelLoad(Jsonb *config, const unsigned char *data, uint64 len);
 extern MmoeScratch *MmoeScratchCreate(const MmoeModel *model, int maxrows);
+
+/* One row's inputs as SQL values (NULL pointer = NULL input) */
+typedef struct MmoeRowInput
+{
+	ArrayType  *features;		/* never NULL */
+	ArrayType  *categorical;
+	ArrayType  *context;
+	bool		takes_context;	/* the caller has a context input */
+	bool		takes_position; /* the caller has a display_position input */
+	bool		position_null;
+	int32		position;
+} MmoeRowInput;
+
+/* mmoe_sql.c */
+extern const MmoeModel *MmoeAcquire(FunctionCallInfo fcinfo, text *model, int version,
+									int maxrows, MmoeScratch **scratch, uint64 *model_id,
+									int *found_version);
+extern int	MmoeVersionArg(FunctionCallInfo fcinfo, int arg);
+extern void MmoeSetRow(const MmoeModel *model, MmoeScratch *s, int r, const MmoeRowInput *in);
 
 #endif

@@ -17,6 +17,10 @@
 #include <float.h>
 #include <math.h>
 #include <string.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_AVX2_KERNEL 1
+#endif
 
 #include "linalg.h"
 #include "mmoe_model.h"
@@ -59,6 +63,7 @@ ScratchLayout(const MmoeModel *m, int rows, MmoeScratch *s, char *base)
 	CARVE(tower_out, float, r);
 	CARVE(ids, int32_t, r * (m->ncategorical > 0 ? m->ncategorical : 1));
 	CARVE(position, int32_t, r);
+	CARVE(fused_out, float, (size_t) MmoeFusedRows(m));
 #undef CARVE
 	return off;
 }
@@ -95,16 +100,174 @@ MmoeScratchInit(const MmoeModel *m, int rows, void *mem, MmoeScratch *s)
 	ScratchLayout(m, rows, s, (char *) p);
 }
 
-/* Compute y = x W^T + b for rows of x (BLAS sgemv for one row, sgemm for more) */
+#ifdef HAVE_AVX2_KERNEL
+/* Get the sum of the 8 lanes of v */
+__attribute__((target("avx2,fma")))
+static inline float
+SumLanes(__m256 v)
+{
+	__m128		s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_movehdup_ps(s));
+	return _mm_cvtss_f32(s);
+}
+
+/*
+ * Compute y = W x + b with AVX2 and FMA, four rows of W at a time so that
+ * each load of x serves four rows.  A single row is bound by reading W
+ * once, which OpenBLAS's generic (Prescott) sgemv does at SSE width.
+ */
+__attribute__((target("avx2,fma")))
+static void
+GemvAvx2(int out, int in, const float *restrict w, const float *restrict x,
+		 const float *restrict b, float *restrict y)
+{
+	int			o = 0;
+
+	for (; o + 4 <= out; o += 4)
+	{
+		const float *w0 = w + (size_t) o * in;
+		const float *w1 = w0 + in;
+		const float *w2 = w1 + in;
+		const float *w3 = w2 + in;
+		__m256		a0 = _mm256_setzero_ps();
+		__m256		a1 = _mm256_setzero_ps();
+		__m256		a2 = _mm256_setzero_ps();
+		__m256		a3 = _mm256_setzero_ps();
+		float		s0,
+					s1,
+					s2,
+					s3;
+		int			i = 0;
+
+		for (; i + 8 <= in; i += 8)
+		{
+			__m256		xv = _mm256_loadu_ps(x + i);
+
+			a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xv, a0);
+			a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xv, a1);
+			a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xv, a2);
+			a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xv, a3);
+		}
+		s0 = SumLanes(a0);
+		s1 = SumLanes(a1);
+		s2 = SumLanes(a2);
+		s3 = SumLanes(a3);
+		for (; i < in; i++)
+		{
+			s0 += w0[i] * x[i];
+			s1 += w1[i] * x[i];
+			s2 += w2[i] * x[i];
+			s3 += w3[i] * x[i];
+		}
+		y[o] = b[o] + s0;
+		y[o + 1] = b[o + 1] + s1;
+		y[o + 2] = b[o + 2] + s2;
+		y[o + 3] = b[o + 3] + s3;
+	}
+	for (; o < out; o++)
+	{
+		const float *wo = w + (size_t) o * in;
+		__m256		a = _mm256_setzero_ps();
+		float		sum;
+		int			i = 0;
+
+		for (; i + 8 <= in; i += 8)
+			a = _mm256_fmadd_ps(_mm256_loadu_ps(wo + i), _mm256_loadu_ps(x + i), a);
+		sum = SumLanes(a);
+		for (; i < in; i++)
+			sum += wo[i] * x[i];
+		y[o] = b[o] + sum;
+	}
+}
+
+/* Tell whether the CPU runs AVX2 and FMA (checked once) */
+static bool
+HaveAvx2(void)
+{
+	static int	have = -1;
+
+	if (have < 0)
+	{
+		__builtin_cpu_init();
+		have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+	}
+	return have;
+}
+#endif
+
+/* Get the name of the kernel MmoeGemv uses on this CPU */
+const char *
+MmoeGemvKernel(void)
+{
+#ifdef HAVE_AVX2_KERNEL
+	if (HaveAvx2())
+		return "avx2";
+#endif
+	return "blas";
+}
+
+/* Compute y = W x + b for one row x (AVX2 where the CPU has it, else BLAS sgemv) */
+void
+MmoeGemv(const MmoeLayer *l, const float *x, float *y)
+{
+#ifdef HAVE_AVX2_KERNEL
+	if (HaveAvx2())
+	{
+		GemvAvx2(l->out, l->in, l->w, x, l->b, y);
+		return;
+	}
+#endif
+	memcpy(y, l->b, sizeof(float) * l->out);
+	LinalgSgemv(l->out, l->in, 1.0f, l->w, x, 1.0f, y);
+}
+
+/* Compute y = x W^T + b for rows of x (one matrix-vector product for one row, sgemm for more) */
 static void
 Dense(int rows, const MmoeLayer *l, const float *x, float *y)
 {
+	if (rows == 1)
+	{
+		MmoeGemv(l, x, y);
+		return;
+	}
 	for (int r = 0; r < rows; r++)
 		memcpy(y + (size_t) r * l->out, l->b, sizeof(float) * l->out);
-	if (rows == 1)
-		LinalgSgemv(l->out, l->in, 1.0f, l->w, x, 1.0f, y);
-	else
-		LinalgSgemm(rows, l->out, l->in, 1.0f, x, 0, l->w, 1, 1.0f, y);
+	LinalgSgemm(rows, l->out, l->in, 1.0f, x, 0, l->w, 1, 1.0f, y);
+}
+
+/* Get the rows of the stacked first-layer matrix: every expert's first layer, then every gate */
+int
+MmoeFusedRows(const MmoeModel *m)
+{
+	return m->nexperts * m->experts[0].out + m->ntasks * m->nexperts;
+}
+
+/*
+ * Move the first expert layers and the gates into one stacked matrix w
+ * (MmoeFusedRows x in_width floats) and bias b, and point the layers at
+ * their rows; the caller frees the layers' old arrays if it wants.
+ */
+void
+MmoeFuseFirstLayers(MmoeModel *m, float *w, float *b)
+{
+	size_t		row = 0;
+
+	for (int i = 0; i < m->nexperts + m->ntasks; i++)
+	{
+		MmoeLayer  *l = i < m->nexperts ? &m->experts[i * m->nlayers] : &m->tasks[i - m->nexperts].gate;
+
+		memcpy(w + row * m->in_width, l->w, sizeof(float) * l->out * m->in_width);
+		memcpy(b + row, l->b, sizeof(float) * l->out);
+		l->w = w + row * m->in_width;
+		l->b = b + row;
+		row += l->out;
+	}
+	m->fused.in = m->in_width;
+	m->fused.out = (int) row;
+	m->fused.w = w;
+	m->fused.b = b;
 }
 
 /*
@@ -238,21 +401,12 @@ ComputeGates(const MmoeModel *m, MmoeScratch *s, int rows, int t)
 		GateWeights(m, s->gates + (size_t) r * m->nexperts);
 }
 
-/*
- * Score rows 0..rows-1 of the scratch inputs (features in x, ids, context,
- * position) into out[rows, ntasks]; dropout is NULL except for MC dropout.
- */
-void
-MmoeForward(const MmoeModel *m, MmoeScratch *s, int rows, const MmoeDropout *dropout,
-			float *out)
+/* Compute every expert's output for rows of x, one sgemm per expert layer */
+static void
+Experts(const MmoeModel *m, MmoeScratch *s, int rows, const MmoeDropout *dropout)
 {
 	int			h = m->expert_out;
-	size_t		hn = (size_t) rows * h;
 
-	assert(rows <= s->maxrows);
-	FillEmbeddings(m, s, rows);
-
-	/* experts */
 	for (int i = 0; i < m->nexperts; i++)
 	{
 		const float *src = s->x;
@@ -269,6 +423,71 @@ MmoeForward(const MmoeModel *m, MmoeScratch *s, int rows, const MmoeDropout *dro
 			src = dst;
 		}
 	}
+}
+
+/*
+ * Compute every expert's output for row 0 of x without dropout, starting
+ * with one product over the stacked first layers and gates (which also
+ * leaves the gate logits in fused_out for OneRowGates)
+ */
+static void
+OneRowExperts(const MmoeModel *m, MmoeScratch *s)
+{
+	int			h = m->expert_out;
+	int			h1 = m->experts[0].out;
+
+	MmoeGemv(&m->fused, s->x, s->fused_out);
+	Relu(s->fused_out, (size_t) m->nexperts * h1);
+	for (int i = 0; i < m->nexperts; i++)
+	{
+		const float *src = s->fused_out + (size_t) i * h1;
+
+		for (int l = 1; l < m->nlayers; l++)
+		{
+			const MmoeLayer *layer = &m->experts[i * m->nlayers + l];
+			float	   *dst = l == m->nlayers - 1 ? s->experts + (size_t) i * h
+				: (l % 2 == 1 ? s->buf_a : s->buf_b);
+
+			MmoeGemv(layer, src, dst);
+			Relu(dst, layer->out);
+			src = dst;
+		}
+		if (m->nlayers == 1)
+			memcpy(s->experts + (size_t) i * h, src, sizeof(float) * h);
+	}
+}
+
+/* Turn task t's gate logits that OneRowExperts left in fused_out into weights */
+static void
+OneRowGates(const MmoeModel *m, MmoeScratch *s, int t)
+{
+	const float *logits = s->fused_out + (size_t) m->nexperts * m->experts[0].out +
+		(size_t) t * m->nexperts;
+
+	memcpy(s->gates, logits, sizeof(float) * m->nexperts);
+	GateWeights(m, s->gates);
+}
+
+/*
+ * Score rows 0..rows-1 of the scratch inputs (features in x, ids, context,
+ * position) into out[rows, ntasks]; dropout is NULL except for MC dropout.
+ */
+void
+MmoeForward(const MmoeModel *m, MmoeScratch *s, int rows, const MmoeDropout *dropout,
+			float *out)
+{
+	int			h = m->expert_out;
+	size_t		hn = (size_t) rows * h;
+
+	bool		one_row = rows == 1 && dropout == NULL && m->fused.w != NULL;
+
+	assert(rows <= s->maxrows);
+	FillEmbeddings(m, s, rows);
+
+	if (one_row)
+		OneRowExperts(m, s);
+	else
+		Experts(m, s, rows, dropout);
 
 	/* latent cross factors 1 + W c + b, shared by the tasks */
 	if (m->context_dim > 0)
@@ -283,7 +502,10 @@ MmoeForward(const MmoeModel *m, MmoeScratch *s, int rows, const MmoeDropout *dro
 		const MmoeTask *task = &m->tasks[t];
 		const float *src;
 
-		ComputeGates(m, s, rows, t);
+		if (one_row)
+			OneRowGates(m, s, t);
+		else
+			ComputeGates(m, s, rows, t);
 
 		/* mixture of experts */
 		memset(s->mix, 0, sizeof(float) * hn);

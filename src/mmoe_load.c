@@ -225,6 +225,32 @@ MmoeParseFile(const unsigned char *data, uint64 len, SafetensorsFile *file)
 		ReportSafetensorsError(&err);
 }
 
+/* Stack the first expert layers and the gates into one matrix (see mmoe_model.h) */
+static void
+FuseFirstLayers(MmoeModel *m)
+{
+	int			rows = MmoeFusedRows(m);
+	float	   *w = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * rows * m->in_width);
+	float	   *b = palloc(sizeof(float) * rows);
+	float	  **old = palloc(sizeof(float *) * 2 * (m->nexperts + m->ntasks));
+	int			n = 0;
+
+	for (int i = 0; i < m->nexperts; i++)
+	{
+		old[n++] = m->experts[i * m->nlayers].w;
+		old[n++] = m->experts[i * m->nlayers].b;
+	}
+	for (int t = 0; t < m->ntasks; t++)
+	{
+		old[n++] = m->tasks[t].gate.w;
+		old[n++] = m->tasks[t].gate.b;
+	}
+	MmoeFuseFirstLayers(m, w, b);
+	for (int i = 0; i < n; i++)
+		pfree(old[i]);
+	pfree(old);
+}
+
 /*
  * Build a model from its config and safetensors bytes, checking both; the
  * model is allocated in CurrentMemoryContext.
@@ -238,6 +264,7 @@ MmoeModelLoad(Jsonb *config, const unsigned char *data, uint64 len)
 	MmoeParseFile(data, len, &file);
 	MmoeLoadTensors(m, &file);
 	SafetensorsFree(&file);
+	FuseFirstLayers(m);
 	return m;
 }
 

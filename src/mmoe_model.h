@@ -102,6 +102,14 @@ typedef struct MmoeModel
 	double		dropout;
 	int			dropout_units;	/* hidden units that MC dropout masks */
 	int			max_width;		/* widest hidden layer */
+
+	/*
+	 * Every expert's first layer and every gate read the same input, so
+	 * their weights are kept stacked in one matrix (expert 0 .. n-1 rows,
+	 * then gate 0 .. T-1 rows) and a single row is scored with one matrix
+	 * vector product over it.  The layers' own w and b point into it.
+	 */
+	MmoeLayer	fused;			/* [nexperts * h1 + ntasks * nexperts, in_width] */
 } MmoeModel;
 
 /*
@@ -123,6 +131,7 @@ typedef struct MmoeScratch
 	float	   *tower_out;		/* [maxrows] */
 	int32_t    *ids;			/* [maxrows, ncategorical] */
 	int32_t    *position;		/* [maxrows]; -1 = missing */
+	float	   *fused_out;		/* [fused.out], one row */
 } MmoeScratch;
 
 /* MC dropout: row r of a pass is sample first_sample + r */
@@ -133,6 +142,8 @@ typedef struct MmoeDropout
 	int64_t		first_sample;
 } MmoeDropout;
 
+extern int	MmoeFusedRows(const MmoeModel *model);
+extern void MmoeFuseFirstLayers(MmoeModel *model, float *w, float *b);
 extern int	MmoeScratchRows(const MmoeModel *model, int maxrows);
 extern size_t MmoeScratchBytes(const MmoeModel *model, int rows);
 extern void MmoeScratchInit(const MmoeModel *model, int rows, void *mem, MmoeScratch *s);
@@ -141,5 +152,7 @@ extern void MmoeForward(const MmoeModel *model, MmoeScratch *s, int rows,
 extern void MmoeGateWeights(const MmoeModel *model, MmoeScratch *s, int rows,
 							int task, float *out);
 extern double MmoeDropoutUniform(uint64_t seed, uint64_t n);
+extern void MmoeGemv(const MmoeLayer *layer, const float *x, float *y);
+extern const char *MmoeGemvKernel(void);
 
 #endif

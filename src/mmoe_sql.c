@@ -72,17 +72,15 @@ typedef struct MmoeCall
 } MmoeCall;
 
 /*
- * Get the model named by argument ARG_MODEL (version from argument
- * version_arg, NULL = newest) and scratch buffers for it, both kept across calls of the
- * statement.
+ * Get a model (version 0 = newest) and scratch buffers for passes of up to
+ * maxrows rows, both kept in fn_extra across the calls of a statement.
  */
-static const MmoeModel *
-GetModel(FunctionCallInfo fcinfo, int version_arg, int maxrows, MmoeScratch **scratch,
-		 uint64 *model_id)
+const MmoeModel *
+MmoeAcquire(FunctionCallInfo fcinfo, text *model, int version, int maxrows,
+			MmoeScratch **scratch, uint64 *model_id, int *found_version)
 {
 	MmoeCall   *call = (MmoeCall *) fcinfo->flinfo->fn_extra;
 	MemoryContext mcxt = fcinfo->flinfo->fn_mcxt;
-	int			version = 0;
 	const MmoeModel *m;
 	uint64		load_id;
 
@@ -91,16 +89,8 @@ GetModel(FunctionCallInfo fcinfo, int version_arg, int maxrows, MmoeScratch **sc
 		call = MemoryContextAllocZero(mcxt, sizeof(MmoeCall));
 		fcinfo->flinfo->fn_extra = call;
 	}
-	if (!PG_ARGISNULL(version_arg))
-	{
-		version = PG_GETARG_INT32(version_arg);
-		if (version < 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("model version must be positive")));
-	}
-	m = ModelStoreAcquire(&call->ref, mcxt, &MmoeModelKind, PG_GETARG_TEXT_PP(ARG_MODEL), version,
-						  &load_id, NULL);
+	m = ModelStoreAcquire(&call->ref, mcxt, &MmoeModelKind, model, version,
+						  &load_id, found_version);
 	if (call->scratch == NULL || call->load_id != load_id || call->rows_asked < maxrows)
 	{
 		MemoryContext old;
@@ -120,6 +110,37 @@ GetModel(FunctionCallInfo fcinfo, int version_arg, int maxrows, MmoeScratch **sc
 	if (model_id)
 		*model_id = load_id;
 	return m;
+}
+
+/* Get a version argument: 0 (newest) for NULL, else a positive version */
+int
+MmoeVersionArg(FunctionCallInfo fcinfo, int arg)
+{
+	int			version;
+
+	if (arg == NO_ARG || PG_ARGISNULL(arg))
+		return 0;
+	version = PG_GETARG_INT32(arg);
+	if (version < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model version must be positive")));
+	return version;
+}
+
+/*
+ * Get the model named by argument ARG_MODEL (version from argument
+ * version_arg, NULL = newest) and scratch buffers for it, both kept across
+ * calls of the statement.
+ */
+static const MmoeModel *
+GetModel(FunctionCallInfo fcinfo, int version_arg, int maxrows, MmoeScratch **scratch,
+		 uint64 *model_id)
+{
+	int			version = MmoeVersionArg(fcinfo, version_arg);
+
+	return MmoeAcquire(fcinfo, PG_GETARG_TEXT_PP(ARG_MODEL), version, maxrows, scratch,
+					   model_id, NULL);
 }
 
 /* Get the index of a task by name, or raise an error */
@@ -188,34 +209,26 @@ CheckNeeded(const MmoeModel *m, bool cat_null, bool ctx_null)
 }
 
 /*
- * Read one row's inputs from the arguments at the positions in args (NO_ARG
- * when the function has no such argument) into row r of the scratch.
+ * Check one row's inputs against the model and store them as row r of the
+ * scratch.  NULL arrays are NULL inputs; takes_context and takes_position
+ * say whether the caller has such inputs at all.
  */
-static void
-ReadRow(FunctionCallInfo fcinfo, const MmoeModel *m, MmoeScratch *s, int r,
-		const RowArgs *args)
+void
+MmoeSetRow(const MmoeModel *m, MmoeScratch *s, int r, const MmoeRowInput *in)
 {
-	int			features_arg = args->features;
-	int			cat_arg = args->categorical;
-	int			ctx_arg = args->context;
-	int			pos_arg = args->display_position;
-
-	ArrayType  *features = PG_GETARG_ARRAYTYPE_P(features_arg);
-	bool		cat_null = cat_arg < 0 || PG_ARGISNULL(cat_arg);
-	bool		ctx_null = ctx_arg < 0 || PG_ARGISNULL(ctx_arg);
-	int			dim = VectorDim(features);
+	int			dim = VectorDim(in->features);
 
 	if (dim != m->input_dim)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("features have %d elements, but the model takes %d", dim, m->input_dim)));
-	VectorToFloats(features, s->x + (size_t) r * m->in_width);
+	VectorToFloats(in->features, s->x + (size_t) r * m->in_width);
 	/* gate_weights has no context argument: gates do not use it */
-	CheckNeeded(m, cat_null, ctx_arg >= 0 && ctx_null);
-	if (!cat_null)
+	CheckNeeded(m, in->categorical == NULL, in->takes_context && in->context == NULL);
+	if (in->categorical)
 	{
 		int			n;
-		int32	   *ids = IntVectorGet(PG_GETARG_ARRAYTYPE_P(cat_arg), "categorical", &n);
+		int32	   *ids = IntVectorGet(in->categorical, "categorical", &n);
 
 		if (n != m->ncategorical)
 			ereport(ERROR,
@@ -225,25 +238,49 @@ ReadRow(FunctionCallInfo fcinfo, const MmoeModel *m, MmoeScratch *s, int r,
 		SetIds(m, s, r, ids);
 		pfree(ids);
 	}
-	if (!ctx_null)
+	if (in->context)
 	{
-		ArrayType  *ctx = PG_GETARG_ARRAYTYPE_P(ctx_arg);
-
 		if (m->context_dim == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("the model has no latent cross, so context must be null")));
-		dim = VectorDim(ctx);
+		dim = VectorDim(in->context);
 		if (dim != m->context_dim)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("context has %d elements, but the model takes %d", dim, m->context_dim)));
-		VectorToFloats(ctx, s->context + (size_t) r * m->context_dim);
+		VectorToFloats(in->context, s->context + (size_t) r * m->context_dim);
 	}
-	if (pos_arg >= 0)
-		SetPosition(m, s, r, PG_ARGISNULL(pos_arg), PG_ARGISNULL(pos_arg) ? 0 : PG_GETARG_INT32(pos_arg));
+	if (in->takes_position)
+		SetPosition(m, s, r, in->position_null, in->position);
 	else
 		s->position[r] = -1;
+}
+
+/*
+ * Read one row's inputs from the arguments at the positions in args (NO_ARG
+ * when the function has no such argument) into row r of the scratch.
+ */
+static void
+ReadRow(FunctionCallInfo fcinfo, const MmoeModel *m, MmoeScratch *s, int r,
+		const RowArgs *args)
+{
+	MmoeRowInput in = {0};
+
+	in.features = PG_GETARG_ARRAYTYPE_P(args->features);
+	if (args->categorical != NO_ARG && !PG_ARGISNULL(args->categorical))
+		in.categorical = PG_GETARG_ARRAYTYPE_P(args->categorical);
+	in.takes_context = args->context != NO_ARG;
+	if (in.takes_context && !PG_ARGISNULL(args->context))
+		in.context = PG_GETARG_ARRAYTYPE_P(args->context);
+	in.takes_position = args->display_position != NO_ARG;
+	if (in.takes_position)
+	{
+		in.position_null = PG_ARGISNULL(args->display_position);
+		if (!in.position_null)
+			in.position = PG_GETARG_INT32(args->display_position);
+	}
+	MmoeSetRow(m, s, r, &in);
 }
 
 /*
