@@ -426,8 +426,10 @@ GrowData(TrainData *d, const MmoeModel *m, int64 need, const char *rel)
 	if ((double) need * per_row > budget)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("training rows of %s do not fit in maintenance_work_mem (%d kB): more than " INT64_FORMAT " rows of %zu bytes",
-						rel, maintenance_work_mem, need - 1, per_row),
+				 errmsg("training rows of %s do not fit in maintenance_work_mem (%d kB)",
+						rel, maintenance_work_mem),
+				 errdetail("Rows take %zu bytes each here; reading stopped at row " INT64_FORMAT ".",
+						   per_row, need),
 				 errhint("Raise maintenance_work_mem for this session, or train on a sample.")));
 	if ((double) cap * per_row > budget)
 		cap = Max(need, (int64) (budget / per_row));
