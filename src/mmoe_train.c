@@ -597,7 +597,8 @@ LoadRows(Oid relid, const MmoeModel *m, const TrainColumns *c, TrainData *d, Mem
 	if (d->n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("%s has no rows to train on", rel)));
+				 errmsg("%s has no rows", rel),
+				 errhint("Training and validation need at least one row.")));
 	if (d->n > PG_INT32_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
