@@ -39,6 +39,9 @@
 #include "rng.h"
 #include "safetensors.h"
 
+/* Largest model whose first-step gradients options.record_gradients keeps in metrics */
+#define MAX_RECORDED_PARAMS 100000
+
 /* Rows fetched from the cursor at a time */
 #define TRAIN_FETCH_ROWS 1000
 
@@ -1079,6 +1082,11 @@ mmoe_train(PG_FUNCTION_ARGS)
 		maxrows = MmoeTrainerMaxRows(m, &set.opt, set.batch_size);
 		MmoeTrainerInit(&tr, m, &set.opt, maxrows,
 						MemoryContextAllocHuge(context, MmoeTrainerBytes(m, &set.opt, maxrows)));
+		if (set.record_gradients && tr.nparams > MAX_RECORDED_PARAMS)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("options.record_gradients is for models of at most %d parameters; this one has %zu",
+							MAX_RECORDED_PARAMS, tr.nparams)));
 		if (init_weights)
 			InitFromVersion(&tr, config, init_weights);
 		else
@@ -1252,9 +1260,9 @@ mmoe_train(PG_FUNCTION_ARGS)
 						 val.n, best_epoch);
 	}
 	appendStringInfo(&metrics, ", \"rows\": " INT64_FORMAT ", \"epochs\": %d, \"epochs_run\": %d, "
-					 "\"batch_size\": %d, \"learning_rate\": %.17g, \"loss_weighting\": \"%s\", "
+					 "\"batch_size\": %d, \"batch_rows\": %d, \"learning_rate\": %.17g, \"loss_weighting\": \"%s\", "
 					 "\"seed\": " INT64_FORMAT ", \"options\": %s, \"parameters\": %zu}",
-					 data.n, set.epochs, epochs_run, set.batch_size, set.lr,
+					 data.n, set.epochs, epochs_run, set.batch_size, maxrows, set.lr,
 					 set.opt.uncertainty ? "uncertainty" : "fixed", PG_GETARG_INT64(ARG_SEED),
 					 JsonbToCString(NULL, &options->root, VARSIZE(options)), tr.nparams);
 	appendStringInfo(&metrics, ", \"log\": [%s]", log.data);
