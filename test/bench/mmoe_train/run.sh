@@ -3,7 +3,8 @@
 # initial weights (bench_torch.py):
 #  1. Ma et al. (2018) synthetic regression at task correlations 1, 0.5, 0.1: MMoE
 #     against shared-bottom (the same parameter budget), test MSE per task, and
-#     seconds per epoch of recsys and PyTorch;
+#     seconds per epoch of recsys and PyTorch from the same initial weights; then
+#     recsys's MMoE and shared-bottom averaged over three fresh initialisations;
 #  2. a two-task binary set with known structure: test AUC per task of recsys and
 #     PyTorch, uncertainty against fixed weighting, the Bayes AUC as the ceiling;
 #  3. the trained model exported, loaded into the documented PyTorch module and scored.
@@ -49,6 +50,20 @@ SELECT format('recsys  %-16s test mse %s / %s, %s s per epoch', '$name',
 	round(avg((p[1] - y1) ^ 2)::numeric, 4), round(avg((p[2] - y2) ^ 2)::numeric, 4),
 	(SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds)::numeric, 4) FROM r))
 FROM (SELECT y1, y2, recsys.predict('$name', f)::float8[] AS p FROM syn_test) s;
+SQL
+	done
+	# MMoE against shared-bottom over three fresh initialisations (seeds), recsys only
+	for model in mmoe sb; do
+		c=$(cfg "syn_$model")
+		for seed in 11 12 13; do
+			psql_q -c "SET client_min_messages = warning" -c "SELECT count(*) FROM recsys.train_mmoe('seeds_${p}_$model', 'syn_train', 'f', '{y1,y2}', '$c', epochs => $epochs_syn, batch_size => 256, learning_rate => $lr, loss_weighting => 'fixed', seed => $seed)" >/dev/null
+		done
+		psql_q <<SQL
+SELECT format('recsys  %-16s mean over 3 seeds: test mse %s / %s (sd of the sum %s)', 'syn_${p}_$model',
+	round(avg(m1)::numeric, 4), round(avg(m2)::numeric, 4), round(stddev_samp(m1 + m2)::numeric, 4))
+FROM (SELECT v, avg((p[1] - y1) ^ 2) AS m1, avg((p[2] - y2) ^ 2) AS m2
+	FROM generate_series(1, 3) v, LATERAL (SELECT y1, y2, recsys.predict('seeds_${p}_$model', f, version => v)::float8[] AS p
+		FROM syn_test) s GROUP BY v) q;
 SQL
 	done
 	psql_q -c "DROP TABLE syn_train, syn_test"
