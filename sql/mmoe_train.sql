@@ -53,6 +53,10 @@ SELECT jsonb_object_keys(validation) AS validation_keys FROM recsys.train_mmoe('
 	epochs => 1, categorical_column => 'dev', context_column => 'ctx', display_position_column => 'pos',
 	validation => 'tm', options => '{"init_version": 1}') ORDER BY 1;
 
+-- boolean labels are read as 0 and 1
+CREATE TABLE tm_bool AS SELECT f, click = 1 AS click, rating FROM tm;
+SELECT count(*) AS epochs FROM recsys.train_mmoe('tm3', 'tm_bool', 'f', '{click,rating}', (SELECT plain FROM cfg), epochs => 2);
+
 -- arguments
 SELECT pg_temp.try($$SELECT * FROM recsys.train_mmoe('', 'tm', 'f', '{click,rating}', (SELECT plain FROM cfg))$$);
 SELECT pg_temp.try($$SELECT * FROM recsys.train_mmoe('x', 'tm', NULL, '{click,rating}', (SELECT plain FROM cfg))$$);
@@ -118,5 +122,5 @@ CREATE TABLE tm_big AS SELECT f, click, rating FROM tm, generate_series(1, 700);
 SELECT pg_temp.try($$SELECT * FROM recsys.train_mmoe('x', 'tm_big', 'f', '{click,rating}', (SELECT plain FROM cfg), epochs => 1)$$);
 RESET maintenance_work_mem;
 
--- versions: tm1 1, tm2 2 (fresh, fine-tuned), x 1 (the run with unlabelled rows); nothing from failed runs
-SELECT name, count(*) AS versions FROM recsys.models WHERE name IN ('tm1', 'tm2', 'x') GROUP BY name ORDER BY name;
+-- versions: tm1 1, tm2 2 (fresh, fine-tuned), tm3 1, x 1 (the run with unlabelled rows); nothing from failed runs
+SELECT name, count(*) AS versions FROM recsys.models WHERE name IN ('tm1', 'tm2', 'tm3', 'x') GROUP BY name ORDER BY name;

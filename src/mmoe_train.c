@@ -363,7 +363,14 @@ SelectSql(Oid relid, const MmoeModel *m, const TrainColumns *c)
 	initStringInfo(&q);
 	appendStringInfo(&q, "SELECT (%s)::pg_catalog.float4[]", quote_identifier(c->features));
 	for (int t = 0; t < m->ntasks; t++)
-		appendStringInfo(&q, ", (%s)::pg_catalog.float8", quote_identifier(c->labels[t]));
+	{
+		AttrNumber	att = get_attnum(relid, c->labels[t]);
+
+		/* boolean labels have no cast to float8: go through int4 (false 0, true 1) */
+		appendStringInfo(&q, ", (%s)%s::pg_catalog.float8", quote_identifier(c->labels[t]),
+						 att != InvalidAttrNumber && get_atttype(relid, att) == BOOLOID
+						 ? "::pg_catalog.int4" : "");
+	}
 	appendStringInfo(&q, ", %s", c->categorical ? psprintf("(%s)::pg_catalog.int4[]", quote_identifier(c->categorical)) : "NULL::pg_catalog.int4[]");
 	appendStringInfo(&q, ", %s", c->context ? psprintf("(%s)::pg_catalog.float4[]", quote_identifier(c->context)) : "NULL::pg_catalog.float4[]");
 	appendStringInfo(&q, ", %s", c->position ? psprintf("(%s)::pg_catalog.int4", quote_identifier(c->position)) : "NULL::pg_catalog.int4");
