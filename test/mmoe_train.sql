@@ -6,7 +6,7 @@
 SET client_min_messages = warning;
 \ir ref/out/mmoe_train_ref.sql
 
-SELECT plan(34);
+SELECT plan(38);
 
 -- max abs error between two arrays (NULL if lengths differ)
 CREATE FUNCTION pg_temp.max_abs_diff(a float8[], b float8[]) RETURNS float8
@@ -121,6 +121,15 @@ SELECT cmp_ok((SELECT max(pg_temp.max_abs_diff(p.value, pg_temp.st_tensor(m.weig
 SELECT cmp_ok((SELECT max(pg_temp.max_abs_diff(recsys.predict('p', r.f, r.cat, r.ctx, r.pos, version => 3)::float8[],
 		s.scores)) FROM mt_rows r JOIN mt_scores s ON s.i = r.i AND s.run = 'all'), '<', 1e-4::float8,
 	'the trained model serves through predict like PyTorch''s trained module');
+
+-- The trained model is an ordinary stored model
+SELECT is((SELECT count(*)::int FROM mt_rows r, recsys.predict_mc('p', r.f, 16, 1, r.cat, r.ctx, r.pos, version => 3) m
+		WHERE m.mean BETWEEN -1e6 AND 1e6 AND m.variance >= 0), 80, 'predict_mc scores the trained model (two tasks per row)');
+SELECT cmp_ok((SELECT max(abs(s - 1)) FROM mt_rows r, LATERAL (SELECT sum(x) AS s
+		FROM unnest(recsys.gate_weights('p', r.f, 'click', r.cat, version => 3)) x) g), '<', 1e-5::float8,
+	'gate_weights of the trained model sum to 1');
+SELECT is(recsys.import_model('p_copy', recsys.export_model('p', 3)), 1, 'the exported trained model imports again');
+SELECT is(recsys.export_model('p_copy'), recsys.export_model('p', 3), '... and exports to the same bytes');
 
 -- Fixed weighting
 SELECT is(pg_temp.train_run('fixed', 3, '{"record_gradients": true}'), 4, 'fixed weighting stored as version 4');
