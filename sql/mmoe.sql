@@ -1,14 +1,22 @@
 -- Stored MMoE models: a hand-checkable model, then every bad input with its SQLSTATE
 SET extra_float_digits = 0;
 
--- run a statement, give 'ok' or its SQLSTATE and message
+-- run a statement, give 'ok' or its error as psql prints it with VERBOSITY verbose
+-- (SQLSTATE, message, DETAIL, HINT; no source location)
 CREATE FUNCTION pg_temp.try(q text) RETURNS text
 LANGUAGE plpgsql AS $$
+DECLARE
+	msg text;
+	detail text;
+	hint text;
 BEGIN
 	EXECUTE q;
 	RETURN 'ok';
 EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ': ' || SQLERRM;
+	GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+	RETURN 'ERROR:  ' || SQLSTATE || ': ' || msg
+		|| CASE WHEN detail <> '' THEN E'\nDETAIL:  ' || detail ELSE '' END
+		|| CASE WHEN hint <> '' THEN E'\nHINT:  ' || hint ELSE '' END;
 END
 $$;
 
@@ -117,6 +125,12 @@ SELECT pg_temp.try($$SELECT recsys.import_model('bad', pg_temp.st('{"a": {"dtype
 SELECT pg_temp.try($$SELECT recsys.import_model('bad', pg_temp.st('{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}', '\x0000000000'), '{}')$$);
 SELECT pg_temp.try($$SELECT recsys.import_model('bad', pg_temp.st('{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}', '\x0000000000000000'), '{}')$$);
 SELECT pg_temp.try($$SELECT recsys.import_model('bad', pg_temp.st('{}', '\x00'), '{}')$$);
+-- what torch.save writes (a ZIP archive; a protocol-2 pickle before PyTorch 1.6) is not a safetensors file
+SELECT pg_temp.try($$SELECT recsys.import_model('bad', '\x504b0304000008080000000000000000000000000000'::bytea, '{}')$$);
+SELECT pg_temp.try($$SELECT recsys.import_model('bad', '\x80028a0a6cfc9c46f9206aa85019'::bytea, '{}')$$);
+-- __metadata__.recsys given as a JSON object instead of a string, shallow and deep
+SELECT pg_temp.try($$SELECT recsys.import_model('bad', pg_temp.st('{"__metadata__": {"recsys": {"kind": "mmoe"}}}'))$$);
+SELECT pg_temp.try($$SELECT recsys.import_model('bad', pg_temp.st('{"__metadata__": {"recsys": {"kind": "mmoe", "experts": {"hidden": [2]}}}}'))$$);
 -- truncated and corrupted copies of the tiny model
 SELECT pg_temp.try($$SELECT recsys.import_model('bad', substr(recsys.export_model('tiny'), 1, octet_length(recsys.export_model('tiny')) - 1))$$);
 SELECT pg_temp.try($$SELECT recsys.import_model('bad', substr(recsys.export_model('tiny'), 1, 100))$$);
@@ -147,6 +161,9 @@ FROM unnest(ARRAY[
 	'{"kind": "mmoe", "input_dim": 1.5, "experts": {"count": 1, "hidden": [2]}, "tasks": [{"name": "y", "type": "regression"}]}',
 	'{"kind": "mmoe", "input_dim": "2", "experts": {"count": 1, "hidden": [2]}, "tasks": [{"name": "y", "type": "regression"}]}',
 	'{"kind": "mmoe", "input_dim": 100000, "experts": {"count": 1, "hidden": [2]}, "tasks": [{"name": "y", "type": "regression"}]}',
+	'{"kind": "mmoe", "input_dim": 1e40, "experts": {"count": 1, "hidden": [2]}, "tasks": [{"name": "y", "type": "regression"}]}',
+	'{"kind": "mmoe", "input_dim": -123456789012345678901234567890, "experts": {"count": 1, "hidden": [2]}, "tasks": [{"name": "y", "type": "regression"}]}',
+	'{"kind": "mmoe", "input_dim": 2.0, "experts": {"count": 1, "hidden": [2]}, "tasks": [{"name": "y", "type": "regression"}]}',
 	'{"kind": "mmoe", "input_dim": 2, "experts": {"count": 0, "hidden": [2]}, "tasks": [{"name": "y", "type": "regression"}]}',
 	'{"kind": "mmoe", "input_dim": 2, "experts": {"count": 5000, "hidden": [2]}, "tasks": [{"name": "y", "type": "regression"}]}',
 	'{"kind": "mmoe", "input_dim": 2, "experts": {"count": 1, "hidden": []}, "tasks": [{"name": "y", "type": "regression"}]}',
@@ -195,7 +212,7 @@ SELECT pg_temp.try(q) FROM unnest(ARRAY[
 	$$SELECT recsys.predict('tiny', '{1,2}'::real[], 'z')$$,
 	$$SELECT recsys.predict('tiny', '{1,2}'::real[], categorical => '{1}')$$,
 	$$SELECT recsys.predict('tiny', '{1,2}'::real[], context => '{1}')$$,
-	$$SELECT recsys.predict('tiny', '{1,2}'::real[], "position" => 0)$$,
+	$$SELECT recsys.predict('tiny', '{1,2}'::real[], display_position => 0)$$,
 	$$SELECT recsys.predict('tiny_all', '{1}'::real[], context => '{2}')$$,
 	$$SELECT recsys.predict('tiny_all', '{1}'::real[], categorical => '{3}', context => '{2}')$$,
 	$$SELECT recsys.predict('tiny_all', '{1}'::real[], categorical => '{-1}', context => '{2}')$$,
@@ -205,8 +222,8 @@ SELECT pg_temp.try(q) FROM unnest(ARRAY[
 	$$SELECT recsys.predict('tiny_all', '{1}'::real[], categorical => '{1}')$$,
 	$$SELECT recsys.predict('tiny_all', '{1}'::real[], categorical => '{1}', context => '{2,3}')$$,
 	$$SELECT recsys.predict('tiny_all', '{1}'::real[], categorical => '{1}', context => '{NaN}')$$,
-	$$SELECT recsys.predict('tiny_all', '{1}'::real[], categorical => '{1}', context => '{2}', "position" => 2)$$,
-	$$SELECT recsys.predict('tiny_all', '{1}'::real[], categorical => '{1}', context => '{2}', "position" => -1)$$,
+	$$SELECT recsys.predict('tiny_all', '{1}'::real[], categorical => '{1}', context => '{2}', display_position => 2)$$,
+	$$SELECT recsys.predict('tiny_all', '{1}'::real[], categorical => '{1}', context => '{2}', display_position => -1)$$,
 	$$SELECT recsys.gate_weights('tiny', '{1,2}'::real[], 'z')$$,
 	$$SELECT recsys.predict_mc('tiny', '{1,2}'::real[], 0)$$,
 	$$SELECT recsys.predict_mc('tiny', '{1,2}'::real[], 1000000)$$,
@@ -214,7 +231,7 @@ SELECT pg_temp.try(q) FROM unnest(ARRAY[
 	$$SELECT recsys.predict_batch('tiny', '{{1,2,3}}'::real[])$$,
 	$$SELECT recsys.predict_batch('tiny', '{{1,2},{3,NULL}}'::real[])$$,
 	$$SELECT recsys.predict_batch('tiny', '{{1,2},{3,NaN}}'::real[])$$,
-	$$SELECT recsys.predict_batch('tiny', '{{1,2}}'::real[], positions => '{1}')$$,
+	$$SELECT recsys.predict_batch('tiny', '{{1,2}}'::real[], display_positions => '{1}')$$,
 	$$SELECT recsys.predict_batch('tiny_all', '{{1},{2}}'::real[], '{{1}}', '{{1},{1}}')$$,
 	$$SELECT recsys.predict_batch('tiny_all', '{{1},{2}}'::real[], '{{1},{5}}', '{{1},{1}}')$$,
 	$$SELECT recsys.predict_batch('tiny_all', '{{1},{2}}'::real[], '{{1},{1}}', '{{1},{1}}', '{1}')$$,
@@ -228,7 +245,7 @@ SELECT pg_temp.try(q) FROM unnest(ARRAY[
 SELECT recsys.predict(NULL, '{1,2}'::real[]) IS NULL AS a, recsys.predict('tiny', NULL::real[]) IS NULL AS b,
 	recsys.predict('tiny', '{1,2}'::real[], NULL::text) IS NULL AS c,
 	(SELECT count(*) FROM recsys.predict_mc('tiny', NULL::real[])) AS d, recsys.export_model(NULL) IS NULL AS e;
-SELECT * FROM recsys.predict_batch('tiny', '{{1,2},{3,4}}'::real[], positions => NULL);
+SELECT * FROM recsys.predict_batch('tiny', '{{1,2},{3,4}}'::real[], display_positions => NULL);
 SELECT * FROM recsys.predict_batch('tiny_all', '{{1},{1}}'::real[], '{{2},{2}}', '{{2},{2}}', '{1,NULL}');
 
 -- Rows that are not MMoE models, or were damaged after import

@@ -134,6 +134,20 @@ Fail(ParseState *st, SafetensorsStatus status, const char *fmt,...)
 	va_end(args);
 }
 
+/* Record the error for a __metadata__ value that is not a string, naming its key */
+static void
+FailMetaValue(ParseState *st, const char *key)
+{
+	char		shown[80];
+
+	if (st->failed)
+		return;
+	SafetensorsPrintable(key ? key : "", shown, sizeof(shown));
+	Fail(st, ST_BAD_FORMAT, "safetensors __metadata__ value \"%s\" must be a JSON string", shown);
+	snprintf(st->err->hint, sizeof(st->err->hint), "%s",
+			 "Metadata values are strings: serialize a JSON value first, as in metadata={\"recsys\": json.dumps(config)}.");
+}
+
 /* Record an error about the current tensor, naming it */
 static void
 FailTensor(ParseState *st, const char *what)
@@ -187,7 +201,7 @@ OnObjectStart(void *state)
 	else if (st->depth == 2)
 	{
 		if (st->top == IN_METADATA)
-			Fail(st, ST_BAD_FORMAT, "safetensors __metadata__ values must be strings");
+			FailMetaValue(st, st->field);
 		else
 			FailTensor(st, "unexpected object inside the tensor entry");
 	}
@@ -285,7 +299,7 @@ OnArrayStart(void *state)
 			FailTensor(st, "entry must be an object");
 	}
 	else if (st->depth == 2 && st->top == IN_METADATA)
-		Fail(st, ST_BAD_FORMAT, "safetensors __metadata__ values must be strings");
+		FailMetaValue(st, st->field);
 	else if (st->depth == 2 && strcmp(st->field, "shape") == 0)
 		st->array = SEEN_SHAPE;
 	else if (st->depth == 2 && strcmp(st->field, "data_offsets") == 0)
@@ -443,7 +457,7 @@ OnScalar(void *state, char *token, JsonTokenType type)
 	{
 		if (type != JSON_TOKEN_STRING)
 		{
-			Fail(st, ST_BAD_FORMAT, "safetensors __metadata__ values must be strings");
+			FailMetaValue(st, st->field);
 			goto done;
 		}
 		AddMeta(st, st->field, token);
@@ -551,16 +565,51 @@ CompareMetaKeys(const void *a, const void *b, void *arg)
 }
 
 /*
+ * Tell whether buf starts like a torch.save file: a ZIP archive (the format
+ * since PyTorch 1.6) or a pickle stream of protocol 2 or later (older files).
+ * A valid safetensors file can start with the same bytes, so this only
+ * explains bytes already found invalid.
+ */
+static bool
+LooksLikeTorchSave(const unsigned char *buf, uint64 len)
+{
+	if (len >= 4 && memcmp(buf, "PK\x03\x04", 4) == 0)
+		return true;
+	return len >= 2 && buf[0] == 0x80 && buf[1] >= 2 && buf[1] <= 5;
+}
+
+/*
+ * Record the error for bytes that are not a safetensors file at all; detail
+ * says why, unless the bytes are recognizably a torch.save file
+ */
+static void
+NotSafetensors(ParseState *st, const unsigned char *buf, uint64 len, const char *detail)
+{
+	Fail(st, ST_BAD_FORMAT, "not a safetensors file");
+	snprintf(st->err->detail, sizeof(st->err->detail), "%s",
+			 LooksLikeTorchSave(buf, len)
+			 ? "The data starts like a file written by torch.save (a ZIP archive or a pickle)."
+			 : detail);
+	snprintf(st->err->hint, sizeof(st->err->hint), "%s",
+			 "Write the weights with safetensors (safetensors.torch.save_file(model.state_dict(), path)), not torch.save.");
+}
+
+/*
  * Get the deepest nesting of [ and { outside strings, stopping early once it
- * passes limit.  This is not a JSON parser: it only keeps pg_parse_json's
- * recursion bounded.
+ * passes limit; when it passes limit inside a __metadata__ value, copy that
+ * value's key into meta_key (else leave it empty).  This is not a JSON
+ * parser: it only keeps pg_parse_json's recursion bounded.
  */
 static int
-NestingDepth(const char *s, int len, int limit)
+NestingDepth(const char *s, int len, int limit, char *meta_key, int meta_key_len)
 {
 	int			depth = 0;
 	int			max = 0;
 	bool		in_string = false;
+	int			str_start = 0;
+	bool		top_is_meta = false;	/* the last top-level string is "__metadata__" */
+	int			sub_start = -1;		/* the last string one level down */
+	int			sub_len = 0;
 
 	for (int i = 0; i < len; i++)
 	{
@@ -571,10 +620,22 @@ NestingDepth(const char *s, int len, int limit)
 			if (c == '\\')
 				i++;
 			else if (c == '"')
+			{
 				in_string = false;
+				if (depth == 1)
+					top_is_meta = i - str_start == 12 && memcmp(s + str_start, "__metadata__", 12) == 0;
+				else if (depth == 2)
+				{
+					sub_start = str_start;
+					sub_len = i - str_start;
+				}
+			}
 		}
 		else if (c == '"')
+		{
 			in_string = true;
+			str_start = i + 1;
+		}
 		else if (c == '{' || c == '[')
 		{
 			if (++depth > max)
@@ -585,6 +646,10 @@ NestingDepth(const char *s, int len, int limit)
 		else if (c == '}' || c == ']')
 			depth--;
 	}
+	if (max > limit && top_is_meta && sub_start >= 0)
+		snprintf(meta_key, meta_key_len, "%.*s", Min(sub_len, meta_key_len - 1), s + sub_start);
+	else
+		meta_key[0] = '\0';
 	return max;
 }
 
@@ -603,6 +668,7 @@ SafetensorsParse(const unsigned char *buf, uint64 len, SafetensorsFile *file,
 	JsonParseErrorType jerr;
 	uint64		n;
 	char	   *header;
+	char		meta_key[80];
 	SafetensorsTensor **order = NULL;
 
 	memset(file, 0, sizeof(*file));
@@ -623,10 +689,12 @@ SafetensorsParse(const unsigned char *buf, uint64 len, SafetensorsFile *file,
 		n = (n << 8) | buf[i];
 	if (n > len - 8)
 	{
-		Fail(&st, ST_BAD_FORMAT, "safetensors header length " UINT64_FORMAT " is past the end of the data",
-			 n);
-		snprintf(err->detail, sizeof(err->detail),
-				 "The data has " UINT64_FORMAT " bytes after the 8-byte length.", len - 8);
+		char		detail[200];
+
+		snprintf(detail, sizeof(detail),
+				 "The first 8 bytes give a header length of " UINT64_FORMAT ", but only " UINT64_FORMAT " bytes follow them.",
+				 n, len - 8);
+		NotSafetensors(&st, buf, len, detail);
 		return false;
 	}
 	if (n > SAFETENSORS_MAX_HEADER)
@@ -637,7 +705,7 @@ SafetensorsParse(const unsigned char *buf, uint64 len, SafetensorsFile *file,
 	}
 	if (n < 2 || buf[8] != '{')
 	{
-		Fail(&st, ST_BAD_FORMAT, "safetensors header must be a JSON object");
+		NotSafetensors(&st, buf, len, "The header after the 8-byte length does not start with '{'.");
 		return false;
 	}
 	header = (char *) buf + 8;
@@ -646,9 +714,13 @@ SafetensorsParse(const unsigned char *buf, uint64 len, SafetensorsFile *file,
 		Fail(&st, ST_BAD_FORMAT, "safetensors header is not valid UTF-8");
 		return false;
 	}
-	if (NestingDepth(header, (int) n, ST_MAX_DEPTH) > ST_MAX_DEPTH)
+	if (NestingDepth(header, (int) n, ST_MAX_DEPTH, meta_key, sizeof(meta_key)) > ST_MAX_DEPTH)
 	{
-		Fail(&st, ST_BAD_FORMAT, "safetensors header nests deeper than a tensor entry");
+		/* a JSON object or array given as a metadata value is the usual cause */
+		if (meta_key[0])
+			FailMetaValue(&st, meta_key);
+		else
+			Fail(&st, ST_BAD_FORMAT, "safetensors header nests deeper than a tensor entry");
 		return false;
 	}
 	file->data = buf + 8 + n;

@@ -77,6 +77,7 @@ typedef struct SafetensorsError
 	SafetensorsStatus status;
 	char		message[320];
 	char		detail[320];
+	char		hint[320];
 } SafetensorsError;
 
 extern bool SafetensorsParse(const unsigned char *buf, uint64 len,

@@ -4,7 +4,7 @@
 SET client_min_messages = warning;
 \ir ref/out/mmoe_ref.sql
 
-SELECT plan(51);
+SELECT plan(53);
 
 -- the lines of EXPLAIN (COSTS OFF) for a query
 CREATE FUNCTION pg_temp.explain_lines(q text) RETURNS SETOF text
@@ -208,7 +208,19 @@ SELECT is((SELECT c.lookups - c0.lookups FROM recsys.model_cache() c, mmoe_cache
 SELECT is((SELECT c.loaded_at FROM recsys.model_cache() c WHERE c.name = 'm_topk'),
 	(SELECT loaded_at FROM mmoe_cache0), 'the parsed model is reused by later statements');
 SELECT is((SELECT sum(pins)::int FROM recsys.model_cache()), 0, 'no entry stays pinned after its statement');
-SELECT cmp_ok((SELECT count(*)::int FROM recsys.model_cache()), '<=', 16, 'the cache keeps at most 16 entries');
+-- 17 more models, each scored by its own statement: the least recently used entries leave
+SELECT is((SELECT array_agg(pg_temp.ref_import('ev_' || i, 'softmax')) FROM generate_series(1, 17) i),
+	array_fill(1, ARRAY[17]), 'imported 17 models for the eviction test');
+\o /dev/null
+SELECT format($$SELECT recsys.predict(%L, features) FROM mmoe_ref_rows WHERE variant = 'softmax' AND row_id = 3$$,
+	'ev_' || i) FROM generate_series(1, 17) i
+\gexec
+\o
+SELECT is((SELECT count(*)::int FROM recsys.model_cache()), 16,
+	'with no statement running the cache holds 16 entries');
+SELECT is((SELECT array_agg(name ORDER BY substr(name, 4)::int) FROM recsys.model_cache() WHERE name LIKE 'ev\_%'),
+	(SELECT array_agg('ev_' || i ORDER BY i) FROM generate_series(2, 17) i),
+	'the least recently used entry (ev_1, and every older one) was evicted');
 
 SELECT is(recsys.drop_model('m_topk'), 1, 'drop_model without a version drops them all');
 SELECT throws_ok($$SELECT recsys.predict('m_topk', '{1,2,3,4,5,6,7,8,9,10}'::real[])$$, '42704',

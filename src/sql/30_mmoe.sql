@@ -1,4 +1,4 @@
--- Stored MMoE models: import/export (safetensors), scoring (api.md section 3)
+-- Stored MMoE models: import/export (safetensors) and scoring (src/mmoe_sql.c)
 
 CREATE FUNCTION recsys.mmoe_validate(weights bytea, config jsonb DEFAULT NULL)
 	RETURNS TABLE(valid_config jsonb, safetensors bytea)
@@ -6,9 +6,8 @@ CREATE FUNCTION recsys.mmoe_validate(weights bytea, config jsonb DEFAULT NULL)
 COMMENT ON FUNCTION recsys.mmoe_validate(bytea, jsonb) IS
 	'check a safetensors file against an MMoE config (argument, else __metadata__.recsys); returns the config and the canonical file with the config embedded';
 
-CREATE FUNCTION recsys.import_model(name text, weights bytea, config jsonb DEFAULT NULL) RETURNS int
-LANGUAGE plpgsql VOLATILE SECURITY INVOKER
-SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION recsys.import_model(model text, weights bytea, config jsonb DEFAULT NULL) RETURNS int
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	v int;
 	checked record;
@@ -24,11 +23,10 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION recsys.import_model(text, bytea, jsonb) IS
-	'import an MMoE model from safetensors bytes (config from the argument or __metadata__.recsys) as the next version of name; returns the version';
+	'import an MMoE model from safetensors bytes (config from the argument or __metadata__.recsys) as the next version of model; returns the version';
 
-CREATE FUNCTION recsys.export_model(name text, version int DEFAULT NULL) RETURNS bytea
-LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION recsys.export_model(model text, version int DEFAULT NULL) RETURNS bytea
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	v int;
 	m record;
@@ -49,30 +47,33 @@ COMMENT ON FUNCTION recsys.export_model(text, int) IS
 	'a stored MMoE model (newest version unless one is named) as safetensors bytes, with its config in __metadata__.recsys';
 
 -- Scoring.  Optional inputs are meant to be passed by name
--- (categorical => ..., context => ..., position => ..., version => ...).
+-- (categorical => ..., context => ..., display_position => ..., version => ...).
+-- The C functions set no search_path: they run no SQL but the model store's
+-- schema-qualified lookup, and a SET clause would cost a GUC save and
+-- restore on every row.
 CREATE FUNCTION recsys.predict(model text, features real[], categorical int[] DEFAULT NULL,
-	context real[] DEFAULT NULL, "position" int DEFAULT NULL, version int DEFAULT NULL)
+	context real[] DEFAULT NULL, display_position int DEFAULT NULL, version int DEFAULT NULL)
 	RETURNS real[]
 	AS 'MODULE_PATHNAME', 'mmoe_predict' LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION recsys.predict(text, real[], int[], real[], int, int) IS
 	'score one row with a stored MMoE model: one output per task in config order (probability for binary tasks, value for regression)';
 
 CREATE FUNCTION recsys.predict(model text, features double precision[], categorical int[] DEFAULT NULL,
-	context double precision[] DEFAULT NULL, "position" int DEFAULT NULL, version int DEFAULT NULL)
+	context double precision[] DEFAULT NULL, display_position int DEFAULT NULL, version int DEFAULT NULL)
 	RETURNS real[]
 	AS 'MODULE_PATHNAME', 'mmoe_predict' LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION recsys.predict(text, double precision[], int[], double precision[], int, int) IS
 	'score one row with a stored MMoE model: one output per task in config order (probability for binary tasks, value for regression)';
 
 CREATE FUNCTION recsys.predict(model text, features real[], task text, categorical int[] DEFAULT NULL,
-	context real[] DEFAULT NULL, "position" int DEFAULT NULL, version int DEFAULT NULL)
+	context real[] DEFAULT NULL, display_position int DEFAULT NULL, version int DEFAULT NULL)
 	RETURNS real
 	AS 'MODULE_PATHNAME', 'mmoe_predict_task' LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION recsys.predict(text, real[], text, int[], real[], int, int) IS
 	'score one row with a stored MMoE model for one task';
 
 CREATE FUNCTION recsys.predict(model text, features double precision[], task text, categorical int[] DEFAULT NULL,
-	context double precision[] DEFAULT NULL, "position" int DEFAULT NULL, version int DEFAULT NULL)
+	context double precision[] DEFAULT NULL, display_position int DEFAULT NULL, version int DEFAULT NULL)
 	RETURNS real
 	AS 'MODULE_PATHNAME', 'mmoe_predict_task' LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION recsys.predict(text, double precision[], text, int[], double precision[], int, int) IS
@@ -93,7 +94,7 @@ COMMENT ON FUNCTION recsys.gate_weights(text, double precision[], text, int[], i
 	'the weights a task''s gate gives each expert for one row (sum to 1; zeros outside the top k for noisy_top_k gates)';
 
 CREATE FUNCTION recsys.predict_mc(model text, features real[], samples int DEFAULT 32, seed int DEFAULT 0,
-	categorical int[] DEFAULT NULL, context real[] DEFAULT NULL, "position" int DEFAULT NULL,
+	categorical int[] DEFAULT NULL, context real[] DEFAULT NULL, display_position int DEFAULT NULL,
 	version int DEFAULT NULL)
 	RETURNS TABLE(task text, mean real, variance real)
 	AS 'MODULE_PATHNAME', 'mmoe_predict_mc' LANGUAGE C STABLE PARALLEL SAFE ROWS 4;
@@ -101,7 +102,7 @@ COMMENT ON FUNCTION recsys.predict_mc(text, real[], int, int, int[], real[], int
 	'MC-dropout uncertainty for one row: per task, mean and variance of the output over samples passes with the config''s dropout rate (reproducible for a seed)';
 
 CREATE FUNCTION recsys.predict_mc(model text, features double precision[], samples int DEFAULT 32, seed int DEFAULT 0,
-	categorical int[] DEFAULT NULL, context double precision[] DEFAULT NULL, "position" int DEFAULT NULL,
+	categorical int[] DEFAULT NULL, context double precision[] DEFAULT NULL, display_position int DEFAULT NULL,
 	version int DEFAULT NULL)
 	RETURNS TABLE(task text, mean real, variance real)
 	AS 'MODULE_PATHNAME', 'mmoe_predict_mc' LANGUAGE C STABLE PARALLEL SAFE ROWS 4;
@@ -109,14 +110,14 @@ COMMENT ON FUNCTION recsys.predict_mc(text, double precision[], int, int, int[],
 	'MC-dropout uncertainty for one row: per task, mean and variance of the output over samples passes with the config''s dropout rate (reproducible for a seed)';
 
 CREATE FUNCTION recsys.predict_batch(model text, features real[], categorical int[] DEFAULT NULL,
-	context real[] DEFAULT NULL, positions int[] DEFAULT NULL, version int DEFAULT NULL)
+	context real[] DEFAULT NULL, display_positions int[] DEFAULT NULL, version int DEFAULT NULL)
 	RETURNS TABLE(i int, scores real[])
 	AS 'MODULE_PATHNAME', 'mmoe_predict_batch' LANGUAGE C STABLE PARALLEL SAFE ROWS 1000;
 COMMENT ON FUNCTION recsys.predict_batch(text, real[], int[], real[], int[], int) IS
-	'score a batch (features real[][], one row per candidate; categorical int[][], context real[][], positions int[] with NULL = missing) with BLAS sgemm: row number i (1-based) and the outputs per task';
+	'score a batch (features real[][], one row per candidate; categorical int[][], context real[][], display_positions int[] with NULL = missing) with BLAS sgemm: row number i (1-based) and the outputs per task';
 
 CREATE FUNCTION recsys.predict_batch(model text, features double precision[], categorical int[] DEFAULT NULL,
-	context double precision[] DEFAULT NULL, positions int[] DEFAULT NULL, version int DEFAULT NULL)
+	context double precision[] DEFAULT NULL, display_positions int[] DEFAULT NULL, version int DEFAULT NULL)
 	RETURNS TABLE(i int, scores real[])
 	AS 'MODULE_PATHNAME', 'mmoe_predict_batch' LANGUAGE C STABLE PARALLEL SAFE ROWS 1000;
 COMMENT ON FUNCTION recsys.predict_batch(text, double precision[], int[], double precision[], int[], int) IS

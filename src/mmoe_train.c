@@ -1,0 +1,1307 @@
+/*
+ * mmoe_train.c
+ *		recsys.train_mmoe: train an MMoE model from a table and store it as
+ *		the next version of a model (kind mmoe), with its training log.
+ *
+ * Rows are read once through an SPI cursor into memory (features, ids,
+ * context, position, labels as float32/int32), checked as they come, then
+ * trained on with minibatch Adam by the plain C kernel of
+ * src/mmoe_backward.c.  The data must fit in maintenance_work_mem (the
+ * error says how much it needs); the model, its gradient and two Adam
+ * moments take 16 bytes per parameter on top, and the activations of one
+ * batch are bounded as the scoring scratch is.
+ *
+ * Everything happens in the caller's transaction: a cancelled or failed run
+ * inserts nothing, so the previous versions stay as they were.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "portability/instr_time.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/tuplestore.h"
+
+#include "mmoe.h"
+#include "mmoe_backward.h"
+#include "model_store.h"
+#include "spi_safe.h"
+#include "rng.h"
+#include "safetensors.h"
+
+/* Largest model whose first-step gradients options.record_gradients keeps in metrics */
+#define MAX_RECORDED_PARAMS 100000
+
+/* Rows fetched from the cursor at a time */
+#define TRAIN_FETCH_ROWS 1000
+
+/* Argument positions of recsys.train_mmoe */
+enum
+{
+	ARG_MODEL,
+	ARG_SOURCE,
+	ARG_FEATURES,
+	ARG_LABELS,
+	ARG_CONFIG,
+	ARG_EPOCHS,
+	ARG_BATCH,
+	ARG_LR,
+	ARG_WEIGHTING,
+	ARG_CATEGORICAL,
+	ARG_CONTEXT,
+	ARG_POSITION,
+	ARG_VALIDATION,
+	ARG_OPTIONS,
+	ARG_SEED,
+	NARGS
+};
+
+/* The columns to read (NULL = none) */
+typedef struct TrainColumns
+{
+	char	   *features;
+	char	   *labels[MMOE_MAX_TASKS];
+	char	   *categorical;
+	char	   *context;
+	char	   *position;
+} TrainColumns;
+
+/* Rows held in memory */
+typedef struct TrainData
+{
+	int64		n;
+	int64		cap;
+	float	   *x;				/* [n, input_dim] */
+	int32	   *ids;			/* [n, ncategorical] */
+	float	   *context;		/* [n, context_dim] */
+	int32	   *position;		/* [n] */
+	float	   *labels;			/* [n, ntasks] */
+	uint8	   *has_label;		/* [n, ntasks] */
+} TrainData;
+
+/* Counts of bad rows by kind, for one error after the scan */
+typedef struct BadRows
+{
+	int64		null_features;
+	int64		features_len;
+	int64		features_nan;
+	int64		label_binary[MMOE_MAX_TASKS];
+	int64		label_nan[MMOE_MAX_TASKS];
+	int64		cat_null;
+	int64		cat_len;
+	int64		cat_range;
+	int64		ctx_null;
+	int64		ctx_len;
+	int64		ctx_nan;
+	int64		pos_range;
+} BadRows;
+
+typedef struct TrainSettings
+{
+	int			epochs;
+	int			batch_size;
+	double		lr;
+	int			patience;		/* 0 = none */
+	int			init_version;	/* 0 = fresh weights */
+	bool		record_gradients;
+	MmoeTrainOptions opt;
+} TrainSettings;
+
+/* Get the quoted, schema-qualified name of a relation */
+static char *
+RelationName(Oid relid)
+{
+	char	   *name = get_rel_name(relid);
+
+	if (name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), name);
+}
+
+/* Get the number of an options entry in [lo, hi], or raise an error naming it */
+static double
+OptionNumber(JsonbValue *v, const char *key, double lo, double hi)
+{
+	double		x;
+
+	if (v->type != jbvNumeric)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options.%s must be a number", key)));
+	x = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
+	if (!(x >= lo && x <= hi))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options.%s must be in [%g, %g], not %g", key, lo, hi, x)));
+	return x;
+}
+
+/* Get an integer options entry in [lo, hi] */
+static int
+OptionInt(JsonbValue *v, const char *key, int lo, int hi)
+{
+	double		x = OptionNumber(v, key, lo, hi);
+
+	if (x != floor(x))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options.%s must be an integer, not %g", key, x)));
+	return (int) x;
+}
+
+/* Read options (every key checked), loss weighting and the scalar arguments */
+static void
+ReadSettings(FunctionCallInfo fcinfo, const MmoeModel *m, TrainSettings *s)
+{
+	static const char *const keys[] = {"patience", "init_version", "task_weights",
+		"expert_dropout", "position_dropout", "balance_weight", "gate_noise",
+		"record_gradients", NULL};
+	Jsonb	   *opts = PG_GETARG_JSONB_P(ARG_OPTIONS);
+	char	   *weighting = text_to_cstring(PG_GETARG_TEXT_PP(ARG_WEIGHTING));
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	bool		have_weights = false;
+
+	memset(s, 0, sizeof(*s));
+	s->epochs = PG_GETARG_INT32(ARG_EPOCHS);
+	s->batch_size = PG_GETARG_INT32(ARG_BATCH);
+	s->lr = PG_GETARG_FLOAT8(ARG_LR);
+	if (s->epochs < 1 || s->epochs > 100000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("epochs must be in [1, 100000], not %d", s->epochs)));
+	if (s->batch_size < 1 || s->batch_size > 65536)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch_size must be in [1, 65536], not %d", s->batch_size)));
+	if (!(s->lr > 0.0 && s->lr <= 10.0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("learning_rate must be in (0, 10], not %g", s->lr)));
+	if (strcmp(weighting, "uncertainty") == 0)
+		s->opt.uncertainty = true;
+	else if (strcmp(weighting, "fixed") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("loss_weighting must be \"uncertainty\" or \"fixed\", not \"%s\"", weighting)));
+
+	s->opt.position_dropout = m->positions > 0 ? 0.1 : 0.0;
+	s->opt.balance_weight = m->gate == MMOE_GATE_NOISY_TOP_K ? 0.01 : 0.0;
+	s->opt.gate_noise = m->gate == MMOE_GATE_NOISY_TOP_K;
+	s->opt.dropout = m->dropout;
+	s->opt.seed = (uint64) PG_GETARG_INT64(ARG_SEED);
+	s->opt.beta1 = 0.9;
+	s->opt.beta2 = 0.999;
+	s->opt.eps = 1e-8;
+	for (int t = 0; t < m->ntasks; t++)
+		s->opt.task_weights[t] = 1.0;
+
+	if (!JB_ROOT_IS_OBJECT(opts) || JB_ROOT_IS_SCALAR(opts))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options must be a JSON object")));
+	it = JsonbIteratorInit(&opts->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *key;
+		JsonbValue	val;
+		bool		known = false;
+
+		if (tok != WJB_KEY)
+			continue;
+		key = pnstrdup(v.val.string.val, v.val.string.len);
+		for (int i = 0; keys[i]; i++)
+			known |= strcmp(keys[i], key) == 0;
+		if (!known)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown option \"%s\"", key),
+					 errhint("Options are patience, init_version, task_weights, expert_dropout, position_dropout, balance_weight, gate_noise and record_gradients.")));
+		tok = JsonbIteratorNext(&it, &val, true);
+		if (strcmp(key, "patience") == 0)
+			s->patience = OptionInt(&val, key, 1, 100000);
+		else if (strcmp(key, "init_version") == 0)
+			s->init_version = OptionInt(&val, key, 1, PG_INT32_MAX);
+		else if (strcmp(key, "expert_dropout") == 0)
+			s->opt.expert_dropout = OptionNumber(&val, key, 0.0, 0.99);
+		else if (strcmp(key, "position_dropout") == 0)
+		{
+			if (m->positions == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("options.position_dropout needs a shallow_tower in the config")));
+			s->opt.position_dropout = OptionNumber(&val, key, 0.0, 1.0);
+		}
+		else if (strcmp(key, "balance_weight") == 0)
+			s->opt.balance_weight = OptionNumber(&val, key, 0.0, 1e6);
+		else if (strcmp(key, "gate_noise") == 0 || strcmp(key, "record_gradients") == 0)
+		{
+			if (val.type != jbvBool)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("options.%s must be true or false", key)));
+			if (strcmp(key, "gate_noise") == 0)
+			{
+				if (val.val.boolean && m->gate != MMOE_GATE_NOISY_TOP_K)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("options.gate_noise needs a noisy_top_k gate in the config")));
+				s->opt.gate_noise = val.val.boolean;
+			}
+			else
+				s->record_gradients = val.val.boolean;
+		}
+		else if (strcmp(key, "task_weights") == 0)
+		{
+			JsonbContainer *arr;
+
+			if (val.type != jbvBinary || !JsonContainerIsArray(val.val.binary.data) ||
+				JsonContainerSize(val.val.binary.data) != m->ntasks)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("options.task_weights must be an array of %d numbers, one per task", m->ntasks)));
+			arr = val.val.binary.data;
+			for (int t = 0; t < m->ntasks; t++)
+				s->opt.task_weights[t] = OptionNumber(getIthJsonbValueFromContainer(arr, t),
+													  "task_weights", 0.0, 1e6);
+			have_weights = true;
+		}
+	}
+	if (have_weights && s->opt.uncertainty)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options.task_weights apply to loss_weighting \"fixed\", not \"uncertainty\"")));
+	if (s->patience > 0 && PG_ARGISNULL(ARG_VALIDATION))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options.patience needs a validation table")));
+}
+
+/* Get a name argument as a C string, or NULL */
+static char *
+NameArg(FunctionCallInfo fcinfo, int arg)
+{
+	if (PG_ARGISNULL(arg))
+		return NULL;
+	return pstrdup(NameStr(*PG_GETARG_NAME(arg)));
+}
+
+/* Read and check the column arguments against the config */
+static void
+ReadColumns(FunctionCallInfo fcinfo, const MmoeModel *m, TrainColumns *c)
+{
+	ArrayType  *labels = PG_GETARG_ARRAYTYPE_P(ARG_LABELS);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	memset(c, 0, sizeof(*c));
+	c->features = NameArg(fcinfo, ARG_FEATURES);
+	c->categorical = NameArg(fcinfo, ARG_CATEGORICAL);
+	c->context = NameArg(fcinfo, ARG_CONTEXT);
+	c->position = NameArg(fcinfo, ARG_POSITION);
+	if (ARR_NDIM(labels) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("label_columns must be a one-dimensional array")));
+	deconstruct_array(labels, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR, &elems, &nulls, &n);
+	if (n != m->ntasks)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("label_columns has %d columns, but the config has %d task(s)", n, m->ntasks),
+				 errhint("Give one label column per task, in the config's task order.")));
+	for (int t = 0; t < n; t++)
+	{
+		if (nulls[t])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("label_columns must not contain NULL")));
+		c->labels[t] = pstrdup(NameStr(*DatumGetName(elems[t])));
+	}
+	if (m->ncategorical > 0 && c->categorical == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the config has %d categorical feature(s), so categorical_column must be given",
+						m->ncategorical)));
+	if (m->ncategorical == 0 && c->categorical != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the config has no categorical features, so categorical_column must be NULL")));
+	if (m->context_dim > 0 && c->context == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the config has a latent cross, so context_column must be given")));
+	if (m->context_dim == 0 && c->context != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the config has no latent cross, so context_column must be NULL")));
+	if (m->positions == 0 && c->position != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the config has no shallow tower, so display_position_column must be NULL")));
+}
+
+/* Get the SELECT that reads the columns of a relation */
+static char *
+SelectSql(Oid relid, const MmoeModel *m, const TrainColumns *c)
+{
+	StringInfoData q;
+
+	initStringInfo(&q);
+	appendStringInfo(&q, "SELECT (%s)::pg_catalog.float4[]", quote_identifier(c->features));
+	for (int t = 0; t < m->ntasks; t++)
+	{
+		AttrNumber	att = get_attnum(relid, c->labels[t]);
+
+		/* boolean labels have no cast to float8: go through int4 (false 0, true 1) */
+		appendStringInfo(&q, ", (%s)%s::pg_catalog.float8", quote_identifier(c->labels[t]),
+						 att != InvalidAttrNumber && get_atttype(relid, att) == BOOLOID
+						 ? "::pg_catalog.int4" : "");
+	}
+	appendStringInfo(&q, ", %s", c->categorical ? psprintf("(%s)::pg_catalog.int4[]", quote_identifier(c->categorical)) : "NULL::pg_catalog.int4[]");
+	appendStringInfo(&q, ", %s", c->context ? psprintf("(%s)::pg_catalog.float4[]", quote_identifier(c->context)) : "NULL::pg_catalog.float4[]");
+	appendStringInfo(&q, ", %s", c->position ? psprintf("(%s)::pg_catalog.int4", quote_identifier(c->position)) : "NULL::pg_catalog.int4");
+	appendStringInfo(&q, " FROM %s", RelationName(relid));
+	return q.data;
+}
+
+/* Get the elements of a 1-D array without NULLs (float4 or int4), or NULL when it has NULLs */
+static const void *
+ArrayElems(Datum d, int *n)
+{
+	ArrayType  *a = DatumGetArrayTypeP(d);
+
+	*n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+	if (ARR_HASNULL(a) && array_contains_nulls(a))
+		return NULL;
+	if (ARR_NDIM(a) > 1)
+		*n = -1;
+	return ARR_DATA_PTR(a);
+}
+
+/* Raise the error for the first kind of bad row found, naming the column and the count */
+static void
+ReportBadRows(const BadRows *b, const MmoeModel *m, const TrainColumns *c, const char *rel)
+{
+#define BAD(cnt, col, what, ...) \
+	if ((cnt) > 0) \
+		ereport(ERROR, \
+				(errcode(ERRCODE_DATA_EXCEPTION), \
+				 errmsg("column \"%s\" of %s has " INT64_FORMAT " row(s) with " what, \
+						(col), rel, (int64) (cnt), ##__VA_ARGS__)))
+	BAD(b->null_features, c->features, "NULL features or NULL elements");
+	BAD(b->features_len, c->features, "a length other than the config's input_dim %d", m->input_dim);
+	BAD(b->features_nan, c->features, "NaN or infinite features");
+	for (int t = 0; t < m->ntasks; t++)
+	{
+		BAD(b->label_binary[t], c->labels[t], "labels other than 0, 1 or NULL for binary task \"%s\"",
+			m->tasks[t].name);
+		BAD(b->label_nan[t], c->labels[t], "NaN or infinite labels");
+	}
+	BAD(b->cat_null, c->categorical, "NULL categorical ids");
+	BAD(b->cat_len, c->categorical, "a number of ids other than the config's %d categorical features",
+		m->ncategorical);
+	BAD(b->cat_range, c->categorical, "categorical ids outside their vocabularies");
+	BAD(b->ctx_null, c->context, "NULL context or NULL elements");
+	BAD(b->ctx_len, c->context, "a length other than the config's context_dim %d", m->context_dim);
+	BAD(b->ctx_nan, c->context, "NaN or infinite context values");
+	BAD(b->pos_range, c->position, "display positions outside [0, %d) (NULL = missing)", m->positions);
+#undef BAD
+}
+
+/* Grow the row arrays to hold at least n rows, within the memory budget */
+static void
+GrowData(TrainData *d, const MmoeModel *m, int64 need, const char *rel)
+{
+	Size		per_row = sizeof(float) * (m->input_dim + m->context_dim + m->ntasks) +
+		sizeof(int32) * (m->ncategorical + 1) + m->ntasks;
+	int64		cap = d->cap ? d->cap : 1024;
+	double		budget = (double) maintenance_work_mem * 1024.0;
+
+	while (cap < need)
+		cap *= 2;
+	if ((double) need * per_row > budget)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("training rows of %s do not fit in maintenance_work_mem (%d kB)",
+						rel, maintenance_work_mem),
+				 errdetail("Rows take %zu bytes each here; reading stopped at row " INT64_FORMAT ".",
+						   per_row, need),
+				 errhint("Raise maintenance_work_mem for this session, or train on a sample.")));
+	if ((double) cap * per_row > budget)
+		cap = Max(need, (int64) (budget / per_row));
+#define GROW(field, type, width) \
+	d->field = d->field ? repalloc_huge(d->field, sizeof(type) * Max((width), 1) * cap) \
+		: MemoryContextAllocHuge(CurrentMemoryContext, sizeof(type) * Max((width), 1) * cap)
+	GROW(x, float, m->input_dim);
+	GROW(ids, int32, m->ncategorical);
+	GROW(context, float, m->context_dim);
+	GROW(position, int32, 1);
+	GROW(labels, float, m->ntasks);
+	GROW(has_label, uint8, m->ntasks);
+#undef GROW
+	d->cap = cap;
+}
+
+/* Read every row of a relation into d (in context), checking each; error on bad rows or none */
+static void
+LoadRows(Oid relid, const MmoeModel *m, const TrainColumns *c, TrainData *d, MemoryContext context)
+{
+	char	   *rel = RelationName(relid);
+	char	   *sql = SelectSql(relid, m, c);
+	SPIPlanPtr	plan = SPI_prepare(sql, 0, NULL);
+	Portal		portal;
+	BadRows		bad;
+	int			T = m->ntasks;
+	MemoryContext rows_cxt = AllocSetContextCreate(context, "recsys train_mmoe rows",
+												   ALLOCSET_DEFAULT_SIZES);
+
+	memset(&bad, 0, sizeof(bad));
+	memset(d, 0, sizeof(*d));
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+	for (;;)
+	{
+		MemoryContext old;
+
+		SPI_cursor_fetch(portal, true, TRAIN_FETCH_ROWS);
+		if (SPI_processed == 0)
+			break;
+		old = MemoryContextSwitchTo(context);
+		if (d->n + (int64) SPI_processed > d->cap)
+			GrowData(d, m, d->n + SPI_processed, rel);
+		/* detoasted arrays of this fetch go away with it */
+		MemoryContextSwitchTo(rows_cxt);
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			Datum		vals[MMOE_MAX_TASKS + 4];
+			bool		nulls[MMOE_MAX_TASKS + 4];
+			int64		i = d->n;
+			bool		ok = true;
+			int			len;
+			const void *p;
+
+			heap_deform_tuple(tup, desc, vals, nulls);
+			/* features */
+			if (nulls[0] || (p = ArrayElems(vals[0], &len)) == NULL)
+			{
+				bad.null_features++;
+				ok = false;
+			}
+			else if (len != m->input_dim)
+			{
+				bad.features_len++;
+				ok = false;
+			}
+			else
+			{
+				const float *f = p;
+
+				for (int j = 0; j < len; j++)
+					if (!isfinite(f[j]))
+					{
+						bad.features_nan++;
+						ok = false;
+						break;
+					}
+				if (ok)
+					memcpy(d->x + i * m->input_dim, f, sizeof(float) * len);
+			}
+			/* labels */
+			for (int t = 0; t < T; t++)
+			{
+				double		y = nulls[1 + t] ? 0.0 : DatumGetFloat8(vals[1 + t]);
+
+				d->has_label[i * T + t] = !nulls[1 + t];
+				d->labels[i * T + t] = (float) y;
+				if (nulls[1 + t])
+					continue;
+				if (!isfinite(y) || !isfinite((float) y))
+				{
+					bad.label_nan[t]++;
+					ok = false;
+				}
+				else if (m->tasks[t].type == MMOE_BINARY && y != 0.0 && y != 1.0)
+				{
+					bad.label_binary[t]++;
+					ok = false;
+				}
+			}
+			/* categorical ids */
+			if (m->ncategorical > 0)
+			{
+				if (nulls[T + 1] || (p = ArrayElems(vals[T + 1], &len)) == NULL)
+					bad.cat_null++;
+				else if (len != m->ncategorical)
+					bad.cat_len++;
+				else
+				{
+					const int32 *ids = p;
+					bool		in_range = true;
+
+					for (int k = 0; k < len && in_range; k++)
+						in_range = ids[k] >= 0 && ids[k] < m->categorical[k].vocab;
+					if (in_range)
+						memcpy(d->ids + i * m->ncategorical, ids, sizeof(int32) * len);
+					else
+						bad.cat_range++;
+				}
+			}
+			/* context */
+			if (m->context_dim > 0)
+			{
+				if (nulls[T + 2] || (p = ArrayElems(vals[T + 2], &len)) == NULL)
+					bad.ctx_null++;
+				else if (len != m->context_dim)
+					bad.ctx_len++;
+				else
+				{
+					const float *f = p;
+
+					for (int j = 0; j < len; j++)
+						if (!isfinite(f[j]))
+						{
+							bad.ctx_nan++;
+							break;
+						}
+					memcpy(d->context + i * m->context_dim, f, sizeof(float) * len);
+				}
+			}
+			/* display position: NULL = missing */
+			d->position[i] = -1;
+			if (m->positions > 0 && !nulls[T + 3])
+			{
+				int32		pos = DatumGetInt32(vals[T + 3]);
+
+				if (pos < 0 || pos >= m->positions)
+					bad.pos_range++;
+				else
+					d->position[i] = pos;
+			}
+			d->n++;
+		}
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(rows_cxt);
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	MemoryContextDelete(rows_cxt);
+	ReportBadRows(&bad, m, c, rel);
+	if (d->n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("%s has no rows", rel),
+				 errhint("Training and validation need at least one row.")));
+	if (d->n > PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s has more than %d rows", rel, PG_INT32_MAX)));
+}
+
+/* Copy row i of the data into batch row r of the trainer */
+static void
+SetBatchRow(MmoeTrainer *t, const TrainData *d, int r, int64 i, uint64 key)
+{
+	const MmoeModel *m = t->m;
+
+	memcpy(t->z + (size_t) r * m->in_width, d->x + i * m->input_dim, sizeof(float) * m->input_dim);
+	if (m->ncategorical > 0)
+		memcpy(t->ids + (size_t) r * m->ncategorical, d->ids + i * m->ncategorical,
+			   sizeof(int32) * m->ncategorical);
+	if (m->context_dim > 0)
+		memcpy(t->context + (size_t) r * m->context_dim, d->context + i * m->context_dim,
+			   sizeof(float) * m->context_dim);
+	t->position[r] = d->position[i];
+	memcpy(t->labels + (size_t) r * m->ntasks, d->labels + i * m->ntasks, sizeof(float) * m->ntasks);
+	memcpy(t->has_label + (size_t) r * m->ntasks, d->has_label + i * m->ntasks, m->ntasks);
+	t->key[r] = key;
+}
+
+/* Fill parameters as PyTorch initialises them (nn.Linear, nn.Embedding); noise, cross, shallow at 0 */
+static void
+InitParams(MmoeTrainer *t, uint64 seed)
+{
+	Rng			rng;
+
+	RngInit(&rng, RngHash64(seed ^ UINT64CONST(0x6d6d6f65)));
+	for (int k = 0; k < t->ntensors; k++)
+	{
+		MmoeTensor *x = &t->tensors[k];
+		float	   *p = t->params + x->offset;
+		const char *name = x->name;
+
+		if (strncmp(name, "embeddings.", 11) == 0)
+			for (size_t j = 0; j < x->size; j++)
+				p[j] = (float) RngNormal(&rng);
+		else if (strncmp(name, "experts.", 8) == 0 || strncmp(name, "towers.", 7) == 0 ||
+				 (strncmp(name, "gates.", 6) == 0 && strstr(name, ".noise.") == NULL))
+		{
+			/* bound 1/sqrt(fan_in): the weight before it has the same fan-in */
+			int			fan_in = x->ndim == 2 ? x->dims[1] : t->tensors[k - 1].dims[1];
+			double		bound = 1.0 / sqrt((double) fan_in);
+
+			for (size_t j = 0; j < x->size; j++)
+				p[j] = (float) ((2.0 * RngUniform(&rng) - 1.0) * bound);
+		}
+	}
+}
+
+/* Copy the tensors of a stored version into the parameters (checked by the loader first) */
+static void
+InitFromVersion(MmoeTrainer *t, Jsonb *config, bytea *weights)
+{
+	SafetensorsFile file;
+	const unsigned char *data = (const unsigned char *) VARDATA_ANY(weights);
+	uint64		len = VARSIZE_ANY_EXHDR(weights);
+
+	/* the store's own checks: every tensor, shape and value */
+	(void) MmoeModelLoad(config, data, len);
+	MmoeParseFile(data, len, &file);
+	for (int k = 0; k < t->ntensors; k++)
+	{
+		MmoeTensor *x = &t->tensors[k];
+		const SafetensorsTensor *st = x->exported ? SafetensorsFind(&file, x->name) : NULL;
+
+		if (st == NULL)
+			continue;			/* noise weights may be absent: they start at 0 */
+		if (st->nelem != x->size)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("tensor \"%s\" of the initial version has " UINT64_FORMAT " values, not %zu",
+							x->name, st->nelem, x->size)));
+		if (SafetensorsToFloats(&file, st, t->params + x->offset) > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("tensor \"%s\" has NaN or infinite values (as float32)", x->name)));
+	}
+	SafetensorsFree(&file);
+}
+
+/* Get the safetensors file of the exported tensors, config in __metadata__.recsys */
+static bytea *
+WriteWeights(const MmoeTrainer *t, Jsonb *config)
+{
+	SafetensorsFile file;
+	size_t		total = 0;
+	int			n = 0;
+	char	   *cfg = JsonbToCString(NULL, &config->root, VARSIZE(config));
+	const char *keys[1] = {"recsys"};
+	const char *vals[1];
+	unsigned char *buf;
+
+	vals[0] = cfg;
+	memset(&file, 0, sizeof(file));
+	for (int k = 0; k < t->ntensors; k++)
+		if (t->tensors[k].exported)
+			total += t->tensors[k].size * sizeof(float);
+	buf = MemoryContextAllocHuge(CurrentMemoryContext, Max(total, 1));
+	file.tensors = palloc0(sizeof(SafetensorsTensor) * t->ntensors);
+	total = 0;
+	for (int k = 0; k < t->ntensors; k++)
+	{
+		const MmoeTensor *x = &t->tensors[k];
+		SafetensorsTensor *st;
+
+		if (!x->exported)
+			continue;
+		st = &file.tensors[n++];
+		st->name = (char *) x->name;
+		st->dtype = ST_F32;
+		st->ndim = x->ndim;
+		st->shape[0] = x->dims[0];
+		st->shape[1] = x->dims[1];
+		st->nelem = x->size;
+		st->begin = total;
+		st->end = total + x->size * sizeof(float);
+		memcpy(buf + total, t->params + x->offset, x->size * sizeof(float));
+		total = st->end;
+	}
+	file.ntensors = n;
+	file.data = buf;
+	file.data_len = total;
+	return SafetensorsWrite(&file, 1, keys, vals);
+}
+
+/* Append a double as JSON (null when not finite) */
+static void
+AppendNumber(StringInfo s, double x)
+{
+	if (isfinite(x))
+		appendStringInfo(s, "%.17g", x);
+	else
+		appendStringInfoString(s, "null");
+}
+
+/* Get the area under the ROC curve of scores against 0/1 labels (ties count half), NaN without both */
+static double
+Auc(int64 n, const float *score, const float *label, int64 *order)
+{
+	int64		pos = 0;
+	double		rank_sum = 0.0;
+	int64		i = 0;
+
+	for (int64 k = 0; k < n; k++)
+		pos += label[order[k]] > 0.5f;
+	if (pos == 0 || pos == n)
+		return NAN;
+	while (i < n)
+	{
+		int64		j = i;
+		int64		npos = 0;
+
+		while (j < n && score[order[j]] == score[order[i]])
+		{
+			npos += label[order[j]] > 0.5f;
+			j++;
+		}
+		/* ranks i+1 .. j share their mean */
+		rank_sum += npos * (i + 1 + j) / 2.0;
+		i = j;
+	}
+	return (rank_sum - pos * (pos + 1) / 2.0) / ((double) pos * (n - pos));
+}
+
+static const float *SortScores;
+
+/* Order row numbers by score (ascending), then number */
+static int
+CompareByScore(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	if (SortScores[x] != SortScores[y])
+		return SortScores[x] < SortScores[y] ? -1 : 1;
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Score the validation rows and append their metrics as JSON to s; returns
+ * the validation loss (sum over tasks of log loss or MSE, times the fixed
+ * weights under fixed weighting)
+ */
+static double
+Validate(MmoeTrainer *t, const TrainData *v, MmoeScratch *sc, float *out, int64 *order,
+		 float *col, float *lab, StringInfo s)
+{
+	MmoeModel  *m = t->m;
+	double		total = 0.0;
+
+	for (int64 start = 0; start < v->n; start += sc->maxrows)
+	{
+		int			rows = (int) Min((int64) sc->maxrows, v->n - start);
+
+		for (int r = 0; r < rows; r++)
+		{
+			int64		i = start + r;
+
+			memcpy(sc->x + (size_t) r * m->in_width, v->x + i * m->input_dim, sizeof(float) * m->input_dim);
+			if (m->ncategorical > 0)
+				memcpy(sc->ids + (size_t) r * m->ncategorical, v->ids + i * m->ncategorical,
+					   sizeof(int32) * m->ncategorical);
+			if (m->context_dim > 0)
+				memcpy(sc->context + (size_t) r * m->context_dim, v->context + i * m->context_dim,
+					   sizeof(float) * m->context_dim);
+			sc->position[r] = v->position[i];
+		}
+		MmoeForward(m, sc, rows, NULL, out + start * m->ntasks);
+		CHECK_FOR_INTERRUPTS();
+	}
+	appendStringInfoChar(s, '{');
+	for (int tk = 0; tk < m->ntasks; tk++)
+	{
+		int64		n = 0;
+		double		sum = 0.0;
+		double		task_loss;
+
+		for (int64 i = 0; i < v->n; i++)
+		{
+			double		p = out[i * m->ntasks + tk];
+			double		y = v->labels[i * m->ntasks + tk];
+
+			if (!v->has_label[i * m->ntasks + tk])
+				continue;
+			if (m->tasks[tk].type == MMOE_BINARY)
+			{
+				double		pc = Min(Max(p, 1e-7), 1.0 - 1e-7);
+
+				sum += -(y * log(pc) + (1.0 - y) * log(1.0 - pc));
+			}
+			else
+				sum += (p - y) * (p - y);
+			col[n] = (float) p;
+			lab[n] = (float) y;
+			order[n] = n;
+			n++;
+		}
+		task_loss = n > 0 ? sum / n : 0.0;
+		total += (t->opt.uncertainty ? 1.0 : t->opt.task_weights[tk]) * task_loss;
+		if (tk > 0)
+			appendStringInfoString(s, ", ");
+		escape_json(s, m->tasks[tk].name);
+		if (m->tasks[tk].type == MMOE_BINARY)
+		{
+			SortScores = col;
+			qsort(order, n, sizeof(int64), CompareByScore);
+			appendStringInfoString(s, ": {\"auc\": ");
+			AppendNumber(s, Auc(n, col, lab, order));
+			appendStringInfoString(s, ", \"log_loss\": ");
+			AppendNumber(s, n > 0 ? task_loss : NAN);
+		}
+		else
+		{
+			appendStringInfoString(s, ": {\"rmse\": ");
+			AppendNumber(s, n > 0 ? sqrt(task_loss) : NAN);
+		}
+		appendStringInfo(s, ", \"rows\": " INT64_FORMAT "}", n);
+	}
+	appendStringInfoString(s, ", \"loss\": ");
+	AppendNumber(s, total);
+	appendStringInfoChar(s, '}');
+	return total;
+}
+
+/* Get a jsonb Datum from JSON text */
+static Datum
+JsonbFromText(const char *s)
+{
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(s));
+}
+
+/* Get a float8[] with NULL where a value is not finite */
+static Datum
+DoubleArrayDatum(const double *x, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * n);
+	bool	   *nulls = palloc(sizeof(bool) * n);
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	for (int i = 0; i < n; i++)
+	{
+		nulls[i] = !isfinite(x[i]);
+		d[i] = Float8GetDatum(nulls[i] ? 0.0 : x[i]);
+	}
+	return PointerGetDatum(construct_md_array(d, nulls, 1, dims, lbs, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/* Append a JSON array of doubles */
+static void
+AppendArray(StringInfo s, const double *x, int n)
+{
+	appendStringInfoChar(s, '[');
+	for (int i = 0; i < n; i++)
+	{
+		if (i > 0)
+			appendStringInfoString(s, ", ");
+		AppendNumber(s, x[i]);
+	}
+	appendStringInfoChar(s, ']');
+}
+
+/* Append the gradients of the trainer as a JSON object name -> flat array */
+static void
+AppendGradients(StringInfo s, const MmoeTrainer *t)
+{
+	appendStringInfoChar(s, '{');
+	for (int k = 0; k < t->ntensors; k++)
+	{
+		const MmoeTensor *x = &t->tensors[k];
+
+		if (k > 0)
+			appendStringInfoString(s, ", ");
+		escape_json(s, x->name);
+		appendStringInfoString(s, ": [");
+		for (size_t j = 0; j < x->size; j++)
+			appendStringInfo(s, "%s%.9g", j ? ", " : "", t->grad[x->offset + j]);
+		appendStringInfoChar(s, ']');
+	}
+	appendStringInfoChar(s, '}');
+}
+
+/* Run one SQL statement with arguments through SPI, raising on failure; returns SPI_processed */
+static uint64
+RunSql(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, bool read_only)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, 0);
+
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+PG_FUNCTION_INFO_V1(mmoe_train);
+/*
+ * recsys.train_mmoe: train a model and store it as the next version; one
+ * row per epoch (loss, per-task losses, log variances, validation metrics,
+ * seconds)
+ */
+Datum
+mmoe_train(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	text	   *model_name;
+	Jsonb	   *config;
+	Jsonb	   *options;
+	MmoeModel  *m;
+	TrainSettings set;
+	TrainColumns cols;
+	TrainData	data;
+	TrainData	val;
+	MmoeTrainer tr;
+	MemoryContext context;
+	int			spi_level;
+	MemoryContext old;
+	int			version;
+	int			maxrows;
+	int			T;
+	Oid			source;
+	bool		have_val;
+	Rng			rng;
+	int64	   *perm;
+	float	   *best = NULL;
+	double		best_loss = INFINITY;
+	int			best_epoch = 0;
+	int			since_best = 0;
+	int			epochs_run = 0;
+	MmoeScratch *sc = NULL;
+	float	   *vout = NULL;
+	int64	   *vorder = NULL;
+	float	   *vcol = NULL;
+	float	   *vlab = NULL;
+	StringInfoData log;
+	StringInfoData metrics;
+	char	   *gradients = NULL;
+	Oid			types[6];
+	Datum		values[6];
+
+	for (int a = 0; a < NARGS; a++)
+		if (PG_ARGISNULL(a) && a != ARG_CONFIG && a != ARG_CATEGORICAL && a != ARG_CONTEXT &&
+			a != ARG_POSITION && a != ARG_VALIDATION)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("argument %d of train_mmoe must not be NULL", a + 1)));
+	InitMaterializedSRF(fcinfo, 0);
+	model_name = PG_GETARG_TEXT_PP(ARG_MODEL);
+	ModelStoreCheckName(VARDATA_ANY(model_name), VARSIZE_ANY_EXHDR(model_name));
+	source = PG_GETARG_OID(ARG_SOURCE);
+	have_val = !PG_ARGISNULL(ARG_VALIDATION);
+	options = PG_GETARG_JSONB_P(ARG_OPTIONS);
+
+	context = AllocSetContextCreate(CurrentMemoryContext, "recsys train_mmoe", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(context);
+	spi_level = RecsysSpiConnect();
+
+	/* the version first: it checks the name and takes the name's lock */
+	types[0] = TEXTOID;
+	values[0] = PointerGetDatum(model_name);
+	RunSql("SELECT recsys.next_model_version($1)", 1, types, values, NULL, false);
+	{
+		bool		isnull;
+
+		version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	MemoryContextSwitchTo(context);
+
+	/* config: the argument, else the initial version's */
+	{
+		JsonbValue	iv;
+		int			init = 0;
+		bytea	   *init_weights = NULL;
+		Jsonb	   *init_config = NULL;
+
+		if (getKeyJsonValueFromContainer(&options->root, "init_version", 12, &iv) != NULL &&
+			iv.type == jbvNumeric)
+		{
+			double		x = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(iv.val.numeric)));
+
+			if (x >= 1 && x <= PG_INT32_MAX && x == floor(x))
+				init = (int) x;
+		}
+		if (init > 0)
+		{
+			bool		isnull;
+			char	   *kind;
+
+			types[0] = TEXTOID;
+			values[0] = PointerGetDatum(model_name);
+			types[1] = INT4OID;
+			values[1] = Int32GetDatum(init);
+			if (RunSql("SELECT m.kind, m.config, m.weights FROM recsys.models m "
+					   "WHERE m.name OPERATOR(pg_catalog.=) $1 AND m.version OPERATOR(pg_catalog.=) $2",
+					   2, types, values, NULL, true) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_OBJECT),
+						 errmsg("model \"%s\" has no version %d (options.init_version)",
+								text_to_cstring(model_name), init)));
+			kind = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			MemoryContextSwitchTo(context);
+			if (strcmp(kind, "mmoe") != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+						 errmsg("model \"%s\" version %d is of kind \"%s\", not \"mmoe\"",
+								text_to_cstring(model_name), init, kind)));
+			init_config = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+			{
+				Datum		w = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+
+				if (isnull)
+					ereport(ERROR,
+							(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+							 errmsg("model \"%s\" version %d has no weights", text_to_cstring(model_name), init)));
+				init_weights = DatumGetByteaPCopy(w);
+			}
+			if (!PG_ARGISNULL(ARG_CONFIG) &&
+				compareJsonbContainers(&PG_GETARG_JSONB_P(ARG_CONFIG)->root, &init_config->root) != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("config differs from the config of model \"%s\" version %d",
+								text_to_cstring(model_name), init),
+						 errhint("Pass config => NULL to fine-tune with the stored config.")));
+		}
+		else if (PG_ARGISNULL(ARG_CONFIG))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("config must not be NULL unless options.init_version is given")));
+		config = init_config ? init_config : PG_GETARG_JSONB_P(ARG_CONFIG);
+		m = MmoeConfigToModel(config);
+		T = m->ntasks;
+		ReadSettings(fcinfo, m, &set);
+		ReadColumns(fcinfo, m, &cols);
+
+		maxrows = MmoeTrainerMaxRows(m, &set.opt, set.batch_size);
+		MmoeTrainerInit(&tr, m, &set.opt, maxrows,
+						MemoryContextAllocHuge(context, MmoeTrainerBytes(m, &set.opt, maxrows)));
+		if (set.record_gradients && tr.nparams > MAX_RECORDED_PARAMS)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("options.record_gradients is for models of at most %d parameters; this one has %zu",
+							MAX_RECORDED_PARAMS, tr.nparams)));
+		if (init_weights)
+			InitFromVersion(&tr, config, init_weights);
+		else
+			InitParams(&tr, set.opt.seed);
+	}
+
+	LoadRows(source, m, &cols, &data, context);
+	if (have_val)
+	{
+		LoadRows(PG_GETARG_OID(ARG_VALIDATION), m, &cols, &val, context);
+		MemoryContextSwitchTo(context);
+		sc = MmoeScratchCreate(m, MMOE_CHUNK_ROWS);
+		vout = MemoryContextAllocHuge(context, sizeof(float) * val.n * T);
+		vorder = MemoryContextAllocHuge(context, sizeof(int64) * val.n);
+		vcol = MemoryContextAllocHuge(context, sizeof(float) * val.n);
+		vlab = MemoryContextAllocHuge(context, sizeof(float) * val.n);
+		if (set.patience > 0)
+			best = MemoryContextAllocHuge(context, sizeof(float) * tr.nparams);
+	}
+	MemoryContextSwitchTo(context);
+	perm = MemoryContextAllocHuge(context, sizeof(int64) * data.n);
+	RngInit(&rng, (uint64) set.opt.seed);
+	initStringInfo(&log);
+
+	for (int ep = 1; ep <= set.epochs; ep++)
+	{
+		instr_time	start,
+					duration;
+		MmoeStepStats total;
+		double		objective = 0.0;
+		int64		batches = 0;
+		double		task_loss[MMOE_MAX_TASKS];
+		double		log_vars[MMOE_MAX_TASKS];
+		StringInfoData vjson;
+		Datum		row[6];
+		bool		rownull[6] = {false, false, false, false, true, false};
+
+		INSTR_TIME_SET_CURRENT(start);
+		memset(&total, 0, sizeof(total));
+		/* seeded order: Fisher-Yates over the row numbers */
+		for (int64 i = 0; i < data.n; i++)
+			perm[i] = i;
+		for (int64 i = data.n - 1; i > 0; i--)
+		{
+			int64		j = (int64) RngBelow(&rng, (uint64) i + 1);
+			int64		tmp = perm[i];
+
+			perm[i] = perm[j];
+			perm[j] = tmp;
+		}
+		for (int64 b0 = 0; b0 < data.n; b0 += maxrows)
+		{
+			int			rows = (int) Min((int64) maxrows, data.n - b0);
+			MmoeStepStats st;
+
+			CHECK_FOR_INTERRUPTS();
+			for (int r = 0; r < rows; r++)
+				SetBatchRow(&tr, &data, r, perm[b0 + r], (uint64) (ep - 1) * data.n + perm[b0 + r]);
+			MmoeTrainStep(&tr, rows, &st);
+			if (set.record_gradients && gradients == NULL)
+			{
+				StringInfoData g;
+
+				initStringInfo(&g);
+				AppendGradients(&g, &tr);
+				gradients = g.data;
+			}
+			MmoeAdamStep(&tr, set.lr);
+			objective += st.objective;
+			batches++;
+			for (int tk = 0; tk < T; tk++)
+			{
+				total.loss_sum[tk] += st.loss_sum[tk];
+				total.count[tk] += st.count[tk];
+			}
+		}
+		objective /= batches;
+		if (!isfinite(objective))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("training diverged: the loss is not finite in epoch %d", ep),
+					 errhint("Lower learning_rate, or check the scale of the features and labels.")));
+		for (int tk = 0; tk < T; tk++)
+		{
+			task_loss[tk] = total.count[tk] > 0 ? total.loss_sum[tk] / total.count[tk] : NAN;
+			log_vars[tk] = tr.log_vars[tk];
+		}
+		INSTR_TIME_SET_CURRENT(duration);
+		INSTR_TIME_SUBTRACT(duration, start);
+		epochs_run = ep;
+
+		initStringInfo(&vjson);
+		if (have_val)
+		{
+			double		vloss = Validate(&tr, &val, sc, vout, vorder, vcol, vlab, &vjson);
+
+			rownull[4] = false;
+			if (vloss < best_loss)
+			{
+				best_loss = vloss;
+				best_epoch = ep;
+				since_best = 0;
+				if (best)
+					memcpy(best, tr.params, sizeof(float) * tr.nparams);
+			}
+			else
+				since_best++;
+		}
+		ereport(NOTICE,
+				(errmsg("epoch %d/%d: loss %.6g%s%s in %.3f s", ep, set.epochs, objective,
+						have_val ? ", validation " : "", have_val ? vjson.data : "",
+						INSTR_TIME_GET_DOUBLE(duration))));
+
+		row[0] = Int32GetDatum(ep);
+		row[1] = Float8GetDatum(objective);
+		row[2] = DoubleArrayDatum(task_loss, T);
+		row[3] = DoubleArrayDatum(log_vars, T);
+		rownull[3] = !set.opt.uncertainty;
+		if (have_val)
+			row[4] = JsonbFromText(vjson.data);
+		row[5] = Float8GetDatum(INSTR_TIME_GET_DOUBLE(duration));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, rownull);
+
+		appendStringInfo(&log, "%s{\"epoch\": %d, \"loss\": ", ep > 1 ? ", " : "", ep);
+		AppendNumber(&log, objective);
+		appendStringInfoString(&log, ", \"task_losses\": ");
+		AppendArray(&log, task_loss, T);
+		if (set.opt.uncertainty)
+		{
+			appendStringInfoString(&log, ", \"log_vars\": ");
+			AppendArray(&log, log_vars, T);
+		}
+		if (have_val)
+			appendStringInfo(&log, ", \"validation\": %s", vjson.data);
+		appendStringInfo(&log, ", \"seconds\": %.6f}", INSTR_TIME_GET_DOUBLE(duration));
+
+		if (set.patience > 0 && since_best >= set.patience)
+			break;
+	}
+	if (best && best_epoch > 0)
+		memcpy(tr.params, best, sizeof(float) * tr.nparams);
+
+	/* metrics: provenance and log */
+	initStringInfo(&metrics);
+	appendStringInfoString(&metrics, "{\"training\": {\"source\": ");
+	escape_json(&metrics, RelationName(source));
+	appendStringInfoString(&metrics, ", \"features_column\": ");
+	escape_json(&metrics, cols.features);
+	appendStringInfoString(&metrics, ", \"label_columns\": [");
+	for (int tk = 0; tk < T; tk++)
+	{
+		if (tk > 0)
+			appendStringInfoString(&metrics, ", ");
+		escape_json(&metrics, cols.labels[tk]);
+	}
+	appendStringInfoChar(&metrics, ']');
+#define OPTIONAL_COLUMN(key, col) \
+	if (col) \
+	{ \
+		appendStringInfoString(&metrics, ", \"" key "\": "); \
+		escape_json(&metrics, col); \
+	}
+	OPTIONAL_COLUMN("categorical_column", cols.categorical);
+	OPTIONAL_COLUMN("context_column", cols.context);
+	OPTIONAL_COLUMN("display_position_column", cols.position);
+	if (have_val)
+	{
+		appendStringInfoString(&metrics, ", \"validation\": ");
+		escape_json(&metrics, RelationName(PG_GETARG_OID(ARG_VALIDATION)));
+		appendStringInfo(&metrics, ", \"validation_rows\": " INT64_FORMAT ", \"best_epoch\": %d",
+						 val.n, best_epoch);
+	}
+	appendStringInfo(&metrics, ", \"rows\": " INT64_FORMAT ", \"epochs\": %d, \"epochs_run\": %d, "
+					 "\"batch_size\": %d, \"batch_rows\": %d, \"learning_rate\": %.17g, \"loss_weighting\": \"%s\", "
+					 "\"seed\": " INT64_FORMAT ", \"options\": %s, \"parameters\": %zu}",
+					 data.n, set.epochs, epochs_run, set.batch_size, maxrows, set.lr,
+					 set.opt.uncertainty ? "uncertainty" : "fixed", PG_GETARG_INT64(ARG_SEED),
+					 JsonbToCString(NULL, &options->root, VARSIZE(options)), tr.nparams);
+	appendStringInfo(&metrics, ", \"log\": [%s]", log.data);
+	if (set.opt.uncertainty)
+	{
+		double		lv[MMOE_MAX_TASKS];
+
+		for (int tk = 0; tk < T; tk++)
+			lv[tk] = tr.log_vars[tk];
+		appendStringInfoString(&metrics, ", \"log_vars\": ");
+		AppendArray(&metrics, lv, T);
+	}
+	if (gradients)
+		appendStringInfo(&metrics, ", \"first_step_gradients\": %s", gradients);
+	appendStringInfoChar(&metrics, '}');
+
+	types[0] = TEXTOID;
+	values[0] = PointerGetDatum(model_name);
+	types[1] = INT4OID;
+	values[1] = Int32GetDatum(version);
+	types[2] = JSONBOID;
+	values[2] = JsonbPGetDatum(config);
+	types[3] = BYTEAOID;
+	values[3] = PointerGetDatum(WriteWeights(&tr, config));
+	types[4] = JSONBOID;
+	values[4] = JsonbFromText(metrics.data);
+	RunSql("INSERT INTO recsys.models (name, version, kind, config, weights, metrics) "
+		   "VALUES ($1, $2, 'mmoe', $3, $4, $5)", 5, types, values, NULL, false);
+
+	RecsysSpiFinish(spi_level);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(context);
+	return (Datum) 0;
+}
