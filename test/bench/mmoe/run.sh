@@ -62,7 +62,7 @@ CREATE TEMP TABLE base AS
 	FROM generate_series(0, 999) b;
 CREATE TABLE candidates AS
 	SELECT (i - 1) / $per_user + 1 AS user_id, i::bigint AS item_id, base.features
-	FROM generate_series(1, $rows) i JOIN base ON base.b = (i * 7919) % 1000
+	FROM generate_series(1, $rows) i JOIN base ON base.b = (i::bigint * 7919) % 1000
 	ORDER BY i;
 CREATE INDEX ON candidates (user_id);
 VACUUM ANALYZE candidates;
@@ -80,8 +80,9 @@ SQL
 	per_row=$(timed "SELECT sum(p[1] + p[2]) FROM (SELECT recsys.predict('$model', features) p FROM candidates) s" "$serial")
 	batched=0
 	if [ "$model" = bench ]; then
-		batched=$(timed "SELECT sum(s.scores[1] + s.scores[2]) FROM generate_series(1, $(( (rows + 999) / 1000 ))) r,
-	LATERAL recsys.predict_batch('$model', ARRAY(SELECT c.features FROM candidates c WHERE c.item_id > (r - 1) * 1000 AND c.item_id <= r * 1000 ORDER BY c.item_id)) s" "$serial")
+		# requests of 10 users (1000 candidates), fetched through the index on user_id
+		batched=$(timed "SELECT sum(s.scores[1] + s.scores[2]) FROM generate_series(1, $(( users / 10 ))) r,
+	LATERAL recsys.predict_batch('$model', ARRAY(SELECT c.features FROM candidates c WHERE c.user_id > (r - 1) * 10 AND c.user_id <= r * 10 ORDER BY c.item_id)) s" "$serial")
 	fi
 	# the paths agree: top 10 of the first 20 users against per-row predict, and table vs per row
 	parity=$(psql_q <<SQL
