@@ -1,9 +1,11 @@
 /*
  * mmoe_forward.c
  *		The float32 forward kernel of MMoE models (see mmoe_model.h): dense
- *		layers through BLAS, one row (sgemv) or many rows (sgemm) at once,
- *		gate weights and MC dropout.  No PostgreSQL and no allocation here:
- *		the caller hands in the scratch memory.
+ *		layers for blocks of rows through BLAS sgemm, a single row through a
+ *		matrix-vector product (an AVX2/FMA kernel chosen at run time where
+ *		the CPU has it, else BLAS sgemv), gate weights and MC dropout.  No
+ *		PostgreSQL and no allocation here: the caller hands in the scratch
+ *		memory (MmoeScratchBytes, MmoeScratchInit).
  *
  * MC dropout (predict_mc) masks every hidden unit after its activation
  * (expert layers and hidden tower layers) with inverted dropout.  Masks come
@@ -196,17 +198,6 @@ HaveAvx2(void)
 	return have;
 }
 #endif
-
-/* Get the name of the kernel MmoeGemv uses on this CPU */
-const char *
-MmoeGemvKernel(void)
-{
-#ifdef HAVE_AVX2_KERNEL
-	if (HaveAvx2())
-		return "avx2";
-#endif
-	return "blas";
-}
 
 /* Compute y = W x + b for one row x (AVX2 where the CPU has it, else BLAS sgemv) */
 void

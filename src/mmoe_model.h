@@ -155,6 +155,5 @@ extern void MmoeGateWeights(const MmoeModel *model, MmoeScratch *s, int rows,
 							int task, float *out);
 extern double MmoeDropoutUniform(uint64_t seed, uint64_t n);
 extern void MmoeGemv(const MmoeLayer *layer, const float *x, float *y);
-extern const char *MmoeGemvKernel(void);
 
 #endif
