@@ -272,6 +272,8 @@ GROUP BY g ORDER BY g;
 -- more rows than one block (128): the best 2 of 300 are the largest x1
 SELECT recsys.predict_top_k('tiny', ARRAY[i, 0]::real[], i, 2, '{1}') FROM generate_series(1, 300) i;
 SELECT (unnest(recsys.predict_top_k('tiny', ARRAY[i, 0]::real[], i, 2, '{2}'))).* FROM generate_series(1, 3) i;
+-- double precision features score as real ones
+SELECT recsys.predict_top_k('tiny', ARRAY[i, 1]::float8[], i, 2, '{1}') FROM generate_series(1, 3) i;
 -- the categorical form on a model without categorical features takes NULL ids
 SELECT recsys.predict_top_k('tiny', '{1,2}'::real[], NULL::int[], 1, 1, '{1}');
 -- Bad input: INVALID_PARAMETER_VALUE (22023), DATA_EXCEPTION (22000), NULL_VALUE_NOT_ALLOWED (22004), ...
@@ -294,11 +296,11 @@ SELECT pg_temp.try(q) FROM unnest(ARRAY[
 ]) q;
 
 -- Crafted predict_top_k states: every invariant is checked before a state is trusted (22P03)
-CREATE TEMP TABLE st AS SELECT recsys.predict_top_k_step(NULL, 'tiny', '{1,2}', 7, 3, '{1}') AS s;
+CREATE TEMP TABLE st AS SELECT recsys.predict_top_k_step(NULL, 'tiny', '{1,2}'::real[], 7, 3, '{1}') AS s;
 -- a state with two kept items and one buffered row
 CREATE TEMP TABLE st2 AS SELECT recsys.predict_top_k_step(recsys.predict_top_k_combine(
-	recsys.predict_top_k_step(NULL, 'tiny', '{1,2}', 7, 3, '{1}'),
-	recsys.predict_top_k_step(NULL, 'tiny', '{4,0}', 8, 3, '{1}')), 'tiny', '{0,1}', 9, 3, '{1}') AS s;
+	recsys.predict_top_k_step(NULL, 'tiny', '{1,2}'::real[], 7, 3, '{1}'),
+	recsys.predict_top_k_step(NULL, 'tiny', '{4,0}'::real[], 8, 3, '{1}')), 'tiny', '{0,1}'::real[], 9, 3, '{1}') AS s;
 SELECT recsys.predict_top_k_final(s) FROM st;
 SELECT recsys.predict_top_k_final(s) FROM st2;
 -- little-endian int32 bytes
@@ -333,7 +335,7 @@ SELECT pg_temp.try(format('SELECT recsys.predict_top_k_combine(%L::bytea, s) FRO
 	((SELECT s FROM st2)),
 	((SELECT overlay(s PLACING pg_temp.le32(2) FROM 9) FROM st))
 ) v(b);
-SELECT pg_temp.try(format($$SELECT recsys.predict_top_k_step(%L::bytea, 'tiny', '{1,2}', 7, 3, '{1}')$$, b)) FROM (VALUES
+SELECT pg_temp.try(format($$SELECT recsys.predict_top_k_step(%L::bytea, 'tiny', '{1,2}'::real[], 7, 3, '{1}')$$, b)) FROM (VALUES
 	((SELECT overlay(s PLACING pg_temp.le32(0) FROM 9) FROM st)),
 	((SELECT overlay(s PLACING pg_temp.le32(300) FROM 29) FROM st))
 ) v(b);

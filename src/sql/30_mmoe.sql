@@ -148,6 +148,20 @@ CREATE FUNCTION recsys.predict_top_k_step(state bytea, model text, features real
 COMMENT ON FUNCTION recsys.predict_top_k_step(bytea, text, real[], int[], bigint, int, real[]) IS
 	'transition function of recsys.predict_top_k with categorical ids';
 
+CREATE FUNCTION recsys.predict_top_k_step(state bytea, model text, features double precision[], item_id bigint,
+	k int, task_weights real[])
+	RETURNS bytea
+	AS 'MODULE_PATHNAME', 'mmoe_predict_top_k_step' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.predict_top_k_step(bytea, text, double precision[], bigint, int, real[]) IS
+	'transition function of recsys.predict_top_k (double precision features)';
+
+CREATE FUNCTION recsys.predict_top_k_step(state bytea, model text, features double precision[], categorical int[],
+	item_id bigint, k int, task_weights real[])
+	RETURNS bytea
+	AS 'MODULE_PATHNAME', 'mmoe_predict_top_k_step_categorical' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.predict_top_k_step(bytea, text, double precision[], int[], bigint, int, real[]) IS
+	'transition function of recsys.predict_top_k with categorical ids (double precision features)';
+
 CREATE FUNCTION recsys.predict_top_k_combine(state1 bytea, state2 bytea) RETURNS bytea
 	AS 'MODULE_PATHNAME', 'mmoe_predict_top_k_combine' LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION recsys.predict_top_k_combine(bytea, bytea) IS
@@ -180,6 +194,30 @@ CREATE AGGREGATE recsys.predict_top_k(model text, features real[], categorical i
 );
 COMMENT ON AGGREGATE recsys.predict_top_k(text, real[], int[], bigint, int, real[]) IS
 	'the k items of a group with the highest score under a stored MMoE model with categorical features, best first, ties to the smaller item_id';
+
+CREATE AGGREGATE recsys.predict_top_k(model text, features double precision[], item_id bigint, k int,
+	task_weights real[]) (
+	SFUNC = recsys.predict_top_k_step,
+	STYPE = bytea,
+	SSPACE = 65536,
+	FINALFUNC = recsys.predict_top_k_final,
+	COMBINEFUNC = recsys.predict_top_k_combine,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE recsys.predict_top_k(text, double precision[], bigint, int, real[]) IS
+	'the k items of a group with the highest score under a stored MMoE model (double precision features), best first, ties to the smaller item_id';
+
+CREATE AGGREGATE recsys.predict_top_k(model text, features double precision[], categorical int[], item_id bigint,
+	k int, task_weights real[]) (
+	SFUNC = recsys.predict_top_k_step,
+	STYPE = bytea,
+	SSPACE = 65536,
+	FINALFUNC = recsys.predict_top_k_final,
+	COMBINEFUNC = recsys.predict_top_k_combine,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE recsys.predict_top_k(text, double precision[], int[], bigint, int, real[]) IS
+	'the k items of a group with the highest score under a stored MMoE model with categorical features (double precision features), best first, ties to the smaller item_id';
 
 CREATE FUNCTION recsys.predict_table(model text, candidates regclass, id_column name, features_column name,
 	categorical_column name DEFAULT NULL, context_column name DEFAULT NULL,
