@@ -264,3 +264,99 @@ SELECT recsys.drop_model('damaged'), recsys.drop_model('emb');
 -- still serving
 SELECT recsys.predict('tiny', '{1,2}'::real[]);
 SELECT name, version FROM recsys.model_cache() ORDER BY name, version;
+
+-- predict_top_k: tiny scores relu(x1) + 2 relu(x2) + 0.5; equal scores rank by the smaller item_id
+SELECT g, recsys.predict_top_k('tiny', f, id, 3, '{1}')
+FROM (VALUES (1, '{1,2}'::real[], 10::bigint), (1, '{5,0}', 4), (1, '{0,2.5}', 3), (1, '{-1,-1}', 1),
+	(1, NULL, 2), (2, '{0,0}', 7), (2, '{0,0}', 5), (3, '{1,1}', NULL)) v(g, f, id)
+GROUP BY g ORDER BY g;
+-- more rows than one block (128): the best 2 of 300 are the largest x1
+SELECT recsys.predict_top_k('tiny', ARRAY[i, 0]::real[], i, 2, '{1}') FROM generate_series(1, 300) i;
+SELECT (unnest(recsys.predict_top_k('tiny', ARRAY[i, 0]::real[], i, 2, '{2}'))).* FROM generate_series(1, 3) i;
+-- double precision features score as real ones
+SELECT recsys.predict_top_k('tiny', ARRAY[i, 1]::float8[], i, 2, '{1}') FROM generate_series(1, 3) i;
+-- the categorical form on a model without categorical features takes NULL ids
+SELECT recsys.predict_top_k('tiny', '{1,2}'::real[], NULL::int[], 1, 1, '{1}');
+-- Bad input: INVALID_PARAMETER_VALUE (22023), DATA_EXCEPTION (22000), NULL_VALUE_NOT_ALLOWED (22004), ...
+SELECT pg_temp.try(q) FROM unnest(ARRAY[
+	$$SELECT recsys.predict_top_k('nope', '{1,2}'::real[], 1, 3, '{1}')$$,
+	$$SELECT recsys.predict_top_k('tiny', '{1,2}'::real[], 1, 0, '{1}')$$,
+	$$SELECT recsys.predict_top_k('tiny', '{1,2}'::real[], 1, 1000000, '{1}')$$,
+	$$SELECT recsys.predict_top_k('tiny', '{1,2}'::real[], 1, NULL, '{1}')$$,
+	$$SELECT recsys.predict_top_k('tiny', '{1,2}'::real[], 1, 3, NULL)$$,
+	$$SELECT recsys.predict_top_k(NULL, '{1,2}'::real[], 1, 3, '{1}')$$,
+	$$SELECT recsys.predict_top_k('tiny', '{1,2}'::real[], 1, 3, '{1,1}')$$,
+	$$SELECT recsys.predict_top_k('tiny', '{1,2}'::real[], 1, 3, '{NaN}')$$,
+	$$SELECT recsys.predict_top_k('tiny', '{1,2,3}'::real[], 1, 3, '{1}')$$,
+	$$SELECT recsys.predict_top_k('tiny', '{1,NaN}'::real[], 1, 3, '{1}')$$,
+	$$SELECT recsys.predict_top_k('tiny', '{1,2}'::real[], '{1}'::int[], 1, 3, '{1}')$$,
+	$$SELECT recsys.predict_top_k('tiny_all', '{1}'::real[], '{1}'::int[], 1, 3, '{1}')$$,
+	$$SELECT recsys.predict_top_k(m, '{1,2}'::real[], 1, 3, '{1}') FROM (VALUES ('tiny'), ('tiny_copy')) v(m)$$,
+	$$SELECT recsys.predict_top_k('tiny', '{1,2}'::real[], 1, k, '{1}') FROM (VALUES (3), (4)) v(k)$$,
+	$$SELECT recsys.predict_top_k('tiny', '{1,2}'::real[], 1, 3, w) FROM (VALUES ('{1}'::real[]), ('{2}')) v(w)$$
+]) q;
+
+-- Crafted predict_top_k states: every invariant is checked before a state is trusted (22P03)
+CREATE TEMP TABLE st AS SELECT recsys.predict_top_k_step(NULL, 'tiny', '{1,2}'::real[], 7, 3, '{1}') AS s;
+-- a state with two kept items and one buffered row
+CREATE TEMP TABLE st2 AS SELECT recsys.predict_top_k_step(recsys.predict_top_k_combine(
+	recsys.predict_top_k_step(NULL, 'tiny', '{1,2}'::real[], 7, 3, '{1}'),
+	recsys.predict_top_k_step(NULL, 'tiny', '{4,0}'::real[], 8, 3, '{1}')), 'tiny', '{0,1}'::real[], 9, 3, '{1}') AS s;
+SELECT recsys.predict_top_k_final(s) FROM st;
+SELECT recsys.predict_top_k_final(s) FROM st2;
+-- little-endian int32 bytes
+CREATE FUNCTION pg_temp.le32(v int) RETURNS bytea LANGUAGE sql AS $$
+	SELECT decode(lpad(to_hex(v & 255), 2, '0') || lpad(to_hex((v >> 8) & 255), 2, '0')
+		|| lpad(to_hex((v >> 16) & 255), 2, '0') || lpad(to_hex((v >> 24) & 255), 2, '0'), 'hex')
+$$;
+-- offsets into the bytea (after the 4-byte varlena header): magic 0, version 4, k 8, ntasks 12,
+-- input_dim 16, ncategorical 20, model_version 24, capacity 28, nbuf 32, nkept 36, namelen 40,
+-- name 44; then weights at 108, kept items (16 bytes each) at 116, item ids, features
+SELECT pg_temp.try(format('SELECT recsys.predict_top_k_final(%L::bytea)', b)) FROM (VALUES
+	('\x00'::bytea),
+	((SELECT overlay(s PLACING '\x00000000' FROM 1) FROM st)),
+	((SELECT overlay(s PLACING '\x0900' FROM 5) FROM st)),
+	((SELECT overlay(s PLACING pg_temp.le32(0) FROM 9) FROM st)),
+	((SELECT overlay(s PLACING pg_temp.le32(4) FROM 9) FROM st)),
+	((SELECT overlay(s PLACING pg_temp.le32(0) FROM 25) FROM st)),
+	((SELECT overlay(s PLACING pg_temp.le32(9) FROM 33) FROM st)),
+	((SELECT overlay(s PLACING pg_temp.le32(4) FROM 37) FROM st)),
+	((SELECT overlay(s PLACING pg_temp.le32(3) FROM 41) FROM st)),
+	((SELECT overlay(s PLACING '\x00' FROM 46) FROM st)),
+	((SELECT s || '\x00'::bytea FROM st)),
+	((SELECT overlay(s PLACING '\x0000c07f' FROM 109) FROM st)),
+	((SELECT overlay(s PLACING '\x0000c07f' FROM 117 + 8) FROM st2)),
+	((SELECT overlay(s PLACING '\xcaf24971' FROM 117 + 8) FROM st2)),
+	((SELECT overlay(s PLACING '\x0000807f' FROM 117 + 48 + 64) FROM st2)),
+	((SELECT overlay(s PLACING pg_temp.le32(2) FROM 25) FROM st)),
+	((SELECT overlay(overlay(s PLACING pg_temp.le32(8) FROM 41) PLACING 'tiny_all' FROM 45) FROM st))
+) v(b);
+SELECT pg_temp.try(format('SELECT recsys.predict_top_k_combine(%L::bytea, s) FROM st', b)) FROM (VALUES
+	((SELECT overlay(s PLACING pg_temp.le32(0) FROM 9) FROM st)),
+	((SELECT s FROM st2)),
+	((SELECT overlay(s PLACING pg_temp.le32(2) FROM 9) FROM st))
+) v(b);
+SELECT pg_temp.try(format($$SELECT recsys.predict_top_k_step(%L::bytea, 'tiny', '{1,2}'::real[], 7, 3, '{1}')$$, b)) FROM (VALUES
+	((SELECT overlay(s PLACING pg_temp.le32(0) FROM 9) FROM st)),
+	((SELECT overlay(s PLACING pg_temp.le32(300) FROM 29) FROM st))
+) v(b);
+
+-- predict_table: the tiny model over a candidate table, then bad input
+CREATE TEMP TABLE cands (cid int, x real[], xd float8[], t text, cat int[], pos int);
+INSERT INTO cands VALUES (1, '{1,2}', '{1,2}', 'a', NULL, NULL), (2, '{-1,3}', '{-1,3}', 'b', NULL, NULL),
+	(3, NULL, NULL, 'c', NULL, NULL);
+SELECT * FROM recsys.predict_table('tiny', 'cands', 'cid', 'x') ORDER BY id;
+SELECT * FROM recsys.predict_table('tiny', 'cands', 'cid', 'xd', version => 1) ORDER BY id;
+SELECT pg_temp.try(q) FROM unnest(ARRAY[
+	$$SELECT recsys.predict_table('tiny', 'cands', 'cid', 'nope')$$,
+	$$SELECT recsys.predict_table('tiny', 'cands', 'cid', 't')$$,
+	$$SELECT recsys.predict_table('tiny', 'cands', 't', 'x')$$,
+	$$SELECT recsys.predict_table('tiny', 'nope', 'cid', 'x')$$,
+	$$SELECT recsys.predict_table('tiny', NULL, 'cid', 'x')$$,
+	$$SELECT recsys.predict_table('nope', 'cands', 'cid', 'x')$$,
+	$$SELECT recsys.predict_table('tiny', 'cands', 'cid', 'x', version => 0)$$,
+	$$SELECT recsys.predict_table('tiny', 'cands', 'cid', 'x', display_position_column => 'cid')$$,
+	$$SELECT recsys.predict_table('tiny', 'cands', 'cid', 'x', context_column => 'x')$$,
+	$$SELECT recsys.predict_table('tiny_all', 'cands', 'cid', 'x')$$,
+	$$SELECT recsys.predict_table('tiny_all', 'cands', 'cid', 'x', categorical_column => 'cat')$$
+]) q;

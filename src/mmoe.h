@@ -53,6 +53,7 @@ extern const MmoeModel *MmoeAcquire(FunctionCallInfo fcinfo, text *model, int ve
 									int maxrows, MmoeScratch **scratch, uint64 *model_id,
 									int *found_version);
 extern int	MmoeVersionArg(FunctionCallInfo fcinfo, int arg);
+extern void MmoeSetIds(const MmoeModel *model, MmoeScratch *s, int r, const int32 *ids);
 extern void MmoeSetRow(const MmoeModel *model, MmoeScratch *s, int r, const MmoeRowInput *in);
 
 #endif

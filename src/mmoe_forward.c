@@ -1,9 +1,11 @@
 /*
  * mmoe_forward.c
  *		The float32 forward kernel of MMoE models (see mmoe_model.h): dense
- *		layers through BLAS, one row (sgemv) or many rows (sgemm) at once,
- *		gate weights and MC dropout.  No PostgreSQL and no allocation here:
- *		the caller hands in the scratch memory.
+ *		layers for blocks of rows through BLAS sgemm, a single row through a
+ *		matrix-vector product (an AVX2/FMA kernel chosen at run time where
+ *		the CPU has it, else BLAS sgemv), gate weights and MC dropout.  No
+ *		PostgreSQL and no allocation here: the caller hands in the scratch
+ *		memory (MmoeScratchBytes, MmoeScratchInit).
  *
  * MC dropout (predict_mc) masks every hidden unit after its activation
  * (expert layers and hidden tower layers) with inverted dropout.  Masks come
@@ -63,7 +65,7 @@ ScratchLayout(const MmoeModel *m, int rows, MmoeScratch *s, char *base)
 	CARVE(tower_out, float, r);
 	CARVE(ids, int32_t, r * (m->ncategorical > 0 ? m->ncategorical : 1));
 	CARVE(position, int32_t, r);
-	CARVE(fused_out, float, (size_t) MmoeFusedRows(m));
+	CARVE(fused_out, float, r * MmoeFusedRows(m));
 #undef CARVE
 	return off;
 }
@@ -196,17 +198,6 @@ HaveAvx2(void)
 	return have;
 }
 #endif
-
-/* Get the name of the kernel MmoeGemv uses on this CPU */
-const char *
-MmoeGemvKernel(void)
-{
-#ifdef HAVE_AVX2_KERNEL
-	if (HaveAvx2())
-		return "avx2";
-#endif
-	return "blas";
-}
 
 /* Compute y = W x + b for one row x (AVX2 where the CPU has it, else BLAS sgemv) */
 void
@@ -401,71 +392,68 @@ ComputeGates(const MmoeModel *m, MmoeScratch *s, int rows, int t)
 		GateWeights(m, s->gates + (size_t) r * m->nexperts);
 }
 
-/* Compute every expert's output for rows of x, one sgemm per expert layer */
+/*
+ * Compute every expert's output for rows of x.  The first layers of all
+ * experts and all gates run as one product over the stacked matrix (one
+ * sgemm, or one matrix-vector product for a single row), which leaves the
+ * gate logits in fused_out for StackedGates; later expert layers run one
+ * product per expert.
+ */
 static void
 Experts(const MmoeModel *m, MmoeScratch *s, int rows, const MmoeDropout *dropout)
 {
 	int			h = m->expert_out;
+	int			h1 = m->experts[0].out;
+	int			f = m->fused.out;
 
+	Dense(rows, &m->fused, s->x, s->fused_out);
 	for (int i = 0; i < m->nexperts; i++)
 	{
-		const float *src = s->x;
+		float	   *first;
+		const float *src;
 
-		for (int l = 0; l < m->nlayers; l++)
+		/* one row reads its slice in place; more rows gather theirs contiguously */
+		if (rows == 1)
+			first = s->fused_out + (size_t) i * h1;
+		else
+		{
+			first = s->buf_a;
+			for (int r = 0; r < rows; r++)
+				memcpy(first + (size_t) r * h1, s->fused_out + (size_t) r * f + (size_t) i * h1,
+					   sizeof(float) * h1);
+		}
+		Relu(first, (size_t) rows * h1);
+		Dropout(m, dropout, first, rows, h1, m->expert_site[i * m->nlayers]);
+		src = first;
+		for (int l = 1; l < m->nlayers; l++)
 		{
 			const MmoeLayer *layer = &m->experts[i * m->nlayers + l];
 			float	   *dst = l == m->nlayers - 1 ? s->experts + (size_t) i * rows * h
-				: (l % 2 == 0 ? s->buf_a : s->buf_b);
+				: (l % 2 == 1 ? s->buf_b : s->buf_a);
 
 			Dense(rows, layer, src, dst);
 			Relu(dst, (size_t) rows * layer->out);
 			Dropout(m, dropout, dst, rows, layer->out, m->expert_site[i * m->nlayers + l]);
 			src = dst;
 		}
-	}
-}
-
-/*
- * Compute every expert's output for row 0 of x without dropout, starting
- * with one product over the stacked first layers and gates (which also
- * leaves the gate logits in fused_out for OneRowGates)
- */
-static void
-OneRowExperts(const MmoeModel *m, MmoeScratch *s)
-{
-	int			h = m->expert_out;
-	int			h1 = m->experts[0].out;
-
-	MmoeGemv(&m->fused, s->x, s->fused_out);
-	Relu(s->fused_out, (size_t) m->nexperts * h1);
-	for (int i = 0; i < m->nexperts; i++)
-	{
-		const float *src = s->fused_out + (size_t) i * h1;
-
-		for (int l = 1; l < m->nlayers; l++)
-		{
-			const MmoeLayer *layer = &m->experts[i * m->nlayers + l];
-			float	   *dst = l == m->nlayers - 1 ? s->experts + (size_t) i * h
-				: (l % 2 == 1 ? s->buf_a : s->buf_b);
-
-			MmoeGemv(layer, src, dst);
-			Relu(dst, layer->out);
-			src = dst;
-		}
 		if (m->nlayers == 1)
-			memcpy(s->experts + (size_t) i * h, src, sizeof(float) * h);
+			memcpy(s->experts + (size_t) i * rows * h, src, sizeof(float) * rows * h);
 	}
 }
 
-/* Turn task t's gate logits that OneRowExperts left in fused_out into weights */
+/* Turn task t's gate logits that Experts left in fused_out into weights, row by row */
 static void
-OneRowGates(const MmoeModel *m, MmoeScratch *s, int t)
+StackedGates(const MmoeModel *m, MmoeScratch *s, int rows, int t)
 {
-	const float *logits = s->fused_out + (size_t) m->nexperts * m->experts[0].out +
-		(size_t) t * m->nexperts;
+	size_t		first = (size_t) m->nexperts * m->experts[0].out + (size_t) t * m->nexperts;
 
-	memcpy(s->gates, logits, sizeof(float) * m->nexperts);
-	GateWeights(m, s->gates);
+	for (int r = 0; r < rows; r++)
+	{
+		float	   *g = s->gates + (size_t) r * m->nexperts;
+
+		memcpy(g, s->fused_out + (size_t) r * m->fused.out + first, sizeof(float) * m->nexperts);
+		GateWeights(m, g);
+	}
 }
 
 /*
@@ -479,15 +467,9 @@ MmoeForward(const MmoeModel *m, MmoeScratch *s, int rows, const MmoeDropout *dro
 	int			h = m->expert_out;
 	size_t		hn = (size_t) rows * h;
 
-	bool		one_row = rows == 1 && dropout == NULL && m->fused.w != NULL;
-
 	assert(rows <= s->maxrows);
 	FillEmbeddings(m, s, rows);
-
-	if (one_row)
-		OneRowExperts(m, s);
-	else
-		Experts(m, s, rows, dropout);
+	Experts(m, s, rows, dropout);
 
 	/* latent cross factors 1 + W c + b, shared by the tasks */
 	if (m->context_dim > 0)
@@ -502,10 +484,7 @@ MmoeForward(const MmoeModel *m, MmoeScratch *s, int rows, const MmoeDropout *dro
 		const MmoeTask *task = &m->tasks[t];
 		const float *src;
 
-		if (one_row)
-			OneRowGates(m, s, t);
-		else
-			ComputeGates(m, s, rows, t);
+		StackedGates(m, s, rows, t);
 
 		/* mixture of experts */
 		memset(s->mix, 0, sizeof(float) * hn);

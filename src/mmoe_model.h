@@ -106,8 +106,9 @@ typedef struct MmoeModel
 	/*
 	 * Every expert's first layer and every gate read the same input, so
 	 * their weights are kept stacked in one matrix (expert 0 .. n-1 rows,
-	 * then gate 0 .. T-1 rows) and a single row is scored with one matrix
-	 * vector product over it.  The layers' own w and b point into it.
+	 * then gate 0 .. T-1 rows): a block of rows is one sgemm over it, a
+	 * single row one matrix-vector product.  The layers' own w and b point
+	 * into it.
 	 */
 	MmoeLayer	fused;			/* [nexperts * h1 + ntasks * nexperts, in_width] */
 } MmoeModel;
@@ -131,7 +132,7 @@ typedef struct MmoeScratch
 	float	   *tower_out;		/* [maxrows] */
 	int32_t    *ids;			/* [maxrows, ncategorical] */
 	int32_t    *position;		/* [maxrows]; -1 = missing */
-	float	   *fused_out;		/* [fused.out], one row */
+	float	   *fused_out;		/* [maxrows, fused.out] */
 } MmoeScratch;
 
 /* MC dropout: row r of a pass is sample first_sample + r */
@@ -142,6 +143,7 @@ typedef struct MmoeDropout
 	int64_t		first_sample;
 } MmoeDropout;
 
+/* MmoeFuseFirstLayers must have run on a model before any forward pass */
 extern int	MmoeFusedRows(const MmoeModel *model);
 extern void MmoeFuseFirstLayers(MmoeModel *model, float *w, float *b);
 extern int	MmoeScratchRows(const MmoeModel *model, int maxrows);
@@ -153,6 +155,5 @@ extern void MmoeGateWeights(const MmoeModel *model, MmoeScratch *s, int rows,
 							int task, float *out);
 extern double MmoeDropoutUniform(uint64_t seed, uint64_t n);
 extern void MmoeGemv(const MmoeLayer *layer, const float *x, float *y);
-extern const char *MmoeGemvKernel(void);
 
 #endif

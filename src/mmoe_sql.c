@@ -159,8 +159,8 @@ TaskIndex(const MmoeModel *m, text *task, text *model)
 }
 
 /* Check categorical ids against the vocabularies and store them for row r */
-static void
-SetIds(const MmoeModel *m, MmoeScratch *s, int r, const int32 *ids)
+void
+MmoeSetIds(const MmoeModel *m, MmoeScratch *s, int r, const int32 *ids)
 {
 	for (int c = 0; c < m->ncategorical; c++)
 	{
@@ -235,7 +235,7 @@ MmoeSetRow(const MmoeModel *m, MmoeScratch *s, int r, const MmoeRowInput *in)
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("categorical has %d ids, but the model has %d categorical feature(s)",
 							n, m->ncategorical)));
-		SetIds(m, s, r, ids);
+		MmoeSetIds(m, s, r, ids);
 		pfree(ids);
 	}
 	if (in->context)
@@ -574,7 +574,7 @@ mmoe_predict_batch(PG_FUNCTION_ARGS)
 		for (int r = 0; r < n; r++)
 		{
 			if (ids)
-				SetIds(m, s, r, ids + (size_t) (first + r) * m->ncategorical);
+				MmoeSetIds(m, s, r, ids + (size_t) (first + r) * m->ncategorical);
 			SetPosition(m, s, r, pos == NULL || pos_null[first + r], pos ? pos[first + r] : 0);
 		}
 		if (context)

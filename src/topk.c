@@ -147,7 +147,7 @@ TopKValid(const TopK *t)
 	{
 		if (isnan(t->items[i].score))
 			return false;
-		if (i > 0 && Worse(t->items, (i - 1) / 2, i))
+		if (i > 0 && Worse(t->items, i, (i - 1) / 2))
 			return false;
 	}
 	return true;

@@ -128,3 +128,101 @@ CREATE FUNCTION recsys.model_cache()
 	AS 'MODULE_PATHNAME', 'model_cache' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION recsys.model_cache() IS
 	'the parsed MMoE models this backend caches: memory, statement-level lookups served, statements pinning it, load time';
+
+-- Batched scoring of candidate sets (src/mmoe_topk.c, src/mmoe_table.c)
+CREATE TYPE recsys.ranked_item AS (item_id bigint, score real);
+COMMENT ON TYPE recsys.ranked_item IS
+	'an item and its score, as recsys.predict_top_k returns them (best first)';
+
+CREATE FUNCTION recsys.predict_top_k_step(state bytea, model text, features real[], item_id bigint,
+	k int, task_weights real[])
+	RETURNS bytea
+	AS 'MODULE_PATHNAME', 'mmoe_predict_top_k_step' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.predict_top_k_step(bytea, text, real[], bigint, int, real[]) IS
+	'transition function of recsys.predict_top_k: buffers the row, scores a full block with the model';
+
+CREATE FUNCTION recsys.predict_top_k_step(state bytea, model text, features real[], categorical int[],
+	item_id bigint, k int, task_weights real[])
+	RETURNS bytea
+	AS 'MODULE_PATHNAME', 'mmoe_predict_top_k_step_categorical' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.predict_top_k_step(bytea, text, real[], int[], bigint, int, real[]) IS
+	'transition function of recsys.predict_top_k with categorical ids';
+
+CREATE FUNCTION recsys.predict_top_k_step(state bytea, model text, features double precision[], item_id bigint,
+	k int, task_weights real[])
+	RETURNS bytea
+	AS 'MODULE_PATHNAME', 'mmoe_predict_top_k_step' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.predict_top_k_step(bytea, text, double precision[], bigint, int, real[]) IS
+	'transition function of recsys.predict_top_k (double precision features)';
+
+CREATE FUNCTION recsys.predict_top_k_step(state bytea, model text, features double precision[], categorical int[],
+	item_id bigint, k int, task_weights real[])
+	RETURNS bytea
+	AS 'MODULE_PATHNAME', 'mmoe_predict_top_k_step_categorical' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.predict_top_k_step(bytea, text, double precision[], int[], bigint, int, real[]) IS
+	'transition function of recsys.predict_top_k with categorical ids (double precision features)';
+
+CREATE FUNCTION recsys.predict_top_k_combine(state1 bytea, state2 bytea) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'mmoe_predict_top_k_combine' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.predict_top_k_combine(bytea, bytea) IS
+	'combine function of recsys.predict_top_k: scores both buffers and merges the kept lists';
+
+CREATE FUNCTION recsys.predict_top_k_final(state bytea) RETURNS recsys.ranked_item[]
+	AS 'MODULE_PATHNAME', 'mmoe_predict_top_k_final' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.predict_top_k_final(bytea) IS
+	'final function of recsys.predict_top_k: scores the rows still buffered and returns the best k, best first';
+
+CREATE AGGREGATE recsys.predict_top_k(model text, features real[], item_id bigint, k int, task_weights real[]) (
+	SFUNC = recsys.predict_top_k_step,
+	STYPE = bytea,
+	SSPACE = 65536,
+	FINALFUNC = recsys.predict_top_k_final,
+	COMBINEFUNC = recsys.predict_top_k_combine,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE recsys.predict_top_k(text, real[], bigint, int, real[]) IS
+	'the k items of a group with the highest score (task_weights-weighted sum of the task outputs) under a stored MMoE model, best first, ties to the smaller item_id; rows are scored in blocks with sgemm';
+
+CREATE AGGREGATE recsys.predict_top_k(model text, features real[], categorical int[], item_id bigint, k int,
+	task_weights real[]) (
+	SFUNC = recsys.predict_top_k_step,
+	STYPE = bytea,
+	SSPACE = 65536,
+	FINALFUNC = recsys.predict_top_k_final,
+	COMBINEFUNC = recsys.predict_top_k_combine,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE recsys.predict_top_k(text, real[], int[], bigint, int, real[]) IS
+	'the k items of a group with the highest score under a stored MMoE model with categorical features, best first, ties to the smaller item_id';
+
+CREATE AGGREGATE recsys.predict_top_k(model text, features double precision[], item_id bigint, k int,
+	task_weights real[]) (
+	SFUNC = recsys.predict_top_k_step,
+	STYPE = bytea,
+	SSPACE = 65536,
+	FINALFUNC = recsys.predict_top_k_final,
+	COMBINEFUNC = recsys.predict_top_k_combine,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE recsys.predict_top_k(text, double precision[], bigint, int, real[]) IS
+	'the k items of a group with the highest score under a stored MMoE model (double precision features), best first, ties to the smaller item_id';
+
+CREATE AGGREGATE recsys.predict_top_k(model text, features double precision[], categorical int[], item_id bigint,
+	k int, task_weights real[]) (
+	SFUNC = recsys.predict_top_k_step,
+	STYPE = bytea,
+	SSPACE = 65536,
+	FINALFUNC = recsys.predict_top_k_final,
+	COMBINEFUNC = recsys.predict_top_k_combine,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE recsys.predict_top_k(text, double precision[], int[], bigint, int, real[]) IS
+	'the k items of a group with the highest score under a stored MMoE model with categorical features (double precision features), best first, ties to the smaller item_id';
+
+CREATE FUNCTION recsys.predict_table(model text, candidates regclass, id_column name, features_column name,
+	categorical_column name DEFAULT NULL, context_column name DEFAULT NULL,
+	display_position_column name DEFAULT NULL, version int DEFAULT NULL)
+	RETURNS TABLE(id bigint, scores real[])
+	AS 'MODULE_PATHNAME', 'mmoe_predict_table' LANGUAGE C STABLE PARALLEL RESTRICTED ROWS 100000;
+COMMENT ON FUNCTION recsys.predict_table(text, regclass, name, name, name, name, name, int) IS
+	'score every row of a candidate table (read through a cursor in blocks of 256 rows, each scored with sgemm): the id and the outputs per task';

@@ -1,0 +1,249 @@
+/*
+ * mmoe_table.c
+ *		recsys.predict_table: score every row of a candidate table with a
+ *		stored MMoE model, reading the table through an SPI cursor in blocks
+ *		and scoring each block with one batched forward pass.
+ *
+ * Memory is bounded by the block: the cursor hands over PREDICT_TABLE_BLOCK
+ * rows at a time, their values are read in a memory context reset per
+ * block, and the results go into the function's tuplestore, which spills to
+ * disk past work_mem.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "arrays.h"
+#include "mmoe.h"
+
+/* Rows fetched and scored at a time */
+#define PREDICT_TABLE_BLOCK 256
+
+/*
+ * predict_table(model, candidates, id_column, features_column,
+ * categorical_column, context_column, display_position_column, version)
+ */
+#define ARG_MODEL 0
+#define ARG_CANDIDATES 1
+#define ARG_ID_COLUMN 2
+#define ARG_FEATURES_COLUMN 3
+#define ARG_CATEGORICAL_COLUMN 4
+#define ARG_CONTEXT_COLUMN 5
+#define ARG_POSITION_COLUMN 6
+#define ARG_VERSION 7
+
+/* Columns of the cursor's query, 1-based as SPI numbers them */
+#define COL_ID 1
+#define COL_FEATURES 2
+#define COL_CATEGORICAL 3
+#define COL_CONTEXT 4
+#define COL_POSITION 5
+
+/*
+ * Get the quoted name of a column of rel given as argument arg (NULL when
+ * the argument is NULL), raising an error when the column does not exist
+ */
+static const char *
+ColumnArg(FunctionCallInfo fcinfo, int arg, Oid rel, const char *relname)
+{
+	const char *col;
+	AttrNumber	attnum;
+
+	if (PG_ARGISNULL(arg))
+		return NULL;
+	col = NameStr(*PG_GETARG_NAME(arg));
+	attnum = get_attnum(rel, col);
+	if (attnum == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation \"%s\" does not exist", col, relname)));
+	return quote_identifier(col);
+}
+
+/* Raise the error for a column whose type is not a float array */
+static void
+CheckFloatArray(TupleDesc desc, int col, const char *what)
+{
+	Oid			type = SPI_gettypeid(desc, col);
+
+	if (type != FLOAT4ARRAYOID && type != FLOAT8ARRAYOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s must be real[] or double precision[], not %s", what,
+						format_type_be(type))));
+}
+
+/* Get column col of a row as an array, or NULL when the value is NULL */
+static ArrayType *
+ArrayColumn(HeapTuple tuple, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d;
+
+	if (col > desc->natts)
+		return NULL;
+	d = SPI_getbinval(tuple, desc, col, &isnull);
+	return isnull ? NULL : DatumGetArrayTypeP(d);
+}
+
+PG_FUNCTION_INFO_V1(mmoe_predict_table);
+/*
+ * Score every row of a table: returns (id, outputs per task) per row, in
+ * the order the cursor reads them; a row with NULL features gets NULL
+ * scores, as predict gives
+ */
+Datum
+mmoe_predict_table(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Oid			rel;
+	char	   *relname;
+	char	   *nspname;
+	const char *id_col;
+	const char *features_col;
+	const char *cat_col;
+	const char *ctx_col;
+	const char *pos_col;
+	const MmoeModel *m;
+	MmoeScratch *s;
+	StringInfoData query;
+	MemoryContext block_cxt;
+	MemoryContext old;
+	Portal		portal;
+	SPIPlanPtr	plan;
+	float	   *out;
+	int			block;
+	int			slot[PREDICT_TABLE_BLOCK];	/* scratch row of each fetched row, -1 = NULL features */
+	Datum		ids[PREDICT_TABLE_BLOCK];
+	bool		id_null[PREDICT_TABLE_BLOCK];
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (PG_ARGISNULL(ARG_MODEL) || PG_ARGISNULL(ARG_CANDIDATES) ||
+		PG_ARGISNULL(ARG_ID_COLUMN) || PG_ARGISNULL(ARG_FEATURES_COLUMN))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("model, candidates, id_column and features_column must not be null")));
+	rel = PG_GETARG_OID(ARG_CANDIDATES);
+	relname = get_rel_name(rel);
+	if (relname == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", rel)));
+	nspname = get_namespace_name(get_rel_namespace(rel));
+	id_col = ColumnArg(fcinfo, ARG_ID_COLUMN, rel, relname);
+	features_col = ColumnArg(fcinfo, ARG_FEATURES_COLUMN, rel, relname);
+	cat_col = ColumnArg(fcinfo, ARG_CATEGORICAL_COLUMN, rel, relname);
+	ctx_col = ColumnArg(fcinfo, ARG_CONTEXT_COLUMN, rel, relname);
+	pos_col = ColumnArg(fcinfo, ARG_POSITION_COLUMN, rel, relname);
+
+	m = MmoeAcquire(fcinfo, PG_GETARG_TEXT_PP(ARG_MODEL), MmoeVersionArg(fcinfo, ARG_VERSION),
+					PREDICT_TABLE_BLOCK, &s, NULL, NULL);
+	if (cat_col == NULL && m->ncategorical > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the model has %d categorical feature(s), so categorical_column must not be null",
+						m->ncategorical)));
+	if (ctx_col == NULL && m->context_dim > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the model has a latent cross, so context_column must not be null")));
+
+	/* only the columns asked for, in COL_* order; the casts give fixed types */
+	initStringInfo(&query);
+	appendStringInfo(&query, "SELECT %s::pg_catalog.int8, %s", id_col, features_col);
+	if (cat_col || ctx_col || pos_col)
+		appendStringInfo(&query, ", %s::pg_catalog.int4[]", cat_col ? cat_col : "NULL");
+	if (ctx_col || pos_col)
+		appendStringInfo(&query, ", %s", ctx_col ? ctx_col : "NULL::pg_catalog.float4[]");
+	if (pos_col)
+		appendStringInfo(&query, ", %s::pg_catalog.int4", pos_col);
+	appendStringInfo(&query, " FROM %s", quote_qualified_identifier(nspname, relname));
+
+	out = palloc(sizeof(float) * PREDICT_TABLE_BLOCK * m->ntasks);
+	block_cxt = AllocSetContextCreate(CurrentMemoryContext, "recsys predict_table block",
+									  ALLOCSET_DEFAULT_SIZES);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = SPI_prepare(query.data, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", query.data,
+			 SPI_result_code_string(SPI_result));
+	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+	/* a huge model may get a scratch of fewer rows than a block */
+	block = Min(PREDICT_TABLE_BLOCK, s->maxrows);
+	CheckFloatArray(portal->tupDesc, COL_FEATURES, "features_column");
+	if (ctx_col)
+		CheckFloatArray(portal->tupDesc, COL_CONTEXT, "context_column");
+
+	for (;;)
+	{
+		int			n;
+		int			rows = 0;
+		TupleDesc	desc;
+
+		CHECK_FOR_INTERRUPTS();
+		SPI_cursor_fetch(portal, true, block);
+		n = (int) SPI_processed;
+		if (n == 0)
+			break;
+		desc = SPI_tuptable->tupdesc;
+		old = MemoryContextSwitchTo(block_cxt);
+		for (int i = 0; i < n; i++)
+		{
+			HeapTuple	tuple = SPI_tuptable->vals[i];
+			MmoeRowInput in = {0};
+			bool		isnull;
+
+			ids[i] = SPI_getbinval(tuple, desc, COL_ID, &id_null[i]);
+			in.features = ArrayColumn(tuple, desc, COL_FEATURES);
+			if (in.features == NULL)
+			{
+				slot[i] = -1;
+				continue;
+			}
+			in.categorical = cat_col ? ArrayColumn(tuple, desc, COL_CATEGORICAL) : NULL;
+			in.takes_context = true;
+			in.context = ctx_col ? ArrayColumn(tuple, desc, COL_CONTEXT) : NULL;
+			in.takes_position = pos_col != NULL;
+			if (pos_col)
+			{
+				Datum		d = SPI_getbinval(tuple, desc, COL_POSITION, &isnull);
+
+				in.position_null = isnull;
+				in.position = isnull ? 0 : DatumGetInt32(d);
+			}
+			MmoeSetRow(m, s, rows, &in);
+			slot[i] = rows++;
+		}
+		if (rows > 0)
+			MmoeForward(m, s, rows, NULL, out);
+		for (int i = 0; i < n; i++)
+		{
+			Datum		values[2];
+			bool		nulls[2];
+
+			values[0] = ids[i];
+			nulls[0] = id_null[i];
+			nulls[1] = slot[i] < 0;
+			values[1] = nulls[1] ? (Datum) 0 :
+				PointerGetDatum(FloatsToArray(out + (size_t) slot[i] * m->ntasks, m->ntasks));
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(block_cxt);
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+	MemoryContextDelete(block_cxt);
+	return (Datum) 0;
+}
