@@ -262,6 +262,30 @@ MmoeFuseFirstLayers(MmoeModel *m, float *w, float *b)
 }
 
 /*
+ * Copy the first expert layers and the gates into a stacked matrix w and
+ * bias b without moving them, for a model whose layers live elsewhere (the
+ * trainer's parameters); the copy must be refreshed after they change.
+ */
+void
+MmoeStackFirstLayers(MmoeModel *m, float *w, float *b)
+{
+	size_t		row = 0;
+
+	for (int i = 0; i < m->nexperts + m->ntasks; i++)
+	{
+		const MmoeLayer *l = i < m->nexperts ? &m->experts[i * m->nlayers] : &m->tasks[i - m->nexperts].gate;
+
+		memcpy(w + row * m->in_width, l->w, sizeof(float) * l->out * m->in_width);
+		memcpy(b + row, l->b, sizeof(float) * l->out);
+		row += l->out;
+	}
+	m->fused.in = m->in_width;
+	m->fused.out = (int) row;
+	m->fused.w = w;
+	m->fused.b = b;
+}
+
+/*
  * Apply ReLU in place.  Clearing the bits of values whose sign bit is set is
  * branch-free (a compare-and-select on floats compiles to a branch that
  * mispredicts on half the units), and blocks of 8 let gcc -O2 vectorize.

@@ -146,6 +146,7 @@ typedef struct MmoeDropout
 /* MmoeFuseFirstLayers must have run on a model before any forward pass */
 extern int	MmoeFusedRows(const MmoeModel *model);
 extern void MmoeFuseFirstLayers(MmoeModel *model, float *w, float *b);
+extern void MmoeStackFirstLayers(MmoeModel *model, float *w, float *b);
 extern int	MmoeScratchRows(const MmoeModel *model, int maxrows);
 extern size_t MmoeScratchBytes(const MmoeModel *model, int rows);
 extern void MmoeScratchInit(const MmoeModel *model, int rows, void *mem, MmoeScratch *s);

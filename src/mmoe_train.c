@@ -800,10 +800,13 @@ CompareByScore(const void *a, const void *b)
  */
 static double
 Validate(MmoeTrainer *t, const TrainData *v, MmoeScratch *sc, float *out, int64 *order,
-		 float *col, float *lab, StringInfo s)
+		 float *col, float *lab, float *stack_w, float *stack_b, StringInfo s)
 {
 	MmoeModel  *m = t->m;
 	double		total = 0.0;
+
+	/* the forward kernel reads first layers from a stacked copy of the current weights */
+	MmoeStackFirstLayers(m, stack_w, stack_b);
 
 	for (int64 start = 0; start < v->n; start += sc->maxrows)
 	{
@@ -825,6 +828,7 @@ Validate(MmoeTrainer *t, const TrainData *v, MmoeScratch *sc, float *out, int64 
 		MmoeForward(m, sc, rows, NULL, out + start * m->ntasks);
 		CHECK_FOR_INTERRUPTS();
 	}
+	m->fused.w = NULL;			/* stale as soon as the next step changes the weights */
 	appendStringInfoChar(s, '{');
 	for (int tk = 0; tk < m->ntasks; tk++)
 	{
@@ -984,6 +988,8 @@ mmoe_train(PG_FUNCTION_ARGS)
 	int			epochs_run = 0;
 	MmoeScratch *sc = NULL;
 	float	   *vout = NULL;
+	float	   *vstack_w = NULL;
+	float	   *vstack_b = NULL;
 	int64	   *vorder = NULL;
 	float	   *vcol = NULL;
 	float	   *vlab = NULL;
@@ -1108,6 +1114,8 @@ mmoe_train(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(context);
 		sc = MmoeScratchCreate(m, MMOE_CHUNK_ROWS);
 		vout = MemoryContextAllocHuge(context, sizeof(float) * val.n * T);
+		vstack_w = MemoryContextAllocHuge(context, sizeof(float) * (size_t) MmoeFusedRows(m) * m->in_width);
+		vstack_b = MemoryContextAllocHuge(context, sizeof(float) * (size_t) MmoeFusedRows(m));
 		vorder = MemoryContextAllocHuge(context, sizeof(int64) * val.n);
 		vcol = MemoryContextAllocHuge(context, sizeof(float) * val.n);
 		vlab = MemoryContextAllocHuge(context, sizeof(float) * val.n);
@@ -1189,7 +1197,7 @@ mmoe_train(PG_FUNCTION_ARGS)
 		initStringInfo(&vjson);
 		if (have_val)
 		{
-			double		vloss = Validate(&tr, &val, sc, vout, vorder, vcol, vlab, &vjson);
+			double		vloss = Validate(&tr, &val, sc, vout, vorder, vcol, vlab, vstack_w, vstack_b, &vjson);
 
 			rownull[4] = false;
 			if (vloss < best_loss)
