@@ -10,6 +10,8 @@ CREATE TABLE sp_plays (user_id bigint, item_id bigint, w double precision);
 INSERT INTO sp_plays SELECT u, i, 1 + (u * i) % 3 FROM generate_series(1, 30) u, generate_series(1, 12) i WHERE (u + i) % 3 = 0;
 CREATE TABLE sp_rows (x real[], y double precision, c boolean);
 INSERT INTO sp_rows SELECT ARRAY[i % 5, i % 3]::real[], (i % 5) * 0.5, i % 2 = 0 FROM generate_series(1, 40) i;
+CREATE TABLE sp_cands (x real[], y bigint);
+INSERT INTO sp_cands SELECT ARRAY[i, 10 - i]::real[], i FROM generate_series(1, 10) i;
 CREATE TABLE sp_scores (s double precision, p double precision, y boolean, l double precision[]);
 INSERT INTO sp_scores SELECT i / 10.0, i / 20.0, i % 3 = 0, ARRAY[i / 7.0, i / 9.0] FROM generate_series(1, 10) i;
 DROP ROLE IF EXISTS sp_planter;
@@ -107,6 +109,8 @@ SELECT recsys.gate_weights('sp_mmoe', '{1,2}'::real[], 'y') AS gates;
 SELECT count(*) AS mc_rows FROM recsys.predict_mc('sp_mmoe', '{1,2}'::real[], 4);
 SELECT count(*) AS batch_rows FROM recsys.predict_batch('sp_mmoe', '{{1,2},{3,4}}'::real[]);
 SELECT recsys.export_model('sp_mmoe') IS NOT NULL AS exported;
+SELECT recsys.predict_top_k('sp_mmoe', x, y::bigint, 2, '{1}') AS top_2 FROM public.sp_cands;
+SELECT count(*) AS table_rows FROM recsys.predict_table('sp_mmoe', 'public.sp_cands', 'y', 'x');
 SELECT count(*) AS train_mmoe_epochs FROM recsys.train_mmoe('sp_trained', 'public.sp_rows', 'x', '{y,c}',
 	'{"kind": "mmoe", "input_dim": 2, "experts": {"count": 2, "hidden": [3]}, "gate": {"type": "noisy_top_k", "k": 1},
 	  "tasks": [{"name": "y", "type": "regression"}, {"name": "c", "type": "binary"}]}', epochs => 2, batch_size => 8,
@@ -122,7 +126,7 @@ SELECT recsys.drop_model('sp_sogram') AS dropped;
 SELECT recsys.drop_model('sp_mmoe') AS dropped;
 SELECT recsys.drop_model('sp_trained') AS dropped;
 RESET search_path;
-DROP TABLE sp_plays, sp_scores, sp_rows;
+DROP TABLE sp_plays, sp_scores, sp_rows, sp_cands;
 -- one object a transaction: thousands at once would exhaust the lock table
 \set ECHO none
 \o /dev/null

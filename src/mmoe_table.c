@@ -24,6 +24,7 @@
 
 #include "arrays.h"
 #include "mmoe.h"
+#include "spi_safe.h"
 
 /* Rows fetched and scored at a time */
 #define PREDICT_TABLE_BLOCK 256
@@ -117,6 +118,7 @@ mmoe_predict_table(PG_FUNCTION_ARGS)
 	MmoeScratch *s;
 	StringInfoData query;
 	MemoryContext block_cxt;
+	int			spi_level;
 	MemoryContext old;
 	Portal		portal;
 	SPIPlanPtr	plan;
@@ -171,8 +173,7 @@ mmoe_predict_table(PG_FUNCTION_ARGS)
 	out = palloc(sizeof(float) * PREDICT_TABLE_BLOCK * m->ntasks);
 	block_cxt = AllocSetContextCreate(CurrentMemoryContext, "recsys predict_table block",
 									  ALLOCSET_DEFAULT_SIZES);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	spi_level = RecsysSpiConnect();
 	plan = SPI_prepare(query.data, 0, NULL);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for \"%s\": %s", query.data,
@@ -243,7 +244,7 @@ mmoe_predict_table(PG_FUNCTION_ARGS)
 		SPI_freetuptable(SPI_tuptable);
 	}
 	SPI_cursor_close(portal);
-	SPI_finish();
+	RecsysSpiFinish(spi_level);
 	MemoryContextDelete(block_cxt);
 	return (Datum) 0;
 }
