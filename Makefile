@@ -63,6 +63,7 @@ demo: deps
 
 # Build, install, start a throwaway cluster, run pg_regress and the pgTAP suites.
 test:
+	bash test/harness/check_links.sh
 	bash test/harness/deps.sh test
 	$(MAKE) all RECSYS_WERROR=1
 	bash test/harness/with_cluster.sh test
