@@ -462,8 +462,8 @@ model_cache(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	for (ModelCacheEntry *e = ModelCacheHead; e; e = e->next)
 	{
-		Datum		values[6];
-		bool		nulls[6] = {false};
+		Datum		values[7];
+		bool		nulls[7] = {false};
 
 		values[0] = CStringGetTextDatum(e->name);
 		values[1] = Int32GetDatum(e->version);
@@ -471,6 +471,7 @@ model_cache(PG_FUNCTION_ARGS)
 		values[3] = Int64GetDatum((int64) e->lookups);
 		values[4] = Int32GetDatum(e->pins);
 		values[5] = TimestampTzGetDatum(e->loaded_at);
+		values[6] = CStringGetTextDatum(e->kind->name);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

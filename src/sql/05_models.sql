@@ -99,3 +99,9 @@ END
 $$;
 COMMENT ON FUNCTION recsys.drop_model(text, int) IS
 	'delete one version of a model, or all its versions (and its name) when version is NULL; returns the number deleted; only members of the owner role may';
+
+CREATE FUNCTION recsys.model_cache()
+	RETURNS TABLE(name text, version int, bytes bigint, lookups bigint, pins int, loaded_at timestamptz, kind text)
+	AS 'MODULE_PATHNAME', 'model_cache' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION recsys.model_cache() IS
+	'the models of every kind this backend caches: memory, statement-level lookups served, statements pinning it, load time, kind';

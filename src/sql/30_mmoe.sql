@@ -123,12 +123,6 @@ CREATE FUNCTION recsys.predict_batch(model text, features double precision[], ca
 COMMENT ON FUNCTION recsys.predict_batch(text, double precision[], int[], double precision[], int[], int) IS
 	'score a batch (features double precision[][], one row per candidate) with BLAS sgemm: row number i (1-based) and the outputs per task';
 
-CREATE FUNCTION recsys.model_cache()
-	RETURNS TABLE(name text, version int, bytes bigint, lookups bigint, pins int, loaded_at timestamptz)
-	AS 'MODULE_PATHNAME', 'model_cache' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
-COMMENT ON FUNCTION recsys.model_cache() IS
-	'the parsed MMoE models this backend caches: memory, statement-level lookups served, statements pinning it, load time';
-
 -- Batched scoring of candidate sets (src/mmoe_topk.c, src/mmoe_table.c)
 CREATE TYPE recsys.ranked_item AS (item_id bigint, score real);
 COMMENT ON TYPE recsys.ranked_item IS
