@@ -1,0 +1,373 @@
+/*
+ * als_engine.c
+ *		Sweeps of the in-memory implicit-ALS engine (see als_engine.h).
+ *
+ * cholesky: the entity's rows are gathered (as doubles scaled by
+ * sqrt(|c_j - w|)) in chunks and folded into its normal matrix with one
+ * dsyrk per chunk and sign, then solved with LinalgCholeskySolve (the
+ * jitter policy of every Cholesky solve in recsys).  Rows with c_j = w add
+ * to the right-hand side only, as in the aggregate.
+ *
+ * cg: cg_steps conjugate-gradient steps from the entity's current vector
+ * (Takacs et al. 2011).  The product A p = (w G + lambda I) p
+ * + sum_j (c_j - w) (v_j . p) v_j never forms A: w G p is one dsymv with
+ * the shared Gramian, the row part two sgemv over the gathered float rows
+ * (gathered once when the entity has at most ALS_CHUNK_ROWS rows).
+ */
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "als_engine.h"
+#include "linalg.h"
+
+/* Pieces of the workspace of one sweep */
+typedef struct AlsWork
+{
+	double	   *m;				/* k x k normal matrix */
+	double	   *chol;			/* k x k Cholesky work */
+	double	   *wg;				/* k x k: w G (cg) */
+	double	   *b;				/* k: right-hand side, then solution */
+	double	   *r;				/* k: cg residual */
+	double	   *p;				/* k: cg direction */
+	double	   *ap;				/* k: A p */
+	double	   *pos;			/* chunk x k rows of c - w > 0 */
+	double	   *neg;			/* chunk x k rows of c - w < 0 */
+	float	   *rows;			/* chunk x k float rows (cg; aliases pos) */
+	float	   *coef;			/* chunk: c - w (cg) */
+	float	   *vp;				/* chunk: v_j . p (cg) */
+	float	   *pf;				/* k: p as float */
+	float	   *apf;			/* k: row part of A p */
+} AlsWork;
+
+/* Get the number of doubles of workspace a sweep at dimension k needs */
+size_t
+AlsWorkDoubles(int dim)
+{
+	size_t		k = (size_t) dim;
+
+	return 3 * k * k + 4 * k + 2 * (size_t) ALS_CHUNK_ROWS * k + (size_t) ALS_CHUNK_ROWS + 2 * k + 8;
+}
+
+/* Carve the workspace into its pieces */
+static void
+SplitWork(AlsWork *w, int dim, double *work)
+{
+	size_t		k = (size_t) dim;
+	double	   *p = work;
+
+	w->m = p;
+	p += k * k;
+	w->chol = p;
+	p += k * k;
+	w->wg = p;
+	p += k * k;
+	w->b = p;
+	p += k;
+	w->r = p;
+	p += k;
+	w->p = p;
+	p += k;
+	w->ap = p;
+	p += k;
+	w->pos = p;
+	w->rows = (float *) p;
+	p += (size_t) ALS_CHUNK_ROWS * k;
+	w->neg = p;
+	p += (size_t) ALS_CHUNK_ROWS * k;
+	/* floats: coef and vp (chunk each) in chunk doubles, pf and apf in 2k */
+	w->coef = (float *) p;
+	w->vp = w->coef + ALS_CHUNK_ROWS;
+	p += ALS_CHUNK_ROWS;
+	w->pf = (float *) p;
+	w->apf = w->pf + k;
+}
+
+/*
+ * Build the entity's normal matrix (upper triangle, column-major terms) and
+ * right-hand side: m = w G + sum (c - w) v v^T + lambda I, b = sum c v
+ */
+static void
+BuildNormal(const AlsSweep *s, AlsWork *w, const AlsRows *rows, int32_t e, double lambda,
+			const float *other, const double *g)
+{
+	int			k = s->dim;
+	double		gw = s->gramian_weight;
+	int64_t		j0 = rows->ptr[e];
+	int64_t		j1 = rows->ptr[e + 1];
+
+	memset(w->m, 0, sizeof(double) * (size_t) k * k);
+	memset(w->b, 0, sizeof(double) * k);
+	while (j0 < j1)
+	{
+		int			npos = 0,
+					nneg = 0;
+		int64_t		end = j1 - j0 > ALS_CHUNK_ROWS ? j0 + ALS_CHUNK_ROWS : j1;
+
+		for (int64_t j = j0; j < end; j++)
+		{
+			const float *v = other + (size_t) rows->idx[j] * k;
+			double		c = rows->conf[j];
+			double		d = c - gw;
+			double		sc;
+			double	   *dst;
+
+			for (int t = 0; t < k; t++)
+				w->b[t] += c * (double) v[t];
+			if (d == 0.0)
+				continue;
+			/* the same scaling as the aggregate's rank buffer */
+			sc = d == 1.0 ? 1.0 : sqrt(fabs(d));
+			dst = d > 0.0 ? w->pos + (size_t) npos++ * k : w->neg + (size_t) nneg++ * k;
+			for (int t = 0; t < k; t++)
+				dst[t] = sc * (double) v[t];
+		}
+		LinalgSyrkRows(k, npos, w->pos, 1.0, w->m);
+		LinalgSyrkRows(k, nneg, w->neg, -1.0, w->m);
+		j0 = end;
+	}
+	for (int c = 0; c < k; c++)
+		for (int r = 0; r <= c; r++)
+			w->m[(size_t) c * k + r] += gw * g[(size_t) c * k + r];
+	for (int t = 0; t < k; t++)
+		w->m[(size_t) t * k + t] += lambda;
+}
+
+/* Gather rows j0..j1-1 of an entity as floats, with their weights c - w */
+static void
+GatherFloat(int k, double gw, const AlsRows *rows, int64_t j0, int64_t j1,
+			const float *other, AlsWork *w)
+{
+	for (int64_t j = j0; j < j1; j++)
+	{
+		memcpy(w->rows + (size_t) (j - j0) * k, other + (size_t) rows->idx[j] * k,
+			   sizeof(float) * k);
+		w->coef[j - j0] = (float) ((double) rows->conf[j] - gw);
+	}
+}
+
+/*
+ * Compute out = (w G + lambda I) v + sum_j (c_j - w) (v_j . v) v_j for the
+ * entity; *gathered says the float rows of an entity that fits in one chunk
+ * are already in the workspace
+ */
+static void
+ApplyA(const AlsSweep *s, AlsWork *w, const AlsRows *rows, int32_t e, double lambda,
+	   const float *other, const double *v, double *out, int *gathered)
+{
+	int			k = s->dim;
+	int64_t		j0 = rows->ptr[e];
+	int64_t		j1 = rows->ptr[e + 1];
+
+	cblas_dsymv(CblasColMajor, CblasUpper, k, 1.0, w->wg, k, v, 1, 0.0, out, 1);
+	for (int t = 0; t < k; t++)
+	{
+		out[t] += lambda * v[t];
+		w->pf[t] = (float) v[t];
+	}
+	while (j0 < j1)
+	{
+		int64_t		end = j1 - j0 > ALS_CHUNK_ROWS ? j0 + ALS_CHUNK_ROWS : j1;
+		int			n = (int) (end - j0);
+
+		if (!*gathered)
+			GatherFloat(k, s->gramian_weight, rows, j0, end, other, w);
+		if (j1 - rows->ptr[e] <= ALS_CHUNK_ROWS)
+			*gathered = 1;
+		cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, w->rows, k, w->pf, 1, 0.0f, w->vp, 1);
+		for (int j = 0; j < n; j++)
+			w->vp[j] *= w->coef[j];
+		cblas_sgemv(CblasRowMajor, CblasTrans, n, k, 1.0f, w->rows, k, w->vp, 1, 0.0f, w->apf, 1);
+		for (int t = 0; t < k; t++)
+			out[t] += (double) w->apf[t];
+		j0 = end;
+	}
+}
+
+/*
+ * Run cg_steps conjugate-gradient steps on the entity's system from x (its
+ * current vector); the result is left in w->b
+ */
+static void
+SolveCg(const AlsSweep *s, AlsWork *w, const AlsRows *rows, int32_t e, double lambda,
+		const float *other, const float *x0)
+{
+	int			k = s->dim;
+	int			gathered = 0;
+	double		rs_old,
+				rs_new;
+	double	   *x = w->b;
+
+	/* r = sum_j c_j v_j - A x */
+	for (int t = 0; t < k; t++)
+		x[t] = x0[t];
+	ApplyA(s, w, rows, e, lambda, other, x, w->ap, &gathered);
+	memset(w->r, 0, sizeof(double) * k);
+	for (int64_t j = rows->ptr[e]; j < rows->ptr[e + 1]; j++)
+	{
+		const float *v = other + (size_t) rows->idx[j] * k;
+		double		c = rows->conf[j];
+
+		for (int t = 0; t < k; t++)
+			w->r[t] += c * (double) v[t];
+	}
+	for (int t = 0; t < k; t++)
+		w->r[t] -= w->ap[t];
+	memcpy(w->p, w->r, sizeof(double) * k);
+	rs_old = LinalgDot(k, w->r, w->r);
+	for (int step = 0; step < s->cg_steps && rs_old > 1e-20; step++)
+	{
+		double		pap,
+					alpha;
+
+		ApplyA(s, w, rows, e, lambda, other, w->p, w->ap, &gathered);
+		pap = LinalgDot(k, w->p, w->ap);
+		if (!(pap > 0.0))
+			break;
+		alpha = rs_old / pap;
+		LinalgAxpy(k, alpha, w->p, x);
+		LinalgAxpy(k, -alpha, w->ap, w->r);
+		rs_new = LinalgDot(k, w->r, w->r);
+		for (int t = 0; t < k; t++)
+			w->p[t] = w->r[t] + (rs_new / rs_old) * w->p[t];
+		rs_old = rs_new;
+	}
+}
+
+/*
+ * Solve every entity of a side into x (n x k floats; with cg also the
+ * starting point), against the other side's vectors and Gramian (k x k,
+ * full).  Returns ALS_OK, or the failure with s->failed_entity set.
+ */
+AlsStatus
+AlsSolveSide(AlsSweep *s, const AlsRows *rows, const double *lambda,
+			 const float *other, const double *other_gramian, float *x, double *work)
+{
+	AlsWork		w;
+	int			k = s->dim;
+
+	SplitWork(&w, k, work);
+	if (s->solver == ALS_SOLVER_CG)
+		for (size_t t = 0; t < (size_t) k * k; t++)
+			w.wg[t] = s->gramian_weight * other_gramian[t];
+
+	for (int32_t e = 0; e < rows->n; e++)
+	{
+		float	   *xe = x + (size_t) e * k;
+
+		if (e % ALS_CHECK_ENTITIES == 0 && s->check)
+			s->check(s->check_arg);
+		if (s->solver == ALS_SOLVER_CHOLESKY)
+		{
+			int			info;
+
+			BuildNormal(s, &w, rows, e, lambda[e], other, other_gramian);
+			info = LinalgCholeskySolve(k, w.m, w.b, 1, w.chol, &s->jitter_retries);
+			if (info != 0)
+			{
+				s->failed_entity = e;
+				s->lapack_info = info;
+				return ALS_SINGULAR;
+			}
+		}
+		else
+			SolveCg(s, &w, rows, e, lambda[e], other, xe);
+		for (int t = 0; t < k; t++)
+		{
+			if (!isfinite(w.b[t]) || fabs(w.b[t]) > FLT_MAX)
+			{
+				s->failed_entity = e;
+				return ALS_OUT_OF_RANGE;
+			}
+			xe[t] = (float) w.b[t];
+		}
+	}
+	return ALS_OK;
+}
+
+/*
+ * Compute g = X^T X (k x k, both halves) of n float rows; work holds
+ * ALS_CHUNK_ROWS x k doubles
+ */
+void
+AlsGramian(const float *x, int32_t n, int dim, double *g, double *work)
+{
+	memset(g, 0, sizeof(double) * (size_t) dim * dim);
+	for (int32_t r0 = 0; r0 < n; r0 += ALS_CHUNK_ROWS)
+	{
+		int			m = n - r0 > ALS_CHUNK_ROWS ? ALS_CHUNK_ROWS : n - r0;
+
+		for (size_t t = 0; t < (size_t) m * dim; t++)
+			work[t] = (double) x[(size_t) r0 * dim + t];
+		LinalgSyrkRows(dim, m, work, 1.0, g);
+	}
+	LinalgSymmetrize(dim, g);
+}
+
+/* Get the inner product of two float vectors in double, in four chains */
+static inline double
+DotFloats(const float *a, const float *b, int n)
+{
+	double		s0 = 0.0,
+				s1 = 0.0,
+				s2 = 0.0,
+				s3 = 0.0;
+	int			t = 0;
+
+	for (; t + 4 <= n; t += 4)
+	{
+		s0 += (double) a[t] * b[t];
+		s1 += (double) a[t + 1] * b[t + 1];
+		s2 += (double) a[t + 2] * b[t + 2];
+		s3 += (double) a[t + 3] * b[t + 3];
+	}
+	for (; t < n; t++)
+		s0 += (double) a[t] * b[t];
+	return (s0 + s1) + (s2 + s3);
+}
+
+/*
+ * Get the observed part of the objective over a side's rows:
+ * sum_j [c_j (x_e . v_j - 1)^2 - w (x_e . v_j)^2]
+ */
+double
+AlsObservedLoss(AlsSweep *s, const AlsRows *rows, const float *x, const float *other)
+{
+	int			dim = s->dim;
+	double		total = 0.0;
+
+	for (int32_t e = 0; e < rows->n; e++)
+	{
+		const float *xe = x + (size_t) e * dim;
+
+		if (e % ALS_CHECK_ENTITIES == 0 && s->check)
+			s->check(s->check_arg);
+		for (int64_t j = rows->ptr[e]; j < rows->ptr[e + 1]; j++)
+		{
+			double		d = DotFloats(xe, other + (size_t) rows->idx[j] * dim, dim);
+
+			total += rows->conf[j] * (d - 1.0) * (d - 1.0) - s->gramian_weight * d * d;
+		}
+	}
+	return total;
+}
+
+/* Get sum_e lambda_e |x_e|^2 */
+double
+AlsL2Loss(const float *x, int32_t n, int dim, const double *lambda)
+{
+	double		total = 0.0;
+
+	for (int32_t e = 0; e < n; e++)
+	{
+		const float *xe = x + (size_t) e * dim;
+		double		sq = 0.0;
+
+		for (int t = 0; t < dim; t++)
+			sq += (double) xe[t] * xe[t];
+		total += lambda[e] * sq;
+	}
+	return total;
+}
