@@ -40,6 +40,7 @@ typedef struct AlsWork
 	float	   *vp;				/* chunk: v_j . p (cg) */
 	float	   *pf;				/* k: p as float */
 	float	   *apf;			/* k: row part of A p */
+	double		conf_sum;		/* sum_j c_j of the entity */
 } AlsWork;
 
 /* Get the number of doubles of workspace a sweep at dimension k needs */
@@ -100,6 +101,7 @@ BuildNormal(const AlsSweep *s, AlsWork *w, const AlsRows *rows, int32_t e, doubl
 
 	memset(w->m, 0, sizeof(double) * (size_t) k * k);
 	memset(w->b, 0, sizeof(double) * k);
+	w->conf_sum = 0.0;
 	while (j0 < j1)
 	{
 		int			npos = 0,
@@ -114,6 +116,7 @@ BuildNormal(const AlsSweep *s, AlsWork *w, const AlsRows *rows, int32_t e, doubl
 			double		sc;
 			double	   *dst;
 
+			w->conf_sum += c;
 			for (int t = 0; t < k; t++)
 				w->b[t] += c * (double) v[t];
 			if (d == 0.0)
@@ -236,10 +239,79 @@ SolveCg(const AlsSweep *s, AlsWork *w, const AlsRows *rows, int32_t e, double la
 	}
 }
 
+/* Get the inner product of two float vectors in double, in four chains */
+static inline double
+DotFloats(const float *a, const float *b, int n)
+{
+	double		s0 = 0.0,
+				s1 = 0.0,
+				s2 = 0.0,
+				s3 = 0.0;
+	int			t = 0;
+
+	for (; t + 4 <= n; t += 4)
+	{
+		s0 += (double) a[t] * b[t];
+		s1 += (double) a[t + 1] * b[t + 1];
+		s2 += (double) a[t + 2] * b[t + 2];
+		s3 += (double) a[t + 3] * b[t + 3];
+	}
+	for (; t < n; t++)
+		s0 += (double) a[t] * b[t];
+	return (s0 + s1) + (s2 + s3);
+}
+
+/*
+ * Get the entity's observed loss at its stored (float) vector from its
+ * normal equations, as the aggregate does:
+ * x^T (m - w G - lambda I) x - 2 x^T b + sum_j c_j, with m and b as built
+ */
+static double
+NormalObserved(const AlsSweep *s, AlsWork *w, const double *g, double lambda, const float *xe)
+{
+	int			k = s->dim;
+	double		quad;
+
+	for (int t = 0; t < k; t++)
+		w->p[t] = (double) xe[t];
+	cblas_dsymv(CblasColMajor, CblasUpper, k, 1.0, w->m, k, w->p, 1, 0.0, w->ap, 1);
+	quad = LinalgDot(k, w->p, w->ap) - lambda * LinalgDot(k, w->p, w->p);
+	cblas_dsymv(CblasColMajor, CblasUpper, k, 1.0, g, k, w->p, 1, 0.0, w->ap, 1);
+	quad -= s->gramian_weight * LinalgDot(k, w->p, w->ap);
+	return quad - 2.0 * LinalgDot(k, w->p, w->r) + w->conf_sum;
+}
+
+/*
+ * Get the entity's observed loss at its stored vector from its rows,
+ * sum_j [c_j (x . v_j - 1)^2 - w (x . v_j)^2], reading the gathered rows
+ * when they are still in the workspace
+ */
+static double
+RowsObserved(const AlsSweep *s, AlsWork *w, const AlsRows *rows, int32_t e, const float *other,
+			 const float *xe)
+{
+	int			k = s->dim;
+	int64_t		j0 = rows->ptr[e];
+	int64_t		n = rows->ptr[e + 1] - j0;
+	double		total = 0.0;
+
+	for (int64_t j = 0; j < n; j++)
+	{
+		const float *v = n <= ALS_CHUNK_ROWS ? w->rows + (size_t) j * k
+			: other + (size_t) rows->idx[j0 + j] * k;
+		double		d = DotFloats(xe, v, k);
+
+		total += rows->conf[j0 + j] * (d - 1.0) * (d - 1.0) - s->gramian_weight * d * d;
+	}
+	return total;
+}
+
 /*
  * Solve every entity of a side into x (n x k floats; with cg also the
  * starting point), against the other side's vectors and Gramian (k x k,
- * full).  Returns ALS_OK, or the failure with s->failed_entity set.
+ * full).  With s->want_observed, adds the side's observed loss at the new
+ * vectors to s->observed.  Returns ALS_OK, or the failure with
+ * s->failed_entity set.
  */
 AlsStatus
 AlsSolveSide(AlsSweep *s, const AlsRows *rows, const double *lambda,
@@ -264,6 +336,8 @@ AlsSolveSide(AlsSweep *s, const AlsRows *rows, const double *lambda,
 			int			info;
 
 			BuildNormal(s, &w, rows, e, lambda[e], other, other_gramian);
+			if (s->want_observed)
+				memcpy(w.r, w.b, sizeof(double) * k);
 			info = LinalgCholeskySolve(k, w.m, w.b, 1, w.chol, &s->jitter_retries);
 			if (info != 0)
 			{
@@ -283,6 +357,10 @@ AlsSolveSide(AlsSweep *s, const AlsRows *rows, const double *lambda,
 			}
 			xe[t] = (float) w.b[t];
 		}
+		if (s->want_observed)
+			s->observed += s->solver == ALS_SOLVER_CHOLESKY ?
+				NormalObserved(s, &w, other_gramian, lambda[e], xe) :
+				RowsObserved(s, &w, rows, e, other, xe);
 	}
 	return ALS_OK;
 }
@@ -304,54 +382,6 @@ AlsGramian(const float *x, int32_t n, int dim, double *g, double *work)
 		LinalgSyrkRows(dim, m, work, 1.0, g);
 	}
 	LinalgSymmetrize(dim, g);
-}
-
-/* Get the inner product of two float vectors in double, in four chains */
-static inline double
-DotFloats(const float *a, const float *b, int n)
-{
-	double		s0 = 0.0,
-				s1 = 0.0,
-				s2 = 0.0,
-				s3 = 0.0;
-	int			t = 0;
-
-	for (; t + 4 <= n; t += 4)
-	{
-		s0 += (double) a[t] * b[t];
-		s1 += (double) a[t + 1] * b[t + 1];
-		s2 += (double) a[t + 2] * b[t + 2];
-		s3 += (double) a[t + 3] * b[t + 3];
-	}
-	for (; t < n; t++)
-		s0 += (double) a[t] * b[t];
-	return (s0 + s1) + (s2 + s3);
-}
-
-/*
- * Get the observed part of the objective over a side's rows:
- * sum_j [c_j (x_e . v_j - 1)^2 - w (x_e . v_j)^2]
- */
-double
-AlsObservedLoss(AlsSweep *s, const AlsRows *rows, const float *x, const float *other)
-{
-	int			dim = s->dim;
-	double		total = 0.0;
-
-	for (int32_t e = 0; e < rows->n; e++)
-	{
-		const float *xe = x + (size_t) e * dim;
-
-		if (e % ALS_CHECK_ENTITIES == 0 && s->check)
-			s->check(s->check_arg);
-		for (int64_t j = rows->ptr[e]; j < rows->ptr[e + 1]; j++)
-		{
-			double		d = DotFloats(xe, other + (size_t) rows->idx[j] * dim, dim);
-
-			total += rows->conf[j] * (d - 1.0) * (d - 1.0) - s->gramian_weight * d * d;
-		}
-	}
-	return total;
 }
 
 /* Get sum_e lambda_e |x_e|^2 */

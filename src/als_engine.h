@@ -55,6 +55,8 @@ typedef struct AlsSweep
 	int			cg_steps;
 	void		(*check) (void *arg);	/* called every ALS_CHECK_ENTITIES entities */
 	void	   *check_arg;
+	int			want_observed;	/* sum the observed loss into observed */
+	double		observed;
 	/* set on failure */
 	int32_t		failed_entity;
 	int			lapack_info;
@@ -66,8 +68,6 @@ extern AlsStatus AlsSolveSide(AlsSweep *s, const AlsRows *rows, const double *la
 							  const float *other, const double *other_gramian,
 							  float *x, double *work);
 extern void AlsGramian(const float *x, int32_t n, int dim, double *g, double *work);
-extern double AlsObservedLoss(AlsSweep *s, const AlsRows *rows, const float *x,
-							  const float *other);
 extern double AlsL2Loss(const float *x, int32_t n, int dim, const double *lambda);
 
 #endif

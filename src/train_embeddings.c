@@ -360,11 +360,15 @@ EpochsMemory(TrainRun *run, const Interactions *data, float *x, float *y)
 		if (st != ALS_OK)
 			SweepFailed(&s, st, "user", data->user_ids);
 		AlsGramian(x, data->n_users, k, g_users, work);
+		/* the item sweep also sums the observed loss at the new vectors */
+		s.want_observed = 1;
+		s.observed = 0.0;
 		st = AlsSolveSide(&s, &by_item, lam_i, x, g_users, y, work);
+		s.want_observed = 0;
 		if (st != ALS_OK)
 			SweepFailed(&s, st, "item", data->item_ids);
 		AlsGramian(y, data->n_items, k, g_items, work);
-		observed = AlsObservedLoss(&s, &by_item, y, x);
+		observed = s.observed;
 		gramian = 0.0;
 		for (size_t t = 0; t < (size_t) k * k; t++)
 			gramian += g_users[t] * g_items[t];

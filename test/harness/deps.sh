@@ -9,7 +9,7 @@ pkgs=(make gcc postgresql-15 postgresql-server-dev-15 libopenblas0-serial libope
 for set in "$@"; do
 	case "$set" in
 		base) ;;
-		bench) pkgs+=(gnuplot-nox python3-psycopg2) ;;
+		bench) pkgs+=(gnuplot-nox python3-psycopg2 python3-scipy) ;;
 		fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
 		*) echo "deps.sh: unknown package set '$set'" >&2; exit 2 ;;
 	esac
