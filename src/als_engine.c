@@ -23,6 +23,17 @@
 #include "als_engine.h"
 #include "linalg.h"
 
+/* Rows ahead whose vector is prefetched while gathering (random reads) */
+#define ALS_PREFETCH_AHEAD 4
+
+/* Ask the cache for the k floats of a row we will read soon */
+static inline void
+PrefetchRow(const float *v, int k)
+{
+	for (int t = 0; t < k; t += 16)
+		__builtin_prefetch(v + t);
+}
+
 /* Pieces of the workspace of one sweep */
 typedef struct AlsWork
 {
@@ -38,6 +49,7 @@ typedef struct AlsWork
 	float	   *rows;			/* chunk x k float rows (cg; aliases pos) */
 	float	   *coef;			/* chunk: c - w (cg) */
 	float	   *vp;				/* chunk: v_j . p (cg) */
+	float	   *cf;				/* chunk: c (cg) */
 	float	   *pf;				/* k: p as float */
 	float	   *apf;			/* k: row part of A p */
 	double		conf_sum;		/* sum_j c_j of the entity */
@@ -49,7 +61,7 @@ AlsWorkDoubles(int dim)
 {
 	size_t		k = (size_t) dim;
 
-	return 3 * k * k + 4 * k + 2 * (size_t) ALS_CHUNK_ROWS * k + (size_t) ALS_CHUNK_ROWS + 2 * k + 8;
+	return 3 * k * k + 4 * k + 2 * (size_t) ALS_CHUNK_ROWS * k + 2 * (size_t) ALS_CHUNK_ROWS + 2 * k + 8;
 }
 
 /* Carve the workspace into its pieces */
@@ -78,10 +90,11 @@ SplitWork(AlsWork *w, int dim, double *work)
 	p += (size_t) ALS_CHUNK_ROWS * k;
 	w->neg = p;
 	p += (size_t) ALS_CHUNK_ROWS * k;
-	/* floats: coef and vp (chunk each) in chunk doubles, pf and apf in 2k */
+	/* floats: coef, vp and cf (chunk each) in 2 chunk doubles, pf and apf in 2k */
 	w->coef = (float *) p;
 	w->vp = w->coef + ALS_CHUNK_ROWS;
-	p += ALS_CHUNK_ROWS;
+	w->cf = w->vp + ALS_CHUNK_ROWS;
+	p += 2 * ALS_CHUNK_ROWS;
 	w->pf = (float *) p;
 	w->apf = w->pf + k;
 }
@@ -107,6 +120,9 @@ BuildNormal(const AlsSweep *s, AlsWork *w, const AlsRows *rows, int32_t e, doubl
 		int			npos = 0,
 					nneg = 0;
 		int64_t		end = j1 - j0 > ALS_CHUNK_ROWS ? j0 + ALS_CHUNK_ROWS : j1;
+		/* b's coefficient of each scaled row: c / sqrt(|c - w|) */
+		double	   *bpos = (double *) w->coef;
+		double	   *bneg = bpos + ALS_CHUNK_ROWS;
 
 		for (int64_t j = j0; j < end; j++)
 		{
@@ -116,19 +132,38 @@ BuildNormal(const AlsSweep *s, AlsWork *w, const AlsRows *rows, int32_t e, doubl
 			double		sc;
 			double	   *dst;
 
+			if (j + ALS_PREFETCH_AHEAD < j1)
+				PrefetchRow(other + (size_t) rows->idx[j + ALS_PREFETCH_AHEAD] * k, k);
+
 			w->conf_sum += c;
-			for (int t = 0; t < k; t++)
-				w->b[t] += c * (double) v[t];
 			if (d == 0.0)
+			{
+				/* c = w: the pair adds to b only */
+				for (int t = 0; t < k; t++)
+					w->b[t] += c * (double) v[t];
 				continue;
+			}
 			/* the same scaling as the aggregate's rank buffer */
 			sc = d == 1.0 ? 1.0 : sqrt(fabs(d));
-			dst = d > 0.0 ? w->pos + (size_t) npos++ * k : w->neg + (size_t) nneg++ * k;
+			if (d > 0.0)
+			{
+				bpos[npos] = c / sc;
+				dst = w->pos + (size_t) npos++ * k;
+			}
+			else
+			{
+				bneg[nneg] = c / sc;
+				dst = w->neg + (size_t) nneg++ * k;
+			}
 			for (int t = 0; t < k; t++)
 				dst[t] = sc * (double) v[t];
 		}
 		LinalgSyrkRows(k, npos, w->pos, 1.0, w->m);
 		LinalgSyrkRows(k, nneg, w->neg, -1.0, w->m);
+		if (npos > 0)
+			cblas_dgemv(CblasRowMajor, CblasTrans, npos, k, 1.0, w->pos, k, bpos, 1, 1.0, w->b, 1);
+		if (nneg > 0)
+			cblas_dgemv(CblasRowMajor, CblasTrans, nneg, k, 1.0, w->neg, k, bneg, 1, 1.0, w->b, 1);
 		j0 = end;
 	}
 	for (int c = 0; c < k; c++)
@@ -138,54 +173,72 @@ BuildNormal(const AlsSweep *s, AlsWork *w, const AlsRows *rows, int32_t e, doubl
 		w->m[(size_t) t * k + t] += lambda;
 }
 
-/* Gather rows j0..j1-1 of an entity as floats, with their weights c - w */
+/* Gather rows j0..j1-1 of an entity as floats, with c and c - w */
 static void
 GatherFloat(int k, double gw, const AlsRows *rows, int64_t j0, int64_t j1,
 			const float *other, AlsWork *w)
 {
 	for (int64_t j = j0; j < j1; j++)
 	{
+		if (j + ALS_PREFETCH_AHEAD < j1)
+			PrefetchRow(other + (size_t) rows->idx[j + ALS_PREFETCH_AHEAD] * k, k);
 		memcpy(w->rows + (size_t) (j - j0) * k, other + (size_t) rows->idx[j] * k,
 			   sizeof(float) * k);
+		w->cf[j - j0] = rows->conf[j];
 		w->coef[j - j0] = (float) ((double) rows->conf[j] - gw);
 	}
 }
 
+/* Get the rows of the entity's chunk at j0 into the workspace unless already there */
+static int
+GatherChunk(const AlsSweep *s, AlsWork *w, const AlsRows *rows, int32_t e, int64_t j0,
+			const float *other, int *gathered)
+{
+	int64_t		j1 = rows->ptr[e + 1];
+	int64_t		end = j1 - j0 > ALS_CHUNK_ROWS ? j0 + ALS_CHUNK_ROWS : j1;
+
+	if (!*gathered)
+		GatherFloat(s->dim, s->gramian_weight, rows, j0, end, other, w);
+	/* an entity of one chunk keeps its rows there for the next products */
+	if (j1 - rows->ptr[e] <= ALS_CHUNK_ROWS)
+		*gathered = 1;
+	return (int) (end - j0);
+}
+
 /*
- * Compute out = (w G + lambda I) v + sum_j (c_j - w) (v_j . v) v_j for the
- * entity; *gathered says the float rows of an entity that fits in one chunk
- * are already in the workspace
+ * Compute out = A v = (w G + lambda I) v + sum_j (c_j - w) (v_j . v) v_j for
+ * the entity, or with residual out = b - A v (b = sum_j c_j v_j); *gathered
+ * says the rows of an entity that fits in one chunk are in the workspace
  */
 static void
 ApplyA(const AlsSweep *s, AlsWork *w, const AlsRows *rows, int32_t e, double lambda,
-	   const float *other, const double *v, double *out, int *gathered)
+	   const float *other, const double *v, double *out, int *gathered, int residual)
 {
 	int			k = s->dim;
 	int64_t		j0 = rows->ptr[e];
 	int64_t		j1 = rows->ptr[e + 1];
 
-	cblas_dsymv(CblasColMajor, CblasUpper, k, 1.0, w->wg, k, v, 1, 0.0, out, 1);
+	cblas_dsymv(CblasColMajor, CblasUpper, k, residual ? -1.0 : 1.0, w->wg, k, v, 1, 0.0, out, 1);
 	for (int t = 0; t < k; t++)
 	{
-		out[t] += lambda * v[t];
+		out[t] += (residual ? -lambda : lambda) * v[t];
 		w->pf[t] = (float) v[t];
 	}
 	while (j0 < j1)
 	{
-		int64_t		end = j1 - j0 > ALS_CHUNK_ROWS ? j0 + ALS_CHUNK_ROWS : j1;
-		int			n = (int) (end - j0);
+		int			n = GatherChunk(s, w, rows, e, j0, other, gathered);
 
-		if (!*gathered)
-			GatherFloat(k, s->gramian_weight, rows, j0, end, other, w);
-		if (j1 - rows->ptr[e] <= ALS_CHUNK_ROWS)
-			*gathered = 1;
 		cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, w->rows, k, w->pf, 1, 0.0f, w->vp, 1);
-		for (int j = 0; j < n; j++)
-			w->vp[j] *= w->coef[j];
+		if (residual)
+			for (int j = 0; j < n; j++)
+				w->vp[j] = w->cf[j] - w->coef[j] * w->vp[j];
+		else
+			for (int j = 0; j < n; j++)
+				w->vp[j] *= w->coef[j];
 		cblas_sgemv(CblasRowMajor, CblasTrans, n, k, 1.0f, w->rows, k, w->vp, 1, 0.0f, w->apf, 1);
 		for (int t = 0; t < k; t++)
 			out[t] += (double) w->apf[t];
-		j0 = end;
+		j0 += n;
 	}
 }
 
@@ -206,18 +259,7 @@ SolveCg(const AlsSweep *s, AlsWork *w, const AlsRows *rows, int32_t e, double la
 	/* r = sum_j c_j v_j - A x */
 	for (int t = 0; t < k; t++)
 		x[t] = x0[t];
-	ApplyA(s, w, rows, e, lambda, other, x, w->ap, &gathered);
-	memset(w->r, 0, sizeof(double) * k);
-	for (int64_t j = rows->ptr[e]; j < rows->ptr[e + 1]; j++)
-	{
-		const float *v = other + (size_t) rows->idx[j] * k;
-		double		c = rows->conf[j];
-
-		for (int t = 0; t < k; t++)
-			w->r[t] += c * (double) v[t];
-	}
-	for (int t = 0; t < k; t++)
-		w->r[t] -= w->ap[t];
+	ApplyA(s, w, rows, e, lambda, other, x, w->r, &gathered, 1);
 	memcpy(w->p, w->r, sizeof(double) * k);
 	rs_old = LinalgDot(k, w->r, w->r);
 	for (int step = 0; step < s->cg_steps && rs_old > 1e-20; step++)
@@ -225,7 +267,7 @@ SolveCg(const AlsSweep *s, AlsWork *w, const AlsRows *rows, int32_t e, double la
 		double		pap,
 					alpha;
 
-		ApplyA(s, w, rows, e, lambda, other, w->p, w->ap, &gathered);
+		ApplyA(s, w, rows, e, lambda, other, w->p, w->ap, &gathered, 0);
 		pap = LinalgDot(k, w->p, w->ap);
 		if (!(pap > 0.0))
 			break;
@@ -237,28 +279,6 @@ SolveCg(const AlsSweep *s, AlsWork *w, const AlsRows *rows, int32_t e, double la
 			w->p[t] = w->r[t] + (rs_new / rs_old) * w->p[t];
 		rs_old = rs_new;
 	}
-}
-
-/* Get the inner product of two float vectors in double, in four chains */
-static inline double
-DotFloats(const float *a, const float *b, int n)
-{
-	double		s0 = 0.0,
-				s1 = 0.0,
-				s2 = 0.0,
-				s3 = 0.0;
-	int			t = 0;
-
-	for (; t + 4 <= n; t += 4)
-	{
-		s0 += (double) a[t] * b[t];
-		s1 += (double) a[t + 1] * b[t + 1];
-		s2 += (double) a[t + 2] * b[t + 2];
-		s3 += (double) a[t + 3] * b[t + 3];
-	}
-	for (; t < n; t++)
-		s0 += (double) a[t] * b[t];
-	return (s0 + s1) + (s2 + s3);
 }
 
 /*
@@ -283,8 +303,8 @@ NormalObserved(const AlsSweep *s, AlsWork *w, const double *g, double lambda, co
 
 /*
  * Get the entity's observed loss at its stored vector from its rows,
- * sum_j [c_j (x . v_j - 1)^2 - w (x . v_j)^2], reading the gathered rows
- * when they are still in the workspace
+ * sum_j [c_j (x . v_j - 1)^2 - w (x . v_j)^2], the products by sgemv over
+ * the gathered rows (still in the workspace when they fit one chunk)
  */
 static double
 RowsObserved(const AlsSweep *s, AlsWork *w, const AlsRows *rows, int32_t e, const float *other,
@@ -292,16 +312,21 @@ RowsObserved(const AlsSweep *s, AlsWork *w, const AlsRows *rows, int32_t e, cons
 {
 	int			k = s->dim;
 	int64_t		j0 = rows->ptr[e];
-	int64_t		n = rows->ptr[e + 1] - j0;
+	int			gathered = rows->ptr[e + 1] - j0 <= ALS_CHUNK_ROWS;
 	double		total = 0.0;
 
-	for (int64_t j = 0; j < n; j++)
+	while (j0 < rows->ptr[e + 1])
 	{
-		const float *v = n <= ALS_CHUNK_ROWS ? w->rows + (size_t) j * k
-			: other + (size_t) rows->idx[j0 + j] * k;
-		double		d = DotFloats(xe, v, k);
+		int			n = GatherChunk(s, w, rows, e, j0, other, &gathered);
 
-		total += rows->conf[j0 + j] * (d - 1.0) * (d - 1.0) - s->gramian_weight * d * d;
+		cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, w->rows, k, xe, 1, 0.0f, w->vp, 1);
+		for (int j = 0; j < n; j++)
+		{
+			double		d = w->vp[j];
+
+			total += w->cf[j] * (d - 1.0) * (d - 1.0) - s->gramian_weight * d * d;
+		}
+		j0 += n;
 	}
 	return total;
 }
