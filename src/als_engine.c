@@ -10,9 +10,10 @@
  *
  * cg: cg_steps conjugate-gradient steps from the entity's current vector
  * (Takacs et al. 2011).  The product A p = (w G + lambda I) p
- * + sum_j (c_j - w) (v_j . p) v_j never forms A: w G p is one dsymv with
- * the shared Gramian, the row part two sgemv over the gathered float rows
- * (gathered once when the entity has at most ALS_CHUNK_ROWS rows).
+ * + sum_j (c_j - w) (v_j . p) v_j never forms A: w G p is one sgemv with
+ * the shared Gramian (as float), the row part two sgemv over the gathered
+ * float rows (gathered once when the entity has at most ALS_CHUNK_ROWS
+ * rows); the iterates stay in double.
  */
 #include <float.h>
 #include <math.h>
@@ -39,7 +40,7 @@ typedef struct AlsWork
 {
 	double	   *m;				/* k x k normal matrix */
 	double	   *chol;			/* k x k Cholesky work */
-	double	   *wg;				/* k x k: w G (cg) */
+	float	   *wgf;			/* k x k: w G as float (cg; aliases chol) */
 	double	   *b;				/* k: right-hand side, then solution */
 	double	   *r;				/* k: cg residual */
 	double	   *p;				/* k: cg direction */
@@ -61,7 +62,7 @@ AlsWorkDoubles(int dim)
 {
 	size_t		k = (size_t) dim;
 
-	return 3 * k * k + 4 * k + 2 * (size_t) ALS_CHUNK_ROWS * k + 2 * (size_t) ALS_CHUNK_ROWS + 2 * k + 8;
+	return 2 * k * k + 4 * k + 2 * (size_t) ALS_CHUNK_ROWS * k + 2 * (size_t) ALS_CHUNK_ROWS + 2 * k + 8;
 }
 
 /* Carve the workspace into its pieces */
@@ -74,8 +75,7 @@ SplitWork(AlsWork *w, int dim, double *work)
 	w->m = p;
 	p += k * k;
 	w->chol = p;
-	p += k * k;
-	w->wg = p;
+	w->wgf = (float *) p;
 	p += k * k;
 	w->b = p;
 	p += k;
@@ -218,12 +218,12 @@ ApplyA(const AlsSweep *s, AlsWork *w, const AlsRows *rows, int32_t e, double lam
 	int64_t		j0 = rows->ptr[e];
 	int64_t		j1 = rows->ptr[e + 1];
 
-	cblas_dsymv(CblasColMajor, CblasUpper, k, residual ? -1.0 : 1.0, w->wg, k, v, 1, 0.0, out, 1);
 	for (int t = 0; t < k; t++)
-	{
-		out[t] += (residual ? -lambda : lambda) * v[t];
 		w->pf[t] = (float) v[t];
-	}
+	/* w G v in float: one sgemv over the full matrix (k^2 per product) */
+	cblas_sgemv(CblasRowMajor, CblasNoTrans, k, k, 1.0f, w->wgf, k, w->pf, 1, 0.0f, w->apf, 1);
+	for (int t = 0; t < k; t++)
+		out[t] = residual ? -((double) w->apf[t] + lambda * v[t]) : (double) w->apf[t] + lambda * v[t];
 	while (j0 < j1)
 	{
 		int			n = GatherChunk(s, w, rows, e, j0, other, gathered);
@@ -348,7 +348,7 @@ AlsSolveSide(AlsSweep *s, const AlsRows *rows, const double *lambda,
 	SplitWork(&w, k, work);
 	if (s->solver == ALS_SOLVER_CG)
 		for (size_t t = 0; t < (size_t) k * k; t++)
-			w.wg[t] = s->gramian_weight * other_gramian[t];
+			w.wgf[t] = (float) (s->gramian_weight * other_gramian[t]);
 
 	for (int32_t e = 0; e < rows->n; e++)
 	{

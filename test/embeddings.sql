@@ -7,7 +7,7 @@
 SET client_min_messages = warning;
 -- everything (models, versions, work tables) is rolled back at the end
 BEGIN;
-SELECT plan(64);
+SELECT plan(66);
 
 \ir ref/out/embeddings.sql
 
@@ -149,6 +149,21 @@ SELECT cmp_ok(greatest(pg_temp.rel_err(pg_temp.flat('tap_ic', 'user'), pg_temp.r
 -- with k = 4 and 3 steps cg is close to the exact solves: measured 1.3e-3 relative at epoch 3; asserted < 1e-2
 SELECT cmp_ok((SELECT max(abs(l.loss - r.loss) / r.loss) FROM log_ic l JOIN log_i r ON r.epoch = l.epoch AND l.epoch = 3),
 	'<', 1e-2::float8, 'cg ends within 1% of the cholesky loss');
+-- entities with more rows than one gathered chunk (1,024): item 1 has 2,500 users
+CREATE TEMP TABLE wide AS SELECT u AS user_id, i AS item_id, 1 + (u * i) % 3 AS w
+	FROM generate_series(1, 2500) u, generate_series(1, 12) i WHERE i = 1 OR (u + i) % 4 = 0;
+DO $$ BEGIN PERFORM * FROM recsys.train_embeddings('wide_m', 'wide', weight_column => 'w', dim => 4, epochs => 3); END $$;
+DO $$ BEGIN PERFORM * FROM recsys.train_embeddings('wide_a', 'wide', weight_column => 'w', dim => 4, epochs => 3,
+	options => '{"engine": "aggregate"}'); END $$;
+DO $$ BEGIN PERFORM * FROM recsys.train_embeddings('wide_c', 'wide', weight_column => 'w', dim => 4, epochs => 3,
+	options => '{"solver": "cg", "cg_steps": 12}'); END $$;
+SELECT cmp_ok(greatest(pg_temp.rel_err(pg_temp.flat('wide_m', 'user'), pg_temp.flat('wide_a', 'user')),
+		pg_temp.rel_err(pg_temp.flat('wide_m', 'item'), pg_temp.flat('wide_a', 'item'))),
+	'<', 1e-5::float8, 'entities of several chunks: memory cholesky equals the aggregate engine to 1e-5');
+-- with more steps than dimensions cg reaches the exact solves up to float32 products (measured 6e-6)
+SELECT cmp_ok(greatest(pg_temp.rel_err(pg_temp.flat('wide_c', 'user'), pg_temp.flat('wide_a', 'user')),
+		pg_temp.rel_err(pg_temp.flat('wide_c', 'item'), pg_temp.flat('wide_a', 'item'))),
+	'<', 1e-4::float8, 'entities of several chunks: cg with 12 steps at k = 4 reaches the exact solves to 1e-4');
 -- a training_memory too small for the memory engine: the aggregate engine, the same result
 SET LOCAL recsys.training_memory = 64;
 CREATE TEMP TABLE log_wf AS SELECT * FROM recsys.train_embeddings('tap_wf', 'ref_emb_interactions', 'uid', 'iid', 'wt',
