@@ -226,6 +226,36 @@ SELECT count(*) AS epochs FROM recsys.train_embeddings('fallback', 'tiny_view', 
 SELECT keep FROM recsys_emb_pairs;
 SELECT count(*) AS work_tables_left FROM pg_class WHERE relname LIKE 'recsys_train_%';
 
+-- look-alikes planted on the caller's search_path never run inside train_embeddings
+CREATE FUNCTION public.planted_num(a double precision, b bigint) RETURNS double precision LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'planted code ran'; END $$;
+CREATE FUNCTION public.planted_int(a bigint, b integer) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'planted code ran'; END $$;
+CREATE OPERATOR public.= (LEFTARG = bigint, RIGHTARG = integer, FUNCTION = public.planted_int);
+CREATE OPERATOR public.> (LEFTARG = bigint, RIGHTARG = integer, FUNCTION = public.planted_int);
+CREATE OPERATOR public.* (LEFTARG = double precision, RIGHTARG = bigint, FUNCTION = public.planted_num);
+CREATE OPERATOR public.+ (LEFTARG = double precision, RIGHTARG = bigint, FUNCTION = public.planted_num);
+CREATE FUNCTION public.power(double precision, bigint) RETURNS double precision LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'planted code ran'; END $$;
+CREATE FUNCTION public.generate_series(integer, bigint) RETURNS SETOF integer LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'planted code ran'; END $$;
+SET search_path = public, pg_catalog;
+-- the plants work: unqualified SQL of the caller runs them
+SELECT pg_temp.err($$SELECT 1.5::float8 * 2::bigint$$) AS control_1, pg_temp.err($$SELECT 2::bigint = 2$$) AS control_2;
+SELECT count(*) AS epochs FROM recsys.train_embeddings('planted', '"Odd ""Table"""', 'user id', 'item;id', 'w', dim => 2, epochs => 1);
+SELECT count(*) AS epochs FROM recsys.train_embeddings('planted', '"Odd ""Table"""', 'user id', 'item;id', 'w', dim => 2, epochs => 1,
+	options => '{"engine": "aggregate"}');
+SELECT count(*) AS epochs FROM recsys.train_embeddings('planted', '"Odd ""Table"""', 'user id', 'item;id', 'w', dim => 2, epochs => 1,
+	method => 'sampled');
+RESET search_path;
+DROP OPERATOR public.= (bigint, integer);
+DROP OPERATOR public.> (bigint, integer);
+DROP OPERATOR public.* (double precision, bigint);
+DROP OPERATOR public.+ (double precision, bigint);
+DROP FUNCTION public.planted_num(double precision, bigint), public.planted_int(bigint, integer),
+	public.power(double precision, bigint), public.generate_series(integer, bigint);
+SELECT recsys.drop_model('planted');
+
 -- the vectors go with their model
 SELECT recsys.drop_model('tiny');
 SELECT count(*) FROM recsys.user_vectors WHERE model = 'tiny';
