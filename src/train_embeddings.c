@@ -858,8 +858,8 @@ train_embeddings(PG_FUNCTION_ARGS)
 	Interactions data;
 	MemoryContext context;
 	MemoryContext old;
-	MemoryContext caller = CurrentMemoryContext;
 	bool		loaded = false;
+	Size		unused;
 
 	InitMaterializedSRF(fcinfo, 0);
 	context = AllocSetContextCreate(CurrentMemoryContext, "recsys train_embeddings",
@@ -882,7 +882,7 @@ train_embeddings(PG_FUNCTION_ARGS)
 		else
 		{
 			/* the aggregate engine reads the source in SQL, after the same checks */
-			InteractionsLoad(&run.src, &data, 0, 0, &(Size) {0});
+			InteractionsLoad(&run.src, &data, 0, 0, &unused);
 			run.n_rows = data.n_rows;
 		}
 		MemoryContextSwitchTo(context);
@@ -933,6 +933,5 @@ train_embeddings(PG_FUNCTION_ARGS)
 	SPI_finish();
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(context);
-	(void) caller;
 	return (Datum) 0;
 }
