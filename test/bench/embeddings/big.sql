@@ -13,6 +13,7 @@ CREATE TABLE big_results AS
 		options => '{"solver": "cg"}');
 \pset footer off
 SELECT r.epochs, round(r.sec_per_epoch::numeric, 3) AS s_per_epoch, round(r.fastest::numeric, 3) AS fastest,
+	round((SELECT avg((l->>'cpu_seconds')::numeric) FROM jsonb_array_elements(m.metrics->'log') l), 3) AS cpu_s_per_epoch,
 	round((m.metrics->>'load_seconds')::numeric, 2) AS load_s, round((m.metrics->>'train_seconds')::numeric, 2) AS total_s,
 	round((m.metrics->>'memory_bytes')::numeric / 1048576, 1) AS engine_mb,
 	m.config->'n_users' AS users, m.config->'n_items' AS items, m.config->'n_interactions' AS pairs
