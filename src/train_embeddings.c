@@ -894,6 +894,8 @@ train_embeddings(PG_FUNCTION_ARGS)
 	/* prepare */
 	PrepareRun(fcinfo, &run);
 	run.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	/* SPI calls leave SPI's context current: the run's memory lives in ours */
+	MemoryContextSwitchTo(context);
 
 	/* epochs, then store */
 	if (run.opts.method == TRAIN_ALS)
@@ -942,11 +944,8 @@ train_embeddings(PG_FUNCTION_ARGS)
 		SgdTrain(&run.opts, run.dim, run.epochs, run.gramian_weight, &data, lam_u, lam_i,
 				 x, y, EmitEpoch, &run);
 		run.item_gramian = palloc(sizeof(double) * run.dim * run.dim);
-		{
-			double	   *work = palloc(sizeof(double) * ALS_CHUNK_ROWS * run.dim);
-
-			AlsGramian(y, data.n_items, run.dim, run.item_gramian, work);
-		}
+		AlsGramian(y, data.n_items, run.dim, run.item_gramian,
+				   palloc(sizeof(double) * ALS_CHUNK_ROWS * run.dim));
 		StoreModel(&run);
 		WriteVectors(&run, &data, true, x);
 		WriteVectors(&run, &data, false, y);
