@@ -12,8 +12,8 @@
  * (Takacs et al. 2011).  The product A p = (w G + lambda I) p
  * + sum_j (c_j - w) (v_j . p) v_j never forms A: w G p is one sgemv with
  * the shared Gramian (as float), the row part two sgemv over the gathered
- * float rows (gathered once when the entity has at most ALS_CHUNK_ROWS
- * rows); the iterates stay in double.
+ * float rows (gathered once per sweep when the entity's rows fit the gather
+ * buffer of ALS_CG_GATHER_BYTES); the iterates stay in double.
  */
 #include <float.h>
 #include <math.h>
@@ -23,6 +23,9 @@
 
 #include "als_engine.h"
 #include "linalg.h"
+
+/* The larger of two sizes */
+#define Max2(a, b) ((a) > (b) ? (a) : (b))
 
 /* Rows ahead whose vector is prefetched while gathering (random reads) */
 #define ALS_PREFETCH_AHEAD 4
@@ -53,16 +56,29 @@ typedef struct AlsWork
 	float	   *cf;				/* chunk: c (cg) */
 	float	   *pf;				/* k: p as float */
 	float	   *apf;			/* k: row part of A p */
+	size_t		cg_rows;		/* rows cg gathers at a time */
 	double		conf_sum;		/* sum_j c_j of the entity */
 } AlsWork;
+
+/* Get the rows cg gathers at a time at dimension k: ALS_CG_GATHER_BYTES of floats */
+static size_t
+CgChunkRows(int dim)
+{
+	size_t		rows = ALS_CG_GATHER_BYTES / (sizeof(float) * (size_t) dim);
+
+	/* at least the 2 x ALS_CHUNK_ROWS doubles cholesky keeps in the same place */
+	return rows < 4 * ALS_CHUNK_ROWS ? 4 * ALS_CHUNK_ROWS : rows;
+}
 
 /* Get the number of doubles of workspace a sweep at dimension k needs */
 size_t
 AlsWorkDoubles(int dim)
 {
 	size_t		k = (size_t) dim;
+	size_t		cg_rows = CgChunkRows(dim);
+	size_t		rows_area = Max2(2 * (size_t) ALS_CHUNK_ROWS * k, (cg_rows * k + 1) / 2);
 
-	return 2 * k * k + 4 * k + 2 * (size_t) ALS_CHUNK_ROWS * k + 2 * (size_t) ALS_CHUNK_ROWS + 2 * k + 8;
+	return 2 * k * k + 4 * k + rows_area + 2 * cg_rows + 2 * k + 8;
 }
 
 /* Carve the workspace into its pieces */
@@ -85,16 +101,17 @@ SplitWork(AlsWork *w, int dim, double *work)
 	p += k;
 	w->ap = p;
 	p += k;
+	/* cholesky's double rows and cg's float rows share one area */
+	w->cg_rows = CgChunkRows(dim);
 	w->pos = p;
+	w->neg = p + (size_t) ALS_CHUNK_ROWS * k;
 	w->rows = (float *) p;
-	p += (size_t) ALS_CHUNK_ROWS * k;
-	w->neg = p;
-	p += (size_t) ALS_CHUNK_ROWS * k;
-	/* floats: coef, vp and cf (chunk each) in 2 chunk doubles, pf and apf in 2k */
+	p += Max2(2 * (size_t) ALS_CHUNK_ROWS * k, (w->cg_rows * k + 1) / 2);
+	/* floats: coef, vp and cf (cg_rows each, cholesky's b coefficients there too), pf and apf */
 	w->coef = (float *) p;
-	w->vp = w->coef + ALS_CHUNK_ROWS;
-	w->cf = w->vp + ALS_CHUNK_ROWS;
-	p += 2 * ALS_CHUNK_ROWS;
+	w->vp = w->coef + w->cg_rows;
+	w->cf = w->vp + w->cg_rows;
+	p += 2 * w->cg_rows;
 	w->pf = (float *) p;
 	w->apf = w->pf + k;
 }
@@ -195,12 +212,12 @@ GatherChunk(const AlsSweep *s, AlsWork *w, const AlsRows *rows, int32_t e, int64
 			const float *other, int *gathered)
 {
 	int64_t		j1 = rows->ptr[e + 1];
-	int64_t		end = j1 - j0 > ALS_CHUNK_ROWS ? j0 + ALS_CHUNK_ROWS : j1;
+	int64_t		end = j1 - j0 > (int64_t) w->cg_rows ? j0 + (int64_t) w->cg_rows : j1;
 
 	if (!*gathered)
 		GatherFloat(s->dim, s->gramian_weight, rows, j0, end, other, w);
 	/* an entity of one chunk keeps its rows there for the next products */
-	if (j1 - rows->ptr[e] <= ALS_CHUNK_ROWS)
+	if (j1 - rows->ptr[e] <= (int64_t) w->cg_rows)
 		*gathered = 1;
 	return (int) (end - j0);
 }
@@ -312,7 +329,7 @@ RowsObserved(const AlsSweep *s, AlsWork *w, const AlsRows *rows, int32_t e, cons
 {
 	int			k = s->dim;
 	int64_t		j0 = rows->ptr[e];
-	int			gathered = rows->ptr[e + 1] - j0 <= ALS_CHUNK_ROWS;
+	int			gathered = rows->ptr[e + 1] - j0 <= (int64_t) w->cg_rows;
 	double		total = 0.0;
 
 	while (j0 < rows->ptr[e + 1])

@@ -34,8 +34,13 @@ typedef enum AlsSolver
 	ALS_SOLVER_CG				/* warm-started conjugate gradient, matrix-free */
 } AlsSolver;
 
-/* Rows gathered at a time (per dsyrk / sgemv); bounds the workspace */
+/* Rows cholesky gathers at a time (per dsyrk); bounds the workspace */
 #define ALS_CHUNK_ROWS 1024
+/*
+ * Bytes of float rows cg gathers at a time: an entity whose rows fit is
+ * gathered once per sweep instead of once per product (popular items)
+ */
+#define ALS_CG_GATHER_BYTES ((size_t) 16 * 1024 * 1024)
 /* Entities solved between two calls of the check callback */
 #define ALS_CHECK_ENTITIES 256
 
