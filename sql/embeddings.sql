@@ -168,15 +168,99 @@ UPDATE bad SET w = 2 WHERE w = -2;
 SELECT count(*) AS epochs FROM recsys.train_embeddings('e', 'bad', 'u', 'i', 'w', dim => 1, epochs => 2);
 -- failed trainings left no versions behind
 SELECT name, count(*) FROM recsys.models WHERE name IN ('tiny', 'tiny_view', 'e', 'an mmoe') GROUP BY name ORDER BY name;
--- sgd_train is internal but must refuse what it cannot use
-SELECT pg_temp.err($$SELECT * FROM recsys.sgd_train('als', 2, 1, 0.1, '{}', 'bad', 'bad', 'bad', 'bad', 'bad')$$);
-SELECT pg_temp.err($$SELECT * FROM recsys.sgd_train('sogram', 2, 1, 0.1, '{}', 'bad', 'bad', 'bad', 'bad', 'bad')$$);
-SELECT pg_temp.err($$SELECT * FROM recsys.sgd_train('sogram', 2, 1, 0.1, NULL, 'bad', 'bad', 'bad', 'bad', 'bad')$$);
+-- the SGD trainer has no SQL entry point: the driver reads (and checks) the interactions itself
+SELECT count(*) AS sgd_train_functions FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = 'recsys' AND p.proname IN ('sgd_train', 'embedding_check_column');
+-- every option of every method: one table that validation, the trainers and the docs share
+SELECT name, methods, type, default_value, min_value, min_exclusive, max_value, allowed FROM recsys.embedding_options();
+SELECT recsys.embedding_options('als', '{"solver": "cg"}') AS als_cg;
+SELECT recsys.embedding_options('sampled', NULL) AS sampled_defaults;
+-- the new errors, printed as PostgreSQL prints them (detail and hint), each with its SQLSTATE
+\set VERBOSITY default
+SELECT * FROM recsys.train_embeddings('e', 'tiny_view', options => '{"solver": "lu"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM recsys.train_embeddings('e', 'tiny_view', options => '{"cg_steps": 0}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM recsys.train_embeddings('e', 'tiny_view', options => '{"cg_steps": 2.5}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM recsys.train_embeddings('e', 'tiny_view', options => '{"engine": "gpu"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM recsys.train_embeddings('e', 'tiny_view', method => 'sogram', options => '{"solver": "cg"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM recsys.train_embeddings('e', 'tiny_view', options => '"cg"');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM recsys.train_embeddings(NULL, 'tiny_view');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM recsys.train_embeddings('  ', 'tiny_view');
+\echo :LAST_ERROR_SQLSTATE
+-- a name too long for the store fails before any work (the relation is not even looked at)
+SELECT * FROM recsys.train_embeddings(repeat('x', 64), 'tiny_view', 'no such column');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM recsys.train_embeddings('e', 'tiny_view', epochs => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM recsys.train_embeddings('e', 'tiny_view', l2 => NULL);
+\echo :LAST_ERROR_SQLSTATE
+-- a column name that differs only in case gets a hint naming the columns that exist
+CREATE TABLE "Mixed" ("UserId" int, "USERID" int, item_id int);
+SELECT * FROM recsys.train_embeddings('e', '"Mixed"', 'userid', 'item_id');
+\echo :LAST_ERROR_SQLSTATE
+-- sgd methods have no aggregate engine to fall back to
+SET recsys.training_memory = 64;
+SELECT * FROM recsys.train_embeddings('e', 'tiny_view', dim => 2, method => 'sogram');
+\echo :LAST_ERROR_SQLSTATE
+-- als falls back to the aggregate engine and says so (terse: the epoch NOTICEs keep timings in their detail)
+SET client_min_messages = notice;
+\set VERBOSITY terse
+SELECT epoch FROM recsys.train_embeddings('fallback', 'tiny_view', dim => 2, epochs => 1);
+RESET recsys.training_memory;
+SELECT epoch FROM recsys.train_embeddings('fallback', 'tiny_view', dim => 2, epochs => 1, options => '{"solver": "cg"}');
+SET client_min_messages = warning;
+\set VERBOSITY default
+SELECT version, config->>'engine' AS engine, config->>'solver' AS solver, config->'source'->>'table' AS source,
+	config->'n_users' AS users, config->'n_items' AS items, config->'n_interactions' AS pairs,
+	metrics->>'memory_bytes' AS memory_bytes, length(weights) AS weight_bytes
+FROM recsys.models WHERE name = 'fallback' ORDER BY version;
+-- the work tables of the aggregate engine are gone, and none of the caller's tables was touched
+CREATE TEMP TABLE recsys_emb_pairs AS SELECT 1 AS keep;
+SELECT count(*) AS epochs FROM recsys.train_embeddings('fallback', 'tiny_view', dim => 2, epochs => 1,
+	options => '{"engine": "aggregate"}');
+SELECT keep FROM recsys_emb_pairs;
+SELECT count(*) AS work_tables_left FROM pg_class WHERE relname LIKE 'recsys_train_%';
+
+-- look-alikes planted on the caller's search_path never run inside train_embeddings
+CREATE FUNCTION public.planted_num(a double precision, b bigint) RETURNS double precision LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'planted code ran'; END $$;
+CREATE FUNCTION public.planted_int(a bigint, b integer) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'planted code ran'; END $$;
+CREATE OPERATOR public.= (LEFTARG = bigint, RIGHTARG = integer, FUNCTION = public.planted_int);
+CREATE OPERATOR public.> (LEFTARG = bigint, RIGHTARG = integer, FUNCTION = public.planted_int);
+CREATE OPERATOR public.* (LEFTARG = double precision, RIGHTARG = bigint, FUNCTION = public.planted_num);
+CREATE OPERATOR public.+ (LEFTARG = double precision, RIGHTARG = bigint, FUNCTION = public.planted_num);
+CREATE FUNCTION public.power(double precision, bigint) RETURNS double precision LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'planted code ran'; END $$;
+CREATE FUNCTION public.generate_series(integer, bigint) RETURNS SETOF integer LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'planted code ran'; END $$;
+SET search_path = public, pg_catalog;
+-- the plants work: unqualified SQL of the caller runs them
+SELECT pg_temp.err($$SELECT 1.5::float8 * 2::bigint$$) AS control_1, pg_temp.err($$SELECT 2::bigint = 2$$) AS control_2;
+SELECT count(*) AS epochs FROM recsys.train_embeddings('planted', '"Odd ""Table"""', 'user id', 'item;id', 'w', dim => 2, epochs => 1);
+SELECT count(*) AS epochs FROM recsys.train_embeddings('planted', '"Odd ""Table"""', 'user id', 'item;id', 'w', dim => 2, epochs => 1,
+	options => '{"engine": "aggregate"}');
+SELECT count(*) AS epochs FROM recsys.train_embeddings('planted', '"Odd ""Table"""', 'user id', 'item;id', 'w', dim => 2, epochs => 1,
+	method => 'sampled');
+RESET search_path;
+DROP OPERATOR public.= (bigint, integer);
+DROP OPERATOR public.> (bigint, integer);
+DROP OPERATOR public.* (double precision, bigint);
+DROP OPERATOR public.+ (double precision, bigint);
+DROP FUNCTION public.planted_num(double precision, bigint), public.planted_int(bigint, integer),
+	public.power(double precision, bigint), public.generate_series(integer, bigint);
+SELECT recsys.drop_model('planted');
 
 -- the vectors go with their model
 SELECT recsys.drop_model('tiny');
 SELECT count(*) FROM recsys.user_vectors WHERE model = 'tiny';
 SELECT count(*) FROM recsys.item_vectors WHERE model = 'tiny';
 -- leave no models behind for the suites that follow
-SELECT recsys.drop_model(n) FROM unnest(ARRAY['tiny_view', 'e', 'an mmoe']) n;
+SELECT recsys.drop_model(n) FROM unnest(ARRAY['tiny_view', 'e', 'an mmoe', 'fallback']) n;
 SELECT count(*) FROM recsys.user_vectors;

@@ -117,10 +117,10 @@ UPDATE tm_bad SET click = NULL, rating = NULL, pos = 0 WHERE pos = 9;
 SELECT pg_temp.try($$SELECT * FROM recsys.train_mmoe('x', 'tm_bad', 'f', '{click,rating}', (SELECT full_cfg FROM cfg), epochs => 1, categorical_column => 'dev', context_column => 'ctx', display_position_column => 'pos')$$);
 
 -- memory bound
-SET maintenance_work_mem = '1MB';
+SET recsys.training_memory = '1MB';
 CREATE TABLE tm_big AS SELECT f, click, rating FROM tm, generate_series(1, 700);
 SELECT pg_temp.try($$SELECT * FROM recsys.train_mmoe('x', 'tm_big', 'f', '{click,rating}', (SELECT plain FROM cfg), epochs => 1)$$);
-RESET maintenance_work_mem;
+RESET recsys.training_memory;
 
 -- versions: tm1 1, tm2 2 (fresh, fine-tuned), tm3 1, x 1 (the run with unlabelled rows); nothing from failed runs
 SELECT name, count(*) AS versions FROM recsys.models WHERE name IN ('tm1', 'tm2', 'tm3', 'x') GROUP BY name ORDER BY name;

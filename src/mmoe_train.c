@@ -6,7 +6,7 @@
  * Rows are read once through an SPI cursor into memory (features, ids,
  * context, position, labels as float32/int32), checked as they come, then
  * trained on with minibatch Adam by the plain C kernel of
- * src/mmoe_backward.c.  The data must fit in maintenance_work_mem (the
+ * src/mmoe_backward.c.  The data must fit in recsys.training_memory (the
  * error says how much it needs); the model, its gradient and two Adam
  * moments take 16 bytes per parameter on top, and the activations of one
  * batch are bounded as the scoring scratch is.
@@ -36,6 +36,7 @@
 #include "mmoe.h"
 #include "mmoe_backward.h"
 #include "model_store.h"
+#include "recsys.h"
 #include "spi_safe.h"
 #include "rng.h"
 #include "safetensors.h"
@@ -430,18 +431,18 @@ GrowData(TrainData *d, const MmoeModel *m, int64 need, const char *rel)
 	Size		per_row = sizeof(float) * (m->input_dim + m->context_dim + m->ntasks) +
 		sizeof(int32) * (m->ncategorical + 1) + m->ntasks;
 	int64		cap = d->cap ? d->cap : 1024;
-	double		budget = (double) maintenance_work_mem * 1024.0;
+	double		budget = (double) recsys_training_memory * 1024.0;
 
 	while (cap < need)
 		cap *= 2;
 	if ((double) need * per_row > budget)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("training rows of %s do not fit in maintenance_work_mem (%d kB)",
-						rel, maintenance_work_mem),
+				 errmsg("training rows of %s do not fit in recsys.training_memory (%d kB)",
+						rel, recsys_training_memory),
 				 errdetail("Rows take %zu bytes each here; reading stopped at row " INT64_FORMAT ".",
 						   per_row, need),
-				 errhint("Raise maintenance_work_mem for this session, or train on a sample.")));
+				 errhint("Raise recsys.training_memory for this session, or train on a sample.")));
 	if ((double) cap * per_row > budget)
 		cap = Max(need, (int64) (budget / per_row));
 #define GROW(field, type, width) \

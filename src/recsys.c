@@ -4,6 +4,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "fmgr.h"
 #include "utils/guc.h"
 
@@ -19,6 +21,7 @@ void		_PG_init(void);
 
 int			recsys_max_dim = 4096;
 int			recsys_blas_threads = 1;
+int			recsys_training_memory = 1024 * 1024;
 
 /* Apply recsys.blas_threads to OpenBLAS whenever it is set */
 static void
@@ -46,6 +49,14 @@ _PG_init(void)
 							1, 1, 64,
 							PGC_SUSET, 0,
 							NULL, AssignBlasThreads, NULL);
+
+	DefineCustomIntVariable("recsys.training_memory",
+							"Memory the in-memory training engine may use.",
+							"Interactions, indexes and factors of one train_embeddings call; als falls back to the aggregate engine when they do not fit.",
+							&recsys_training_memory,
+							1024 * 1024, 64, MAX_KILOBYTES,
+							PGC_USERSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("recsys");
 	ModelStoreRegisterKind(&MmoeModelKind);

@@ -11,6 +11,9 @@ extern int	recsys_max_dim;
 /* Threads OpenBLAS may use inside a backend (GUC recsys.blas_threads). */
 extern int	recsys_blas_threads;
 
+/* Memory budget of in-memory training in kB (GUC recsys.training_memory). */
+extern int	recsys_training_memory;
+
 /* Hard ceiling for recsys.max_dim: a k x k float64 state must fit in 1 GB. */
 #define RECSYS_MAX_DIM_LIMIT 8192
 

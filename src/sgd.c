@@ -1,7 +1,7 @@
 /*
  * sgd.c
- *		SGD training of Gramian-regularized embeddings (algorithms.md section 1,
- *		Krichene et al., ICLR 2019) over arrays loaded through SPI:
+ *		SGD training of Gramian-regularized embeddings (Krichene et al., ICLR
+ *		2019) over the interactions loaded by interactions.c:
  *
  *		sogram   Gramian estimates as a moving average (rate alpha) of batch
  *				 Gramians of entities drawn by the sampling distribution
@@ -10,7 +10,7 @@
  *		sampled  no Gramian estimate: sampled negatives with inverse-
  *				 probability weights, the baseline the paper beats
  *
- * All three minimise the objective of train_embeddings (see 20_embeddings.sql)
+ * All three minimise the objective of train_embeddings (doc/embeddings.md)
  *
  *		L = sum_S [c (<x,y> - 1)^2 - w <x,y>^2] + w <X^T X, Y^T Y>_F
  *			+ sum_u lambda_u |x_u|^2 + sum_i lambda_i |y_i|^2,
@@ -25,38 +25,29 @@
  * where G is replaced by its estimate (held constant, stop-gradient), so
  * that one epoch over the examples sums to the exact gradient.
  *
- * Memory: the examples (16 bytes each), the user and item tables
- * (n x dim floats each; sagram keeps a cached copy of both) and one float
- * per row for Adagrad.  Everything lives in one memory context that is
- * deleted when the function returns (or fails, or is cancelled).
+ * Memory: besides the loaded interactions and the caller's vectors, a user
+ * index per example (4 bytes), sagram's cached copy of both tables and one
+ * float per row for Adagrad, in one memory context deleted when the
+ * function returns (or fails, or is cancelled).
  */
 #include "postgres.h"
 
 #include <math.h>
 
-#include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "fmgr.h"
-#include "funcapi.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/jsonb.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/tuplestore.h"
 
-#include "arrays.h"
 #include "embeddings.h"
+#include "interactions.h"
 #include "linalg.h"
 #include "recsys.h"
-#include "spi_safe.h"
 #include "rng.h"
 #include "sgd.h"
+#include "train_options.h"
 
-#define SGD_FETCH_ROWS 8192
-#define SGD_WRITE_ROWS 1024
 #define SGD_GRAM_ROWS 256
 
 /* Settings of one run, from the resolved options */
@@ -126,120 +117,25 @@ typedef struct SgdBatch
 	size_t		psd_liwork;
 } SgdBatch;
 
-/* Get the value of an option (the driver passes them all, resolved) */
-static JsonbValue *
-OptionValue(Jsonb *opts, const char *key, JsonbValue *buf)
-{
-	JsonbValue *v = getKeyJsonValueFromContainer(&opts->root, key, strlen(key), buf);
-
-	if (v == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" is missing", key)));
-	return v;
-}
-
-/* Get a numeric option within [lo, hi] */
-static double
-OptionNumber(Jsonb *opts, const char *key, double lo, double hi)
-{
-	JsonbValue	buf;
-	JsonbValue *v = OptionValue(opts, key, &buf);
-	double		x;
-
-	if (v->type != jbvNumeric)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" must be a number", key)));
-	x = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
-	if (!(x >= lo && x <= hi))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" is out of range: %g", key, x)));
-	return x;
-}
-
-/* Get a string option that must be one of two or three words; returns its index */
-static int
-OptionWord(Jsonb *opts, const char *key, const char *const *words, int nwords)
-{
-	JsonbValue	buf;
-	JsonbValue *v = OptionValue(opts, key, &buf);
-
-	if (v->type == jbvString)
-		for (int i = 0; i < nwords; i++)
-			if (strlen(words[i]) == (size_t) v->val.string.len &&
-				strncmp(words[i], v->val.string.val, v->val.string.len) == 0)
-				return i;
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("option \"%s\" has an invalid value", key)));
-	return -1;					/* keep compiler quiet */
-}
-
-/* Read and check the settings of a run */
+/* Get the settings of a run from the resolved options */
 static void
-ReadSgdConfig(SgdConfig *cfg, text *method, int dim, int epochs, double gramian_weight,
-			  Jsonb *opts)
+MakeSgdConfig(SgdConfig *cfg, const TrainOptions *opts, int dim, int epochs, double gramian_weight)
 {
-	static const char *const optimizers[] = {"adagrad", "sgd"};
-	static const char *const samplings[] = {"uniform", "sqrt", "linear"};
-	static const char *const betas[] = {"sag", "saga"};
-	char	   *m = text_to_cstring(method);
-
 	memset(cfg, 0, sizeof(SgdConfig));
-	if (strcmp(m, "sogram") == 0)
-		cfg->method = SGD_SOGRAM;
-	else if (strcmp(m, "sagram") == 0)
-		cfg->method = SGD_SAGRAM;
-	else if (strcmp(m, "sampled") == 0)
-		cfg->method = SGD_SAMPLED;
-	else
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown sgd method \"%s\"", m)));
-	if (dim < 1 || dim > recsys_max_dim)
-		ereport(ERROR,
-				(errcode(dim < 1 ? ERRCODE_INVALID_PARAMETER_VALUE : ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("dim must be between 1 and recsys.max_dim (%d)", recsys_max_dim)));
-	if (epochs < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("epochs must be at least 1")));
-	CheckFiniteDouble(gramian_weight, "gramian_weight");
-	if (gramian_weight < 0.0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("gramian_weight must not be negative")));
+	cfg->method = opts->method == TRAIN_SOGRAM ? SGD_SOGRAM :
+		opts->method == TRAIN_SAGRAM ? SGD_SAGRAM : SGD_SAMPLED;
 	cfg->dim = dim;
 	cfg->epochs = epochs;
 	cfg->gramian_weight = gramian_weight;
-	cfg->seed = (int64) OptionNumber(opts, "seed", -9.2e18, 9.2e18);
-	cfg->init_scale = OptionNumber(opts, "init_scale", 1e-300, 1e6);
-	cfg->learning_rate = OptionNumber(opts, "learning_rate", 1e-300, 1e6);
-	cfg->batch_size = (int) OptionNumber(opts, "batch_size", 1, 65536);
-	cfg->adagrad = OptionWord(opts, "optimizer", optimizers, 2) == 0;
-	if (cfg->method == SGD_SOGRAM)
-		cfg->alpha = OptionNumber(opts, "alpha", 1e-300, 1.0);
-	if (cfg->method == SGD_SAGRAM)
-		cfg->saga = OptionWord(opts, "beta", betas, 2) == 1;
-	if (cfg->method == SGD_SAMPLED)
-		cfg->negatives = (int) OptionNumber(opts, "negatives", 1, 1000);
-	if (cfg->method != SGD_SAGRAM)
-		cfg->sampling = (SgdSampling) OptionWord(opts, "sampling", samplings, 3);
-}
-
-/* Get the quoted, schema-qualified name of a relation */
-static char *
-RelationSqlName(Oid relid)
-{
-	char	   *name = get_rel_name(relid);
-
-	if (name == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), name);
+	cfg->seed = opts->seed;
+	cfg->init_scale = opts->init_scale;
+	cfg->learning_rate = opts->learning_rate;
+	cfg->batch_size = opts->batch_size;
+	cfg->adagrad = opts->optimizer == TRAIN_OPTIMIZER_ADAGRAD;
+	cfg->alpha = opts->alpha;
+	cfg->saga = opts->beta == TRAIN_BETA_SAGA;
+	cfg->negatives = opts->negatives;
+	cfg->sampling = (SgdSampling) opts->sampling;
 }
 
 /* Allocate n elements of size sz, zeroed, allowing more than 1 GB */
@@ -252,146 +148,6 @@ HugeAlloc0(Size n, Size sz)
 				 errmsg("sgd training data is too large")));
 	return MemoryContextAllocExtended(CurrentMemoryContext, Max(n * sz, 1),
 									  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-}
-
-/*
- * Load one side's entities (idx 0..n-1 in order, id, number of examples,
- * l2 weight) from a relation with columns idx, id, n, lam.
- */
-static void
-LoadSide(SgdSide *side, Oid relid, MemoryContext context)
-{
-	char	   *sql = psprintf("SELECT idx, id, n, lam FROM %s ORDER BY idx", RelationSqlName(relid));
-	SPIPlanPtr	plan = SPI_prepare(sql, 0, NULL);
-	Portal		portal;
-	int			cap = 1024;
-	int			n = 0;
-
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-	side->ids = MemoryContextAllocHuge(context, sizeof(int64) * cap);
-	side->count = MemoryContextAllocHuge(context, sizeof(int32) * cap);
-	side->lam = MemoryContextAllocHuge(context, sizeof(double) * cap);
-	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
-	for (;;)
-	{
-		SPI_cursor_fetch(portal, true, SGD_FETCH_ROWS);
-		if (SPI_processed == 0)
-			break;
-		for (uint64 r = 0; r < SPI_processed; r++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[r];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			bool		n1,
-						n2,
-						n3,
-						n4;
-			int32		idx = DatumGetInt32(SPI_getbinval(tup, desc, 1, &n1));
-			int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 2, &n2));
-			int32		cnt = DatumGetInt32(SPI_getbinval(tup, desc, 3, &n3));
-			double		lam = DatumGetFloat8(SPI_getbinval(tup, desc, 4, &n4));
-
-			if (n1 || n2 || n3 || n4 || idx != n || cnt < 1 || !isfinite(lam) || lam < 0.0)
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_EXCEPTION),
-						 errmsg("malformed %s table for sgd training at row %d", side->what, n)));
-			if (n == cap)
-			{
-				if (cap >= INT_MAX / 2)
-					ereport(ERROR,
-							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-							 errmsg("too many %ss for sgd training", side->what)));
-				cap *= 2;
-				side->ids = repalloc_huge(side->ids, sizeof(int64) * cap);
-				side->count = repalloc_huge(side->count, sizeof(int32) * cap);
-				side->lam = repalloc_huge(side->lam, sizeof(double) * cap);
-			}
-			side->ids[n] = id;
-			side->count[n] = cnt;
-			side->lam[n] = lam;
-			n++;
-		}
-		SPI_freetuptable(SPI_tuptable);
-		CHECK_FOR_INTERRUPTS();
-	}
-	SPI_cursor_close(portal);
-	if (n == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("no %ss to train", side->what)));
-	side->n = n;
-}
-
-/*
- * Load the examples (user index, item index, confidence) from the pairs
- * relation (u, i, c), mapped through the two entity relations, in a fixed
- * order so that a seed gives the same run.
- */
-static int64
-LoadPairs(Oid pairs, Oid users, Oid items, int32 **pu, int32 **pi, double **pc,
-		  MemoryContext context, int nu, int ni)
-{
-	char	   *sql = psprintf("SELECT us.idx, it.idx, p.c FROM %s p"
-							   " JOIN %s us ON us.id = p.u JOIN %s it ON it.id = p.i"
-							   " ORDER BY 1, 2",
-							   RelationSqlName(pairs), RelationSqlName(users), RelationSqlName(items));
-	SPIPlanPtr	plan = SPI_prepare(sql, 0, NULL);
-	Portal		portal;
-	int64		cap = 65536;
-	int64		n = 0;
-
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-	*pu = MemoryContextAllocHuge(context, sizeof(int32) * cap);
-	*pi = MemoryContextAllocHuge(context, sizeof(int32) * cap);
-	*pc = MemoryContextAllocHuge(context, sizeof(double) * cap);
-	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
-	for (;;)
-	{
-		SPI_cursor_fetch(portal, true, SGD_FETCH_ROWS);
-		if (SPI_processed == 0)
-			break;
-		for (uint64 r = 0; r < SPI_processed; r++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[r];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			bool		n1,
-						n2,
-						n3;
-			int32		u = DatumGetInt32(SPI_getbinval(tup, desc, 1, &n1));
-			int32		i = DatumGetInt32(SPI_getbinval(tup, desc, 2, &n2));
-			double		c = DatumGetFloat8(SPI_getbinval(tup, desc, 3, &n3));
-
-			if (n1 || n2 || n3 || u < 0 || u >= nu || i < 0 || i >= ni || !isfinite(c) || c < 0.0)
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_EXCEPTION),
-						 errmsg("malformed pairs table for sgd training at row " INT64_FORMAT, n)));
-			if (n == cap)
-			{
-				if (cap >= SGD_MAX_PAIRS / 2)
-					ereport(ERROR,
-							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-							 errmsg("too many interactions for sgd training"),
-							 errdetail("At most %lld pairs are supported.", (long long) SGD_MAX_PAIRS)));
-				cap *= 2;
-				*pu = repalloc_huge(*pu, sizeof(int32) * cap);
-				*pi = repalloc_huge(*pi, sizeof(int32) * cap);
-				*pc = repalloc_huge(*pc, sizeof(double) * cap);
-			}
-			(*pu)[n] = u;
-			(*pi)[n] = i;
-			(*pc)[n] = c;
-			n++;
-		}
-		SPI_freetuptable(SPI_tuptable);
-		CHECK_FOR_INTERRUPTS();
-	}
-	SPI_cursor_close(portal);
-	if (n == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("no interactions to train on")));
-	return n;
 }
 
 /* Build an alias table for weights w[0..n-1] (all positive) */
@@ -623,7 +379,7 @@ ApplyGradient(float *x, float *acc, const double *g, int k, const SgdConfig *cfg
 /* Run one epoch of minibatch steps over the examples in a fresh random order */
 static void
 SgdEpoch(const SgdConfig *cfg, SgdSide *us, SgdSide *it, int64 npairs, const int32 *pu,
-		 const int32 *pi, const double *pc, int32 *perm, SgdBatch *b, Rng *rng,
+		 const int32 *pi, const float *pc, int32 *perm, SgdBatch *b, Rng *rng,
 		 int64 *stamp)
 {
 	int			k = cfg->dim;
@@ -765,7 +521,7 @@ SgdEpoch(const SgdConfig *cfg, SgdSide *us, SgdSide *it, int64 npairs, const int
  */
 static void
 SgdObjective(const SgdConfig *cfg, const SgdSide *us, const SgdSide *it, int64 npairs,
-			 const int32 *pu, const int32 *pi, const double *pc, double *observed,
+			 const int32 *pu, const int32 *pi, const float *pc, double *observed,
 			 double *gramian, double *l2, double *buf, double *gu, double *gv)
 {
 	int			k = cfg->dim;
@@ -806,63 +562,13 @@ SgdObjective(const SgdConfig *cfg, const SgdSide *us, const SgdSide *it, int64 n
 	*l2 = reg;
 }
 
-/* Build a 1-D bigint[] */
-static ArrayType *
-Int64sToArray(const int64 *x, int n)
-{
-	Size		nbytes = ARR_OVERHEAD_NONULLS(1) + sizeof(int64) * (Size) n;
-	ArrayType  *a = (ArrayType *) palloc0(nbytes);
-
-	SET_VARSIZE(a, nbytes);
-	a->ndim = 1;
-	a->dataoffset = 0;
-	a->elemtype = INT8OID;
-	ARR_DIMS(a)[0] = n;
-	ARR_LBOUND(a)[0] = 1;
-	memcpy(ARR_DATA_PTR(a), x, sizeof(int64) * (Size) n);
-	return a;
-}
-
-/* Write a side's vectors into a relation with columns (id bigint, v real[]) */
-static void
-WriteSide(const SgdSide *side, int k, Oid relid)
-{
-	char	   *sql = psprintf("INSERT INTO %s (id, v)"
-							   " SELECT $1[g], $2[(g - 1) * $3 + 1 : g * $3]"
-							   " FROM pg_catalog.generate_series(1, $4) g",
-							   RelationSqlName(relid));
-	Oid			types[4] = {INT8ARRAYOID, FLOAT4ARRAYOID, INT4OID, INT4OID};
-	SPIPlanPtr	plan = SPI_prepare(sql, 4, types);
-
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-	for (int r0 = 0; r0 < side->n; r0 += SGD_WRITE_ROWS)
-	{
-		int			rows = Min(SGD_WRITE_ROWS, side->n - r0);
-		Datum		args[4];
-		ArrayType  *ids = Int64sToArray(side->ids + r0, rows);
-		ArrayType  *vals = FloatsToArray(side->x + (size_t) r0 * k, rows * k);
-
-		args[0] = PointerGetDatum(ids);
-		args[1] = PointerGetDatum(vals);
-		args[2] = Int32GetDatum(k);
-		args[3] = Int32GetDatum(rows);
-		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "writing %s vectors failed", side->what);
-		pfree(ids);
-		pfree(vals);
-		CHECK_FOR_INTERRUPTS();
-	}
-	SPI_freeplan(plan);
-}
-
 /* Allocate a side's tables and initial vectors (the same as als's for items) */
 static void
-InitSide(SgdSide *side, const SgdConfig *cfg, int64 seed)
+InitSide(SgdSide *side, const SgdConfig *cfg, int64 seed, float *x)
 {
 	int			k = cfg->dim;
 
-	side->x = HugeAlloc0((Size) side->n * k, sizeof(float));
+	side->x = x;
 	side->acc = HugeAlloc0(side->n, sizeof(float));
 	side->stamp = HugeAlloc0(side->n, sizeof(int64));
 	side->drawn = HugeAlloc0(Max(cfg->batch_size, 1), sizeof(int32));
@@ -888,20 +594,32 @@ CheckDiverged(double loss, int epoch)
 				 errhint("Use a smaller learning_rate.")));
 }
 
-PG_FUNCTION_INFO_V1(sgd_train);
-/*
- * Train embeddings by SGD and write them into two relations; get one row per
- * epoch (epoch, loss, observed_loss, gramian_loss, l2_loss, seconds), where
- * seconds counts the SGD steps, not the evaluation of the loss.
- *
- * Arguments: method, dim, epochs, gramian_weight, resolved options (jsonb),
- * and the relations: pairs (u, i, c), users and items (idx, id, n, lam),
- * and the outputs for users and items (id, v).
- */
-Datum
-sgd_train(PG_FUNCTION_ARGS)
+/* Set up one side from the loaded interactions */
+static void
+LoadSide(SgdSide *side, const char *what, int32 n, const int64 *ids, const int64 *ptr,
+		 const double *lam)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	side->what = what;
+	side->n = n;
+	side->ids = (int64 *) ids;
+	side->lam = (double *) lam;
+	side->count = HugeAlloc0(n, sizeof(int32));
+	for (int32 e = 0; e < n; e++)
+		side->count[e] = (int32) (ptr[e + 1] - ptr[e]);
+}
+
+/*
+ * Train embeddings by SGD over the loaded interactions into user_x and
+ * item_x (n x dim floats each, owned by the caller); report each epoch to
+ * report (epoch, loss, observed, gramian, l2 and the seconds of its SGD
+ * steps, not counting the evaluation of the loss).  All scratch memory
+ * lives in a context deleted before returning.
+ */
+void
+SgdTrain(const TrainOptions *opts, int dim, int epochs, double gramian_weight,
+		 const Interactions *data, const double *lam_user, const double *lam_item,
+		 float *user_x, float *item_x, SgdReport report, void *report_arg)
+{
 	SgdConfig	cfg;
 	SgdSide		us,
 				it;
@@ -909,45 +627,38 @@ sgd_train(PG_FUNCTION_ARGS)
 	MemoryContext context;
 	MemoryContext old;
 	int32	   *pu,
-			   *pi,
 			   *perm;
-	double	   *pc;
-	int64		npairs;
+	const int32 *pi = data->user_items;
+	const float *pc = data->user_conf;
+	int64		npairs = data->nnz;
 	int64		stamp = 0;
-	int			k;
-	Rng rng;
+	int			k = dim;
+	Rng			rng;
 	double	   *gram_buf;
 	double	   *gu_full,
 			   *gv_full;
-	int			spi_level;
 
-	for (int a = 0; a < 10; a++)
-		if (PG_ARGISNULL(a))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("arguments of sgd_train must not be NULL")));
-	ReadSgdConfig(&cfg, PG_GETARG_TEXT_PP(0), PG_GETARG_INT32(1), PG_GETARG_INT32(2),
-				  PG_GETARG_FLOAT8(3), PG_GETARG_JSONB_P(4));
-	k = cfg.dim;
-	InitMaterializedSRF(fcinfo, 0);
-
+	if (npairs > SGD_MAX_PAIRS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many interactions for sgd training"),
+				 errdetail("At most %lld pairs are supported.", (long long) SGD_MAX_PAIRS)));
+	MakeSgdConfig(&cfg, opts, dim, epochs, gramian_weight);
 	context = AllocSetContextCreate(CurrentMemoryContext, "recsys sgd", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(context);
 	memset(&us, 0, sizeof(us));
 	memset(&it, 0, sizeof(it));
-	us.what = "user";
-	it.what = "item";
-
-	spi_level = RecsysSpiConnect();
-	LoadSide(&us, PG_GETARG_OID(6), context);
-	LoadSide(&it, PG_GETARG_OID(7), context);
-	npairs = LoadPairs(PG_GETARG_OID(5), PG_GETARG_OID(6), PG_GETARG_OID(7), &pu, &pi, &pc,
-					   context, us.n, it.n);
-	MemoryContextSwitchTo(context);
+	LoadSide(&us, "user", data->n_users, data->user_ids, data->user_ptr, lam_user);
+	LoadSide(&it, "item", data->n_items, data->item_ids, data->item_ptr, lam_item);
+	/* the examples in (user, item) order: a seed gives the same run */
+	pu = HugeAlloc0(npairs, sizeof(int32));
+	for (int32 u = 0; u < data->n_users; u++)
+		for (int64 e = data->user_ptr[u]; e < data->user_ptr[u + 1]; e++)
+			pu[e] = u;
 
 	/* the same initial vectors as als (items: seed * 2 + 1), then a seeded order */
-	InitSide(&us, &cfg, cfg.seed * 2);
-	InitSide(&it, &cfg, cfg.seed * 2 + 1);
+	InitSide(&us, &cfg, cfg.seed * 2, user_x);
+	InitSide(&it, &cfg, cfg.seed * 2 + 1, item_x);
 	RngInit(&rng, (uint64) cfg.seed);
 	perm = HugeAlloc0(npairs, sizeof(int32));
 	for (int64 e = 0; e < npairs; e++)
@@ -1004,8 +715,6 @@ sgd_train(PG_FUNCTION_ARGS)
 					gramian,
 					l2,
 					loss;
-		Datum		values[6];
-		bool		nulls[6] = {false, false, false, false, false, false};
 
 		INSTR_TIME_SET_CURRENT(start);
 		if (cfg.method == SGD_SAGRAM)
@@ -1022,23 +731,9 @@ sgd_train(PG_FUNCTION_ARGS)
 					 gram_buf, gu_full, gv_full);
 		loss = observed + gramian + l2;
 		CheckDiverged(loss, ep);
-		ereport(NOTICE,
-				(errmsg("epoch %d/%d: loss %.4f (observed %.4f, gramian %.4f, l2 %.4f) in %.3f s",
-						ep, cfg.epochs, loss, observed, gramian, l2,
-						INSTR_TIME_GET_DOUBLE(duration))));
-		values[0] = Int32GetDatum(ep);
-		values[1] = Float8GetDatum(loss);
-		values[2] = Float8GetDatum(observed);
-		values[3] = Float8GetDatum(gramian);
-		values[4] = Float8GetDatum(l2);
-		values[5] = Float8GetDatum(INSTR_TIME_GET_DOUBLE(duration));
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		report(report_arg, ep, loss, observed, gramian, l2, INSTR_TIME_GET_DOUBLE(duration));
 	}
 
-	WriteSide(&us, k, PG_GETARG_OID(8));
-	WriteSide(&it, k, PG_GETARG_OID(9));
-	RecsysSpiFinish(spi_level);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(context);
-	PG_RETURN_NULL();
 }

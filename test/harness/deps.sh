@@ -12,7 +12,7 @@ for set in "$@"; do
 		test) pkgs+=(postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
 		             python3 python3-numpy python3-torch python3-sklearn) ;;
 		bench) pkgs+=(postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
-		              python3 python3-numpy python3-torch python3-sklearn gnuplot-nox python3-psycopg2) ;;
+		              python3 python3-numpy python3-torch python3-sklearn gnuplot-nox python3-psycopg2 python3-scipy) ;;
 		fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
 		*) echo "deps.sh: unknown package set '$set'" >&2; exit 2 ;;
 	esac

@@ -59,8 +59,39 @@ def solve(gram, rows, conf, w, lam):
     return np.linalg.solve(a, b), a - w * gram - lam * np.eye(k), b
 
 
-def als(pairs, dim, epochs, w, l2, nu, seed, scale):
-    """Reference ALS over {(u, i): c}; returns user/item vectors and the loss log."""
+def cg(gram, rows, conf, w, lam, x0, steps):
+    """One entity's conjugate-gradient update from x0 (Takacs et al. 2011), in float64."""
+    k = gram.shape[0]
+    a = w * gram + lam * np.eye(k)
+    b = np.zeros(k)
+    for v, c in zip(rows, conf):
+        a += (c - w) * np.outer(v, v)
+        b += c * v
+    x = x0.astype(np.float64)
+    r = b - a @ x
+    p = r.copy()
+    rs = r @ r
+    for _ in range(steps):
+        if rs <= 1e-20:
+            break
+        ap = a @ p
+        pap = p @ ap
+        if not pap > 0:
+            break
+        alpha = rs / pap
+        x = x + alpha * p
+        r = r - alpha * ap
+        rs_new = r @ r
+        p = r + (rs_new / rs) * p
+        rs = rs_new
+    return x
+
+
+def als(pairs, dim, epochs, w, l2, nu, seed, scale, solver="cholesky", cg_steps=3):
+    """Reference ALS over {(u, i): c}; returns user/item vectors and the loss log.
+
+    solver "cg": cg_steps conjugate-gradient steps per entity, warm-started
+    from its current vector (users start from init_vector(seed * 2, u))."""
     users = sorted({u for u, _ in pairs})
     items = sorted({i for _, i in pairs})
     n_u = {u: sum(1 for (a, _) in pairs if a == u) for u in users}
@@ -70,20 +101,25 @@ def als(pairs, dim, epochs, w, l2, nu, seed, scale):
     by_user = {u: [(i, c) for (a, i), c in pairs.items() if a == u] for u in users}
     by_item = {i: [(u, c) for (u, b), c in pairs.items() if b == i] for i in items}
     vv = {i: init_vector(seed * 2 + 1, i, dim, scale) for i in items}
-    uu = {}
+    uu = {u: init_vector(seed * 2, u, dim, scale) for u in users}
+
+    def update(g, rows, conf, lam, x0):
+        if solver == "cg":
+            return cg(g, rows, conf, w, lam, x0, cg_steps)
+        return solve(g, rows, conf, w, lam)[0]
     log = []
     for _ in range(epochs):
         g = sum(np.outer(v.astype(np.float64), v.astype(np.float64)) for v in vv.values())
         for u in users:
-            x, _, _ = solve(g, [vv[i].astype(np.float64) for i, _ in by_user[u]],
-                            [c for _, c in by_user[u]], w, lam_u[u])
+            x = update(g, [vv[i].astype(np.float64) for i, _ in by_user[u]],
+                       [c for _, c in by_user[u]], lam_u[u], uu[u])
             uu[u] = x.astype(np.float32)
         gu = sum(np.outer(x.astype(np.float64), x.astype(np.float64)) for x in uu.values())
         observed = 0.0
         for i in items:
             rows = [uu[u].astype(np.float64) for u, _ in by_item[i]]
             conf = [c for _, c in by_item[i]]
-            x, _, _ = solve(gu, rows, conf, w, lam_i[i])
+            x = update(gu, rows, conf, lam_i[i], vv[i])
             vv[i] = x.astype(np.float32)
             y = vv[i].astype(np.float64)
             observed += sum(c * (r @ y - 1.0) ** 2 - w * (r @ y) ** 2 for r, c in zip(rows, conf))
@@ -139,16 +175,18 @@ def main(outdir):
     f.write("INSERT INTO ref_emb_interactions VALUES\n")
     f.write(",\n".join(f"({u}, {i}, {c})" for u, i, c in rows) + ";\n")
     runs = {
-        # name: (weighted, dim, epochs, w, l2, nu, seed, init_scale)
-        "weighted": (True, 3, 4, 0.3, 0.05, 1.0, 7, 0.5),
-        "implicit": (False, 4, 3, 0.1, 0.2, 0.0, -3, 1.0),
+        # name: (weighted, dim, epochs, w, l2, nu, seed, init_scale, solver, cg_steps)
+        "weighted": (True, 3, 4, 0.3, 0.05, 1.0, 7, 0.5, "cholesky", 0),
+        "implicit": (False, 4, 3, 0.1, 0.2, 0.0, -3, 1.0, "cholesky", 0),
+        "weighted_cg": (True, 3, 4, 0.3, 0.05, 1.0, 7, 0.5, "cg", 2),
+        "implicit_cg": (False, 4, 3, 0.1, 0.2, 0.0, -3, 1.0, "cg", 3),
     }
     f.write("CREATE TEMP TABLE ref_emb_vectors (run text, side text, id bigint, v float8[]);\n")
     f.write("CREATE TEMP TABLE ref_emb_log (run text, epoch int, loss float8, observed float8,"
             " gramian float8, l2 float8);\n")
-    for run, (weighted, dim, epochs, w, l2, nu, seed, scale) in runs.items():
+    for run, (weighted, dim, epochs, w, l2, nu, seed, scale, solver, steps) in runs.items():
         p = pairs if weighted else counts
-        uu, vv, log = als(p, dim, epochs, w, l2, nu, seed, scale)
+        uu, vv, log = als(p, dim, epochs, w, l2, nu, seed, scale, solver, steps)
         f.write("INSERT INTO ref_emb_vectors VALUES\n")
         f.write(",\n".join([f"('{run}', 'user', {u}, '{sql_array(x)}')" for u, x in uu.items()]
                            + [f"('{run}', 'item', {i}, '{sql_array(x)}')" for i, x in vv.items()]) + ";\n")

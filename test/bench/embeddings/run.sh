@@ -5,8 +5,13 @@
 # sampled negatives at equal epochs and equal time, and a plot of Recall@20
 # against training time (test/bench/out/embeddings_recall.png).
 #
+# Then scale.sh: als at 5M and 20M interactions (memory engine with cholesky
+# and cg, the aggregate engine, the BLAS floor in numpy); EMB_SCALE=0 skips
+# it, EMB_QUALITY=0 skips the part above.
+#
 # Size knobs (environment): EMB_USERS, EMB_ITEMS, EMB_INTERACTIONS,
-# EMB_EPOCHS, EMB_DIM, EMB_METHODS.  Run through with_cluster.sh (PGDATABASE).
+# EMB_EPOCHS, EMB_DIM, EMB_METHODS (and scale.sh's).  Run through
+# with_cluster.sh (PGDATABASE).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out="$here/../out"
@@ -18,6 +23,7 @@ epochs=${EMB_EPOCHS:-6}
 dim=${EMB_DIM:-64}
 methods=${EMB_METHODS:-als sogram sagram sampled}
 
+if [ "${EMB_QUALITY:-1}" = 1 ]; then
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 echo "data: $users users, $items items, ~$interactions interactions; dim $dim; epochs 1..$epochs (sampled 1..$((2 * epochs))); methods: $methods"
 psql -X -q -v ON_ERROR_STOP=1 -c 'CREATE TABLE bench_interactions (user_id int, item_id int, ts bigint)'
@@ -41,4 +47,8 @@ if command -v gnuplot >/dev/null; then
 	echo "plot: $out/embeddings_recall.png"
 else
 	echo "gnuplot not installed (deps.sh bench): no plot"
+fi
+fi
+if [ "${EMB_SCALE:-1}" = 1 ]; then
+	bash "$here/scale.sh"
 fi

@@ -1,0 +1,521 @@
+/*
+ * interactions.c
+ *		Reading and checking training interactions (see interactions.h).
+ *
+ * The source is read once with an SPI cursor in blocks.  Kept rows (weight
+ * > 0) go into an array of (user index, item index, weight) triples, indexes
+ * numbered in order of first appearance through two hash tables; after the
+ * scan the indexes are renumbered in ascending id order, the triples are
+ * counting-sorted by item, transposed into rows by user (so each user's
+ * items come out ascending, repeated pairs adjacent and summed), and the
+ * rows by item are rebuilt from those.  Peak memory is about 20 bytes per
+ * kept row, then 16 per distinct pair.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "interactions.h"
+#include "rng.h"
+
+#define INTERACTIONS_FETCH_ROWS 10000
+#define INTERACTIONS_CHECK_MASK 0xFFFFF
+
+/* One kept row, indexes in order of first appearance */
+typedef struct Triple
+{
+	int32		u;
+	int32		i;
+	float		w;
+} Triple;
+
+/* An id and its dense index */
+typedef struct IdEntry
+{
+	int64		id;
+	int32		idx;
+	char		status;
+} IdEntry;
+
+#define SH_PREFIX idmap
+#define SH_ELEMENT_TYPE IdEntry
+#define SH_KEY_TYPE int64
+#define SH_KEY id
+#define SH_HASH_KEY(tb, key) ((uint32) RngHash64((uint64) (key)))
+#define SH_EQUAL(tb, a, b) ((a) == (b))
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+/* Counts of bad rows, for one error message each */
+typedef struct RowChecks
+{
+	int64		null_user;
+	int64		null_item;
+	int64		null_weight;
+	int64		bad_weight;
+	int64		neg_weight;
+} RowChecks;
+
+/* Get the quoted, schema-qualified name of a relation */
+char *
+InteractionsSourceName(Oid relid)
+{
+	char	   *name = get_rel_name(relid);
+
+	if (name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), name);
+}
+
+/*
+ * Check that a column exists with one of the accepted types; a name that
+ * differs only in case from existing columns gets a hint naming them
+ */
+static void
+CheckColumn(Relation rel, const char *col, const char *what, const Oid *accepted,
+			int naccepted, const char *accepted_names)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	StringInfoData similar;
+	Form_pg_attribute found = NULL;
+
+	initStringInfo(&similar);
+	for (int a = 0; a < desc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, a);
+
+		if (att->attisdropped)
+			continue;
+		if (strcmp(NameStr(att->attname), col) == 0)
+			found = att;
+		else if (pg_strcasecmp(NameStr(att->attname), col) == 0)
+			appendStringInfo(&similar, "%s%s", similar.len > 0 ? ", " : "",
+							 quote_identifier(NameStr(att->attname)));
+	}
+	if (found == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation %s does not exist", col,
+						InteractionsSourceName(RelationGetRelid(rel))),
+				 errdetail("It was given as the %s.", what),
+				 similar.len > 0 ?
+				 errhint("Column names are case-sensitive; the relation has %s.", similar.data) : 0));
+	for (int t = 0; t < naccepted; t++)
+		if (found->atttypid == accepted[t])
+			return;
+	ereport(ERROR,
+			(errcode(ERRCODE_DATATYPE_MISMATCH),
+			 errmsg("%s \"%s\" must be of type %s, not %s", what, col, accepted_names,
+					format_type_be(found->atttypid))));
+}
+
+/* Check that the source's columns exist and have usable types */
+void
+InteractionsCheckSource(const InteractionSource *src)
+{
+	static const Oid id_types[] = {INT2OID, INT4OID, INT8OID};
+	static const Oid weight_types[] = {INT2OID, INT4OID, INT8OID, FLOAT4OID, FLOAT8OID, NUMERICOID};
+	Relation	rel = relation_open(src->relid, AccessShareLock);
+
+	CheckColumn(rel, src->user_column, "user column", id_types, lengthof(id_types),
+				"smallint, integer, bigint");
+	CheckColumn(rel, src->item_column, "item column", id_types, lengthof(id_types),
+				"smallint, integer, bigint");
+	if (src->weight_column)
+		CheckColumn(rel, src->weight_column, "weight column", weight_types, lengthof(weight_types),
+					"smallint, integer, bigint, real, double precision, numeric");
+	relation_close(rel, AccessShareLock);
+}
+
+/* Raise the error for the first kind of bad row found, with its count */
+static void
+ReportBadRows(const InteractionSource *src, const RowChecks *c, int64 kept)
+{
+	char	   *rel = InteractionsSourceName(src->relid);
+
+	if (c->null_user > 0 || c->null_item > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s column \"%s\" of %s is NULL in " INT64_FORMAT " row(s)",
+						c->null_user > 0 ? "user" : "item",
+						c->null_user > 0 ? src->user_column : src->item_column, rel,
+						c->null_user > 0 ? c->null_user : c->null_item)));
+	if (c->null_weight > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("weight column \"%s\" of %s is NULL in " INT64_FORMAT " row(s)",
+						src->weight_column, rel, c->null_weight)));
+	if (c->bad_weight > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("weight column \"%s\" of %s is NaN or infinite in " INT64_FORMAT " row(s)",
+						src->weight_column, rel, c->bad_weight)));
+	if (c->neg_weight > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("weight column \"%s\" of %s is negative in " INT64_FORMAT " row(s)",
+						src->weight_column, rel, c->neg_weight),
+				 errhint("Weights are confidences and must be zero or more.")));
+	if (kept == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("interactions table %s has no rows with a positive weight", rel)));
+}
+
+/* Get the dense index of an id, numbering new ids in order of appearance */
+static inline int32
+MapId(idmap_hash *map, int64 id, const char *what)
+{
+	bool		found;
+	IdEntry    *e = idmap_insert(map, id, &found);
+
+	if (!found)
+	{
+		if ((int64) map->members > INTERACTIONS_MAX_ENTITIES)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many distinct %ss for training", what)));
+		e->idx = (int32) (map->members - 1);
+	}
+	return e->idx;
+}
+
+/* qsort comparator of IdEntry by id */
+static int
+CompareIds(const void *a, const void *b)
+{
+	int64		x = ((const IdEntry *) a)->id;
+	int64		y = ((const IdEntry *) b)->id;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Turn an id map into the ascending id array (ids) and the renumbering
+ * old index -> position in it (remap)
+ */
+static int32
+SortIds(idmap_hash *map, int64 **ids, int32 **remap)
+{
+	int32		n = (int32) map->members;
+	IdEntry    *all = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(IdEntry) * Max(n, 1));
+	idmap_iterator it;
+	IdEntry    *e;
+	int32		t = 0;
+
+	idmap_start_iterate(map, &it);
+	while ((e = idmap_iterate(map, &it)) != NULL)
+		all[t++] = *e;
+	qsort(all, n, sizeof(IdEntry), CompareIds);
+	*ids = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * Max(n, 1));
+	*remap = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * Max(n, 1));
+	for (t = 0; t < n; t++)
+	{
+		(*ids)[t] = all[t].id;
+		(*remap)[all[t].idx] = t;
+	}
+	pfree(all);
+	return n;
+}
+
+/* Allocate n elements of size sz (more than 1 GB allowed) */
+static void *
+AllocHuge(Size n, Size sz)
+{
+	if (n > 0 && sz > MaxAllocHugeSize / n)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("training interactions are too large")));
+	return MemoryContextAllocHuge(CurrentMemoryContext, Max(n * sz, 1));
+}
+
+/*
+ * Build the compressed rows of out from the triples (indexes already in
+ * ascending id order), summing repeated pairs
+ */
+static void
+BuildRows(Interactions *out, Triple *triples, int64 kept)
+{
+	int32		nu = out->n_users;
+	int32		ni = out->n_items;
+	int64	   *iptr = AllocHuge(ni + 1, sizeof(int64));
+	int32	   *iusers = AllocHuge(kept, sizeof(int32));
+	float	   *iconf = AllocHuge(kept, sizeof(float));
+	int64	   *fill;
+	int64		nnz;
+
+	/* counting sort of the triples by item */
+	memset(iptr, 0, sizeof(int64) * (ni + 1));
+	for (int64 r = 0; r < kept; r++)
+		iptr[triples[r].i + 1]++;
+	for (int32 i = 0; i < ni; i++)
+		iptr[i + 1] += iptr[i];
+	fill = AllocHuge(Max(nu, ni) + 1, sizeof(int64));
+	memcpy(fill, iptr, sizeof(int64) * ni);
+	for (int64 r = 0; r < kept; r++)
+	{
+		int64		at = fill[triples[r].i]++;
+
+		iusers[at] = triples[r].u;
+		iconf[at] = triples[r].w;
+		if ((r & INTERACTIONS_CHECK_MASK) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+	pfree(triples);
+
+	/* transpose into rows by user: items come out ascending, repeats adjacent */
+	out->user_ptr = AllocHuge(nu + 1, sizeof(int64));
+	out->user_items = AllocHuge(kept, sizeof(int32));
+	out->user_conf = AllocHuge(kept, sizeof(float));
+	memset(out->user_ptr, 0, sizeof(int64) * (nu + 1));
+	for (int64 j = 0; j < kept; j++)
+		out->user_ptr[iusers[j] + 1]++;
+	for (int32 u = 0; u < nu; u++)
+		out->user_ptr[u + 1] += out->user_ptr[u];
+	memcpy(fill, out->user_ptr, sizeof(int64) * nu);
+	for (int32 i = 0; i < ni; i++)
+		for (int64 j = iptr[i]; j < iptr[i + 1]; j++)
+		{
+			int64		at = fill[iusers[j]]++;
+
+			out->user_items[at] = i;
+			out->user_conf[at] = iconf[j];
+		}
+	pfree(iusers);
+	pfree(iconf);
+
+	/* sum repeated pairs in place (weights in double, stored as float) */
+	nnz = 0;
+	for (int32 u = 0; u < nu; u++)
+	{
+		int64		j = out->user_ptr[u];
+		int64		end = out->user_ptr[u + 1];
+
+		out->user_ptr[u] = nnz;
+		while (j < end)
+		{
+			int32		i = out->user_items[j];
+			double		w = 0.0;
+
+			for (; j < end && out->user_items[j] == i; j++)
+				w += out->user_conf[j];
+			out->user_items[nnz] = i;
+			out->user_conf[nnz] = (float) w;
+			nnz++;
+		}
+		if ((u & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+	out->user_ptr[nu] = nnz;
+	out->nnz = nnz;
+	if (nnz < kept)
+	{
+		out->user_items = repalloc_huge(out->user_items, sizeof(int32) * Max(nnz, 1));
+		out->user_conf = repalloc_huge(out->user_conf, sizeof(float) * Max(nnz, 1));
+	}
+
+	/* rows by item from rows by user: users come out ascending */
+	out->item_ptr = iptr;
+	out->item_users = AllocHuge(nnz, sizeof(int32));
+	out->item_conf = AllocHuge(nnz, sizeof(float));
+	memset(iptr, 0, sizeof(int64) * (ni + 1));
+	for (int64 j = 0; j < nnz; j++)
+		iptr[out->user_items[j] + 1]++;
+	for (int32 i = 0; i < ni; i++)
+		iptr[i + 1] += iptr[i];
+	memcpy(fill, iptr, sizeof(int64) * ni);
+	for (int32 u = 0; u < nu; u++)
+		for (int64 j = out->user_ptr[u]; j < out->user_ptr[u + 1]; j++)
+		{
+			int64		at = fill[out->user_items[j]]++;
+
+			out->item_users[at] = u;
+			out->item_conf[at] = out->user_conf[j];
+		}
+	pfree(fill);
+}
+
+/*
+ * Read and check the source.  When budget > 0, also load it into out:
+ * returns false (out left without rows) when the load buffer, the id maps
+ * and per_entity bytes per entity would pass the budget, and *needed gets
+ * the bytes of the loaded structures plus per_entity per entity.  Every row
+ * is read and checked either way; a bad row is an error.
+ */
+bool
+InteractionsLoad(const InteractionSource *src, Interactions *out, Size budget,
+				 Size per_entity, Size *needed)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext scratch;
+	char	   *sql;
+	SPIPlanPtr	plan;
+	Portal		portal;
+	RowChecks	checks;
+	idmap_hash *users = NULL;
+	idmap_hash *items = NULL;
+	Triple	   *triples = NULL;
+	int64		cap = 0;
+	int64		kept = 0;
+	bool		storing = budget > 0;
+
+	memset(out, 0, sizeof(Interactions));
+	memset(&checks, 0, sizeof(checks));
+	*needed = 0;
+	if (src->weight_column)
+		sql = psprintf("SELECT CAST(%s AS pg_catalog.int8), CAST(%s AS pg_catalog.int8),"
+					   " CAST(%s AS pg_catalog.float8) FROM %s",
+					   quote_identifier(src->user_column), quote_identifier(src->item_column),
+					   quote_identifier(src->weight_column), InteractionsSourceName(src->relid));
+	else
+		sql = psprintf("SELECT CAST(%s AS pg_catalog.int8), CAST(%s AS pg_catalog.int8) FROM %s",
+					   quote_identifier(src->user_column), quote_identifier(src->item_column),
+					   InteractionsSourceName(src->relid));
+	plan = SPI_prepare(sql, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+
+	/* the maps and the triples live here until the rows are built */
+	scratch = AllocSetContextCreate(caller, "recsys interactions", ALLOCSET_DEFAULT_SIZES);
+	if (storing)
+	{
+		users = idmap_create(scratch, 1024, NULL);
+		items = idmap_create(scratch, 1024, NULL);
+	}
+
+	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, INTERACTIONS_FETCH_ROWS);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		nu,
+						ni,
+						nw = false;
+			Datum		du = SPI_getbinval(tup, desc, 1, &nu);
+			Datum		di = SPI_getbinval(tup, desc, 2, &ni);
+			double		w = 1.0;
+			Triple	   *t;
+
+			if (src->weight_column)
+			{
+				Datum		dw = SPI_getbinval(tup, desc, 3, &nw);
+
+				if (!nw)
+					w = DatumGetFloat8(dw);
+			}
+			out->n_rows++;
+			checks.null_user += nu;
+			checks.null_item += ni;
+			checks.null_weight += nw;
+			if (nw)
+				continue;
+			if (isnan(w) || isinf(w))
+			{
+				checks.bad_weight++;
+				continue;
+			}
+			if (w < 0.0)
+				checks.neg_weight++;
+			if (nu || ni || w <= 0.0)
+				continue;
+			kept++;
+			if (!storing)
+				continue;
+
+			if (kept > cap)
+			{
+				int64		new_cap = Max(cap * 2, 4096);
+				Size		used = (Size) new_cap * sizeof(Triple)
+					+ (Size) (users->size + items->size) * sizeof(IdEntry)
+					+ (Size) (users->members + items->members) * per_entity;
+
+				if (used > budget)
+				{
+					/* over budget: keep reading, checking only */
+					MemoryContextReset(scratch);
+					storing = false;
+					*needed = used;
+					continue;
+				}
+				triples = triples ? repalloc_huge(triples, sizeof(Triple) * new_cap)
+					: MemoryContextAllocHuge(scratch, sizeof(Triple) * new_cap);
+				cap = new_cap;
+			}
+			t = &triples[kept - 1];
+			t->u = MapId(users, DatumGetInt64(du), "user");
+			t->i = MapId(items, DatumGetInt64(di), "item");
+			t->w = (float) w;
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	SPI_freeplan(plan);
+	ReportBadRows(src, &checks, kept);
+	if (!storing)
+	{
+		MemoryContextDelete(scratch);
+		if (*needed == 0 && budget > 0)
+			*needed = budget + 1;
+		return false;
+	}
+
+	/* ascending ids, then the rows (built in the caller's context) */
+	MemoryContextSwitchTo(caller);
+	{
+		int32	   *remap_u,
+				   *remap_i;
+
+		out->n_users = SortIds(users, &out->user_ids, &remap_u);
+		out->n_items = SortIds(items, &out->item_ids, &remap_i);
+		for (int64 r = 0; r < kept; r++)
+		{
+			triples[r].u = remap_u[triples[r].u];
+			triples[r].i = remap_i[triples[r].i];
+		}
+		pfree(remap_u);
+		pfree(remap_i);
+		idmap_destroy(users);
+		idmap_destroy(items);
+		BuildRows(out, triples, kept);
+	}
+	MemoryContextDelete(scratch);
+
+	*needed = (Size) (out->n_users + out->n_items) * (2 * sizeof(int64) + per_entity)
+		+ (Size) out->nnz * 2 * (sizeof(int32) + sizeof(float));
+	if (*needed > budget)
+	{
+		pfree(out->user_ids);
+		pfree(out->item_ids);
+		pfree(out->user_ptr);
+		pfree(out->user_items);
+		pfree(out->user_conf);
+		pfree(out->item_ptr);
+		pfree(out->item_users);
+		pfree(out->item_conf);
+		out->user_ids = out->item_ids = NULL;
+		out->user_ptr = out->item_ptr = NULL;
+		return false;
+	}
+	return true;
+}

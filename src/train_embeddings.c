@@ -1,0 +1,959 @@
+/*
+ * train_embeddings.c
+ *		recsys.train_embeddings: the driver of every embeddings training, in
+ *		three pieces.
+ *
+ *		prepare  arguments and options checked (the option table of
+ *				 train_options.c), the model's next version taken (which
+ *				 checks and locks the name) before any work, the source's
+ *				 columns checked;
+ *		epochs   als on the memory engine (als_engine.c over the rows read
+ *				 by interactions.c), als on the aggregate engine (the
+ *				 recsys.als_solve aggregate over SQL work tables: the path
+ *				 that scales out), or an SGD method (sgd.c, same loader);
+ *		store    one new version: the models row (config, provenance, the
+ *				 training log and memory, and a safetensors file holding the
+ *				 item Gramian Y^T Y), user vectors with their seen items,
+ *				 item vectors.
+ *
+ * Everything happens in the caller's transaction: a failed or cancelled
+ * training leaves the stored versions as they were.
+ */
+#include "postgres.h"
+
+#include <float.h>
+#include <math.h>
+#include <time.h>
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "portability/instr_time.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/float.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/tuplestore.h"
+
+#include "als_engine.h"
+#include "arrays.h"
+#include "embeddings.h"
+#include "interactions.h"
+#include "model_store.h"
+#include "recsys.h"
+#include "spi_safe.h"
+#include "safetensors.h"
+#include "sgd.h"
+#include "train_options.h"
+
+/* Arguments of recsys.train_embeddings */
+#define ARG_MODEL 0
+#define ARG_INTERACTIONS 1
+#define ARG_USER_COLUMN 2
+#define ARG_ITEM_COLUMN 3
+#define ARG_WEIGHT_COLUMN 4
+#define ARG_DIM 5
+#define ARG_METHOD 6
+#define ARG_EPOCHS 7
+#define ARG_GRAMIAN_WEIGHT 8
+#define ARG_L2 9
+#define ARG_OPTIONS 10
+
+/* Columns of its result */
+#define RESULT_COLUMNS 6
+
+#define TRAIN_MAX_EPOCHS 100000
+/* Vectors written per INSERT */
+#define TRAIN_WRITE_ROWS 4096
+
+/* One training run */
+typedef struct TrainRun
+{
+	char	   *model;
+	int32		version;
+	InteractionSource src;
+	char	   *source_name;	/* schema-qualified, quoted */
+	int			dim;
+	int			epochs;
+	double		gramian_weight;
+	double		l2;
+	TrainOptions opts;
+	TrainEngine engine;			/* the engine used: memory or aggregate */
+	/* what was read */
+	int64		n_rows;
+	int64		nnz;
+	int32		n_users;
+	int32		n_items;
+	/* memory of the memory engine (0 for the aggregate engine) */
+	Size		mem_indexes;
+	Size		mem_confidences;
+	Size		mem_factors;
+	double		load_seconds;
+	double	   *item_gramian;	/* k x k after training */
+	double		epoch_cpu;		/* CPU seconds at the start of the epoch (< 0: none) */
+	StringInfoData log;			/* JSON array of the epochs */
+	ReturnSetInfo *rsinfo;
+	instr_time	start;
+} TrainRun;
+
+/* Get the seconds since a start time */
+static double
+SecondsSince(instr_time start)
+{
+	instr_time	now;
+
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, start);
+	return INSTR_TIME_GET_DOUBLE(now);
+}
+
+/* Get the CPU seconds this backend has used (BLAS runs in it: one thread) */
+static double
+CpuSeconds(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
+		return 0.0;
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Get a text argument as a C string, raising an error for NULL */
+static char *
+RequiredText(FunctionCallInfo fcinfo, int arg, const char *what)
+{
+	if (PG_ARGISNULL(arg))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", what)));
+	return text_to_cstring(PG_GETARG_TEXT_PP(arg));
+}
+
+/* Check a double argument: not NULL, finite, not negative */
+static double
+RequiredDouble(FunctionCallInfo fcinfo, int arg, const char *what)
+{
+	double		x;
+
+	if (PG_ARGISNULL(arg))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", what)));
+	x = PG_GETARG_FLOAT8(arg);
+	if (isnan(x) || isinf(x))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("%s must be finite", what)));
+	if (x < 0.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be negative", what)));
+	return x;
+}
+
+/* Get the next version of the model (checks the name and locks it) */
+static int32
+NextVersion(const char *model)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(model)};
+	bool		isnull;
+	Datum		d;
+
+	if (SPI_execute_with_args("SELECT recsys.next_model_version($1)", 1, types, args, NULL,
+							  false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "recsys.next_model_version failed");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		elog(ERROR, "recsys.next_model_version returned NULL");
+	return DatumGetInt32(d);
+}
+
+/*
+ * prepare: check every argument and option, take the model's next version,
+ * check the source's columns.  SPI is connected.
+ */
+static void
+PrepareRun(FunctionCallInfo fcinfo, TrainRun *run)
+{
+	TrainMethod method;
+
+	memset(run, 0, sizeof(TrainRun));
+	INSTR_TIME_SET_CURRENT(run->start);
+	run->epoch_cpu = -1.0;
+	run->model = RequiredText(fcinfo, ARG_MODEL, "model");
+	ModelStoreCheckName(run->model, strlen(run->model));
+	if (PG_ARGISNULL(ARG_INTERACTIONS))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("interactions must not be NULL")));
+	run->src.relid = PG_GETARG_OID(ARG_INTERACTIONS);
+	if (PG_ARGISNULL(ARG_USER_COLUMN))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("user column must not be NULL")));
+	if (PG_ARGISNULL(ARG_ITEM_COLUMN))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("item column must not be NULL")));
+	run->src.user_column = pstrdup(NameStr(*PG_GETARG_NAME(ARG_USER_COLUMN)));
+	run->src.item_column = pstrdup(NameStr(*PG_GETARG_NAME(ARG_ITEM_COLUMN)));
+	run->src.weight_column = PG_ARGISNULL(ARG_WEIGHT_COLUMN) ? NULL :
+		pstrdup(NameStr(*PG_GETARG_NAME(ARG_WEIGHT_COLUMN)));
+
+	if (PG_ARGISNULL(ARG_DIM))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("dim must not be NULL")));
+	run->dim = PG_GETARG_INT32(ARG_DIM);
+	if (run->dim < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("dim must be at least 1")));
+	if (run->dim > recsys_max_dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("dim %d is more than recsys.max_dim (%d)", run->dim, recsys_max_dim)));
+	method = TrainMethodFromName(RequiredText(fcinfo, ARG_METHOD, "method"));
+	if (PG_ARGISNULL(ARG_EPOCHS))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("epochs must not be NULL")));
+	run->epochs = PG_GETARG_INT32(ARG_EPOCHS);
+	if (run->epochs < 1 || run->epochs > TRAIN_MAX_EPOCHS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("epochs must be between 1 and %d", TRAIN_MAX_EPOCHS)));
+	run->gramian_weight = RequiredDouble(fcinfo, ARG_GRAMIAN_WEIGHT, "gramian_weight");
+	run->l2 = RequiredDouble(fcinfo, ARG_L2, "l2");
+	TrainOptionsResolve(method, PG_ARGISNULL(ARG_OPTIONS) ? NULL : PG_GETARG_JSONB_P(ARG_OPTIONS),
+						&run->opts);
+
+	/* numbers the version, checks the name and locks it until the transaction ends */
+	run->version = NextVersion(run->model);
+
+	run->source_name = InteractionsSourceName(run->src.relid);
+	InteractionsCheckSource(&run->src);
+	initStringInfo(&run->log);
+	appendStringInfoChar(&run->log, '[');
+}
+
+/* Append a double to JSON text (shortest exact form) */
+static void
+AppendJsonDouble(StringInfo s, double x)
+{
+	if (isnan(x) || isinf(x))
+		appendStringInfoString(s, "null");
+	else
+		appendStringInfoString(s, float8out_internal(x));
+}
+
+/* Report one epoch: a NOTICE, a result row, an entry of the log */
+static void
+EmitEpoch(void *arg, int epoch, double loss, double observed, double gramian, double l2,
+		  double seconds)
+{
+	TrainRun   *run = (TrainRun *) arg;
+	Datum		values[RESULT_COLUMNS];
+	bool		nulls[RESULT_COLUMNS] = {false};
+
+	/* the time in the detail: a terse report stays the same from run to run */
+	ereport(NOTICE,
+			(errmsg("epoch %d/%d: loss %.4f (observed %.4f, gramian %.4f, l2 %.4f)",
+					epoch, run->epochs, loss, observed, gramian, l2),
+			 errdetail("The epoch took %.3f s.", seconds)));
+	values[0] = Int32GetDatum(epoch);
+	values[1] = Float8GetDatum(loss);
+	values[2] = Float8GetDatum(observed);
+	values[3] = Float8GetDatum(gramian);
+	values[4] = Float8GetDatum(l2);
+	values[5] = Float8GetDatum(seconds);
+	tuplestore_putvalues(run->rsinfo->setResult, run->rsinfo->setDesc, values, nulls);
+
+	if (run->log.len > 1)
+		appendStringInfoString(&run->log, ", ");
+	appendStringInfo(&run->log, "{\"epoch\": %d, \"loss\": ", epoch);
+	AppendJsonDouble(&run->log, loss);
+	appendStringInfoString(&run->log, ", \"observed_loss\": ");
+	AppendJsonDouble(&run->log, observed);
+	appendStringInfoString(&run->log, ", \"gramian_loss\": ");
+	AppendJsonDouble(&run->log, gramian);
+	appendStringInfoString(&run->log, ", \"l2_loss\": ");
+	AppendJsonDouble(&run->log, l2);
+	appendStringInfoString(&run->log, ", \"seconds\": ");
+	AppendJsonDouble(&run->log, seconds);
+	/* CPU time too: wall time on a busy machine says little about the work */
+	if (run->epoch_cpu >= 0.0)
+	{
+		appendStringInfoString(&run->log, ", \"cpu_seconds\": ");
+		AppendJsonDouble(&run->log, CpuSeconds() - run->epoch_cpu);
+	}
+	appendStringInfoChar(&run->log, '}');
+}
+
+/* Compute lambda_e = l2 (n_e + w N_other)^nu for each entity of a side */
+static double *
+Lambdas(const TrainRun *run, int32 n, const int64 *ptr, int32 n_other)
+{
+	double	   *lam = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(double) * Max(n, 1));
+
+	for (int32 e = 0; e < n; e++)
+		lam[e] = run->l2 * pow((double) (ptr[e + 1] - ptr[e]) + run->gramian_weight * n_other,
+							   run->opts.nu);
+	return lam;
+}
+
+/* Allocate and fill a side's initial vectors (EmbeddingInitVector of each id) */
+static float *
+InitialVectors(const TrainRun *run, int32 n, const int64 *ids, int64 seed)
+{
+	float	   *x = MemoryContextAllocHuge(CurrentMemoryContext,
+										   sizeof(float) * Max((Size) n * run->dim, 1));
+
+	for (int32 e = 0; e < n; e++)
+		EmbeddingInitVector(seed, ids[e], run->dim, run->opts.init_scale, x + (size_t) e * run->dim);
+	return x;
+}
+
+/* The kernel's callback between blocks of entities */
+static void
+CheckInterrupts(void *arg)
+{
+	CHECK_FOR_INTERRUPTS();
+}
+
+/* Raise the error of a failed sweep */
+static void
+SweepFailed(const AlsSweep *s, AlsStatus status, const char *what, const int64 *ids)
+{
+	if (status == ALS_SINGULAR)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("als system of %s " INT64_FORMAT " is singular", what, ids[s->failed_entity]),
+				 errdetail("The Cholesky factorization failed (LAPACK info %d) after %d jitter retries.",
+						   s->lapack_info, s->jitter_retries),
+				 errhint("Use a positive l2.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+			 errmsg("als solution of %s " INT64_FORMAT " is out of range for real", what,
+					ids[s->failed_entity]),
+			 errhint("Use a larger l2.")));
+}
+
+/* epochs of als on the memory engine: users from items, then items from users */
+static void
+EpochsMemory(TrainRun *run, const Interactions *data, float *x, float *y)
+{
+	int			k = run->dim;
+	AlsRows		by_user = {data->n_users, data->user_ptr, data->user_items, data->user_conf};
+	AlsRows		by_item = {data->n_items, data->item_ptr, data->item_users, data->item_conf};
+	double	   *lam_u = Lambdas(run, data->n_users, data->user_ptr, data->n_items);
+	double	   *lam_i = Lambdas(run, data->n_items, data->item_ptr, data->n_users);
+	double	   *work = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(double) * AlsWorkDoubles(k));
+	double	   *g_users = palloc(sizeof(double) * k * k);
+	double	   *g_items = palloc(sizeof(double) * k * k);
+	AlsSweep	s;
+
+	memset(&s, 0, sizeof(s));
+	s.dim = k;
+	s.gramian_weight = run->gramian_weight;
+	s.solver = run->opts.solver == TRAIN_SOLVER_CG ? ALS_SOLVER_CG : ALS_SOLVER_CHOLESKY;
+	s.cg_steps = run->opts.cg_steps;
+	s.check = CheckInterrupts;
+
+	AlsGramian(y, data->n_items, k, g_items, work);
+	for (int ep = 1; ep <= run->epochs; ep++)
+	{
+		instr_time	t0;
+		AlsStatus	st;
+		double		observed,
+					gramian,
+					l2;
+
+		INSTR_TIME_SET_CURRENT(t0);
+		run->epoch_cpu = CpuSeconds();
+		st = AlsSolveSide(&s, &by_user, lam_u, y, g_items, x, work);
+		if (st != ALS_OK)
+			SweepFailed(&s, st, "user", data->user_ids);
+		AlsGramian(x, data->n_users, k, g_users, work);
+		/* the item sweep also sums the observed loss at the new vectors */
+		s.want_observed = 1;
+		s.observed = 0.0;
+		st = AlsSolveSide(&s, &by_item, lam_i, x, g_users, y, work);
+		s.want_observed = 0;
+		if (st != ALS_OK)
+			SweepFailed(&s, st, "item", data->item_ids);
+		AlsGramian(y, data->n_items, k, g_items, work);
+		observed = s.observed;
+		gramian = 0.0;
+		for (size_t t = 0; t < (size_t) k * k; t++)
+			gramian += g_users[t] * g_items[t];
+		gramian *= run->gramian_weight;
+		l2 = AlsL2Loss(x, data->n_users, k, lam_u) + AlsL2Loss(y, data->n_items, k, lam_i);
+		EmitEpoch(run, ep, observed + gramian + l2, observed, gramian, l2, SecondsSince(t0));
+	}
+	run->item_gramian = g_items;
+	pfree(work);
+}
+
+/* Write the vectors of one side in blocks; users also get their seen items */
+static void
+WriteVectors(const TrainRun *run, const Interactions *data, bool users, const float *x)
+{
+	int			k = run->dim;
+	int32		n = users ? data->n_users : data->n_items;
+	const int64 *ids = users ? data->user_ids : data->item_ids;
+	const char *sql = users ?
+		"INSERT INTO recsys.user_vectors (model, version, id, embedding, seen)"
+		" SELECT $1, $2, $3[g], $4[$5[g]:$6[g]], $7[$8[g]:$9[g]]"
+		" FROM pg_catalog.generate_series(1, $10) g" :
+		"INSERT INTO recsys.item_vectors (model, version, id, embedding)"
+		" SELECT $1, $2, $3[g], $4[$5[g]:$6[g]]"
+		" FROM pg_catalog.generate_series(1, $7) g";
+	Oid			types[10] = {TEXTOID, INT4OID, INT8ARRAYOID, FLOAT4ARRAYOID, INT4ARRAYOID,
+	INT4ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4OID};
+	int			nargs = users ? 10 : 7;
+	SPIPlanPtr	plan;
+	MemoryContext block = AllocSetContextCreate(CurrentMemoryContext, "recsys vectors",
+												ALLOCSET_DEFAULT_SIZES);
+
+	if (!users)
+		types[6] = INT4OID;
+	plan = SPI_prepare(sql, nargs, types);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	for (int32 r0 = 0; r0 < n; r0 += TRAIN_WRITE_ROWS)
+	{
+		MemoryContext old = MemoryContextSwitchTo(block);
+		int			rows = Min(TRAIN_WRITE_ROWS, n - r0);
+		Datum	   *idd = palloc(sizeof(Datum) * rows);
+		Datum	   *lo = palloc(sizeof(Datum) * rows);
+		Datum	   *hi = palloc(sizeof(Datum) * rows);
+		Datum		args[10];
+
+		for (int r = 0; r < rows; r++)
+		{
+			idd[r] = Int64GetDatum(ids[r0 + r]);
+			lo[r] = Int32GetDatum(r * k + 1);
+			hi[r] = Int32GetDatum((r + 1) * k);
+		}
+		args[0] = CStringGetTextDatum(run->model);
+		args[1] = Int32GetDatum(run->version);
+		args[2] = PointerGetDatum(construct_array(idd, rows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[3] = PointerGetDatum(FloatsToArray(x + (size_t) r0 * k, rows * k));
+		args[4] = PointerGetDatum(construct_array(lo, rows, INT4OID, 4, true, TYPALIGN_INT));
+		args[5] = PointerGetDatum(construct_array(hi, rows, INT4OID, 4, true, TYPALIGN_INT));
+		if (users)
+		{
+			int64		base = data->user_ptr[r0];
+			int64		end = data->user_ptr[r0 + rows];
+			Datum	   *seen = palloc(sizeof(Datum) * Max(end - base, 1));
+			Datum	   *slo = palloc(sizeof(Datum) * rows);
+			Datum	   *shi = palloc(sizeof(Datum) * rows);
+
+			for (int64 j = base; j < end; j++)
+				seen[j - base] = Int64GetDatum(data->item_ids[data->user_items[j]]);
+			for (int r = 0; r < rows; r++)
+			{
+				slo[r] = Int32GetDatum((int32) (data->user_ptr[r0 + r] - base + 1));
+				shi[r] = Int32GetDatum((int32) (data->user_ptr[r0 + r + 1] - base));
+			}
+			args[6] = PointerGetDatum(construct_array(seen, (int) (end - base), INT8OID, 8,
+													  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			args[7] = PointerGetDatum(construct_array(slo, rows, INT4OID, 4, true, TYPALIGN_INT));
+			args[8] = PointerGetDatum(construct_array(shi, rows, INT4OID, 4, true, TYPALIGN_INT));
+			args[9] = Int32GetDatum(rows);
+		}
+		else
+			args[6] = Int32GetDatum(rows);
+		MemoryContextSwitchTo(old);
+		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "writing %s vectors failed", users ? "user" : "item");
+		MemoryContextReset(block);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_freeplan(plan);
+	MemoryContextDelete(block);
+}
+
+/* Get the weights of an embeddings model: a safetensors file with item_gramian F64 [k, k] */
+static bytea *
+GramianWeights(const TrainRun *run)
+{
+	SafetensorsFile file;
+	SafetensorsTensor t;
+	uint64		nbytes = sizeof(double) * (uint64) run->dim * run->dim;
+	const char *keys[1] = {"format"};
+	const char *values[1] = {"recsys embeddings"};
+
+	memset(&file, 0, sizeof(file));
+	memset(&t, 0, sizeof(t));
+	t.name = "item_gramian";
+	t.dtype = ST_F64;
+	t.ndim = 2;
+	t.shape[0] = run->dim;
+	t.shape[1] = run->dim;
+	t.nelem = (uint64) run->dim * run->dim;
+	t.begin = 0;
+	t.end = nbytes;
+	file.data = (const unsigned char *) run->item_gramian;
+	file.data_len = nbytes;
+	file.ntensors = 1;
+	file.tensors = &t;
+	return SafetensorsWrite(&file, 1, keys, values);
+}
+
+/* Append "key": "string" (or null) to JSON text */
+static void
+AppendJsonString(StringInfo s, const char *key, const char *value)
+{
+	escape_json(s, key);
+	appendStringInfoString(s, ": ");
+	if (value)
+		escape_json(s, value);
+	else
+		appendStringInfoString(s, "null");
+}
+
+/* store: the models row of the new version (config, weights, metrics) */
+static void
+StoreModel(TrainRun *run)
+{
+	StringInfoData config;
+	StringInfoData metrics;
+	Oid			types[5] = {TEXTOID, INT4OID, TEXTOID, BYTEAOID, TEXTOID};
+	Datum		args[5];
+	const char *engine = run->engine == TRAIN_ENGINE_AGGREGATE ? "aggregate" : "memory";
+	bool		als = run->opts.method == TRAIN_ALS;
+	const char *solver = !als ? NULL : run->engine == TRAIN_ENGINE_AGGREGATE ? "cholesky" :
+		run->opts.solver == TRAIN_SOLVER_CG ? "cg" : "cholesky";
+	Size		total = run->mem_indexes + run->mem_confidences + run->mem_factors;
+
+	initStringInfo(&config);
+	appendStringInfoChar(&config, '{');
+	AppendJsonString(&config, "method", TrainMethodName(run->opts.method));
+	appendStringInfo(&config, ", \"dim\": %d, \"epochs\": %d, \"gramian_weight\": ", run->dim, run->epochs);
+	AppendJsonDouble(&config, run->gramian_weight);
+	appendStringInfoString(&config, ", \"l2\": ");
+	AppendJsonDouble(&config, run->l2);
+	appendStringInfo(&config, ", \"options\": %s, ", run->opts.json);
+	AppendJsonString(&config, "engine", engine);
+	appendStringInfoString(&config, ", ");
+	AppendJsonString(&config, "solver", solver);
+	appendStringInfoString(&config, ", \"source\": {");
+	AppendJsonString(&config, "table", run->source_name);
+	appendStringInfoString(&config, ", ");
+	AppendJsonString(&config, "user_column", run->src.user_column);
+	appendStringInfoString(&config, ", ");
+	AppendJsonString(&config, "item_column", run->src.item_column);
+	appendStringInfoString(&config, ", ");
+	AppendJsonString(&config, "weight_column", run->src.weight_column);
+	appendStringInfoString(&config, "}, ");
+	AppendJsonString(&config, "objective",
+					 "sum_observed c (<x,y> - 1)^2 + gramian_weight * sum_unobserved <x,y>^2 + sum lambda |x|^2");
+	appendStringInfoString(&config, ", ");
+	AppendJsonString(&config, "regularization", "lambda = l2 * (n + gramian_weight * N_other)^nu");
+	appendStringInfoString(&config, ", ");
+	AppendJsonString(&config, "gramian", "entity (each user and item counted once: X^T X, Y^T Y)");
+	appendStringInfo(&config, ", \"n_users\": %d, \"n_items\": %d, \"n_interactions\": " INT64_FORMAT
+					 ", \"n_rows\": " INT64_FORMAT "}",
+					 run->n_users, run->n_items, run->nnz, run->n_rows);
+
+	appendStringInfoChar(&run->log, ']');
+	initStringInfo(&metrics);
+	appendStringInfo(&metrics, "{\"log\": %s, \"train_seconds\": ", run->log.data);
+	AppendJsonDouble(&metrics, SecondsSince(run->start));
+	appendStringInfoString(&metrics, ", \"load_seconds\": ");
+	AppendJsonDouble(&metrics, run->load_seconds);
+	appendStringInfoString(&metrics, ", ");
+	AppendJsonString(&metrics, "engine", engine);
+	if (run->engine != TRAIN_ENGINE_AGGREGATE)
+		appendStringInfo(&metrics, ", \"memory_bytes\": %zu, \"memory\": {\"indexes\": %zu,"
+						 " \"confidences\": %zu, \"factors\": %zu}",
+						 total, run->mem_indexes, run->mem_confidences, run->mem_factors);
+	appendStringInfoChar(&metrics, '}');
+
+	args[0] = CStringGetTextDatum(run->model);
+	args[1] = Int32GetDatum(run->version);
+	args[2] = CStringGetTextDatum(config.data);
+	args[3] = PointerGetDatum(GramianWeights(run));
+	args[4] = CStringGetTextDatum(metrics.data);
+	if (SPI_execute_with_args("INSERT INTO recsys.models (name, version, kind, config, weights, metrics)"
+							  " VALUES ($1, $2, 'embeddings', CAST($3 AS pg_catalog.jsonb), $4,"
+							  " CAST($5 AS pg_catalog.jsonb))",
+							  5, types, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "storing model \"%s\" failed", run->model);
+}
+
+/* Record the memory of the loaded structures and the factors */
+static void
+CountMemory(TrainRun *run, const Interactions *data, int factor_copies)
+{
+	run->n_users = data->n_users;
+	run->n_items = data->n_items;
+	run->nnz = data->nnz;
+	run->n_rows = data->n_rows;
+	run->mem_indexes = (Size) (data->n_users + data->n_items) * (2 * sizeof(int64))
+		+ 2 * sizeof(int64) + (Size) data->nnz * 2 * sizeof(int32);
+	run->mem_confidences = (Size) data->nnz * 2 * sizeof(float);
+	run->mem_factors = (Size) factor_copies * (data->n_users + data->n_items) * run->dim * sizeof(float);
+}
+
+/*
+ * Bytes per entity the trainer adds to the loaded rows: factors (copies of
+ * them), lambda, and the SGD state
+ */
+static Size
+PerEntityBytes(const TrainRun *run)
+{
+	Size		factors = (Size) run->dim * sizeof(float);
+
+	if (run->opts.method == TRAIN_ALS)
+		return factors + sizeof(double);
+	return (run->opts.method == TRAIN_SAGRAM ? 2 : 1) * factors + sizeof(double)
+		+ sizeof(float) + sizeof(int64) + sizeof(int32);
+}
+
+/* Get the training memory budget in bytes (recsys.training_memory) */
+static Size
+TrainingBudget(void)
+{
+	return (Size) recsys_training_memory * 1024;
+}
+
+/* Format a byte count for messages */
+static char *
+Bytes(Size n)
+{
+	return n >= 10 * 1024 * 1024 ? psprintf("%zu MB", n / (1024 * 1024)) : psprintf("%zu kB", (n + 1023) / 1024);
+}
+
+/*
+ * Load the interactions for the memory engine or an SGD method; returns
+ * false (the rows read and checked, nothing kept) when they do not fit
+ * the budget
+ */
+static bool
+LoadForMemory(TrainRun *run, Interactions *data, Size budget)
+{
+	instr_time	t0;
+	Size		needed;
+	bool		fits;
+
+	INSTR_TIME_SET_CURRENT(t0);
+	fits = InteractionsLoad(&run->src, data, budget, PerEntityBytes(run), &needed);
+	run->load_seconds = SecondsSince(t0);
+	run->n_rows = data->n_rows;
+	if (fits)
+	{
+		CountMemory(run, data, run->opts.method == TRAIN_SAGRAM ? 2 : 1);
+		ereport(NOTICE,
+				(errmsg("loaded " INT64_FORMAT " interactions (%d users, %d items) from " INT64_FORMAT
+						" rows; engine memory %s (indexes %s, confidences %s, factors %s)",
+						data->nnz, data->n_users, data->n_items, data->n_rows,
+						Bytes(run->mem_indexes + run->mem_confidences + run->mem_factors),
+						Bytes(run->mem_indexes), Bytes(run->mem_confidences), Bytes(run->mem_factors)),
+				 errdetail("Reading and checking took %.3f s.", run->load_seconds)));
+	}
+	else if (run->opts.method != TRAIN_ALS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("interactions of %s do not fit in recsys.training_memory", run->source_name),
+				 errdetail("Training needs at least %s; recsys.training_memory is %s.",
+						   Bytes(needed), Bytes(budget)),
+				 errhint("Raise recsys.training_memory.")));
+	else
+		ereport(NOTICE,
+				(errmsg("interactions of %s do not fit in recsys.training_memory (%s): using the aggregate engine",
+						run->source_name, Bytes(budget)),
+				 errdetail("The memory engine needs at least %s.", Bytes(needed)),
+				 errhint("Raise recsys.training_memory, or set options.engine.")));
+	return fits;
+}
+
+/* Run one statement of the aggregate engine; returns SPI_processed */
+static uint64
+Exec(const char *sql, int nargs, Oid *types, Datum *args, int expect)
+{
+	int			rc = nargs > 0 ? SPI_execute_with_args(sql, nargs, types, args, NULL, false, 0)
+		: SPI_execute(sql, false, 0);
+
+	if (rc != expect)
+		elog(ERROR, "SPI_execute failed (%s) for \"%s\"", SPI_result_code_string(rc), sql);
+	return SPI_processed;
+}
+
+/* Get column 1 of the single row of the last query as a copied Datum (NULL: isnull) */
+static Datum
+FirstValue(int col, bool *isnull, MemoryContext context)
+{
+	Datum		d;
+	MemoryContext old;
+
+	if (SPI_processed != 1)
+		elog(ERROR, "expected one row, got " UINT64_FORMAT, SPI_processed);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, isnull);
+	if (*isnull)
+		return (Datum) 0;
+	old = MemoryContextSwitchTo(context);
+	d = SPI_datumTransfer(d, SPI_tuptable->tupdesc->attrs[col - 1].attbyval,
+						  SPI_tuptable->tupdesc->attrs[col - 1].attlen);
+	MemoryContextSwitchTo(old);
+	return d;
+}
+
+/*
+ * epochs and store of als on the aggregate engine: the recsys.als_solve
+ * aggregate over work tables in pg_temp whose names are unique to this
+ * call (backend pid and a counter) and dropped at the end
+ */
+static void
+EpochsAggregate(TrainRun *run, MemoryContext context)
+{
+	static uint32 calls = 0;
+	char	   *pre = psprintf("pg_temp.recsys_train_%d_%u_", MyProcPid, ++calls);
+	char	   *plain = pre + strlen("pg_temp.");
+	char	   *wexpr = run->src.weight_column ?
+		psprintf("CAST(%s AS pg_catalog.float8)", quote_identifier(run->src.weight_column)) :
+		pstrdup("CAST(1 AS pg_catalog.float8)");
+	Oid			types[5];
+	Datum		args[5];
+	Datum		g_items,
+				g_users;
+	bool		isnull;
+	int			k = run->dim;
+
+	/* distinct pairs of positive weight; entities with their lambda */
+	Exec(psprintf("CREATE TEMP TABLE %spairs ON COMMIT DROP AS"
+				  " SELECT s.u AS u, s.i AS i, pg_catalog.sum(s.w) AS c"
+				  " FROM (SELECT CAST(%s AS pg_catalog.int8) AS u, CAST(%s AS pg_catalog.int8) AS i,"
+				  " %s AS w FROM %s) s GROUP BY 1, 2 HAVING pg_catalog.sum(s.w) OPERATOR(pg_catalog.>) 0",
+				  plain, quote_identifier(run->src.user_column), quote_identifier(run->src.item_column),
+				  wexpr, run->source_name), 0, NULL, NULL, SPI_OK_UTILITY);
+	run->nnz = (int64) SPI_processed;
+	Exec(psprintf("CREATE TEMP TABLE %susers ON COMMIT DROP AS"
+				  " SELECT p.u AS id, CAST(pg_catalog.count(*) AS pg_catalog.float8) AS n,"
+				  " CAST(NULL AS pg_catalog.float8) AS lam FROM %spairs p GROUP BY p.u",
+				  plain, pre), 0, NULL, NULL, SPI_OK_UTILITY);
+	run->n_users = (int32) SPI_processed;
+	Exec(psprintf("CREATE TEMP TABLE %sitems ON COMMIT DROP AS"
+				  " SELECT p.i AS id, CAST(pg_catalog.count(*) AS pg_catalog.float8) AS n,"
+				  " CAST(NULL AS pg_catalog.float8) AS lam FROM %spairs p GROUP BY p.i",
+				  plain, pre), 0, NULL, NULL, SPI_OK_UTILITY);
+	run->n_items = (int32) SPI_processed;
+	types[0] = types[1] = types[2] = FLOAT8OID;
+	args[0] = Float8GetDatum(run->l2);
+	args[2] = Float8GetDatum(run->opts.nu);
+	args[1] = Float8GetDatum(run->gramian_weight * run->n_items);
+	Exec(psprintf("UPDATE %susers e SET lam = $1 OPERATOR(pg_catalog.*)"
+				  " pg_catalog.power(e.n OPERATOR(pg_catalog.+) $2, $3)", pre),
+		 3, types, args, SPI_OK_UPDATE);
+	args[1] = Float8GetDatum(run->gramian_weight * run->n_users);
+	Exec(psprintf("UPDATE %sitems e SET lam = $1 OPERATOR(pg_catalog.*)"
+				  " pg_catalog.power(e.n OPERATOR(pg_catalog.+) $2, $3)", pre),
+		 3, types, args, SPI_OK_UPDATE);
+
+	/*
+	 * Two copies of the pairs, clustered and indexed by each side, each
+	 * carrying that side's lambda (a constant of its group): an index scan
+	 * then feeds als_solve its groups in order through a memoized lookup of
+	 * the other side's vectors, with no sort of the joined rows.
+	 */
+	Exec(psprintf("CREATE TEMP TABLE %sby_user ON COMMIT DROP AS"
+				  " SELECT p.u, p.i, p.c, us.lam AS lu FROM %spairs p JOIN %susers us"
+				  " ON us.id OPERATOR(pg_catalog.=) p.u ORDER BY p.u, p.i", plain, pre, pre),
+		 0, NULL, NULL, SPI_OK_UTILITY);
+	Exec(psprintf("CREATE INDEX ON %sby_user (u)", pre), 0, NULL, NULL, SPI_OK_UTILITY);
+	Exec(psprintf("ANALYZE %sby_user", pre), 0, NULL, NULL, SPI_OK_UTILITY);
+	Exec(psprintf("CREATE TEMP TABLE %sby_item ON COMMIT DROP AS"
+				  " SELECT p.i, p.u, p.c, it.lam AS li FROM %spairs p JOIN %sitems it"
+				  " ON it.id OPERATOR(pg_catalog.=) p.i ORDER BY p.i, p.u", plain, pre, pre),
+		 0, NULL, NULL, SPI_OK_UTILITY);
+	Exec(psprintf("CREATE INDEX ON %sby_item (i)", pre), 0, NULL, NULL, SPI_OK_UTILITY);
+	Exec(psprintf("ANALYZE %sby_item", pre), 0, NULL, NULL, SPI_OK_UTILITY);
+	Exec(psprintf("CREATE TEMP TABLE %su (id pg_catalog.int8 PRIMARY KEY, v pg_catalog.float4[],"
+				  " part pg_catalog.float8) ON COMMIT DROP", plain), 0, NULL, NULL, SPI_OK_UTILITY);
+	Exec(psprintf("CREATE TEMP TABLE %sv (id pg_catalog.int8 PRIMARY KEY, v pg_catalog.float4[],"
+				  " part pg_catalog.float8) ON COMMIT DROP", plain), 0, NULL, NULL, SPI_OK_UTILITY);
+
+	/* the same initial item vectors as the memory engine */
+	types[0] = INT4OID;
+	types[1] = INT8OID;
+	types[2] = FLOAT8OID;
+	args[0] = Int32GetDatum(k);
+	args[1] = Int64GetDatum(run->opts.seed * 2 + 1);
+	args[2] = Float8GetDatum(run->opts.init_scale);
+	Exec(psprintf("INSERT INTO %sv (id, v) SELECT it.id, recsys.embedding_init(it.id, $1, $2, $3)"
+				  " FROM %sitems it", pre, pre), 3, types, args, SPI_OK_INSERT);
+	Exec(psprintf("ANALYZE %sv (id)", pre), 0, NULL, NULL, SPI_OK_UTILITY);
+	Exec(psprintf("SELECT recsys.gramian(t.v) FROM %sv t", pre), 0, NULL, NULL, SPI_OK_SELECT);
+	g_items = FirstValue(1, &isnull, context);
+
+	for (int ep = 1; ep <= run->epochs; ep++)
+	{
+		instr_time	t0;
+		double		observed,
+					gramian,
+					l2;
+		double	   *gu,
+				   *gi;
+		int			r1,
+					c1;
+
+		INSTR_TIME_SET_CURRENT(t0);
+		run->epoch_cpu = CpuSeconds();
+		/* users from items, then items from users (als_solve per sorted group) */
+		Exec(psprintf("TRUNCATE %su", pre), 0, NULL, NULL, SPI_OK_UTILITY);
+		types[0] = FLOAT8ARRAYOID;
+		types[1] = FLOAT8OID;
+		args[0] = g_items;
+		args[1] = Float8GetDatum(run->gramian_weight);
+		Exec(psprintf("INSERT INTO %su (id, v) SELECT p.u, recsys.als_solve(t.v, p.c, $1, $2, p.lu)"
+					  " FROM %sby_user p JOIN %sv t ON t.id OPERATOR(pg_catalog.=) p.i GROUP BY p.u",
+					  pre, pre, pre), 2, types, args, SPI_OK_INSERT);
+		Exec(psprintf("ANALYZE %su (id)", pre), 0, NULL, NULL, SPI_OK_UTILITY);
+		Exec(psprintf("SELECT recsys.gramian(t.v) FROM %su t", pre), 0, NULL, NULL, SPI_OK_SELECT);
+		g_users = FirstValue(1, &isnull, context);
+		Exec(psprintf("TRUNCATE %sv", pre), 0, NULL, NULL, SPI_OK_UTILITY);
+		types[2] = INT4OID;
+		types[3] = INT4OID;
+		args[0] = g_users;
+		args[2] = Int32GetDatum(k);
+		args[3] = Int32GetDatum(k + 1);
+		Exec(psprintf("INSERT INTO %sv (id, v, part) SELECT s.i, CAST(s.r[1:$3] AS pg_catalog.float4[]), s.r[$4]"
+					  " FROM (SELECT p.i, recsys.als_solve_objective(t.v, p.c, $1, $2, p.li) AS r"
+					  " FROM %sby_item p JOIN %su t ON t.id OPERATOR(pg_catalog.=) p.u GROUP BY p.i) s",
+					  pre, pre, pre), 4, types, args, SPI_OK_INSERT);
+		Exec(psprintf("ANALYZE %sv (id)", pre), 0, NULL, NULL, SPI_OK_UTILITY);
+		Exec(psprintf("SELECT recsys.gramian(t.v), pg_catalog.sum(t.part) FROM %sv t", pre),
+			 0, NULL, NULL, SPI_OK_SELECT);
+		g_items = FirstValue(1, &isnull, context);
+		observed = DatumGetFloat8(FirstValue(2, &isnull, context));
+		Exec(psprintf("SELECT COALESCE((SELECT pg_catalog.sum(e.lam OPERATOR(pg_catalog.*) recsys.dot(t.v, t.v))"
+					  " FROM %su t JOIN %susers e ON e.id OPERATOR(pg_catalog.=) t.id), 0)"
+					  " OPERATOR(pg_catalog.+) COALESCE((SELECT pg_catalog.sum(e.lam OPERATOR(pg_catalog.*) recsys.dot(t.v, t.v))"
+					  " FROM %sv t JOIN %sitems e ON e.id OPERATOR(pg_catalog.=) t.id), 0)",
+					  pre, pre, pre, pre), 0, NULL, NULL, SPI_OK_SELECT);
+		l2 = DatumGetFloat8(FirstValue(1, &isnull, context));
+		gu = MatrixGetDoubles(DatumGetArrayTypeP(g_users), &r1, &c1);
+		gi = MatrixGetDoubles(DatumGetArrayTypeP(g_items), &r1, &c1);
+		gramian = 0.0;
+		for (size_t t = 0; t < (size_t) k * k; t++)
+			gramian += gu[t] * gi[t];
+		gramian *= run->gramian_weight;
+		pfree(gu);
+		run->item_gramian = gi;
+		EmitEpoch(run, ep, observed + gramian + l2, observed, gramian, l2, SecondsSince(t0));
+	}
+
+	/* store: vectors from the work tables */
+	types[0] = TEXTOID;
+	types[1] = INT4OID;
+	args[0] = CStringGetTextDatum(run->model);
+	args[1] = Int32GetDatum(run->version);
+	StoreModel(run);
+	Exec(psprintf("INSERT INTO recsys.user_vectors (model, version, id, embedding, seen)"
+				  " SELECT $1, $2, t.id, t.v, s.seen FROM %su t"
+				  " JOIN (SELECT p.u, pg_catalog.array_agg(p.i ORDER BY p.i) AS seen FROM %spairs p GROUP BY p.u) s"
+				  " ON s.u OPERATOR(pg_catalog.=) t.id", pre, pre), 2, types, args, SPI_OK_INSERT);
+	Exec(psprintf("INSERT INTO recsys.item_vectors (model, version, id, embedding)"
+				  " SELECT $1, $2, t.id, t.v FROM %sv t", pre), 2, types, args, SPI_OK_INSERT);
+	Exec(psprintf("DROP TABLE %spairs, %susers, %sitems, %sby_user, %sby_item, %su, %sv",
+				  pre, pre, pre, pre, pre, pre, pre), 0, NULL, NULL, SPI_OK_UTILITY);
+}
+
+PG_FUNCTION_INFO_V1(train_embeddings);
+/*
+ * Train user and item embeddings over an interactions relation and store
+ * them as a new version of the model; one row per epoch (epoch, loss,
+ * observed_loss, gramian_loss, l2_loss, seconds)
+ */
+Datum
+train_embeddings(PG_FUNCTION_ARGS)
+{
+	TrainRun	run;
+	Interactions data;
+	MemoryContext context;
+	MemoryContext old;
+	bool		loaded = false;
+	Size		unused;
+	int			spi_level;
+
+	InitMaterializedSRF(fcinfo, 0);
+	context = AllocSetContextCreate(CurrentMemoryContext, "recsys train_embeddings",
+									ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(context);
+	spi_level = RecsysSpiConnect();
+	MemoryContextSwitchTo(context);
+
+	/* prepare */
+	PrepareRun(fcinfo, &run);
+	run.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	/* SPI calls leave SPI's context current: the run's memory lives in ours */
+	MemoryContextSwitchTo(context);
+
+	/* epochs, then store */
+	if (run.opts.method == TRAIN_ALS)
+	{
+		if (run.opts.engine != TRAIN_ENGINE_AGGREGATE)
+			loaded = LoadForMemory(&run, &data, run.opts.engine == TRAIN_ENGINE_MEMORY ?
+								   MaxAllocHugeSize : TrainingBudget());
+		else
+		{
+			/* the aggregate engine reads the source in SQL, after the same checks */
+			InteractionsLoad(&run.src, &data, 0, 0, &unused);
+			run.n_rows = data.n_rows;
+		}
+		MemoryContextSwitchTo(context);
+		if (loaded)
+		{
+			float	   *x = InitialVectors(&run, data.n_users, data.user_ids, run.opts.seed * 2);
+			float	   *y = InitialVectors(&run, data.n_items, data.item_ids, run.opts.seed * 2 + 1);
+
+			run.engine = TRAIN_ENGINE_MEMORY;
+			EpochsMemory(&run, &data, x, y);
+			StoreModel(&run);
+			WriteVectors(&run, &data, true, x);
+			WriteVectors(&run, &data, false, y);
+		}
+		else
+		{
+			run.engine = TRAIN_ENGINE_AGGREGATE;
+			EpochsAggregate(&run, context);
+		}
+	}
+	else
+	{
+		float	   *x,
+				   *y;
+		double	   *lam_u,
+				   *lam_i;
+
+		LoadForMemory(&run, &data, TrainingBudget());
+		MemoryContextSwitchTo(context);
+		run.engine = TRAIN_ENGINE_MEMORY;
+		x = MemoryContextAllocHuge(context, sizeof(float) * Max((Size) data.n_users * run.dim, 1));
+		y = MemoryContextAllocHuge(context, sizeof(float) * Max((Size) data.n_items * run.dim, 1));
+		lam_u = Lambdas(&run, data.n_users, data.user_ptr, data.n_items);
+		lam_i = Lambdas(&run, data.n_items, data.item_ptr, data.n_users);
+		SgdTrain(&run.opts, run.dim, run.epochs, run.gramian_weight, &data, lam_u, lam_i,
+				 x, y, EmitEpoch, &run);
+		run.item_gramian = palloc(sizeof(double) * run.dim * run.dim);
+		AlsGramian(y, data.n_items, run.dim, run.item_gramian,
+				   palloc(sizeof(double) * ALS_CHUNK_ROWS * run.dim));
+		StoreModel(&run);
+		WriteVectors(&run, &data, true, x);
+		WriteVectors(&run, &data, false, y);
+	}
+
+	RecsysSpiFinish(spi_level);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(context);
+	return (Datum) 0;
+}
