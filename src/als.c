@@ -1,7 +1,7 @@
 /*
  * als.c
  *		The recsys.als_solve aggregate: the closed-form implicit-ALS update of
- *		one entity (algorithms.md section 2, api.md section 2),
+ *		one entity (doc/math.md §2),
  *
  *			(w G + sum_j (c_j - w) v_j v_j^T + l2 I) x = sum_j c_j v_j,
  *
