@@ -150,6 +150,7 @@ SET jit = off
 AS $$
 #variable_conflict error
 DECLARE
+	n_written bigint;
 	p_name text := model_name;
 	p_dim int := dim;
 	p_method text := method;
@@ -375,13 +376,22 @@ BEGIN
 			'n_users', n_users, 'n_items', n_items, 'n_interactions', n_pairs, 'n_rows', n_rows),
 		NULL,
 		jsonb_build_object('log', to_jsonb(log), 'train_seconds', extract(epoch FROM clock_timestamp() - t_start)));
-	INSERT INTO recsys.user_vectors (model, version, id, embedding, seen)
+	-- RETURNING: on Citus an INSERT .. SELECT into a reference table without
+	-- it is a COPY into the placements, which row-level security refuses
+	-- (doc/citus.md); with it, INSERT statements
+	WITH w AS (
+		INSERT INTO recsys.user_vectors (model, version, id, embedding, seen)
 		SELECT p_name, ver, t.id, t.v, s.seen
 		FROM pg_temp.recsys_emb_u t
 		JOIN (SELECT p.u, array_agg(p.i ORDER BY p.i) AS seen FROM pg_temp.recsys_emb_pairs p GROUP BY p.u) s
-			ON s.u = t.id;
-	INSERT INTO recsys.item_vectors (model, version, id, embedding)
-		SELECT p_name, ver, t.id, t.v FROM pg_temp.recsys_emb_v t;
+			ON s.u = t.id
+		RETURNING 1)
+	SELECT count(*) INTO n_written FROM w;
+	WITH w AS (
+		INSERT INTO recsys.item_vectors (model, version, id, embedding)
+		SELECT p_name, ver, t.id, t.v FROM pg_temp.recsys_emb_v t
+		RETURNING 1)
+	SELECT count(*) INTO n_written FROM w;
 	DROP TABLE pg_temp.recsys_emb_pairs, pg_temp.recsys_emb_users, pg_temp.recsys_emb_items,
 		pg_temp.recsys_emb_u, pg_temp.recsys_emb_v;
 	RETURN;
