@@ -1,8 +1,8 @@
 -- pgTAP on Citus: the model store as reference tables.  After a plain CREATE
 -- EXTENSION on the coordinator the store is four reference tables; models
 -- trained or imported on the coordinator are scored inside worker queries
--- (predict, recommend, recommend_all, fold_in, recommend_for_items,
--- user_embeddings) with exactly the answers the same query gives over a
+-- (predict, gate_weights, predict_batch, recommend, recommend_all, fold_in,
+-- recommend_for_items, user_embeddings) with exactly the answers the same query gives over a
 -- local table on the coordinator; a new version or a drop is seen by the next
 -- statement on every node; a rolled-back or cancelled import or training
 -- leaves nothing on any node; ownership and privileges hold on the workers;
@@ -13,7 +13,7 @@
 \pset format unaligned
 \pset tuples_only on
 SET client_min_messages = warning;
-SELECT plan(73);
+SELECT plan(77);
 
 DROP SCHEMA IF EXISTS store_tap CASCADE;
 CREATE SCHEMA store_tap;
@@ -142,6 +142,16 @@ SELECT is(pg_temp.differ(:'q_predict', 'store_tap.cand_d', 'store_tap.cand_l'), 
 SELECT is((SELECT count(*) FROM store_tap.cand_d
 	WHERE abs((recsys.predict('st_mmoe', x))[1] - (greatest(x[1], 0) + 2 * greatest(x[2], 0) + 0.5)) > 1e-6),
 	0::bigint, 'predict on the workers = relu(x1) + 2 relu(x2) + 0.5');
+\set q_gate 'SELECT id, recsys.gate_weights(''st_mmoe'', x, ''y'') AS g FROM %s'
+SELECT ok(pg_temp.on_workers(format(:'q_gate', 'store_tap.cand_d'), 'recsys.gate_weights'),
+	'gate_weights runs inside the worker queries');
+SELECT is(pg_temp.differ(:'q_gate', 'store_tap.cand_d', 'store_tap.cand_l'), 0::bigint,
+	'gate_weights on the workers = on the coordinator');
+\set q_batch 'SELECT id, b.* FROM %s, LATERAL recsys.predict_batch(''st_mmoe'', ARRAY[x]) b'
+SELECT ok(pg_temp.on_workers(format(:'q_batch', 'store_tap.cand_d'), 'recsys.predict_batch'),
+	'predict_batch runs inside the worker queries');
+SELECT is(pg_temp.differ(:'q_batch', 'store_tap.cand_d', 'store_tap.cand_l'), 0::bigint,
+	'predict_batch on the workers = on the coordinator');
 \set q_rec 'SELECT u, array_agg(r.item_id ORDER BY r.score DESC, r.item_id) AS items, array_agg(r.score ORDER BY r.score DESC, r.item_id) AS scores FROM %s, LATERAL recsys.recommend(''st_emb'', u, 5) r GROUP BY u'
 SELECT ok(pg_temp.on_workers(format(:'q_rec', 'store_tap.users_d'), 'recsys.recommend'),
 	'recommend runs inside the worker queries');
