@@ -269,20 +269,23 @@ SELECT is(pg_temp.nodes_saying($$SELECT (SELECT count(*) FROM recsys.model_names
 	+ (SELECT count(*) FROM recsys.user_vectors WHERE model LIKE 'st_tx%')
 	+ (SELECT count(*) FROM recsys.item_vectors WHERE model LIKE 'st_tx%')$$, '0'), 3::bigint,
 	'rolled-back training and import: nothing on any node');
-CREATE TABLE store_tap.many (user_id bigint, item_id bigint);
-INSERT INTO store_tap.many SELECT u, i FROM generate_series(1, 3000) u, generate_series(1, 200) i
-	WHERE (u * 7 + i * 13) % 11 < 3;
--- (PL/pgSQL cannot catch a cancel: psql runs it and keeps its SQLSTATE)
+-- cancelled after the writes: an import and a training have written every
+-- node's placement when statement_timeout cancels the statement (in pg_sleep,
+-- evaluated last); PL/pgSQL cannot catch a cancel, so psql runs it and keeps
+-- its SQLSTATE
 \set ON_ERROR_STOP 0
-SET statement_timeout = '300ms';
-SELECT count(*) FROM recsys.train_embeddings('st_cancel', 'store_tap.many', dim => 16, epochs => 200);
+SET statement_timeout = '3s';
+SELECT recsys.import_model('st_cancel_mmoe', recsys.export_model('st_mmoe')),
+	(SELECT count(*) FROM recsys.train_embeddings('st_cancel', 'store_tap.plays', dim => 2, epochs => 1)),
+	pg_sleep(30);
 \set ON_ERROR_STOP 1
 RESET statement_timeout;
-SELECT is(:'LAST_ERROR_SQLSTATE'::text, '57014', 'a training cancelled by statement_timeout');
-SELECT is(pg_temp.nodes_saying($$SELECT (SELECT count(*) FROM recsys.model_names WHERE name = 'st_cancel')
-	+ (SELECT count(*) FROM recsys.models WHERE name = 'st_cancel')
-	+ (SELECT count(*) FROM recsys.user_vectors WHERE model = 'st_cancel')$$, '0'), 3::bigint,
-	'cancelled training: nothing on any node');
+SELECT is(:'LAST_ERROR_SQLSTATE'::text, '57014', 'an import and a training cancelled by statement_timeout');
+SELECT is(pg_temp.nodes_saying($$SELECT (SELECT count(*) FROM recsys.model_names WHERE name LIKE 'st_cancel%')
+	+ (SELECT count(*) FROM recsys.models WHERE name LIKE 'st_cancel%')
+	+ (SELECT count(*) FROM recsys.user_vectors WHERE model LIKE 'st_cancel%')
+	+ (SELECT count(*) FROM recsys.item_vectors WHERE model LIKE 'st_cancel%')$$, '0'), 3::bigint,
+	'cancelled import and training: nothing on any node');
 SELECT is(pg_temp.nodes_saying('SELECT count(*) FROM pg_prepared_xacts', '0'), 3::bigint,
 	'no prepared transaction left on any node');
 
