@@ -60,6 +60,20 @@ DELETE FROM recsys.item_vectors WHERE model = 'own_model' AND id <= 10;
 RESET ROLE;
 SELECT count(*) AS vectors_left, (SELECT metrics FROM recsys.models WHERE name = 'own_model') AS metrics
 FROM recsys.item_vectors WHERE model = 'own_model';
+-- a change of owner is seen by the next statement (the answer is kept per statement only)
+CREATE FUNCTION pg_temp.insert_as(r text, id int) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE format('SET LOCAL ROLE %I', r);
+	INSERT INTO recsys.item_vectors VALUES ('own_model', 1, id, '{1}');
+	RESET ROLE;
+	RETURN 'inserted';
+EXCEPTION WHEN insufficient_privilege THEN
+	RETURN 'refused';
+END
+$$;
+SELECT pg_temp.insert_as('own_a', 6001) AS a_before, pg_temp.insert_as('own_b', 6002) AS b_before;
+UPDATE recsys.model_names SET owner = 'own_b' WHERE name = 'own_model';
+SELECT pg_temp.insert_as('own_a', 6003) AS a_after, pg_temp.insert_as('own_b', 6004) AS b_after;
 SELECT recsys.drop_model('own_model');
 DROP OWNED BY own_a, own_b, own_member;
 DROP ROLE own_a, own_b, own_member;
