@@ -13,7 +13,7 @@
 \pset format unaligned
 \pset tuples_only on
 SET client_min_messages = warning;
-SELECT plan(77);
+SELECT plan(78);
 
 DROP SCHEMA IF EXISTS store_tap CASCADE;
 CREATE SCHEMA store_tap;
@@ -34,7 +34,9 @@ END
 $$;
 -- does the query run the function inside the worker (shard) query?
 CREATE FUNCTION pg_temp.on_workers(q text, fn text) RETURNS boolean LANGUAGE sql AS $$
-	SELECT p ~ ('Task Count: [1-9]') AND p ~ ('Query: SELECT .*' || fn || '\(.*_10[0-9]+')
+	-- a task's query names a shard of a store_tap table and calls the function
+	SELECT p ~ 'Task Count: [1-9]' AND p ~ ('Query: SELECT [^\n]*' || fn || '\(')
+		AND p ~ 'Query: SELECT [^\n]*store_tap\.[a-z_]+_[0-9]+'
 	FROM pg_temp.plan(q) p
 $$;
 -- rows of the query over the distributed table that the same query over the
@@ -137,6 +139,8 @@ SELECT is((SELECT count(DISTINCT nodeport) FROM pg_dist_shard_placement
 \set q_predict 'SELECT id, recsys.predict(''st_mmoe'', x) AS p FROM %s'
 SELECT ok(pg_temp.on_workers(format(:'q_predict', 'store_tap.cand_d'), 'recsys.predict'),
 	'predict runs inside the worker queries');
+SELECT ok(NOT pg_temp.on_workers(format(:'q_predict', 'store_tap.cand_l'), 'recsys.predict'),
+	'(the same check is false over the local table)');
 SELECT is(pg_temp.differ(:'q_predict', 'store_tap.cand_d', 'store_tap.cand_l'), 0::bigint,
 	'predict on the workers = on the coordinator');
 SELECT is((SELECT count(*) FROM store_tap.cand_d
