@@ -63,9 +63,10 @@ DECLARE
 	p_version int := $2;
 	v int;
 BEGIN
-	SELECT max(m.version) INTO v FROM recsys.models m
-		WHERE m.name OPERATOR(pg_catalog.=) p_model
-			AND (p_version IS NULL OR m.version OPERATOR(pg_catalog.=) p_version);
+	-- this node's placement on Citus (see recsys.store_relation)
+	EXECUTE format('SELECT max(m.version) FROM %s m WHERE m.name OPERATOR(pg_catalog.=) $1'
+		' AND ($2 IS NULL OR m.version OPERATOR(pg_catalog.=) $2)', recsys.store_relation('models'))
+		INTO v USING p_model, p_version;
 	IF v IS NULL THEN
 		IF p_version IS NULL THEN
 			RAISE EXCEPTION 'model "%" does not exist', p_model USING ERRCODE = 'undefined_object';

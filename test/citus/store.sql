@@ -13,7 +13,7 @@
 \pset format unaligned
 \pset tuples_only on
 SET client_min_messages = warning;
-SELECT plan(78);
+SELECT plan(79);
 
 DROP SCHEMA IF EXISTS store_tap CASCADE;
 CREATE SCHEMA store_tap;
@@ -146,6 +146,8 @@ SELECT is(pg_temp.differ(:'q_predict', 'store_tap.cand_d', 'store_tap.cand_l'), 
 SELECT is((SELECT count(*) FROM store_tap.cand_d
 	WHERE abs((recsys.predict('st_mmoe', x))[1] - (greatest(x[1], 0) + 2 * greatest(x[2], 0) + 0.5)) > 1e-6),
 	0::bigint, 'predict on the workers = relu(x1) + 2 relu(x2) + 0.5');
+SELECT is((SELECT count(*) FROM store_tap.users_d WHERE recsys.resolve_model_version('st_mmoe') = 1), 45::bigint,
+	'resolve_model_version inside worker queries');
 \set q_gate 'SELECT id, recsys.gate_weights(''st_mmoe'', x, ''y'') AS g FROM %s'
 SELECT ok(pg_temp.on_workers(format(:'q_gate', 'store_tap.cand_d'), 'recsys.gate_weights'),
 	'gate_weights runs inside the worker queries');
