@@ -1,9 +1,9 @@
 -- pgTAP on Citus: the model store as reference tables.  After a plain CREATE
 -- EXTENSION on the coordinator the store is four reference tables; models
 -- trained or imported on the coordinator are scored inside worker queries
--- (predict, gate_weights, predict_batch, recommend, recommend_all, fold_in,
--- recommend_for_items, user_embeddings) with exactly the answers the same query gives over a
--- local table on the coordinator; a new version or a drop is seen by the next
+-- (predict, gate_weights, predict_batch, predict_mc, recommend,
+-- recommend_all, fold_in, recommend_for_items, user_embeddings) with exactly
+-- the answers the same query gives over a local table on the coordinator; a new version or a drop is seen by the next
 -- statement on every node; a rolled-back or cancelled import or training
 -- leaves nothing on any node; ownership and privileges hold on the workers;
 -- the touch trigger bumps the revision on every placement; and after
@@ -13,7 +13,7 @@
 \pset format unaligned
 \pset tuples_only on
 SET client_min_messages = warning;
-SELECT plan(79);
+SELECT plan(81);
 
 DROP SCHEMA IF EXISTS store_tap CASCADE;
 CREATE SCHEMA store_tap;
@@ -158,6 +158,11 @@ SELECT ok(pg_temp.on_workers(format(:'q_batch', 'store_tap.cand_d'), 'recsys.pre
 	'predict_batch runs inside the worker queries');
 SELECT is(pg_temp.differ(:'q_batch', 'store_tap.cand_d', 'store_tap.cand_l'), 0::bigint,
 	'predict_batch on the workers = on the coordinator');
+\set q_mc 'SELECT id, m.* FROM %s, LATERAL recsys.predict_mc(''st_mmoe'', x, 4) m'
+SELECT ok(pg_temp.on_workers(format(:'q_mc', 'store_tap.cand_d'), 'recsys.predict_mc'),
+	'predict_mc runs inside the worker queries');
+SELECT is(pg_temp.differ(:'q_mc', 'store_tap.cand_d', 'store_tap.cand_l'), 0::bigint,
+	'predict_mc on the workers = on the coordinator');
 \set q_rec 'SELECT u, array_agg(r.item_id ORDER BY r.score DESC, r.item_id) AS items, array_agg(r.score ORDER BY r.score DESC, r.item_id) AS scores FROM %s, LATERAL recsys.recommend(''st_emb'', u, 5) r GROUP BY u'
 SELECT ok(pg_temp.on_workers(format(:'q_rec', 'store_tap.users_d'), 'recsys.recommend'),
 	'recommend runs inside the worker queries');
