@@ -12,11 +12,12 @@ DATA_built   = recsys--$(EXTVERSION).sql recsys--0.1.0--$(EXTVERSION).sql
 # created with an earlier version can be updated with ALTER EXTENSION.
 DATA         = src/sql/released/recsys--0.1.0.sql
 # SQL is kept one file per concept in src/sql/ and concatenated in name order.
-# 00_core.sql and 01_tables.sql run only at CREATE EXTENSION; every other part
-# holds only functions, aggregates, types and rules, so an upgrade script is
+# 00_core.sql, 01_tables.sql and 99_citus_install.sql run only at CREATE
+# EXTENSION; every other part holds only functions, aggregates, types and
+# rules, so an upgrade script is
 # the version's own migration (src/sql/upgrade/) followed by those parts.
 SQL_PARTS    = $(sort $(wildcard src/sql/*.sql))
-SQL_OBJECTS  = $(filter-out src/sql/00_core.sql src/sql/01_tables.sql,$(SQL_PARTS))
+SQL_OBJECTS  = $(filter-out src/sql/00_core.sql src/sql/01_tables.sql src/sql/99_citus_install.sql,$(SQL_PARTS))
 REGRESS      = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --inputdir=. --load-extension=recsys
 EXTRA_CLEAN  = test/ref/out test/bench/out test/fuzz/out

@@ -150,29 +150,22 @@ ConfigNumber(Jsonb *config, const char *key, bool in_options, double *out)
 static void
 LoadItemVectors(EmbeddingModel *m)
 {
-	static SPIPlanPtr plan = NULL;
+	static StorePlan plan = {InvalidOid, NULL};
+	Oid			types[2] = {TEXTOID, INT4OID};
 	MemoryContext cxt = CurrentMemoryContext;
 	Datum		args[2];
 	Portal		portal;
 	Size		cap = 1024;
 
-	if (plan == NULL)
-	{
-		Oid			types[2] = {TEXTOID, INT4OID};
-		SPIPlanPtr	p = SPI_prepare("SELECT v.id, v.embedding FROM recsys.item_vectors v"
-									" WHERE v.model OPERATOR(pg_catalog.=) $1"
-									" AND v.version OPERATOR(pg_catalog.=) $2"
-									" ORDER BY v.id", 2, types);
-
-		if (p == NULL || SPI_keepplan(p) != 0)
-			elog(ERROR, "could not prepare the item vector query: %s",
-				 SPI_result_code_string(SPI_result));
-		plan = p;
-	}
+	ModelStorePlan(&plan, STORE_ITEM_VECTORS,
+				   "SELECT v.id, v.embedding FROM %s v"
+				   " WHERE v.model OPERATOR(pg_catalog.=) $1"
+				   " AND v.version OPERATOR(pg_catalog.=) $2"
+				   " ORDER BY v.id", 2, types);
 	args[0] = CStringGetTextDatum(m->name);
 	args[1] = Int32GetDatum(m->version);
 	m->item_ids = MemoryContextAlloc(cxt, sizeof(int64) * cap);
-	portal = SPI_cursor_open(NULL, plan, args, NULL, true);
+	portal = SPI_cursor_open(NULL, plan.plan, args, NULL, true);
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, EMBEDDING_FETCH_ROWS);

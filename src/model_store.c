@@ -37,13 +37,15 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "compat.h"
-#include "model_store.h"
-#include "spi_safe.h"
+#include "catalog/namespace.h"
+#include "commands/extension.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/lsyscache.h"
-#include "catalog/namespace.h"
+
+#include "compat.h"
+#include "model_store.h"
+#include "spi_safe.h"
 
 /* Registered kinds (a handful: one per model family) */
 #define MODEL_MAX_KINDS 8
@@ -57,6 +59,7 @@ struct ModelCacheEntry
 	const ModelKind *kind;
 	char	   *name;
 	int			version;
+	Oid			relid;			/* the relation the row was read from */
 	TransactionId xmin;
 	ItemPointerData tid;
 	void	   *model;
@@ -72,7 +75,17 @@ static MemoryContext ModelCacheContext = NULL;
 static ModelCacheEntry *ModelCacheHead = NULL;
 static uint64 ModelCacheClock = 0;
 static uint64 ModelLoadCounter = 0;
-static SPIPlanPtr LookupPlan = NULL;
+static StorePlan LookupPlan = {InvalidOid, NULL};
+
+/* Names of the store tables, by StoreTable */
+static const char *const StoreTableNames[STORE_NTABLES] = {
+	"model_names", "models", "user_vectors", "item_vectors"
+};
+
+/* The relations this statement reads (see ModelStoreRelation) */
+static Oid	StoreRelids[STORE_NTABLES];
+static ModelSnapshotKey StoreRelKey;
+static bool StoreRelValid = false;
 
 /* Get the key of the active snapshot; false when there is none */
 static bool
@@ -190,6 +203,7 @@ LookupEntry(const ModelKind *kind, const char *name, int version)
 	ItemPointerData tid;
 	ModelCacheEntry *e;
 	int			guc_level;
+	SPIPlanPtr	plan;
 
 	if (ModelCacheContext == NULL)
 		ModelCacheContext = AllocSetContextCreate(CacheMemoryContext,
@@ -197,27 +211,21 @@ LookupEntry(const ModelKind *kind, const char *name, int version)
 												  ALLOCSET_DEFAULT_SIZES);
 
 	guc_level = RecsysSpiConnect();
-	if (LookupPlan == NULL)
 	{
 		Oid			types[2] = {TEXTOID, INT4OID};
-		SPIPlanPtr	plan;
 
-		plan = SPI_prepare("SELECT m.version, m.kind, m.xmin, m.ctid, m.config, m.weights"
-						   " FROM recsys.models m"
-						   " WHERE m.name OPERATOR(pg_catalog.=) $1"
-						   " AND ($2 IS NULL OR m.version OPERATOR(pg_catalog.=) $2)"
-						   " ORDER BY m.version DESC LIMIT 1", 2, types);
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		LookupPlan = plan;
+		plan = ModelStorePlan(&LookupPlan, STORE_MODELS,
+							  "SELECT m.version, m.kind, m.xmin, m.ctid, m.config, m.weights"
+							  " FROM %s m"
+							  " WHERE m.name OPERATOR(pg_catalog.=) $1"
+							  " AND ($2 IS NULL OR m.version OPERATOR(pg_catalog.=) $2)"
+							  " ORDER BY m.version DESC LIMIT 1", 2, types);
 	}
 	args[0] = CStringGetTextDatum(name);
 	args[1] = Int32GetDatum(version);
 	if (version == 0)
 		nulls[1] = 'n';
-	ret = SPI_execute_plan(LookupPlan, args, nulls, true, 1);
+	ret = SPI_execute_plan(plan, args, nulls, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "model lookup failed: %s", SPI_result_code_string(ret));
 
@@ -253,9 +261,13 @@ LookupEntry(const ModelKind *kind, const char *name, int version)
 	for (e = ModelCacheHead; e; e = e->next)
 		if (e->version == found_version && e->kind == kind && strcmp(e->name, name) == 0)
 			break;
-	if (e && (e->xmin != xmin || !ItemPointerEquals(&e->tid, &tid)))
+	if (e && (e->relid != LookupPlan.relid || e->xmin != xmin ||
+			  !ItemPointerEquals(&e->tid, &tid)))
 	{
-		/* another row now has this name and version: the entry is stale */
+		/*
+		 * another row now has this name and version, or the store is read
+		 * from another relation (a Citus placement came or went): stale
+		 */
 		UnlinkEntry(e);
 		e = NULL;
 	}
@@ -283,6 +295,7 @@ LookupEntry(const ModelKind *kind, const char *name, int version)
 		e->name = pstrdup(name);
 		e->version = found_version;
 		e->kind = kind;
+		e->relid = LookupPlan.relid;
 		e->xmin = xmin;
 		e->tid = tid;
 		{
@@ -308,6 +321,127 @@ LookupEntry(const ModelKind *kind, const char *name, int version)
 	RecsysSpiFinish(guc_level);
 	EvictEntries();
 	return e;
+}
+
+/*
+ * Find the relations of the store this node reads: this node's placements
+ * when the store tables are Citus tables with a placement here, else the
+ * tables themselves.
+ */
+static void
+ResolveStoreRelations(Oid *relids)
+{
+	Oid			nsp = get_namespace_oid("recsys", false);
+	Oid			types[1] = {OIDOID};
+	Datum		args[1];
+	int			guc_level;
+	int			ret;
+
+	for (int t = 0; t < STORE_NTABLES; t++)
+	{
+		relids[t] = get_relname_relid(StoreTableNames[t], nsp);
+		if (!OidIsValid(relids[t]))
+			elog(ERROR, "recsys.%s is missing", StoreTableNames[t]);
+	}
+	/* without Citus in this database there are no placements */
+	if (!OidIsValid(get_extension_oid("citus", true)))
+		return;
+
+	/* not a kept plan: Citus's catalogs go away with DROP EXTENSION citus */
+	guc_level = RecsysSpiConnect();
+	args[0] = ObjectIdGetDatum(nsp);
+	ret = SPI_execute_with_args("SELECT c.relname::pg_catalog.text, s.shardid"
+								" FROM pg_catalog.pg_class c"
+								" JOIN pg_catalog.pg_dist_shard s"
+								" ON s.logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.=) c.oid"
+								" JOIN pg_catalog.pg_dist_placement p"
+								" ON p.shardid OPERATOR(pg_catalog.=) s.shardid"
+								" JOIN pg_catalog.pg_dist_local_group g"
+								" ON g.groupid OPERATOR(pg_catalog.=) p.groupid"
+								" WHERE c.relnamespace OPERATOR(pg_catalog.=) $1",
+								1, types, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read the Citus placements of the store: %s",
+			 SPI_result_code_string(ret));
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		bool		isnull;
+		char	   *relname = TextDatumGetCString(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+		int64		shardid = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+
+		for (int t = 0; t < STORE_NTABLES; t++)
+			if (strcmp(relname, StoreTableNames[t]) == 0)
+			{
+				char		placement[NAMEDATALEN * 2];
+				Oid			relid;
+
+				snprintf(placement, sizeof(placement), "%s_" INT64_FORMAT, relname, shardid);
+				relid = get_relname_relid(placement, nsp);
+				if (OidIsValid(relid))
+					relids[t] = relid;
+			}
+	}
+	RecsysSpiFinish(guc_level);
+}
+
+/*
+ * Get the relation that this statement reads for a store table: this node's
+ * Citus placement of it when there is one, else the table.  Resolved once
+ * per statement.
+ */
+Oid
+ModelStoreRelation(StoreTable table)
+{
+	ModelSnapshotKey key;
+	bool		have_key = CurrentSnapshotKey(&key);
+
+	Assert(table >= 0 && table < STORE_NTABLES);
+	if (!StoreRelValid || !have_key || memcmp(&key, &StoreRelKey, sizeof(key)) != 0)
+	{
+		Oid			relids[STORE_NTABLES];
+
+		StoreRelValid = false;
+		ResolveStoreRelations(relids);
+		memcpy(StoreRelids, relids, sizeof(relids));
+		StoreRelKey = key;
+		StoreRelValid = have_key;
+	}
+	return StoreRelids[table];
+}
+
+/*
+ * Get a kept plan of a query over a store table (sql names it as %s), for
+ * the relation this statement reads; prepared again when that changes.
+ * Call inside an SPI connection.
+ */
+SPIPlanPtr
+ModelStorePlan(StorePlan *slot, StoreTable table, const char *sql, int nargs, Oid *types)
+{
+	Oid			relid = ModelStoreRelation(table);
+	char	   *relname;
+	char	   *query;
+	SPIPlanPtr	p;
+
+	if (slot->plan != NULL && slot->relid == relid)
+		return slot->plan;
+	if (slot->plan != NULL)
+	{
+		SPI_freeplan(slot->plan);
+		slot->plan = NULL;
+	}
+	relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+										 get_rel_name(relid));
+	query = psprintf(sql, relname);
+	p = SPI_prepare(query, nargs, types);
+	if (p == NULL || SPI_keepplan(p) != 0)
+		elog(ERROR, "could not prepare a query over recsys.%s: %s",
+			 StoreTableNames[table], SPI_result_code_string(SPI_result));
+	pfree(query);
+	pfree(relname);
+	slot->plan = p;
+	slot->relid = relid;
+	return p;
 }
 
 /* Register a kind of model (from _PG_init) */
@@ -475,4 +609,97 @@ model_cache(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(model_store_relation);
+/* Get the relation this node reads for a store table (a placement on Citus) */
+Datum
+model_store_relation(PG_FUNCTION_ARGS)
+{
+	char	   *table = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	for (int t = 0; t < STORE_NTABLES; t++)
+		if (strcmp(table, StoreTableNames[t]) == 0)
+			PG_RETURN_OID(ModelStoreRelation((StoreTable) t));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("\"%s\" is not a table of the model store", table),
+			 errhint("The store tables are model_names, models, user_vectors and item_vectors.")));
+	PG_RETURN_NULL();
+}
+
+/* What model_owned remembers of its last answer, per call site */
+typedef struct OwnedCache
+{
+	Oid			userid;
+	ModelSnapshotKey snap;
+	bool		valid;
+	bool		owned;
+	int			namelen;
+	char		name[MODEL_NAME_MAX];
+} OwnedCache;
+
+PG_FUNCTION_INFO_V1(model_owned);
+/*
+ * Get whether the current user is a member of the owner role of a model
+ * name (false for a name that does not exist).  The row-level security
+ * policies of the store call it per row: the answer is kept per call site
+ * for the statement, user and name, so a bulk insert of vectors looks the
+ * owner up once.
+ */
+Datum
+model_owned(PG_FUNCTION_ARGS)
+{
+	static StorePlan plan = {InvalidOid, NULL};
+	text	   *name = PG_GETARG_TEXT_PP(0);
+	const char *n = VARDATA_ANY(name);
+	int			len = VARSIZE_ANY_EXHDR(name);
+	OwnedCache *c = (OwnedCache *) fcinfo->flinfo->fn_extra;
+	ModelSnapshotKey key;
+	bool		have_key = CurrentSnapshotKey(&key);
+	Oid			userid = GetUserId();
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1];
+	int			guc_level;
+	int			ret;
+	bool		owned = false;
+
+	/* longer names cannot be in the store */
+	if (len > MODEL_NAME_MAX)
+		PG_RETURN_BOOL(false);
+	if (c == NULL)
+	{
+		c = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(OwnedCache));
+		fcinfo->flinfo->fn_extra = c;
+	}
+	if (c->valid && have_key && c->userid == userid && c->namelen == len &&
+		memcmp(c->name, n, len) == 0 && memcmp(&c->snap, &key, sizeof(key)) == 0)
+		PG_RETURN_BOOL(c->owned);
+
+	c->valid = false;
+	guc_level = RecsysSpiConnect();
+	ModelStorePlan(&plan, STORE_MODEL_NAMES,
+				   "SELECT n.owner FROM %s n WHERE n.name OPERATOR(pg_catalog.=) $1",
+				   1, types);
+	args[0] = PointerGetDatum(name);
+	ret = SPI_execute_plan(plan.plan, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "model owner lookup failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		owner = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		/* the MEMBER test of pg_has_role */
+		owned = !isnull && is_member_of_role(userid, DatumGetObjectId(owner));
+	}
+	RecsysSpiFinish(guc_level);
+
+	c->userid = userid;
+	c->snap = key;
+	c->namelen = len;
+	memcpy(c->name, n, len);
+	c->owned = owned;
+	c->valid = have_key;
+	PG_RETURN_BOOL(owned);
 }

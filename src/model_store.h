@@ -20,12 +20,20 @@
  * every write to those tables.  Privilege rule: every statement checks
  * SELECT on recsys.models (by running the lookup) and on each extra table
  * the kind names, whether or not the entry was cached.
+ *
+ * Citus: when the store tables are Citus reference tables, every read goes
+ * to this node's placement of them (recsys.models_<shardid>), because a
+ * function running inside a shard task may not run a distributed query; a
+ * node without a placement, and a server without Citus, read the tables.
+ * ModelStoreRelation says which relation a statement reads; entries and
+ * kept plans are keyed on it.
  */
 #ifndef MODEL_STORE_H
 #define MODEL_STORE_H
 
 #include "postgres.h"
 
+#include "executor/spi.h"
 #include "utils/jsonb.h"
 
 /* Most cache entries kept when no query pins them */
@@ -82,10 +90,30 @@ typedef struct ModelRef
 	MemoryContextCallback callback;
 } ModelRef;
 
+/* The tables of the store */
+typedef enum StoreTable
+{
+	STORE_MODEL_NAMES,
+	STORE_MODELS,
+	STORE_USER_VECTORS,
+	STORE_ITEM_VECTORS,
+	STORE_NTABLES
+} StoreTable;
+
+/* A plan kept per backend for a query over one store table */
+typedef struct StorePlan
+{
+	Oid			relid;			/* the relation the plan reads */
+	SPIPlanPtr	plan;
+} StorePlan;
+
 extern void ModelStoreRegisterKind(const ModelKind *kind);
 extern const void *ModelStoreAcquire(ModelRef *ref, MemoryContext holder,
 									 const ModelKind *kind, text *name, int version,
 									 uint64 *load_id, int *found_version);
 extern void ModelStoreCheckName(const char *name, int len);
+extern Oid	ModelStoreRelation(StoreTable table);
+extern SPIPlanPtr ModelStorePlan(StorePlan *slot, StoreTable table, const char *sql,
+								 int nargs, Oid *types);
 
 #endif

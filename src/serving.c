@@ -313,22 +313,6 @@ UserVectorToBlock(ServeBlock *b, Datum embedding, float *out, int64 user_id)
 	VectorToFloats(a, out);
 }
 
-/* Prepare a query once per backend */
-static SPIPlanPtr
-KeepPlan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
-{
-	if (*slot == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
-
-		if (p == NULL || SPI_keepplan(p) != 0)
-			elog(ERROR, "could not prepare a serving query: %s",
-				 SPI_result_code_string(SPI_result));
-		*slot = p;
-	}
-	return *slot;
-}
-
 /*
  * Serve stored users through a cursor, id order: all users of the version
  * (users = NULL) or those listed.
@@ -336,8 +320,8 @@ KeepPlan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
 static void
 ServeStoredUsers(ServeBlock *b, ArrayType *users, bool exclude_seen)
 {
-	static SPIPlanPtr plan_all = NULL;
-	static SPIPlanPtr plan_some = NULL;
+	static StorePlan plan_all = {InvalidOid, NULL};
+	static StorePlan plan_some = {InvalidOid, NULL};
 	Oid			types[3] = {TEXTOID, INT4OID, INT8ARRAYOID};
 	Datum		args[3];
 	SPIPlanPtr	plan;
@@ -346,14 +330,16 @@ ServeStoredUsers(ServeBlock *b, ArrayType *users, bool exclude_seen)
 
 	spi_level = RecsysSpiConnect();
 	if (users == NULL)
-		plan = KeepPlan(&plan_all, "SELECT u.id, u.embedding, u.seen FROM recsys.user_vectors u"
-						" WHERE u.model OPERATOR(pg_catalog.=) $1"
-						" AND u.version OPERATOR(pg_catalog.=) $2 ORDER BY u.id", 2, types);
+		plan = ModelStorePlan(&plan_all, STORE_USER_VECTORS,
+							  "SELECT u.id, u.embedding, u.seen FROM %s u"
+							  " WHERE u.model OPERATOR(pg_catalog.=) $1"
+							  " AND u.version OPERATOR(pg_catalog.=) $2 ORDER BY u.id", 2, types);
 	else
-		plan = KeepPlan(&plan_some, "SELECT u.id, u.embedding, u.seen FROM recsys.user_vectors u"
-						" WHERE u.model OPERATOR(pg_catalog.=) $1"
-						" AND u.version OPERATOR(pg_catalog.=) $2"
-						" AND u.id OPERATOR(pg_catalog.=) ANY ($3) ORDER BY u.id", 3, types);
+		plan = ModelStorePlan(&plan_some, STORE_USER_VECTORS,
+							  "SELECT u.id, u.embedding, u.seen FROM %s u"
+							  " WHERE u.model OPERATOR(pg_catalog.=) $1"
+							  " AND u.version OPERATOR(pg_catalog.=) $2"
+							  " AND u.id OPERATOR(pg_catalog.=) ANY ($3) ORDER BY u.id", 3, types);
 	args[0] = CStringGetTextDatum(b->m->name);
 	args[1] = Int32GetDatum(b->m->version);
 	args[2] = users ? PointerGetDatum(users) : (Datum) 0;

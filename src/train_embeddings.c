@@ -402,7 +402,12 @@ EpochsMemory(TrainRun *run, const Interactions *data, float *x, float *y)
 	pfree(work);
 }
 
-/* Write the vectors of one side in blocks; users also get their seen items */
+/*
+ * Write the vectors of one side in blocks; users also get their seen items.
+ * RETURNING keeps every store write an INSERT on Citus too, which would
+ * otherwise run INSERT .. SELECT into a reference table as a COPY, and
+ * PostgreSQL refuses COPY into a table under row-level security.
+ */
 static void
 WriteVectors(const TrainRun *run, const Interactions *data, bool users, const float *x)
 {
@@ -412,10 +417,10 @@ WriteVectors(const TrainRun *run, const Interactions *data, bool users, const fl
 	const char *sql = users ?
 		"INSERT INTO recsys.user_vectors (model, version, id, embedding, seen)"
 		" SELECT $1, $2, $3[g], $4[$5[g]:$6[g]], $7[$8[g]:$9[g]]"
-		" FROM pg_catalog.generate_series(1, $10) g" :
+		" FROM pg_catalog.generate_series(1, $10) g RETURNING 1" :
 		"INSERT INTO recsys.item_vectors (model, version, id, embedding)"
 		" SELECT $1, $2, $3[g], $4[$5[g]:$6[g]]"
-		" FROM pg_catalog.generate_series(1, $7) g";
+		" FROM pg_catalog.generate_series(1, $7) g RETURNING 1";
 	Oid			types[10] = {TEXTOID, INT4OID, INT8ARRAYOID, FLOAT4ARRAYOID, INT4ARRAYOID,
 	INT4ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4OID};
 	int			nargs = users ? 10 : 7;
@@ -473,8 +478,9 @@ WriteVectors(const TrainRun *run, const Interactions *data, bool users, const fl
 		else
 			args[6] = Int32GetDatum(rows);
 		MemoryContextSwitchTo(old);
-		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
+		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "writing %s vectors failed", users ? "user" : "item");
+		SPI_freetuptable(SPI_tuptable);
 		MemoryContextReset(block);
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -858,12 +864,17 @@ EpochsAggregate(TrainRun *run, MemoryContext context)
 	args[0] = CStringGetTextDatum(run->model);
 	args[1] = Int32GetDatum(run->version);
 	StoreModel(run);
+	/* RETURNING: see WriteVectors */
 	Exec(psprintf("INSERT INTO recsys.user_vectors (model, version, id, embedding, seen)"
 				  " SELECT $1, $2, t.id, t.v, s.seen FROM %su t"
 				  " JOIN (SELECT p.u, pg_catalog.array_agg(p.i ORDER BY p.i) AS seen FROM %spairs p GROUP BY p.u) s"
-				  " ON s.u OPERATOR(pg_catalog.=) t.id", pre, pre), 2, types, args, SPI_OK_INSERT);
+				  " ON s.u OPERATOR(pg_catalog.=) t.id RETURNING 1", pre, pre), 2, types, args,
+		 SPI_OK_INSERT_RETURNING);
+	SPI_freetuptable(SPI_tuptable);
 	Exec(psprintf("INSERT INTO recsys.item_vectors (model, version, id, embedding)"
-				  " SELECT $1, $2, t.id, t.v FROM %sv t", pre), 2, types, args, SPI_OK_INSERT);
+				  " SELECT $1, $2, t.id, t.v FROM %sv t RETURNING 1", pre), 2, types, args,
+		 SPI_OK_INSERT_RETURNING);
+	SPI_freetuptable(SPI_tuptable);
 	Exec(psprintf("DROP TABLE %spairs, %susers, %sitems, %sby_user, %sby_item, %su, %sv",
 				  pre, pre, pre, pre, pre, pre, pre), 0, NULL, NULL, SPI_OK_UTILITY);
 }

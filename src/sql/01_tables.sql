@@ -15,7 +15,7 @@ COMMENT ON TABLE recsys.model_names IS
 SELECT pg_catalog.pg_extension_config_dump('recsys.model_names', '');
 
 CREATE TABLE recsys.models (
-	name		text NOT NULL REFERENCES recsys.model_names (name) ON DELETE CASCADE,
+	name		text NOT NULL,
 	version		int NOT NULL CHECK (version >= 1),
 	kind		text NOT NULL CHECK (kind IN ('embeddings', 'mmoe')),
 	config		jsonb NOT NULL DEFAULT '{}',
@@ -39,8 +39,7 @@ CREATE TABLE recsys.user_vectors (
 	id			bigint NOT NULL,
 	embedding	real[] NOT NULL,
 	seen		bigint[] NOT NULL,
-	PRIMARY KEY (model, version, id),
-	FOREIGN KEY (model, version) REFERENCES recsys.models (name, version) ON DELETE CASCADE
+	PRIMARY KEY (model, version, id)
 );
 COMMENT ON TABLE recsys.user_vectors IS
 	'user vectors of trained embeddings models, with the items each user had in the training table (sorted, for recommend''s exclude_seen)';
@@ -51,8 +50,30 @@ CREATE TABLE recsys.item_vectors (
 	version		int NOT NULL,
 	id			bigint NOT NULL,
 	embedding	real[] NOT NULL,
-	PRIMARY KEY (model, version, id),
-	FOREIGN KEY (model, version) REFERENCES recsys.models (name, version) ON DELETE CASCADE
+	PRIMARY KEY (model, version, id)
 );
 COMMENT ON TABLE recsys.item_vectors IS 'item vectors of trained embeddings models';
 SELECT pg_catalog.pg_extension_config_dump('recsys.item_vectors', '');
+
+-- The foreign keys (names as PostgreSQL would choose them), except on a
+-- Citus worker: there the tables are the shells of the coordinator's
+-- reference tables, which get their foreign keys from the coordinator when
+-- it converts the store (recsys.citus_attach_store); one of the worker's own
+-- would collide with them.
+DO $$
+DECLARE
+	g int := 0;
+BEGIN
+	IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+		EXECUTE 'SELECT groupid FROM pg_catalog.pg_dist_local_group' INTO g;
+	END IF;
+	IF g OPERATOR(pg_catalog.=) 0 THEN
+		ALTER TABLE recsys.models ADD CONSTRAINT models_name_fkey
+			FOREIGN KEY (name) REFERENCES recsys.model_names (name) ON DELETE CASCADE;
+		ALTER TABLE recsys.user_vectors ADD CONSTRAINT user_vectors_model_version_fkey
+			FOREIGN KEY (model, version) REFERENCES recsys.models (name, version) ON DELETE CASCADE;
+		ALTER TABLE recsys.item_vectors ADD CONSTRAINT item_vectors_model_version_fkey
+			FOREIGN KEY (model, version) REFERENCES recsys.models (name, version) ON DELETE CASCADE;
+	END IF;
+END
+$$;

@@ -7,6 +7,22 @@ CREATE FUNCTION recsys.check_model_name(model text) RETURNS void
 COMMENT ON FUNCTION recsys.check_model_name(text) IS
 	'raise an error unless the text is a usable model name (not NULL, not blank, at most 63 bytes)';
 
+-- Ownership test of the row-level security policies (90_store_rules.sql):
+-- a function rather than a subquery, because Citus refuses policies with
+-- subqueries on its tables; it reads this node's placement of model_names
+-- on Citus, and keeps its answer per statement for a bulk write.
+CREATE FUNCTION recsys.model_owned(model text) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'model_owned' LANGUAGE C STABLE STRICT PARALLEL SAFE SECURITY INVOKER;
+COMMENT ON FUNCTION recsys.model_owned(text) IS
+	'whether the current role is a member of the owner role of a model name (false for an unknown name); the store''s row-level security test';
+
+-- Which relation this node reads for a store table: its Citus placement
+-- (recsys.models_<shardid>) where there is one, else the table.
+CREATE FUNCTION recsys.store_relation(store_table text) RETURNS regclass
+	AS 'MODULE_PATHNAME', 'model_store_relation' LANGUAGE C STABLE STRICT PARALLEL SAFE SECURITY INVOKER;
+COMMENT ON FUNCTION recsys.store_relation(text) IS
+	'the relation this node reads for a store table (model_names, models, user_vectors, item_vectors): its Citus placement on this node when there is one, else the table';
+
 -- Get the next version number of a model, holding a lock on its name row
 -- until the transaction ends, so that concurrent writers number distinctly.
 -- A new name is created owned by the current role; an existing name may be
@@ -47,9 +63,10 @@ DECLARE
 	p_version int := $2;
 	v int;
 BEGIN
-	SELECT max(m.version) INTO v FROM recsys.models m
-		WHERE m.name OPERATOR(pg_catalog.=) p_model
-			AND (p_version IS NULL OR m.version OPERATOR(pg_catalog.=) p_version);
+	-- this node's placement on Citus (see recsys.store_relation)
+	EXECUTE format('SELECT max(m.version) FROM %s m WHERE m.name OPERATOR(pg_catalog.=) $1'
+		' AND ($2 IS NULL OR m.version OPERATOR(pg_catalog.=) $2)', recsys.store_relation('models'))
+		INTO v USING p_model, p_version;
 	IF v IS NULL THEN
 		IF p_version IS NULL THEN
 			RAISE EXCEPTION 'model "%" does not exist', p_model USING ERRCODE = 'undefined_object';

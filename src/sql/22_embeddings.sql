@@ -16,10 +16,12 @@ BEGIN
 	IF version < 1 THEN
 		RAISE EXCEPTION 'version must be at least 1' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	SELECT m.version, m.kind INTO v, k FROM recsys.models m
-		WHERE m.name OPERATOR(pg_catalog.=) model
-			AND (version IS NULL OR m.version OPERATOR(pg_catalog.=) version)
-		ORDER BY m.version DESC LIMIT 1;
+	-- this node's placement on Citus (see recsys.store_relation)
+	EXECUTE format('SELECT m.version, m.kind FROM %s m'
+		' WHERE m.name OPERATOR(pg_catalog.=) $1'
+		' AND ($2 IS NULL OR m.version OPERATOR(pg_catalog.=) $2)'
+		' ORDER BY m.version DESC LIMIT 1', recsys.store_relation('models'))
+		INTO v, k USING model, version;
 	IF v IS NULL THEN
 		IF version IS NULL THEN
 			RAISE EXCEPTION 'model "%" does not exist', model USING ERRCODE = 'undefined_object';
@@ -38,24 +40,32 @@ COMMENT ON FUNCTION recsys.embedding_model_version(text, int) IS
 
 CREATE FUNCTION recsys.user_embeddings(model text, version int DEFAULT NULL)
 RETURNS TABLE(id bigint, embedding real[])
-LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp AS $$
-	SELECT u.id, u.embedding FROM recsys.user_vectors u
-	WHERE u.model OPERATOR(pg_catalog.=) $1
-		AND u.version OPERATOR(pg_catalog.=) recsys.embedding_model_version($1, $2)
-	ORDER BY u.id
+BEGIN
+	-- PL/pgSQL reading this node's placement on Citus, where a parameterized
+	-- SQL function over a reference table cannot be planned
+	RETURN QUERY EXECUTE format('SELECT u.id, u.embedding FROM %s u'
+		' WHERE u.model OPERATOR(pg_catalog.=) $1 AND u.version OPERATOR(pg_catalog.=) $2'
+		' ORDER BY u.id', recsys.store_relation('user_vectors'))
+		USING $1, recsys.embedding_model_version($1, $2);
+END
 $$;
 COMMENT ON FUNCTION recsys.user_embeddings(text, int) IS
 	'user vectors of a version of an embeddings model (default: the newest), in id order';
 
 CREATE FUNCTION recsys.item_embeddings(model text, version int DEFAULT NULL)
 RETURNS TABLE(id bigint, embedding real[])
-LANGUAGE sql STABLE SECURITY INVOKER PARALLEL SAFE
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp AS $$
-	SELECT v.id, v.embedding FROM recsys.item_vectors v
-	WHERE v.model OPERATOR(pg_catalog.=) $1
-		AND v.version OPERATOR(pg_catalog.=) recsys.embedding_model_version($1, $2)
-	ORDER BY v.id
+BEGIN
+	-- PL/pgSQL reading this node's placement on Citus, where a parameterized
+	-- SQL function over a reference table cannot be planned
+	RETURN QUERY EXECUTE format('SELECT v.id, v.embedding FROM %s v'
+		' WHERE v.model OPERATOR(pg_catalog.=) $1 AND v.version OPERATOR(pg_catalog.=) $2'
+		' ORDER BY v.id', recsys.store_relation('item_vectors'))
+		USING $1, recsys.embedding_model_version($1, $2);
+END
 $$;
 COMMENT ON FUNCTION recsys.item_embeddings(text, int) IS
 	'item vectors of a version of an embeddings model (default: the newest), in id order';
