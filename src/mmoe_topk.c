@@ -550,7 +550,8 @@ mmoe_predict_top_k_final(PG_FUNCTION_ARGS)
 	StateParts p;
 	TopK		t;
 	TopKItem   *items;
-	Oid			array_type = get_fn_expr_rettype(fcinfo->flinfo);
+	/* the declared result type: no call expression exists under Citus's coord_combine_agg */
+	Oid			array_type = get_func_rettype(fcinfo->flinfo->fn_oid);
 	Oid			item_type;
 	TupleDesc	desc;
 	Datum	   *elems;

@@ -122,8 +122,8 @@ INSERT INTO cases VALUES
 		'SELECT recsys.predictive_variance(mean, variance) AS a FROM %1$s');
 
 -- every aggregate of the extension has a case (a new one must be added here);
--- predict_top_k scores with a stored model, so it is tested with the store
--- (test/citus/store.sql)
+-- predict_top_k scores with a stored model, so it is tested with the store in
+-- test/citus/store.sql
 SELECT set_eq(
 	$$SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass
 		AND d.objid = p.oid AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'

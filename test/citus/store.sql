@@ -13,7 +13,7 @@
 \pset format unaligned
 \pset tuples_only on
 SET client_min_messages = warning;
-SELECT plan(81);
+SELECT plan(84);
 
 DROP SCHEMA IF EXISTS store_tap CASCADE;
 CREATE SCHEMA store_tap;
@@ -158,6 +158,17 @@ SELECT ok(pg_temp.on_workers(format(:'q_batch', 'store_tap.cand_d'), 'recsys.pre
 	'predict_batch runs inside the worker queries');
 SELECT is(pg_temp.differ(:'q_batch', 'store_tap.cand_d', 'store_tap.cand_l'), 0::bigint,
 	'predict_batch on the workers = on the coordinator');
+-- predict_top_k: partial top-k lists on the workers, merged on the coordinator
+SET citus.coordinator_aggregation_strategy TO 'disabled';
+\set q_topk 'SELECT recsys.predict_top_k(''st_mmoe'', x, id, 7, ''{1}'') AS t FROM %s'
+SELECT ok(pg_temp.plan(format(:'q_topk', 'store_tap.cand_d')) LIKE '%worker_partial_agg(%predict_top_k%',
+	'predict_top_k runs as a partial aggregate on the workers');
+SELECT is(pg_temp.differ(:'q_topk', 'store_tap.cand_d', 'store_tap.cand_l'), 0::bigint,
+	'predict_top_k on the workers = on the coordinator');
+\set q_topk_g 'SELECT mod(id, 4) AS g, recsys.predict_top_k(''st_mmoe'', x, id, 3, ''{1}'') AS t FROM %s GROUP BY 1'
+SELECT is(pg_temp.differ(:'q_topk_g', 'store_tap.cand_d', 'store_tap.cand_l'), 0::bigint,
+	'predict_top_k per group on the workers = on the coordinator');
+RESET citus.coordinator_aggregation_strategy;
 \set q_mc 'SELECT id, m.* FROM %s, LATERAL recsys.predict_mc(''st_mmoe'', x, 4) m'
 SELECT ok(pg_temp.on_workers(format(:'q_mc', 'store_tap.cand_d'), 'recsys.predict_mc'),
 	'predict_mc runs inside the worker queries');
