@@ -27,6 +27,7 @@
 #include "utils/rel.h"
 
 #include "interactions.h"
+#include "spi_safe.h"
 #include "rng.h"
 
 #define INTERACTIONS_FETCH_ROWS 10000
@@ -69,19 +70,6 @@ typedef struct RowChecks
 	int64		neg_weight;
 } RowChecks;
 
-/* Get the quoted, schema-qualified name of a relation */
-char *
-InteractionsSourceName(Oid relid)
-{
-	char	   *name = get_rel_name(relid);
-
-	if (name == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), name);
-}
-
 /*
  * Check that a column exists with one of the accepted types; a name that
  * differs only in case from existing columns gets a hint naming them
@@ -111,7 +99,7 @@ CheckColumn(Relation rel, const char *col, const char *what, const Oid *accepted
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("column \"%s\" of relation %s does not exist", col,
-						InteractionsSourceName(RelationGetRelid(rel))),
+						RecsysRelationSqlName(RelationGetRelid(rel))),
 				 errdetail("It was given as the %s.", what),
 				 similar.len > 0 ?
 				 errhint("Column names are case-sensitive; the relation has %s.", similar.data) : 0));
@@ -146,7 +134,7 @@ InteractionsCheckSource(const InteractionSource *src)
 static void
 ReportBadRows(const InteractionSource *src, const RowChecks *c, int64 kept)
 {
-	char	   *rel = InteractionsSourceName(src->relid);
+	char	   *rel = RecsysRelationSqlName(src->relid);
 
 	if (c->null_user > 0 || c->null_item > 0)
 		ereport(ERROR,
@@ -381,11 +369,11 @@ InteractionsLoad(const InteractionSource *src, Interactions *out, Size budget,
 		sql = psprintf("SELECT CAST(%s AS pg_catalog.int8), CAST(%s AS pg_catalog.int8),"
 					   " CAST(%s AS pg_catalog.float8) FROM %s",
 					   quote_identifier(src->user_column), quote_identifier(src->item_column),
-					   quote_identifier(src->weight_column), InteractionsSourceName(src->relid));
+					   quote_identifier(src->weight_column), RecsysRelationSqlName(src->relid));
 	else
 		sql = psprintf("SELECT CAST(%s AS pg_catalog.int8), CAST(%s AS pg_catalog.int8) FROM %s",
 					   quote_identifier(src->user_column), quote_identifier(src->item_column),
-					   InteractionsSourceName(src->relid));
+					   RecsysRelationSqlName(src->relid));
 	plan = SPI_prepare(sql, 0, NULL);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));

@@ -44,6 +44,5 @@ typedef struct Interactions
 extern void InteractionsCheckSource(const InteractionSource *src);
 extern bool InteractionsLoad(const InteractionSource *src, Interactions *out, Size budget,
 							 Size per_entity, Size *needed);
-extern char *InteractionsSourceName(Oid relid);
 
 #endif

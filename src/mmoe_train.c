@@ -119,19 +119,6 @@ typedef struct TrainSettings
 	MmoeTrainOptions opt;
 } TrainSettings;
 
-/* Get the quoted, schema-qualified name of a relation */
-static char *
-RelationName(Oid relid)
-{
-	char	   *name = get_rel_name(relid);
-
-	if (name == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), name);
-}
-
 /* Get the number of an options entry in [lo, hi], or raise an error naming it */
 static double
 OptionNumber(JsonbValue *v, const char *key, double lo, double hi)
@@ -376,7 +363,7 @@ SelectSql(Oid relid, const MmoeModel *m, const TrainColumns *c)
 	appendStringInfo(&q, ", %s", c->categorical ? psprintf("(%s)::pg_catalog.int4[]", quote_identifier(c->categorical)) : "NULL::pg_catalog.int4[]");
 	appendStringInfo(&q, ", %s", c->context ? psprintf("(%s)::pg_catalog.float4[]", quote_identifier(c->context)) : "NULL::pg_catalog.float4[]");
 	appendStringInfo(&q, ", %s", c->position ? psprintf("(%s)::pg_catalog.int4", quote_identifier(c->position)) : "NULL::pg_catalog.int4");
-	appendStringInfo(&q, " FROM %s", RelationName(relid));
+	appendStringInfo(&q, " FROM %s", RecsysRelationSqlName(relid));
 	return q.data;
 }
 
@@ -462,7 +449,7 @@ GrowData(TrainData *d, const MmoeModel *m, int64 need, const char *rel)
 static void
 LoadRows(Oid relid, const MmoeModel *m, const TrainColumns *c, TrainData *d, MemoryContext context)
 {
-	char	   *rel = RelationName(relid);
+	char	   *rel = RecsysRelationSqlName(relid);
 	char	   *sql = SelectSql(relid, m, c);
 	SPIPlanPtr	plan = SPI_prepare(sql, 0, NULL);
 	Portal		portal;
@@ -1249,7 +1236,7 @@ mmoe_train(PG_FUNCTION_ARGS)
 	/* metrics: provenance and log */
 	initStringInfo(&metrics);
 	appendStringInfoString(&metrics, "{\"training\": {\"source\": ");
-	escape_json(&metrics, RelationName(source));
+	escape_json(&metrics, RecsysRelationSqlName(source));
 	appendStringInfoString(&metrics, ", \"features_column\": ");
 	escape_json(&metrics, cols.features);
 	appendStringInfoString(&metrics, ", \"label_columns\": [");
@@ -1272,7 +1259,7 @@ mmoe_train(PG_FUNCTION_ARGS)
 	if (have_val)
 	{
 		appendStringInfoString(&metrics, ", \"validation\": ");
-		escape_json(&metrics, RelationName(PG_GETARG_OID(ARG_VALIDATION)));
+		escape_json(&metrics, RecsysRelationSqlName(PG_GETARG_OID(ARG_VALIDATION)));
 		appendStringInfo(&metrics, ", \"validation_rows\": " INT64_FORMAT ", \"best_epoch\": %d",
 						 val.n, best_epoch);
 	}

@@ -5,7 +5,9 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 
 #include "spi_safe.h"
 
@@ -30,4 +32,17 @@ RecsysSpiFinish(int guc_level)
 {
 	AtEOXact_GUC(true, guc_level);
 	SPI_finish();
+}
+
+/* Get the quoted, schema-qualified name of a relation, for SQL run through SPI */
+char *
+RecsysRelationSqlName(Oid relid)
+{
+	char	   *name = get_rel_name(relid);
+
+	if (name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), name);
 }

@@ -15,5 +15,6 @@
 
 extern int	RecsysSpiConnect(void);
 extern void RecsysSpiFinish(int guc_level);
+extern char *RecsysRelationSqlName(Oid relid);
 
 #endif

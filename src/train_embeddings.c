@@ -238,7 +238,7 @@ PrepareRun(FunctionCallInfo fcinfo, TrainRun *run)
 	/* numbers the version, checks the name and locks it until the transaction ends */
 	run->version = NextVersion(run->model);
 
-	run->source_name = InteractionsSourceName(run->src.relid);
+	run->source_name = RecsysRelationSqlName(run->src.relid);
 	InteractionsCheckSource(&run->src);
 	initStringInfo(&run->log);
 	appendStringInfoChar(&run->log, '[');
