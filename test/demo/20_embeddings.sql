@@ -59,3 +59,12 @@ FROM demo_test t,
 			(SELECT 1 FROM demo_train x WHERE x.user_id = t.user_id AND x.item_id = d.item_id)
 			ORDER BY c DESC, item_id LIMIT 10) p) r
 ORDER BY recall_10 DESC;
+
+\echo '== the same evaluation at once for every user with recommend_all (unknown users count as misses)'
+SELECT round(avg(recsys.recall_at_k(r.rec, t.items, 10))::numeric, 3) AS recall_10
+FROM demo_test t LEFT JOIN (SELECT user_id, array_agg(item_id ORDER BY rank) AS rec
+	FROM recsys.recommend_all('demo_als', 10) GROUP BY user_id) r USING (user_id);
+
+\echo '== a user the model has never seen: fold in three items of group 3, recommend'
+SELECT item_id, round(score::numeric, 3) AS score, (item_id - 1) % 6 AS taste_group
+FROM recsys.recommend_for_items('demo_als', '{4,10,16}', 5);

@@ -55,3 +55,23 @@ SELECT count(*) AS candidates,
                             = recsys.predict('ranker', features, ARRAY[device], version => 2)) AS identical
 FROM demo_candidates;
 SELECT name, version, bytes > 0 AS cached FROM recsys.model_cache() ORDER BY version;
+
+\echo '== top 3 per user by 0.7 * p(click) + 0.3 * watch_time, scored in blocks (predict_top_k)'
+SELECT user_id, (t).item_id, round((t).score::numeric, 4) AS score
+FROM (SELECT user_id, unnest(recsys.predict_top_k('ranker', features, ARRAY[device], item_id::bigint, 3, '{0.7,0.3}')) AS t
+	FROM demo_candidates GROUP BY user_id) s
+ORDER BY user_id, score DESC;
+
+\echo '== train a small MMoE in SQL on labels derived from the stored ranker (uncertainty weighting)'
+CREATE TABLE demo_labels AS
+	SELECT c.features, ARRAY[c.device] AS device,
+		(recsys.predict('ranker', c.features, 'click', ARRAY[c.device]) > 0.5)::int AS click,
+		recsys.predict('ranker', c.features, 'watch_time', ARRAY[c.device]) AS watch_time
+	FROM demo_candidates c;
+SELECT epoch, round(loss::numeric, 4) AS loss,
+       (SELECT array_agg(round(x::numeric, 3)) FROM unnest(log_vars) x) AS log_vars
+FROM recsys.train_mmoe('demo_trained', 'demo_labels', 'features', '{click,watch_time}',
+	'{"kind": "mmoe", "input_dim": 8, "experts": {"count": 4, "hidden": [16]},
+	  "tasks": [{"name": "click", "type": "binary", "tower": [8]}, {"name": "watch_time", "type": "regression"}],
+	  "categorical": [{"name": "device", "vocab": 3, "dim": 2}]}',
+	epochs => 5, batch_size => 32, learning_rate => 0.01, categorical_column => 'device');
