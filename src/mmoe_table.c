@@ -27,7 +27,7 @@
 #include "spi_safe.h"
 
 /* Rows fetched and scored at a time */
-#define PREDICT_TABLE_BLOCK 256
+#define PREDICT_TABLE_BLOCK 1024
 
 /*
  * predict_table(model, candidates, id_column, features_column,
