@@ -60,15 +60,6 @@ typedef struct IdEntry
 #include "lib/simplehash.h"
 
 /* Counts of bad rows, for one error message each */
-typedef struct RowChecks
-{
-	int64		null_user;
-	int64		null_item;
-	int64		null_weight;
-	int64		bad_weight;
-	int64		neg_weight;
-} RowChecks;
-
 /* Get the quoted, schema-qualified name of a relation */
 char *
 InteractionsSourceName(Oid relid)
@@ -143,8 +134,8 @@ InteractionsCheckSource(const InteractionSource *src)
 }
 
 /* Raise the error for the first kind of bad row found, with its count */
-static void
-ReportBadRows(const InteractionSource *src, const RowChecks *c, int64 kept)
+void
+InteractionsReportBadRows(const InteractionSource *src, const RowChecks *c, int64 kept)
 {
 	char	   *rel = InteractionsSourceName(src->relid);
 
@@ -471,7 +462,7 @@ InteractionsLoad(const InteractionSource *src, Interactions *out, Size budget,
 	}
 	SPI_cursor_close(portal);
 	SPI_freeplan(plan);
-	ReportBadRows(src, &checks, kept);
+	InteractionsReportBadRows(src, &checks, kept);
 	if (!storing)
 	{
 		MemoryContextDelete(scratch);
