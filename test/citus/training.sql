@@ -5,7 +5,7 @@
 \pset format unaligned
 \pset tuples_only on
 SET client_min_messages = warning;
-SELECT plan(36);
+SELECT plan(38);
 
 DROP SCHEMA IF EXISTS train_tap CASCADE;
 CREATE SCHEMA train_tap;
@@ -192,6 +192,17 @@ SELECT is(pg_temp.nodes_saying($$SELECT count(*) FROM pg_dist_partition WHERE lo
 	3::bigint, 'after the cancel: no distributed work table in any node''s metadata');
 SELECT is(pg_temp.nodes_saying($$SELECT count(*) FROM recsys.models WHERE name = 'tr_cancel'$$, '0'),
 	3::bigint, 'after the cancel: no new version on any node');
+
+-- two distributed trainings in one transaction, rolled back: nothing remains
+BEGIN;
+SELECT count(*) FROM recsys.train_embeddings('tr_tx1', 'train_tap.dist', weight_column => 'w', dim => 3, epochs => 1) \g /dev/null
+SELECT count(*) FROM recsys.train_embeddings('tr_tx2', 'train_tap.dist', weight_column => 'w', dim => 3, epochs => 1) \g /dev/null
+SELECT is((SELECT count(DISTINCT model) FROM recsys.item_vectors WHERE model IN ('tr_tx1', 'tr_tx2')), 2::bigint,
+	'two distributed trainings in one transaction');
+ROLLBACK;
+SELECT is(pg_temp.nodes_saying($$SELECT count(*) FROM recsys.model_names WHERE name IN ('tr_tx1', 'tr_tx2')$$, '0')
+	+ pg_temp.nodes_saying($$SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'recsys\_train\_%'$$, '0'),
+	6::bigint, 'after ROLLBACK: no model and no work schema on any node');
 
 -- 5. a role without superuser trains on Citus (it needs CREATE on the
 -- database for the work schema)
