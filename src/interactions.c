@@ -61,14 +61,6 @@ typedef struct IdEntry
 #include "lib/simplehash.h"
 
 /* Counts of bad rows, for one error message each */
-typedef struct RowChecks
-{
-	int64		null_user;
-	int64		null_item;
-	int64		null_weight;
-	int64		bad_weight;
-	int64		neg_weight;
-} RowChecks;
 
 /*
  * Check that a column exists with one of the accepted types; a name that
@@ -131,8 +123,8 @@ InteractionsCheckSource(const InteractionSource *src)
 }
 
 /* Raise the error for the first kind of bad row found, with its count */
-static void
-ReportBadRows(const InteractionSource *src, const RowChecks *c, int64 kept)
+void
+InteractionsReportBadRows(const InteractionSource *src, const RowChecks *c, int64 kept)
 {
 	char	   *rel = RecsysRelationSqlName(src->relid);
 
@@ -459,7 +451,7 @@ InteractionsLoad(const InteractionSource *src, Interactions *out, Size budget,
 	}
 	SPI_cursor_close(portal);
 	SPI_freeplan(plan);
-	ReportBadRows(src, &checks, kept);
+	InteractionsReportBadRows(src, &checks, kept);
 	if (!storing)
 	{
 		MemoryContextDelete(scratch);

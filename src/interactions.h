@@ -41,6 +41,17 @@ typedef struct Interactions
 /* Most distinct users or items (dense int32 indexes) */
 #define INTERACTIONS_MAX_ENTITIES ((int64) 0x7FFFFFFE)
 
+/* Counts of bad rows found in a source */
+typedef struct RowChecks
+{
+	int64		null_user;
+	int64		null_item;
+	int64		null_weight;
+	int64		bad_weight;
+	int64		neg_weight;
+} RowChecks;
+
+extern void InteractionsReportBadRows(const InteractionSource *src, const RowChecks *c, int64 kept);
 extern void InteractionsCheckSource(const InteractionSource *src);
 extern bool InteractionsLoad(const InteractionSource *src, Interactions *out, Size budget,
 							 Size per_entity, Size *needed);

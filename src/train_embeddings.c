@@ -10,7 +10,9 @@
  *		epochs   als on the memory engine (als_engine.c over the rows read
  *				 by interactions.c), als on the aggregate engine (the
  *				 recsys.als_solve aggregate over SQL work tables: the path
- *				 that scales out), or an SGD method (sgd.c, same loader);
+ *				 that scales out; over a Citus distributed table its work
+ *				 tables are distributed and the solves run on the workers),
+ *				 or an SGD method (sgd.c, same loader);
  *		store    one new version: the models row (config, provenance, the
  *				 training log and memory, and a safetensors file holding the
  *				 item Gramian Y^T Y), user vectors with their seen items,
@@ -71,6 +73,8 @@
 #define TRAIN_MAX_EPOCHS 100000
 /* Vectors written per INSERT */
 #define TRAIN_WRITE_ROWS 4096
+/* Vectors per INSERT .. SELECT from distributed work tables into the store */
+#define TRAIN_DIST_WRITE_ROWS 16384
 
 /* One training run */
 typedef struct TrainRun
@@ -85,6 +89,7 @@ typedef struct TrainRun
 	double		l2;
 	TrainOptions opts;
 	TrainEngine engine;			/* the engine used: memory or aggregate */
+	bool		distributed;	/* aggregate engine over distributed work tables (Citus) */
 	/* what was read */
 	int64		n_rows;
 	int64		nnz;
@@ -101,6 +106,9 @@ typedef struct TrainRun
 	ReturnSetInfo *rsinfo;
 	instr_time	start;
 } TrainRun;
+
+static void StoreModel(TrainRun *run);
+static void UpdateModel(TrainRun *run);
 
 /* Get the seconds since a start time */
 static double
@@ -527,14 +535,12 @@ AppendJsonString(StringInfo s, const char *key, const char *value)
 		appendStringInfoString(s, "null");
 }
 
-/* store: the models row of the new version (config, weights, metrics) */
+/* Fill args[2..4] with the models row's config, weights and metrics */
 static void
-StoreModel(TrainRun *run)
+ModelRowValues(TrainRun *run, Datum *args)
 {
 	StringInfoData config;
 	StringInfoData metrics;
-	Oid			types[5] = {TEXTOID, INT4OID, TEXTOID, BYTEAOID, TEXTOID};
-	Datum		args[5];
 	const char *engine = run->engine == TRAIN_ENGINE_AGGREGATE ? "aggregate" : "memory";
 	bool		als = run->opts.method == TRAIN_ALS;
 	const char *solver = !als ? NULL : run->engine == TRAIN_ENGINE_AGGREGATE ? "cholesky" :
@@ -561,6 +567,8 @@ StoreModel(TrainRun *run)
 	appendStringInfoString(&config, ", ");
 	AppendJsonString(&config, "weight_column", run->src.weight_column);
 	appendStringInfoString(&config, "}, ");
+	if (run->distributed)
+		appendStringInfoString(&config, "\"distributed\": true, ");
 	AppendJsonString(&config, "objective",
 					 "sum_observed c (<x,y> - 1)^2 + gramian_weight * sum_unobserved <x,y>^2 + sum lambda |x|^2");
 	appendStringInfoString(&config, ", ");
@@ -571,9 +579,8 @@ StoreModel(TrainRun *run)
 					 ", \"n_rows\": " INT64_FORMAT "}",
 					 run->n_users, run->n_items, run->nnz, run->n_rows);
 
-	appendStringInfoChar(&run->log, ']');
 	initStringInfo(&metrics);
-	appendStringInfo(&metrics, "{\"log\": %s, \"train_seconds\": ", run->log.data);
+	appendStringInfo(&metrics, "{\"log\": %s], \"train_seconds\": ", run->log.data);
 	AppendJsonDouble(&metrics, SecondsSince(run->start));
 	appendStringInfoString(&metrics, ", \"load_seconds\": ");
 	AppendJsonDouble(&metrics, run->load_seconds);
@@ -585,15 +592,42 @@ StoreModel(TrainRun *run)
 						 total, run->mem_indexes, run->mem_confidences, run->mem_factors);
 	appendStringInfoChar(&metrics, '}');
 
-	args[0] = CStringGetTextDatum(run->model);
-	args[1] = Int32GetDatum(run->version);
 	args[2] = CStringGetTextDatum(config.data);
 	args[3] = PointerGetDatum(GramianWeights(run));
 	args[4] = CStringGetTextDatum(metrics.data);
+}
+
+/* store: the models row of the new version (config, weights, metrics) */
+static void
+StoreModel(TrainRun *run)
+{
+	Oid			types[5] = {TEXTOID, INT4OID, TEXTOID, BYTEAOID, TEXTOID};
+	Datum		args[5];
+
+	args[0] = CStringGetTextDatum(run->model);
+	args[1] = Int32GetDatum(run->version);
+	ModelRowValues(run, args);
 	if (SPI_execute_with_args("INSERT INTO recsys.models (name, version, kind, config, weights, metrics)"
 							  " VALUES ($1, $2, 'embeddings', CAST($3 AS pg_catalog.jsonb), $4,"
 							  " CAST($5 AS pg_catalog.jsonb))",
 							  5, types, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "storing model \"%s\" failed", run->model);
+}
+
+/* store: the final config, weights and metrics of a models row stored first */
+static void
+UpdateModel(TrainRun *run)
+{
+	Oid			types[5] = {TEXTOID, INT4OID, TEXTOID, BYTEAOID, TEXTOID};
+	Datum		args[5];
+
+	args[0] = CStringGetTextDatum(run->model);
+	args[1] = Int32GetDatum(run->version);
+	ModelRowValues(run, args);
+	if (SPI_execute_with_args("UPDATE recsys.models SET config = CAST($3 AS pg_catalog.jsonb), weights = $4,"
+							  " metrics = CAST($5 AS pg_catalog.jsonb)"
+							  " WHERE name OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2",
+							  5, types, args, NULL, false, 0) != SPI_OK_UPDATE || SPI_processed != 1)
 		elog(ERROR, "storing model \"%s\" failed", run->model);
 }
 
@@ -879,6 +913,283 @@ EpochsAggregate(TrainRun *run, MemoryContext context)
 				  pre, pre, pre, pre, pre, pre, pre), 0, NULL, NULL, SPI_OK_UTILITY);
 }
 
+/*
+ * Get whether the interactions are a hash-distributed Citus table (read
+ * from Citus's catalog through SPI, only when the extension exists: no
+ * link-time dependency on Citus)
+ */
+static bool
+IsDistributedSource(Oid relid)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(relid)};
+
+	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension"
+					" WHERE extname OPERATOR(pg_catalog.=) 'citus'", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "reading pg_extension failed");
+	if (SPI_processed == 0)
+		return false;
+	if (SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_dist_partition"
+							  " WHERE CAST(logicalrelid AS pg_catalog.oid) OPERATOR(pg_catalog.=) $1"
+							  " AND partmethod OPERATOR(pg_catalog.=) 'h'",
+							  1, types, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "reading pg_dist_partition failed");
+	return SPI_processed > 0;
+}
+
+/* Get a count from column col of the single row of the last query */
+static int64
+CountValue(int col, MemoryContext context)
+{
+	bool		isnull;
+	Datum		d = FirstValue(col, &isnull, context);
+
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/*
+ * Create a work table of the distributed engine, hash-distributed by its
+ * first column (int8: every work table lands in one colocation group)
+ */
+static void
+DistributedWorkTable(const char *pre, const char *name, const char *key, const char *columns)
+{
+	char	   *qualified = psprintf("%s%s", pre, name);
+
+	Exec(psprintf("CREATE TABLE %s (%s pg_catalog.int8, %s)", qualified, key, columns),
+		 0, NULL, NULL, SPI_OK_UTILITY);
+	Exec(psprintf("SELECT pg_catalog.create_distributed_table(%s, %s)",
+				  quote_literal_cstr(qualified), quote_literal_cstr(key)),
+		 0, NULL, NULL, SPI_OK_SELECT);
+}
+
+/*
+ * epochs and store of als over distributed interactions (Citus): the
+ * aggregate engine's statements over distributed work tables in a schema
+ * this call creates and drops (temporary tables cannot be distributed; a
+ * rollback removes the schema and its shards on every node).  Pairs and
+ * entities are distributed by user and, in a copy, by item, all in one
+ * colocation group; each half epoch moves the other side's vectors to the
+ * pairs (a repartitioned INSERT .. SELECT), solves per entity with
+ * als_solve GROUP BY the distribution column (whole on the workers), and
+ * sums the k x k Gramian through Citus's partial aggregation.  The
+ * coordinator keeps the Gramians and the loop.  Every statement runs
+ * unprepared (SPI_execute*): Citus's cached plans of repartitioned
+ * INSERT .. SELECT can insert stale rows.
+ */
+static void
+EpochsDistributed(TrainRun *run, MemoryContext context)
+{
+	static uint32 calls = 0;
+	char	   *schema = psprintf("recsys_train_%d_%u", MyProcPid, ++calls);
+	char	   *pre = psprintf("%s.", quote_identifier(schema));
+	const char *ucol = quote_identifier(run->src.user_column);
+	const char *icol = quote_identifier(run->src.item_column);
+	char	   *wexpr = run->src.weight_column ?
+		psprintf("CAST(%s AS pg_catalog.float8)", quote_identifier(run->src.weight_column)) :
+		pstrdup("CAST(1 AS pg_catalog.float8)");
+	RowChecks	checks;
+	int64		positive;
+	Oid			types[5];
+	Datum		args[5];
+	Datum		g_items,
+				g_users;
+	bool		isnull;
+	int			k = run->dim;
+
+	/*
+	 * The models row first: Citus refuses to write a reference table that
+	 * others reference once a parallel operation ran in the transaction.
+	 * Its weights and metrics are updated at the end.
+	 */
+	run->item_gramian = palloc0(sizeof(double) * k * k);
+	StoreModel(run);
+	/* the schema before any parallel operation too (Citus's rule for schema DDL) */
+	Exec(psprintf("CREATE SCHEMA %s", quote_identifier(schema)), 0, NULL, NULL, SPI_OK_UTILITY);
+
+	/* the loader's checks, counted on the workers */
+	Exec(psprintf("SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE s.u IS NULL),"
+				  " pg_catalog.count(*) FILTER (WHERE s.i IS NULL),"
+				  " pg_catalog.count(*) FILTER (WHERE s.w IS NULL),"
+				  " pg_catalog.count(*) FILTER (WHERE s.w OPERATOR(pg_catalog.=) ANY"
+				  " (CAST('{NaN,Infinity,-Infinity}' AS pg_catalog.float8[]))),"
+				  " pg_catalog.count(*) FILTER (WHERE s.w OPERATOR(pg_catalog.<) 0),"
+				  " pg_catalog.count(*) FILTER (WHERE s.w OPERATOR(pg_catalog.>) 0"
+				  " AND s.u IS NOT NULL AND s.i IS NOT NULL)"
+				  " FROM (SELECT %s AS u, %s AS i, %s AS w FROM %s) s",
+				  ucol, icol, wexpr, run->source_name), 0, NULL, NULL, SPI_OK_SELECT);
+	run->n_rows = CountValue(1, context);
+	checks.null_user = CountValue(2, context);
+	checks.null_item = CountValue(3, context);
+	checks.null_weight = CountValue(4, context);
+	checks.bad_weight = CountValue(5, context);
+	checks.neg_weight = CountValue(6, context);
+	positive = CountValue(7, context);
+	InteractionsReportBadRows(&run->src, &checks, positive);
+
+	DistributedWorkTable(pre, "raw", "u", "i pg_catalog.int8, c pg_catalog.float8");
+	DistributedWorkTable(pre, "pu", "u", "i pg_catalog.int8, c pg_catalog.float8");
+	DistributedWorkTable(pre, "pi", "i", "u pg_catalog.int8, c pg_catalog.float8");
+	DistributedWorkTable(pre, "eu", "id", "n pg_catalog.float8, lam pg_catalog.float8");
+	DistributedWorkTable(pre, "ei", "id", "n pg_catalog.float8, lam pg_catalog.float8");
+	DistributedWorkTable(pre, "xu", "id", "v pg_catalog.float4[], part pg_catalog.float8");
+	DistributedWorkTable(pre, "yi", "id", "v pg_catalog.float4[], part pg_catalog.float8");
+	DistributedWorkTable(pre, "ru", "u", "c pg_catalog.float8, v pg_catalog.float4[]");
+	DistributedWorkTable(pre, "ri", "i", "c pg_catalog.float8, v pg_catalog.float4[]");
+
+	/* distinct pairs of positive weight, by user and by item; entities with their lambda */
+	Exec(psprintf("INSERT INTO %sraw (u, i, c) SELECT CAST(%s AS pg_catalog.int8),"
+				  " CAST(%s AS pg_catalog.int8), %s FROM %s",
+				  pre, ucol, icol, wexpr, run->source_name), 0, NULL, NULL, SPI_OK_INSERT);
+	Exec(psprintf("INSERT INTO %spu (u, i, c) SELECT r.u, r.i, pg_catalog.sum(r.c) FROM %sraw r"
+				  " GROUP BY r.u, r.i HAVING pg_catalog.sum(r.c) OPERATOR(pg_catalog.>) 0", pre, pre),
+		 0, NULL, NULL, SPI_OK_INSERT);
+	Exec(psprintf("TRUNCATE %sraw", pre), 0, NULL, NULL, SPI_OK_UTILITY);
+	Exec(psprintf("INSERT INTO %spi (i, u, c) SELECT p.i, p.u, p.c FROM %spu p", pre, pre),
+		 0, NULL, NULL, SPI_OK_INSERT);
+	Exec(psprintf("INSERT INTO %seu (id, n) SELECT p.u, CAST(pg_catalog.count(*) AS pg_catalog.float8)"
+				  " FROM %spu p GROUP BY p.u", pre, pre), 0, NULL, NULL, SPI_OK_INSERT);
+	Exec(psprintf("INSERT INTO %sei (id, n) SELECT p.i, CAST(pg_catalog.count(*) AS pg_catalog.float8)"
+				  " FROM %spi p GROUP BY p.i", pre, pre), 0, NULL, NULL, SPI_OK_INSERT);
+	Exec(psprintf("SELECT (SELECT pg_catalog.count(*) FROM %spu), (SELECT pg_catalog.count(*) FROM %seu),"
+				  " (SELECT pg_catalog.count(*) FROM %sei)", pre, pre, pre), 0, NULL, NULL, SPI_OK_SELECT);
+	run->nnz = CountValue(1, context);
+	run->n_users = (int32) CountValue(2, context);
+	run->n_items = (int32) CountValue(3, context);
+	types[0] = types[1] = types[2] = FLOAT8OID;
+	args[0] = Float8GetDatum(run->l2);
+	args[2] = Float8GetDatum(run->opts.nu);
+	args[1] = Float8GetDatum(run->gramian_weight * run->n_items);
+	Exec(psprintf("UPDATE %seu e SET lam = $1 OPERATOR(pg_catalog.*)"
+				  " pg_catalog.power(e.n OPERATOR(pg_catalog.+) $2, $3)", pre),
+		 3, types, args, SPI_OK_UPDATE);
+	args[1] = Float8GetDatum(run->gramian_weight * run->n_users);
+	Exec(psprintf("UPDATE %sei e SET lam = $1 OPERATOR(pg_catalog.*)"
+				  " pg_catalog.power(e.n OPERATOR(pg_catalog.+) $2, $3)", pre),
+		 3, types, args, SPI_OK_UPDATE);
+
+	/* the same initial item vectors as the other engines, computed on the workers */
+	types[0] = INT4OID;
+	types[1] = INT8OID;
+	types[2] = FLOAT8OID;
+	args[0] = Int32GetDatum(k);
+	args[1] = Int64GetDatum(run->opts.seed * 2 + 1);
+	args[2] = Float8GetDatum(run->opts.init_scale);
+	Exec(psprintf("INSERT INTO %syi (id, v) SELECT e.id, recsys.embedding_init(e.id, $1, $2, $3)"
+				  " FROM %sei e", pre, pre), 3, types, args, SPI_OK_INSERT);
+	Exec(psprintf("SELECT recsys.gramian(t.v) FROM %syi t", pre), 0, NULL, NULL, SPI_OK_SELECT);
+	g_items = FirstValue(1, &isnull, context);
+
+	for (int ep = 1; ep <= run->epochs; ep++)
+	{
+		instr_time	t0;
+		double		observed,
+					gramian,
+					l2;
+		double	   *gu,
+				   *gi;
+		int			r1,
+					c1;
+
+		INSTR_TIME_SET_CURRENT(t0);
+		run->epoch_cpu = CpuSeconds();
+		/* item vectors to the pairs by user (repartitioned), then per-user solves */
+		Exec(psprintf("TRUNCATE %sru, %sxu", pre, pre), 0, NULL, NULL, SPI_OK_UTILITY);
+		Exec(psprintf("INSERT INTO %sru (u, c, v) SELECT p.u, p.c, t.v FROM %spi p JOIN %syi t"
+					  " ON t.id OPERATOR(pg_catalog.=) p.i", pre, pre, pre), 0, NULL, NULL, SPI_OK_INSERT);
+		types[0] = FLOAT8ARRAYOID;
+		types[1] = FLOAT8OID;
+		args[0] = g_items;
+		args[1] = Float8GetDatum(run->gramian_weight);
+		Exec(psprintf("INSERT INTO %sxu (id, v) SELECT r.u, recsys.als_solve(r.v, r.c, $1, $2, e.lam)"
+					  " FROM %sru r JOIN %seu e ON e.id OPERATOR(pg_catalog.=) r.u GROUP BY r.u",
+					  pre, pre, pre), 2, types, args, SPI_OK_INSERT);
+		Exec(psprintf("SELECT recsys.gramian(t.v) FROM %sxu t", pre), 0, NULL, NULL, SPI_OK_SELECT);
+		g_users = FirstValue(1, &isnull, context);
+
+		/* user vectors to the pairs by item, then per-item solves with their observed loss */
+		Exec(psprintf("TRUNCATE %sri, %syi", pre, pre), 0, NULL, NULL, SPI_OK_UTILITY);
+		Exec(psprintf("INSERT INTO %sri (i, c, v) SELECT p.i, p.c, t.v FROM %spu p JOIN %sxu t"
+					  " ON t.id OPERATOR(pg_catalog.=) p.u", pre, pre, pre), 0, NULL, NULL, SPI_OK_INSERT);
+		types[2] = INT4OID;
+		types[3] = INT4OID;
+		args[0] = g_users;
+		args[2] = Int32GetDatum(k);
+		args[3] = Int32GetDatum(k + 1);
+		Exec(psprintf("INSERT INTO %syi (id, v, part) SELECT s.i, CAST(s.r[1:$3] AS pg_catalog.float4[]), s.r[$4]"
+					  " FROM (SELECT r.i, recsys.als_solve_objective(r.v, r.c, $1, $2, e.lam) AS r"
+					  " FROM %sri r JOIN %sei e ON e.id OPERATOR(pg_catalog.=) r.i GROUP BY r.i) s",
+					  pre, pre, pre), 4, types, args, SPI_OK_INSERT);
+		Exec(psprintf("SELECT recsys.gramian(t.v), pg_catalog.sum(t.part) FROM %syi t", pre),
+			 0, NULL, NULL, SPI_OK_SELECT);
+		g_items = FirstValue(1, &isnull, context);
+		observed = DatumGetFloat8(FirstValue(2, &isnull, context));
+		Exec(psprintf("SELECT pg_catalog.sum(e.lam OPERATOR(pg_catalog.*) recsys.dot(t.v, t.v))"
+					  " FROM %sxu t JOIN %seu e ON e.id OPERATOR(pg_catalog.=) t.id", pre, pre),
+			 0, NULL, NULL, SPI_OK_SELECT);
+		l2 = DatumGetFloat8(FirstValue(1, &isnull, context));
+		Exec(psprintf("SELECT pg_catalog.sum(e.lam OPERATOR(pg_catalog.*) recsys.dot(t.v, t.v))"
+					  " FROM %syi t JOIN %sei e ON e.id OPERATOR(pg_catalog.=) t.id", pre, pre),
+			 0, NULL, NULL, SPI_OK_SELECT);
+		l2 += DatumGetFloat8(FirstValue(1, &isnull, context));
+		gu = MatrixGetDoubles(DatumGetArrayTypeP(g_users), &r1, &c1);
+		gi = MatrixGetDoubles(DatumGetArrayTypeP(g_items), &r1, &c1);
+		gramian = 0.0;
+		for (size_t t = 0; t < (size_t) k * k; t++)
+			gramian += gu[t] * gi[t];
+		gramian *= run->gramian_weight;
+		pfree(gu);
+		run->item_gramian = gi;
+		EmitEpoch(run, ep, observed + gramian + l2, observed, gramian, l2, SecondsSince(t0));
+	}
+
+	/*
+	 * store: the vectors from the work tables (RETURNING: see WriteVectors),
+	 * in slices of ids: Citus gathers each slice on the coordinator to write
+	 * the reference tables, and its memory grows with the slice
+	 */
+	types[0] = TEXTOID;
+	types[1] = INT4OID;
+	types[2] = INT8OID;
+	types[3] = INT8OID;
+	args[0] = CStringGetTextDatum(run->model);
+	args[1] = Int32GetDatum(run->version);
+	for (int side = 0; side < 2; side++)
+	{
+		int64		n = side == 0 ? run->n_users : run->n_items;
+		int64		slices = Max(1, (n + TRAIN_DIST_WRITE_ROWS - 1) / TRAIN_DIST_WRITE_ROWS);
+		char	   *sql = side == 0 ?
+			psprintf("WITH w AS (INSERT INTO recsys.user_vectors (model, version, id, embedding, seen)"
+					 " SELECT $1, $2, t.id, t.v, s.seen FROM %sxu t"
+					 " JOIN (SELECT p.u, pg_catalog.array_agg(p.i ORDER BY p.i) AS seen FROM %spu p"
+					 " WHERE pg_catalog.abs(p.u OPERATOR(pg_catalog.%%) $3) OPERATOR(pg_catalog.=) $4 GROUP BY p.u) s"
+					 " ON s.u OPERATOR(pg_catalog.=) t.id"
+					 " WHERE pg_catalog.abs(t.id OPERATOR(pg_catalog.%%) $3) OPERATOR(pg_catalog.=) $4"
+					 " RETURNING 1) SELECT pg_catalog.count(*) FROM w", pre, pre) :
+			psprintf("WITH w AS (INSERT INTO recsys.item_vectors (model, version, id, embedding)"
+					 " SELECT $1, $2, t.id, t.v FROM %syi t"
+					 " WHERE pg_catalog.abs(t.id OPERATOR(pg_catalog.%%) $3) OPERATOR(pg_catalog.=) $4"
+					 " RETURNING 1) SELECT pg_catalog.count(*) FROM w", pre);
+		int64		written = 0;
+
+		args[2] = Int64GetDatum(slices);
+		for (int64 b = 0; b < slices; b++)
+		{
+			args[3] = Int64GetDatum(b);
+			Exec(sql, 4, types, args, SPI_OK_SELECT);
+			written += CountValue(1, context);
+		}
+		if (written != n)
+			elog(ERROR, "wrote " INT64_FORMAT " of " INT64_FORMAT " %s vectors", written, n,
+				 side == 0 ? "user" : "item");
+	}
+	UpdateModel(run);
+	/* by name: DROP SCHEMA CASCADE would list every table in a NOTICE */
+	Exec(psprintf("DROP TABLE %sraw, %spu, %spi, %seu, %sei, %sxu, %syi, %sru, %sri",
+				  pre, pre, pre, pre, pre, pre, pre, pre, pre), 0, NULL, NULL, SPI_OK_UTILITY);
+	Exec(psprintf("DROP SCHEMA %s", quote_identifier(schema)), 0, NULL, NULL, SPI_OK_UTILITY);
+}
+
 PG_FUNCTION_INFO_V1(train_embeddings);
 /*
  * Train user and item embeddings over an interactions relation and store
@@ -912,10 +1223,19 @@ train_embeddings(PG_FUNCTION_ARGS)
 	/* epochs, then store */
 	if (run.opts.method == TRAIN_ALS)
 	{
-		if (run.opts.engine != TRAIN_ENGINE_AGGREGATE)
+		if (run.opts.engine != TRAIN_ENGINE_MEMORY && IsDistributedSource(run.src.relid))
+		{
+			if (run.opts.engine == TRAIN_ENGINE_AUTO)
+				ereport(NOTICE,
+						(errmsg("interactions of %s are a distributed table: using the aggregate engine on the workers",
+								run.source_name),
+						 errhint("Set options.engine to memory to train in this backend from rows read through the coordinator.")));
+			run.distributed = true;
+		}
+		else if (run.opts.engine != TRAIN_ENGINE_AGGREGATE)
 			loaded = LoadForMemory(&run, &data, run.opts.engine == TRAIN_ENGINE_MEMORY ?
 								   MaxAllocHugeSize : TrainingBudget());
-		else
+		else if (!run.distributed)
 		{
 			/* the aggregate engine reads the source in SQL, after the same checks */
 			InteractionsLoad(&run.src, &data, 0, 0, &unused);
@@ -932,6 +1252,11 @@ train_embeddings(PG_FUNCTION_ARGS)
 			StoreModel(&run);
 			WriteVectors(&run, &data, true, x);
 			WriteVectors(&run, &data, false, y);
+		}
+		else if (run.distributed)
+		{
+			run.engine = TRAIN_ENGINE_AGGREGATE;
+			EpochsDistributed(&run, context);
 		}
 		else
 		{
