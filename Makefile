@@ -37,7 +37,7 @@ SHLIB_LINK   = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm
 PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 # Targets that install what they need first, so they run without pg_config.
-SELF_INSTALLING = deps demo test test-citus bench fuzz valgrind
+SELF_INSTALLING = deps demo test test-citus bench bench-citus fuzz valgrind
 ifneq ($(wildcard $(PGXS)),)
 include $(PGXS)
 else ifneq ($(filter-out $(SELF_INSTALLING),$(or $(MAKECMDGOALS),all)),)
@@ -50,7 +50,7 @@ recsys--$(EXTVERSION).sql: $(SQL_PARTS)
 recsys--0.1.0--$(EXTVERSION).sql: src/sql/upgrade/0.1.0--$(EXTVERSION).sql $(SQL_OBJECTS)
 	cat $^ > $@
 
-.PHONY: deps demo test test-citus bench fuzz valgrind prove_installcheck
+.PHONY: deps demo test test-citus bench bench-citus fuzz valgrind prove_installcheck
 
 # Install whatever Debian packages are missing (idempotent, quiet when all present).
 deps:
@@ -82,6 +82,12 @@ bench:
 	bash test/harness/deps.sh bench
 	$(MAKE) all RECSYS_WERROR=1
 	bash test/harness/with_cluster.sh bench
+
+# Distributed training against one node on a throwaway Citus cluster (heavy; not part of CI).
+bench-citus:
+	bash test/harness/deps.sh bench
+	$(MAKE) all RECSYS_WERROR=1
+	bash test/harness/with_citus.sh run bash test/citus/bench/training.sh
 
 # Fuzz the safetensors parser and every aggregate state with libFuzzer, FUZZ_SECONDS per target (not part of CI).
 fuzz: deps

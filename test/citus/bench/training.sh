@@ -1,7 +1,7 @@
 #!/bin/bash
 # Distributed ALS training against single-node training on the same data, on
 # the cluster of test/harness/with_citus.sh (coordinator + 2 workers):
-#   RECSYS_PG_ROOT=... bash test/harness/with_citus.sh run bash test/bench/citus_training/run.sh
+#   make bench-citus   (or: bash test/harness/with_citus.sh run bash test/citus/bench/training.sh)
 # For each size: seconds per epoch of the aggregate engine over a local table
 # on the coordinator and over the same rows distributed by user, and the peak
 # resident memory (VmHWM) of the coordinator's backend for each training, its
