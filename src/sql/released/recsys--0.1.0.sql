@@ -3,7 +3,7 @@
 \echo Use "CREATE EXTENSION recsys" to load this file. \quit
 
 COMMENT ON SCHEMA recsys IS 'recsys: Gramian embeddings, stored MMoE models, uncertainty-weighted losses';
--- The model store shared by embeddings and MMoE models (api.md section 3)
+-- The model store shared by embeddings and MMoE models
 
 CREATE TABLE recsys.models (
 	name		text NOT NULL CHECK (name <> ''),
@@ -74,7 +74,7 @@ END
 $$;
 COMMENT ON FUNCTION recsys.drop_model(text, int) IS
 	'delete one version of a model, or all its versions when version is NULL; returns the number deleted';
--- Vector products and the Gramian aggregate (api.md section 1)
+-- Vector products and the Gramian aggregate
 
 CREATE FUNCTION recsys.dot(a real[], b real[]) RETURNS double precision
 	AS 'MODULE_PATHNAME', 'vector_dot' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
@@ -138,7 +138,7 @@ CREATE AGGREGATE recsys.gramian(v double precision[], w double precision) (
 	COMBINEFUNC = recsys.gramian_combine, FINALFUNC = recsys.gramian_final,
 	PARALLEL = SAFE);
 COMMENT ON AGGREGATE recsys.gramian(double precision[], double precision) IS 'weighted Gramian sum of w v v^T over rows; rows with a NULL vector or weight skipped';
--- Gramian-regularized embeddings (api.md section 2, algorithms.md sections 1-2)
+-- Gramian-regularized embeddings
 --
 -- Objective of every method (Hu et al. with a Gramian-weighted unobserved term):
 --   L = sum_{(u,i) observed} c_ui (<x_u, y_i> - 1)^2
@@ -652,7 +652,7 @@ CREATE FUNCTION recsys.recommend(model_name text, user_id bigint, k int DEFAULT 
 	AS 'MODULE_PATHNAME', 'embedding_recommend' LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 10;
 COMMENT ON FUNCTION recsys.recommend(text, bigint, int, boolean) IS
 	'top-k items of a user by <x_u, y_i> under the newest version of an embeddings model, best first (ties: smaller id), without the user''s training items when exclude_seen; no rows for an unknown user';
--- Stored MMoE models: import/export (safetensors), scoring (api.md section 3)
+-- Stored MMoE models: import/export (safetensors), scoring
 
 CREATE FUNCTION recsys.mmoe_validate(weights bytea, config jsonb DEFAULT NULL)
 	RETURNS TABLE(valid_config jsonb, safetensors bytea)
@@ -779,7 +779,7 @@ CREATE FUNCTION recsys.model_cache()
 	AS 'MODULE_PATHNAME', 'model_cache' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION recsys.model_cache() IS
 	'the parsed MMoE models this backend caches: memory, statement-level lookups served, statements pinning it, load time';
--- Uncertainty-weighted multi-task losses and predictive uncertainty (api.md section 4)
+-- Uncertainty-weighted multi-task losses and predictive uncertainty
 --
 -- s = log sigma^2 per task.  Regression: 0.5 exp(-s) L + 0.5 s; classification:
 -- exp(-s) L + 0.5 s (Kendall, Gal & Cipolla, CVPR 2018).
@@ -882,7 +882,7 @@ CREATE AGGREGATE recsys.predictive_variance(mean double precision, variance doub
 	PARALLEL = SAFE);
 COMMENT ON AGGREGATE recsys.predictive_variance(double precision, double precision) IS
 	'predictive uncertainty over MC-dropout samples: {epistemic, aleatoric, total} = {population variance of the means, mean of the variances, their sum}; rows with a NULL skipped';
--- Evaluation functions and aggregates (api.md section 2)
+-- Evaluation functions and aggregates
 
 CREATE FUNCTION recsys.recall_at_k(recommended bigint[], relevant bigint[], k int) RETURNS double precision
 	AS 'MODULE_PATHNAME', 'recall_at_k' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
