@@ -90,8 +90,12 @@ InitAlsState(int dim, ArrayType *g, double gramian_weight, double l2)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("als_solve state of dimension %d is too large", dim)));
-	state = (AlsState *) palloc(size);
-	memset(state, 0, offsetof(AlsState, data));
+	/*
+	 * Zeroed as a whole, the row buffer too: a state can leave the function
+	 * (as a value, a parallel worker's partial state or a Citus partial
+	 * aggregate), and must not carry stale backend memory with it.
+	 */
+	state = (AlsState *) palloc0(size);
 	SET_VARSIZE(state, size);
 	state->hdr.magic = ALS_MAGIC;
 	state->hdr.version = ALS_VERSION;
@@ -100,8 +104,6 @@ InitAlsState(int dim, ArrayType *g, double gramian_weight, double l2)
 	state->gramian_weight = gramian_weight;
 	state->l2 = l2;
 	memcpy(AlsGramian(state), gm, sizeof(double) * dim * dim);
-	/* A and b start at zero; the buffer needs no initial value */
-	memset(AlsMatrix(state), 0, sizeof(double) * ((Size) dim * dim + dim));
 	pfree(gm);
 	return state;
 }
