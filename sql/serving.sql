@@ -63,6 +63,7 @@ SELECT pg_temp.err($$SELECT * FROM recsys.recommend('hand', 1, version => 0)$$);
 SELECT pg_temp.err($$SELECT * FROM recsys.recommend('an mmoe', 1)$$);
 SELECT pg_temp.err($$SELECT * FROM recsys.recommend('', 1)$$);
 SELECT pg_temp.err($$SELECT * FROM recsys.recommend_all('hand', 2, '{{1}}')$$);
+SELECT pg_temp.err($$SELECT * FROM recsys.recommend_all('hand', 2, '{1,NULL}')$$);
 SELECT pg_temp.err($$SELECT * FROM recsys.user_embeddings('hand', 0)$$);
 SELECT pg_temp.err($$SELECT * FROM recsys.item_embeddings('hand', 3)$$);
 SELECT pg_temp.err($$SELECT * FROM recsys.item_embeddings('an mmoe')$$);

@@ -422,6 +422,10 @@ embedding_recommend_all(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 					 errmsg("users must be a one-dimensional array")));
+		if (array_contains_nulls(users))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("users must not contain NULL")));
 	}
 	InitMaterializedSRF(fcinfo, 0);
 	m = GetModel(fcinfo, ARG_ALL_MODEL, ARG_ALL_VERSION);
