@@ -47,6 +47,7 @@
 #include "arrays.h"
 #include "embeddings.h"
 #include "interactions.h"
+#include "linalg.h"
 #include "model_store.h"
 #include "recsys.h"
 #include "spi_safe.h"
@@ -749,6 +750,49 @@ FirstValue(int col, bool *isnull, MemoryContext context)
 }
 
 /*
+ * Fill the item-vector work table `into` with the deterministic initial
+ * vectors of the ids in `from` (the memory engine's), and get their Gramian
+ * (a float8[][] Datum in context)
+ */
+static Datum
+SeedItemVectors(const TrainRun *run, const char *into, const char *from, bool analyze,
+				MemoryContext context)
+{
+	Oid			types[3] = {INT4OID, INT8OID, FLOAT8OID};
+	Datum		args[3];
+	bool		isnull;
+
+	args[0] = Int32GetDatum(run->dim);
+	args[1] = Int64GetDatum(run->opts.seed * 2 + 1);
+	args[2] = Float8GetDatum(run->opts.init_scale);
+	Exec(psprintf("INSERT INTO %s (id, v) SELECT e.id, recsys.embedding_init(e.id, $1, $2, $3)"
+				  " FROM %s e", into, from), 3, types, args, SPI_OK_INSERT);
+	if (analyze)
+		Exec(psprintf("ANALYZE %s (id)", into), 0, NULL, NULL, SPI_OK_UTILITY);
+	Exec(psprintf("SELECT recsys.gramian(t.v) FROM %s t", into), 0, NULL, NULL, SPI_OK_SELECT);
+	return FirstValue(1, &isnull, context);
+}
+
+/*
+ * Close an epoch of an aggregate engine: the Gramian term w <Gu, Gi>_F from
+ * the two sides' Gramians, the item Gramian kept for the model, the epoch row
+ */
+static void
+FinishAggregateEpoch(TrainRun *run, int epoch, Datum g_users, Datum g_items, double observed,
+					 double l2, instr_time t0)
+{
+	int			rows,
+				cols;
+	double	   *gu = MatrixGetDoubles(DatumGetArrayTypeP(g_users), &rows, &cols);
+	double	   *gi = MatrixGetDoubles(DatumGetArrayTypeP(g_items), &rows, &cols);
+	double		gramian = run->gramian_weight * LinalgDot(rows * cols, gu, gi);
+
+	pfree(gu);
+	run->item_gramian = gi;
+	EmitEpoch(run, epoch, observed + gramian + l2, observed, gramian, l2, SecondsSince(t0));
+}
+
+/*
  * epochs and store of als on the aggregate engine: the recsys.als_solve
  * aggregate over work tables in pg_temp whose names are unique to this
  * call (backend pid and a counter) and dropped at the end
@@ -823,28 +867,13 @@ EpochsAggregate(TrainRun *run, MemoryContext context)
 				  " part pg_catalog.float8) ON COMMIT DROP", plain), 0, NULL, NULL, SPI_OK_UTILITY);
 
 	/* the same initial item vectors as the memory engine */
-	types[0] = INT4OID;
-	types[1] = INT8OID;
-	types[2] = FLOAT8OID;
-	args[0] = Int32GetDatum(k);
-	args[1] = Int64GetDatum(run->opts.seed * 2 + 1);
-	args[2] = Float8GetDatum(run->opts.init_scale);
-	Exec(psprintf("INSERT INTO %sv (id, v) SELECT it.id, recsys.embedding_init(it.id, $1, $2, $3)"
-				  " FROM %sitems it", pre, pre), 3, types, args, SPI_OK_INSERT);
-	Exec(psprintf("ANALYZE %sv (id)", pre), 0, NULL, NULL, SPI_OK_UTILITY);
-	Exec(psprintf("SELECT recsys.gramian(t.v) FROM %sv t", pre), 0, NULL, NULL, SPI_OK_SELECT);
-	g_items = FirstValue(1, &isnull, context);
+	g_items = SeedItemVectors(run, psprintf("%sv", pre), psprintf("%sitems", pre), true, context);
 
 	for (int ep = 1; ep <= run->epochs; ep++)
 	{
 		instr_time	t0;
 		double		observed,
-					gramian,
 					l2;
-		double	   *gu,
-				   *gi;
-		int			r1,
-					c1;
 
 		INSTR_TIME_SET_CURRENT(t0);
 		run->epoch_cpu = CpuSeconds();
@@ -881,15 +910,7 @@ EpochsAggregate(TrainRun *run, MemoryContext context)
 					  " FROM %sv t JOIN %sitems e ON e.id OPERATOR(pg_catalog.=) t.id), 0)",
 					  pre, pre, pre, pre), 0, NULL, NULL, SPI_OK_SELECT);
 		l2 = DatumGetFloat8(FirstValue(1, &isnull, context));
-		gu = MatrixGetDoubles(DatumGetArrayTypeP(g_users), &r1, &c1);
-		gi = MatrixGetDoubles(DatumGetArrayTypeP(g_items), &r1, &c1);
-		gramian = 0.0;
-		for (size_t t = 0; t < (size_t) k * k; t++)
-			gramian += gu[t] * gi[t];
-		gramian *= run->gramian_weight;
-		pfree(gu);
-		run->item_gramian = gi;
-		EmitEpoch(run, ep, observed + gramian + l2, observed, gramian, l2, SecondsSince(t0));
+		FinishAggregateEpoch(run, ep, g_users, g_items, observed, l2, t0);
 	}
 
 	/* store: vectors from the work tables */
@@ -1069,27 +1090,13 @@ EpochsDistributed(TrainRun *run, MemoryContext context)
 		 3, types, args, SPI_OK_UPDATE);
 
 	/* the same initial item vectors as the other engines, computed on the workers */
-	types[0] = INT4OID;
-	types[1] = INT8OID;
-	types[2] = FLOAT8OID;
-	args[0] = Int32GetDatum(k);
-	args[1] = Int64GetDatum(run->opts.seed * 2 + 1);
-	args[2] = Float8GetDatum(run->opts.init_scale);
-	Exec(psprintf("INSERT INTO %syi (id, v) SELECT e.id, recsys.embedding_init(e.id, $1, $2, $3)"
-				  " FROM %sei e", pre, pre), 3, types, args, SPI_OK_INSERT);
-	Exec(psprintf("SELECT recsys.gramian(t.v) FROM %syi t", pre), 0, NULL, NULL, SPI_OK_SELECT);
-	g_items = FirstValue(1, &isnull, context);
+	g_items = SeedItemVectors(run, psprintf("%syi", pre), psprintf("%sei", pre), false, context);
 
 	for (int ep = 1; ep <= run->epochs; ep++)
 	{
 		instr_time	t0;
 		double		observed,
-					gramian,
 					l2;
-		double	   *gu,
-				   *gi;
-		int			r1,
-					c1;
 
 		INSTR_TIME_SET_CURRENT(t0);
 		run->epoch_cpu = CpuSeconds();
@@ -1132,15 +1139,7 @@ EpochsDistributed(TrainRun *run, MemoryContext context)
 					  " FROM %syi t JOIN %sei e ON e.id OPERATOR(pg_catalog.=) t.id", pre, pre),
 			 0, NULL, NULL, SPI_OK_SELECT);
 		l2 += DatumGetFloat8(FirstValue(1, &isnull, context));
-		gu = MatrixGetDoubles(DatumGetArrayTypeP(g_users), &r1, &c1);
-		gi = MatrixGetDoubles(DatumGetArrayTypeP(g_items), &r1, &c1);
-		gramian = 0.0;
-		for (size_t t = 0; t < (size_t) k * k; t++)
-			gramian += gu[t] * gi[t];
-		gramian *= run->gramian_weight;
-		pfree(gu);
-		run->item_gramian = gi;
-		EmitEpoch(run, ep, observed + gramian + l2, observed, gramian, l2, SecondsSince(t0));
+		FinishAggregateEpoch(run, ep, g_users, g_items, observed, l2, t0);
 	}
 
 	/*
