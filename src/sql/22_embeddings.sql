@@ -16,18 +16,12 @@ BEGIN
 	IF version < 1 THEN
 		RAISE EXCEPTION 'version must be at least 1' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	-- the version (and its errors) as every model function resolves it
+	v := recsys.resolve_model_version(model, version);
 	-- this node's placement on Citus (see recsys.store_relation)
-	EXECUTE format('SELECT m.version, m.kind FROM %s m'
-		' WHERE m.name OPERATOR(pg_catalog.=) $1'
-		' AND ($2 IS NULL OR m.version OPERATOR(pg_catalog.=) $2)'
-		' ORDER BY m.version DESC LIMIT 1', recsys.store_relation('models'))
-		INTO v, k USING model, version;
-	IF v IS NULL THEN
-		IF version IS NULL THEN
-			RAISE EXCEPTION 'model "%" does not exist', model USING ERRCODE = 'undefined_object';
-		END IF;
-		RAISE EXCEPTION 'model "%" has no version %', model, version USING ERRCODE = 'undefined_object';
-	END IF;
+	EXECUTE format('SELECT m.kind FROM %s m WHERE m.name OPERATOR(pg_catalog.=) $1'
+		' AND m.version OPERATOR(pg_catalog.=) $2', recsys.store_relation('models'))
+		INTO k USING model, v;
 	IF k OPERATOR(pg_catalog.<>) 'embeddings' THEN
 		RAISE EXCEPTION 'model "%" version % is of kind "%", not "embeddings"', model, v, k
 			USING ERRCODE = 'wrong_object_type';
