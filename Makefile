@@ -6,7 +6,7 @@
 EXTENSION    = recsys
 EXTVERSION   = 0.2.0
 MODULE_big   = recsys
-OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/*/*.c)))
 DATA_built   = recsys--$(EXTVERSION).sql recsys--0.1.0--$(EXTVERSION).sql
 # Released install scripts stay as they were shipped, so that a database
 # created with an earlier version can be updated with ALTER EXTENSION.

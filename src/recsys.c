@@ -9,11 +9,11 @@
 #include "fmgr.h"
 #include "utils/guc.h"
 
-#include "embeddings.h"
-#include "linalg.h"
-#include "mmoe.h"
-#include "model_store.h"
-#include "recsys.h"
+#include "embeddings/kind.h"
+#include "kernel/linalg.h"
+#include "mmoe/mmoe.h"
+#include "store/model_store.h"
+#include "settings.h"
 
 PG_MODULE_MAGIC;
 

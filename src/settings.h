@@ -1,9 +1,9 @@
 /*
- * recsys.h
+ * settings.h
  *		Settings shared by every recsys module.
  */
-#ifndef RECSYS_H
-#define RECSYS_H
+#ifndef RECSYS_SETTINGS_H
+#define RECSYS_SETTINGS_H
 
 /* Largest vector length accepted anywhere (GUC recsys.max_dim). */
 extern int	recsys_max_dim;

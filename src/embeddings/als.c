@@ -1,5 +1,5 @@
 /*
- * als.c
+ * embeddings/als.c
  *		The recsys.als_solve aggregate: the closed-form implicit-ALS update of
  *		one entity (doc/math.md §2),
  *
@@ -32,11 +32,11 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
-#include "aggstate.h"
-#include "als.h"
-#include "arrays.h"
-#include "rankbuffer.h"
-#include "recsys.h"
+#include "store/aggstate.h"
+#include "embeddings/als.h"
+#include "store/arrays.h"
+#include "kernel/rankbuffer.h"
+#include "settings.h"
 
 /* Check that gramian_weight and l2 are usable numbers */
 static void

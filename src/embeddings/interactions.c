@@ -1,5 +1,5 @@
 /*
- * interactions.c
+ * embeddings/interactions.c
  *		Reading and checking training interactions (see interactions.h).
  *
  * The source is read once with an SPI cursor in blocks.  Kept rows (weight
@@ -26,9 +26,9 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
-#include "interactions.h"
-#include "spi_safe.h"
-#include "rng.h"
+#include "embeddings/interactions.h"
+#include "store/spi_safe.h"
+#include "kernel/rng.h"
 
 #define INTERACTIONS_FETCH_ROWS 10000
 #define INTERACTIONS_CHECK_MASK 0xFFFFF

@@ -1,5 +1,5 @@
 /*
- * interactions.h
+ * embeddings/interactions.h
  *		The one reader of training interactions: checks the columns of the
  *		source relation, reads it once through an SPI cursor in blocks,
  *		checks every row (NULLs, NaN/infinite/negative weights, counted and

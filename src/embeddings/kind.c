@@ -1,5 +1,5 @@
 /*
- * embeddings.c
+ * embeddings/kind.c
  *		Seeded initial vectors for the embedding trainers, and the
  *		"embeddings" kind of the model store: the loader that turns a stored
  *		version into the item matrix (ids ascending) and the item Gramian
@@ -26,12 +26,12 @@
 #include "utils/memutils.h"
 #include "utils/jsonb.h"
 
-#include "arrays.h"
-#include "embeddings.h"
-#include "linalg.h"
-#include "recsys.h"
-#include "rng.h"
-#include "safetensors.h"
+#include "store/arrays.h"
+#include "embeddings/kind.h"
+#include "kernel/linalg.h"
+#include "settings.h"
+#include "kernel/rng.h"
+#include "store/safetensors.h"
 
 #define EMBEDDING_FETCH_ROWS 4096
 

@@ -1,5 +1,5 @@
 /*
- * embeddings.h
+ * embeddings/kind.h
  *		Embeddings models: deterministic initial vectors for the trainers, and
  *		the "embeddings" kind of the model store (item matrix and Gramian of
  *		a stored version, as serving uses them).
@@ -9,8 +9,8 @@
 
 #include "postgres.h"
 
-#include "foldin.h"
-#include "model_store.h"
+#include "kernel/foldin.h"
+#include "store/model_store.h"
 
 /* Tensor of models.weights that holds the item Gramian Y^T Y (F64 [dim, dim]) */
 #define EMBEDDING_GRAMIAN_TENSOR "item_gramian"

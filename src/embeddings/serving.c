@@ -1,5 +1,5 @@
 /*
- * serving.c
+ * embeddings/serving.c
  *		SQL entry points that serve embeddings models: recommend,
  *		recommend_all, fold_in, recommend_for_items and
  *		recommend_all_for_items.
@@ -29,12 +29,12 @@
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
-#include "arrays.h"
-#include "embeddings.h"
-#include "foldin.h"
-#include "model_store.h"
-#include "spi_safe.h"
-#include "topk.h"
+#include "store/arrays.h"
+#include "embeddings/kind.h"
+#include "kernel/foldin.h"
+#include "store/model_store.h"
+#include "store/spi_safe.h"
+#include "kernel/topk.h"
 
 /* Most bytes of scores one block of users holds */
 #define SERVE_BLOCK_BYTES (8 * 1024 * 1024)

@@ -1,5 +1,5 @@
 /*
- * sgd.c
+ * embeddings/sgd.c
  *		SGD training of Gramian-regularized embeddings (Krichene et al., ICLR
  *		2019) over the interactions loaded by interactions.c:
  *
@@ -40,13 +40,13 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
-#include "embeddings.h"
-#include "interactions.h"
-#include "linalg.h"
-#include "recsys.h"
-#include "rng.h"
-#include "sgd.h"
-#include "train_options.h"
+#include "embeddings/kind.h"
+#include "embeddings/interactions.h"
+#include "kernel/linalg.h"
+#include "settings.h"
+#include "kernel/rng.h"
+#include "embeddings/sgd.h"
+#include "embeddings/train_options.h"
 
 #define SGD_GRAM_ROWS 256
 

@@ -1,5 +1,5 @@
 /*
- * sgd.h
+ * embeddings/sgd.h
  *		SGD epochs for Gramian-regularized embeddings:
  *		SOGram (moving-average Gramian estimates), SAGram (cached per-entity
  *		outer products) and the sampled-negatives baseline.
@@ -9,8 +9,8 @@
 
 #include "postgres.h"
 
-#include "interactions.h"
-#include "train_options.h"
+#include "embeddings/interactions.h"
+#include "embeddings/train_options.h"
 
 /* Which estimate of the Gramian term a method uses */
 typedef enum SgdMethod

@@ -1,5 +1,5 @@
 /*
- * train_embeddings.c
+ * embeddings/train.c
  *		recsys.train_embeddings: the driver of every embeddings training, in
  *		three pieces.
  *
@@ -43,17 +43,17 @@
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
-#include "als_engine.h"
-#include "arrays.h"
-#include "embeddings.h"
-#include "interactions.h"
-#include "linalg.h"
-#include "model_store.h"
-#include "recsys.h"
-#include "spi_safe.h"
-#include "safetensors.h"
-#include "sgd.h"
-#include "train_options.h"
+#include "kernel/als_engine.h"
+#include "store/arrays.h"
+#include "embeddings/kind.h"
+#include "embeddings/interactions.h"
+#include "kernel/linalg.h"
+#include "store/model_store.h"
+#include "settings.h"
+#include "store/spi_safe.h"
+#include "store/safetensors.h"
+#include "embeddings/sgd.h"
+#include "embeddings/train_options.h"
 
 /* Arguments of recsys.train_embeddings */
 #define ARG_MODEL 0

@@ -1,5 +1,5 @@
 /*
- * train_options.c
+ * embeddings/train_options.c
  *		The option table of train_embeddings and everything that reads it:
  *		validation of a method's options (defaults filled in), the resolved
  *		settings of the trainers, and the SQL functions that show the table
@@ -22,7 +22,7 @@
 #include "utils/numeric.h"
 #include "utils/tuplestore.h"
 
-#include "train_options.h"
+#include "embeddings/train_options.h"
 
 #define ALL_METHODS (TRAIN_ALS | TRAIN_SOGRAM | TRAIN_SAGRAM | TRAIN_SAMPLED)
 #define SGD_METHODS (TRAIN_SOGRAM | TRAIN_SAGRAM | TRAIN_SAMPLED)

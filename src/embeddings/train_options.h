@@ -1,5 +1,5 @@
 /*
- * train_options.h
+ * embeddings/train_options.h
  *		The one table of train_embeddings options (name, methods, type,
  *		default, range): validation, the resolved settings the trainers
  *		read, and recsys.embedding_options() that shows the table in SQL.

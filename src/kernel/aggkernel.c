@@ -1,5 +1,5 @@
 /*
- * aggkernel.c
+ * kernel/aggkernel.c
  *		Validators and update kernels of the bytea aggregate states.
  *
  * The validators check, against the actual byte size, everything the
@@ -13,9 +13,9 @@
  */
 #include <string.h>
 
-#include "aggkernel.h"
-#include "linalg.h"
-#include "recsys.h"
+#include "kernel/aggkernel.h"
+#include "kernel/linalg.h"
+#include "settings.h"
 
 /* Get a + b * c, or SIZE_MAX when that overflows */
 static size_t

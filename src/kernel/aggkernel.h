@@ -1,5 +1,5 @@
 /*
- * aggkernel.h
+ * kernel/aggkernel.h
  *		Layouts, validators and update kernels of every bytea aggregate state
  *		(gramian, als_solve, auc, log_loss, uncertainty_weights,
  *		predictive_variance).
@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "rankbuffer.h"
+#include "kernel/rankbuffer.h"
 
 /* Ways a kernel can refuse an update of valid states */
 typedef enum AggError

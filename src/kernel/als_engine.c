@@ -1,5 +1,5 @@
 /*
- * als_engine.c
+ * kernel/als_engine.c
  *		Sweeps of the in-memory implicit-ALS engine (see als_engine.h).
  *
  * cholesky: the entity's rows are gathered (as doubles scaled by
@@ -21,8 +21,8 @@
 
 #include <cblas.h>
 
-#include "als_engine.h"
-#include "linalg.h"
+#include "kernel/als_engine.h"
+#include "kernel/linalg.h"
 
 /* The larger of two sizes */
 #define Max2(a, b) ((a) > (b) ? (a) : (b))

@@ -1,5 +1,5 @@
 /*
- * als_engine.h
+ * kernel/als_engine.h
  *		The in-memory implicit-ALS kernel: one sweep solves every entity of a
  *		side against the other side's vectors, held as compressed rows.  No
  *		PostgreSQL in here: the caller owns all memory and is called back

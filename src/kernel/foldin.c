@@ -1,13 +1,13 @@
 /*
- * foldin.c
+ * kernel/foldin.c
  *		Fold-in solves and block scoring over BLAS (see foldin.h).
  */
-#include "foldin.h"
+#include "kernel/foldin.h"
 
 #include <math.h>
 #include <string.h>
 
-#include "linalg.h"
+#include "kernel/linalg.h"
 
 /* Get the number of doubles of scratch a fold-in of max_rows items needs */
 size_t

@@ -1,5 +1,5 @@
 /*
- * foldin.h
+ * kernel/foldin.h
  *		Fold-in and block scoring of embeddings models: the closed-form user
  *		vector of the training objective against fixed item vectors, and the
  *		scores of a block of users against every item.  No PostgreSQL in here.

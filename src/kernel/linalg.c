@@ -1,5 +1,5 @@
 /*
- * linalg.c
+ * kernel/linalg.c
  *		Every dense kernel of recsys: thin wrappers over OpenBLAS and LAPACK.
  */
 #include <math.h>
@@ -7,7 +7,7 @@
 
 #include <cblas.h>
 
-#include "linalg.h"
+#include "kernel/linalg.h"
 
 /* LAPACK (Fortran ABI); hidden string lengths are passed for gfortran builds */
 extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda,

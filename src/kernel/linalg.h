@@ -1,5 +1,5 @@
 /*
- * linalg.h
+ * kernel/linalg.h
  *		Dense kernels over OpenBLAS/LAPACK. Nothing here knows PostgreSQL,
  *		so the kernels can be unit-tested, fuzzed and benchmarked alone.
  *

@@ -1,5 +1,5 @@
 /*
- * mmoe_backward.c
+ * kernel/mmoe_backward.c
  *		Training kernel of MMoE models (see mmoe_backward.h): forward pass
  *		with saved activations, backward pass through every tensor with one
  *		sgemm per layer and batch, losses and Adam.  No PostgreSQL and no
@@ -16,8 +16,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "linalg.h"
-#include "mmoe_backward.h"
+#include "kernel/linalg.h"
+#include "kernel/mmoe_backward.h"
 
 #define TRAIN_ALIGN 64
 #define NOISE_FLOOR 1e-2

@@ -1,5 +1,5 @@
 /*
- * mmoe_backward.h
+ * kernel/mmoe_backward.h
  *		Training of MMoE models: forward pass with saved activations, the
  *		gradient of every tensor, multi-task losses (uncertainty or fixed
  *		weights), Shazeer's load-balancing loss and Adam.
@@ -33,7 +33,7 @@
 #ifndef MMOE_BACKWARD_H
 #define MMOE_BACKWARD_H
 
-#include "mmoe_model.h"
+#include "kernel/mmoe_model.h"
 
 /* Longest tensor name the trainer builds */
 #define MMOE_TENSOR_NAME 160

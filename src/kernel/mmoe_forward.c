@@ -1,5 +1,5 @@
 /*
- * mmoe_forward.c
+ * kernel/mmoe_forward.c
  *		The float32 forward kernel of MMoE models (see mmoe_model.h): dense
  *		layers for blocks of rows through BLAS sgemm, a single row through a
  *		matrix-vector product (an AVX2/FMA kernel chosen at run time where
@@ -24,8 +24,8 @@
 #define HAVE_AVX2_KERNEL 1
 #endif
 
-#include "linalg.h"
-#include "mmoe_model.h"
+#include "kernel/linalg.h"
+#include "kernel/mmoe_model.h"
 
 /* The golden-ratio increment of SplitMix64 (as in src/rng.c) */
 #define GOLDEN UINT64_C(0x9E3779B97F4A7C15)

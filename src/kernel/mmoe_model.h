@@ -1,5 +1,5 @@
 /*
- * mmoe_model.h
+ * kernel/mmoe_model.h
  *		The in-memory form of an MMoE model and its float32 forward kernel.
  *
  * Plain C with no PostgreSQL headers: the kernel (src/mmoe_forward.c) runs

@@ -1,11 +1,11 @@
 /*
- * rankbuffer.c
+ * kernel/rankbuffer.c
  *		Buffered, signed rank-b updates of symmetric accumulators.
  */
 #include <math.h>
 
-#include "linalg.h"
-#include "rankbuffer.h"
+#include "kernel/linalg.h"
+#include "kernel/rankbuffer.h"
 
 /* Get the buffer length for k: about bytes of rows, within [min_rows, max_rows] */
 int

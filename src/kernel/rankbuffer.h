@@ -1,5 +1,5 @@
 /*
- * rankbuffer.h
+ * kernel/rankbuffer.h
  *		Rows waiting to be folded into a symmetric k x k accumulator with one
  *		blocked rank update (dsyrk) instead of one rank-1 update per row.
  *

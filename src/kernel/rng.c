@@ -1,5 +1,5 @@
 /*
- * rng.c
+ * kernel/rng.c
  *		splitmix64-seeded xoshiro256** with Box-Muller normals: results are
  *		reproducible for a seed on every platform and outside PostgreSQL.
  */
@@ -7,7 +7,7 @@
 
 #include <math.h>
 
-#include "rng.h"
+#include "kernel/rng.h"
 
 /* Get the splitmix64 output for counter x: mix(x + golden) */
 uint64

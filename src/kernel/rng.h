@@ -1,5 +1,5 @@
 /*
- * rng.h
+ * kernel/rng.h
  *		A seeded, platform-independent random generator (no PostgreSQL).
  */
 #ifndef RNG_H

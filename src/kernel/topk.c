@@ -1,8 +1,8 @@
 /*
- * topk.c
+ * kernel/topk.c
  *		Bounded top-k selection with deterministic ties (see topk.h).
  */
-#include "topk.h"
+#include "kernel/topk.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /*
- * topk.h
+ * kernel/topk.h
  *		Bounded top-k selection of (score, id) pairs: the best k by score,
  *		ties broken by the smaller id, so every result is deterministic.
  *

@@ -1,5 +1,5 @@
 /*
- * gramian.c
+ * losses/gramian.c
  *		The Gramian aggregate: G = sum_i w_i v_i v_i^T over table rows.
  *
  * The state is a bytea (not internal) so that PostgreSQL's parallel query
@@ -21,10 +21,10 @@
 #include "utils/memutils.h"
 #include "utils/builtins.h"
 
-#include "aggstate.h"
-#include "arrays.h"
-#include "rankbuffer.h"
-#include "recsys.h"
+#include "store/aggstate.h"
+#include "store/arrays.h"
+#include "kernel/rankbuffer.h"
+#include "settings.h"
 
 /*
  * Allocate an empty state for k-dimensional vectors in the current context

@@ -1,5 +1,5 @@
 /*
- * metrics.c
+ * losses/metrics.c
  *		Evaluation functions and aggregates: Recall@k and NDCG@k per user,
  *		exact ROC AUC and log loss over rows.
  */
@@ -13,9 +13,9 @@
 #include "utils/array.h"
 #include "utils/memutils.h"
 
-#include "arrays.h"
-#include "aggstate.h"
-#include "recsys.h"
+#include "store/arrays.h"
+#include "store/aggstate.h"
+#include "settings.h"
 
 /*
  * Recall@k and NDCG@k share one definition of a hit (see doc/metrics.md):

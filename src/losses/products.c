@@ -1,5 +1,5 @@
 /*
- * vector.c
+ * losses/products.c
  *		Plain vector and matrix products: dot and Frobenius.
  */
 #include "postgres.h"
@@ -7,8 +7,8 @@
 #include "fmgr.h"
 #include "utils/array.h"
 
-#include "arrays.h"
-#include "linalg.h"
+#include "store/arrays.h"
+#include "kernel/linalg.h"
 
 PG_FUNCTION_INFO_V1(vector_dot);
 /* Get the inner product of two vectors, in double precision */

@@ -1,5 +1,5 @@
 /*
- * uncertainty.c
+ * losses/uncertainty.c
  *		Uncertainty-weighted multi-task losses (Kendall, Gal & Cipolla, CVPR
  *		2018) and aleatoric/epistemic uncertainty (Kendall & Gal, NIPS 2017)
  *		over tables of predictions.
@@ -28,11 +28,11 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
-#include "arrays.h"
-#include "aggstate.h"
-#include "recsys.h"
-#include "rng.h"
-#include "uncertainty.h"
+#include "store/arrays.h"
+#include "store/aggstate.h"
+#include "settings.h"
+#include "kernel/rng.h"
+#include "losses/uncertainty.h"
 
 /* ---------------------------------------------------------------------
  * Kernels (no PostgreSQL in here)

@@ -1,5 +1,5 @@
 /*
- * uncertainty.h
+ * losses/uncertainty.h
  *		Kendall et al.'s uncertainty-weighted multi-task loss, Kendall & Gal's
  *		aleatoric and epistemic uncertainty.
  *
@@ -15,7 +15,7 @@
 
 #include "fmgr.h"
 
-#include "rng.h"
+#include "kernel/rng.h"
 
 /* Bounds of the closed-form log variances s_k (doc/math.md §5) */
 #define UNCERTAINTY_LOG_VAR_MIN (-20.0)

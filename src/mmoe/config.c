@@ -1,5 +1,5 @@
 /*
- * mmoe_config.c
+ * mmoe/config.c
  *		Check an MMoE config (jsonb) and build the model skeleton it
  *		describes: every size, no weights yet (src/mmoe_load.c adds them).
  *
@@ -16,8 +16,8 @@
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
-#include "mmoe.h"
-#include "recsys.h"
+#include "mmoe/mmoe.h"
+#include "settings.h"
 
 /* Raise an error about a config entry */
 #define ConfigError(code, ...) \

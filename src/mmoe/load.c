@@ -1,5 +1,5 @@
 /*
- * mmoe_load.c
+ * mmoe/load.c
  *		Bind the tensors of a safetensors file to an MMoE model skeleton
  *		(names, shapes, dtypes, finite values; nothing missing, nothing
  *		extra), and the model store's loader for rows of kind mmoe.
@@ -10,9 +10,9 @@
 #include "lib/stringinfo.h"
 #include "utils/memutils.h"
 
-#include "mmoe.h"
-#include "model_store.h"
-#include "safetensors.h"
+#include "mmoe/mmoe.h"
+#include "store/model_store.h"
+#include "store/safetensors.h"
 
 /* One tensor the config asks for */
 typedef struct ExpectedTensor

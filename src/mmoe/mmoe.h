@@ -1,5 +1,5 @@
 /*
- * mmoe.h
+ * mmoe/mmoe.h
  *		Multi-gate mixture-of-experts models (Ma et al., KDD 2018) with the
  *		YouTube ranker's additions: categorical embeddings, noisy top-k gates
  *		(served without noise), latent cross and a shallow display-position
@@ -20,8 +20,8 @@
 #include "utils/array.h"
 #include "utils/jsonb.h"
 
-#include "mmoe_model.h"
-#include "safetensors.h"
+#include "kernel/mmoe_model.h"
+#include "store/safetensors.h"
 
 /* The model store's kind for MMoE models (registered by _PG_init) */
 struct ModelKind;

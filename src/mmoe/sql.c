@@ -1,5 +1,5 @@
 /*
- * mmoe_sql.c
+ * mmoe/sql.c
  *		SQL functions that score rows with stored MMoE models: predict (all
  *		tasks or one), gate_weights, predict_mc (MC dropout), predict_batch,
  *		and mmoe_validate, which import_model and export_model use.
@@ -18,10 +18,10 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 
-#include "arrays.h"
-#include "mmoe.h"
-#include "model_store.h"
-#include "safetensors.h"
+#include "store/arrays.h"
+#include "mmoe/mmoe.h"
+#include "store/model_store.h"
+#include "store/safetensors.h"
 
 /* Every scoring function takes the model name first */
 #define ARG_MODEL 0

@@ -1,5 +1,5 @@
 /*
- * mmoe_table.c
+ * mmoe/table.c
  *		recsys.predict_table: score every row of a candidate table with a
  *		stored MMoE model, reading the table through an SPI cursor in blocks
  *		and scoring each block with one batched forward pass.
@@ -22,9 +22,9 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
-#include "arrays.h"
-#include "mmoe.h"
-#include "spi_safe.h"
+#include "store/arrays.h"
+#include "mmoe/mmoe.h"
+#include "store/spi_safe.h"
 
 /* Rows fetched and scored at a time */
 #define PREDICT_TABLE_BLOCK 1024

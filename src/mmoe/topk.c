@@ -1,5 +1,5 @@
 /*
- * mmoe_topk.c
+ * mmoe/topk.c
  *		recsys.predict_top_k: an aggregate that scores each group's candidate
  *		rows with a stored MMoE model and keeps the best k items.
  *
@@ -36,12 +36,12 @@
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
 
-#include "aggstate.h"
-#include "arrays.h"
-#include "mmoe.h"
-#include "model_store.h"
-#include "recsys.h"
-#include "topk.h"
+#include "store/aggstate.h"
+#include "store/arrays.h"
+#include "mmoe/mmoe.h"
+#include "store/model_store.h"
+#include "settings.h"
+#include "kernel/topk.h"
 
 #define PREDICT_TOP_K_MAGIC 0x504b544d	/* "MTKP" */
 #define PREDICT_TOP_K_VERSION 1

@@ -1,5 +1,5 @@
 /*
- * mmoe_train.c
+ * mmoe/train.c
  *		recsys.train_mmoe: train an MMoE model from a table and store it as
  *		the next version of a model (kind mmoe), with its training log.
  *
@@ -33,13 +33,13 @@
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
-#include "mmoe.h"
-#include "mmoe_backward.h"
-#include "model_store.h"
-#include "recsys.h"
-#include "spi_safe.h"
-#include "rng.h"
-#include "safetensors.h"
+#include "mmoe/mmoe.h"
+#include "kernel/mmoe_backward.h"
+#include "store/model_store.h"
+#include "settings.h"
+#include "store/spi_safe.h"
+#include "kernel/rng.h"
+#include "store/safetensors.h"
 
 /* Largest model whose first-step gradients options.record_gradients keeps in metrics */
 #define MAX_RECORDED_PARAMS 100000

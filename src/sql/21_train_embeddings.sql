@@ -8,7 +8,7 @@
 -- written as observed_loss + gramian_loss + l2_loss with
 --   observed_loss = sum_observed [c (<x,y> - 1)^2 - gramian_weight <x,y>^2]
 --   gramian_loss  = gramian_weight * <X^T X, Y^T Y>_F      (the Gramian penalty)
--- The driver is C (src/train_embeddings.c): prepare, epochs, store.
+-- The driver is C (src/embeddings/train.c): prepare, epochs, store.
 
 CREATE FUNCTION recsys.embedding_options()
 RETURNS TABLE(name text, methods text[], type text, default_value jsonb, min_value double precision,

@@ -1,4 +1,4 @@
--- Stored MMoE models: import/export (safetensors) and scoring (src/mmoe_sql.c)
+-- Stored MMoE models: import/export (safetensors) and scoring (src/mmoe/sql.c)
 
 CREATE FUNCTION recsys.mmoe_validate(weights bytea, config jsonb DEFAULT NULL)
 	RETURNS TABLE(valid_config jsonb, safetensors bytea)
@@ -123,7 +123,7 @@ CREATE FUNCTION recsys.predict_batch(model text, features double precision[], ca
 COMMENT ON FUNCTION recsys.predict_batch(text, double precision[], int[], double precision[], int[], int) IS
 	'score a batch (features double precision[][], one row per candidate) with BLAS sgemm: row number i (1-based) and the outputs per task';
 
--- Batched scoring of candidate sets (src/mmoe_topk.c, src/mmoe_table.c)
+-- Batched scoring of candidate sets (src/mmoe/topk.c, src/mmoe/table.c)
 CREATE TYPE recsys.ranked_item AS (item_id bigint, score real);
 COMMENT ON TYPE recsys.ranked_item IS
 	'an item and its score, as recsys.predict_top_k returns them (best first)';

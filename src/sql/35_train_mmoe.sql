@@ -1,4 +1,4 @@
--- Training MMoE models in the database (src/mmoe_train.c, src/mmoe_backward.c)
+-- Training MMoE models in the database (src/mmoe/train.c, src/kernel/mmoe_backward.c)
 
 CREATE FUNCTION recsys.train_mmoe(model text, source regclass, features_column name,
 	label_columns name[], config jsonb, epochs int DEFAULT 10, batch_size int DEFAULT 256,

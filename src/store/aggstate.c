@@ -1,5 +1,5 @@
 /*
- * aggstate.c
+ * store/aggstate.c
  *		Checking, copying and allocating bytea aggregate states.
  *
  * A state that has to grow, or one that is not ours to modify, is rebuilt
@@ -12,7 +12,7 @@
 #include "fmgr.h"
 #include "utils/memutils.h"
 
-#include "aggstate.h"
+#include "store/aggstate.h"
 
 /* Raise the error for a malformed aggregate state */
 void

@@ -1,5 +1,5 @@
 /*
- * aggstate.h
+ * store/aggstate.h
  *		Helpers shared by the aggregates whose bytea states start with a
  *		common header: getting, copying and allocating states.  The layouts,
  *		validators and kernels themselves are in aggkernel.h.
@@ -12,7 +12,7 @@
 #include "fmgr.h"
 
 /* the state layouts, validators and kernels (no PostgreSQL in there) */
-#include "aggkernel.h"
+#include "kernel/aggkernel.h"
 
 extern RecsysStateHeader *StateGetArg(FunctionCallInfo fcinfo, int argno, uint32 magic,
 									  uint16 version, const char *what);

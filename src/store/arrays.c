@@ -1,5 +1,5 @@
 /*
- * arrays.c
+ * store/arrays.c
  *		SQL array <-> C vector conversion and validation.
  *
  * Vectors are 1-D real[] or double precision[] arrays without NULL elements,
@@ -16,8 +16,8 @@
 #include "utils/array.h"
 #include "utils/memutils.h"
 
-#include "arrays.h"
-#include "recsys.h"
+#include "store/arrays.h"
+#include "settings.h"
 
 /* Raise the error for a non-finite element */
 static void

@@ -1,5 +1,5 @@
 /*
- * arrays.h
+ * store/arrays.h
  *		The one place that turns SQL arrays into C vectors and back, and
  *		rejects what is not a vector (NULL elements, NaN, Infinity, wrong
  *		shape, too long).

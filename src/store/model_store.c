@@ -1,5 +1,5 @@
 /*
- * model_store.c
+ * store/model_store.c
  *		The per-backend cache of loaded models from recsys.models, for every
  *		kind that registers a loader (see model_store.h for the rules).
  *
@@ -44,8 +44,8 @@
 #include "utils/lsyscache.h"
 
 #include "compat.h"
-#include "model_store.h"
-#include "spi_safe.h"
+#include "store/model_store.h"
+#include "store/spi_safe.h"
 
 /* Registered kinds (a handful: one per model family) */
 #define MODEL_MAX_KINDS 8

@@ -1,5 +1,5 @@
 /*
- * model_store.h
+ * store/model_store.h
  *		The one per-backend cache of stored models (recsys.models), for every
  *		kind of model.
  *

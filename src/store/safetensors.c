@@ -1,5 +1,5 @@
 /*
- * safetensors.c
+ * store/safetensors.c
  *		Parse, check and write safetensors files.
  *
  * Nothing here trusts the input: the header length, every offset, every
@@ -33,7 +33,7 @@
 #include "utils/memutils.h"
 #endif
 
-#include "safetensors.h"
+#include "store/safetensors.h"
 
 /* Nesting of a valid header: {"name": {"shape": [1]}} */
 #define ST_MAX_DEPTH 3

@@ -1,5 +1,5 @@
 /*
- * safetensors.h
+ * store/safetensors.h
  *		Reading and writing the safetensors format: an 8-byte little-endian
  *		header length N, N bytes of JSON header (tensor name -> dtype, shape,
  *		data_offsets; optional "__metadata__" of string values), then the raw

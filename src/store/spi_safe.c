@@ -1,5 +1,5 @@
 /*
- * spi_safe.c
+ * store/spi_safe.c
  *		SPI connections with a fixed, safe search_path (see spi_safe.h).
  */
 #include "postgres.h"
@@ -9,7 +9,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 
-#include "spi_safe.h"
+#include "store/spi_safe.h"
 
 /* Connect to SPI with search_path = pg_catalog, pg_temp; get the GUC level to restore */
 int

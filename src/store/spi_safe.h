@@ -1,5 +1,5 @@
 /*
- * spi_safe.h
+ * store/spi_safe.h
  *		SPI connections that run their SQL with a fixed, safe search_path.
  *
  * SQL that recsys runs through SPI must not resolve functions or operators

@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aggkernel.h"
-#include "linalg.h"
+#include "kernel/aggkernel.h"
+#include "kernel/linalg.h"
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

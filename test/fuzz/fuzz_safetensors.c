@@ -11,7 +11,7 @@
 
 #include <stdlib.h>
 
-#include "safetensors.h"
+#include "store/safetensors.h"
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

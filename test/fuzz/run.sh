@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Build the libFuzzer targets, with AddressSanitizer, UndefinedBehaviorSanitizer
 # and leak checks, and fuzz each for a bounded time:
-#   fuzz_safetensors  the safetensors parser (src/safetensors.c compiled with
+#   fuzz_safetensors  the safetensors parser (src/store/safetensors.c compiled with
 #                     -DFRONTEND against PostgreSQL's libpgcommon/libpgport),
 #                     from the seed corpus in test/fuzz/corpus
 #   fuzz_aggstates    every aggregate state type: validators, transitions,
-#                     combines and finals (src/aggkernel.c, no PostgreSQL)
+#                     combines and finals (src/kernel/aggkernel.c, no PostgreSQL)
 #   FUZZ_SECONDS  time budget per target (default 60)
 #   FUZZ_TARGETS  targets to run (default: all)
 # Findings (crash-*, leak-*, timeout-*) are written to test/fuzz/out/.
@@ -25,11 +25,11 @@ san=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
 
 clang "${san[@]}" \
 	-Wno-ignored-attributes -DFRONTEND -Isrc -I"$inc" -I"$(dirname "$inc")/internal" \
-	src/safetensors.c test/fuzz/fuzz_safetensors.c \
+	src/store/safetensors.c test/fuzz/fuzz_safetensors.c \
 	"$lib/libpgcommon.a" "$lib/libpgport.a" -o "$out/fuzz_safetensors"
 
 clang "${san[@]}" -std=gnu11 -Isrc -I"${BLAS_INC:-/usr/include/x86_64-linux-gnu/openblas-serial}" \
-	src/aggkernel.c src/rankbuffer.c src/linalg.c test/fuzz/fuzz_aggstates.c \
+	src/kernel/aggkernel.c src/kernel/rankbuffer.c src/kernel/linalg.c test/fuzz/fuzz_aggstates.c \
 	-L"$blas" -Wl,-rpath,"$blas" -lopenblas -lm -o "$out/fuzz_aggstates"
 
 # OpenBLAS must not start threads under the fuzzer

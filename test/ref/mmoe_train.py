@@ -7,7 +7,7 @@ shallow position tower with position dropout, partly NULL labels) is built with 
 documented PyTorch module (test/ref/mmoe_module.py) and trained in float64 by PyTorch's
 autograd and torch.optim.Adam.  The random draws are recsys's: every mask and noise
 value is MmoeDropoutUniform(seed, key * R + slot) (SplitMix64, see mmoe_module), with
-key = epoch * rows + row and the slots documented in src/mmoe_backward.h, so the same
+key = epoch * rows + row and the slots documented in src/kernel/mmoe_backward.h, so the same
 seed gives the same masks here and in the database.
 
 Writes OUTDIR/mmoe_train_ref.sql: the config, the initial weights (safetensors, F32),
