@@ -4,20 +4,22 @@
 # install missing packages, build, install, start a throwaway cluster, run.
 
 EXTENSION    = recsys
-EXTVERSION   = 0.2.0
+EXTVERSION   = 0.3.0
 MODULE_big   = recsys
 OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/*/*.c)))
-DATA_built   = recsys--$(EXTVERSION).sql recsys--0.1.0--$(EXTVERSION).sql
-# Released install scripts stay as they were shipped, so that a database
-# created with an earlier version can be updated with ALTER EXTENSION.
-DATA         = src/sql/released/recsys--0.1.0.sql
-# SQL is kept one file per concept in src/sql/ and concatenated in name order.
-# 00_core.sql, 01_tables.sql and 99_citus_install.sql run only at CREATE
-# EXTENSION; every other part holds only functions, aggregates, types and
-# rules, so an upgrade script is
-# the version's own migration (src/sql/upgrade/) followed by those parts.
+DATA_built   = recsys--$(EXTVERSION).sql recsys--0.2.0--$(EXTVERSION).sql
+# Released scripts stay exactly as they were shipped, so that a database
+# created with an earlier version can be updated with ALTER EXTENSION through
+# the chain 0.1.0 -> 0.2.0 -> 0.3.0.
+DATA         = src/sql/released/recsys--0.1.0.sql src/sql/released/recsys--0.2.0.sql \
+               src/sql/released/recsys--0.1.0--0.2.0.sql
+# The install script is src/sql/*.sql concatenated in name order.  Upgrade
+# scripts are written by hand and append-only (src/sql/upgrade/FROM--TO.sql):
+# CREATE OR REPLACE and ALTER, never a drop-and-recreate, so that users'
+# grants on recsys objects and their views over recsys functions survive.
+# sql/upgrade.sql checks that an upgraded database has exactly the objects of
+# a fresh install.
 SQL_PARTS    = $(sort $(wildcard src/sql/*.sql))
-SQL_OBJECTS  = $(filter-out src/sql/00_core.sql src/sql/01_tables.sql src/sql/99_citus_install.sql,$(SQL_PARTS))
 REGRESS      = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --inputdir=. --load-extension=recsys
 EXTRA_CLEAN  = test/ref/out test/bench/out test/fuzz/out
@@ -47,7 +49,7 @@ endif
 recsys--$(EXTVERSION).sql: $(SQL_PARTS)
 	cat $^ > $@
 
-recsys--0.1.0--$(EXTVERSION).sql: src/sql/upgrade/0.1.0--$(EXTVERSION).sql $(SQL_OBJECTS)
+recsys--0.2.0--$(EXTVERSION).sql: src/sql/upgrade/0.2.0--$(EXTVERSION).sql
 	cat $^ > $@
 
 .PHONY: deps demo test test-citus bench bench-citus fuzz valgrind prove_installcheck

@@ -1,0 +1,11 @@
+-- recsys 0.2.0 -> 0.3.0, written by hand and append-only.
+--
+-- Rules for this file (and every later upgrade script):
+--   * never DROP and re-CREATE an existing routine, type or table: use
+--     CREATE OR REPLACE FUNCTION, ALTER TABLE/FUNCTION/TYPE, and CREATE for
+--     new objects, so that grants on recsys objects and users' views and
+--     functions over them survive ALTER EXTENSION UPDATE;
+--   * every change made to src/sql/*.sql for this version appears here too:
+--     sql/upgrade.sql compares an upgraded database with a fresh install,
+--     object by object.
+\echo Use "ALTER EXTENSION recsys UPDATE TO '0.3.0'" to load this file. \quit
