@@ -731,34 +731,6 @@ embedding_recommend_for_items(PG_FUNCTION_ARGS)
  * ---------------------------------------------------------------------
  */
 
-/* Get the attribute type of a named column, or raise undefined_column */
-static Oid
-ColumnType(Oid relid, FunctionCallInfo fcinfo, int argno, const char *what,
-		   const Oid *accepted, int naccepted, const char *accepted_names)
-{
-	char	   *col;
-	AttrNumber	att;
-	Oid			typ;
-
-	CheckNotNull(fcinfo, argno, what);
-	col = NameStr(*PG_GETARG_NAME(argno));
-	att = get_attnum(relid, col);
-	if (att == InvalidAttrNumber || att < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("column \"%s\" of relation %s does not exist", col, get_rel_name(relid)),
-				 errdetail("It was given as the %s.", what)));
-	typ = get_atttype(relid, att);
-	for (int i = 0; i < naccepted; i++)
-		if (typ == accepted[i])
-			return typ;
-	ereport(ERROR,
-			(errcode(ERRCODE_DATATYPE_MISMATCH),
-			 errmsg("%s \"%s\" must be of type %s, not %s", what, col, accepted_names,
-					format_type_be(typ))));
-	return InvalidOid;
-}
-
 /* Build the query that reads (user, item, weight) rows in user order */
 static char *
 InteractionsQuery(FunctionCallInfo fcinfo)
@@ -771,17 +743,18 @@ InteractionsQuery(FunctionCallInfo fcinfo)
 	StringInfoData sql;
 
 	CheckNotNull(fcinfo, ARG_ALL_ITEMS_TABLE, "interactions");
+	CheckNotNull(fcinfo, ARG_ALL_ITEMS_USER_COLUMN, "user column");
+	CheckNotNull(fcinfo, ARG_ALL_ITEMS_ITEM_COLUMN, "item column");
 	relid = PG_GETARG_OID(ARG_ALL_ITEMS_TABLE);
-	rel = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-									 get_rel_name(relid));
-	ColumnType(relid, fcinfo, ARG_ALL_ITEMS_USER_COLUMN, "user column", ids, 3,
-			   "smallint, integer, bigint");
-	ColumnType(relid, fcinfo, ARG_ALL_ITEMS_ITEM_COLUMN, "item column", ids, 3,
-			   "smallint, integer, bigint");
+	rel = RecsysRelationSqlName(relid);
+	RecsysColumnType(relid, NameStr(*PG_GETARG_NAME(ARG_ALL_ITEMS_USER_COLUMN)), "user column",
+					 ids, lengthof(ids));
+	RecsysColumnType(relid, NameStr(*PG_GETARG_NAME(ARG_ALL_ITEMS_ITEM_COLUMN)), "item column",
+					 ids, lengthof(ids));
 	if (!PG_ARGISNULL(ARG_ALL_ITEMS_WEIGHT_COLUMN))
 	{
-		ColumnType(relid, fcinfo, ARG_ALL_ITEMS_WEIGHT_COLUMN, "weight column", weights, 6,
-				   "smallint, integer, bigint, real, double precision, numeric");
+		RecsysColumnType(relid, NameStr(*PG_GETARG_NAME(ARG_ALL_ITEMS_WEIGHT_COLUMN)),
+						 "weight column", weights, lengthof(weights));
 		wexpr = quote_identifier(NameStr(*PG_GETARG_NAME(ARG_ALL_ITEMS_WEIGHT_COLUMN)));
 	}
 	initStringInfo(&sql);

@@ -49,38 +49,27 @@
 #define COL_CONTEXT 4
 #define COL_POSITION 5
 
+/* The types each column may have (exact OIDs: see RecsysColumnType) */
+static const Oid IdTypes[] = {INT2OID, INT4OID, INT8OID};
+static const Oid FloatArrayTypes[] = {FLOAT4ARRAYOID, FLOAT8ARRAYOID};
+static const Oid IntArrayTypes[] = {INT2ARRAYOID, INT4ARRAYOID, INT8ARRAYOID};
+
 /*
  * Get the quoted name of a column of rel given as argument arg (NULL when
- * the argument is NULL), raising an error when the column does not exist
+ * the argument is NULL), raising an error unless it is a column of one of
+ * the accepted types
  */
 static const char *
-ColumnArg(FunctionCallInfo fcinfo, int arg, Oid rel, const char *relname)
+ColumnArg(FunctionCallInfo fcinfo, int arg, Oid rel, const char *what,
+		  const Oid *accepted, int naccepted)
 {
 	const char *col;
-	AttrNumber	attnum;
 
 	if (PG_ARGISNULL(arg))
 		return NULL;
 	col = NameStr(*PG_GETARG_NAME(arg));
-	attnum = get_attnum(rel, col);
-	if (attnum == InvalidAttrNumber)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("column \"%s\" of relation \"%s\" does not exist", col, relname)));
+	RecsysColumnType(rel, col, what, accepted, naccepted);
 	return quote_identifier(col);
-}
-
-/* Raise the error for a column whose type is not a float array */
-static void
-CheckFloatArray(TupleDesc desc, int col, const char *what)
-{
-	Oid			type = SPI_gettypeid(desc, col);
-
-	if (type != FLOAT4ARRAYOID && type != FLOAT8ARRAYOID)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("%s must be real[] or double precision[], not %s", what,
-						format_type_be(type))));
 }
 
 /* Get column col of a row as an array, or NULL when the value is NULL */
@@ -108,7 +97,6 @@ mmoe_predict_table(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Oid			rel;
 	char	   *relname;
-	char	   *nspname;
 	const char *id_col;
 	const char *features_col;
 	const char *cat_col;
@@ -135,17 +123,16 @@ mmoe_predict_table(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("model, candidates, id_column and features_column must not be null")));
 	rel = PG_GETARG_OID(ARG_CANDIDATES);
-	relname = get_rel_name(rel);
-	if (relname == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", rel)));
-	nspname = get_namespace_name(get_rel_namespace(rel));
-	id_col = ColumnArg(fcinfo, ARG_ID_COLUMN, rel, relname);
-	features_col = ColumnArg(fcinfo, ARG_FEATURES_COLUMN, rel, relname);
-	cat_col = ColumnArg(fcinfo, ARG_CATEGORICAL_COLUMN, rel, relname);
-	ctx_col = ColumnArg(fcinfo, ARG_CONTEXT_COLUMN, rel, relname);
-	pos_col = ColumnArg(fcinfo, ARG_POSITION_COLUMN, rel, relname);
+	relname = RecsysRelationSqlName(rel);
+	id_col = ColumnArg(fcinfo, ARG_ID_COLUMN, rel, "id_column", IdTypes, lengthof(IdTypes));
+	features_col = ColumnArg(fcinfo, ARG_FEATURES_COLUMN, rel, "features_column",
+							 FloatArrayTypes, lengthof(FloatArrayTypes));
+	cat_col = ColumnArg(fcinfo, ARG_CATEGORICAL_COLUMN, rel, "categorical_column",
+						IntArrayTypes, lengthof(IntArrayTypes));
+	ctx_col = ColumnArg(fcinfo, ARG_CONTEXT_COLUMN, rel, "context_column",
+						FloatArrayTypes, lengthof(FloatArrayTypes));
+	pos_col = ColumnArg(fcinfo, ARG_POSITION_COLUMN, rel, "display_position_column",
+						IdTypes, lengthof(IdTypes));
 
 	m = MmoeAcquire(fcinfo, PG_GETARG_TEXT_PP(ARG_MODEL), MmoeVersionArg(fcinfo, ARG_VERSION),
 					PREDICT_TABLE_BLOCK, &s, NULL, NULL);
@@ -159,7 +146,10 @@ mmoe_predict_table(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("the model has a latent cross, so context_column must not be null")));
 
-	/* only the columns asked for, in COL_* order; the casts give fixed types */
+	/*
+	 * only the columns asked for, in COL_* order; the casts give fixed types
+	 * and are built-in casts between the checked types
+	 */
 	initStringInfo(&query);
 	appendStringInfo(&query, "SELECT %s::pg_catalog.int8, %s", id_col, features_col);
 	if (cat_col || ctx_col || pos_col)
@@ -168,7 +158,7 @@ mmoe_predict_table(PG_FUNCTION_ARGS)
 		appendStringInfo(&query, ", %s", ctx_col ? ctx_col : "NULL::pg_catalog.float4[]");
 	if (pos_col)
 		appendStringInfo(&query, ", %s::pg_catalog.int4", pos_col);
-	appendStringInfo(&query, " FROM %s", quote_qualified_identifier(nspname, relname));
+	appendStringInfo(&query, " FROM %s", relname);
 
 	out = palloc(sizeof(float) * PREDICT_TABLE_BLOCK * m->ntasks);
 	block_cxt = AllocSetContextCreate(CurrentMemoryContext, "recsys predict_table block",
@@ -181,9 +171,6 @@ mmoe_predict_table(PG_FUNCTION_ARGS)
 	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
 	/* a huge model may get a scratch of fewer rows than a block */
 	block = Min(PREDICT_TABLE_BLOCK, s->maxrows);
-	CheckFloatArray(portal->tupDesc, COL_FEATURES, "features_column");
-	if (ctx_col)
-		CheckFloatArray(portal->tupDesc, COL_CONTEXT, "context_column");
 
 	for (;;)
 	{
@@ -193,7 +180,7 @@ mmoe_predict_table(PG_FUNCTION_ARGS)
 
 		CHECK_FOR_INTERRUPTS();
 		SPI_cursor_fetch(portal, true, block);
-		n = (int) SPI_processed;
+		n = (int) Min(SPI_processed, (uint64) block);
 		if (n == 0)
 			break;
 		desc = SPI_tuptable->tupdesc;

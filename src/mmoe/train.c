@@ -288,6 +288,50 @@ NameArg(FunctionCallInfo fcinfo, int arg)
 	return pstrdup(NameStr(*PG_GETARG_NAME(arg)));
 }
 
+/* The types each column may have (exact OIDs: see RecsysColumnType) */
+static const Oid FloatArrayTypes[] = {FLOAT4ARRAYOID, FLOAT8ARRAYOID};
+static const Oid IntArrayTypes[] = {INT2ARRAYOID, INT4ARRAYOID, INT8ARRAYOID};
+static const Oid IntTypes[] = {INT2OID, INT4OID, INT8OID};
+static const Oid LabelTypes[] = {BOOLOID, INT2OID, INT4OID, INT8OID, FLOAT4OID, FLOAT8OID, NUMERICOID};
+
+/* Check one optional column argument of a relation */
+static void
+CheckColumnArg(FunctionCallInfo fcinfo, int arg, Oid relid, const char *what,
+			   const Oid *accepted, int naccepted)
+{
+	if (!PG_ARGISNULL(arg))
+		RecsysColumnType(relid, NameStr(*PG_GETARG_NAME(arg)), what, accepted, naccepted);
+}
+
+/*
+ * Check, before any work, that a relation to read exists and that every
+ * column argument names a column of it of an accepted type (NULL labels
+ * are left to ReadColumns)
+ */
+static void
+CheckColumnTypes(FunctionCallInfo fcinfo, Oid relid)
+{
+	ArrayType  *labels = PG_GETARG_ARRAYTYPE_P(ARG_LABELS);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	RecsysCheckRelation(relid);
+	CheckColumnArg(fcinfo, ARG_FEATURES, relid, "features_column", FloatArrayTypes,
+				   lengthof(FloatArrayTypes));
+	deconstruct_array(labels, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR, &elems, &nulls, &n);
+	for (int t = 0; t < n; t++)
+		if (!nulls[t])
+			RecsysColumnType(relid, NameStr(*DatumGetName(elems[t])), "label column",
+							 LabelTypes, lengthof(LabelTypes));
+	CheckColumnArg(fcinfo, ARG_CATEGORICAL, relid, "categorical_column", IntArrayTypes,
+				   lengthof(IntArrayTypes));
+	CheckColumnArg(fcinfo, ARG_CONTEXT, relid, "context_column", FloatArrayTypes,
+				   lengthof(FloatArrayTypes));
+	CheckColumnArg(fcinfo, ARG_POSITION, relid, "display_position_column", IntTypes,
+				   lengthof(IntTypes));
+}
+
 /* Read and check the column arguments against the config */
 static void
 ReadColumns(FunctionCallInfo fcinfo, const MmoeModel *m, TrainColumns *c)
@@ -343,7 +387,10 @@ ReadColumns(FunctionCallInfo fcinfo, const MmoeModel *m, TrainColumns *c)
 				 errmsg("the config has no shallow tower, so display_position_column must be NULL")));
 }
 
-/* Get the SELECT that reads the columns of a relation */
+/*
+ * Get the SELECT that reads the columns of a relation: the casts are
+ * built-in casts between the types CheckColumnTypes accepts
+ */
 static char *
 SelectSql(Oid relid, const MmoeModel *m, const TrainColumns *c)
 {
@@ -353,12 +400,12 @@ SelectSql(Oid relid, const MmoeModel *m, const TrainColumns *c)
 	appendStringInfo(&q, "SELECT (%s)::pg_catalog.float4[]", quote_identifier(c->features));
 	for (int t = 0; t < m->ntasks; t++)
 	{
-		AttrNumber	att = get_attnum(relid, c->labels[t]);
+		Oid			type = RecsysColumnType(relid, c->labels[t], "label column", LabelTypes,
+											lengthof(LabelTypes));
 
 		/* boolean labels have no cast to float8: go through int4 (false 0, true 1) */
 		appendStringInfo(&q, ", (%s)%s::pg_catalog.float8", quote_identifier(c->labels[t]),
-						 att != InvalidAttrNumber && get_atttype(relid, att) == BOOLOID
-						 ? "::pg_catalog.int4" : "");
+						 type == BOOLOID ? "::pg_catalog.int4" : "");
 	}
 	appendStringInfo(&q, ", %s", c->categorical ? psprintf("(%s)::pg_catalog.int4[]", quote_identifier(c->categorical)) : "NULL::pg_catalog.int4[]");
 	appendStringInfo(&q, ", %s", c->context ? psprintf("(%s)::pg_catalog.float4[]", quote_identifier(c->context)) : "NULL::pg_catalog.float4[]");
@@ -998,6 +1045,9 @@ mmoe_train(PG_FUNCTION_ARGS)
 	ModelStoreCheckName(VARDATA_ANY(model_name), VARSIZE_ANY_EXHDR(model_name));
 	source = PG_GETARG_OID(ARG_SOURCE);
 	have_val = !PG_ARGISNULL(ARG_VALIDATION);
+	CheckColumnTypes(fcinfo, source);
+	if (have_val)
+		CheckColumnTypes(fcinfo, PG_GETARG_OID(ARG_VALIDATION));
 	options = PG_GETARG_JSONB_P(ARG_OPTIONS);
 
 	context = AllocSetContextCreate(CurrentMemoryContext, "recsys train_mmoe", ALLOCSET_DEFAULT_SIZES);

@@ -4,10 +4,17 @@
  */
 #include "postgres.h"
 
+#include "access/relation.h"
+#include "catalog/heap.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
 
 #include "store/spi_safe.h"
 
@@ -34,15 +41,110 @@ RecsysSpiFinish(int guc_level)
 	SPI_finish();
 }
 
-/* Get the quoted, schema-qualified name of a relation, for SQL run through SPI */
-char *
-RecsysRelationSqlName(Oid relid)
+/*
+ * Open a caller's relation (given as regclass) with AccessShareLock, raising
+ * undefined_table when the OID names none: a regclass can be any number, or
+ * name a relation dropped since
+ */
+static Relation
+OpenCallerRelation(Oid relid)
 {
-	char	   *name = get_rel_name(relid);
+	Relation	rel = OidIsValid(relid) ? try_relation_open(relid, AccessShareLock) : NULL;
 
-	if (name == NULL)
+	if (rel == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation with OID %u does not exist", relid)));
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), name);
+	return rel;
+}
+
+/*
+ * Check that a caller's relation exists, and keep it locked (AccessShareLock,
+ * as reading it would) until the transaction ends, so that it is neither
+ * dropped nor altered between the checks and the reads
+ */
+void
+RecsysCheckRelation(Oid relid)
+{
+	relation_close(OpenCallerRelation(relid), NoLock);
+}
+
+/*
+ * Get the quoted, schema-qualified name of a relation, for SQL run through
+ * SPI and for messages; this session's temporary schema is named pg_temp,
+ * as it is in SQL, not pg_temp_N
+ */
+char *
+RecsysRelationSqlName(Oid relid)
+{
+	Relation	rel = OpenCallerRelation(relid);
+	Oid			nsp = RelationGetNamespace(rel);
+	char	   *name = quote_qualified_identifier(isTempNamespace(nsp) ? "pg_temp" :
+												  get_namespace_name(nsp),
+												  RelationGetRelationName(rel));
+
+	relation_close(rel, NoLock);
+	return name;
+}
+
+/*
+ * Get the type of a column that recsys reads from a caller's relation,
+ * given as argument "what": it must be a column of the relation (not a
+ * system column, not the relation's name, which SQL would read as the
+ * whole row) and its type exactly one of the accepted built-in types.  A
+ * domain is refused even over an accepted type: only types whose casts and
+ * operators no role but the bootstrap superuser can define are read.
+ * Raises undefined_column or datatype_mismatch naming the column.
+ */
+Oid
+RecsysColumnType(Oid relid, const char *column, const char *what,
+				 const Oid *accepted, int naccepted)
+{
+	Relation	rel = OpenCallerRelation(relid);
+	TupleDesc	desc = RelationGetDescr(rel);
+	char	   *relname = RecsysRelationSqlName(relid);
+	Form_pg_attribute found = NULL;
+	StringInfoData similar;
+	StringInfoData names;
+	Oid			type;
+
+	initStringInfo(&similar);
+	for (int a = 0; a < desc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, a);
+
+		if (att->attisdropped)
+			continue;
+		if (strcmp(NameStr(att->attname), column) == 0)
+			found = att;
+		else if (pg_strcasecmp(NameStr(att->attname), column) == 0)
+			appendStringInfo(&similar, "%s%s", similar.len > 0 ? ", " : "",
+							 quote_identifier(NameStr(att->attname)));
+	}
+	if (found == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation %s does not exist", column, relname),
+				 errdetail("It was given as the %s.", what),
+				 similar.len > 0 ?
+				 errhint("Column names are case-sensitive; the relation has %s.", similar.data) :
+				 SystemAttributeByName(column) != NULL ?
+				 errhint("System columns are not read; give a column of the relation.") :
+				 strcmp(column, RelationGetRelationName(rel)) == 0 ?
+				 errhint("The relation's name is not a column (SQL would read it as the whole row); give a column of the relation.") : 0));
+	type = found->atttypid;
+	relation_close(rel, NoLock);
+	for (int t = 0; t < naccepted; t++)
+		if (type == accepted[t])
+			return type;
+	initStringInfo(&names);
+	for (int t = 0; t < naccepted; t++)
+		appendStringInfo(&names, "%s%s", t > 0 ? ", " : "", format_type_be(accepted[t]));
+	ereport(ERROR,
+			(errcode(ERRCODE_DATATYPE_MISMATCH),
+			 errmsg("%s \"%s\" must be of type %s, not %s", what, column, names.data,
+					format_type_be(type)),
+			 get_typtype(type) == TYPTYPE_DOMAIN ?
+			 errdetail("Domains are not read, not even over an accepted type; select the column cast to its base type in a view of your own.") : 0));
+	return InvalidOid;
 }
