@@ -311,7 +311,8 @@ CREATE FUNCTION pg_temp.le32(v int) RETURNS bytea LANGUAGE sql AS $$
 $$;
 -- offsets into the bytea (after the 4-byte varlena header): magic 0, version 4, k 8, ntasks 12,
 -- input_dim 16, ncategorical 20, model_version 24, capacity 28, nbuf 32, nkept 36, namelen 40,
--- name 44; then weights at 108, kept items (16 bytes each) at 116, item ids, features
+-- name 44, kept_capacity 108; then weights at 116, kept items (16 bytes each) at 124, item ids,
+-- features
 SELECT pg_temp.try(format('SELECT recsys.predict_top_k_final(%L::bytea)', b)) FROM (VALUES
 	('\x00'::bytea),
 	((SELECT overlay(s PLACING '\x00000000' FROM 1) FROM st)),
@@ -324,10 +325,14 @@ SELECT pg_temp.try(format('SELECT recsys.predict_top_k_final(%L::bytea)', b)) FR
 	((SELECT overlay(s PLACING pg_temp.le32(3) FROM 41) FROM st)),
 	((SELECT overlay(s PLACING '\x00' FROM 46) FROM st)),
 	((SELECT s || '\x00'::bytea FROM st)),
-	((SELECT overlay(s PLACING '\x0000c07f' FROM 109) FROM st)),
-	((SELECT overlay(s PLACING '\x0000c07f' FROM 117 + 8) FROM st2)),
-	((SELECT overlay(s PLACING '\xcaf24971' FROM 117 + 8) FROM st2)),
-	((SELECT overlay(s PLACING '\x0000807f' FROM 117 + 48 + 64) FROM st2)),
+	((SELECT overlay(s PLACING '\x0000c07f' FROM 117) FROM st)),
+	((SELECT overlay(s PLACING '\x0000c07f' FROM 125 + 8) FROM st2)),
+	((SELECT overlay(s PLACING '\xcaf24971' FROM 125 + 8) FROM st2)),
+	((SELECT overlay(s PLACING '\x0000807f' FROM 125 + 48 + 64) FROM st2)),
+	((SELECT overlay(s PLACING pg_temp.le32(0) FROM 109) FROM st)),
+	((SELECT overlay(s PLACING pg_temp.le32(4) FROM 109) FROM st)),
+	((SELECT overlay(s PLACING pg_temp.le32(1) FROM 109) FROM st2)),
+	((SELECT overlay(s PLACING pg_temp.le32(2) FROM 109) FROM st)),
 	((SELECT overlay(s PLACING pg_temp.le32(2) FROM 25) FROM st)),
 	((SELECT overlay(overlay(s PLACING pg_temp.le32(8) FROM 41) PLACING 'tiny_all' FROM 45) FROM st))
 ) v(b);

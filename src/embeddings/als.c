@@ -227,7 +227,12 @@ als_solve_accum(PG_FUNCTION_ARGS)
 
 	/* convert into the next free buffer slot; the kernel scales it there */
 	VectorToDoubles(v, AlsStateSlot(state, c));
-	AlsStateCommit(state, c);
+	if (AlsStateCommit(state, c) != AGG_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("als_solve sums are out of range at confidence %g", c),
+				 errdetail("The group's sums of confidences and confidence-weighted vector products overflow double precision."),
+				 errhint("Scale the confidences or the vectors down.")));
 
 	PG_RETURN_BYTEA_P((bytea *) state);
 }

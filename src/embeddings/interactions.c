@@ -8,8 +8,10 @@
  * scan the indexes are renumbered in ascending id order, the triples are
  * counting-sorted by item, transposed into rows by user (so each user's
  * items come out ascending, repeated pairs adjacent and summed), and the
- * rows by item are rebuilt from those.  Peak memory is about 20 bytes per
- * kept row, then 16 per distinct pair.
+ * rows by item are rebuilt from those.  Weights stay double precision until
+ * the repeated pairs are summed, and each sum is rounded to real once (as
+ * the aggregate engine, which sums in double precision, sees them).  Peak
+ * memory is about 28 bytes per kept row, then 16 per distinct pair.
  */
 #include "postgres.h"
 
@@ -38,7 +40,7 @@ typedef struct Triple
 {
 	int32		u;
 	int32		i;
-	float		w;
+	double		w;				/* rounded to real only once summed */
 } Triple;
 
 /* An id and its dense index */
@@ -60,66 +62,18 @@ typedef struct IdEntry
 #define SH_DEFINE
 #include "lib/simplehash.h"
 
-/* Counts of bad rows, for one error message each */
-
-/*
- * Check that a column exists with one of the accepted types; a name that
- * differs only in case from existing columns gets a hint naming them
- */
-static void
-CheckColumn(Relation rel, const char *col, const char *what, const Oid *accepted,
-			int naccepted, const char *accepted_names)
-{
-	TupleDesc	desc = RelationGetDescr(rel);
-	StringInfoData similar;
-	Form_pg_attribute found = NULL;
-
-	initStringInfo(&similar);
-	for (int a = 0; a < desc->natts; a++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, a);
-
-		if (att->attisdropped)
-			continue;
-		if (strcmp(NameStr(att->attname), col) == 0)
-			found = att;
-		else if (pg_strcasecmp(NameStr(att->attname), col) == 0)
-			appendStringInfo(&similar, "%s%s", similar.len > 0 ? ", " : "",
-							 quote_identifier(NameStr(att->attname)));
-	}
-	if (found == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("column \"%s\" of relation %s does not exist", col,
-						RecsysRelationSqlName(RelationGetRelid(rel))),
-				 errdetail("It was given as the %s.", what),
-				 similar.len > 0 ?
-				 errhint("Column names are case-sensitive; the relation has %s.", similar.data) : 0));
-	for (int t = 0; t < naccepted; t++)
-		if (found->atttypid == accepted[t])
-			return;
-	ereport(ERROR,
-			(errcode(ERRCODE_DATATYPE_MISMATCH),
-			 errmsg("%s \"%s\" must be of type %s, not %s", what, col, accepted_names,
-					format_type_be(found->atttypid))));
-}
-
 /* Check that the source's columns exist and have usable types */
 void
 InteractionsCheckSource(const InteractionSource *src)
 {
 	static const Oid id_types[] = {INT2OID, INT4OID, INT8OID};
 	static const Oid weight_types[] = {INT2OID, INT4OID, INT8OID, FLOAT4OID, FLOAT8OID, NUMERICOID};
-	Relation	rel = relation_open(src->relid, AccessShareLock);
 
-	CheckColumn(rel, src->user_column, "user column", id_types, lengthof(id_types),
-				"smallint, integer, bigint");
-	CheckColumn(rel, src->item_column, "item column", id_types, lengthof(id_types),
-				"smallint, integer, bigint");
+	RecsysColumnType(src->relid, src->user_column, "user column", id_types, lengthof(id_types));
+	RecsysColumnType(src->relid, src->item_column, "item column", id_types, lengthof(id_types));
 	if (src->weight_column)
-		CheckColumn(rel, src->weight_column, "weight column", weight_types, lengthof(weight_types),
-					"smallint, integer, bigint, real, double precision, numeric");
-	relation_close(rel, AccessShareLock);
+		RecsysColumnType(src->relid, src->weight_column, "weight column", weight_types,
+						 lengthof(weight_types));
 }
 
 /* Raise the error for the first kind of bad row found, with its count */
@@ -235,7 +189,8 @@ BuildRows(Interactions *out, Triple *triples, int64 kept)
 	int32		ni = out->n_items;
 	int64	   *iptr = AllocHuge(ni + 1, sizeof(int64));
 	int32	   *iusers = AllocHuge(kept, sizeof(int32));
-	float	   *iconf = AllocHuge(kept, sizeof(float));
+	double	   *iconf = AllocHuge(kept, sizeof(double));
+	double	   *uconf;
 	int64	   *fill;
 	int64		nnz;
 
@@ -261,7 +216,7 @@ BuildRows(Interactions *out, Triple *triples, int64 kept)
 	/* transpose into rows by user: items come out ascending, repeats adjacent */
 	out->user_ptr = AllocHuge(nu + 1, sizeof(int64));
 	out->user_items = AllocHuge(kept, sizeof(int32));
-	out->user_conf = AllocHuge(kept, sizeof(float));
+	uconf = AllocHuge(kept, sizeof(double));
 	memset(out->user_ptr, 0, sizeof(int64) * (nu + 1));
 	for (int64 j = 0; j < kept; j++)
 		out->user_ptr[iusers[j] + 1]++;
@@ -274,12 +229,12 @@ BuildRows(Interactions *out, Triple *triples, int64 kept)
 			int64		at = fill[iusers[j]]++;
 
 			out->user_items[at] = i;
-			out->user_conf[at] = iconf[j];
+			uconf[at] = iconf[j];
 		}
 	pfree(iusers);
 	pfree(iconf);
 
-	/* sum repeated pairs in place (weights in double, stored as float) */
+	/* sum repeated pairs in place in double precision */
 	nnz = 0;
 	for (int32 u = 0; u < nu; u++)
 	{
@@ -293,9 +248,16 @@ BuildRows(Interactions *out, Triple *triples, int64 kept)
 			double		w = 0.0;
 
 			for (; j < end && out->user_items[j] == i; j++)
-				w += out->user_conf[j];
+				w += uconf[j];
+			if (!isfinite((float) w))
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("weights of user " INT64_FORMAT " and item " INT64_FORMAT
+								" add up to %g, out of range for real",
+								out->user_ids[u], out->item_ids[i], w),
+						 errhint("Confidences are kept as real: scale the weights down.")));
 			out->user_items[nnz] = i;
-			out->user_conf[nnz] = (float) w;
+			uconf[nnz] = w;
 			nnz++;
 		}
 		if ((u & 0xFFFF) == 0)
@@ -304,10 +266,12 @@ BuildRows(Interactions *out, Triple *triples, int64 kept)
 	out->user_ptr[nu] = nnz;
 	out->nnz = nnz;
 	if (nnz < kept)
-	{
 		out->user_items = repalloc_huge(out->user_items, sizeof(int32) * Max(nnz, 1));
-		out->user_conf = repalloc_huge(out->user_conf, sizeof(float) * Max(nnz, 1));
-	}
+	/* each pair's sum rounded to real once */
+	out->user_conf = AllocHuge(nnz, sizeof(float));
+	for (int64 j = 0; j < nnz; j++)
+		out->user_conf[j] = (float) uconf[j];
+	pfree(uconf);
 
 	/* rows by item from rows by user: users come out ascending */
 	out->item_ptr = iptr;
@@ -444,7 +408,7 @@ InteractionsLoad(const InteractionSource *src, Interactions *out, Size budget,
 			t = &triples[kept - 1];
 			t->u = MapId(users, DatumGetInt64(du), "user");
 			t->i = MapId(items, DatumGetInt64(di), "item");
-			t->w = (float) w;
+			t->w = w;
 		}
 		SPI_freetuptable(SPI_tuptable);
 		CHECK_FOR_INTERRUPTS();

@@ -244,11 +244,12 @@ PrepareRun(FunctionCallInfo fcinfo, TrainRun *run)
 	TrainOptionsResolve(method, PG_ARGISNULL(ARG_OPTIONS) ? NULL : PG_GETARG_JSONB_P(ARG_OPTIONS),
 						&run->opts);
 
-	/* numbers the version, checks the name and locks it until the transaction ends */
-	run->version = NextVersion(run->model);
-
+	/* the source and its columns before any work (the relation stays locked) */
 	run->source_name = RecsysRelationSqlName(run->src.relid);
 	InteractionsCheckSource(&run->src);
+
+	/* numbers the version, checks the name and locks it until the transaction ends */
+	run->version = NextVersion(run->model);
 	initStringInfo(&run->log);
 	appendStringInfoChar(&run->log, '[');
 }
@@ -792,6 +793,18 @@ FinishAggregateEpoch(TrainRun *run, int epoch, Datum g_users, Datum g_items, dou
 	EmitEpoch(run, epoch, observed + gramian + l2, observed, gramian, l2, SecondsSince(t0));
 }
 
+/* Get a count of distinct users or items, raising an error past the dense index range */
+static int32
+EntityCount(uint64 n, const char *what)
+{
+	if (n > (uint64) INTERACTIONS_MAX_ENTITIES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many distinct %ss for training: " UINT64_FORMAT, what, n),
+				 errdetail("At most " INT64_FORMAT " are supported.", INTERACTIONS_MAX_ENTITIES)));
+	return (int32) n;
+}
+
 /*
  * epochs and store of als on the aggregate engine: the recsys.als_solve
  * aggregate over work tables in pg_temp whose names are unique to this
@@ -825,12 +838,12 @@ EpochsAggregate(TrainRun *run, MemoryContext context)
 				  " SELECT p.u AS id, CAST(pg_catalog.count(*) AS pg_catalog.float8) AS n,"
 				  " CAST(NULL AS pg_catalog.float8) AS lam FROM %spairs p GROUP BY p.u",
 				  plain, pre), 0, NULL, NULL, SPI_OK_UTILITY);
-	run->n_users = (int32) SPI_processed;
+	run->n_users = EntityCount(SPI_processed, "user");
 	Exec(psprintf("CREATE TEMP TABLE %sitems ON COMMIT DROP AS"
 				  " SELECT p.i AS id, CAST(pg_catalog.count(*) AS pg_catalog.float8) AS n,"
 				  " CAST(NULL AS pg_catalog.float8) AS lam FROM %spairs p GROUP BY p.i",
 				  plain, pre), 0, NULL, NULL, SPI_OK_UTILITY);
-	run->n_items = (int32) SPI_processed;
+	run->n_items = EntityCount(SPI_processed, "item");
 	types[0] = types[1] = types[2] = FLOAT8OID;
 	args[0] = Float8GetDatum(run->l2);
 	args[2] = Float8GetDatum(run->opts.nu);
@@ -1075,8 +1088,8 @@ EpochsDistributed(TrainRun *run, MemoryContext context)
 	Exec(psprintf("SELECT (SELECT pg_catalog.count(*) FROM %spu), (SELECT pg_catalog.count(*) FROM %seu),"
 				  " (SELECT pg_catalog.count(*) FROM %sei)", pre, pre, pre), 0, NULL, NULL, SPI_OK_SELECT);
 	run->nnz = CountValue(1, context);
-	run->n_users = (int32) CountValue(2, context);
-	run->n_items = (int32) CountValue(3, context);
+	run->n_users = EntityCount((uint64) CountValue(2, context), "user");
+	run->n_items = EntityCount((uint64) CountValue(3, context), "item");
 	types[0] = types[1] = types[2] = FLOAT8OID;
 	args[0] = Float8GetDatum(run->l2);
 	args[2] = Float8GetDatum(run->opts.nu);

@@ -262,9 +262,12 @@ AlsStateSlot(AlsState *s, double c)
 
 /*
  * Count the pair of confidence c whose vector was just written to its slot:
- * add it to b, scale it by sqrt(|c - w|) and fold a full buffer
+ * add it to b, scale it by sqrt(|c - w|) and fold a full buffer.  Returns
+ * AGG_VALUE_OVERFLOW when a sum, the scaled row or A became infinite (large
+ * finite confidences and vectors can overflow double precision): the state
+ * must then not be used.
  */
-void
+AggError
 AlsStateCommit(AlsState *s, double c)
 {
 	double		w = c - s->gramian_weight;
@@ -272,17 +275,32 @@ AlsStateCommit(AlsState *s, double c)
 	double	   *b = AlsRhs(s);
 	double		scale = RankBufferScale(w);
 	int			dim = s->buf.dim;
+	bool		bad = false;
 
 	for (int i = 0; i < dim; i++)
+	{
 		b[i] += c * row[i];
+		bad |= !isfinite(b[i]);
+	}
 	s->conf_sum += c;
 	s->count++;
 	/* c == w: the pair adds to b only; the slot stays free */
 	if (scale != 1.0)
 		for (int i = 0; i < dim; i++)
+		{
 			row[i] *= scale;
+			bad |= !isfinite(row[i]);
+		}
+	if (bad || !isfinite(s->conf_sum))
+		return AGG_VALUE_OVERFLOW;
 	if (RankBufferCommit(&s->buf, w))
+	{
 		RankBufferFlush(&s->buf, AlsBuffer(s), AlsMatrix(s));
+		/* one pass over k x k per flush of many rows */
+		if (CheckFinite(AlsMatrix(s), (size_t) dim * dim) != NULL)
+			return AGG_VALUE_OVERFLOW;
+	}
+	return AGG_OK;
 }
 
 /* Fold the buffered rows of a state into A */

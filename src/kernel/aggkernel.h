@@ -138,7 +138,7 @@ extern size_t AlsStateSize(int dim, int buf_cap);
 extern const char *AlsStateCheck(const void *state, size_t size, int max_dim);
 extern const char *AlsStateCheckValues(const AlsState *s);
 extern double *AlsStateSlot(AlsState *s, double c);
-extern void AlsStateCommit(AlsState *s, double c);
+extern AggError AlsStateCommit(AlsState *s, double c);
 extern AggError AlsStateCombine(AlsState *s1, const AlsState *s2);
 extern void AlsStateFlush(AlsState *s);
 extern int	AlsStateSolve(const AlsState *s, double *x, double *m, double *work,

@@ -12,13 +12,17 @@
  * Rows buffered when the final or combine function runs are scored there,
  * so a state may carry up to one block of unscored rows between processes.
  *
+ * The kept list starts with room for a few items and doubles (up to k) when
+ * a scoring could fill it, so a group of n rows holds at most about 2n kept
+ * items, however large k is.
+ *
  * The state records the model name and the version resolved when the group
  * began, and every later scoring uses that version, so that the workers and
  * the leader of a parallel plan score with one model.
  *
  * State layout (after RecsysStateHeader and PredictTopKState, 8-aligned):
  *	float	task_weights[ntasks]
- *	TopKItem kept[k]					heap order (src/topk.h)
+ *	TopKItem kept[kept_capacity]		heap order (src/topk.h)
  *	int64	item_ids[capacity]
  *	float	features[capacity * input_dim]
  *	int32	categorical[capacity * ncategorical]
@@ -44,12 +48,12 @@
 #include "kernel/topk.h"
 
 #define PREDICT_TOP_K_MAGIC 0x504b544d	/* "MTKP" */
-#define PREDICT_TOP_K_VERSION 1
+#define PREDICT_TOP_K_VERSION 2
 #define PREDICT_TOP_K_WHAT "predict_top_k"
 
 /* Rows buffered before a block is scored (the state grows to this) */
 #define PREDICT_TOP_K_BLOCK 128
-/* Rows of the first buffer: small groups keep small states */
+/* Rows of the first buffer and items of the first kept list: small groups keep small states */
 #define PREDICT_TOP_K_FIRST_CAPACITY 8
 /* Largest k: the kept list is 16 bytes an item */
 #define PREDICT_TOP_K_MAX_K 100000
@@ -81,6 +85,7 @@ typedef struct PredictTopKState
 	int32		nkept;			/* items in the kept list */
 	int32		namelen;
 	char		name[MODEL_NAME_MAX + 1];	/* NUL-terminated */
+	int32		kept_capacity;	/* items the kept list holds, 1 to k */
 } PredictTopKState;
 
 /* Where the arrays of a state start */
@@ -98,14 +103,15 @@ typedef struct StateParts
 
 /* Get the size of a state with these dimensions, and the offsets of its arrays */
 static Size
-StateLayout(int k, int ntasks, int input_dim, int ncategorical, int capacity, Size *offsets)
+StateLayout(int kept_capacity, int ntasks, int input_dim, int ncategorical, int capacity,
+			Size *offsets)
 {
 	Size		off = ALIGN8(sizeof(PredictTopKState));
 
 	offsets[0] = off;
 	off = ALIGN8(off + sizeof(float) * ntasks);
 	offsets[1] = off;
-	off = ALIGN8(off + sizeof(TopKItem) * (Size) k);
+	off = ALIGN8(off + sizeof(TopKItem) * (Size) kept_capacity);
 	offsets[2] = off;
 	off = ALIGN8(off + sizeof(int64) * (Size) capacity);
 	offsets[3] = off;
@@ -122,7 +128,7 @@ Parts(PredictTopKState *st)
 	Size		off[5];
 	StateParts p;
 
-	StateLayout(st->k, st->ntasks, st->input_dim, st->ncategorical, st->capacity, off);
+	StateLayout(st->kept_capacity, st->ntasks, st->input_dim, st->ncategorical, st->capacity, off);
 	p.weights = (float *) ((char *) st + off[0]);
 	p.kept = (TopKItem *) ((char *) st + off[1]);
 	p.item_ids = (int64 *) ((char *) st + off[2]);
@@ -149,12 +155,13 @@ CheckHeader(const PredictTopKState *st)
 		st->model_version < 1 ||
 		st->capacity < 1 || st->capacity > PREDICT_TOP_K_BLOCK ||
 		st->nbuf < 0 || st->nbuf > st->capacity ||
-		st->nkept < 0 || st->nkept > st->k)
+		st->kept_capacity < 1 || st->kept_capacity > st->k ||
+		st->nkept < 0 || st->nkept > st->kept_capacity)
 		StateInvalid(PREDICT_TOP_K_WHAT, "A count is out of range.");
 	if (st->namelen < 1 || st->namelen > MODEL_NAME_MAX ||
 		st->name[st->namelen] != '\0' || strlen(st->name) != (size_t) st->namelen)
 		StateInvalid(PREDICT_TOP_K_WHAT, "The model name is malformed.");
-	if (VARSIZE(st) != StateLayout(st->k, st->ntasks, st->input_dim, st->ncategorical,
+	if (VARSIZE(st) != StateLayout(st->kept_capacity, st->ntasks, st->input_dim, st->ncategorical,
 								   st->capacity, off))
 		StateInvalid(PREDICT_TOP_K_WHAT, "The size does not match the dimensions.");
 }
@@ -269,8 +276,58 @@ ScoreRows(const MmoeModel *m, MmoeScratch *s, const float *weights, const int64 
 	}
 }
 
-/* Score the buffered rows of a state into its kept list and empty the buffer */
-static void
+/*
+ * Get a copy of a state (in the current memory context) whose buffer holds
+ * capacity rows and whose kept list holds kept_capacity items
+ */
+static PredictTopKState *
+Resize(PredictTopKState *st, int capacity, int kept_capacity)
+{
+	Size		off[5];
+	PredictTopKState *big;
+	StateParts from = Parts(st);
+	StateParts to;
+
+	big = (PredictTopKState *) StateAlloc(StateLayout(kept_capacity, st->ntasks, st->input_dim,
+													  st->ncategorical, capacity, off),
+										  PREDICT_TOP_K_MAGIC, PREDICT_TOP_K_VERSION,
+										  PREDICT_TOP_K_WHAT);
+	memcpy((char *) big + sizeof(RecsysStateHeader), (char *) st + sizeof(RecsysStateHeader),
+		   sizeof(PredictTopKState) - sizeof(RecsysStateHeader));
+	big->capacity = capacity;
+	big->kept_capacity = kept_capacity;
+	to = Parts(big);
+	memcpy(to.weights, from.weights, sizeof(float) * st->ntasks);
+	memcpy(to.kept, from.kept, sizeof(TopKItem) * st->nkept);
+	memcpy(to.item_ids, from.item_ids, sizeof(int64) * st->nbuf);
+	memcpy(to.features, from.features, sizeof(float) * st->nbuf * st->input_dim);
+	memcpy(to.categorical, from.categorical, sizeof(int32) * st->nbuf * st->ncategorical);
+	return big;
+}
+
+/*
+ * Get the state with room in its kept list for items more items (as many
+ * as k allows): the same state when it has that, else a copy whose kept
+ * list doubled until it does (so a group pays for what it keeps, not for k)
+ */
+static PredictTopKState *
+ReserveKept(PredictTopKState *st, int64 items)
+{
+	int64		need = Min((int64) st->k, (int64) st->nkept + items);
+	int64		cap = st->kept_capacity;
+
+	if (need <= cap)
+		return st;
+	while (cap < need)
+		cap *= 2;
+	return Resize(st, st->capacity, (int) Min(cap, (int64) st->k));
+}
+
+/*
+ * Score the buffered rows of a state into its kept list and empty the
+ * buffer; returns the state, a larger copy when the kept list had to grow
+ */
+static PredictTopKState *
 Flush(FunctionCallInfo fcinfo, PredictTopKState *st, bool newest)
 {
 	StateParts p;
@@ -279,8 +336,9 @@ Flush(FunctionCallInfo fcinfo, PredictTopKState *st, bool newest)
 	const MmoeModel *m;
 
 	if (st->nbuf == 0)
-		return;
+		return st;
 	m = StateModel(fcinfo, st, newest, &s);
+	st = ReserveKept(st, st->nbuf);
 	p = Parts(st);
 	t.k = st->k;
 	t.n = st->nkept;
@@ -288,6 +346,7 @@ Flush(FunctionCallInfo fcinfo, PredictTopKState *st, bool newest)
 	ScoreRows(m, s, p.weights, p.item_ids, p.features, p.categorical, st->nbuf, &t);
 	st->nkept = t.n;
 	st->nbuf = 0;
+	return st;
 }
 
 /* Get the task weights argument as floats, checked against the model's tasks */
@@ -334,7 +393,8 @@ NewState(FunctionCallInfo fcinfo, const StepArgs *args, text *model)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("predict_top_k does not take a context, but the model has a latent cross"),
 				 errhint("Score the rows with recsys.predict(..., context => ...) and rank them in SQL.")));
-	st = (PredictTopKState *) StateAlloc(StateLayout(k, m->ntasks, m->input_dim, m->ncategorical,
+	st = (PredictTopKState *) StateAlloc(StateLayout(Min(k, PREDICT_TOP_K_FIRST_CAPACITY), m->ntasks,
+													 m->input_dim, m->ncategorical,
 													 PREDICT_TOP_K_FIRST_CAPACITY, off),
 										 PREDICT_TOP_K_MAGIC, PREDICT_TOP_K_VERSION,
 										 PREDICT_TOP_K_WHAT);
@@ -344,36 +404,11 @@ NewState(FunctionCallInfo fcinfo, const StepArgs *args, text *model)
 	st->ncategorical = m->ncategorical;
 	st->model_version = version;
 	st->capacity = PREDICT_TOP_K_FIRST_CAPACITY;
+	st->kept_capacity = Min(k, PREDICT_TOP_K_FIRST_CAPACITY);
 	st->namelen = namelen;
 	memcpy(st->name, VARDATA_ANY(model), namelen);
 	ReadWeights(PG_GETARG_ARRAYTYPE_P(args->task_weights), m->ntasks, Parts(st).weights);
 	return st;
-}
-
-/* Get a copy of a state with a larger buffer (in the current memory context) */
-static PredictTopKState *
-Grow(PredictTopKState *st)
-{
-	int			capacity = Min(st->capacity * 2, PREDICT_TOP_K_BLOCK);
-	Size		off[5];
-	PredictTopKState *big;
-	StateParts from = Parts(st);
-	StateParts to;
-
-	big = (PredictTopKState *) StateAlloc(StateLayout(st->k, st->ntasks, st->input_dim,
-													  st->ncategorical, capacity, off),
-										  PREDICT_TOP_K_MAGIC, PREDICT_TOP_K_VERSION,
-										  PREDICT_TOP_K_WHAT);
-	memcpy((char *) big + sizeof(RecsysStateHeader), (char *) st + sizeof(RecsysStateHeader),
-		   sizeof(PredictTopKState) - sizeof(RecsysStateHeader));
-	big->capacity = capacity;
-	to = Parts(big);
-	memcpy(to.weights, from.weights, sizeof(float) * st->ntasks);
-	memcpy(to.kept, from.kept, sizeof(TopKItem) * st->nkept);
-	memcpy(to.item_ids, from.item_ids, sizeof(int64) * st->nbuf);
-	memcpy(to.features, from.features, sizeof(float) * st->nbuf * st->input_dim);
-	memcpy(to.categorical, from.categorical, sizeof(int32) * st->nbuf * st->ncategorical);
-	return big;
 }
 
 /* Raise the error for an argument that must be the same in every row of a group */
@@ -426,9 +461,9 @@ Step(FunctionCallInfo fcinfo, const StepArgs *args)
 	if (st->nbuf == st->capacity)
 	{
 		if (st->capacity < PREDICT_TOP_K_BLOCK)
-			st = Grow(st);
+			st = Resize(st, Min(st->capacity * 2, PREDICT_TOP_K_BLOCK), st->kept_capacity);
 		else
-			Flush(fcinfo, st, true);
+			st = Flush(fcinfo, st, true);
 	}
 
 	p = Parts(st);
@@ -524,7 +559,8 @@ mmoe_predict_top_k_combine(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("cannot combine predict_top_k states of different models, versions, k or task_weights")));
 	a = (PredictTopKState *) StateGetWritable(fcinfo, 0, &a->hdr);
-	Flush(fcinfo, a, false);
+	a = Flush(fcinfo, a, false);
+	a = ReserveKept(a, (int64) b->nbuf + b->nkept);
 	pa = Parts(a);
 	pb = Parts(b);
 	t.k = a->k;
@@ -574,7 +610,8 @@ mmoe_predict_top_k_final(PG_FUNCTION_ARGS)
 
 	/* the final function must leave the state as it is: work on a copy of the list */
 	p = Parts(st);
-	items = palloc(sizeof(TopKItem) * st->k);
+	/* room for every item the list can end with: the kept ones and the buffered rows */
+	items = palloc(sizeof(TopKItem) * Max(Min(st->k, st->nkept + st->nbuf), 1));
 	memcpy(items, p.kept, sizeof(TopKItem) * st->nkept);
 	t.k = st->k;
 	t.n = st->nkept;

@@ -63,6 +63,9 @@ DECLARE
 	p_version int := $2;
 	v int;
 BEGIN
+	IF p_model IS NULL THEN
+		RAISE EXCEPTION 'model name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	-- this node's placement on Citus (see recsys.store_relation)
 	EXECUTE format('SELECT max(m.version) FROM %s m WHERE m.name OPERATOR(pg_catalog.=) $1'
 		' AND ($2 IS NULL OR m.version OPERATOR(pg_catalog.=) $2)', recsys.store_relation('models'))
@@ -90,6 +93,9 @@ DECLARE
 	n int;
 	o regrole;
 BEGIN
+	IF p_model IS NULL THEN
+		RAISE EXCEPTION 'model name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	DELETE FROM recsys.models m
 		WHERE m.name OPERATOR(pg_catalog.=) p_model
 			AND (p_version IS NULL OR m.version OPERATOR(pg_catalog.=) p_version);

@@ -192,7 +192,9 @@ AlsRows(AlsState *t, size_t size, Input *in, bool check)
 
 		for (int i = 0; i < t->buf.dim; i++)
 			slot[i] = Value(in);
-		AlsStateCommit(t, c);
+		/* an overflow is an error in SQL: the state is not used again */
+		if (AlsStateCommit(t, c) != AGG_OK)
+			break;
 		/* each SQL call validates its state first */
 		if (check && AlsStateCheck(t, size, MAX_DIM) != NULL)
 		{
