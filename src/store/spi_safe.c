@@ -69,18 +69,12 @@ RecsysCheckRelation(Oid relid)
 	relation_close(OpenCallerRelation(relid), NoLock);
 }
 
-/*
- * Get the quoted, schema-qualified name of a relation, for SQL run through
- * SPI and for messages; this session's temporary schema is named pg_temp,
- * as it is in SQL, not pg_temp_N
- */
+/* Get the quoted, schema-qualified name of a relation, for SQL run through SPI */
 char *
 RecsysRelationSqlName(Oid relid)
 {
 	Relation	rel = OpenCallerRelation(relid);
-	Oid			nsp = RelationGetNamespace(rel);
-	char	   *name = quote_qualified_identifier(isTempNamespace(nsp) ? "pg_temp" :
-												  get_namespace_name(nsp),
+	char	   *name = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 												  RelationGetRelationName(rel));
 
 	relation_close(rel, NoLock);
@@ -102,7 +96,11 @@ RecsysColumnType(Oid relid, const char *column, const char *what,
 {
 	Relation	rel = OpenCallerRelation(relid);
 	TupleDesc	desc = RelationGetDescr(rel);
-	char	   *relname = RecsysRelationSqlName(relid);
+	Oid			nsp = RelationGetNamespace(rel);
+	/* for messages: this session's temporary schema as SQL names it, not pg_temp_N */
+	char	   *relname = quote_qualified_identifier(isTempNamespace(nsp) ? "pg_temp" :
+													 get_namespace_name(nsp),
+													 RelationGetRelationName(rel));
 	Form_pg_attribute found = NULL;
 	StringInfoData similar;
 	StringInfoData names;
