@@ -84,6 +84,7 @@ typedef struct ModelRef
 	int			namelen;
 	int			version;		/* 0 = newest */
 	ModelSnapshotKey snap;
+	Oid			userid;			/* the role the answer was given to */
 	bool		valid;
 	bool		callback_set;
 	MemoryContext holder;
@@ -112,6 +113,7 @@ extern const void *ModelStoreAcquire(ModelRef *ref, MemoryContext holder,
 									 const ModelKind *kind, text *name, int version,
 									 uint64 *load_id, int *found_version);
 extern void ModelStoreCheckName(const char *name, int len);
+extern Oid	ModelStoreOwner(const char *name, int len);
 extern Oid	ModelStoreRelation(StoreTable table);
 extern SPIPlanPtr ModelStorePlan(StorePlan *slot, StoreTable table, const char *sql,
 								 int nargs, Oid *types);
