@@ -121,7 +121,9 @@ LANGUAGE plpgsql STABLE SECURITY INVOKER SET search_path = pg_catalog, pg_temp A
 DECLARE
 	g int := 0;
 BEGIN
-	IF EXISTS (SELECT FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'citus') THEN
+	-- by the catalog, not the extension: this also runs inside CREATE
+	-- EXTENSION citus (the guard event trigger), before the catalog exists
+	IF pg_catalog.to_regclass('pg_catalog.pg_dist_local_group') IS NOT NULL THEN
 		EXECUTE 'SELECT groupid FROM pg_catalog.pg_dist_local_group' INTO g;
 	END IF;
 	RETURN g OPERATOR(pg_catalog.<>) 0;

@@ -40,7 +40,9 @@ LANGUAGE plpgsql STABLE SECURITY INVOKER SET search_path = pg_catalog, pg_temp A
 DECLARE
 	g int := 0;
 BEGIN
-	IF EXISTS (SELECT FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'citus') THEN
+	-- by the catalog, not the extension: this also runs inside CREATE
+	-- EXTENSION citus (the guard event trigger), before the catalog exists
+	IF pg_catalog.to_regclass('pg_catalog.pg_dist_local_group') IS NOT NULL THEN
 		EXECUTE 'SELECT groupid FROM pg_catalog.pg_dist_local_group' INTO g;
 	END IF;
 	RETURN g OPERATOR(pg_catalog.<>) 0;
@@ -440,3 +442,94 @@ CREATE EVENT TRIGGER recsys_model_names_guard ON ddl_command_end
 	EXECUTE FUNCTION recsys.model_names_guard();
 ALTER EVENT TRIGGER recsys_model_names_dropped ENABLE ALWAYS;
 ALTER EVENT TRIGGER recsys_model_names_guard ENABLE ALWAYS;
+
+-- Citus: a store attached after names were stored gives the workers' names
+-- their sequences.
+-- Give every model name of this node's store its sequence recsys_names.<name>
+-- (owned by the owner the row records) where it has none: a worker whose
+-- copy of the store arrived by citus_attach_store, not through the trigger.
+CREATE FUNCTION recsys.citus_name_sequences() RETURNS int
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r record;
+	n int := 0;
+BEGIN
+	FOR r IN EXECUTE format('SELECT m.name, m.owner FROM %s m WHERE recsys.model_owner(m.name) IS NULL',
+			recsys.store_relation('model_names')) LOOP
+		EXECUTE format('CREATE SEQUENCE recsys_names.%I', r.name);
+		EXECUTE format('ALTER SEQUENCE recsys_names.%I OWNER TO %s', r.name, r.owner);
+		n := n OPERATOR(pg_catalog.+) 1;
+	END LOOP;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION recsys.citus_name_sequences() IS
+	'internal: create the missing sequences recsys_names.<name> of this node''s model names, owned by their recorded owners';
+
+-- Make the store's tables Citus reference tables (idempotent).
+CREATE OR REPLACE FUNCTION recsys.citus_attach_store() RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	store regclass[] := ARRAY['recsys.model_names', 'recsys.models', 'recsys.user_vectors',
+		'recsys.item_vectors']::regclass[];
+	fkeys text[] := ARRAY['recsys.models', 'models_name_fkey',
+		'recsys.user_vectors', 'user_vectors_model_version_fkey',
+		'recsys.item_vectors', 'item_vectors_model_version_fkey'];
+	n int;
+	t regclass;
+	r record;
+BEGIN
+	PERFORM recsys.citus_check_coordinator('recsys.citus_attach_store()');
+	EXECUTE 'SELECT count(*) FROM pg_catalog.pg_dist_partition p'
+		' WHERE p.logicalrelid OPERATOR(pg_catalog.=) ANY ($1)' INTO n USING store;
+	IF n OPERATOR(pg_catalog.=) 4 THEN
+		RETURN;
+	ELSIF n OPERATOR(pg_catalog.<>) 0 THEN
+		RAISE EXCEPTION 'only % of the 4 store tables are Citus tables', n
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				HINT = 'Undistribute them (undistribute_table) and call recsys.citus_attach_store() again.';
+	END IF;
+	-- the store's triggers (vectors_touch_models) fire per placement and
+	-- compute nothing that could differ between nodes
+	PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+	-- Citus cannot convert a table that a local table references, and would
+	-- re-create on the workers the foreign keys that their copies of the
+	-- extension's tables may already have: drop them everywhere first
+	-- (run_command_on_workers commits on the workers at once; a failure
+	-- below leaves the workers' tables without them, which is harmless: a
+	-- worker's own store is never written while the coordinator's is local)
+	FOR i IN 1 .. 3 LOOP
+		EXECUTE format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', fkeys[2 * i - 1], fkeys[2 * i]);
+		FOR r IN EXECUTE 'SELECT w.nodename, w.nodeport, w.success, w.result'
+				' FROM pg_catalog.run_command_on_workers($1) w'
+				USING format('ALTER TABLE IF EXISTS %s DROP CONSTRAINT IF EXISTS %I', fkeys[2 * i - 1], fkeys[2 * i]) LOOP
+			IF NOT r.success THEN
+				RAISE EXCEPTION 'could not prepare the store on worker %:%', r.nodename, r.nodeport
+					USING ERRCODE = 'external_routine_exception', DETAIL = r.result;
+			END IF;
+		END LOOP;
+	END LOOP;
+	FOREACH t IN ARRAY store LOOP
+		EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING t;
+	END LOOP;
+	-- Citus copies these to the workers' tables and to every placement
+	ALTER TABLE recsys.models ADD CONSTRAINT models_name_fkey
+		FOREIGN KEY (name) REFERENCES recsys.model_names (name) ON DELETE CASCADE;
+	ALTER TABLE recsys.user_vectors ADD CONSTRAINT user_vectors_model_version_fkey
+		FOREIGN KEY (model, version) REFERENCES recsys.models (name, version) ON DELETE CASCADE;
+	ALTER TABLE recsys.item_vectors ADD CONSTRAINT item_vectors_model_version_fkey
+		FOREIGN KEY (model, version) REFERENCES recsys.models (name, version) ON DELETE CASCADE;
+	PERFORM recsys.citus_release_placements();
+	-- the workers' copies of the names came without their sequences
+	FOR r IN EXECUTE 'SELECT w.nodename, w.nodeport, w.success, w.result'
+			' FROM pg_catalog.run_command_on_workers($1) w'
+			USING 'SELECT recsys.citus_name_sequences()' LOOP
+		IF NOT r.success THEN
+			RAISE EXCEPTION 'could not create the model names'' sequences on worker %:%', r.nodename, r.nodeport
+				USING ERRCODE = 'external_routine_exception', DETAIL = r.result;
+		END IF;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION recsys.citus_attach_store() IS
+	'on a Citus coordinator: make the model store (model_names, models, user_vectors, item_vectors) reference tables, copied to every node; CREATE EXTENSION does it by itself where Citus was there first (idempotent)';
