@@ -64,7 +64,7 @@ DELETE FROM recsys.models WHERE name = 'sec_model';
 UPDATE recsys.models SET metrics = '{}' WHERE name = 'sec_model';
 DELETE FROM recsys.item_vectors WHERE model = 'sec_model';
 UPDATE recsys.model_names SET owner = 'sec_trainer' WHERE name = 'sec_model';
-INSERT INTO recsys.models (name, version, kind) VALUES ('sec_model', 7, 'mmoe');
+INSERT INTO recsys.models (name, version, kind) VALUES ('sec_model', 7, 'embeddings');
 INSERT INTO recsys.item_vectors (model, version, id, embedding) VALUES ('sec_model', 1, 1000, '{1,1}');
 -- it cannot take the name's lock either: the row is not visible to FOR UPDATE
 SELECT count(*) AS lockable FROM (SELECT 1 FROM recsys.model_names WHERE name = 'sec_model' FOR UPDATE) s;

@@ -2,6 +2,18 @@
 -- src/sql/upgrade/).  Every other part of the install script holds only
 -- functions, aggregates and types, so that an upgrade can recreate them.
 
+-- Each model name is backed by a sequence recsys_names.<name> owned by the
+-- name's owner role (created by the trigger on model_names, 90_store_rules.sql):
+-- PostgreSQL then refuses DROP ROLE while the role owns models, REASSIGN
+-- OWNED moves them, DROP OWNED drops them (an sql_drop event trigger deletes
+-- the name).  Any role may create sequences there (an event trigger refuses
+-- every other object and roles without INSERT on model_names); nothing in it
+-- is on anybody's search_path.
+CREATE SCHEMA recsys_names;
+COMMENT ON SCHEMA recsys_names IS
+	'recsys: one sequence per model name, owned by the name''s owner role (see recsys.model_names)';
+GRANT USAGE, CREATE ON SCHEMA recsys_names TO PUBLIC;
+
 -- One row per model name: who owns it.  Versions of a name may be added or
 -- dropped only by members of the owner role (row-level security in
 -- 90_store_rules.sql); writers lock this row to number versions.

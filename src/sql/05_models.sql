@@ -23,6 +23,19 @@ CREATE FUNCTION recsys.store_relation(store_table text) RETURNS regclass
 COMMENT ON FUNCTION recsys.store_relation(text) IS
 	'the relation this node reads for a store table (model_names, models, user_vectors, item_vectors): its Citus placement on this node when there is one, else the table';
 
+-- The owner role of a model name: the owner of its sequence
+-- recsys_names.<name> (NULL for an unknown name).  Ownership lives there, in
+-- the catalog, so that PostgreSQL's DROP ROLE, DROP OWNED and REASSIGN OWNED
+-- treat models as the role's objects.
+CREATE FUNCTION recsys.model_owner(model text) RETURNS regrole
+LANGUAGE sql STABLE STRICT PARALLEL SAFE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+	SELECT c.relowner::pg_catalog.regrole FROM pg_catalog.pg_class c
+	WHERE c.relnamespace OPERATOR(pg_catalog.=) 'recsys_names'::pg_catalog.regnamespace
+		AND c.relname OPERATOR(pg_catalog.=) $1 AND c.relkind OPERATOR(pg_catalog.=) 'S'
+$$;
+COMMENT ON FUNCTION recsys.model_owner(text) IS
+	'the owner role of a model name (the owner of its sequence recsys_names.<name>), NULL for an unknown name';
+
 -- Get the next version number of a model, holding a lock on its name row
 -- until the transaction ends, so that concurrent writers number distinctly.
 -- A new name is created owned by the current role; an existing name may be
@@ -37,15 +50,23 @@ DECLARE
 	o regrole;
 BEGIN
 	PERFORM recsys.check_model_name(p_model);
-	INSERT INTO recsys.model_names AS n (name) VALUES (p_model) ON CONFLICT (name) DO NOTHING;
+	-- an existing name is never inserted again: its trigger would try to
+	-- take the name's sequence
+	IF NOT EXISTS (SELECT FROM recsys.model_names n WHERE n.name OPERATOR(pg_catalog.=) p_model) THEN
+		INSERT INTO recsys.model_names AS n (name) VALUES (p_model) ON CONFLICT (name) DO NOTHING;
+	END IF;
 	SELECT n.owner INTO o FROM recsys.model_names n WHERE n.name OPERATOR(pg_catalog.=) p_model FOR UPDATE;
 	IF o IS NULL THEN
 		-- row-level security hid the row from FOR UPDATE: someone else owns it
-		SELECT n.owner INTO o FROM recsys.model_names n WHERE n.name OPERATOR(pg_catalog.=) p_model;
 		RAISE EXCEPTION 'permission denied for model "%"', p_model
 			USING ERRCODE = 'insufficient_privilege',
-				DETAIL = format('Model "%s" belongs to role %s.', p_model, o),
+				DETAIL = format('Model "%s" belongs to role %s.', p_model, recsys.model_owner(p_model)),
 				HINT = 'Only members of the owner role add versions to a model or drop it; choose another name.';
+	END IF;
+	-- the owner column follows the name's sequence (REASSIGN OWNED moves the
+	-- sequence only)
+	IF o IS DISTINCT FROM recsys.model_owner(p_model) THEN
+		UPDATE recsys.model_names n SET owner = recsys.model_owner(p_model) WHERE n.name OPERATOR(pg_catalog.=) p_model;
 	END IF;
 	RETURN coalesce((SELECT max(m.version) FROM recsys.models m WHERE m.name OPERATOR(pg_catalog.=) p_model), 0)
 		OPERATOR(pg_catalog.+) 1;
@@ -53,6 +74,39 @@ END
 $$;
 COMMENT ON FUNCTION recsys.next_model_version(text) IS
 	'next version number of a model (creates the name owned by the current role if new; requires ownership otherwise; locks the name until the transaction ends)';
+
+-- Give a model name to another role, by PostgreSQL's rule for ALTER ... OWNER
+-- TO (checked by PostgreSQL itself on the name's sequence): the caller must
+-- have the privileges of the current owner and be a member of the new owner,
+-- or be a superuser.  On Citus the UPDATE reaches every node, whose trigger
+-- moves that node's sequence.
+CREATE FUNCTION recsys.transfer_model(model text, new_owner regrole) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+	p_model text := $1;
+	p_owner regrole := $2;
+	n int;
+BEGIN
+	PERFORM recsys.check_model_name(p_model);
+	IF p_owner IS NULL THEN
+		RAISE EXCEPTION 'new owner must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF recsys.model_owner(p_model) IS NULL THEN
+		RAISE EXCEPTION 'model "%" does not exist', p_model USING ERRCODE = 'undefined_object';
+	END IF;
+	UPDATE recsys.model_names m SET owner = p_owner WHERE m.name OPERATOR(pg_catalog.=) p_model;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	IF n OPERATOR(pg_catalog.=) 0 THEN
+		RAISE EXCEPTION 'permission denied for model "%"', p_model
+			USING ERRCODE = 'insufficient_privilege',
+				DETAIL = format('Model "%s" belongs to role %s.', p_model, recsys.model_owner(p_model)),
+				HINT = 'Only a role with the privileges of the owner role, and a member of the new owner, gives a model away.';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION recsys.transfer_model(text, regrole) IS
+	'give a model name (all its versions) to another role; the caller must have the privileges of the current owner and be a member of the new one (PostgreSQL''s rule for ALTER ... OWNER TO), or be a superuser';
 
 -- Get the stored version to use: the one named, else the newest.
 CREATE FUNCTION recsys.resolve_model_version(model text, version int DEFAULT NULL) RETURNS int
@@ -103,7 +157,7 @@ BEGIN
 	IF n OPERATOR(pg_catalog.=) 0 THEN
 		IF EXISTS (SELECT 1 FROM recsys.models m WHERE m.name OPERATOR(pg_catalog.=) p_model
 				AND (p_version IS NULL OR m.version OPERATOR(pg_catalog.=) p_version)) THEN
-			SELECT nm.owner INTO o FROM recsys.model_names nm WHERE nm.name OPERATOR(pg_catalog.=) p_model;
+			o := recsys.model_owner(p_model);
 			RAISE EXCEPTION 'permission denied for model "%"', p_model
 				USING ERRCODE = 'insufficient_privilege',
 					DETAIL = format('Model "%s" belongs to role %s.', p_model, o),

@@ -4,8 +4,17 @@
 --  * ownership: a model name belongs to the role that created it; only members
 --    of that role add versions, change or drop them (row-level security; roles
 --    that bypass RLS, such as superusers, are not limited);
---  * provenance: created_by is the role that inserted the version;
+--  * ownership lives in the catalog: each name has a sequence
+--    recsys_names.<name> owned by the owner role, created, moved and dropped
+--    with the name, so that DROP ROLE, DROP OWNED and REASSIGN OWNED treat
+--    models as the role's objects;
+--  * provenance: created_by and created_at are the role that inserted the
+--    row and the time; nobody changes them afterwards;
+--  * a name holds models of one kind;
 --  * cache identity: any write to a model's vectors touches its models row.
+-- Every trigger here is ENABLE ALWAYS, so session_replication_role = replica
+-- does not skip it; the model cache checks the touch triggers per statement
+-- (src/store/model_store.c) and reads afresh when one is missing or disabled.
 
 ALTER TABLE recsys.model_names ENABLE ROW LEVEL SECURITY;
 ALTER TABLE recsys.models ENABLE ROW LEVEL SECURITY;
@@ -16,8 +25,7 @@ DROP POLICY IF EXISTS model_names_read ON recsys.model_names;
 DROP POLICY IF EXISTS model_names_owner ON recsys.model_names;
 CREATE POLICY model_names_read ON recsys.model_names FOR SELECT USING (true);
 CREATE POLICY model_names_owner ON recsys.model_names FOR ALL
-	USING (pg_catalog.pg_has_role(owner, 'MEMBER'))
-	WITH CHECK (pg_catalog.pg_has_role(owner, 'MEMBER'));
+	USING (recsys.model_owned(name)) WITH CHECK (recsys.model_owned(name));
 
 DROP POLICY IF EXISTS models_read ON recsys.models;
 DROP POLICY IF EXISTS models_insert ON recsys.models;
@@ -96,3 +104,272 @@ CREATE OR REPLACE TRIGGER touch_models_delete AFTER DELETE ON recsys.item_vector
 	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION recsys.vectors_touch_models();
 CREATE OR REPLACE TRIGGER touch_models_truncate AFTER TRUNCATE ON recsys.item_vectors
 	FOR EACH STATEMENT EXECUTE FUNCTION recsys.vectors_touch_models();
+ALTER TABLE recsys.user_vectors ENABLE ALWAYS TRIGGER touch_models_insert;
+ALTER TABLE recsys.user_vectors ENABLE ALWAYS TRIGGER touch_models_update;
+ALTER TABLE recsys.user_vectors ENABLE ALWAYS TRIGGER touch_models_delete;
+ALTER TABLE recsys.user_vectors ENABLE ALWAYS TRIGGER touch_models_truncate;
+ALTER TABLE recsys.item_vectors ENABLE ALWAYS TRIGGER touch_models_insert;
+ALTER TABLE recsys.item_vectors ENABLE ALWAYS TRIGGER touch_models_update;
+ALTER TABLE recsys.item_vectors ENABLE ALWAYS TRIGGER touch_models_delete;
+ALTER TABLE recsys.item_vectors ENABLE ALWAYS TRIGGER touch_models_truncate;
+
+-- Whether this database is a Citus worker: there the store's tables are
+-- placements of the coordinator's reference tables, and the coordinator
+-- acts for the whole store.
+CREATE FUNCTION recsys.citus_worker() RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	g int := 0;
+BEGIN
+	-- by the catalog, not the extension: this also runs inside CREATE
+	-- EXTENSION citus (the guard event trigger), before the catalog exists
+	IF pg_catalog.to_regclass('pg_catalog.pg_dist_local_group') IS NOT NULL THEN
+		EXECUTE 'SELECT groupid FROM pg_catalog.pg_dist_local_group' INTO g;
+	END IF;
+	RETURN g OPERATOR(pg_catalog.<>) 0;
+END
+$$;
+COMMENT ON FUNCTION recsys.citus_worker() IS
+	'internal: whether this database is a Citus worker (where the store tables are placements of the coordinator''s)';
+
+-- Rules of a model_names row.  A new name gets its sequence
+-- recsys_names.<name>, owned by the row's owner (a sequence left by a dump
+-- is taken when its owner is the row's); an owner change moves the sequence
+-- with ALTER SEQUENCE ... OWNER TO, so PostgreSQL's rule for changing owners
+-- holds (recsys.transfer_model); created_at is recsys's.  On Citus it fires
+-- on every node's placement, so every node has the same sequences.
+CREATE FUNCTION recsys.model_names_rules() RETURNS trigger
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	own regrole := recsys.model_owner(NEW.name);
+BEGIN
+	IF TG_OP = 'INSERT' THEN
+		-- the time is checked where the statement runs: a Citus worker's
+		-- transaction started at another time
+		IF pg_catalog.row_security_active(TG_RELID) AND NOT recsys.citus_worker()
+				AND NEW.created_at IS DISTINCT FROM pg_catalog.now() THEN
+			RAISE EXCEPTION 'created_at of model name "%" is set by recsys', NEW.name
+				USING ERRCODE = 'insufficient_privilege',
+					HINT = 'Leave created_at to its default.';
+		END IF;
+		IF own IS NULL THEN
+			IF EXISTS (SELECT FROM pg_catalog.pg_class c
+					WHERE c.relnamespace OPERATOR(pg_catalog.=) 'recsys_names'::pg_catalog.regnamespace
+						AND c.relname OPERATOR(pg_catalog.=) NEW.name) THEN
+				RAISE EXCEPTION 'model name "%" is taken by relation recsys_names.%', NEW.name, pg_catalog.quote_ident(NEW.name)
+					USING ERRCODE = 'duplicate_object';
+			END IF;
+			EXECUTE format('CREATE SEQUENCE recsys_names.%I', NEW.name);
+			IF NEW.owner IS DISTINCT FROM CURRENT_USER::pg_catalog.regrole THEN
+				EXECUTE format('ALTER SEQUENCE recsys_names.%I OWNER TO %s', NEW.name, NEW.owner);
+			END IF;
+		ELSIF own IS DISTINCT FROM NEW.owner THEN
+			RAISE EXCEPTION 'model name "%" is taken', NEW.name
+				USING ERRCODE = 'duplicate_object',
+					DETAIL = format('Its sequence recsys_names.%I belongs to role %s.', NEW.name, own);
+		END IF;
+		RETURN NEW;
+	END IF;
+	IF NEW.name IS DISTINCT FROM OLD.name THEN
+		RAISE EXCEPTION 'model name "%" cannot be renamed', OLD.name
+			USING ERRCODE = 'feature_not_supported';
+	END IF;
+	IF NEW.created_at IS DISTINCT FROM OLD.created_at THEN
+		RAISE EXCEPTION 'created_at of model name "%" cannot be changed', OLD.name
+			USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	IF NEW.owner IS DISTINCT FROM own THEN
+		-- PostgreSQL checks that the role may give the sequence away
+		EXECUTE format('ALTER SEQUENCE recsys_names.%I OWNER TO %s', NEW.name, NEW.owner);
+	END IF;
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION recsys.model_names_rules() IS
+	'internal trigger: a new model name gets its sequence recsys_names.<name> owned by its owner; an owner change moves it (ALTER SEQUENCE OWNER TO''s rule); created_at and the name never change';
+
+-- A deleted name's sequence goes with it (on every node).
+CREATE FUNCTION recsys.model_names_release() RETURNS trigger
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	s record;
+BEGIN
+	IF TG_OP = 'TRUNCATE' THEN
+		FOR s IN SELECT c.relname FROM pg_catalog.pg_class c
+				WHERE c.relnamespace OPERATOR(pg_catalog.=) 'recsys_names'::pg_catalog.regnamespace
+					AND c.relkind OPERATOR(pg_catalog.=) 'S' LOOP
+			EXECUTE format('DROP SEQUENCE recsys_names.%I', s.relname);
+		END LOOP;
+	ELSIF recsys.model_owner(OLD.name) IS NOT NULL THEN
+		EXECUTE format('DROP SEQUENCE recsys_names.%I', OLD.name);
+	END IF;
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION recsys.model_names_release() IS
+	'internal trigger: dropping a model name drops its sequence recsys_names.<name>';
+
+CREATE TRIGGER model_names_rules BEFORE INSERT OR UPDATE ON recsys.model_names
+	FOR EACH ROW EXECUTE FUNCTION recsys.model_names_rules();
+CREATE TRIGGER model_names_release AFTER DELETE ON recsys.model_names
+	FOR EACH ROW EXECUTE FUNCTION recsys.model_names_release();
+CREATE TRIGGER model_names_release_all AFTER TRUNCATE ON recsys.model_names
+	FOR EACH STATEMENT EXECUTE FUNCTION recsys.model_names_release();
+ALTER TABLE recsys.model_names ENABLE ALWAYS TRIGGER model_names_rules;
+ALTER TABLE recsys.model_names ENABLE ALWAYS TRIGGER model_names_release;
+ALTER TABLE recsys.model_names ENABLE ALWAYS TRIGGER model_names_release_all;
+
+-- Rules of a models row: provenance (created_by, created_at) is written by
+-- recsys: a role under row-level security inserts only its own name and the
+-- current time, and nobody changes them later; a name holds models of one
+-- kind.  Roles that bypass row-level security (superusers restoring a dump)
+-- may insert any provenance.
+CREATE FUNCTION recsys.models_rules() RETURNS trigger
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	other text;
+BEGIN
+	IF TG_OP = 'INSERT' THEN
+		IF pg_catalog.row_security_active(TG_RELID) THEN
+			IF NEW.created_by IS DISTINCT FROM CURRENT_USER THEN
+				RAISE EXCEPTION 'created_by of model "%" version % must be the inserting role', NEW.name, NEW.version
+					USING ERRCODE = 'insufficient_privilege',
+						DETAIL = format('The row names %s, the role inserting it is %s.', NEW.created_by, CURRENT_USER),
+						HINT = 'Leave created_by and created_at to their defaults.';
+			END IF;
+			-- the time is checked where the statement runs (see model_names_rules)
+			IF NEW.created_at IS DISTINCT FROM pg_catalog.now() AND NOT recsys.citus_worker() THEN
+				RAISE EXCEPTION 'created_at of model "%" version % is set by recsys', NEW.name, NEW.version
+					USING ERRCODE = 'insufficient_privilege',
+						HINT = 'Leave created_by and created_at to their defaults.';
+			END IF;
+		END IF;
+	ELSE
+		IF NEW.created_by IS DISTINCT FROM OLD.created_by OR NEW.created_at IS DISTINCT FROM OLD.created_at THEN
+			RAISE EXCEPTION 'provenance of model "%" version % cannot be changed', OLD.name, OLD.version
+				USING ERRCODE = 'insufficient_privilege',
+					DETAIL = 'created_by and created_at record who stored a version and when.';
+		END IF;
+		IF NEW.kind IS DISTINCT FROM OLD.kind THEN
+			RAISE EXCEPTION 'kind of model "%" version % cannot be changed', OLD.name, OLD.version
+				USING ERRCODE = 'wrong_object_type',
+					HINT = 'Store a model of another kind under another name.';
+		END IF;
+		IF NEW.name IS NOT DISTINCT FROM OLD.name THEN
+			RETURN NEW;
+		END IF;
+	END IF;
+	-- this node's placement on Citus (see recsys.store_relation)
+	EXECUTE format('SELECT m.kind FROM %s m WHERE m.name OPERATOR(pg_catalog.=) $1'
+		' AND m.kind OPERATOR(pg_catalog.<>) $2 AND ($3 IS NULL OR NOT (m.name OPERATOR(pg_catalog.=) $3'
+		' AND m.version OPERATOR(pg_catalog.=) $4)) LIMIT 1', recsys.store_relation('models'))
+		INTO other USING NEW.name, NEW.kind,
+			CASE WHEN TG_OP = 'UPDATE' THEN OLD.name END, CASE WHEN TG_OP = 'UPDATE' THEN OLD.version END;
+	IF other IS NOT NULL THEN
+		RAISE EXCEPTION 'model "%" holds % models, not %', NEW.name, other, NEW.kind
+			USING ERRCODE = 'wrong_object_type',
+				DETAIL = format('Every version of a model name is of one kind; "%s" has versions of kind %s.', NEW.name, other),
+				HINT = 'Store the new model under another name.';
+	END IF;
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION recsys.models_rules() IS
+	'internal trigger: created_by and created_at are recsys''s (set on insert, never changed); every version of a name is of one kind';
+
+CREATE TRIGGER models_rules BEFORE INSERT OR UPDATE ON recsys.models
+	FOR EACH ROW EXECUTE FUNCTION recsys.models_rules();
+ALTER TABLE recsys.models ENABLE ALWAYS TRIGGER models_rules;
+
+-- A dropped sequence of recsys_names (DROP OWNED BY the owner, DROP SEQUENCE)
+-- drops its model name and every version.  The coordinator deletes through
+-- Citus for every node; a role under row-level security cannot delete rows
+-- whose sequence is gone, so the DROP is refused for it (drop the models with
+-- recsys.drop_model first, or drop as a superuser).
+CREATE FUNCTION recsys.model_names_dropped() RETURNS event_trigger
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	gone text[];
+	present text[];
+BEGIN
+	SELECT pg_catalog.array_agg(d.object_name) INTO gone FROM pg_catalog.pg_event_trigger_dropped_objects() d
+		WHERE d.object_type OPERATOR(pg_catalog.=) 'sequence' AND d.schema_name OPERATOR(pg_catalog.=) 'recsys_names';
+	-- nothing of recsys is named before this (plpgsql resolves names when it
+	-- first runs an expression): a role without USAGE on schema recsys drops
+	-- its own objects undisturbed
+	IF gone IS NULL THEN
+		RETURN;
+	END IF;
+	IF recsys.citus_worker() THEN
+		RETURN;
+	END IF;
+	EXECUTE format('SELECT pg_catalog.array_agg(n.name) FROM %s n WHERE n.name OPERATOR(pg_catalog.=) ANY ($1)',
+		recsys.store_relation('model_names')) INTO present USING gone;
+	IF present IS NULL THEN
+		RETURN;
+	END IF;
+	DELETE FROM recsys.model_names n WHERE n.name OPERATOR(pg_catalog.=) ANY (present);
+	IF EXISTS (SELECT FROM recsys.model_names n WHERE n.name OPERATOR(pg_catalog.=) ANY (present)) THEN
+		RAISE EXCEPTION 'cannot drop the sequence of model "%"', present[1]
+			USING ERRCODE = 'dependent_objects_still_exist',
+				DETAIL = 'Dropping the sequence recsys_names.<name> drops the model, and this role may not delete it.',
+				HINT = 'Drop the model with recsys.drop_model first, or drop as a superuser.';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION recsys.model_names_dropped() IS
+	'internal event trigger: dropping the sequence recsys_names.<name> of a model name (DROP OWNED BY its owner) drops the model';
+
+-- recsys_names holds only the sequences of model names: a role may create
+-- one only if it may insert model names, nothing else may be created in or
+-- moved into the schema, and a model name's sequence keeps its name and
+-- schema.
+CREATE FUNCTION recsys.model_names_guard() RETURNS event_trigger
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	c record;
+	lost text;
+BEGIN
+	-- runs for every role's DDL: recsys objects are named only in dynamic SQL
+	-- reached for sequences, so roles without USAGE on schema recsys are not
+	-- disturbed
+	FOR c IN SELECT * FROM pg_catalog.pg_event_trigger_ddl_commands() LOOP
+		IF c.schema_name OPERATOR(pg_catalog.=) 'recsys_names' THEN
+			IF c.object_type OPERATOR(pg_catalog.<>) 'sequence' THEN
+				RAISE EXCEPTION 'schema recsys_names holds only the sequences of model names'
+					USING ERRCODE = 'insufficient_privilege', DETAIL = format('%s %s was refused.', c.command_tag, c.object_identity);
+			END IF;
+			IF c.command_tag OPERATOR(pg_catalog.=) 'CREATE SEQUENCE'
+					AND NOT pg_catalog.has_table_privilege('recsys.model_names', 'INSERT') THEN
+				RAISE EXCEPTION 'permission denied to create %', c.object_identity
+					USING ERRCODE = 'insufficient_privilege',
+						DETAIL = 'Sequences in recsys_names stand for model names; creating one needs INSERT on recsys.model_names.';
+			END IF;
+		END IF;
+		-- a renamed or moved sequence: every model name must still have its
+		-- own (checked where the role may read the names; a role that may
+		-- not, and renames its name's sequence, leaves a name nobody but a
+		-- superuser can use or drop)
+		IF c.object_type OPERATOR(pg_catalog.=) 'sequence' AND c.command_tag OPERATOR(pg_catalog.<>) 'CREATE SEQUENCE'
+				AND pg_catalog.has_schema_privilege('recsys', 'USAGE')
+				AND pg_catalog.has_table_privilege('recsys.model_names', 'SELECT') THEN
+			EXECUTE 'SELECT CASE WHEN NOT recsys.citus_worker() THEN (SELECT n.name FROM recsys.model_names n'
+				' WHERE recsys.model_owner(n.name) IS NULL LIMIT 1) END' INTO lost;
+			IF lost IS NOT NULL THEN
+				RAISE EXCEPTION 'the sequence of model "%" must keep its name and schema', lost
+					USING ERRCODE = 'object_in_use',
+						DETAIL = format('recsys_names.%I stands for the model name and its owner.', lost);
+			END IF;
+		END IF;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION recsys.model_names_guard() IS
+	'internal event trigger: recsys_names holds only model names'' sequences, created by roles that may insert model names, never renamed or moved';
+
+CREATE EVENT TRIGGER recsys_model_names_dropped ON sql_drop
+	EXECUTE FUNCTION recsys.model_names_dropped();
+CREATE EVENT TRIGGER recsys_model_names_guard ON ddl_command_end
+	EXECUTE FUNCTION recsys.model_names_guard();
+ALTER EVENT TRIGGER recsys_model_names_dropped ENABLE ALWAYS;
+ALTER EVENT TRIGGER recsys_model_names_guard ENABLE ALWAYS;

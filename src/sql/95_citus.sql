@@ -29,6 +29,27 @@ $$;
 COMMENT ON FUNCTION recsys.citus_check_coordinator(text) IS
 	'internal: raise an error unless this database is a Citus coordinator';
 
+-- Give every model name of this node's store its sequence recsys_names.<name>
+-- (owned by the owner the row records) where it has none: a worker whose
+-- copy of the store arrived by citus_attach_store, not through the trigger.
+CREATE FUNCTION recsys.citus_name_sequences() RETURNS int
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r record;
+	n int := 0;
+BEGIN
+	FOR r IN EXECUTE format('SELECT m.name, m.owner FROM %s m WHERE recsys.model_owner(m.name) IS NULL',
+			recsys.store_relation('model_names')) LOOP
+		EXECUTE format('CREATE SEQUENCE recsys_names.%I', r.name);
+		EXECUTE format('ALTER SEQUENCE recsys_names.%I OWNER TO %s', r.name, r.owner);
+		n := n OPERATOR(pg_catalog.+) 1;
+	END LOOP;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION recsys.citus_name_sequences() IS
+	'internal: create the missing sequences recsys_names.<name> of this node''s model names, owned by their recorded owners';
+
 -- Make the store's tables Citus reference tables (idempotent).
 CREATE FUNCTION recsys.citus_attach_store() RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
@@ -83,6 +104,15 @@ BEGIN
 	ALTER TABLE recsys.item_vectors ADD CONSTRAINT item_vectors_model_version_fkey
 		FOREIGN KEY (model, version) REFERENCES recsys.models (name, version) ON DELETE CASCADE;
 	PERFORM recsys.citus_release_placements();
+	-- the workers' copies of the names came without their sequences
+	FOR r IN EXECUTE 'SELECT w.nodename, w.nodeport, w.success, w.result'
+			' FROM pg_catalog.run_command_on_workers($1) w'
+			USING 'SELECT recsys.citus_name_sequences()' LOOP
+		IF NOT r.success THEN
+			RAISE EXCEPTION 'could not create the model names'' sequences on worker %:%', r.nodename, r.nodeport
+				USING ERRCODE = 'external_routine_exception', DETAIL = r.result;
+		END IF;
+	END LOOP;
 END
 $$;
 COMMENT ON FUNCTION recsys.citus_attach_store() IS

@@ -42,6 +42,18 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_trigger.h"
+#include "commands/trigger.h"
+#include "utils/rel.h"
+#include "access/table.h"
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "catalog/indexing.h"
+#include "nodes/value.h"
+#include "utils/fmgroids.h"
+#include "parser/parse_func.h"
 
 #include "compat.h"
 #include "store/model_store.h"
@@ -62,6 +74,7 @@ struct ModelCacheEntry
 	Oid			relid;			/* the relation the row was read from */
 	TransactionId xmin;
 	ItemPointerData tid;
+	uint64		triggers;		/* TouchTriggers' signature when loaded */
 	void	   *model;
 	uint64		load_id;
 	int			pins;
@@ -76,6 +89,8 @@ static ModelCacheEntry *ModelCacheHead = NULL;
 static uint64 ModelCacheClock = 0;
 static uint64 ModelLoadCounter = 0;
 static StorePlan LookupPlan = {InvalidOid, NULL};
+/* Whether the warning that the cache is off was given (once while it is) */
+static bool CacheOffWarned = false;
 
 /* Names of the store tables, by StoreTable */
 static const char *const StoreTableNames[STORE_NTABLES] = {
@@ -189,7 +204,8 @@ ReportMissing(const char *name, int version)
  * exact row.  The entry comes back pinned.
  */
 static ModelCacheEntry *
-LookupEntry(const ModelKind *kind, const char *name, int version)
+LookupEntry(const ModelKind *kind, const char *name, int version, bool cacheable,
+			uint64 triggers)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	Datum		args[2];
@@ -261,12 +277,16 @@ LookupEntry(const ModelKind *kind, const char *name, int version)
 	for (e = ModelCacheHead; e; e = e->next)
 		if (e->version == found_version && e->kind == kind && strcmp(e->name, name) == 0)
 			break;
-	if (e && (e->relid != LookupPlan.relid || e->xmin != xmin ||
+	if (e && (!cacheable || e->triggers != triggers ||
+			  e->relid != LookupPlan.relid || e->xmin != xmin ||
 			  !ItemPointerEquals(&e->tid, &tid)))
 	{
 		/*
 		 * another row now has this name and version, or the store is read
-		 * from another relation (a Citus placement came or went): stale
+		 * from another relation (a Citus placement came or went), or the
+		 * triggers that keep the row's identity in step with the kind's
+		 * tables were changed (they may have been off while those tables
+		 * were written) or are off now: stale
 		 */
 		UnlinkEntry(e);
 		e = NULL;
@@ -298,6 +318,7 @@ LookupEntry(const ModelKind *kind, const char *name, int version)
 		e->relid = LookupPlan.relid;
 		e->xmin = xmin;
 		e->tid = tid;
+		e->triggers = triggers;
 		{
 			ModelStoreRow row;
 
@@ -311,9 +332,12 @@ LookupEntry(const ModelKind *kind, const char *name, int version)
 		e->load_id = ++ModelLoadCounter;
 		MemoryContextSwitchTo(old);
 		MemoryContextSetParent(cxt, ModelCacheContext);
-		e->linked = true;
-		e->next = ModelCacheHead;
-		ModelCacheHead = e;
+		if (cacheable)
+		{
+			e->linked = true;
+			e->next = ModelCacheHead;
+			ModelCacheHead = e;
+		}
 	}
 	e->pins++;
 	e->lookups++;
@@ -480,6 +504,41 @@ ModelStoreCheckName(const char *name, int len)
 }
 
 /*
+ * Get the owner role of a model name: the owner of its sequence
+ * recsys_names.<name>; InvalidOid when there is none.
+ */
+Oid
+ModelStoreOwner(const char *name, int len)
+{
+	char		relname[NAMEDATALEN];
+	Oid			nsp;
+	Oid			relid;
+	HeapTuple	tup;
+	Oid			owner = InvalidOid;
+
+	if (len <= 0 || len >= NAMEDATALEN)
+		return InvalidOid;
+	nsp = get_namespace_oid("recsys_names", true);
+	if (!OidIsValid(nsp))
+		return InvalidOid;
+	memcpy(relname, name, len);
+	relname[len] = '\0';
+	relid = get_relname_relid(relname, nsp);
+	if (!OidIsValid(relid))
+		return InvalidOid;
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_class cls = (Form_pg_class) GETSTRUCT(tup);
+
+		if (cls->relkind == RELKIND_SEQUENCE)
+			owner = cls->relowner;
+		ReleaseSysCache(tup);
+	}
+	return owner;
+}
+
+/*
  * Check, for this statement, that the current user may read every further
  * table the kind reads (the cache must never answer whom a query would not).
  */
@@ -504,6 +563,88 @@ CheckKindTables(const ModelKind *kind)
 }
 
 /*
+ * Check the triggers that keep a models row's identity in step with the
+ * kind's further tables (recsys.vectors_touch_models on the relation this
+ * statement reads for each of them): true when every write event has one,
+ * enabled ALWAYS (so session_replication_role = replica fires it too).
+ * *signature identifies the state of every trigger on those relations (oid
+ * and xmin of each pg_trigger row): ENABLE/DISABLE TRIGGER writes the row,
+ * so an entry loaded before triggers were turned off and on again is seen
+ * as stale.  Read through the catalog snapshot, once per statement.
+ */
+static bool
+TouchTriggers(const ModelKind *kind, uint64 *signature)
+{
+	const int	events = TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE | TRIGGER_TYPE_DELETE |
+		TRIGGER_TYPE_TRUNCATE;
+	Oid			touch;
+	bool		intact = true;
+	uint64		sig = UINT64CONST(1469598103934665603);
+
+	*signature = 0;
+	if (kind->tables == NULL)
+		return true;
+	touch = LookupFuncName(list_make2(makeString("recsys"), makeString("vectors_touch_models")),
+						   0, NULL, true);
+	for (const char *const *t = kind->tables; *t; t++)
+	{
+		Relation	tgrel;
+		ScanKeyData key;
+		SysScanDesc scan;
+		HeapTuple	tup;
+		Oid			relid = InvalidOid;
+		int			seen = 0;
+
+		for (int st = 0; st < STORE_NTABLES; st++)
+			if (strcmp(*t, StoreTableNames[st]) == 0)
+				relid = ModelStoreRelation((StoreTable) st);
+		if (!OidIsValid(relid))
+			elog(ERROR, "recsys.%s is not a table of the model store", *t);
+		tgrel = table_open(TriggerRelationId, AccessShareLock);
+		ScanKeyInit(&key, Anum_pg_trigger_tgrelid, BTEqualStrategyNumber, F_OIDEQ,
+					ObjectIdGetDatum(relid));
+		scan = systable_beginscan(tgrel, TriggerRelidNameIndexId, true, NULL, 1, &key);
+		while (HeapTupleIsValid(tup = systable_getnext(scan)))
+		{
+			Form_pg_trigger tg = (Form_pg_trigger) GETSTRUCT(tup);
+
+			sig = (sig ^ tg->oid) * UINT64CONST(1099511628211);
+			sig = (sig ^ HeapTupleHeaderGetRawXmin(tup->t_data)) * UINT64CONST(1099511628211);
+			sig = (sig ^ (uint64) (unsigned char) tg->tgenabled) * UINT64CONST(1099511628211);
+			if (OidIsValid(touch) && tg->tgfoid == touch &&
+				tg->tgenabled == TRIGGER_FIRES_ALWAYS &&
+				!TRIGGER_FOR_ROW(tg->tgtype) && TRIGGER_FOR_AFTER(tg->tgtype))
+				seen |= tg->tgtype & events;
+		}
+		systable_endscan(scan);
+		table_close(tgrel, AccessShareLock);
+		if (seen != events)
+			intact = false;
+	}
+	*signature = sig;
+	return intact;
+}
+
+/*
+ * Check, on every call, that the current user may read the relations a
+ * model of this kind is read from: recsys.models (the relation this
+ * statement reads) and the kind's further tables.  Cheap (acl checks on
+ * syscache entries), so a model cached for one role never answers another.
+ */
+static void
+CheckPrivileges(const ModelKind *kind)
+{
+	Oid			models = ModelStoreRelation(STORE_MODELS);
+
+	if (pg_class_aclcheck(models, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table models"),
+				 errhint("Reading a model needs SELECT on recsys.models.")));
+	CheckKindTables(kind);
+}
+
+/*
  * Get the model of a kind that a statement asks for, by name and version
  * (0 = newest).  ref (allocated in holder, zeroed before first use)
  * remembers the answer for the rest of the statement and pins it until
@@ -520,11 +661,16 @@ ModelStoreAcquire(ModelRef *ref, MemoryContext holder, const ModelKind *kind,
 	bool		have_key = CurrentSnapshotKey(&key);
 	ModelCacheEntry *e;
 	char	   *cname;
+	bool		cacheable;
+	uint64		triggers;
 
 	if (ref->valid && have_key && ref->kind == kind && ref->version == version &&
+		ref->userid == GetUserId() &&
 		ref->namelen == len && memcmp(ref->name, n, len) == 0 &&
 		memcmp(&ref->snap, &key, sizeof(key)) == 0)
 	{
+		/* the same statement and role: the answer stands, the grants may not */
+		CheckPrivileges(kind);
 		*load_id = ref->entry->load_id;
 		if (found_version)
 			*found_version = ref->entry->version;
@@ -536,9 +682,22 @@ ModelStoreAcquire(ModelRef *ref, MemoryContext holder, const ModelKind *kind,
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("model version must be positive")));
-	CheckKindTables(kind);
+	CheckPrivileges(kind);
+	cacheable = TouchTriggers(kind, &triggers);
+	if (!cacheable && !CacheOffWarned)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("recsys model cache is off: a trigger of the model store is missing or not enabled always"),
+				 errdetail("Models of kind \"%s\" are read afresh by every statement while recsys.vectors_touch_models does not fire on every write to %s.",
+						   kind->name, "recsys.user_vectors and recsys.item_vectors"),
+				 errhint("Run ALTER EXTENSION recsys UPDATE after an upgrade; else ALTER TABLE ... ENABLE ALWAYS TRIGGER each touch_models trigger of recsys.user_vectors and recsys.item_vectors.")));
+		CacheOffWarned = true;
+	}
+	else if (cacheable)
+		CacheOffWarned = false;
 	cname = text_to_cstring(name);
-	e = LookupEntry(kind, cname, version);
+	e = LookupEntry(kind, cname, version, cacheable, triggers);
 	pfree(cname);
 
 	/* swap pins without anything that can fail in between */
@@ -563,6 +722,7 @@ ModelStoreAcquire(ModelRef *ref, MemoryContext holder, const ModelKind *kind,
 	ref->kind = kind;
 	ref->version = version;
 	ref->snap = key;
+	ref->userid = GetUserId();
 	ref->valid = have_key;
 	*load_id = e->load_id;
 	if (found_version)
@@ -628,78 +788,60 @@ model_store_relation(PG_FUNCTION_ARGS)
 	PG_RETURN_NULL();
 }
 
-/* What model_owned remembers of its last answer, per call site */
-typedef struct OwnedCache
-{
-	Oid			userid;
-	ModelSnapshotKey snap;
-	bool		valid;
-	bool		owned;
-	int			namelen;
-	char		name[MODEL_NAME_MAX];
-} OwnedCache;
-
-PG_FUNCTION_INFO_V1(model_owned);
 /*
- * Get whether the current user is a member of the owner role of a model
- * name (false for a name that does not exist).  The row-level security
- * policies of the store call it per row: the answer is kept per call site
- * for the statement, user and name, so a bulk insert of vectors looks the
- * owner up once.
+ * Get the owner of a model name from recsys.model_names.owner: the rule of
+ * 0.2.0's SQL, which this library serves until ALTER EXTENSION recsys UPDATE
+ * creates recsys_names.
  */
-Datum
-model_owned(PG_FUNCTION_ARGS)
+static Oid
+OwnerBefore030(text *name)
 {
 	static StorePlan plan = {InvalidOid, NULL};
-	text	   *name = PG_GETARG_TEXT_PP(0);
-	const char *n = VARDATA_ANY(name);
-	int			len = VARSIZE_ANY_EXHDR(name);
-	OwnedCache *c = (OwnedCache *) fcinfo->flinfo->fn_extra;
-	ModelSnapshotKey key;
-	bool		have_key = CurrentSnapshotKey(&key);
-	Oid			userid = GetUserId();
 	Oid			types[1] = {TEXTOID};
 	Datum		args[1];
 	int			guc_level;
-	int			ret;
-	bool		owned = false;
+	Oid			owner = InvalidOid;
 
-	/* longer names cannot be in the store */
-	if (len > MODEL_NAME_MAX)
-		PG_RETURN_BOOL(false);
-	if (c == NULL)
-	{
-		c = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(OwnedCache));
-		fcinfo->flinfo->fn_extra = c;
-	}
-	if (c->valid && have_key && c->userid == userid && c->namelen == len &&
-		memcmp(c->name, n, len) == 0 && memcmp(&c->snap, &key, sizeof(key)) == 0)
-		PG_RETURN_BOOL(c->owned);
-
-	c->valid = false;
 	guc_level = RecsysSpiConnect();
 	ModelStorePlan(&plan, STORE_MODEL_NAMES,
 				   "SELECT n.owner FROM %s n WHERE n.name OPERATOR(pg_catalog.=) $1",
 				   1, types);
 	args[0] = PointerGetDatum(name);
-	ret = SPI_execute_plan(plan.plan, args, NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "model owner lookup failed: %s", SPI_result_code_string(ret));
+	if (SPI_execute_plan(plan.plan, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "model owner lookup failed");
 	if (SPI_processed == 1)
 	{
 		bool		isnull;
-		Datum		owner = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 
-		/* the MEMBER test of pg_has_role */
-		owned = !isnull && is_member_of_role(userid, DatumGetObjectId(owner));
+		if (!isnull)
+			owner = DatumGetObjectId(d);
 	}
 	RecsysSpiFinish(guc_level);
+	return owner;
+}
 
-	c->userid = userid;
-	c->snap = key;
-	c->namelen = len;
-	memcpy(c->name, n, len);
-	c->owned = owned;
-	c->valid = have_key;
-	PG_RETURN_BOOL(owned);
+PG_FUNCTION_INFO_V1(model_owned);
+/*
+ * Get whether the current user is a member of the owner role of a model
+ * name (false for a name that does not exist).  The owner is the owner of
+ * the name's sequence recsys_names.<name>, so this is two syscache lookups:
+ * the row-level security policies of the store call it per row.
+ */
+Datum
+model_owned(PG_FUNCTION_ARGS)
+{
+	text	   *name = PG_GETARG_TEXT_PP(0);
+	int			len = VARSIZE_ANY_EXHDR(name);
+	Oid			owner;
+
+	/* longer names cannot be in the store */
+	if (len > MODEL_NAME_MAX)
+		PG_RETURN_BOOL(false);
+	if (OidIsValid(get_namespace_oid("recsys_names", true)))
+		owner = ModelStoreOwner(VARDATA_ANY(name), len);
+	else
+		owner = OwnerBefore030(name);
+	/* the MEMBER test of pg_has_role */
+	PG_RETURN_BOOL(OidIsValid(owner) && is_member_of_role(GetUserId(), owner));
 }

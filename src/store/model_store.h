@@ -17,9 +17,11 @@
  * Invalidation rule: an entry is valid exactly while its models row is the
  * visible one.  Kinds whose data lives in further tables (embeddings'
  * vectors) keep that rule true with triggers that touch the models row on
- * every write to those tables.  Privilege rule: every statement checks
- * SELECT on recsys.models (by running the lookup) and on each extra table
- * the kind names, whether or not the entry was cached.
+ * every write to those tables; each statement checks that those triggers
+ * are there and enabled always, and keeps no entry while they are not.
+ * Privilege rule: every call checks SELECT on recsys.models and on each
+ * extra table the kind names, whether or not the entry was cached, and a
+ * statement's answer is kept for one role only.
  *
  * Citus: when the store tables are Citus reference tables, every read goes
  * to this node's placement of them (recsys.models_<shardid>), because a
@@ -84,6 +86,7 @@ typedef struct ModelRef
 	int			namelen;
 	int			version;		/* 0 = newest */
 	ModelSnapshotKey snap;
+	Oid			userid;			/* the role the answer was given to */
 	bool		valid;
 	bool		callback_set;
 	MemoryContext holder;
@@ -112,6 +115,7 @@ extern const void *ModelStoreAcquire(ModelRef *ref, MemoryContext holder,
 									 const ModelKind *kind, text *name, int version,
 									 uint64 *load_id, int *found_version);
 extern void ModelStoreCheckName(const char *name, int len);
+extern Oid	ModelStoreOwner(const char *name, int len);
 extern Oid	ModelStoreRelation(StoreTable table);
 extern SPIPlanPtr ModelStorePlan(StorePlan *slot, StoreTable table, const char *sql,
 								 int nargs, Oid *types);

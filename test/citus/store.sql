@@ -13,7 +13,7 @@
 \pset format unaligned
 \pset tuples_only on
 SET client_min_messages = warning;
-SELECT plan(84);
+SELECT plan(89);
 
 DROP SCHEMA IF EXISTS store_tap CASCADE;
 CREATE SCHEMA store_tap;
@@ -255,6 +255,20 @@ SELECT is(pg_temp.as_role('store_alice', $$SELECT count(*) FROM recsys.train_emb
 	dim => 2, epochs => 1)$$), '1', 'a role without superuser trains a model on Citus');
 SELECT is(pg_temp.nodes_saying($$SELECT owner::text FROM recsys.model_names WHERE name = 'st_alice'$$, 'store_alice'),
 	3::bigint, 'owned by it on every node');
+SELECT is(pg_temp.nodes_saying($$SELECT recsys.model_owner('st_alice')::text$$, 'store_alice'),
+	3::bigint, 'every node has the name''s sequence recsys_names.st_alice, owned by it');
+GRANT store_bob TO store_alice;
+SELECT is(pg_temp.as_role('store_alice', $$SELECT recsys.transfer_model('st_alice', 'store_bob')::text$$), '',
+	'the owner gives the name to a role it is a member of');
+SELECT is(pg_temp.nodes_saying($$SELECT recsys.model_owner('st_alice')::text || ' ' || owner::text
+	FROM recsys.model_names WHERE name = 'st_alice'$$, 'store_bob store_bob'), 3::bigint,
+	'the sequence and the owner column moved on every node');
+REVOKE store_bob FROM store_alice;
+REASSIGN OWNED BY store_bob TO store_alice;
+SELECT is(pg_temp.nodes_saying($$SELECT recsys.model_owner('st_alice')::text$$, 'store_alice'), 3::bigint,
+	'REASSIGN OWNED moves the name back on every node');
+SELECT is(pg_temp.as_role('store_alice', $$SELECT recsys.next_model_version('st_alice')$$), '2',
+	'the new owner may add a version');
 SELECT is(pg_temp.nodes_saying($$SELECT count(*) FROM recsys.user_vectors WHERE model = 'st_alice'$$, '40'), 3::bigint,
 	'its vectors on every node');
 \set q_owned 'SELECT count(*) FILTER (WHERE recsys.model_owned(''st_alice'')) FROM store_tap.users_d'
