@@ -15,7 +15,6 @@
 
 #include "kernel/aggkernel.h"
 #include "kernel/linalg.h"
-#include "settings.h"
 
 /* Get a + b * c, or SIZE_MAX when that overflows */
 static size_t
@@ -30,11 +29,11 @@ SizeMulAdd(size_t a, size_t b, size_t c)
 	return sum;
 }
 
-/* Get the largest dimension a validator accepts: max_dim, within the hard limit */
+/* Get the largest dimension a validator accepts: the caller's max_dim, within AGG_MAX_DIM */
 static int
 ClampMaxDim(int max_dim)
 {
-	return max_dim > RECSYS_MAX_DIM_LIMIT ? RECSYS_MAX_DIM_LIMIT : max_dim;
+	return max_dim > AGG_MAX_DIM ? AGG_MAX_DIM : max_dim;
 }
 
 /* Get NULL when every one of n doubles is finite, else the reason */

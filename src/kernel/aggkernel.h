@@ -82,6 +82,13 @@ typedef struct RecsysStateHeader
 	uint16_t	flags;			/* aggregate-specific */
 } RecsysStateHeader;
 
+/*
+ * The largest k (or task count) a validator accepts whatever limit its
+ * caller passes: a k x k float64 matrix then fits in 512 MB.  Callers pass
+ * their own limit (recsys.max_dim), which may only be lower.
+ */
+#define AGG_MAX_DIM 8192
+
 extern const char *AggHeaderCheck(const void *state, size_t size, uint32_t magic,
 								  uint16_t version);
 

@@ -3,45 +3,43 @@
  *		splitmix64-seeded xoshiro256** with Box-Muller normals: results are
  *		reproducible for a seed on every platform and outside PostgreSQL.
  */
-#include "postgres.h"
-
 #include <math.h>
 
 #include "kernel/rng.h"
 
 /* Get the splitmix64 output for counter x: mix(x + golden) */
-uint64
-RngHash64(uint64 x)
+uint64_t
+RngHash64(uint64_t x)
 {
-	uint64		z = x + RNG_GOLDEN;
+	uint64_t		z = x + RNG_GOLDEN;
 
-	z = (z ^ (z >> 30)) * UINT64CONST(0xBF58476D1CE4E5B9);
-	z = (z ^ (z >> 27)) * UINT64CONST(0x94D049BB133111EB);
+	z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
 	return z ^ (z >> 31);
 }
 
 /* Get the next output of splitmix64, advancing *x */
-static uint64
-SplitMix64(uint64 *x)
+static uint64_t
+SplitMix64(uint64_t *x)
 {
-	uint64		z = RngHash64(*x);
+	uint64_t		z = RngHash64(*x);
 
 	*x += RNG_GOLDEN;
 	return z;
 }
 
 /* Get x rotated left by k bits */
-static inline uint64
-Rotl64(uint64 x, int k)
+static inline uint64_t
+Rotl64(uint64_t x, int k)
 {
 	return (x << k) | (x >> (64 - k));
 }
 
 /* Seed the generator: four splitmix64 outputs become the xoshiro256** state */
 void
-RngInit(Rng *rng, uint64 seed)
+RngInit(Rng *rng, uint64_t seed)
 {
-	uint64		x = seed;
+	uint64_t		x = seed;
 
 	for (int i = 0; i < 4; i++)
 		rng->s[i] = SplitMix64(&x);
@@ -50,12 +48,12 @@ RngInit(Rng *rng, uint64 seed)
 }
 
 /* Get the next 64 random bits of xoshiro256** */
-uint64
+uint64_t
 RngNext64(Rng *rng)
 {
-	uint64	   *s = rng->s;
-	uint64		result = Rotl64(s[1] * 5, 7) * 9;
-	uint64		t = s[1] << 17;
+	uint64_t	   *s = rng->s;
+	uint64_t		result = Rotl64(s[1] * 5, 7) * 9;
+	uint64_t		t = s[1] << 17;
 
 	s[2] ^= s[0];
 	s[3] ^= s[1];
@@ -98,23 +96,23 @@ RngUniform(Rng *rng)
 }
 
 /* Get a uniform integer in [0, n) without modulo bias (Lemire's method) */
-uint64
-RngBelow(Rng *rng, uint64 n)
+uint64_t
+RngBelow(Rng *rng, uint64_t n)
 {
-	uint64		x = RngNext64(rng);
+	uint64_t		x = RngNext64(rng);
 	__uint128_t m = (__uint128_t) x * n;
-	uint64		l = (uint64) m;
+	uint64_t		l = (uint64_t) m;
 
 	if (l < n)
 	{
-		uint64		t = -n % n;
+		uint64_t		t = -n % n;
 
 		while (l < t)
 		{
 			x = RngNext64(rng);
 			m = (__uint128_t) x * n;
-			l = (uint64) m;
+			l = (uint64_t) m;
 		}
 	}
-	return (uint64) (m >> 64);
+	return (uint64_t) (m >> 64);
 }

@@ -5,7 +5,8 @@
 #ifndef RNG_H
 #define RNG_H
 
-#include "c.h"
+#include <stdbool.h>
+#include <stdint.h>
 
 /*
  * Seeded generator: splitmix64 expands the seed into the state of
@@ -15,19 +16,19 @@
  */
 typedef struct Rng
 {
-	uint64		s[4];
+	uint64_t		s[4];
 	double		spare;
 	bool		has_spare;
 } Rng;
 
-extern void RngInit(Rng *rng, uint64 seed);
-extern uint64 RngNext64(Rng *rng);
+extern void RngInit(Rng *rng, uint64_t seed);
+extern uint64_t RngNext64(Rng *rng);
 extern double RngNormal(Rng *rng);
 extern double RngUniform(Rng *rng);
-extern uint64 RngBelow(Rng *rng, uint64 n);
-extern uint64 RngHash64(uint64 x);
+extern uint64_t RngBelow(Rng *rng, uint64_t n);
+extern uint64_t RngHash64(uint64_t x);
 
 /* The splitmix64 increment (2^64 / golden ratio) */
-#define RNG_GOLDEN UINT64CONST(0x9E3779B97F4A7C15)
+#define RNG_GOLDEN UINT64_C(0x9E3779B97F4A7C15)
 
 #endif
