@@ -27,7 +27,7 @@ EXTRA_CLEAN  = test/ref/out test/bench/out test/fuzz/out
 # Serial OpenBLAS: the pthread flavour would start threads inside the backend.
 BLAS_DIR    ?= /usr/lib/x86_64-linux-gnu/openblas-serial
 BLAS_INC    ?= /usr/include/x86_64-linux-gnu/openblas-serial
-PG_CPPFLAGS  = -I$(BLAS_INC) -Isrc
+PG_CPPFLAGS  = -I$(BLAS_INC) -Isrc -DRECSYS_LIBRARY_VERSION='"$(EXTVERSION)"'
 PG_CFLAGS    = -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 # Warnings are errors in the project's own test, demo and CI targets (which
 # pass RECSYS_WERROR=1), never in a user's plain `make`.

@@ -34,6 +34,7 @@
 #include "kernel/foldin.h"
 #include "store/model_store.h"
 #include "store/spi_safe.h"
+#include "store/sql_version.h"
 #include "kernel/topk.h"
 
 /* Most bytes of scores one block of users holds */
@@ -132,6 +133,8 @@ GetModel(FunctionCallInfo fcinfo, int model_arg, int version_arg)
 	int			version = 0;
 	uint64		load_id;
 
+	/* 0.1.0's recommend declared no version argument */
+	RecsysRequireArgs(fcinfo, version_arg + 1, RECSYS_VERSION(0, 2, 0));
 	CheckNotNull(fcinfo, model_arg, "model");
 	if (!PG_ARGISNULL(version_arg))
 	{

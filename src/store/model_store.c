@@ -58,6 +58,7 @@
 #include "compat.h"
 #include "store/model_store.h"
 #include "store/spi_safe.h"
+#include "store/sql_version.h"
 
 /* Registered kinds (a handful: one per model family) */
 #define MODEL_MAX_KINDS 8
@@ -361,6 +362,8 @@ ResolveStoreRelations(Oid *relids)
 	int			guc_level;
 	int			ret;
 
+	/* the store's tables and columns as this library reads and writes them */
+	RecsysRequireSqlVersion(RECSYS_SQL_STORE);
 	for (int t = 0; t < STORE_NTABLES; t++)
 	{
 		relids[t] = get_relname_relid(StoreTableNames[t], nsp);
