@@ -22,7 +22,7 @@ DATA         = src/sql/released/recsys--0.1.0.sql src/sql/released/recsys--0.2.0
 SQL_PARTS    = $(sort $(wildcard src/sql/*.sql))
 REGRESS      = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --inputdir=. --load-extension=recsys
-EXTRA_CLEAN  = test/ref/out test/bench/out test/fuzz/out
+EXTRA_CLEAN  = test/ref/out test/bench/out test/fuzz/out test/kernels/out
 
 # Serial OpenBLAS: the pthread flavour would start threads inside the backend.
 BLAS_DIR    ?= /usr/lib/x86_64-linux-gnu/openblas-serial
@@ -39,7 +39,7 @@ SHLIB_LINK   = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm
 PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 # Targets that install what they need first, so they run without pg_config.
-SELF_INSTALLING = deps demo test test-citus bench bench-citus fuzz valgrind
+SELF_INSTALLING = deps demo test test-citus bench bench-citus fuzz valgrind check-kernels
 ifneq ($(wildcard $(PGXS)),)
 include $(PGXS)
 else ifneq ($(filter-out $(SELF_INSTALLING),$(or $(MAKECMDGOALS),all)),)
@@ -52,7 +52,7 @@ recsys--$(EXTVERSION).sql: $(SQL_PARTS)
 recsys--0.2.0--$(EXTVERSION).sql: src/sql/upgrade/0.2.0--$(EXTVERSION).sql
 	cat $^ > $@
 
-.PHONY: deps demo test test-citus bench bench-citus fuzz valgrind prove_installcheck
+.PHONY: deps demo test test-citus bench bench-citus fuzz valgrind prove_installcheck check-kernels
 
 # Install whatever Debian packages are missing (idempotent, quiet when all present).
 deps:
@@ -64,10 +64,13 @@ demo: deps
 	$(MAKE) all RECSYS_WERROR=1
 	bash test/harness/with_cluster.sh demo
 
-# Build, install, start a throwaway cluster, run pg_regress and the pgTAP suites.
+# Check the layout and the links, test the kernels alone, then build, install,
+# start a throwaway cluster, run pg_regress and the pgTAP suites.
 test:
 	bash test/harness/check_links.sh
+	bash test/harness/check_layout.sh
 	bash test/harness/deps.sh test
+	$(MAKE) check-kernels
 	$(MAKE) all RECSYS_WERROR=1
 	bash test/harness/with_cluster.sh test
 
@@ -78,6 +81,19 @@ test-citus:
 	bash test/harness/deps.sh test
 	$(MAKE) all RECSYS_WERROR=1
 	bash test/harness/with_citus.sh test
+
+# The kernels of src/kernel/ built alone with OpenBLAS (no PostgreSQL, no
+# server) and checked against closed forms, numpy values and naive
+# recomputations (test/kernels/check_kernels.c).
+KERNEL_SRCS = $(sort $(wildcard src/kernel/*.c))
+test/kernels/out/check_kernels: test/kernels/check_kernels.c $(KERNEL_SRCS) $(wildcard src/kernel/*.h)
+	@mkdir -p test/kernels/out
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
+		-Wno-sign-compare -Werror -I$(BLAS_INC) -Isrc -o $@ test/kernels/check_kernels.c $(KERNEL_SRCS) \
+		-L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm
+
+check-kernels: test/kernels/out/check_kernels
+	OPENBLAS_NUM_THREADS=1 test/kernels/out/check_kernels
 
 # Benchmarks (heavy; not part of CI).
 bench:
