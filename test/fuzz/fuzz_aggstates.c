@@ -12,6 +12,14 @@
  * final function.  A state the validator accepts must survive all of them;
  * the sanitizers catch out-of-bounds access, leaks and undefined behaviour,
  * and a transition of an accepted state must give an accepted state.
+ *
+ * Differential oracle: for the gramian and als_solve states (whose
+ * buffered, signed rank updates are the subtle part) the sums after the
+ * transitions must equal the sums before plus a naive recomputation of the
+ * rows' terms, and the sums of a combined state the sum of both sides', to
+ * a tolerance relative to the magnitudes involved; log_loss's combine must
+ * add its sums.  A kernel that computes something wrong without touching
+ * bad memory stops the fuzzer too.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +89,112 @@ Value(Input *in)
 	return values[Byte(in) % (sizeof(values) / sizeof(values[0]))];
 }
 
+/* ---------------- differential oracle ---------------- */
+
+/*
+ * Stop the fuzzer unless got[i] equals want[i] within 1e-9 of scale[i] (the
+ * sum of the magnitudes that went into it) for every i; skipped where the
+ * naive value is not finite or too large to tell
+ */
+static void
+Oracle(const double *got, const double *want, const double *scale, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isfinite(want[i]) || !isfinite(scale[i]) || scale[i] > 1e250)
+			return;
+	for (size_t i = 0; i < n; i++)
+		if (!(fabs(got[i] - want[i]) <= 1e-9 * scale[i] + 1e-280))
+			Fail();
+}
+
+/* Rows a transition added (naive copy: weight or confidence and values) */
+typedef struct Rows
+{
+	int			n;
+	double		w[8];
+	double	   *x;				/* n x k */
+} Rows;
+
+/*
+ * Get the magnitude of what went into each element of a rank-buffered
+ * accumulator (k x k, both halves): |the live triangle| plus |x_i x_j| of
+ * every buffered row, so that a sum that cancels (1e300 - 1e300) does not
+ * make the tolerance vanish
+ */
+static double *
+RankScale(const RankBuffer *b, const double *matrix, const double *rows)
+{
+	int			k = b->dim;
+	double	   *scale = malloc(sizeof(double) * k * k);
+	const double *neg = rows + (size_t) (b->cap - b->n_neg) * k;
+
+	for (int i = 0; i < k; i++)
+		for (int j = 0; j < k; j++)
+		{
+			int			lo = i < j ? i : j;
+			int			hi = i < j ? j : i;
+			double		s = fabs(matrix[(size_t) hi * k + lo]);
+
+			for (int r = 0; r < b->n_pos; r++)
+				s += fabs(rows[(size_t) r * k + i] * rows[(size_t) r * k + j]);
+			for (int r = 0; r < b->n_neg; r++)
+				s += fabs(neg[(size_t) r * k + i] * neg[(size_t) r * k + j]);
+			scale[(size_t) i * k + j] = s;
+		}
+	return scale;
+}
+
+/*
+ * Check m1 = m0 + sum_r (w_r - shift) x_r x_r^T (k x k, both halves); scale
+ * (freed here) is the magnitude of the state m0 came from
+ */
+static void
+OracleRank(int k, const double *m0, const double *m1, const Rows *rows, double shift, double *scale)
+{
+	size_t		kk = (size_t) k * k;
+	double	   *want = malloc(sizeof(double) * kk);
+
+	for (size_t i = 0; i < kk; i++)
+		want[i] = m0[i];
+	for (int r = 0; r < rows->n; r++)
+	{
+		double		coef = rows->w[r] - shift;
+		const double *x = rows->x + (size_t) r * k;
+
+		for (int i = 0; i < k; i++)
+			for (int j = 0; j < k; j++)
+			{
+				want[(size_t) i * k + j] += coef * x[i] * x[j];
+				scale[(size_t) i * k + j] += fabs(coef * x[i] * x[j]);
+			}
+	}
+	Oracle(m1, want, scale, kk);
+	free(want);
+	free(scale);
+}
+
+/*
+ * Check that each of n sums of a combined state is the sum of both sides';
+ * sa and sb (freed here, or NULL for |a| and |b|) are the sides' magnitudes
+ */
+static void
+OracleSum(const double *got, const double *a, const double *b, size_t n, double *sa, double *sb)
+{
+	double	   *want = malloc(sizeof(double) * n);
+	double	   *scale = malloc(sizeof(double) * n);
+
+	for (size_t i = 0; i < n; i++)
+	{
+		want[i] = a[i] + b[i];
+		scale[i] = (sa ? sa[i] : fabs(a[i])) + (sb ? sb[i] : fabs(b[i]));
+	}
+	Oracle(got, want, scale, n);
+	free(want);
+	free(scale);
+	free(sa);
+	free(sb);
+}
+
 /* ---------------- gramian ---------------- */
 
 /* Get a new valid Gramian state for k and buf_cap rows */
@@ -101,10 +215,18 @@ RunGramian(GramianState *s, size_t size, Input *in)
 	bool		deep;
 	GramianState *t;
 	GramianState *p;
+	Rows		rows = {0};
+	size_t		kk;
+	double	   *m0;
+	double	   *m1;
 
 	if (GramianStateCheck(s, size, MAX_DIM) != NULL)
 		return;
 	deep = GramianStateCheckValues(s) == NULL;
+	kk = (size_t) s->buf.dim * s->buf.dim;
+	m0 = malloc(sizeof(double) * kk);
+	m1 = malloc(sizeof(double) * kk);
+	rows.x = malloc(sizeof(double) * 8 * s->buf.dim);
 
 	/* transitions: a few rows of either sign, then the header must still hold */
 	t = Copy(s, size);
@@ -113,20 +235,39 @@ RunGramian(GramianState *s, size_t size, Input *in)
 		double		w = Value(in);
 		double	   *slot = GramianStateSlot(t, w);
 
+		rows.w[r] = w;
 		for (int i = 0; i < t->buf.dim; i++)
-			slot[i] = Value(in) * RankBufferScale(w);
+		{
+			rows.x[(size_t) r * t->buf.dim + i] = Value(in);
+			slot[i] = rows.x[(size_t) r * t->buf.dim + i] * RankBufferScale(w);
+		}
 		GramianStateCommit(t, w);
+		rows.n = r + 1;
 		/* each SQL call validates its state first */
 		if (GramianStateCheck(t, size, MAX_DIM) != NULL)
 		{
 			if (Roomy(t->count))
 				Fail();
+			rows.n = -1;
 			break;
 		}
 	}
+	/* the oracle: the sums grew by sum_r w_r x_r x_r^T */
+	if (deep && rows.n > 0)
+	{
+		GramianStateResult(s, m0);
+		GramianStateResult(t, m1);
+		OracleRank(s->buf.dim, m0, m1, &rows, 0.0,
+				   RankScale(&s->buf, GramianMatrix(s), GramianBuffer(s)));
+	}
 	free(t);
+	free(rows.x);
 	if (!deep)
+	{
+		free(m0);
+		free(m1);
 		return;
+	}
 
 	/* combine with a valid partner on either side, and with itself */
 	p = NewGramian(s->buf.dim, 1 + Byte(in) % 16);
@@ -138,8 +279,21 @@ RunGramian(GramianState *s, size_t size, Input *in)
 		GramianStateCommit(p, 1.0);
 	}
 	t = Copy(s, size);
-	(void) GramianStateCombine(t, p);
+	if (GramianStateCombine(t, p) == AGG_OK)
+	{
+		double	   *mp = malloc(sizeof(double) * kk);
+
+		/* the oracle: a combined state sums both sides */
+		GramianStateResult(s, m0);
+		GramianStateResult(p, mp);
+		GramianStateResult(t, m1);
+		OracleSum(m1, m0, mp, kk, RankScale(&s->buf, GramianMatrix(s), GramianBuffer(s)),
+				  RankScale(&p->buf, GramianMatrix(p), GramianBuffer(p)));
+		free(mp);
+	}
 	free(t);
+	free(m0);
+	free(m1);
 	t = Copy(p, GramianStateSize(p->buf.dim, p->buf.cap));
 	(void) GramianStateCombine(t, s);
 	free(t);
@@ -181,9 +335,12 @@ NewAls(int dim, int cap, const double *g, double gw, double l2)
 	return s;
 }
 
-/* Add a few pairs to a checked als_solve state */
+/*
+ * Add a few pairs to a checked als_solve state; rows, when not NULL, gets
+ * them (n = -1 when a check stopped the transitions)
+ */
 static void
-AlsRows(AlsState *t, size_t size, Input *in, bool check)
+AlsRows(AlsState *t, size_t size, Input *in, bool check, Rows *rows)
 {
 	for (int r = 0, nrows = 1 + Byte(in) % 8; r < nrows; r++)
 	{
@@ -191,18 +348,45 @@ AlsRows(AlsState *t, size_t size, Input *in, bool check)
 		double	   *slot = AlsStateSlot(t, c);
 
 		for (int i = 0; i < t->buf.dim; i++)
+		{
 			slot[i] = Value(in);
+			if (rows)
+				rows->x[(size_t) r * t->buf.dim + i] = slot[i];
+		}
 		/* an overflow is an error in SQL: the state is not used again */
 		if (AlsStateCommit(t, c) != AGG_OK)
+		{
+			if (rows)
+				rows->n = -1;
 			break;
+		}
+		if (rows)
+		{
+			rows->w[r] = c;
+			rows->n = r + 1;
+		}
 		/* each SQL call validates its state first */
 		if (check && AlsStateCheck(t, size, MAX_DIM) != NULL)
 		{
 			if (Roomy(t->count))
 				Fail();
+			if (rows)
+				rows->n = -1;
 			break;
 		}
 	}
+}
+
+/* Get the full k x k matrix sum_j (c_j - w) v_j v_j^T of an als_solve state, and b */
+static void
+AlsSums(const AlsState *s, double *m, double *b)
+{
+	int			k = s->buf.dim;
+
+	memcpy(m, AlsMatrix(s), sizeof(double) * k * k);
+	RankBufferFold(&s->buf, AlsBuffer(s), m);
+	LinalgSymmetrize(k, m);
+	memcpy(b, AlsRhs(s), sizeof(double) * k);
 }
 
 /* Put one checked als_solve state of size bytes through every support function */
@@ -212,22 +396,78 @@ RunAls(AlsState *s, size_t size, Input *in)
 	AlsState   *t;
 	AlsState   *p;
 	int			k;
+	Rows		rows = {0};
 
 	if (AlsStateCheck(s, size, MAX_DIM) != NULL)
 		return;
 	k = s->buf.dim;
+	rows.x = malloc(sizeof(double) * 8 * k);
 	t = Copy(s, size);
-	AlsRows(t, size, in, true);
+	AlsRows(t, size, in, true, &rows);
+	/* the oracle: A grew by sum (c - w) v v^T and b by sum c v */
+	if (AlsStateCheckValues(s) == NULL && rows.n > 0)
+	{
+		double	   *m0 = malloc(sizeof(double) * k * k);
+		double	   *m1 = malloc(sizeof(double) * k * k);
+		double	   *b0 = malloc(sizeof(double) * k);
+		double	   *b1 = malloc(sizeof(double) * k);
+		double	   *bw = malloc(sizeof(double) * k);
+		double	   *bs = malloc(sizeof(double) * k);
+
+		AlsSums(s, m0, b0);
+		AlsSums(t, m1, b1);
+		OracleRank(k, m0, m1, &rows, s->gramian_weight, RankScale(&s->buf, AlsMatrix(s), AlsBuffer(s)));
+		for (int i = 0; i < k; i++)
+		{
+			bw[i] = b0[i];
+			bs[i] = fabs(b0[i]);
+			for (int r = 0; r < rows.n; r++)
+			{
+				bw[i] += rows.w[r] * rows.x[(size_t) r * k + i];
+				bs[i] += fabs(rows.w[r] * rows.x[(size_t) r * k + i]);
+			}
+		}
+		Oracle(b1, bw, bs, k);
+		free(m0);
+		free(m1);
+		free(b0);
+		free(b1);
+		free(bw);
+		free(bs);
+	}
 	free(t);
+	free(rows.x);
 	if (AlsStateCheckValues(s) != NULL)
 		return;
 
 	p = NewAls(k, 1 + Byte(in) % 16, AlsGramian(s), s->gramian_weight, s->l2);
-	AlsRows(p, AlsStateSize(k, p->buf.cap), in, false);
+	AlsRows(p, AlsStateSize(k, p->buf.cap), in, false, NULL);
 	if (AlsStateCheckValues(p) == NULL)
 	{
 		t = Copy(s, size);
-		(void) AlsStateCombine(t, p);
+		if (AlsStateCombine(t, p) == AGG_OK)
+		{
+			double	   *ms = malloc(sizeof(double) * k * k);
+			double	   *mp = malloc(sizeof(double) * k * k);
+			double	   *mt = malloc(sizeof(double) * k * k);
+			double	   *bs = malloc(sizeof(double) * k);
+			double	   *bp = malloc(sizeof(double) * k);
+			double	   *bt = malloc(sizeof(double) * k);
+
+			/* the oracle: a combined state sums both sides */
+			AlsSums(s, ms, bs);
+			AlsSums(p, mp, bp);
+			AlsSums(t, mt, bt);
+			OracleSum(mt, ms, mp, (size_t) k * k, RankScale(&s->buf, AlsMatrix(s), AlsBuffer(s)),
+					  RankScale(&p->buf, AlsMatrix(p), AlsBuffer(p)));
+			OracleSum(bt, bs, bp, k, NULL, NULL);
+			free(ms);
+			free(mp);
+			free(mt);
+			free(bs);
+			free(bp);
+			free(bt);
+		}
 		free(t);
 		t = Copy(p, AlsStateSize(k, p->buf.cap));
 		(void) AlsStateCombine(t, s);
@@ -416,7 +656,23 @@ RunLogLoss(const LogLossState *s, size_t size, Input *in)
 	free(t);
 	(void) LogLossStateAdd(&p, 0.25, true);
 	t = Copy(s, size);
-	(void) LogLossStateCombine(t, &p);
+	if (LogLossStateCombine(t, &p) == AGG_OK)
+	{
+		double		a = CompensatedValue(&s->sum);
+		double		b = CompensatedValue(&p.sum);
+		double		got = CompensatedValue(&t->sum);
+
+		/* the oracle: counts and sums add */
+		if (t->count != s->count + p.count)
+			Fail();
+		double	   *sa = malloc(sizeof(double));
+		double	   *sb = malloc(sizeof(double));
+
+		/* a compensated sum may cancel: its magnitude is |sum| + |comp| */
+		*sa = fabs(s->sum.sum) + fabs(s->sum.comp);
+		*sb = fabs(p.sum.sum) + fabs(p.sum.comp);
+		OracleSum(&got, &a, &b, 1, sa, sb);
+	}
 	free(t);
 	t = Copy(&p, sizeof(p));
 	(void) LogLossStateCombine(t, s);
@@ -524,7 +780,7 @@ BuildState(int kind, Input *in, size_t *size)
 				AlsState   *s = NewAls(dim, cap, NULL, Byte(in) / 64.0, Byte(in) / 32.0);
 
 				*size = AlsStateSize(dim, cap);
-				AlsRows(s, *size, in, false);
+				AlsRows(s, *size, in, false, NULL);
 				return s;
 			}
 		case 2:
