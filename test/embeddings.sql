@@ -11,9 +11,12 @@ SELECT plan(66);
 
 \ir ref/out/embeddings.sql
 
--- largest |a - b| over two equally long vectors, relative to max |b|
+-- largest |a - b| relative to max |b|; infinite when the shapes differ or a value is NULL
 CREATE FUNCTION pg_temp.rel_err(a float8[], b float8[]) RETURNS float8 LANGUAGE sql IMMUTABLE AS $$
-	SELECT max(abs(x - y)) / nullif(max(abs(y)), 0) FROM unnest(a, b) AS u(x, y)
+	SELECT CASE WHEN a IS NULL OR b IS NULL OR array_dims(a) IS DISTINCT FROM array_dims(b)
+			OR EXISTS (SELECT FROM unnest(a) x WHERE x IS NULL) OR EXISTS (SELECT FROM unnest(b) x WHERE x IS NULL)
+		THEN 'Infinity'::float8
+		ELSE (SELECT max(abs(x - y)) / nullif(max(abs(y)), 0) FROM unnest(a, b) AS u(x, y)) END
 $$;
 \ir lib/plan_has.sql
 -- all vectors of one side of a model, concatenated in id order

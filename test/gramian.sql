@@ -6,10 +6,12 @@
 SET client_min_messages = warning;
 SELECT plan(15);
 
--- relative Frobenius error ||A - B||_F / ||B||_F
+-- relative Frobenius error ||A - B||_F / ||B||_F; infinite when the shapes differ or a value is NULL
 CREATE FUNCTION pg_temp.rel_err(a float8[], b float8[]) RETURNS float8 LANGUAGE sql IMMUTABLE AS $$
-	SELECT sqrt(sum((x - y) ^ 2)) / nullif(sqrt(sum(y ^ 2)), 0)
-	FROM unnest(a, b) AS u(x, y)
+	SELECT CASE WHEN a IS NULL OR b IS NULL OR array_dims(a) IS DISTINCT FROM array_dims(b)
+			OR EXISTS (SELECT FROM unnest(a) x WHERE x IS NULL) OR EXISTS (SELECT FROM unnest(b) x WHERE x IS NULL)
+		THEN 'Infinity'::float8
+		ELSE (SELECT sqrt(sum((x - y) ^ 2)) / nullif(sqrt(sum(y ^ 2)), 0) FROM unnest(a, b) AS u(x, y)) END
 $$;
 \ir lib/plan_has.sql
 

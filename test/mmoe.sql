@@ -25,11 +25,11 @@ LANGUAGE sql AS $$
 	FROM mmoe_ref_files f WHERE f.variant = v
 $$;
 
--- max abs error between two arrays (NULL if lengths differ)
+-- max abs error between two arrays (infinite if the lengths differ, so that max() over rows sees it)
 CREATE FUNCTION pg_temp.max_abs_diff(a float8[], b float8[]) RETURNS float8
 LANGUAGE sql IMMUTABLE AS $$
 	SELECT CASE WHEN cardinality(a) = cardinality(b)
-		THEN (SELECT max(abs(x - y)) FROM unnest(a, b) u(x, y)) END
+		THEN (SELECT max(abs(x - y)) FROM unnest(a, b) u(x, y)) ELSE 'Infinity' END
 $$;
 
 -- Import: each variant becomes version 1 of m_<variant>
@@ -108,7 +108,7 @@ SELECT is((SELECT count(*)::int FROM recsys.predict_batch('m_softmax', '{}'::rea
 	'an empty batch gives no rows');
 
 -- MC dropout with the documented mask generator, against PyTorch with the same masks
-SELECT cmp_ok((SELECT max(greatest(abs(s.mean - m.mean), abs(s.variance - m.variance)))
+SELECT cmp_ok((SELECT CASE WHEN count(*) = 9 THEN max(greatest(abs(s.mean - m.mean), abs(s.variance - m.variance))) END
 	FROM mmoe_ref_mc m JOIN mmoe_ref_rows r USING (variant, row_id),
 	LATERAL recsys.predict_mc('m_' || m.variant, r.features, m.samples, m.seed, r.categorical,
 		r.context, r.pos) s WHERE s.task = m.task), '<', 1e-5::float8,

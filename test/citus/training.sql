@@ -19,7 +19,8 @@ DECLARE
 	res float8;
 BEGIN
 	EXECUTE format($q$
-		SELECT CASE WHEN count(*) FILTER (WHERE a.id IS NULL OR b.id IS NULL) > 0 THEN 'Infinity'::float8
+		SELECT CASE WHEN count(*) FILTER (WHERE a.id IS NULL OR b.id IS NULL
+				OR cardinality(a.embedding) <> cardinality(b.embedding)) > 0 THEN 'Infinity'::float8
 			ELSE max((SELECT max(abs(x - y)) FROM unnest(a.embedding, b.embedding) u(x, y))) END
 		FROM (SELECT * FROM recsys.%1$I WHERE model = %2$L) a
 		FULL JOIN (SELECT * FROM recsys.%1$I WHERE model = %3$L) b ON a.id = b.id$q$, side, m1, m2) INTO res;

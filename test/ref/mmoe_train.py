@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mmoe_module import MMoE, save_safetensors, splitmix_uniform  # noqa: E402
+from mmoe_module import MMoE, mc_masks, save_safetensors, splitmix_uniform  # noqa: E402
 
 torch.set_num_threads(1)
 torch.set_default_dtype(torch.float64)
@@ -183,7 +183,8 @@ def main():
               "CREATE TEMP TABLE mt_grads (run text, name text, grad float8[]);",
               "CREATE TEMP TABLE mt_params (run text, after_epoch int, name text, value float8[]);",
               "CREATE TEMP TABLE mt_scores (run text, i int, scores float8[]);",
-              "CREATE TEMP TABLE mt_runs (run text, options jsonb, weighting text, epochs int);"]
+              "CREATE TEMP TABLE mt_runs (run text, options jsonb, weighting text, epochs int);",
+              "CREATE TEMP TABLE mt_mc (i int, mean float8[], variance float8[]);"]
 
     for run, (opts, weighting, task_weights, epochs) in RUNS.items():
         lines.append("INSERT INTO mt_runs VALUES ('%s', '%s', '%s', %d);" % (run, json.dumps(opts), weighting, epochs))
@@ -215,6 +216,14 @@ def main():
             scores = model(data[0], data[1], data[2], data[3])
         for r in range(ROWS):
             lines.append("INSERT INTO mt_scores VALUES ('%s', %d, %s);" % (run, r, sql_array(scores[r].numpy())))
+        # MC dropout of the trained model: the masks recsys.predict_mc draws for 16 samples, seed 1
+        if run == "all":
+            masks = mc_masks(model, CONFIG["dropout"], 1, 16)
+            with torch.no_grad():
+                for r in range(ROWS):
+                    y = model(*(a[r:r + 1].repeat(16, *([1] * (a.dim() - 1))) for a in data[:4]), masks)
+                    lines.append("INSERT INTO mt_mc VALUES (%d, %s, %s);" % (
+                        r, sql_array(y.mean(0).numpy()), sql_array(y.var(0, unbiased=False).numpy())))
 
     with open(os.path.join(out, "mmoe_train_ref.sql"), "w") as f:
         f.write("\n".join(lines) + "\n")
