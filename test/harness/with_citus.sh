@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install recsys, start a throwaway Citus cluster (a coordinator and two workers
 # on 127.0.0.1), run the pgTAP suites in test/citus/ on the coordinator, stop it.
-# Usage: with_citus.sh test [suite.sql...]   (default: every test/citus/*.sql)
+# Usage: with_citus.sh test [suite.sql...]   (default: every test/citus/*.sql, then
+#                                             doc/citus.md's examples)
 #        with_citus.sh run COMMAND...          (PGHOST/PGPORT/PGDATABASE: the coordinator;
 #                                               CITUS_WORKER_PORTS: the workers' ports)
 #
@@ -128,8 +129,15 @@ status=0
 case "$mode" in
 	test)
 		cd test/citus
+		all=$#
 		[ $# -eq 0 ] && set -- *.sql
 		pg_prove -d "$db" "$@" || status=$?
+		cd "$top"
+		if [ "$all" -eq 0 ]; then
+			# doc/citus.md's examples, on a fresh database with Citus on every node
+			echo "== documentation examples (Citus)"
+			"${PYTHON:-/usr/bin/python3}" test/harness/doc_examples.py --citus doc/citus.md || status=1
+		fi
 		;;
 	run)
 		"$@" || status=$?
