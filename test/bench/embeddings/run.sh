@@ -5,9 +5,11 @@
 # sampled negatives at equal epochs and equal time, and a plot of Recall@20
 # against training time (test/bench/out/embeddings_recall.png).
 #
-# Then scale.sh: als at 5M and 20M interactions (memory engine with cholesky
+# Then tune.sh: the solvers (cholesky and cg at dim 64 and 128) and a tuning
+# grid of gramian_weight, l2 with nu, and dim (EMB_TUNE=0 skips it); then
+# scale.sh: als at 5M and 20M interactions (memory engine with cholesky
 # and cg, the aggregate engine, the BLAS floor in numpy); EMB_SCALE=0 skips
-# it, EMB_QUALITY=0 skips the part above.
+# it, EMB_QUALITY=0 skips the first part.
 #
 # Size knobs (environment): EMB_USERS, EMB_ITEMS, EMB_INTERACTIONS,
 # EMB_EPOCHS, EMB_DIM, EMB_METHODS (and scale.sh's).  Run through
@@ -48,6 +50,9 @@ if command -v gnuplot >/dev/null; then
 else
 	echo "gnuplot not installed (deps.sh bench): no plot"
 fi
+fi
+if [ "${EMB_TUNE:-1}" = 1 ]; then
+	bash "$here/tune.sh"
 fi
 if [ "${EMB_SCALE:-1}" = 1 ]; then
 	bash "$here/scale.sh"
