@@ -7,7 +7,7 @@
 SET client_min_messages = warning;
 -- everything (models, versions, work tables) is rolled back at the end
 BEGIN;
-SELECT plan(66);
+SELECT plan(67);
 
 \ir ref/out/embeddings.sql
 
@@ -98,7 +98,7 @@ SELECT is((SELECT 1), 1, 'server still up');
 
 -- 4. train_embeddings(method als) against numpy: numeric weights, bigint/smallint ids, nu = 1
 CREATE TEMP TABLE log_w AS SELECT * FROM recsys.train_embeddings('tap_w', 'ref_emb_interactions', 'uid', 'iid', 'wt',
-	dim => 3, epochs => 4, gramian_weight => 0.3, l2 => 0.05, options => '{"nu": 1, "seed": 7, "init_scale": 0.5}');
+	dim => 3, epochs => 4, gramian_weight => 0.3, l2 => 0.05, options => '{"nu": 1, "seed": 7, "init_scale": 0.5, "solver": "cholesky"}');
 SELECT cmp_ok(pg_temp.rel_err(pg_temp.flat('tap_w', 'user'), pg_temp.ref_flat('weighted', 'user')),
 	'<', 1e-5::float8, 'als user vectors equal numpy to 1e-5 (weighted, nu = 1)');
 SELECT cmp_ok(pg_temp.rel_err(pg_temp.flat('tap_w', 'item'), pg_temp.ref_flat('weighted', 'item')),
@@ -111,7 +111,7 @@ SELECT ok((SELECT bool_and(l.loss < p.loss) FROM log_w l JOIN log_w p ON p.epoch
 	'als loss decreases every epoch');
 -- no weight column: every row counts 1 (repeated rows add up), nu = 0, a negative seed
 CREATE TEMP TABLE log_i AS SELECT * FROM recsys.train_embeddings('tap_i', 'ref_emb_interactions', 'uid', 'iid',
-	dim => 4, epochs => 3, gramian_weight => 0.1, l2 => 0.2, options => '{"nu": 0, "seed": -3, "init_scale": 1.0}');
+	dim => 4, epochs => 3, gramian_weight => 0.1, l2 => 0.2, options => '{"nu": 0, "seed": -3, "init_scale": 1.0, "solver": "cholesky"}');
 SELECT cmp_ok(greatest(pg_temp.rel_err(pg_temp.flat('tap_i', 'user'), pg_temp.ref_flat('implicit', 'user')),
 		pg_temp.rel_err(pg_temp.flat('tap_i', 'item'), pg_temp.ref_flat('implicit', 'item'))),
 	'<', 1e-5::float8, 'als vectors equal numpy to 1e-5 (implicit weights, nu = 0)');
@@ -126,7 +126,7 @@ CREATE TEMP TABLE log_wa AS SELECT * FROM recsys.train_embeddings('tap_wa', 'ref
 	dim => 3, epochs => 4, gramian_weight => 0.3, l2 => 0.05,
 	options => '{"nu": 1, "seed": 7, "init_scale": 0.5, "engine": "aggregate"}');
 SELECT is((SELECT config->>'engine' || '/' || (config->>'solver') FROM recsys.models WHERE name = 'tap_w'), 'memory/cholesky',
-	'the default engine is memory (it fits) with cholesky');
+	'the default engine is memory (it fits), here with solver cholesky');
 SELECT is((SELECT config->>'engine' FROM recsys.models WHERE name = 'tap_wa'), 'aggregate', 'options.engine forces the aggregate engine');
 SELECT cmp_ok(greatest(pg_temp.rel_err(pg_temp.flat('tap_wa', 'user'), pg_temp.ref_flat('weighted', 'user')),
 		pg_temp.rel_err(pg_temp.flat('tap_wa', 'item'), pg_temp.ref_flat('weighted', 'item'))),
@@ -155,7 +155,8 @@ SELECT cmp_ok((SELECT max(abs(l.loss - r.loss) / r.loss) FROM log_ic l JOIN log_
 -- entities with more rows than one gathered chunk (1,024): item 1 has 2,500 users
 CREATE TEMP TABLE wide AS SELECT u AS user_id, i AS item_id, 1 + (u * i) % 3 AS w
 	FROM generate_series(1, 2500) u, generate_series(1, 12) i WHERE i = 1 OR (u + i) % 4 = 0;
-DO $$ BEGIN PERFORM * FROM recsys.train_embeddings('wide_m', 'wide', weight_column => 'w', dim => 4, epochs => 3); END $$;
+DO $$ BEGIN PERFORM * FROM recsys.train_embeddings('wide_m', 'wide', weight_column => 'w', dim => 4, epochs => 3,
+	options => '{"solver": "cholesky"}'); END $$;
 DO $$ BEGIN PERFORM * FROM recsys.train_embeddings('wide_a', 'wide', weight_column => 'w', dim => 4, epochs => 3,
 	options => '{"engine": "aggregate"}'); END $$;
 DO $$ BEGIN PERFORM * FROM recsys.train_embeddings('wide_c', 'wide', weight_column => 'w', dim => 4, epochs => 3,
@@ -235,7 +236,8 @@ CREATE TEMP TABLE planted_pop AS
 			FROM (SELECT x.item_id::bigint AS item_id, count(*) AS c FROM planted_train x
 				WHERE NOT EXISTS (SELECT 1 FROM planted_train y WHERE y.user_id = t.user_id AND y.item_id = x.item_id)
 				GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10) p) r;
-DO $$ BEGIN PERFORM * FROM recsys.train_embeddings('planted_als', 'planted_train', dim => 8, epochs => 8); END $$;
+DO $$ BEGIN PERFORM * FROM recsys.train_embeddings('planted_als', 'planted_train', dim => 8, epochs => 8,
+	options => '{"solver": "cholesky"}'); END $$;
 DO $$ BEGIN PERFORM * FROM recsys.train_embeddings('planted_sogram', 'planted_train', dim => 8, epochs => 20, method => 'sogram'); END $$;
 DO $$ BEGIN PERFORM * FROM recsys.train_embeddings('planted_sagram', 'planted_train', dim => 8, epochs => 20, method => 'sagram'); END $$;
 DO $$ BEGIN PERFORM * FROM recsys.train_embeddings('planted_sampled', 'planted_train', dim => 8, epochs => 20, method => 'sampled'); END $$;
@@ -260,13 +262,17 @@ DO $$ BEGIN PERFORM * FROM recsys.train_embeddings('planted_sagram', 'planted_tr
 	options => '{"seed": 43}'); END $$;
 SELECT isnt(pg_temp.flat_version('planted_sagram', 2, 'item'), pg_temp.flat_version('planted_sagram', 1, 'item'),
 	'sagram: another seed, other vectors');
-DO $$ BEGIN PERFORM * FROM recsys.train_embeddings('planted_als', 'planted_train', dim => 8, epochs => 8); END $$;
+DO $$ BEGIN PERFORM * FROM recsys.train_embeddings('planted_als', 'planted_train', dim => 8, epochs => 8,
+	options => '{"solver": "cholesky"}'); END $$;
 SELECT is(pg_temp.flat_version('planted_als', 2, 'item'), pg_temp.flat_version('planted_als', 1, 'item'),
 	'als: same seed, same item vectors');
 DO $$ BEGIN PERFORM * FROM recsys.train_embeddings('planted_cg', 'planted_train', dim => 8, epochs => 8, options => '{"solver": "cg"}'); END $$;
-DO $$ BEGIN PERFORM * FROM recsys.train_embeddings('planted_cg', 'planted_train', dim => 8, epochs => 8, options => '{"solver": "cg"}'); END $$;
+-- version 2 with the default solver
+DO $$ BEGIN PERFORM * FROM recsys.train_embeddings('planted_cg', 'planted_train', dim => 8, epochs => 8); END $$;
+SELECT is((SELECT string_agg(config->>'engine' || '/' || (config->>'solver'), ',' ORDER BY version) FROM recsys.models
+	WHERE name = 'planted_cg'), 'memory/cg,memory/cg', 'the default solver of the memory engine is cg');
 SELECT is(pg_temp.flat_version('planted_cg', 2, 'user'), pg_temp.flat_version('planted_cg', 1, 'user'),
-	'als cg: same seed, same user vectors');
+	'als cg: same seed, same user vectors (options.solver cg and the default)');
 -- cg (3 steps) recovers held-out items as well as the exact solves (measured 0.4533 against 0.4540)
 SELECT cmp_ok(abs(pg_temp.recall10('planted_cg') - pg_temp.recall10('planted_als')), '<', 0.01::float8,
 	'als cg Recall@10 is within 0.01 of cholesky''s');

@@ -67,7 +67,7 @@ static const OptionDef option_table[] = {
 	"frequency scaling of l2: lambda = l2 * (n + gramian_weight * N_other)^nu"},
 	{"engine", TRAIN_ALS, OPT_WORD, "\"auto\"", 0, 0, false, engine_words, OPT(engine),
 	"memory: compressed rows in the backend; aggregate: the als_solve aggregate over SQL work tables; auto: aggregate over a Citus distributed table, else memory when it fits recsys.training_memory"},
-	{"solver", TRAIN_ALS, OPT_WORD, "\"cholesky\"", 0, 0, false, solver_words, OPT(solver),
+	{"solver", TRAIN_ALS, OPT_WORD, "\"cg\"", 0, 0, false, solver_words, OPT(solver),
 	"memory engine: exact Cholesky solves, or cg_steps conjugate-gradient steps per entity"},
 	{"cg_steps", TRAIN_ALS, OPT_INTEGER, "3", 1, 100, false, NULL, OPT(cg_steps),
 	"conjugate-gradient steps per entity and sweep (solver cg)"},
