@@ -40,7 +40,7 @@ CountTensors(const MmoeModel *m, const MmoeTrainOptions *opt)
 
 	for (int t = 0; t < m->ntasks; t++)
 		n += 2 + (m->gate == MMOE_GATE_NOISY_TOP_K ? 1 : 0) + 2 * (m->tasks[t].nhidden + 1);
-	n += m->ncategorical;
+	n += m->ncategorical + m->nbags;
 	if (m->context_dim > 0)
 		n += 2;
 	if (m->positions > 0)
@@ -113,6 +113,14 @@ ListTensors(const MmoeModel *m, const MmoeTrainOptions *opt, MmoeTensor *list)
 			snprintf(list[n - 1].name, sizeof(list[n - 1].name), "embeddings.%s.weight",
 				 m->categorical[c].name);
 	}
+	for (int c = 0; c < m->nbags; c++)
+	{
+		off = AddTensor(list, &n, off, 2, m->bags[c].vocab, m->bags[c].dim, true,
+						"embeddings.%.*s.weight", MMOE_MAX_NAME, 0);
+		if (list)
+			snprintf(list[n - 1].name, sizeof(list[n - 1].name), "embeddings.%s.weight",
+					 m->bags[c].name);
+	}
 	if (m->context_dim > 0)
 	{
 		off = AddTensor(list, &n, off, 2, m->expert_out, m->context_dim, true, "latent_cross.weight", 0, 0);
@@ -182,6 +190,8 @@ Layout(const MmoeModel *m, const MmoeTrainOptions *opt, int rows, MmoeTrainer *t
 
 	CARVE(z, float, B * m->in_width);
 	CARVE(ids, int32_t, B * Max(m->ncategorical, 1));
+	CARVE(bag_start, int64_t, B * Max(m->nbags, 1));
+	CARVE(bag_len, int32_t, B * Max(m->nbags, 1));
 	CARVE(context, float, B * Max(m->context_dim, 1));
 	CARVE(position, int32_t, B);
 	CARVE(labels, float, B * m->ntasks);
@@ -276,6 +286,8 @@ MmoeTrainerInit(MmoeTrainer *t, MmoeModel *m, const MmoeTrainOptions *opt, int m
 	}
 	for (int c = 0; c < m->ncategorical; c++)
 		m->categorical[c].table = NEXT();
+	for (int c = 0; c < m->nbags; c++)
+		m->bags[c].table = NEXT();
 	if (m->context_dim > 0)
 	{
 		m->latent.w = NEXT();
@@ -831,6 +843,13 @@ MmoeTrainStep(MmoeTrainer *t, int rows, MmoeStepStats *st)
 			memcpy(x, cat->table + (size_t) id * cat->dim, sizeof(float) * cat->dim);
 			x += cat->dim;
 		}
+		for (int b = 0; b < m->nbags; b++)
+		{
+			size_t		k = (size_t) r * m->nbags + b;
+
+			MmoeBagMean(&m->bags[b], t->bag_ids + t->bag_start[k], t->bag_len[k], x);
+			x += m->bags[b].dim;
+		}
 	}
 
 	/* experts */
@@ -913,6 +932,23 @@ MmoeTrainStep(MmoeTrainer *t, int rows, MmoeStepStats *st)
 			for (int j = 0; j < cat->dim; j++)
 				gt[j] += dx[j];
 			dx += cat->dim;
+		}
+		/* a bag's mean sends dz / len to each of its ids (repeated ids add up) */
+		for (int b = 0; b < m->nbags; b++)
+		{
+			const MmoeCategorical *bag = &m->bags[b];
+			size_t		k = (size_t) r * m->nbags + b;
+			const int32_t *ids = t->bag_ids + t->bag_start[k];
+			float		len = (float) t->bag_len[k];
+
+			for (int i = 0; i < t->bag_len[k]; i++)
+			{
+				float	   *gt = Grad(t, bag->table) + (size_t) ids[i] * bag->dim;
+
+				for (int j = 0; j < bag->dim; j++)
+					gt[j] += dx[j] / len;
+			}
+			dx += bag->dim;
 		}
 	}
 }

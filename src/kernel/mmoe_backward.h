@@ -9,7 +9,7 @@
  * buffer: MmoeTrainerBytes() says how much, MmoeTrainerInit() lays it out.
  *
  * One training step over a batch of B rows:
- *	z = [features, embeddings]; E_i = experts (ReLU, inverted dropout at the
+ *	z = [features, embeddings, mean-pooled bag embeddings]; E_i = experts (ReLU, inverted dropout at the
  *	config's rate on every hidden unit, the masks of predict_mc's numbering);
  *	per task t: clean logits c = W_t z + b_t; for noisy_top_k gates noisy
  *	logits n = c + eps * (softplus(W_noise z) + 0.01), eps ~ N(0, 1); gate g =
@@ -93,6 +93,9 @@ typedef struct MmoeTrainer
 	/* batch inputs, filled by the caller: rows 0..B-1 */
 	float	   *z;				/* [B, in_width], features first */
 	int32_t    *ids;			/* [B, ncategorical] */
+	const int32_t *bag_ids;		/* the caller's id lists of multi-categorical features */
+	int64_t    *bag_start;		/* [B, nbags] first id of row r's bag b in bag_ids */
+	int32_t    *bag_len;		/* [B, nbags] its length (0 = empty bag: zeros) */
 	float	   *context;		/* [B, context_dim] */
 	int32_t    *position;		/* [B], -1 = missing */
 	float	   *labels;			/* [B, ntasks] */

@@ -372,6 +372,23 @@ FillEmbeddings(const MmoeModel *m, MmoeScratch *s, int rows)
 	}
 }
 
+/*
+ * Write the mean of the embedding rows ids[0..n) of a bag table into out
+ * (dim floats), as nn.EmbeddingBag(mode='mean') does: summed in order,
+ * divided by n; an empty list gives zeros.  Ids must be in range.
+ */
+void
+MmoeBagMean(const MmoeCategorical *bag, const int32_t *ids, int n, float *out)
+{
+	memset(out, 0, sizeof(float) * bag->dim);
+	if (n == 0)
+		return;
+	for (int k = 0; k < n; k++)
+		AddScaled(bag->dim, 1.0f, bag->table + (size_t) ids[k] * bag->dim, out);
+	for (int j = 0; j < bag->dim; j++)
+		out[j] /= (float) n;
+}
+
 /* Turn one row of gate logits into weights (softmax, or softmax over the top k) */
 static void
 GateWeights(const MmoeModel *m, float *g)

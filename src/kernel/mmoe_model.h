@@ -8,7 +8,8 @@
  * (src/mmoe.h) builds models from a config and a safetensors file.
  *
  * Forward pass for task t:
- *	z = [features, embedding of each categorical id in config order]
+ *	z = [features, embedding of each categorical id in config order,
+ *		 mean of the embeddings of each multi-categorical id list]
  *	E_i = expert_i(z)						every expert layer followed by ReLU
  *	g = softmax(gates.t(z))					noisy_top_k: softmax over the top k
  *											logits, zeros elsewhere, no noise
@@ -80,6 +81,9 @@ typedef struct MmoeCategorical
 	float	   *table;			/* [vocab, dim] */
 } MmoeCategorical;
 
+/* The feature spec of a model that reads table rows (src/features/spec.h) */
+struct FeatureSpec;
+
 typedef struct MmoeModel
 {
 	int			input_dim;		/* dense features */
@@ -95,6 +99,21 @@ typedef struct MmoeModel
 	MmoeTask   *tasks;
 	int			ncategorical;
 	MmoeCategorical *categorical;
+
+	/*
+	 * Multi-valued categorical features (embedding bags, mean-pooled as
+	 * PyTorch's nn.EmbeddingBag(mode='mean')): their pooled embeddings sit
+	 * at z[bag_offset ..] after the categorical embeddings.  The caller of
+	 * MmoeForward pools them into x (MmoeBagMean); the trainer pools them
+	 * itself from id lists, for their gradient.
+	 */
+	int			nbags;
+	MmoeCategorical *bags;
+	int			bag_offset;		/* input_dim + sum of categorical dims */
+
+	/* the fitted feature spec of a model that reads rows, else NULL; kernels ignore it */
+	const struct FeatureSpec *features;
+
 	int			context_dim;	/* 0 without latent cross */
 	MmoeLayer	latent;
 	int			positions;		/* P, or 0 without a shallow tower */
@@ -115,8 +134,9 @@ typedef struct MmoeModel
 
 /*
  * Buffers for forward passes of up to maxrows rows.  The caller fills x
- * (dense features at the start of each in_width row), ids, context and
- * position for the rows it scores; the rest is the kernel's.
+ * (dense features at the start of each in_width row, pooled bag embeddings
+ * at bag_offset), ids, context and position for the rows it scores; the
+ * rest is the kernel's.
  */
 typedef struct MmoeScratch
 {
@@ -156,5 +176,6 @@ extern void MmoeGateWeights(const MmoeModel *model, MmoeScratch *s, int rows,
 							int task, float *out);
 extern double MmoeDropoutUniform(uint64_t seed, uint64_t n);
 extern void MmoeGemv(const MmoeLayer *layer, const float *x, float *y);
+extern void MmoeBagMean(const MmoeCategorical *bag, const int32_t *ids, int n, float *out);
 
 #endif

@@ -16,6 +16,7 @@
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
+#include "features/spec.h"
 #include "mmoe/mmoe.h"
 #include "settings.h"
 
@@ -162,12 +163,67 @@ InitLayer(MmoeLayer *l, int in, int out)
 	l->b = NULL;
 }
 
+/*
+ * Take the inputs of a model that reads rows from its feature spec: dense
+ * width, one embedding per categorical column and one embedding bag per
+ * multi_categorical column, named by their columns.  An unfitted spec (for
+ * train_mmoe, before it fits) gives vocabularies of 2 and vectors of 0.
+ */
+static int64
+SpecInputs(MmoeModel *m, const FeatureSpec *spec)
+{
+	int64		width = spec->dense_dim;
+
+	m->features = spec;
+	m->input_dim = spec->dense_dim;
+	m->ncategorical = spec->ncategorical;
+	m->categorical = palloc0(sizeof(MmoeCategorical) * Max(spec->ncategorical, 1));
+	m->nbags = spec->nmulti;
+	m->bags = palloc0(sizeof(MmoeCategorical) * Max(spec->nmulti, 1));
+	for (int i = 0; i < spec->ncolumns; i++)
+	{
+		const FeatureColumn *c = &spec->columns[i];
+		MmoeCategorical *e;
+
+		if (c->kind == FEATURE_KIND_CATEGORICAL)
+			e = &m->categorical[c->index];
+		else if (c->kind == FEATURE_KIND_MULTI)
+			e = &m->bags[c->index];
+		else
+			continue;
+		if (strlen(c->column) > MMOE_MAX_NAME)
+			ConfigError(ERRCODE_INVALID_PARAMETER_VALUE,
+						"mmoe config: categorical column name \"%s\" is longer than %d bytes",
+						c->column, MMOE_MAX_NAME);
+		e->name = c->column;
+		e->vocab = FeatureVocabSize(c);
+		e->dim = c->dim;
+	}
+	for (int c = 0; c < m->ncategorical; c++)
+		width += m->categorical[c].dim;
+	m->bag_offset = (int) width;
+	for (int c = 0; c < m->nbags; c++)
+		width += m->bags[c].dim;
+	return width;
+}
+
 /* Build a model skeleton (sizes, no weights) from a config, checking it all */
 MmoeModel *
 MmoeConfigToModel(Jsonb *config)
 {
+	return MmoeConfigToSkeleton(config, false);
+}
+
+/*
+ * Build a model skeleton from a config; with allow_unfitted, a "features"
+ * spec that was not fitted yet gives placeholder input sizes (train_mmoe
+ * rebuilds the model after fitting)
+ */
+MmoeModel *
+MmoeConfigToSkeleton(Jsonb *config, bool allow_unfitted)
+{
 	static const char *const top_keys[] = {"kind", "input_dim", "experts", "gate", "tasks",
-		"categorical", "latent_cross", "shallow_tower", "dropout", NULL};
+		"categorical", "latent_cross", "shallow_tower", "dropout", "features", NULL};
 	static const char *const expert_keys[] = {"count", "hidden", "activation", NULL};
 	static const char *const gate_keys[] = {"type", "k", NULL};
 	static const char *const task_keys[] = {"name", "type", "tower", NULL};
@@ -194,8 +250,23 @@ MmoeConfigToModel(Jsonb *config)
 		ConfigError(ERRCODE_INVALID_PARAMETER_VALUE,
 					"mmoe config: \"kind\" must be \"mmoe\"");
 
-	ConfigRequire(root, "input_dim", "input_dim", &v);
-	m->input_dim = ConfigInt(&v, "input_dim", 1, recsys_max_dim);
+	if (ConfigGet(root, "features", &v))
+	{
+		JsonbValue	other;
+
+		if (ConfigGet(root, "input_dim", &other) || ConfigGet(root, "categorical", &other))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("mmoe config: \"input_dim\" and \"categorical\" come from \"features\"; leave them out"),
+					 errdetail("A model with a feature spec takes its input sizes and vocabularies from the fitted spec.")));
+		width = SpecInputs(m, FeatureSpecParse(&v, allow_unfitted));
+	}
+	else
+	{
+		ConfigRequire(root, "input_dim", "input_dim", &v);
+		m->input_dim = ConfigInt(&v, "input_dim", 1, recsys_max_dim);
+		width = m->input_dim;
+	}
 
 	/* experts */
 	ConfigRequire(root, "experts", "experts", &v);
@@ -215,8 +286,7 @@ MmoeConfigToModel(Jsonb *config)
 	}
 
 	/* categorical features widen the input */
-	width = m->input_dim;
-	if (ConfigGet(root, "categorical", &v))
+	if (m->features == NULL && ConfigGet(root, "categorical", &v))
 	{
 		arr = ConfigArray(&v, "categorical", &n);
 		if (n > MMOE_MAX_CATEGORICAL)
@@ -250,6 +320,8 @@ MmoeConfigToModel(Jsonb *config)
 			width += c->dim;
 		}
 	}
+	if (m->features == NULL)
+		m->bag_offset = (int) width;
 	if (width > recsys_max_dim)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),

@@ -132,6 +132,9 @@ MmoeLoadTensors(MmoeModel *m, const SafetensorsFile *file)
 	for (int c = 0; c < m->ncategorical; c++)
 		Expect(&list, psprintf("embeddings.%s.weight", m->categorical[c].name), 2,
 			   m->categorical[c].vocab, m->categorical[c].dim, &m->categorical[c].table, false);
+	for (int c = 0; c < m->nbags; c++)
+		Expect(&list, psprintf("embeddings.%s.weight", m->bags[c].name), 2,
+			   m->bags[c].vocab, m->bags[c].dim, &m->bags[c].table, false);
 	if (m->context_dim > 0)
 		ExpectLinear(&list, "latent_cross", &m->latent);
 	if (m->positions > 0)

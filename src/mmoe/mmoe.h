@@ -16,10 +16,12 @@
 
 #include "postgres.h"
 
+#include "access/htup.h"
 #include "fmgr.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
 
+#include "features/spec.h"
 #include "kernel/mmoe_model.h"
 #include "store/safetensors.h"
 
@@ -29,6 +31,7 @@ extern const struct ModelKind MmoeModelKind;
 
 /* mmoe_config.c */
 extern MmoeModel *MmoeConfigToModel(Jsonb *config);
+extern MmoeModel *MmoeConfigToSkeleton(Jsonb *config, bool allow_unfitted);
 
 /* mmoe_load.c */
 extern void MmoeParseFile(const unsigned char *data, uint64 len, SafetensorsFile *file);
@@ -39,7 +42,8 @@ extern MmoeScratch *MmoeScratchCreate(const MmoeModel *model, int maxrows);
 /* One row's inputs as SQL values (NULL pointer = NULL input) */
 typedef struct MmoeRowInput
 {
-	ArrayType  *features;		/* never NULL */
+	ArrayType  *features;		/* NULL only when encoded */
+	bool		encoded;		/* features, ids and bags are already in the scratch row */
 	ArrayType  *categorical;
 	ArrayType  *context;
 	bool		takes_context;	/* the caller has a context input */
@@ -55,5 +59,24 @@ extern const MmoeModel *MmoeAcquire(FunctionCallInfo fcinfo, text *model, int ve
 extern int	MmoeVersionArg(FunctionCallInfo fcinfo, int arg);
 extern void MmoeSetIds(const MmoeModel *model, MmoeScratch *s, int r, const int32 *ids);
 extern void MmoeSetRow(const MmoeModel *model, MmoeScratch *s, int r, const MmoeRowInput *in);
+extern void **MmoeCallRowCache(FunctionCallInfo fcinfo);
+
+/* Buffers for the multi_categorical ids of one row */
+typedef struct MmoeBagInput
+{
+	int64	   *start;			/* [nbags] */
+	int32	   *len;			/* [nbags] */
+	FeatureIdList ids;
+} MmoeBagInput;
+
+/* mmoe/rows.c */
+extern void MmoeRequireFeatures(const MmoeModel *m);
+extern void MmoeRejectBags(const MmoeModel *m);
+extern void MmoeBagInputInit(const MmoeModel *m, MmoeBagInput *b);
+extern void MmoeEncodeValues(const MmoeModel *m, const FeatureBinding *b, const Datum *values,
+							 const bool *nulls, float *dense, int32 *ids, float *bagx,
+							 MmoeBagInput *bags);
+extern void MmoeEncodeRow(const MmoeModel *m, uint64 load_id, void **cache, MemoryContext mcxt,
+						  HeapTupleHeader row, float *dense, int32 *ids, float *bagx);
 
 #endif

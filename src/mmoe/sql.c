@@ -69,6 +69,7 @@ typedef struct MmoeCall
 	int			rows_asked;		/* rows the scratch was asked for */
 	MemoryContext scratch_cxt;
 	MmoeScratch *scratch;
+	void	   *rows;			/* the row encoding cache of src/mmoe/rows.c */
 } MmoeCall;
 
 /*
@@ -110,6 +111,17 @@ MmoeAcquire(FunctionCallInfo fcinfo, text *model, int version, int maxrows,
 	if (model_id)
 		*model_id = load_id;
 	return m;
+}
+
+/* Get the slot where the row encoding of this call site is cached (after MmoeAcquire) */
+void	  **
+MmoeCallRowCache(FunctionCallInfo fcinfo)
+{
+	MmoeCall   *call = (MmoeCall *) fcinfo->flinfo->fn_extra;
+
+	if (call == NULL)
+		elog(ERROR, "MmoeCallRowCache called before MmoeAcquire");
+	return &call->rows;
 }
 
 /* Get a version argument: 0 (newest) for NULL, else a positive version */
@@ -216,16 +228,21 @@ CheckNeeded(const MmoeModel *m, bool cat_null, bool ctx_null)
 void
 MmoeSetRow(const MmoeModel *m, MmoeScratch *s, int r, const MmoeRowInput *in)
 {
-	int			dim = VectorDim(in->features);
+	int			dim;
 
-	if (dim != m->input_dim)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("features have %d elements, but the model takes %d", dim, m->input_dim)));
-	VectorToFloats(in->features, s->x + (size_t) r * m->in_width);
+	if (!in->encoded)
+	{
+		MmoeRejectBags(m);
+		dim = VectorDim(in->features);
+		if (dim != m->input_dim)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("features have %d elements, but the model takes %d", dim, m->input_dim)));
+		VectorToFloats(in->features, s->x + (size_t) r * m->in_width);
+	}
 	/* gate_weights has no context argument: gates do not use it */
-	CheckNeeded(m, in->categorical == NULL, in->takes_context && in->context == NULL);
-	if (in->categorical)
+	CheckNeeded(m, in->categorical == NULL && !in->encoded, in->takes_context && in->context == NULL);
+	if (in->categorical && !in->encoded)
 	{
 		int			n;
 		int32	   *ids = IntVectorGet(in->categorical, "categorical", &n);
@@ -305,7 +322,8 @@ static struct
 static void
 ScoreRow(const MmoeModel *m, MmoeScratch *s, uint64 model_id, float *out)
 {
-	int			nkey = m->input_dim + m->ncategorical + m->context_dim + 1;
+	int			nbag = m->in_width - m->bag_offset;	/* pooled bags: part of the input */
+	int			nkey = m->input_dim + nbag + m->ncategorical + m->context_dim + 1;
 	float	   *k;
 
 	if (LastRow.capacity < nkey)
@@ -323,6 +341,8 @@ ScoreRow(const MmoeModel *m, MmoeScratch *s, uint64 model_id, float *out)
 	k = LastRow.probe;
 	memcpy(k, s->x, sizeof(float) * m->input_dim);
 	k += m->input_dim;
+	memcpy(k, s->x + m->bag_offset, sizeof(float) * nbag);
+	k += nbag;
 	memcpy(k, s->ids, sizeof(int32) * m->ncategorical);
 	k += m->ncategorical;
 	memcpy(k, s->context, sizeof(float) * m->context_dim);
@@ -379,6 +399,76 @@ mmoe_predict_task(PG_FUNCTION_ARGS)
 	m = GetModel(fcinfo, PredictTaskArgs.version, 1, &s, &model_id);
 	t = TaskIndex(m, PG_GETARG_TEXT_PP(PREDICT_TASK_ARG_TASK), PG_GETARG_TEXT_PP(ARG_MODEL));
 	ReadRow(fcinfo, m, s, 0, &PredictTaskArgs);
+	ScoreRow(m, s, model_id, out);
+	PG_RETURN_FLOAT4(out[t]);
+}
+
+/* predict(model, row, context, display_position, version) */
+static const RowArgs PredictRowArgs = {1, NO_ARG, 2, 3, 4};
+
+/* predict(model, row, task, context, display_position, version) */
+#define PREDICT_ROW_TASK_ARG_TASK 2
+static const RowArgs PredictRowTaskArgs = {1, NO_ARG, 3, 4, 5};
+
+/*
+ * Read one row value (argument args->features) with the model's feature
+ * spec into row 0 of the scratch, with the context and display position
+ * arguments
+ */
+static void
+ReadRecord(FunctionCallInfo fcinfo, const MmoeModel *m, MmoeScratch *s, uint64 model_id,
+		   const RowArgs *args)
+{
+	MmoeRowInput in = {0};
+
+	MmoeEncodeRow(m, model_id, MmoeCallRowCache(fcinfo), fcinfo->flinfo->fn_mcxt,
+				  PG_GETARG_HEAPTUPLEHEADER(args->features), s->x, s->ids, s->x + m->bag_offset);
+	in.encoded = true;
+	in.takes_context = true;
+	if (!PG_ARGISNULL(args->context))
+		in.context = PG_GETARG_ARRAYTYPE_P(args->context);
+	in.takes_position = true;
+	in.position_null = PG_ARGISNULL(args->display_position);
+	if (!in.position_null)
+		in.position = PG_GETARG_INT32(args->display_position);
+	MmoeSetRow(m, s, 0, &in);
+}
+
+PG_FUNCTION_INFO_V1(mmoe_predict_row);
+/* Score one table row with a model's feature spec: one output per task */
+Datum
+mmoe_predict_row(PG_FUNCTION_ARGS)
+{
+	const MmoeModel *m;
+	MmoeScratch *s;
+	float		out[MMOE_MAX_TASKS];
+	uint64		model_id;
+
+	if (PG_ARGISNULL(ARG_MODEL) || PG_ARGISNULL(PredictRowArgs.features))
+		PG_RETURN_NULL();
+	m = GetModel(fcinfo, PredictRowArgs.version, 1, &s, &model_id);
+	ReadRecord(fcinfo, m, s, model_id, &PredictRowArgs);
+	ScoreRow(m, s, model_id, out);
+	PG_RETURN_ARRAYTYPE_P(FloatsToArray(out, m->ntasks));
+}
+
+PG_FUNCTION_INFO_V1(mmoe_predict_row_task);
+/* Score one table row for one task */
+Datum
+mmoe_predict_row_task(PG_FUNCTION_ARGS)
+{
+	const MmoeModel *m;
+	MmoeScratch *s;
+	float		out[MMOE_MAX_TASKS];
+	int			t;
+	uint64		model_id;
+
+	if (PG_ARGISNULL(ARG_MODEL) || PG_ARGISNULL(PredictRowTaskArgs.features) ||
+		PG_ARGISNULL(PREDICT_ROW_TASK_ARG_TASK))
+		PG_RETURN_NULL();
+	m = GetModel(fcinfo, PredictRowTaskArgs.version, 1, &s, &model_id);
+	t = TaskIndex(m, PG_GETARG_TEXT_PP(PREDICT_ROW_TASK_ARG_TASK), PG_GETARG_TEXT_PP(ARG_MODEL));
+	ReadRecord(fcinfo, m, s, model_id, &PredictRowTaskArgs);
 	ScoreRow(m, s, model_id, out);
 	PG_RETURN_FLOAT4(out[t]);
 }
@@ -510,6 +600,7 @@ mmoe_predict_batch(PG_FUNCTION_ARGS)
 	if (rows == 0)
 		return (Datum) 0;
 	m = GetModel(fcinfo, BatchArgs.version, MMOE_CHUNK_ROWS, &s, NULL);
+	MmoeRejectBags(m);
 	if (cols != m->input_dim)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),

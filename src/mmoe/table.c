@@ -11,6 +11,7 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -22,6 +23,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
+#include "features/spec.h"
 #include "store/arrays.h"
 #include "mmoe/mmoe.h"
 #include "store/spi_safe.h"
@@ -85,6 +87,109 @@ ArrayColumn(HeapTuple tuple, TupleDesc desc, int col)
 	return isnull ? NULL : DatumGetArrayTypeP(d);
 }
 
+/*
+ * Score every row of a table with the model's feature spec (predict_table
+ * with features_column => NULL): the spec's columns are checked against the
+ * table before the cursor opens, then read by position, without casts
+ */
+static Datum
+PredictTableRows(FunctionCallInfo fcinfo, const MmoeModel *m, MmoeScratch *s, Oid rel,
+				 const char *id_col, const char *ctx_col, const char *pos_col,
+				 const char *qualified, const char *relname)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	StringInfoData query;
+	MemoryContext block_cxt;
+	MemoryContext old;
+	int			spi_level;
+	SPIPlanPtr	plan;
+	Portal		portal;
+	FeatureBinding *binding;
+	MmoeBagInput bags;
+	Datum	   *values;
+	bool	   *nulls;
+	float	   *out;
+	int			block;
+
+	MmoeRequireFeatures(m);
+	FeatureCheckRelation(m->features, rel);
+	if (ctx_col == NULL && m->context_dim > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the model has a latent cross, so context_column must not be null")));
+	initStringInfo(&query);
+	appendStringInfo(&query, "SELECT %s::pg_catalog.int8, NULL::pg_catalog.float4[], NULL::pg_catalog.int4[], %s, %s, %s FROM %s",
+					 id_col, ctx_col ? ctx_col : "NULL::pg_catalog.float4[]",
+					 pos_col ? psprintf("%s::pg_catalog.int4", pos_col) : "NULL::pg_catalog.int4",
+					 FeatureSelectList(m->features), qualified);
+	out = palloc(sizeof(float) * PREDICT_TABLE_BLOCK * m->ntasks);
+	MmoeBagInputInit(m, &bags);
+	block_cxt = AllocSetContextCreate(CurrentMemoryContext, "recsys predict_table block",
+									  ALLOCSET_DEFAULT_SIZES);
+	spi_level = RecsysSpiConnect();
+	plan = SPI_prepare(query.data, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", query.data,
+			 SPI_result_code_string(SPI_result));
+	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+	block = Min(PREDICT_TABLE_BLOCK, s->maxrows);
+	if (ctx_col)
+		CheckFloatArray(portal->tupDesc, COL_CONTEXT, "context_column");
+	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+	binding = FeatureBindPositions(m->features, portal->tupDesc, COL_POSITION + 1,
+								   psprintf("relation \"%s\"", relname));
+	values = palloc(sizeof(Datum) * portal->tupDesc->natts);
+	nulls = palloc(sizeof(bool) * portal->tupDesc->natts);
+	MemoryContextSwitchTo(old);
+
+	for (;;)
+	{
+		int			n;
+		TupleDesc	desc;
+
+		CHECK_FOR_INTERRUPTS();
+		SPI_cursor_fetch(portal, true, block);
+		n = (int) SPI_processed;
+		if (n == 0)
+			break;
+		desc = SPI_tuptable->tupdesc;
+		old = MemoryContextSwitchTo(block_cxt);
+		for (int i = 0; i < n; i++)
+		{
+			MmoeRowInput in = {0};
+			float	   *x = s->x + (size_t) i * m->in_width;
+
+			heap_deform_tuple(SPI_tuptable->vals[i], desc, values, nulls);
+			MmoeEncodeValues(m, binding, values, nulls, x, s->ids + (size_t) i * m->ncategorical,
+							 x + m->bag_offset, &bags);
+			in.encoded = true;
+			in.takes_context = true;
+			in.context = nulls[COL_CONTEXT - 1] ? NULL : DatumGetArrayTypeP(values[COL_CONTEXT - 1]);
+			in.takes_position = pos_col != NULL;
+			in.position_null = nulls[COL_POSITION - 1];
+			in.position = in.position_null ? 0 : DatumGetInt32(values[COL_POSITION - 1]);
+			MmoeSetRow(m, s, i, &in);
+		}
+		MmoeForward(m, s, n, NULL, out);
+		for (int i = 0; i < n; i++)
+		{
+			Datum		v[2];
+			bool		vn[2] = {false, false};
+
+			v[0] = SPI_getbinval(SPI_tuptable->vals[i], desc, COL_ID, &vn[0]);
+			v[1] = PointerGetDatum(FloatsToArray(out + (size_t) i * m->ntasks, m->ntasks));
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, vn);
+		}
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(block_cxt);
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	RecsysSpiFinish(spi_level);
+	MemoryContextDelete(block_cxt);
+	return (Datum) 0;
+}
+
 PG_FUNCTION_INFO_V1(mmoe_predict_table);
 /*
  * Score every row of a table: returns (id, outputs per task) per row, in
@@ -117,11 +222,10 @@ mmoe_predict_table(PG_FUNCTION_ARGS)
 	bool		id_null[PREDICT_TABLE_BLOCK];
 
 	InitMaterializedSRF(fcinfo, 0);
-	if (PG_ARGISNULL(ARG_MODEL) || PG_ARGISNULL(ARG_CANDIDATES) ||
-		PG_ARGISNULL(ARG_ID_COLUMN) || PG_ARGISNULL(ARG_FEATURES_COLUMN))
+	if (PG_ARGISNULL(ARG_MODEL) || PG_ARGISNULL(ARG_CANDIDATES) || PG_ARGISNULL(ARG_ID_COLUMN))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("model, candidates, id_column and features_column must not be null")));
+				 errmsg("model, candidates and id_column must not be null")));
 	rel = PG_GETARG_OID(ARG_CANDIDATES);
 	relname = RecsysRelationSqlName(rel);
 	id_col = ColumnArg(fcinfo, ARG_ID_COLUMN, rel, "id_column", IdTypes, lengthof(IdTypes));
@@ -136,6 +240,17 @@ mmoe_predict_table(PG_FUNCTION_ARGS)
 
 	m = MmoeAcquire(fcinfo, PG_GETARG_TEXT_PP(ARG_MODEL), MmoeVersionArg(fcinfo, ARG_VERSION),
 					PREDICT_TABLE_BLOCK, &s, NULL, NULL);
+	/* features_column => NULL: the model's feature spec reads the table's columns */
+	if (features_col == NULL)
+	{
+		if (cat_col)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("categorical_column must be null when features_column is null"),
+					 errdetail("The model's feature spec names the categorical columns it reads.")));
+		return PredictTableRows(fcinfo, m, s, rel, id_col, ctx_col, pos_col,
+								quote_qualified_identifier(nspname, relname), relname);
+	}
 	if (cat_col == NULL && m->ncategorical > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

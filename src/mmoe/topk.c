@@ -24,7 +24,8 @@
  *	float	task_weights[ntasks]
  *	TopKItem kept[kept_capacity]		heap order (src/topk.h)
  *	int64	item_ids[capacity]
- *	float	features[capacity * input_dim]
+ *	float	features[capacity * input_dim]	dense features, then pooled bags
+ *										(input_dim is StateWidth of the model)
  *	int32	categorical[capacity * ncategorical]
  */
 #include "postgres.h"
@@ -68,9 +69,22 @@ typedef struct StepArgs
 	int			item_id;
 	int			k;
 	int			task_weights;
+	bool		row;			/* "features" is a row, encoded by the model's spec */
 } StepArgs;
-static const StepArgs StepPlain = {-1, 3, 4, 5};
-static const StepArgs StepCategorical = {3, 4, 5, 6};
+static const StepArgs StepPlain = {-1, 3, 4, 5, false};
+static const StepArgs StepCategorical = {3, 4, 5, 6, false};
+static const StepArgs StepRow = {-1, 3, 4, 5, true};
+
+/*
+ * Floats a buffered row holds: the dense features, then the pooled
+ * embedding bags of a model that reads rows (at least 1, so that a model
+ * whose inputs are all categorical still has a valid state)
+ */
+static int
+StateWidth(const MmoeModel *m)
+{
+	return Max(1, m->input_dim + (m->in_width - m->bag_offset));
+}
 
 typedef struct PredictTopKState
 {
@@ -216,19 +230,19 @@ GetState(FunctionCallInfo fcinfo, int argno)
  */
 static const MmoeModel *
 StateModel(FunctionCallInfo fcinfo, const PredictTopKState *st, bool newest,
-		   MmoeScratch **scratch)
+		   MmoeScratch **scratch, uint64 *load_id)
 {
 	text	   *name = cstring_to_text(st->name);
 	int			found;
 	const MmoeModel *m = MmoeAcquire(fcinfo, name, newest ? 0 : st->model_version,
-									 PREDICT_TOP_K_BLOCK, scratch, NULL, &found);
+									 PREDICT_TOP_K_BLOCK, scratch, load_id, &found);
 
 	if (found != st->model_version)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("model \"%s\" is at version %d, but the predict_top_k state was started with version %d",
 						st->name, found, st->model_version)));
-	if (m->input_dim != st->input_dim || m->ntasks != st->ntasks ||
+	if (StateWidth(m) != st->input_dim || m->ntasks != st->ntasks ||
 		m->ncategorical != st->ncategorical)
 		StateInvalid(PREDICT_TOP_K_WHAT, "The state does not fit the model it names.");
 	pfree(name);
@@ -245,6 +259,7 @@ ScoreRows(const MmoeModel *m, MmoeScratch *s, const float *weights, const int64 
 {
 	float		out[PREDICT_TOP_K_BLOCK * MMOE_MAX_TASKS];
 	float		scores[PREDICT_TOP_K_BLOCK];
+	int			width = StateWidth(m);
 
 	if (m->context_dim > 0)
 		ereport(ERROR,
@@ -257,8 +272,11 @@ ScoreRows(const MmoeModel *m, MmoeScratch *s, const float *weights, const int64 
 
 		for (int r = 0; r < rows; r++)
 		{
-			memcpy(s->x + (size_t) r * m->in_width, features + (size_t) (first + r) * m->input_dim,
-				   sizeof(float) * m->input_dim);
+			const float *f = features + (size_t) (first + r) * width;
+
+			memcpy(s->x + (size_t) r * m->in_width, f, sizeof(float) * m->input_dim);
+			memcpy(s->x + (size_t) r * m->in_width + m->bag_offset, f + m->input_dim,
+				   sizeof(float) * (m->in_width - m->bag_offset));
 			if (m->ncategorical > 0)
 				MmoeSetIds(m, s, r, categorical + (size_t) (first + r) * m->ncategorical);
 			s->position[r] = -1;
@@ -337,7 +355,7 @@ Flush(FunctionCallInfo fcinfo, PredictTopKState *st, bool newest)
 
 	if (st->nbuf == 0)
 		return st;
-	m = StateModel(fcinfo, st, newest, &s);
+	m = StateModel(fcinfo, st, newest, &s, NULL);
 	st = ReserveKept(st, st->nbuf);
 	p = Parts(st);
 	t.k = st->k;
@@ -383,7 +401,11 @@ NewState(FunctionCallInfo fcinfo, const StepArgs *args, text *model)
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("k must be at most %d", PREDICT_TOP_K_MAX_K)));
 	m = MmoeAcquire(fcinfo, model, 0, PREDICT_TOP_K_BLOCK, &s, NULL, &version);
-	if (args->categorical < 0 && m->ncategorical > 0)
+	if (args->row)
+		MmoeRequireFeatures(m);
+	else
+		MmoeRejectBags(m);
+	if (args->categorical < 0 && m->ncategorical > 0 && !args->row)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("the model has %d categorical feature(s), so categorical must not be null",
@@ -394,13 +416,13 @@ NewState(FunctionCallInfo fcinfo, const StepArgs *args, text *model)
 				 errmsg("predict_top_k does not take a context, but the model has a latent cross"),
 				 errhint("Score the rows with recsys.predict(..., context => ...) and rank them in SQL.")));
 	st = (PredictTopKState *) StateAlloc(StateLayout(Min(k, PREDICT_TOP_K_FIRST_CAPACITY), m->ntasks,
-													 m->input_dim, m->ncategorical,
+													 StateWidth(m), m->ncategorical,
 													 PREDICT_TOP_K_FIRST_CAPACITY, off),
 										 PREDICT_TOP_K_MAGIC, PREDICT_TOP_K_VERSION,
 										 PREDICT_TOP_K_WHAT);
 	st->k = k;
 	st->ntasks = m->ntasks;
-	st->input_dim = m->input_dim;
+	st->input_dim = StateWidth(m);
 	st->ncategorical = m->ncategorical;
 	st->model_version = version;
 	st->capacity = PREDICT_TOP_K_FIRST_CAPACITY;
@@ -467,6 +489,21 @@ Step(FunctionCallInfo fcinfo, const StepArgs *args)
 	}
 
 	p = Parts(st);
+	if (args->row)
+	{
+		MmoeScratch *s;
+		uint64		load_id;
+		const MmoeModel *m = StateModel(fcinfo, st, true, &s, &load_id);
+		float	   *f = p.features + (size_t) st->nbuf * st->input_dim;
+
+		memset(f, 0, sizeof(float) * st->input_dim);
+		MmoeEncodeRow(m, load_id, MmoeCallRowCache(fcinfo), fcinfo->flinfo->fn_mcxt,
+					  PG_GETARG_HEAPTUPLEHEADER(STEP_ARG_FEATURES), f,
+					  p.categorical + (size_t) st->nbuf * st->ncategorical, f + m->input_dim);
+		p.item_ids[st->nbuf] = PG_GETARG_INT64(args->item_id);
+		st->nbuf++;
+		PG_RETURN_POINTER(st);
+	}
 	n = VectorDim(PG_GETARG_ARRAYTYPE_P(STEP_ARG_FEATURES));
 	if (n != st->input_dim)
 		ereport(ERROR,
@@ -528,6 +565,14 @@ mmoe_predict_top_k_step_categorical(PG_FUNCTION_ARGS)
 	return Step(fcinfo, &StepCategorical);
 }
 
+PG_FUNCTION_INFO_V1(mmoe_predict_top_k_step_row);
+/* Transition of predict_top_k(model, candidate record, item_id, k, task_weights) */
+Datum
+mmoe_predict_top_k_step_row(PG_FUNCTION_ARGS)
+{
+	return Step(fcinfo, &StepRow);
+}
+
 PG_FUNCTION_INFO_V1(mmoe_predict_top_k_combine);
 /*
  * Merge two partial states (parallel workers, Citus shards): score both
@@ -568,7 +613,7 @@ mmoe_predict_top_k_combine(PG_FUNCTION_ARGS)
 	t.items = pa.kept;
 	if (b->nbuf > 0)
 	{
-		m = StateModel(fcinfo, b, false, &s);
+		m = StateModel(fcinfo, b, false, &s, NULL);
 		ScoreRows(m, s, pb.weights, pb.item_ids, pb.features, pb.categorical, b->nbuf, &t);
 	}
 	for (int i = 0; i < b->nkept; i++)
@@ -619,7 +664,7 @@ mmoe_predict_top_k_final(PG_FUNCTION_ARGS)
 	if (st->nbuf > 0)
 	{
 		MmoeScratch *s;
-		const MmoeModel *m = StateModel(fcinfo, st, false, &s);
+		const MmoeModel *m = StateModel(fcinfo, st, false, &s, NULL);
 
 		ScoreRows(m, s, p.weights, p.item_ids, p.features, p.categorical, st->nbuf, &t);
 	}

@@ -33,6 +33,7 @@
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
+#include "features/spec.h"
 #include "mmoe/mmoe.h"
 #include "kernel/mmoe_backward.h"
 #include "store/model_store.h"
@@ -89,6 +90,10 @@ typedef struct TrainData
 	int32	   *position;		/* [n] */
 	float	   *labels;			/* [n, ntasks] */
 	uint8	   *has_label;		/* [n, ntasks] */
+	/* read with a feature spec: x and ids are the encoded rows; bags */
+	int64	   *bag_start;		/* [n, nbags] */
+	int32	   *bag_len;		/* [n, nbags] */
+	int32	   *bag_ids;
 } TrainData;
 
 /* Counts of bad rows by kind, for one error after the scan */
@@ -279,6 +284,16 @@ ReadSettings(FunctionCallInfo fcinfo, const MmoeModel *m, TrainSettings *s)
 				 errmsg("options.patience needs a validation table")));
 }
 
+/* Get config with its "features" replaced by a fitted spec */
+static Jsonb *
+ConfigWithSpec(Jsonb *config, const FeatureSpec *spec)
+{
+	char	   *json = psprintf("{\"features\": %s}", FeatureSpecJson(spec));
+	Datum		fitted = DirectFunctionCall1(jsonb_in, CStringGetDatum(json));
+
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(config), fitted));
+}
+
 /* Get a name argument as a C string, or NULL */
 static char *
 NameArg(FunctionCallInfo fcinfo, int arg)
@@ -364,12 +379,24 @@ ReadColumns(FunctionCallInfo fcinfo, const MmoeModel *m, TrainColumns *c)
 					 errmsg("label_columns must not contain NULL")));
 		c->labels[t] = pstrdup(NameStr(*DatumGetName(elems[t])));
 	}
-	if (m->ncategorical > 0 && c->categorical == NULL)
+	if (m->features)
+	{
+		if (c->features || c->categorical)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the config has a feature spec, so features_column and categorical_column must be NULL"),
+					 errdetail("The spec names the columns the model reads.")));
+	}
+	else if (c->features == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("features_column must not be NULL unless the config has a \"features\" spec")));
+	if (m->ncategorical > 0 && c->categorical == NULL && m->features == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("the config has %d categorical feature(s), so categorical_column must be given",
 						m->ncategorical)));
-	if (m->ncategorical == 0 && c->categorical != NULL)
+	if (m->ncategorical == 0 && c->categorical != NULL && m->features == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the config has no categorical features, so categorical_column must be NULL")));
@@ -397,7 +424,10 @@ SelectSql(Oid relid, const MmoeModel *m, const TrainColumns *c)
 	StringInfoData q;
 
 	initStringInfo(&q);
-	appendStringInfo(&q, "SELECT (%s)::pg_catalog.float4[]", quote_identifier(c->features));
+	if (m->features)
+		appendStringInfoString(&q, "SELECT NULL::pg_catalog.float4[]");
+	else
+		appendStringInfo(&q, "SELECT (%s)::pg_catalog.float4[]", quote_identifier(c->features));
 	for (int t = 0; t < m->ntasks; t++)
 	{
 		Oid			type = RecsysColumnType(relid, c->labels[t], "label column", LabelTypes,
@@ -410,6 +440,9 @@ SelectSql(Oid relid, const MmoeModel *m, const TrainColumns *c)
 	appendStringInfo(&q, ", %s", c->categorical ? psprintf("(%s)::pg_catalog.int4[]", quote_identifier(c->categorical)) : "NULL::pg_catalog.int4[]");
 	appendStringInfo(&q, ", %s", c->context ? psprintf("(%s)::pg_catalog.float4[]", quote_identifier(c->context)) : "NULL::pg_catalog.float4[]");
 	appendStringInfo(&q, ", %s", c->position ? psprintf("(%s)::pg_catalog.int4", quote_identifier(c->position)) : "NULL::pg_catalog.int4");
+	/* the spec's columns as they are: FeatureCheckRelation checked their types */
+	if (m->features)
+		appendStringInfo(&q, ", %s", FeatureSelectList(m->features));
 	appendStringInfo(&q, " FROM %s", RecsysRelationSqlName(relid));
 	return q.data;
 }
@@ -459,11 +492,14 @@ ReportBadRows(const BadRows *b, const MmoeModel *m, const TrainColumns *c, const
 }
 
 /* Grow the row arrays to hold at least n rows, within the memory budget */
-static void
+static double
 GrowData(TrainData *d, const MmoeModel *m, int64 need, const char *rel)
 {
-	Size		per_row = sizeof(float) * (m->input_dim + m->context_dim + m->ntasks) +
-		sizeof(int32) * (m->ncategorical + 1) + m->ntasks;
+	/* with a feature spec, the builder holds features and ids (src/features/fit.c) */
+	int			dense = m->features ? 0 : m->input_dim;
+	int			ncat = m->features ? 0 : m->ncategorical;
+	Size		per_row = sizeof(float) * (dense + m->context_dim + m->ntasks) +
+		sizeof(int32) * (ncat + 1) + m->ntasks;
 	int64		cap = d->cap ? d->cap : 1024;
 	double		budget = (double) recsys_training_memory * 1024.0;
 
@@ -482,14 +518,18 @@ GrowData(TrainData *d, const MmoeModel *m, int64 need, const char *rel)
 #define GROW(field, type, width) \
 	d->field = d->field ? repalloc_huge(d->field, sizeof(type) * Max((width), 1) * cap) \
 		: MemoryContextAllocHuge(CurrentMemoryContext, sizeof(type) * Max((width), 1) * cap)
-	GROW(x, float, m->input_dim);
-	GROW(ids, int32, m->ncategorical);
+	if (m->features == NULL)
+	{
+		GROW(x, float, m->input_dim);
+		GROW(ids, int32, m->ncategorical);
+	}
 	GROW(context, float, m->context_dim);
 	GROW(position, int32, 1);
 	GROW(labels, float, m->ntasks);
 	GROW(has_label, uint8, m->ntasks);
 #undef GROW
 	d->cap = cap;
+	return (double) cap * per_row;
 }
 
 /* Read every row of a relation into d (in context), checking each; error on bad rows or none */
@@ -497,19 +537,35 @@ static void
 LoadRows(Oid relid, const MmoeModel *m, const TrainColumns *c, TrainData *d, MemoryContext context)
 {
 	char	   *rel = RecsysRelationSqlName(relid);
-	char	   *sql = SelectSql(relid, m, c);
-	SPIPlanPtr	plan = SPI_prepare(sql, 0, NULL);
+	char	   *sql;
+	SPIPlanPtr	plan;
 	Portal		portal;
 	BadRows		bad;
 	int			T = m->ntasks;
 	MemoryContext rows_cxt = AllocSetContextCreate(context, "recsys train_mmoe rows",
 												   ALLOCSET_DEFAULT_SIZES);
+	FeatureBuilder *fb = NULL;
+	Datum	   *vals;
+	bool	   *nulls;
 
 	memset(&bad, 0, sizeof(bad));
 	memset(d, 0, sizeof(*d));
+	/* the spec's columns and types, before any row is read */
+	if (m->features)
+		FeatureCheckRelation(m->features, relid);
+	sql = SelectSql(relid, m, c);
+	plan = SPI_prepare(sql, 0, NULL);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
 	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+	MemoryContextSwitchTo(context);
+	vals = palloc(sizeof(Datum) * portal->tupDesc->natts);
+	nulls = palloc(sizeof(bool) * portal->tupDesc->natts);
+	if (m->features)
+		fb = FeatureBuilderStart((FeatureSpec *) m->features,
+								 FeatureBindPositions(m->features, portal->tupDesc, T + 5,
+													  psprintf("relation %s", rel)),
+								 (double) recsys_training_memory * 1024.0, rel);
 	for (;;)
 	{
 		MemoryContext old;
@@ -519,23 +575,28 @@ LoadRows(Oid relid, const MmoeModel *m, const TrainColumns *c, TrainData *d, Mem
 			break;
 		old = MemoryContextSwitchTo(context);
 		if (d->n + (int64) SPI_processed > d->cap)
-			GrowData(d, m, d->n + SPI_processed, rel);
+		{
+			double		held = GrowData(d, m, d->n + SPI_processed, rel);
+
+			if (fb)
+				FeatureBuilderReserve(fb, held);
+		}
 		/* detoasted arrays of this fetch go away with it */
 		MemoryContextSwitchTo(rows_cxt);
 		for (uint64 r = 0; r < SPI_processed; r++)
 		{
 			HeapTuple	tup = SPI_tuptable->vals[r];
 			TupleDesc	desc = SPI_tuptable->tupdesc;
-			Datum		vals[MMOE_MAX_TASKS + 4];
-			bool		nulls[MMOE_MAX_TASKS + 4];
 			int64		i = d->n;
 			bool		ok = true;
 			int			len;
 			const void *p;
 
 			heap_deform_tuple(tup, desc, vals, nulls);
-			/* features */
-			if (nulls[0] || (p = ArrayElems(vals[0], &len)) == NULL)
+			/* features: from the spec's columns, or the array */
+			if (fb)
+				FeatureBuilderAdd(fb, vals, nulls);
+			else if (nulls[0] || (p = ArrayElems(vals[0], &len)) == NULL)
 			{
 				bad.null_features++;
 				ok = false;
@@ -580,7 +641,7 @@ LoadRows(Oid relid, const MmoeModel *m, const TrainColumns *c, TrainData *d, Mem
 				}
 			}
 			/* categorical ids */
-			if (m->ncategorical > 0)
+			if (m->ncategorical > 0 && fb == NULL)
 			{
 				if (nulls[T + 1] || (p = ArrayElems(vals[T + 1], &len)) == NULL)
 					bad.cat_null++;
@@ -649,6 +710,18 @@ LoadRows(Oid relid, const MmoeModel *m, const TrainColumns *c, TrainData *d, Mem
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("%s has more than %d rows", rel, PG_INT32_MAX)));
+	if (fb)
+	{
+		MemoryContext old = MemoryContextSwitchTo(context);
+		FeatureRows *rows = FeatureBuilderFinish(fb);
+
+		d->x = rows->dense;
+		d->ids = rows->ids;
+		d->bag_start = rows->bag_start;
+		d->bag_len = rows->bag_len;
+		d->bag_ids = rows->bag_ids;
+		MemoryContextSwitchTo(old);
+	}
 }
 
 /* Copy row i of the data into batch row r of the trainer */
@@ -661,6 +734,13 @@ SetBatchRow(MmoeTrainer *t, const TrainData *d, int r, int64 i, uint64 key)
 	if (m->ncategorical > 0)
 		memcpy(t->ids + (size_t) r * m->ncategorical, d->ids + i * m->ncategorical,
 			   sizeof(int32) * m->ncategorical);
+	if (m->nbags > 0)
+	{
+		/* the trainer pools (and differentiates) the bags from the data's id lists */
+		t->bag_ids = d->bag_ids;
+		memcpy(t->bag_start + (size_t) r * m->nbags, d->bag_start + i * m->nbags, sizeof(int64) * m->nbags);
+		memcpy(t->bag_len + (size_t) r * m->nbags, d->bag_len + i * m->nbags, sizeof(int32) * m->nbags);
+	}
 	if (m->context_dim > 0)
 		memcpy(t->context + (size_t) r * m->context_dim, d->context + i * m->context_dim,
 			   sizeof(float) * m->context_dim);
@@ -855,6 +935,9 @@ Validate(MmoeTrainer *t, const TrainData *v, MmoeScratch *sc, float *out, int64 
 			if (m->ncategorical > 0)
 				memcpy(sc->ids + (size_t) r * m->ncategorical, v->ids + i * m->ncategorical,
 					   sizeof(int32) * m->ncategorical);
+			for (int b = 0, off = m->bag_offset; b < m->nbags; off += m->bags[b].dim, b++)
+				MmoeBagMean(&m->bags[b], v->bag_ids + v->bag_start[i * m->nbags + b],
+							v->bag_len[i * m->nbags + b], sc->x + (size_t) r * m->in_width + off);
 			if (m->context_dim > 0)
 				memcpy(sc->context + (size_t) r * m->context_dim, v->context + i * m->context_dim,
 					   sizeof(float) * m->context_dim);
@@ -1014,6 +1097,7 @@ mmoe_train(PG_FUNCTION_ARGS)
 	int			T;
 	Oid			source;
 	bool		have_val;
+	bool		loaded = false;
 	Rng			rng;
 	int64	   *perm;
 	float	   *best = NULL;
@@ -1036,7 +1120,7 @@ mmoe_train(PG_FUNCTION_ARGS)
 
 	for (int a = 0; a < NARGS; a++)
 		if (PG_ARGISNULL(a) && a != ARG_CONFIG && a != ARG_CATEGORICAL && a != ARG_CONTEXT &&
-			a != ARG_POSITION && a != ARG_VALIDATION)
+			a != ARG_POSITION && a != ARG_VALIDATION && a != ARG_FEATURES)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("argument %d of train_mmoe must not be NULL", a + 1)));
@@ -1126,10 +1210,23 @@ mmoe_train(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("config must not be NULL unless options.init_version is given")));
 		config = init_config ? init_config : PG_GETARG_JSONB_P(ARG_CONFIG);
-		m = MmoeConfigToModel(config);
+		m = MmoeConfigToSkeleton(config, true);
 		T = m->ntasks;
 		ReadSettings(fcinfo, m, &set);
 		ReadColumns(fcinfo, m, &cols);
+
+		/*
+		 * An unfitted feature spec is fitted in the scan that reads the rows
+		 * (src/features/fit.c); the stored config then holds the fitted
+		 * spec, and the model's sizes come from it.
+		 */
+		if (m->features && !m->features->fitted)
+		{
+			LoadRows(source, m, &cols, &data, context);
+			loaded = true;
+			config = ConfigWithSpec(config, m->features);
+			m = MmoeConfigToModel(config);
+		}
 
 		maxrows = MmoeTrainerMaxRows(m, &set.opt, set.batch_size);
 		MmoeTrainerInit(&tr, m, &set.opt, maxrows,
@@ -1145,7 +1242,8 @@ mmoe_train(PG_FUNCTION_ARGS)
 			InitParams(&tr, set.opt.seed);
 	}
 
-	LoadRows(source, m, &cols, &data, context);
+	if (!loaded)
+		LoadRows(source, m, &cols, &data, context);
 	if (have_val)
 	{
 		LoadRows(PG_GETARG_OID(ARG_VALIDATION), m, &cols, &val, context);
@@ -1288,7 +1386,10 @@ mmoe_train(PG_FUNCTION_ARGS)
 	appendStringInfoString(&metrics, "{\"training\": {\"source\": ");
 	escape_json(&metrics, RecsysRelationSqlName(source));
 	appendStringInfoString(&metrics, ", \"features_column\": ");
-	escape_json(&metrics, cols.features);
+	if (cols.features)
+		escape_json(&metrics, cols.features);
+	else
+		appendStringInfoString(&metrics, "null");
 	appendStringInfoString(&metrics, ", \"label_columns\": [");
 	for (int tk = 0; tk < T; tk++)
 	{

@@ -219,4 +219,39 @@ CREATE FUNCTION recsys.predict_table(model text, candidates regclass, id_column 
 	RETURNS TABLE(id bigint, scores real[])
 	AS 'MODULE_PATHNAME', 'mmoe_predict_table' LANGUAGE C STABLE PARALLEL RESTRICTED ROWS 100000;
 COMMENT ON FUNCTION recsys.predict_table(text, regclass, name, name, name, name, name, int) IS
-	'score every row of a candidate table (read through a cursor in blocks of 256 rows, each scored with sgemm): the id and the outputs per task';
+	'score every row of a candidate table (read through a cursor in blocks of 1024 rows, each scored with sgemm): the id and the outputs per task; features_column NULL reads the columns the model''s feature spec names';
+
+-- Models with a feature spec score table rows: the row's columns are read by
+-- the names in the spec (src/features/, doc/features.md)
+CREATE FUNCTION recsys.predict(model text, "row" record, context real[] DEFAULT NULL,
+	display_position int DEFAULT NULL, version int DEFAULT NULL)
+	RETURNS real[]
+	AS 'MODULE_PATHNAME', 'mmoe_predict_row' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.predict(text, record, real[], int, int) IS
+	'score one table row (a composite value) with a stored MMoE model that has a feature spec: one output per task in config order';
+
+CREATE FUNCTION recsys.predict(model text, "row" record, task text, context real[] DEFAULT NULL,
+	display_position int DEFAULT NULL, version int DEFAULT NULL)
+	RETURNS real
+	AS 'MODULE_PATHNAME', 'mmoe_predict_row_task' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.predict(text, record, text, real[], int, int) IS
+	'score one table row with a stored MMoE model that has a feature spec, for one task';
+
+CREATE FUNCTION recsys.predict_top_k_step(state bytea, model text, candidate record, item_id bigint,
+	k int, task_weights real[])
+	RETURNS bytea
+	AS 'MODULE_PATHNAME', 'mmoe_predict_top_k_step_row' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.predict_top_k_step(bytea, text, record, bigint, int, real[]) IS
+	'transition function of recsys.predict_top_k over table rows (models with a feature spec)';
+
+CREATE AGGREGATE recsys.predict_top_k(model text, candidate record, item_id bigint, k int,
+	task_weights real[]) (
+	SFUNC = recsys.predict_top_k_step,
+	STYPE = bytea,
+	SSPACE = 65536,
+	FINALFUNC = recsys.predict_top_k_final,
+	COMBINEFUNC = recsys.predict_top_k_combine,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE recsys.predict_top_k(text, record, bigint, int, real[]) IS
+	'the k items of a group with the highest score under a stored MMoE model with a feature spec, reading each candidate row''s columns by name, best first, ties to the smaller item_id';

@@ -1,0 +1,481 @@
+/*
+ * features/encode.c
+ *		Apply a fitted feature spec to rows: check the columns of a relation
+ *		or tuple descriptor against the spec (by exact built-in type OID,
+ *		before any row is read: a caller's own type could carry a cast or
+ *		operator that runs as the caller), and turn one row's values into
+ *		dense floats, categorical ids and multi-categorical id lists.
+ *
+ * Nothing here looks anything up per row: a binding (attribute numbers and
+ * types) is made once per tuple descriptor, and vocabularies are hash
+ * tables built when the model was loaded.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
+
+#include "features/internal.h"
+#include "features/spec.h"
+
+/* Tell whether a type is one a column of this kind may have */
+static bool
+TypeAllowed(FeatureKind kind, Oid type)
+{
+	switch (kind)
+	{
+		case FEATURE_KIND_NUMERIC:
+			return type == INT2OID || type == INT4OID || type == INT8OID ||
+				type == FLOAT4OID || type == FLOAT8OID || type == NUMERICOID;
+		case FEATURE_KIND_CATEGORICAL:
+			return type == TEXTOID || type == VARCHAROID || type == INT2OID ||
+				type == INT4OID || type == INT8OID || type == BOOLOID;
+		case FEATURE_KIND_MULTI:
+			return type == TEXTARRAYOID || type == VARCHARARRAYOID || type == INT2ARRAYOID ||
+				type == INT4ARRAYOID || type == INT8ARRAYOID || type == BOOLARRAYOID;
+		case FEATURE_KIND_VECTOR:
+			return type == FLOAT4ARRAYOID || type == FLOAT8ARRAYOID;
+	}
+	return false;
+}
+
+/* The types each kind reads, for messages */
+static const char *const AllowedNames[] = {
+	"smallint, integer, bigint, real, double precision or numeric",
+	"text, varchar, smallint, integer, bigint or boolean",
+	"text[], varchar[], smallint[], integer[], bigint[] or boolean[]",
+	"real[] or double precision[]"
+};
+
+/* Get the kind of vocabulary values an allowed categorical (or array) type gives */
+FeatureValueType
+FeatureTypeValues(Oid type)
+{
+	switch (type)
+	{
+		case TEXTOID:
+		case VARCHAROID:
+		case TEXTARRAYOID:
+		case VARCHARARRAYOID:
+			return FEATURE_VALUES_TEXT;
+		case BOOLOID:
+		case BOOLARRAYOID:
+			return FEATURE_VALUES_BOOL;
+		default:
+			return FEATURE_VALUES_INT;
+	}
+}
+
+/* Raise an error unless type is one the column may have (and, fitted, gives its vocabulary's values) */
+static void
+CheckType(const FeatureSpec *spec, const FeatureColumn *c, Oid type, const char *what)
+{
+	static const char *const vtypes[] = {"text", "integer", "boolean"};
+
+	if (!TypeAllowed(c->kind, type))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column \"%s\" of %s has type %s, but %s features read %s",
+						c->column, what, format_type_be(type), FeatureKindName(c->kind),
+						AllowedNames[c->kind]),
+				 errdetail("Types are checked exactly: a domain or another type is not read, even when it has a cast."),
+				 errhint("Select the column as one of those types in a view, or cast it in the query that builds the table.")));
+	if (spec->fitted && (c->kind == FEATURE_KIND_CATEGORICAL || c->kind == FEATURE_KIND_MULTI) &&
+		FeatureTypeValues(type) != c->vtype)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column \"%s\" of %s has type %s, but its vocabulary was fitted on %s values",
+						c->column, what, format_type_be(type), vtypes[c->vtype])));
+}
+
+/* Raise the error for a column the spec names and the relation or row lacks */
+static void
+MissingColumn(const FeatureColumn *c, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("column \"%s\" of %s does not exist", c->column, what),
+			 errdetail("The feature spec reads it as a %s feature.", FeatureKindName(c->kind))));
+}
+
+/*
+ * Check every column of a spec against a relation: present, and of a type
+ * its kind reads.  Run before any row is read.
+ */
+void
+FeatureCheckRelation(const FeatureSpec *spec, Oid relid)
+{
+	char	   *what = psprintf("relation \"%s\"", get_rel_name(relid));
+
+	for (int i = 0; i < spec->ncolumns; i++)
+	{
+		const FeatureColumn *c = &spec->columns[i];
+		AttrNumber	att = get_attnum(relid, c->column);
+
+		if (att == InvalidAttrNumber || att < 0)
+			MissingColumn(c, what);
+		CheckType(spec, c, get_atttype(relid, att), what);
+	}
+}
+
+/* Get the select list of a spec's columns in spec order: quoted names, no casts */
+char *
+FeatureSelectList(const FeatureSpec *spec)
+{
+	StringInfoData s;
+
+	initStringInfo(&s);
+	for (int i = 0; i < spec->ncolumns; i++)
+		appendStringInfo(&s, "%s%s", i ? ", " : "", quote_identifier(spec->columns[i].column));
+	return s.data;
+}
+
+/* Make an empty binding */
+static FeatureBinding *
+NewBinding(const FeatureSpec *spec, TupleDesc desc)
+{
+	FeatureBinding *b = palloc(sizeof(FeatureBinding));
+
+	b->spec = spec;
+	b->natts = desc->natts;
+	b->attnum = palloc(sizeof(AttrNumber) * spec->ncolumns);
+	b->atttype = palloc(sizeof(Oid) * spec->ncolumns);
+	return b;
+}
+
+/*
+ * Bind a spec to a tuple descriptor by column name (a row value of any
+ * composite type): missing columns and wrong types are errors naming the
+ * column.  what names the row in messages.
+ */
+FeatureBinding *
+FeatureBindNames(const FeatureSpec *spec, TupleDesc desc, const char *what)
+{
+	FeatureBinding *b = NewBinding(spec, desc);
+
+	for (int i = 0; i < spec->ncolumns; i++)
+	{
+		const FeatureColumn *c = &spec->columns[i];
+		int			att = -1;
+
+		for (int a = 0; a < desc->natts && att < 0; a++)
+		{
+			Form_pg_attribute attr = TupleDescAttr(desc, a);
+
+			if (!attr->attisdropped && strcmp(NameStr(attr->attname), c->column) == 0)
+				att = a;
+		}
+		if (att < 0)
+			MissingColumn(c, what);
+		CheckType(spec, c, TupleDescAttr(desc, att)->atttypid, what);
+		b->attnum[i] = att + 1;
+		b->atttype[i] = TupleDescAttr(desc, att)->atttypid;
+	}
+	return b;
+}
+
+/*
+ * Bind a spec to the columns first, first + 1, ... (1-based) of a tuple
+ * descriptor, as a query over FeatureSelectList gives them
+ */
+FeatureBinding *
+FeatureBindPositions(const FeatureSpec *spec, TupleDesc desc, int first, const char *what)
+{
+	FeatureBinding *b = NewBinding(spec, desc);
+
+	if (first < 1 || first - 1 + spec->ncolumns > desc->natts)
+		elog(ERROR, "feature columns %d.. are not in a tuple of %d columns", first, desc->natts);
+	for (int i = 0; i < spec->ncolumns; i++)
+	{
+		Oid			type = TupleDescAttr(desc, first - 1 + i)->atttypid;
+
+		CheckType(spec, &spec->columns[i], type, what);
+		b->attnum[i] = first + i;
+		b->atttype[i] = type;
+	}
+	return b;
+}
+
+/* Get a numeric column's value as float8, checked for its transform */
+double
+FeatureReadNumber(const FeatureColumn *c, Oid type, Datum d)
+{
+	double		x;
+
+	switch (type)
+	{
+		case INT2OID:
+			x = DatumGetInt16(d);
+			break;
+		case INT4OID:
+			x = DatumGetInt32(d);
+			break;
+		case INT8OID:
+			x = (double) DatumGetInt64(d);
+			break;
+		case FLOAT4OID:
+			x = DatumGetFloat4(d);
+			break;
+		case FLOAT8OID:
+			x = DatumGetFloat8(d);
+			break;
+		case NUMERICOID:
+			x = DatumGetFloat8(DirectFunctionCall1(numeric_float8, d));
+			break;
+		default:
+			elog(ERROR, "unexpected numeric feature type %u", type);
+	}
+	if (!FeatureValueValid(c->num.transform, x))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("numeric feature \"%s\" has the value %g", c->column, x),
+				 errdetail(c->num.transform == FEATURE_LOG1P_STANDARDIZE
+						   ? "Values must be finite and more than -1 under log1p_standardize."
+						   : "Values must be finite (NULL is allowed).")));
+	return x;
+}
+
+/* Get a categorical value as a vocabulary key: an int64, or text bytes */
+void
+FeatureReadKey(Oid type, Datum d, int64 *ival, const char **s, int *len)
+{
+	*s = NULL;
+	*len = 0;
+	*ival = 0;
+	switch (type)
+	{
+		case TEXTOID:
+		case VARCHAROID:
+			{
+				text	   *t = DatumGetTextPP(d);
+
+				*s = VARDATA_ANY(t);
+				*len = VARSIZE_ANY_EXHDR(t);
+				break;
+			}
+		case INT2OID:
+			*ival = DatumGetInt16(d);
+			break;
+		case INT4OID:
+			*ival = DatumGetInt32(d);
+			break;
+		case INT8OID:
+			*ival = DatumGetInt64(d);
+			break;
+		case BOOLOID:
+			*ival = DatumGetBool(d) ? 1 : 0;
+			break;
+		default:
+			elog(ERROR, "unexpected categorical feature type %u", type);
+	}
+}
+
+/* Get the element type of an allowed array type, and its storage */
+static Oid
+ElementType(Oid type, int16 *len, bool *byval, char *align)
+{
+	switch (type)
+	{
+		case TEXTARRAYOID:
+			*len = -1, *byval = false, *align = TYPALIGN_INT;
+			return TEXTOID;
+		case VARCHARARRAYOID:
+			*len = -1, *byval = false, *align = TYPALIGN_INT;
+			return VARCHAROID;
+		case INT2ARRAYOID:
+			*len = 2, *byval = true, *align = TYPALIGN_SHORT;
+			return INT2OID;
+		case INT4ARRAYOID:
+			*len = 4, *byval = true, *align = TYPALIGN_INT;
+			return INT4OID;
+		case INT8ARRAYOID:
+			*len = 8, *byval = FLOAT8PASSBYVAL, *align = TYPALIGN_DOUBLE;
+			return INT8OID;
+		case BOOLARRAYOID:
+			*len = 1, *byval = true, *align = TYPALIGN_CHAR;
+			return BOOLOID;
+		case FLOAT4ARRAYOID:
+			*len = 4, *byval = true, *align = TYPALIGN_INT;
+			return FLOAT4OID;
+		case FLOAT8ARRAYOID:
+			*len = 8, *byval = FLOAT8PASSBYVAL, *align = TYPALIGN_DOUBLE;
+			return FLOAT8OID;
+	}
+	elog(ERROR, "unexpected array feature type %u", type);
+	return InvalidOid;
+}
+
+/* Get the elements of a multi_categorical value (any shape, read in storage order) */
+int
+FeatureReadArray(const FeatureColumn *c, Oid type, Datum d, Datum **elems, bool **nulls)
+{
+	ArrayType  *a = DatumGetArrayTypeP(d);
+	int16		len;
+	bool		byval;
+	char		align;
+	Oid			elem = ElementType(type, &len, &byval, &align);
+	int			n;
+
+	if (ARR_NDIM(a) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("multi_categorical feature \"%s\" has a %d-dimensional array", c->column, ARR_NDIM(a)),
+				 errdetail("Arrays of ids must be one-dimensional.")));
+	deconstruct_array(a, elem, len, byval, align, elems, nulls, &n);
+	return n;
+}
+
+/*
+ * Get the floats of a vector value: its data in place for real[] without
+ * NULLs, else converted into buf (buflen floats); errors name the column
+ */
+const float *
+FeatureReadVector(const FeatureColumn *c, Oid type, Datum d, int *len, float *buf, int buflen)
+{
+	ArrayType  *a = DatumGetArrayTypeP(d);
+	int			n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+	const float *out;
+
+	if (ARR_NDIM(a) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("vector feature \"%s\" has a %d-dimensional array", c->column, ARR_NDIM(a))));
+	if (ARR_HASNULL(a) && array_contains_nulls(a))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("vector feature \"%s\" has NULL elements", c->column)));
+	*len = n;
+	if (c->length > 0 && n != c->length)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("vector feature \"%s\" has %d elements, but the spec's length is %d",
+						c->column, n, c->length)));
+	if (type == FLOAT4ARRAYOID)
+		out = (const float *) ARR_DATA_PTR(a);
+	else
+	{
+		const double *x = (const double *) ARR_DATA_PTR(a);
+
+		if (n > buflen)
+			elog(ERROR, "vector buffer too small");
+		for (int i = 0; i < n; i++)
+			buf[i] = (float) x[i];
+		out = buf;
+	}
+	for (int i = 0; i < n; i++)
+		if (!isfinite(out[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("vector feature \"%s\" has NaN or infinite elements (as float4)", c->column)));
+	return out;
+}
+
+/* Make room for more ids in a list (in the list's context: where it was first grown) */
+void
+FeatureIdListReserve(FeatureIdList *l, int64 more)
+{
+	int64		need = l->len + more;
+	int64		cap;
+
+	if (need <= l->cap)
+		return;
+	cap = Max(l->cap * 2, Max(need, 64));
+	l->ids = l->ids ? repalloc_huge(l->ids, sizeof(int32) * cap)
+		: MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * cap);
+	l->cap = cap;
+}
+
+/* Get the id of a value in a fitted vocabulary: its id, or the OOV id */
+static inline int32
+VocabId(const FeatureColumn *c, Oid type, Datum d)
+{
+	int64		ival;
+	const char *s;
+	int			len;
+	int32		id;
+
+	FeatureReadKey(type, d, &ival, &s, &len);
+	id = FeatureVocabLookup(c->vocab, ival, s, len);
+	return id >= 0 ? id : FeatureVocabCount(c->vocab);
+}
+
+/*
+ * Encode one row of values (indexed by attribute number - 1) with a fitted
+ * spec: dense[dense_dim], ids[ncategorical], and for multi_categorical
+ * column k its ids appended to bag_ids, from bag_start[k], bag_len[k] long.
+ * Unseen values get the OOV id, NULLs the NULL id (a NULL array one NULL
+ * id), NULL numerics the spec's NULL value, NULL vectors zeros.
+ */
+void
+FeatureEncode(const FeatureBinding *b, const Datum *values, const bool *nulls, float *dense,
+			  int32 *ids, int64 *bag_start, int32 *bag_len, FeatureIdList *bag_ids)
+{
+	const FeatureSpec *spec = b->spec;
+
+	for (int i = 0; i < spec->ncolumns; i++)
+	{
+		const FeatureColumn *c = &spec->columns[i];
+		int			a = b->attnum[i] - 1;
+		Oid			type = b->atttype[i];
+		bool		isnull = nulls[a];
+
+		switch (c->kind)
+		{
+			case FEATURE_KIND_NUMERIC:
+				dense[c->index] = isnull ? c->num.null_out
+					: FeatureNumericApply(&c->num, FeatureReadNumber(c, type, values[a]));
+				break;
+			case FEATURE_KIND_VECTOR:
+				if (isnull)
+					memset(dense + c->index, 0, sizeof(float) * c->length);
+				else
+				{
+					int			len;
+					const float *v = FeatureReadVector(c, type, values[a], &len, dense + c->index, c->length);
+
+					if (v != dense + c->index)
+						memcpy(dense + c->index, v, sizeof(float) * len);
+				}
+				break;
+			case FEATURE_KIND_CATEGORICAL:
+				ids[c->index] = isnull ? FeatureVocabCount(c->vocab) + 1 : VocabId(c, type, values[a]);
+				break;
+			case FEATURE_KIND_MULTI:
+				{
+					int32		null_id = FeatureVocabCount(c->vocab) + 1;
+
+					bag_start[c->index] = bag_ids->len;
+					if (isnull)
+					{
+						FeatureIdListReserve(bag_ids, 1);
+						bag_ids->ids[bag_ids->len++] = null_id;
+						bag_len[c->index] = 1;
+					}
+					else
+					{
+						Datum	   *elems;
+						bool	   *enulls;
+						int			n = FeatureReadArray(c, type, values[a], &elems, &enulls);
+						Oid			etype = type == TEXTARRAYOID ? TEXTOID : type == VARCHARARRAYOID ? VARCHAROID
+							: type == INT2ARRAYOID ? INT2OID : type == INT4ARRAYOID ? INT4OID
+							: type == INT8ARRAYOID ? INT8OID : BOOLOID;
+
+						FeatureIdListReserve(bag_ids, n);
+						for (int k = 0; k < n; k++)
+							bag_ids->ids[bag_ids->len++] = enulls[k] ? null_id : VocabId(c, etype, elems[k]);
+						bag_len[c->index] = n;
+						pfree(elems);
+						pfree(enulls);
+					}
+					break;
+				}
+		}
+	}
+}

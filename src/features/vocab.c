@@ -1,0 +1,313 @@
+/*
+ * features/vocab.c
+ *		Vocabularies of categorical features: a hash table from values
+ *		(text bytes, or integers and booleans as int64) to ids 0 .. n-1
+ *		with an occurrence count per value.  Fitting adds values in the
+ *		order met and counts them; FeatureVocabFinish then orders them
+ *		(count descending, ties by value: bytes for text, numbers for
+ *		integers, false before true), applies min_count and max_size and
+ *		gives the map from the provisional ids to the final ones.
+ *		Scoring looks values up in the finished table.
+ */
+#include "postgres.h"
+
+#include "common/hashfn.h"
+#include "utils/memutils.h"
+
+#include "features/spec.h"
+
+/* Bytes of the chunks text values are copied into */
+#define VOCAB_ARENA_CHUNK (64 * 1024)
+
+typedef struct FeatureVocab
+{
+	FeatureValueType type;
+	MemoryContext cxt;
+	int32		n;
+	int32		cap;
+	uint32		nslots;			/* a power of 2, at least 2 * cap */
+	int32	   *slots;			/* id, or -1 for an empty slot */
+	uint32	   *hash;			/* [cap] */
+	int64	   *ival;			/* [cap] integer and boolean values */
+	char	  **str;			/* [cap] text values (not NUL-terminated) */
+	int32	   *len;			/* [cap] */
+	int64	   *count;			/* [cap] */
+	char	   *arena;			/* current chunk of text bytes */
+	Size		arena_left;
+	Size		bytes;			/* allocated, for memory accounting */
+} FeatureVocab;
+
+/* Get the hash of a value */
+static uint32
+ValueHash(const FeatureVocab *v, int64 ival, const char *s, int len)
+{
+	if (v->type == FEATURE_VALUES_TEXT)
+		return hash_bytes((const unsigned char *) s, len);
+	return hash_bytes((const unsigned char *) &ival, sizeof(int64));
+}
+
+/* Tell whether id holds the value */
+static inline bool
+ValueEquals(const FeatureVocab *v, int32 id, uint32 h, int64 ival, const char *s, int len)
+{
+	if (v->hash[id] != h)
+		return false;
+	if (v->type == FEATURE_VALUES_TEXT)
+		return v->len[id] == len && memcmp(v->str[id], s, len) == 0;
+	return v->ival[id] == ival;
+}
+
+/* Allocate arrays for cap values and a slot table */
+static void
+Allocate(FeatureVocab *v, int32 cap)
+{
+	uint32		nslots = 16;
+
+	while (nslots < (uint32) cap * 2)
+		nslots *= 2;
+	v->cap = cap;
+	v->nslots = nslots;
+	v->slots = MemoryContextAllocHuge(v->cxt, sizeof(int32) * nslots);
+	memset(v->slots, 0xff, sizeof(int32) * nslots);
+	v->hash = MemoryContextAllocHuge(v->cxt, sizeof(uint32) * cap);
+	v->count = MemoryContextAllocHuge(v->cxt, sizeof(int64) * cap);
+	if (v->type == FEATURE_VALUES_TEXT)
+	{
+		v->str = MemoryContextAllocHuge(v->cxt, sizeof(char *) * cap);
+		v->len = MemoryContextAllocHuge(v->cxt, sizeof(int32) * cap);
+	}
+	else
+		v->ival = MemoryContextAllocHuge(v->cxt, sizeof(int64) * cap);
+}
+
+/* Get the slot of a value: where it is, or the empty slot where it would go */
+static uint32
+FindSlot(const FeatureVocab *v, uint32 h, int64 ival, const char *s, int len)
+{
+	uint32		mask = v->nslots - 1;
+	uint32		i = h & mask;
+
+	while (v->slots[i] >= 0 && !ValueEquals(v, v->slots[i], h, ival, s, len))
+		i = (i + 1) & mask;
+	return i;
+}
+
+/* Make an empty vocabulary for about expected values, in CurrentMemoryContext */
+FeatureVocab *
+FeatureVocabCreate(FeatureValueType type, int64 expected)
+{
+	FeatureVocab *v = palloc0(sizeof(FeatureVocab));
+
+	v->type = type;
+	v->cxt = CurrentMemoryContext;
+	Allocate(v, (int32) Max(Min(expected, FEATURE_MAX_VOCAB), 8));
+	return v;
+}
+
+/* Double the capacity, rehashing every value */
+static void
+Grow(FeatureVocab *v)
+{
+	FeatureVocab old = *v;
+
+	if (v->cap >= PG_INT32_MAX / 4)
+		elog(ERROR, "vocabulary too large");
+	Allocate(v, v->cap * 2);
+	memcpy(v->hash, old.hash, sizeof(uint32) * old.n);
+	memcpy(v->count, old.count, sizeof(int64) * old.n);
+	if (v->type == FEATURE_VALUES_TEXT)
+	{
+		memcpy(v->str, old.str, sizeof(char *) * old.n);
+		memcpy(v->len, old.len, sizeof(int32) * old.n);
+		pfree(old.str);
+		pfree(old.len);
+	}
+	else
+	{
+		memcpy(v->ival, old.ival, sizeof(int64) * old.n);
+		pfree(old.ival);
+	}
+	for (int32 id = 0; id < v->n; id++)
+	{
+		uint32		i = v->hash[id] & (v->nslots - 1);
+
+		while (v->slots[i] >= 0)
+			i = (i + 1) & (v->nslots - 1);
+		v->slots[i] = id;
+	}
+	pfree(old.slots);
+	pfree(old.hash);
+	pfree(old.count);
+}
+
+/* Get the id of a value, or -1 when it is not in the vocabulary */
+int32
+FeatureVocabLookup(const FeatureVocab *v, int64 ival, const char *s, int len)
+{
+	uint32		h = ValueHash(v, ival, s, len);
+
+	return v->slots[FindSlot(v, h, ival, s, len)];
+}
+
+/* Get the id of a value, adding it (count 0) when new */
+int32
+FeatureVocabAdd(FeatureVocab *v, int64 ival, const char *s, int len)
+{
+	uint32		h = ValueHash(v, ival, s, len);
+	uint32		slot = FindSlot(v, h, ival, s, len);
+	int32		id;
+
+	if (v->slots[slot] >= 0)
+		return v->slots[slot];
+	if (v->n == v->cap)
+	{
+		Grow(v);
+		slot = FindSlot(v, h, ival, s, len);
+	}
+	id = v->n++;
+	v->slots[slot] = id;
+	v->hash[id] = h;
+	v->count[id] = 0;
+	if (v->type == FEATURE_VALUES_TEXT)
+	{
+		char	   *copy;
+
+		if ((Size) len > v->arena_left)
+		{
+			Size		chunk = Max(VOCAB_ARENA_CHUNK, (Size) len);
+
+			v->arena = MemoryContextAlloc(v->cxt, chunk);
+			v->arena_left = chunk;
+			v->bytes += chunk;
+		}
+		copy = v->arena;
+		memcpy(copy, s, len);
+		v->arena += len;
+		v->arena_left -= len;
+		v->str[id] = copy;
+		v->len[id] = len;
+	}
+	else
+		v->ival[id] = ival;
+	return id;
+}
+
+/* Get the number of values */
+int32
+FeatureVocabCount(const FeatureVocab *v)
+{
+	return v->n;
+}
+
+/* Count occurrences of a value */
+void
+FeatureVocabIncrement(FeatureVocab *v, int32 id, int64 by)
+{
+	v->count[id] += by;
+}
+
+/* Get the occurrences counted for a value */
+int64
+FeatureVocabOccurrences(const FeatureVocab *v, int32 id)
+{
+	return v->count[id];
+}
+
+/* Get the value of an id */
+void
+FeatureVocabValue(const FeatureVocab *v, int32 id, int64 *ival, const char **s, int *len)
+{
+	if (v->type == FEATURE_VALUES_TEXT)
+	{
+		*s = v->str[id];
+		*len = v->len[id];
+		*ival = 0;
+	}
+	else
+	{
+		*ival = v->ival[id];
+		*s = NULL;
+		*len = 0;
+	}
+}
+
+/* Get the bytes a vocabulary holds */
+Size
+FeatureVocabBytes(const FeatureVocab *v)
+{
+	Size		per = sizeof(uint32) + sizeof(int64) +
+		(v->type == FEATURE_VALUES_TEXT ? sizeof(char *) + sizeof(int32) : sizeof(int64));
+
+	return sizeof(FeatureVocab) + (Size) v->nslots * sizeof(int32) + (Size) v->cap * per + v->bytes;
+}
+
+static const FeatureVocab *SortVocab;
+
+/* Order ids by count descending, then by value ascending */
+static int
+CompareIds(const void *pa, const void *pb)
+{
+	int32		a = *(const int32 *) pa;
+	int32		b = *(const int32 *) pb;
+	const FeatureVocab *v = SortVocab;
+
+	if (v->count[a] != v->count[b])
+		return v->count[a] > v->count[b] ? -1 : 1;
+	if (v->type == FEATURE_VALUES_TEXT)
+	{
+		int			c = memcmp(v->str[a], v->str[b], Min(v->len[a], v->len[b]));
+
+		if (c != 0)
+			return c;
+		return v->len[a] < v->len[b] ? -1 : v->len[a] > v->len[b];
+	}
+	return v->ival[a] < v->ival[b] ? -1 : v->ival[a] > v->ival[b];
+}
+
+/*
+ * Finish a counted vocabulary: keep the values counted at least min_count
+ * times, the max_size most frequent of them (ties by value), and replace *v
+ * with a vocabulary of the kept values in that order.  Returns the map from
+ * old ids to new ones (-1 = out of vocabulary) and the occurrences that
+ * fell out in *oov.
+ */
+int32 *
+FeatureVocabFinish(FeatureVocab **vp, int min_count, int max_size, int64 *oov)
+{
+	FeatureVocab *v = *vp;
+	FeatureVocab *kept;
+	int32	   *order = MemoryContextAllocHuge(v->cxt, sizeof(int32) * Max(v->n, 1));
+	int32	   *map = MemoryContextAllocHuge(v->cxt, sizeof(int32) * Max(v->n, 1));
+	MemoryContext old = MemoryContextSwitchTo(v->cxt);
+	int32		nkept = 0;
+
+	for (int32 i = 0; i < v->n; i++)
+	{
+		order[i] = i;
+		map[i] = -1;
+	}
+	SortVocab = v;
+	qsort(order, v->n, sizeof(int32), CompareIds);
+	*oov = 0;
+	for (int32 i = 0; i < v->n; i++)
+	{
+		if (v->count[order[i]] >= min_count && nkept < max_size)
+			map[order[i]] = nkept++;
+		else
+			*oov += v->count[order[i]];
+	}
+	kept = FeatureVocabCreate(v->type, nkept);
+	for (int32 i = 0; i < nkept; i++)
+	{
+		int32		id = order[i];
+		int32		nid = v->type == FEATURE_VALUES_TEXT
+			? FeatureVocabAdd(kept, 0, v->str[id], v->len[id])
+			: FeatureVocabAdd(kept, v->ival[id], NULL, 0);
+
+		kept->count[nid] = v->count[id];
+	}
+	MemoryContextSwitchTo(old);
+	pfree(order);
+	*vp = kept;
+	return map;
+}
