@@ -56,11 +56,15 @@ class MMoE(nn.Module):
         super().__init__()
         self.config = config
         cats = config.get("categorical", [])
-        self.input_width = config["input_dim"] + sum(c["dim"] for c in cats)
+        bags = config.get("multi_categorical", [])
+        self.input_width = config["input_dim"] + sum(c["dim"] for c in cats) + sum(c["dim"] for c in bags)
         hidden = config["experts"]["hidden"]
         n = config["experts"]["count"]
-        if cats:
+        if cats or bags:
+            # embedding bags (mean) share the embeddings.{name}.weight names of the format
             self.embeddings = nn.ModuleDict({c["name"]: nn.Embedding(c["vocab"], c["dim"]) for c in cats})
+            for c in bags:
+                self.embeddings[c["name"]] = nn.EmbeddingBag(c["vocab"], c["dim"], mode="mean")
         widths = [self.input_width] + hidden
         self.experts = nn.ModuleList(
             nn.ModuleList(nn.Linear(widths[l], widths[l + 1]) for l in range(len(hidden))) for _ in range(n))
@@ -98,16 +102,20 @@ class MMoE(nn.Module):
     def gate_weights(self, features, categorical=None):
         return [g(self.input(features, categorical)) for g in self.gates]
 
-    def input(self, features, categorical=None):
+    def input(self, features, categorical=None, bags=None):
         parts = [features]
         for k, c in enumerate(self.config.get("categorical", [])):
             parts.append(self.embeddings[c["name"]](categorical[:, k]))
+        for k, c in enumerate(self.config.get("multi_categorical", [])):
+            ids, offsets = bags[k]
+            parts.append(self.embeddings[c["name"]](ids, offsets))
         return torch.cat(parts, dim=1)
 
-    def forward(self, features, categorical=None, context=None, position=None, masks=None):
+    def forward(self, features, categorical=None, context=None, position=None, masks=None, bags=None):
         """features [B, d]; categorical [B, ncat] long; context [B, c]; position [B] long with
-        -1 = missing; masks: None or a function (site, rows, width) -> multiplier [B, width]."""
-        z = self.input(features, categorical)
+        -1 = missing; masks: None or a function (site, rows, width) -> multiplier [B, width];
+        bags: per multi_categorical feature (flat ids, offsets) as nn.EmbeddingBag takes them."""
+        z = self.input(features, categorical, bags)
         outs = []
         for i, expert in enumerate(self.experts):
             h = z

@@ -1,0 +1,124 @@
+-- Feature specs against an independent reference (test/ref/features.py): a model trained
+-- from Adult-style rows fits the spec as numpy/pandas does, scores held-out rows (NULLs,
+-- unseen values) as it scores the arrays the reference encodes; a PyTorch model with an
+-- embedding bag, fed by the documented Python helper, scores as recsys.predict(model, row);
+-- the embedding bag's training gradient matches nn.EmbeddingBag(mode='mean').
+\set QUIET 1
+SET client_min_messages = warning;
+\ir ref/out/features_ref.sql
+
+SELECT plan(25);
+
+-- max abs difference of two arrays (NULL when lengths differ)
+CREATE FUNCTION pg_temp.max_abs_diff(a float8[], b float8[]) RETURNS float8
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT CASE WHEN cardinality(a) = cardinality(b)
+		THEN (SELECT coalesce(max(abs(x - y)), 0) FROM unnest(a, b) u(x, y)) END
+$$;
+
+-- largest relative difference of the numeric statistics of two fitted specs
+CREATE FUNCTION pg_temp.stats_diff(a jsonb, b jsonb) RETURNS float8
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT max(abs((x.e ->> k)::float8 - (y.e ->> k)::float8) / greatest(1, abs((y.e ->> k)::float8)))
+	FROM jsonb_array_elements(a -> 'numeric') WITH ORDINALITY x(e, i)
+	JOIN jsonb_array_elements(b -> 'numeric') WITH ORDINALITY y(e, j) ON i = j,
+	unnest(ARRAY['mean', 'std', 'min', 'max']) k
+$$;
+
+-- a fitted spec without its numeric statistics (compared exactly)
+CREATE FUNCTION pg_temp.exact_part(s jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT s - 'numeric' || jsonb_build_object('numeric',
+		(SELECT jsonb_agg(e - 'mean' - 'std' - 'min' - 'max' ORDER BY i)
+		 FROM jsonb_array_elements(s -> 'numeric') WITH ORDINALITY x(e, i)))
+$$;
+
+-- model A (numeric, categorical, vector columns) trained from rows
+SELECT lives_ok($$SELECT count(*) FROM recsys.train_mmoe('fa', 'fx_train', NULL, '{clicked,income}',
+	(SELECT config || jsonb_build_object('features', spec_a) FROM fx_ref), epochs => 3, batch_size => 64,
+	learning_rate => 0.01, seed => 3)$$, 'train_mmoe fits a spec and trains from raw columns');
+SELECT is(pg_temp.exact_part(m.config -> 'features'), pg_temp.exact_part(r.fit_a),
+	'vocabularies (order, min_count), counts, NULLs, OOV counts and options equal the reference fit')
+	FROM recsys.models m, fx_ref r WHERE m.name = 'fa';
+SELECT cmp_ok(pg_temp.stats_diff(m.config -> 'features', r.fit_a), '<=', 1e-12::float8,
+	'mean, std, min and max equal numpy''s (relative 1e-12)')
+	FROM recsys.models m, fx_ref r WHERE m.name = 'fa';
+SELECT is((SELECT m.config ->> 'input_dim' FROM recsys.models m WHERE m.name = 'fa'), NULL,
+	'the stored config derives input_dim from the spec instead of storing it');
+
+-- the held-out rows have what the test is about
+SELECT ok((SELECT count(*) FROM fx_test WHERE workclass = 'Unseen-work') > 0
+	AND (SELECT count(*) FROM fx_test WHERE workclass IS NULL) > 0
+	AND (SELECT count(*) FROM fx_test WHERE age IS NULL AND hours IS NULL) >= 0
+	AND (SELECT count(*) FROM fx_test WHERE emb IS NULL) > 0
+	AND (SELECT count(*) FROM fx_test_arrays WHERE categorical[1] = 4) > 0,
+	'held-out rows have unseen categories (OOV id 4 in the reference arrays), NULL categories and NULL vectors');
+
+SELECT cmp_ok((SELECT max(pg_temp.max_abs_diff(recsys.predict('fa', t)::float8[],
+		recsys.predict('fa', a.features, categorical => a.categorical)::float8[]))
+	FROM fx_test t JOIN fx_test_arrays a USING (id)), '<=', 1e-6::float8,
+	'predict(model, row) equals predict on the arrays the numpy reference encodes (1e-6), NULLs and unseen values included');
+SELECT cmp_ok((SELECT max(abs(recsys.predict('fa', t, 'income') - (recsys.predict('fa', t))[2]))
+	FROM fx_test t), '=', 0::real, 'the one-task row form gives the task''s output');
+SELECT cmp_ok((SELECT max(pg_temp.max_abs_diff(p.scores::float8[], recsys.predict('fa', t)::float8[]))
+	FROM recsys.predict_table('fa', 'fx_test', 'id', NULL) p JOIN fx_test t ON t.id = p.id), '<=', 1e-6::float8,
+	'predict_table with features_column => NULL equals predict(model, row)');
+SELECT is((SELECT count(*) FROM recsys.predict_table('fa', 'fx_test', 'id', NULL)), 200::bigint,
+	'predict_table scores every row');
+SELECT is(
+	(SELECT array_agg(r.item_id) FROM (SELECT (unnest(recsys.predict_top_k('fa', t, t.id, 10, '{0.5,0.5}'))).* FROM fx_test t) r),
+	(SELECT array_agg(r.item_id) FROM (SELECT (unnest(recsys.predict_top_k('fa', a.features, a.categorical, a.id, 10, '{0.5,0.5}'))).*
+		FROM fx_test_arrays a) r),
+	'predict_top_k over rows ranks as predict_top_k over the reference arrays');
+SELECT is(
+	(SELECT array_agg(g ORDER BY g) FROM (SELECT t.id % 5 AS g, recsys.predict_top_k('fa', t, t.id, 3, '{1,0}') AS k
+		FROM fx_test t GROUP BY 1) s WHERE k IS NOT NULL),
+	ARRAY[0, 1, 2, 3, 4], 'predict_top_k over rows, grouped');
+
+-- model B (with an embedding bag) made in PyTorch on the reference fit, imported
+SELECT is(recsys.import_model('fb', weights_b), 1, 'a PyTorch model with a fitted spec and an embedding bag imports') FROM fx_ref;
+SELECT cmp_ok((SELECT max(pg_temp.max_abs_diff(recsys.predict('fb', t)::float8[], r.scores))
+	FROM fx_test t JOIN fx_test_torch r USING (id)), '<=', 1e-6::float8,
+	'the documented Python helper + the PyTorch module reproduce predict(model, row) within 1e-6');
+SELECT cmp_ok((SELECT max(pg_temp.max_abs_diff(p.scores::float8[], r.scores))
+	FROM recsys.predict_table('fb', 'fx_test', 'id', NULL) p JOIN fx_test_torch r USING (id)), '<=', 1e-6::float8,
+	'predict_table over rows with an embedding bag matches PyTorch');
+SELECT is((SELECT count(*) FROM (SELECT (unnest(recsys.predict_top_k('fb', t, t.id, 200, '{1,0}'))).* FROM fx_test t) s),
+	200::bigint, 'predict_top_k over rows with an embedding bag keeps every row');
+SELECT cmp_ok(pg_temp.max_abs_diff(
+	(SELECT array_agg(score::float8) FROM (SELECT (unnest(recsys.predict_top_k('fb', t, t.id, 10, '{1,0}'))).* FROM fx_test t) s),
+	(SELECT array_agg(scores[1]) FROM (SELECT scores FROM fx_test_torch ORDER BY scores[1] DESC LIMIT 10) s)), '<=', 1e-6::float8,
+	'predict_top_k with an embedding bag gives PyTorch''s 10 best scores');
+SELECT is(recsys.export_model('fb'), (SELECT c.safetensors FROM fx_ref, recsys.mmoe_validate(weights_b) c),
+	'export_model carries the fitted spec (the canonical file of the imported one)');
+
+-- the embedding bag's gradient: one step on every training row (fixed weights 1)
+CREATE TEMP TABLE fb_step AS SELECT * FROM recsys.train_mmoe('fb', 'fx_train', NULL, '{clicked,income}', NULL,
+	epochs => 1, batch_size => 1000, loss_weighting => 'fixed',
+	options => '{"init_version": 1, "record_gradients": true}');
+CREATE TEMP TABLE fb_grads AS SELECT g.key AS tensor, ARRAY(SELECT jsonb_array_elements_text(g.value)::float8) AS grad
+	FROM recsys.models m, jsonb_each(m.metrics -> 'first_step_gradients') g WHERE m.name = 'fb' AND m.version = 2;
+SELECT cmp_ok((SELECT pg_temp.max_abs_diff(g.grad, r.grad) FROM fb_grads g JOIN fx_grad r USING (tensor)
+	WHERE tensor = 'embeddings.genres.weight'), '<=', 1e-6::float8,
+	'the embedding bag''s gradient equals nn.EmbeddingBag(mode=''mean'')''s (float64 autograd)');
+SELECT cmp_ok((SELECT max(abs(x)) FROM fx_grad, unnest(grad) x WHERE tensor = 'embeddings.genres.weight'), '>', 1e-4::float8,
+	'the bag gradient is not trivially zero');
+SELECT cmp_ok((SELECT max(pg_temp.max_abs_diff(g.grad, r.grad)) FROM fb_grads g JOIN fx_grad r USING (tensor)), '<=', 1e-6::float8,
+	'every other tensor''s gradient matches too');
+SELECT is((SELECT count(*) FROM fb_grads g JOIN fx_grad r USING (tensor)), (SELECT count(*) FROM fx_grad),
+	'gradients of every PyTorch tensor were compared');
+SELECT is((SELECT config -> 'features' FROM recsys.models WHERE name = 'fb' AND version = 2),
+	(SELECT config_b -> 'features' FROM fx_ref), 'fine-tuning keeps the stored spec (no refit)');
+
+-- model B trained from rows: the same fit as the reference's, bag vocabulary cut at max_size
+SELECT lives_ok($$SELECT count(*) FROM recsys.train_mmoe('fc', 'fx_train', NULL, '{clicked,income}',
+	(SELECT config || jsonb_build_object('features', spec_b) FROM fx_ref), epochs => 2, batch_size => 64,
+	validation => 'fx_test')$$, 'train_mmoe with an embedding bag and a validation table of unseen values');
+SELECT is(pg_temp.exact_part(m.config -> 'features'), pg_temp.exact_part(r.fit_b),
+	'the multi_categorical vocabulary (max_size, NULL elements, OOV counts) equals the reference fit')
+	FROM recsys.models m, fx_ref r WHERE m.name = 'fc';
+SELECT cmp_ok((SELECT max(pg_temp.max_abs_diff(recsys.predict('fc', t)::float8[], p.scores::float8[]))
+	FROM fx_test t JOIN recsys.predict_table('fc', 'fx_test', 'id', NULL) p USING (id)), '<=', 1e-6::float8,
+	'a model trained with a bag scores rows the same way per row and per table');
+
+SELECT * FROM finish();
