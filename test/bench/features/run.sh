@@ -20,7 +20,7 @@ SELECT i AS id, 17 + (i * 7919) % 74 AS age,
        ARRAY['g' || (i % 40), 'g' || ((i / 40) % 40), 'g' || ((i * 7) % 300)] AS genres,
        ARRAY(SELECT ((i * k) % 1000) / 1000.0 FROM generate_series(1, 8) k)::real[] AS emb,
        (i * 7919) % 74 > 40 AS clicked, ((i * 13) % 99) / 10.0 AS minutes
-FROM generate_series(1, :rows) i;
+FROM generate_series(1::bigint, :rows) i;
 ANALYZE people;
 \echo == fitting and training on :rows rows (one epoch), recsys.training_memory = 512MB
 SET recsys.training_memory = '512MB';
