@@ -232,7 +232,7 @@ SELECT is((SELECT count(*)::int FROM recsys.model_cache() WHERE name = 'm_topk')
 SELECT is((SELECT count(*)::int FROM pg_proc
 	WHERE pronamespace = 'recsys'::regnamespace
 	  AND proname IN ('predict', 'gate_weights', 'predict_mc', 'predict_batch')
-	  AND provolatile = 's' AND proparallel = 's' AND NOT prosecdef), 10,
+	  AND provolatile = 's' AND proparallel = 's' AND NOT prosecdef), 12,
 	'scoring functions are STABLE, PARALLEL SAFE, SECURITY INVOKER');
 
 -- Forced parallel plan: workers parse the model themselves and agree with the leader
