@@ -24,25 +24,26 @@
 
 #include "features/internal.h"
 #include "features/spec.h"
+#include "store/spi_safe.h"
+
+/* The types each kind reads (exact OIDs), for RecsysColumnType */
+static const Oid NumericTypes[] = {INT2OID, INT4OID, INT8OID, FLOAT4OID, FLOAT8OID, NUMERICOID};
+static const Oid CategoricalTypes[] = {TEXTOID, VARCHAROID, INT2OID, INT4OID, INT8OID, BOOLOID};
+static const Oid MultiTypes[] = {TEXTARRAYOID, VARCHARARRAYOID, INT2ARRAYOID, INT4ARRAYOID,
+INT8ARRAYOID, BOOLARRAYOID};
+static const Oid VectorTypes[] = {FLOAT4ARRAYOID, FLOAT8ARRAYOID};
+
+static const Oid *const KindTypes[] = {NumericTypes, CategoricalTypes, MultiTypes, VectorTypes};
+static const int KindNTypes[] = {lengthof(NumericTypes), lengthof(CategoricalTypes),
+lengthof(MultiTypes), lengthof(VectorTypes)};
 
 /* Tell whether a type is one a column of this kind may have */
 static bool
 TypeAllowed(FeatureKind kind, Oid type)
 {
-	switch (kind)
-	{
-		case FEATURE_KIND_NUMERIC:
-			return type == INT2OID || type == INT4OID || type == INT8OID ||
-				type == FLOAT4OID || type == FLOAT8OID || type == NUMERICOID;
-		case FEATURE_KIND_CATEGORICAL:
-			return type == TEXTOID || type == VARCHAROID || type == INT2OID ||
-				type == INT4OID || type == INT8OID || type == BOOLOID;
-		case FEATURE_KIND_MULTI:
-			return type == TEXTARRAYOID || type == VARCHARARRAYOID || type == INT2ARRAYOID ||
-				type == INT4ARRAYOID || type == INT8ARRAYOID || type == BOOLARRAYOID;
-		case FEATURE_KIND_VECTOR:
-			return type == FLOAT4ARRAYOID || type == FLOAT8ARRAYOID;
-	}
+	for (int i = 0; i < KindNTypes[kind]; i++)
+		if (KindTypes[kind][i] == type)
+			return true;
 	return false;
 }
 
@@ -106,22 +107,24 @@ MissingColumn(const FeatureColumn *c, const char *what)
 }
 
 /*
- * Check every column of a spec against a relation: present, and of a type
- * its kind reads.  Run before any row is read.
+ * Check every column of a spec against a relation with the store's shared
+ * check (src/store/spi_safe.c: a real column, of an exact built-in type its
+ * kind reads, the relation locked until the transaction ends), and a fitted
+ * vocabulary's value type.  Run before any row is read.
  */
 void
 FeatureCheckRelation(const FeatureSpec *spec, Oid relid)
 {
-	char	   *what = psprintf("relation \"%s\"", get_rel_name(relid));
+	char	   *what = psprintf("relation %s", RecsysRelationSqlName(relid));
 
 	for (int i = 0; i < spec->ncolumns; i++)
 	{
 		const FeatureColumn *c = &spec->columns[i];
-		AttrNumber	att = get_attnum(relid, c->column);
+		Oid			type = RecsysColumnType(relid, c->column,
+											psprintf("%s feature", FeatureKindName(c->kind)),
+											KindTypes[c->kind], KindNTypes[c->kind]);
 
-		if (att == InvalidAttrNumber || att < 0)
-			MissingColumn(c, what);
-		CheckType(spec, c, get_atttype(relid, att), what);
+		CheckType(spec, c, type, what);
 	}
 }
 

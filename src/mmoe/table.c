@@ -95,7 +95,7 @@ ArrayColumn(HeapTuple tuple, TupleDesc desc, int col)
 static Datum
 PredictTableRows(FunctionCallInfo fcinfo, const MmoeModel *m, MmoeScratch *s, Oid rel,
 				 const char *id_col, const char *ctx_col, const char *pos_col,
-				 const char *qualified, const char *relname)
+				 const char *relname)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	StringInfoData query;
@@ -121,7 +121,7 @@ PredictTableRows(FunctionCallInfo fcinfo, const MmoeModel *m, MmoeScratch *s, Oi
 	appendStringInfo(&query, "SELECT %s::pg_catalog.int8, NULL::pg_catalog.float4[], NULL::pg_catalog.int4[], %s, %s, %s FROM %s",
 					 id_col, ctx_col ? ctx_col : "NULL::pg_catalog.float4[]",
 					 pos_col ? psprintf("%s::pg_catalog.int4", pos_col) : "NULL::pg_catalog.int4",
-					 FeatureSelectList(m->features), qualified);
+					 FeatureSelectList(m->features), relname);
 	out = palloc(sizeof(float) * PREDICT_TABLE_BLOCK * m->ntasks);
 	MmoeBagInputInit(m, &bags);
 	block_cxt = AllocSetContextCreate(CurrentMemoryContext, "recsys predict_table block",
@@ -133,11 +133,9 @@ PredictTableRows(FunctionCallInfo fcinfo, const MmoeModel *m, MmoeScratch *s, Oi
 			 SPI_result_code_string(SPI_result));
 	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
 	block = Min(PREDICT_TABLE_BLOCK, s->maxrows);
-	if (ctx_col)
-		CheckFloatArray(portal->tupDesc, COL_CONTEXT, "context_column");
 	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 	binding = FeatureBindPositions(m->features, portal->tupDesc, COL_POSITION + 1,
-								   psprintf("relation \"%s\"", relname));
+								   psprintf("relation %s", relname));
 	values = palloc(sizeof(Datum) * portal->tupDesc->natts);
 	nulls = palloc(sizeof(bool) * portal->tupDesc->natts);
 	MemoryContextSwitchTo(old);
@@ -248,8 +246,7 @@ mmoe_predict_table(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("categorical_column must be null when features_column is null"),
 					 errdetail("The model's feature spec names the categorical columns it reads.")));
-		return PredictTableRows(fcinfo, m, s, rel, id_col, ctx_col, pos_col,
-								quote_qualified_identifier(nspname, relname), relname);
+		return PredictTableRows(fcinfo, m, s, rel, id_col, ctx_col, pos_col, relname);
 	}
 	if (cat_col == NULL && m->ncategorical > 0)
 		ereport(ERROR,

@@ -22,6 +22,7 @@
 /* before aggkernel.h, whose AlsGramian(s) macro would rename als_engine.h's AlsGramian() */
 #include "kernel/als_engine.h"
 #include "kernel/aggkernel.h"
+#include "kernel/features.h"
 #include "kernel/foldin.h"
 #include "kernel/linalg.h"
 #include "kernel/mmoe_backward.h"
@@ -1454,6 +1455,69 @@ TestMmoeBackward(void)
 	free(mem);
 }
 
+/* ---------------- features (numeric transforms) and embedding bags ---------------- */
+
+/*
+ * Feature statistics and transforms against closed forms, and MmoeBagMean
+ * against the mean of table rows worked out by hand
+ */
+static void
+TestFeatures(void)
+{
+	FeatureStats st;
+	FeatureNumeric f = {0};
+	double		big[3] = {1e9 + 1, 1e9 + 2, 1e9 + 3};
+	float		table[4 * 2] = {1, 2, 3, 4, 5, 6, 7, 8};
+	MmoeCategorical bag = {"b", 4, 2, table};
+	int32_t		ids[3] = {0, 3, 3};
+	float		out[2];
+
+	/* 2, 4, 4, 4, 5, 5, 7, 9: mean 5, population std 2 */
+	FeatureStatsInit(&st);
+	for (int i = 0; i < 8; i++)
+		FeatureStatsAdd(&st, (double[]) {2, 4, 4, 4, 5, 5, 7, 9}[i]);
+	Near(st.mean, 5.0, 1e-15, "features: Welford mean");
+	Near(FeatureStatsStd(&st), 2.0, 1e-15, "features: population std");
+	Near(st.min, 2.0, 0, "features: min");
+	Near(st.max, 9.0, 0, "features: max");
+	/* a large offset: the std of 1e9 + {1,2,3} is sqrt(2/3) exactly as of {1,2,3} */
+	FeatureStatsInit(&st);
+	for (int i = 0; i < 3; i++)
+		FeatureStatsAdd(&st, big[i]);
+	Near(FeatureStatsStd(&st), sqrt(2.0 / 3.0), 1e-9, "features: std with a 1e9 offset");
+	FeatureStatsInit(&st);
+	FeatureStatsAdd(&st, 3.0);
+	Near(FeatureStatsStd(&st), 0.0, 0, "features: std of one value");
+
+	f.transform = FEATURE_STANDARDIZE;
+	f.mean = 5;
+	f.std = 2;
+	Near(FeatureNumericApply(&f, 9), 2.0, 0, "features: standardize (9 - 5) / 2");
+	f.std = 0;
+	Near(FeatureNumericApply(&f, 9), 4.0, 0, "features: std 0 divides by 1");
+	f.transform = FEATURE_LOG1P_STANDARDIZE;
+	f.mean = log1p(1.0);
+	f.std = 0.5;
+	Near(FeatureNumericApply(&f, exp(1.0) * 2 - 1), 2.0, 1e-7, "features: (log1p(2e - 1) - log 2) / 0.5 = 2");
+	f.transform = FEATURE_MINMAX;
+	f.min = 10;
+	f.max = 20;
+	Near(FeatureNumericApply(&f, 12.5), 0.25, 0, "features: minmax (12.5 - 10) / 10");
+	Near(FeatureNumericApply(&f, 30), 2.0, 0, "features: minmax does not clip");
+	f.max = 10;
+	Near(FeatureNumericApply(&f, 30), 0.0, 0, "features: minmax with max = min is 0");
+	Check(!FeatureValueValid(FEATURE_LOG1P_STANDARDIZE, -1.0) && FeatureValueValid(FEATURE_LOG1P_STANDARDIZE, -0.5) &&
+		  !FeatureValueValid(FEATURE_STANDARDIZE, NAN) && !FeatureValueValid(FEATURE_MINMAX, INFINITY) &&
+		  FeatureValueValid(FEATURE_STANDARDIZE, -1e300), "features: valid values");
+
+	/* rows 0, 3, 3 of [[1,2],[3,4],[5,6],[7,8]]: ((1+7+7)/3, (2+8+8)/3) = (5, 6) */
+	MmoeBagMean(&bag, ids, 3, out);
+	Near(out[0], 5.0, 0, "bag: mean of rows 0, 3, 3 (first)");
+	Near(out[1], 6.0, 0, "bag: mean of rows 0, 3, 3 (second)");
+	MmoeBagMean(&bag, ids, 0, out);
+	Check(out[0] == 0.0f && out[1] == 0.0f, "bag: an empty bag is zeros");
+}
+
 int
 main(void)
 {
@@ -1469,6 +1533,7 @@ main(void)
 	TestRng();
 	TestMmoeForward();
 	TestMmoeBackward();
+	TestFeatures();
 	printf("check-kernels: %d passed, %d failed\n", Passed, Failed);
 	return Failed == 0 ? 0 : 1;
 }
