@@ -140,7 +140,7 @@ SELECT pg_temp.try(s) FROM (VALUES
 	($$SELECT recsys.predict('p', '{1,2}'::real[])$$),
 	($$SELECT * FROM recsys.predict_batch('p', '{{1,2}}'::real[])$$),
 	($$SELECT recsys.predict_top_k('p', '{1,2}'::real[], 1, 3, '{1,0}')$$),
-	($$SELECT * FROM recsys.predict_table('p', 'people', 'id', NULL, categorical_column => 'level')$$),
+	($$SELECT * FROM recsys.predict_table('p', 'typed', 'id', NULL, categorical_column => 'tags')$$),
 	($$SELECT * FROM recsys.predict_table('p', 'typed', 'id', NULL)$$)
 ) v(s);
 SELECT recsys.predict('p', NULL::record) IS NULL AS null_row, recsys.predict(NULL, q) IS NULL AS null_model FROM q WHERE id = 1;
