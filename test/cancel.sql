@@ -47,7 +47,7 @@ $$;
 CREATE TEMP TABLE latencies (what text, state text, latency float8);
 SET statement_timeout = 500;
 INSERT INTO latencies SELECT 'als cholesky, tiny data', * FROM pg_temp.cancel_latency(
-	$$SELECT * FROM recsys.train_embeddings('c', 'tiny', 'u', 'i', dim => 4096, epochs => 5)$$);
+	$$SELECT * FROM recsys.train_embeddings('c', 'tiny', 'u', 'i', dim => 4096, epochs => 5, options => '{"solver": "cholesky"}')$$);
 RESET statement_timeout;
 SET statement_timeout = 500;
 INSERT INTO latencies SELECT 'als cg, tiny data', * FROM pg_temp.cancel_latency(
