@@ -7,6 +7,7 @@
 #include <limits.h>
 
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "embeddings/kind.h"
@@ -22,12 +23,21 @@ void		_PG_init(void);
 int			recsys_max_dim = 4096;
 int			recsys_blas_threads = 1;
 int			recsys_training_memory = 1024 * 1024;
+bool		recsys_debug_memory = false;
+static char *recsys_debug_memory_report = NULL;
 
 /* Apply recsys.blas_threads to OpenBLAS whenever it is set */
 static void
 AssignBlasThreads(int newval, void *extra)
 {
 	LinalgSetThreads(newval);
+}
+
+/* The kernels' check callback (linalg.h): every LINALG_CHECK_WORK of work */
+static void
+CheckInterrupts(void *arg)
+{
+	CHECK_FOR_INTERRUPTS();
 }
 
 /* Define the settings and pin BLAS threading when the library is loaded */
@@ -58,8 +68,25 @@ _PG_init(void)
 							PGC_USERSET, GUC_UNIT_KB,
 							NULL, NULL, NULL);
 
+	/* test hooks, hidden: the memory of SPI loops, read back by the tests */
+	DefineCustomBoolVariable("recsys.debug_memory",
+							 "Reports the memory recsys's SPI loops hold into recsys.debug_memory_report.",
+							 "For tests: the contexts' sizes after each epoch of a training and at the end of serving.",
+							 &recsys_debug_memory,
+							 false,
+							 PGC_USERSET, GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
+	DefineCustomStringVariable("recsys.debug_memory_report",
+							   "Memory reports of recsys.debug_memory: what=bytes, comma-separated.",
+							   NULL,
+							   &recsys_debug_memory_report,
+							   "",
+							   PGC_USERSET, GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("recsys");
 	ModelStoreRegisterKind(&MmoeModelKind);
 	ModelStoreRegisterKind(&EmbeddingModelKind);
 	LinalgSetThreads(recsys_blas_threads);
+	LinalgSetCheck(CheckInterrupts, NULL);
 }

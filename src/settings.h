@@ -14,6 +14,9 @@ extern int	recsys_blas_threads;
 /* Memory budget of in-memory training in kB (GUC recsys.training_memory). */
 extern int	recsys_training_memory;
 
+/* Report the memory of SPI loops into recsys.debug_memory_report (tests only). */
+extern bool recsys_debug_memory;
+
 /* Hard ceiling for recsys.max_dim: a k x k float64 state must fit in 1 GB. */
 #define RECSYS_MAX_DIM_LIMIT 8192
 

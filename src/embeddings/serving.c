@@ -330,8 +330,13 @@ ServeStoredUsers(ServeBlock *b, ArrayType *users, bool exclude_seen)
 	SPIPlanPtr	plan;
 	Portal		portal;
 	int			spi_level;
+	MemoryContext spi_cxt;
+	MemoryContext rows_cxt;
 
 	spi_level = RecsysSpiConnect();
+	spi_cxt = CurrentMemoryContext;
+	/* detoasted (and short-header) vectors and seen lists: one fetch at a time */
+	rows_cxt = AllocSetContextCreate(CurrentMemoryContext, "recsys serve rows", ALLOCSET_DEFAULT_SIZES);
 	if (users == NULL)
 		plan = ModelStorePlan(&plan_all, STORE_USER_VECTORS,
 							  "SELECT u.id, u.embedding, u.seen FROM %s u"
@@ -352,6 +357,7 @@ ServeStoredUsers(ServeBlock *b, ArrayType *users, bool exclude_seen)
 		SPI_cursor_fetch(portal, true, Min(SERVE_FETCH_ROWS, b->cap));
 		if (SPI_processed == 0)
 			break;
+		MemoryContextSwitchTo(rows_cxt);
 		for (uint64 r = 0; r < SPI_processed; r++)
 		{
 			HeapTuple	tup = SPI_tuptable->vals[r];
@@ -368,11 +374,13 @@ ServeStoredUsers(ServeBlock *b, ArrayType *users, bool exclude_seen)
 				ExcludeSeen(b, seen);
 			ServeBlockEnd(b);
 		}
-		SPI_freetuptable(SPI_tuptable);
+		MemoryContextSwitchTo(spi_cxt);
+		RecsysSpiBatchEnd(rows_cxt);
 		CHECK_FOR_INTERRUPTS();
 	}
 	SPI_cursor_close(portal);
 	ServeBlockFlush(b);
+	RecsysReportMemory("serve", spi_cxt, NULL);
 	RecsysSpiFinish(spi_level);
 }
 

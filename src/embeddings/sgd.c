@@ -448,6 +448,8 @@ SgdEpoch(const SgdConfig *cfg, SgdSide *us, SgdSide *it, int64 npairs, const int
 			double		au = 2.0 * us->lam[u] / us->count[u];
 			double		ai = 2.0 * it->lam[i] / it->count[i];
 
+			/* (negatives + 1) k work a row: large batches are checked inside */
+			CHECK_FOR_INTERRUPTS();
 			if (cfg->method == SGD_SAMPLED)
 			{
 				for (int j = 0; j < k; j++)
@@ -502,8 +504,11 @@ SgdEpoch(const SgdConfig *cfg, SgdSide *us, SgdSide *it, int64 npairs, const int
 		}
 		if (cfg->method == SGD_SAMPLED)
 			for (int s = 0; s < m * cfg->negatives; s++)
+			{
 				ApplyGradient(it->x + (size_t) b->neg_j[s] * k, &it->acc[b->neg_j[s]],
 							  b->neg_g + (size_t) s * k, k, cfg);
+				CHECK_FOR_INTERRUPTS();
+			}
 
 		/* SAGram step (3) at the new parameters */
 		if (cfg->method == SGD_SAGRAM)
@@ -538,8 +543,8 @@ SgdObjective(const SgdConfig *cfg, const SgdSide *us, const SgdSide *it, int64 n
 		for (int j = 0; j < k; j++)
 			yhat += (double) xu[j] * yi[j];
 		obs += pc[e] * (yhat - 1.0) * (yhat - 1.0) - w * yhat * yhat;
-		if ((e & 0xFFFF) == 0)
-			CHECK_FOR_INTERRUPTS();
+		/* 2k flops a pair: every pair at large k, never minutes between checks */
+		CHECK_FOR_INTERRUPTS();
 	}
 	TableGramian(us->x, us->n, k, gu, buf);
 	TableGramian(it->x, it->n, k, gv, buf);
@@ -553,6 +558,7 @@ SgdObjective(const SgdConfig *cfg, const SgdSide *us, const SgdSide *it, int64 n
 			for (int j = 0; j < k; j++)
 				sq += (double) x[j] * x[j];
 			reg += s->lam[r] * sq;
+			CHECK_FOR_INTERRUPTS();
 		}
 		if (s == it)
 			break;
@@ -573,8 +579,12 @@ InitSide(SgdSide *side, const SgdConfig *cfg, int64 seed, float *x)
 	side->stamp = HugeAlloc0(side->n, sizeof(int64));
 	side->drawn = HugeAlloc0(Max(cfg->batch_size, 1), sizeof(int32));
 	side->g_hat = HugeAlloc0((Size) k * k, sizeof(double));
+	/* k normals per entity: a check each */
 	for (int r = 0; r < side->n; r++)
+	{
 		EmbeddingInitVector(seed, side->ids[r], k, cfg->init_scale, side->x + (size_t) r * k);
+		CHECK_FOR_INTERRUPTS();
+	}
 	if (cfg->method == SGD_SAGRAM)
 	{
 		side->cache = HugeAlloc0((Size) side->n * k, sizeof(float));

@@ -36,6 +36,7 @@
 #include "portability/instr_time.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/float.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -106,6 +107,8 @@ typedef struct TrainRun
 	StringInfoData log;			/* JSON array of the epochs */
 	ReturnSetInfo *rsinfo;
 	instr_time	start;
+	MemoryContext context;		/* the run's memory */
+	MemoryContext spi_context;	/* SPI's procedure context of the run */
 } TrainRun;
 
 static void StoreModel(TrainRun *run);
@@ -285,6 +288,7 @@ EmitEpoch(void *arg, int epoch, double loss, double observed, double gramian, do
 	values[4] = Float8GetDatum(l2);
 	values[5] = Float8GetDatum(seconds);
 	tuplestore_putvalues(run->rsinfo->setResult, run->rsinfo->setDesc, values, nulls);
+	RecsysReportMemory("epoch", run->context, run->spi_context);
 
 	if (run->log.len > 1)
 		appendStringInfoString(&run->log, ", ");
@@ -314,8 +318,12 @@ Lambdas(const TrainRun *run, int32 n, const int64 *ptr, int32 n_other)
 	double	   *lam = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(double) * Max(n, 1));
 
 	for (int32 e = 0; e < n; e++)
+	{
 		lam[e] = run->l2 * pow((double) (ptr[e + 1] - ptr[e]) + run->gramian_weight * n_other,
 							   run->opts.nu);
+		if ((e & 4095) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
 	return lam;
 }
 
@@ -326,16 +334,13 @@ InitialVectors(const TrainRun *run, int32 n, const int64 *ids, int64 seed)
 	float	   *x = MemoryContextAllocHuge(CurrentMemoryContext,
 										   sizeof(float) * Max((Size) n * run->dim, 1));
 
+	/* dim normals per entity: a check each (dim 4096, 1M entities: ~1 minute) */
 	for (int32 e = 0; e < n; e++)
+	{
 		EmbeddingInitVector(seed, ids[e], run->dim, run->opts.init_scale, x + (size_t) e * run->dim);
+		CHECK_FOR_INTERRUPTS();
+	}
 	return x;
-}
-
-/* The kernel's callback between blocks of entities */
-static void
-CheckInterrupts(void *arg)
-{
-	CHECK_FOR_INTERRUPTS();
 }
 
 /* Raise the error of a failed sweep */
@@ -375,7 +380,6 @@ EpochsMemory(TrainRun *run, const Interactions *data, float *x, float *y)
 	s.gramian_weight = run->gramian_weight;
 	s.solver = run->opts.solver == TRAIN_SOLVER_CG ? ALS_SOLVER_CG : ALS_SOLVER_CHOLESKY;
 	s.cg_steps = run->opts.cg_steps;
-	s.check = CheckInterrupts;
 
 	AlsGramian(y, data->n_items, k, g_items, work);
 	for (int ep = 1; ep <= run->epochs; ep++)
@@ -490,7 +494,7 @@ WriteVectors(const TrainRun *run, const Interactions *data, bool users, const fl
 		MemoryContextSwitchTo(old);
 		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "writing %s vectors failed", users ? "user" : "item");
-		SPI_freetuptable(SPI_tuptable);
+		RecsysSpiFreeResult();
 		MemoryContextReset(block);
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -719,13 +723,21 @@ LoadForMemory(TrainRun *run, Interactions *data, Size budget)
 	return fits;
 }
 
-/* Run one statement of the aggregate engine; returns SPI_processed */
+/*
+ * Run one statement of the aggregate engine; returns SPI_processed.  The
+ * caller's memory context stays current (SPI would leave its own, where
+ * an epoch's allocations would outlive the epoch); a SELECT's result is
+ * freed by the caller once read (RecsysSpiFreeResult).
+ */
 static uint64
 Exec(const char *sql, int nargs, Oid *types, Datum *args, int expect)
 {
-	int			rc = nargs > 0 ? SPI_execute_with_args(sql, nargs, types, args, NULL, false, 0)
-		: SPI_execute(sql, false, 0);
+	MemoryContext caller = CurrentMemoryContext;
+	int			rc;
 
+	rc = nargs > 0 ? SPI_execute_with_args(sql, nargs, types, args, NULL, false, 0)
+		: SPI_execute(sql, false, 0);
+	MemoryContextSwitchTo(caller);
 	if (rc != expect)
 		elog(ERROR, "SPI_execute failed (%s) for \"%s\"", SPI_result_code_string(rc), sql);
 	return SPI_processed;
@@ -743,9 +755,10 @@ FirstValue(int col, bool *isnull, MemoryContext context)
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, isnull);
 	if (*isnull)
 		return (Datum) 0;
+	/* datumCopy, not SPI_datumTransfer: that copies into SPI's caller's context */
 	old = MemoryContextSwitchTo(context);
-	d = SPI_datumTransfer(d, SPI_tuptable->tupdesc->attrs[col - 1].attbyval,
-						  SPI_tuptable->tupdesc->attrs[col - 1].attlen);
+	d = datumCopy(d, SPI_tuptable->tupdesc->attrs[col - 1].attbyval,
+				  SPI_tuptable->tupdesc->attrs[col - 1].attlen);
 	MemoryContextSwitchTo(old);
 	return d;
 }
@@ -762,6 +775,7 @@ SeedItemVectors(const TrainRun *run, const char *into, const char *from, bool an
 	Oid			types[3] = {INT4OID, INT8OID, FLOAT8OID};
 	Datum		args[3];
 	bool		isnull;
+	Datum		g;
 
 	args[0] = Int32GetDatum(run->dim);
 	args[1] = Int64GetDatum(run->opts.seed * 2 + 1);
@@ -771,7 +785,9 @@ SeedItemVectors(const TrainRun *run, const char *into, const char *from, bool an
 	if (analyze)
 		Exec(psprintf("ANALYZE %s (id)", into), 0, NULL, NULL, SPI_OK_UTILITY);
 	Exec(psprintf("SELECT recsys.gramian(t.v) FROM %s t", into), 0, NULL, NULL, SPI_OK_SELECT);
-	return FirstValue(1, &isnull, context);
+	g = FirstValue(1, &isnull, context);
+	RecsysSpiFreeResult();
+	return g;
 }
 
 /*
@@ -788,8 +804,12 @@ FinishAggregateEpoch(TrainRun *run, int epoch, Datum g_users, Datum g_items, dou
 	double	   *gi = MatrixGetDoubles(DatumGetArrayTypeP(g_items), &rows, &cols);
 	double		gramian = run->gramian_weight * LinalgDot(rows * cols, gu, gi);
 
+	if (rows != run->dim || cols != run->dim)
+		elog(ERROR, "item gramian is %d x %d, not %d x %d", rows, cols, run->dim, run->dim);
+	/* into the run's own k x k buffer: nothing of an epoch outlives it */
+	memcpy(run->item_gramian, gi, sizeof(double) * rows * cols);
 	pfree(gu);
-	run->item_gramian = gi;
+	pfree(gi);
 	EmitEpoch(run, epoch, observed + gramian + l2, observed, gramian, l2, SecondsSince(t0));
 }
 
@@ -803,6 +823,24 @@ EntityCount(uint64 n, const char *what)
 				 errmsg("too many distinct %ss for training: " UINT64_FORMAT, what, n),
 				 errdetail("At most " INT64_FORMAT " are supported.", INTERACTIONS_MAX_ENTITIES)));
 	return (int32) n;
+}
+
+/*
+ * End an epoch of an aggregate engine: keep its item Gramian (the next
+ * epoch's argument) in keep, free everything else the epoch made; returns
+ * the kept Gramian, and leaves the run's context current
+ */
+static Datum
+NextEpoch(Datum g_items, MemoryContext keep, MemoryContext epoch, MemoryContext context)
+{
+	Datum		kept;
+
+	MemoryContextReset(keep);
+	MemoryContextSwitchTo(keep);
+	kept = datumCopy(g_items, false, -1);
+	MemoryContextSwitchTo(context);
+	RecsysSpiBatchEnd(epoch);
+	return kept;
 }
 
 /*
@@ -825,6 +863,11 @@ EpochsAggregate(TrainRun *run, MemoryContext context)
 				g_users;
 	bool		isnull;
 	int			k = run->dim;
+	/* an epoch's memory, and the item Gramian it hands to the next */
+	MemoryContext epoch = AllocSetContextCreate(CurrentMemoryContext, "recsys train epoch", ALLOCSET_DEFAULT_SIZES);
+	MemoryContext keep = AllocSetContextCreate(CurrentMemoryContext, "recsys train gramian", ALLOCSET_DEFAULT_SIZES);
+
+	run->item_gramian = palloc0(sizeof(double) * k * k);
 
 	/* distinct pairs of positive weight; entities with their lambda */
 	Exec(psprintf("CREATE TEMP TABLE %spairs ON COMMIT DROP AS"
@@ -880,7 +923,7 @@ EpochsAggregate(TrainRun *run, MemoryContext context)
 				  " part pg_catalog.float8) ON COMMIT DROP", plain), 0, NULL, NULL, SPI_OK_UTILITY);
 
 	/* the same initial item vectors as the memory engine */
-	g_items = SeedItemVectors(run, psprintf("%sv", pre), psprintf("%sitems", pre), true, context);
+	g_items = SeedItemVectors(run, psprintf("%sv", pre), psprintf("%sitems", pre), true, keep);
 
 	for (int ep = 1; ep <= run->epochs; ep++)
 	{
@@ -888,6 +931,7 @@ EpochsAggregate(TrainRun *run, MemoryContext context)
 		double		observed,
 					l2;
 
+		MemoryContextSwitchTo(epoch);
 		INSTR_TIME_SET_CURRENT(t0);
 		run->epoch_cpu = CpuSeconds();
 		/* users from items, then items from users (als_solve per sorted group) */
@@ -901,7 +945,8 @@ EpochsAggregate(TrainRun *run, MemoryContext context)
 					  pre, pre, pre), 2, types, args, SPI_OK_INSERT);
 		Exec(psprintf("ANALYZE %su (id)", pre), 0, NULL, NULL, SPI_OK_UTILITY);
 		Exec(psprintf("SELECT recsys.gramian(t.v) FROM %su t", pre), 0, NULL, NULL, SPI_OK_SELECT);
-		g_users = FirstValue(1, &isnull, context);
+		g_users = FirstValue(1, &isnull, epoch);
+		RecsysSpiFreeResult();
 		Exec(psprintf("TRUNCATE %sv", pre), 0, NULL, NULL, SPI_OK_UTILITY);
 		types[2] = INT4OID;
 		types[3] = INT4OID;
@@ -915,15 +960,18 @@ EpochsAggregate(TrainRun *run, MemoryContext context)
 		Exec(psprintf("ANALYZE %sv (id)", pre), 0, NULL, NULL, SPI_OK_UTILITY);
 		Exec(psprintf("SELECT recsys.gramian(t.v), pg_catalog.sum(t.part) FROM %sv t", pre),
 			 0, NULL, NULL, SPI_OK_SELECT);
-		g_items = FirstValue(1, &isnull, context);
-		observed = DatumGetFloat8(FirstValue(2, &isnull, context));
+		g_items = FirstValue(1, &isnull, epoch);
+		observed = DatumGetFloat8(FirstValue(2, &isnull, epoch));
+		RecsysSpiFreeResult();
 		Exec(psprintf("SELECT COALESCE((SELECT pg_catalog.sum(e.lam OPERATOR(pg_catalog.*) recsys.dot(t.v, t.v))"
 					  " FROM %su t JOIN %susers e ON e.id OPERATOR(pg_catalog.=) t.id), 0)"
 					  " OPERATOR(pg_catalog.+) COALESCE((SELECT pg_catalog.sum(e.lam OPERATOR(pg_catalog.*) recsys.dot(t.v, t.v))"
 					  " FROM %sv t JOIN %sitems e ON e.id OPERATOR(pg_catalog.=) t.id), 0)",
 					  pre, pre, pre, pre), 0, NULL, NULL, SPI_OK_SELECT);
-		l2 = DatumGetFloat8(FirstValue(1, &isnull, context));
+		l2 = DatumGetFloat8(FirstValue(1, &isnull, epoch));
+		RecsysSpiFreeResult();
 		FinishAggregateEpoch(run, ep, g_users, g_items, observed, l2, t0);
+		g_items = NextEpoch(g_items, keep, epoch, context);
 	}
 
 	/* store: vectors from the work tables */
@@ -938,11 +986,11 @@ EpochsAggregate(TrainRun *run, MemoryContext context)
 				  " JOIN (SELECT p.u, pg_catalog.array_agg(p.i ORDER BY p.i) AS seen FROM %spairs p GROUP BY p.u) s"
 				  " ON s.u OPERATOR(pg_catalog.=) t.id RETURNING 1", pre, pre), 2, types, args,
 		 SPI_OK_INSERT_RETURNING);
-	SPI_freetuptable(SPI_tuptable);
+	RecsysSpiFreeResult();
 	Exec(psprintf("INSERT INTO recsys.item_vectors (model, version, id, embedding)"
 				  " SELECT $1, $2, t.id, t.v FROM %sv t RETURNING 1", pre), 2, types, args,
 		 SPI_OK_INSERT_RETURNING);
-	SPI_freetuptable(SPI_tuptable);
+	RecsysSpiFreeResult();
 	Exec(psprintf("DROP TABLE %spairs, %susers, %sitems, %sby_user, %sby_item, %su, %sv",
 				  pre, pre, pre, pre, pre, pre, pre), 0, NULL, NULL, SPI_OK_UTILITY);
 }
@@ -1030,6 +1078,9 @@ EpochsDistributed(TrainRun *run, MemoryContext context)
 				g_users;
 	bool		isnull;
 	int			k = run->dim;
+	/* an epoch's memory, and the item Gramian it hands to the next */
+	MemoryContext epoch = AllocSetContextCreate(CurrentMemoryContext, "recsys train epoch", ALLOCSET_DEFAULT_SIZES);
+	MemoryContext keep = AllocSetContextCreate(CurrentMemoryContext, "recsys train gramian", ALLOCSET_DEFAULT_SIZES);
 
 	/*
 	 * The models row first: Citus refuses to write a reference table that
@@ -1103,7 +1154,7 @@ EpochsDistributed(TrainRun *run, MemoryContext context)
 		 3, types, args, SPI_OK_UPDATE);
 
 	/* the same initial item vectors as the other engines, computed on the workers */
-	g_items = SeedItemVectors(run, psprintf("%syi", pre), psprintf("%sei", pre), false, context);
+	g_items = SeedItemVectors(run, psprintf("%syi", pre), psprintf("%sei", pre), false, keep);
 
 	for (int ep = 1; ep <= run->epochs; ep++)
 	{
@@ -1111,6 +1162,7 @@ EpochsDistributed(TrainRun *run, MemoryContext context)
 		double		observed,
 					l2;
 
+		MemoryContextSwitchTo(epoch);
 		INSTR_TIME_SET_CURRENT(t0);
 		run->epoch_cpu = CpuSeconds();
 		/* item vectors to the pairs by user (repartitioned), then per-user solves */
@@ -1125,7 +1177,8 @@ EpochsDistributed(TrainRun *run, MemoryContext context)
 					  " FROM %sru r JOIN %seu e ON e.id OPERATOR(pg_catalog.=) r.u GROUP BY r.u",
 					  pre, pre, pre), 2, types, args, SPI_OK_INSERT);
 		Exec(psprintf("SELECT recsys.gramian(t.v) FROM %sxu t", pre), 0, NULL, NULL, SPI_OK_SELECT);
-		g_users = FirstValue(1, &isnull, context);
+		g_users = FirstValue(1, &isnull, epoch);
+		RecsysSpiFreeResult();
 
 		/* user vectors to the pairs by item, then per-item solves with their observed loss */
 		Exec(psprintf("TRUNCATE %sri, %syi", pre, pre), 0, NULL, NULL, SPI_OK_UTILITY);
@@ -1142,17 +1195,21 @@ EpochsDistributed(TrainRun *run, MemoryContext context)
 					  pre, pre, pre), 4, types, args, SPI_OK_INSERT);
 		Exec(psprintf("SELECT recsys.gramian(t.v), pg_catalog.sum(t.part) FROM %syi t", pre),
 			 0, NULL, NULL, SPI_OK_SELECT);
-		g_items = FirstValue(1, &isnull, context);
-		observed = DatumGetFloat8(FirstValue(2, &isnull, context));
+		g_items = FirstValue(1, &isnull, epoch);
+		observed = DatumGetFloat8(FirstValue(2, &isnull, epoch));
+		RecsysSpiFreeResult();
 		Exec(psprintf("SELECT pg_catalog.sum(e.lam OPERATOR(pg_catalog.*) recsys.dot(t.v, t.v))"
 					  " FROM %sxu t JOIN %seu e ON e.id OPERATOR(pg_catalog.=) t.id", pre, pre),
 			 0, NULL, NULL, SPI_OK_SELECT);
-		l2 = DatumGetFloat8(FirstValue(1, &isnull, context));
+		l2 = DatumGetFloat8(FirstValue(1, &isnull, epoch));
+		RecsysSpiFreeResult();
 		Exec(psprintf("SELECT pg_catalog.sum(e.lam OPERATOR(pg_catalog.*) recsys.dot(t.v, t.v))"
 					  " FROM %syi t JOIN %sei e ON e.id OPERATOR(pg_catalog.=) t.id", pre, pre),
 			 0, NULL, NULL, SPI_OK_SELECT);
-		l2 += DatumGetFloat8(FirstValue(1, &isnull, context));
+		l2 += DatumGetFloat8(FirstValue(1, &isnull, epoch));
+		RecsysSpiFreeResult();
 		FinishAggregateEpoch(run, ep, g_users, g_items, observed, l2, t0);
+		g_items = NextEpoch(g_items, keep, epoch, context);
 	}
 
 	/*
@@ -1190,6 +1247,7 @@ EpochsDistributed(TrainRun *run, MemoryContext context)
 			args[3] = Int64GetDatum(b);
 			Exec(sql, 4, types, args, SPI_OK_SELECT);
 			written += CountValue(1, context);
+			RecsysSpiFreeResult();
 		}
 		if (written != n)
 			elog(ERROR, "wrote " INT64_FORMAT " of " INT64_FORMAT " %s vectors", written, n,
@@ -1218,17 +1276,21 @@ train_embeddings(PG_FUNCTION_ARGS)
 	bool		loaded = false;
 	Size		unused;
 	int			spi_level;
+	MemoryContext spi_context;
 
 	InitMaterializedSRF(fcinfo, 0);
 	context = AllocSetContextCreate(CurrentMemoryContext, "recsys train_embeddings",
 									ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(context);
 	spi_level = RecsysSpiConnect();
+	spi_context = CurrentMemoryContext;
 	MemoryContextSwitchTo(context);
 
 	/* prepare */
 	PrepareRun(fcinfo, &run);
 	run.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	run.context = context;
+	run.spi_context = spi_context;
 	/* SPI calls leave SPI's context current: the run's memory lives in ours */
 	MemoryContextSwitchTo(context);
 

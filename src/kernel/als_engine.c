@@ -175,12 +175,14 @@ BuildNormal(const AlsSweep *s, AlsWork *w, const AlsRows *rows, int32_t e, doubl
 			for (int t = 0; t < k; t++)
 				dst[t] = sc * (double) v[t];
 		}
+		LinalgWork((double) (end - j0) * k);
 		LinalgSyrkRows(k, npos, w->pos, 1.0, w->m);
 		LinalgSyrkRows(k, nneg, w->neg, -1.0, w->m);
 		if (npos > 0)
 			cblas_dgemv(CblasRowMajor, CblasTrans, npos, k, 1.0, w->pos, k, bpos, 1, 1.0, w->b, 1);
 		if (nneg > 0)
 			cblas_dgemv(CblasRowMajor, CblasTrans, nneg, k, 1.0, w->neg, k, bneg, 1, 1.0, w->b, 1);
+		LinalgWork(4.0 * (npos + nneg) * k);
 		j0 = end;
 	}
 	for (int c = 0; c < k; c++)
@@ -188,6 +190,7 @@ BuildNormal(const AlsSweep *s, AlsWork *w, const AlsRows *rows, int32_t e, doubl
 			w->m[(size_t) c * k + r] += gw * g[(size_t) c * k + r];
 	for (int t = 0; t < k; t++)
 		w->m[(size_t) t * k + t] += lambda;
+	LinalgWork((double) k * k);
 }
 
 /* Gather rows j0..j1-1 of an entity as floats, with c and c - w */
@@ -255,8 +258,10 @@ ApplyA(const AlsSweep *s, AlsWork *w, const AlsRows *rows, int32_t e, double lam
 		cblas_sgemv(CblasRowMajor, CblasTrans, n, k, 1.0f, w->rows, k, w->vp, 1, 0.0f, w->apf, 1);
 		for (int t = 0; t < k; t++)
 			out[t] += (double) w->apf[t];
+		LinalgWork(4.0 * n * k);
 		j0 += n;
 	}
+	LinalgWork(2.0 * k * k);
 }
 
 /*
@@ -315,6 +320,7 @@ NormalObserved(const AlsSweep *s, AlsWork *w, const double *g, double lambda, co
 	quad = LinalgDot(k, w->p, w->ap) - lambda * LinalgDot(k, w->p, w->p);
 	cblas_dsymv(CblasColMajor, CblasUpper, k, 1.0, g, k, w->p, 1, 0.0, w->ap, 1);
 	quad -= s->gramian_weight * LinalgDot(k, w->p, w->ap);
+	LinalgWork(4.0 * k * k);
 	return quad - 2.0 * LinalgDot(k, w->p, w->r) + w->conf_sum;
 }
 
@@ -343,6 +349,7 @@ RowsObserved(const AlsSweep *s, AlsWork *w, const AlsRows *rows, int32_t e, cons
 
 			total += w->cf[j] * (d - 1.0) * (d - 1.0) - s->gramian_weight * d * d;
 		}
+		LinalgWork(2.0 * n * k);
 		j0 += n;
 	}
 	return total;
@@ -364,15 +371,17 @@ AlsSolveSide(AlsSweep *s, const AlsRows *rows, const double *lambda,
 
 	SplitWork(&w, k, work);
 	if (s->solver == ALS_SOLVER_CG)
+	{
 		for (size_t t = 0; t < (size_t) k * k; t++)
 			w.wgf[t] = (float) (s->gramian_weight * other_gramian[t]);
+		LinalgWork((double) k * k);
+	}
 
 	for (int32_t e = 0; e < rows->n; e++)
 	{
 		float	   *xe = x + (size_t) e * k;
 
-		if (e % ALS_CHECK_ENTITIES == 0 && s->check)
-			s->check(s->check_arg);
+		LinalgWork(ALS_ENTITY_WORK);
 		if (s->solver == ALS_SOLVER_CHOLESKY)
 		{
 			int			info;
@@ -421,6 +430,7 @@ AlsGramian(const float *x, int32_t n, int dim, double *g, double *work)
 
 		for (size_t t = 0; t < (size_t) m * dim; t++)
 			work[t] = (double) x[(size_t) r0 * dim + t];
+		LinalgWork((double) m * dim);
 		LinalgSyrkRows(dim, m, work, 1.0, g);
 	}
 	LinalgSymmetrize(dim, g);
@@ -440,6 +450,7 @@ AlsL2Loss(const float *x, int32_t n, int dim, const double *lambda)
 		for (int t = 0; t < dim; t++)
 			sq += (double) xe[t] * xe[t];
 		total += lambda[e] * sq;
+		LinalgWork(2.0 * dim);
 	}
 	return total;
 }

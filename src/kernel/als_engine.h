@@ -41,8 +41,8 @@ typedef enum AlsSolver
  * gathered once per sweep instead of once per product (popular items)
  */
 #define ALS_CG_GATHER_BYTES ((size_t) 16 * 1024 * 1024)
-/* Entities solved between two calls of the check callback */
-#define ALS_CHECK_ENTITIES 256
+/* Work counted per entity besides its flops: the calls and loops around them */
+#define ALS_ENTITY_WORK 1.0e4
 
 /* Outcome of a sweep */
 typedef enum AlsStatus
@@ -58,8 +58,6 @@ typedef struct AlsSweep
 	double		gramian_weight; /* w */
 	AlsSolver	solver;
 	int			cg_steps;
-	void		(*check) (void *arg);	/* called every ALS_CHECK_ENTITIES entities */
-	void	   *check_arg;
 	int			want_observed;	/* sum the observed loss into observed */
 	double		observed;
 	/* set on failure */

@@ -18,8 +18,20 @@
 #define LINALG_JITTER_GROWTH 10.0
 #define LINALG_JITTER_RETRIES 6
 
+/*
+ * Work between two calls of the check callback, in flops (or element
+ * operations): about 10-20 ms of serial BLAS.  Every kernel call here that
+ * could run longer is split into pieces of about this much work (row blocks,
+ * column strips, Cholesky panels), so that a cancel is seen within about a
+ * piece at every size.
+ */
+#define LINALG_CHECK_WORK 2.0e8
+
 extern void LinalgSetThreads(int nthreads);
 extern int	LinalgGetThreads(void);
+
+extern void LinalgSetCheck(void (*check) (void *arg), void *arg);
+extern void LinalgWork(double work);
 
 extern void LinalgSyrkRows(int k, int nrows, const double *rows, double alpha, double *c);
 extern void LinalgSymmetrize(int k, double *c);

@@ -242,6 +242,15 @@ MmoeTrainerBytes(const MmoeModel *m, const MmoeTrainOptions *opt, int maxrows)
 	return Layout(m, opt, maxrows, NULL, NULL) + TRAIN_ALIGN;
 }
 
+/* Get the number of parameters (floats, tensors padded) a trainer keeps for a model */
+size_t
+MmoeTrainerParams(const MmoeModel *m, const MmoeTrainOptions *opt)
+{
+	size_t		np = ListTensors(m, opt, NULL);
+
+	return np > 0 ? np : 1;
+}
+
 /*
  * Lay out a trainer in mem (MmoeTrainerBytes bytes) and point the model's
  * layers into its parameter vector; parameters and Adam moments start at
@@ -981,5 +990,7 @@ MmoeAdamStep(MmoeTrainer *t, double lr)
 		t->adam_m[j] = (float) mj;
 		t->adam_v[j] = (float) vj;
 		t->params[j] = (float) (t->params[j] - step * mj / (sqrt(vj) / root_bc2 + t->opt.eps));
+		if ((j & 65535) == 65535)
+			LinalgWork(10.0 * 65536);
 	}
 }

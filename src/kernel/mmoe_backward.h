@@ -137,6 +137,7 @@ typedef struct MmoeTrainer
 } MmoeTrainer;
 
 extern size_t MmoeTrainerBytes(const MmoeModel *m, const MmoeTrainOptions *opt, int maxrows);
+extern size_t MmoeTrainerParams(const MmoeModel *m, const MmoeTrainOptions *opt);
 extern void MmoeTrainerInit(MmoeTrainer *t, MmoeModel *m, const MmoeTrainOptions *opt,
 							int maxrows, void *mem);
 extern int	MmoeTrainerMaxRows(const MmoeModel *m, const MmoeTrainOptions *opt, int maxrows);

@@ -84,6 +84,8 @@ typedef struct TrainData
 {
 	int64		n;
 	int64		cap;
+	double		budget;			/* bytes the rows may take */
+	Size		per_row;		/* bytes a row takes (with the run's per-row arrays) */
 	float	   *x;				/* [n, input_dim] */
 	int32	   *ids;			/* [n, ncategorical] */
 	float	   *context;		/* [n, context_dim] */
@@ -491,17 +493,25 @@ ReportBadRows(const BadRows *b, const MmoeModel *m, const TrainColumns *c, const
 #undef BAD
 }
 
-/* Grow the row arrays to hold at least n rows, within the memory budget */
+/* Format a byte count for messages */
+static char *
+ByteCount(double n)
+{
+	return n >= 10.0 * 1024 * 1024 ? psprintf("%.0f MB", n / (1024.0 * 1024.0)) :
+		psprintf("%.0f kB", ceil(n / 1024.0));
+}
+
+/*
+ * Grow the row arrays to hold at least n rows, within d->budget: the part of
+ * recsys.training_memory the model and the rows read before left; give the
+ * bytes the arrays then hold
+ */
 static double
 GrowData(TrainData *d, const MmoeModel *m, int64 need, const char *rel)
 {
-	/* with a feature spec, the builder holds features and ids (src/features/fit.c) */
-	int			dense = m->features ? 0 : m->input_dim;
-	int			ncat = m->features ? 0 : m->ncategorical;
-	Size		per_row = sizeof(float) * (dense + m->context_dim + m->ntasks) +
-		sizeof(int32) * (ncat + 1) + m->ntasks;
+	Size		per_row = d->per_row;
 	int64		cap = d->cap ? d->cap : 1024;
-	double		budget = (double) recsys_training_memory * 1024.0;
+	double		budget = d->budget;
 
 	while (cap < need)
 		cap *= 2;
@@ -510,8 +520,8 @@ GrowData(TrainData *d, const MmoeModel *m, int64 need, const char *rel)
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("training rows of %s do not fit in recsys.training_memory (%d kB)",
 						rel, recsys_training_memory),
-				 errdetail("Rows take %zu bytes each here; reading stopped at row " INT64_FORMAT ".",
-						   per_row, need),
+				 errdetail("Rows take %zu bytes each here and %s is left for them beside the model; reading stopped at row " INT64_FORMAT ".",
+						   per_row, ByteCount(Max(budget, 0.0)), need),
 				 errhint("Raise recsys.training_memory for this session, or train on a sample.")));
 	if ((double) cap * per_row > budget)
 		cap = Max(need, (int64) (budget / per_row));
@@ -532,9 +542,14 @@ GrowData(TrainData *d, const MmoeModel *m, int64 need, const char *rel)
 	return (double) cap * per_row;
 }
 
-/* Read every row of a relation into d (in context), checking each; error on bad rows or none */
+/*
+ * Read every row of a relation into d (in context), checking each, within
+ * budget bytes, extra_per_row of them per row for the run's own arrays;
+ * error on bad rows or none
+ */
 static void
-LoadRows(Oid relid, const MmoeModel *m, const TrainColumns *c, TrainData *d, MemoryContext context)
+LoadRows(Oid relid, const MmoeModel *m, const TrainColumns *c, TrainData *d, MemoryContext context,
+		 double budget, Size extra_per_row)
 {
 	char	   *rel = RecsysRelationSqlName(relid);
 	char	   *sql;
@@ -553,6 +568,10 @@ LoadRows(Oid relid, const MmoeModel *m, const TrainColumns *c, TrainData *d, Mem
 	/* the spec's columns and types, before any row is read */
 	if (m->features)
 		FeatureCheckRelation(m->features, relid);
+	d->budget = budget;
+	/* with a feature spec, the builder holds features and ids (src/features/fit.c) */
+	d->per_row = sizeof(float) * ((m->features ? 0 : m->input_dim) + m->context_dim + m->ntasks) +
+		sizeof(int32) * ((m->features ? 0 : m->ncategorical) + 1) + m->ntasks + extra_per_row;
 	sql = SelectSql(relid, m, c);
 	plan = SPI_prepare(sql, 0, NULL);
 	if (plan == NULL)
@@ -765,7 +784,11 @@ InitParams(MmoeTrainer *t, uint64 seed)
 
 		if (strncmp(name, "embeddings.", 11) == 0)
 			for (size_t j = 0; j < x->size; j++)
+			{
 				p[j] = (float) RngNormal(&rng);
+				if ((j & 65535) == 65535)
+					CHECK_FOR_INTERRUPTS();
+			}
 		else if (strncmp(name, "experts.", 8) == 0 || strncmp(name, "towers.", 7) == 0 ||
 				 (strncmp(name, "gates.", 6) == 0 && strstr(name, ".noise.") == NULL))
 		{
@@ -774,7 +797,11 @@ InitParams(MmoeTrainer *t, uint64 seed)
 			double		bound = 1.0 / sqrt((double) fan_in);
 
 			for (size_t j = 0; j < x->size; j++)
+			{
 				p[j] = (float) ((2.0 * RngUniform(&rng) - 1.0) * bound);
+				if ((j & 65535) == 65535)
+					CHECK_FOR_INTERRUPTS();
+			}
 		}
 	}
 }
@@ -1070,6 +1097,43 @@ RunSql(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
 	return SPI_processed;
 }
 
+/*
+ * Get the bytes a run holds besides its rows, counted before any of them is
+ * allocated (in double: a config at the limits asks for more than size_t
+ * arithmetic should be trusted with): the trainer (weights, gradients and
+ * two Adam moments, 16 bytes a parameter, and one batch's activations), the
+ * best weights kept for patience, the validation scratch, and the two copies
+ * of the weights the store write makes.  Raises program_limit_exceeded when
+ * they alone pass recsys.training_memory.
+ */
+static double
+ModelBytes(const MmoeModel *m, const TrainSettings *set, int maxrows, bool have_val)
+{
+	double		params = (double) MmoeTrainerParams(m, &set->opt);
+	double		trainer = (double) MmoeTrainerBytes(m, &set->opt, maxrows);
+	double		activations = trainer - 16.0 * params;
+	double		extra = 8.0 * params;
+	double		budget = (double) recsys_training_memory * 1024.0;
+
+	if (have_val)
+	{
+		extra += (double) MmoeScratchBytes(m, MmoeScratchRows(m, MMOE_CHUNK_ROWS)) +
+			sizeof(float) * ((double) MmoeFusedRows(m) * m->in_width + MmoeFusedRows(m));
+		if (set->patience > 0)
+			extra += 4.0 * params;
+	}
+	if (trainer + extra > budget)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("model of train_mmoe does not fit in recsys.training_memory (%d kB)",
+						recsys_training_memory),
+				 errdetail("Training needs %s before reading any row: %.0f parameters at 16 bytes each (weights, gradients, two Adam moments), %s of activations for a batch of %d rows, and %s more to store the weights (and for validation and early stopping when asked).",
+						   ByteCount(trainer + extra), params, ByteCount(Max(activations, 0.0)),
+						   maxrows, ByteCount(extra)),
+				 errhint("Raise recsys.training_memory for this session, or use fewer or narrower experts and layers.")));
+	return trainer + extra;
+}
+
 PG_FUNCTION_INFO_V1(mmoe_train);
 /*
  * recsys.train_mmoe: train a model and store it as the next version; one
@@ -1117,6 +1181,7 @@ mmoe_train(PG_FUNCTION_ARGS)
 	char	   *gradients = NULL;
 	Oid			types[6];
 	Datum		values[6];
+	double		budget = (double) recsys_training_memory * 1024.0;
 
 	for (int a = 0; a < NARGS; a++)
 		if (PG_ARGISNULL(a) && a != ARG_CONFIG && a != ARG_CATEGORICAL && a != ARG_CONTEXT &&
@@ -1222,13 +1287,15 @@ mmoe_train(PG_FUNCTION_ARGS)
 		 */
 		if (m->features && !m->features->fitted)
 		{
-			LoadRows(source, m, &cols, &data, context);
+			LoadRows(source, m, &cols, &data, context, budget, sizeof(int64));
 			loaded = true;
 			config = ConfigWithSpec(config, m->features);
 			m = MmoeConfigToModel(config);
 		}
 
 		maxrows = MmoeTrainerMaxRows(m, &set.opt, set.batch_size);
+		/* the model in the budget before any of it is allocated */
+		budget -= ModelBytes(m, &set, maxrows, have_val);
 		MmoeTrainerInit(&tr, m, &set.opt, maxrows,
 						MemoryContextAllocHuge(context, MmoeTrainerBytes(m, &set.opt, maxrows)));
 		if (set.record_gradients && tr.nparams > MAX_RECORDED_PARAMS)
@@ -1242,11 +1309,23 @@ mmoe_train(PG_FUNCTION_ARGS)
 			InitParams(&tr, set.opt.seed);
 	}
 
+	/* the rows in what is left; per row also the shuffled order (perm) */
 	if (!loaded)
-		LoadRows(source, m, &cols, &data, context);
+		LoadRows(source, m, &cols, &data, context, budget, sizeof(int64));
+	else if ((double) data.cap * data.per_row > budget)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("training rows of %s do not fit in recsys.training_memory (%d kB) beside the model",
+						RecsysRelationSqlName(source), recsys_training_memory),
+				 errdetail("The rows take %s and the model leaves %s for them.",
+						   ByteCount((double) data.cap * data.per_row), ByteCount(Max(budget, 0.0))),
+				 errhint("Raise recsys.training_memory for this session, or train on a sample.")));
+	budget -= (double) data.cap * data.per_row;
 	if (have_val)
 	{
-		LoadRows(PG_GETARG_OID(ARG_VALIDATION), m, &cols, &val, context);
+		/* per validation row also its scores, order, column and labels */
+		LoadRows(PG_GETARG_OID(ARG_VALIDATION), m, &cols, &val, context, budget,
+				 sizeof(float) * (T + 2) + sizeof(int64));
 		MemoryContextSwitchTo(context);
 		sc = MmoeScratchCreate(m, MMOE_CHUNK_ROWS);
 		vout = MemoryContextAllocHuge(context, sizeof(float) * val.n * T);

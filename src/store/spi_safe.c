@@ -14,8 +14,10 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 
+#include "settings.h"
 #include "store/spi_safe.h"
 
 /* Connect to SPI with search_path = pg_catalog, pg_temp; get the GUC level to restore */
@@ -145,4 +147,43 @@ RecsysColumnType(Oid relid, const char *column, const char *what,
 			 get_typtype(type) == TYPTYPE_DOMAIN ?
 			 errdetail("Domains are not read, not even over an accepted type; select the column cast to its base type in a view of your own.") : 0));
 	return InvalidOid;
+}
+
+/* Free the result of the last SPI statement, if it had one and it is still held */
+void
+RecsysSpiFreeResult(void)
+{
+	if (SPI_tuptable != NULL)
+	{
+		SPI_freetuptable(SPI_tuptable);
+		SPI_tuptable = NULL;
+	}
+}
+
+/* End one batch (or epoch) of an SPI loop: free the last result, reset the batch's memory */
+void
+RecsysSpiBatchEnd(MemoryContext batch)
+{
+	RecsysSpiFreeResult();
+	MemoryContextReset(batch);
+}
+
+/*
+ * With recsys.debug_memory on, append "what=bytes" (the memory held by
+ * contexts a and b, children included; b may be NULL) to the setting
+ * recsys.debug_memory_report, where a test reads it after the call
+ */
+void
+RecsysReportMemory(const char *what, MemoryContext a, MemoryContext b)
+{
+	Size		bytes;
+	const char *old;
+
+	if (!recsys_debug_memory)
+		return;
+	bytes = MemoryContextMemAllocated(a, true) + (b ? MemoryContextMemAllocated(b, true) : 0);
+	old = GetConfigOption("recsys.debug_memory_report", false, false);
+	SetConfigOption("recsys.debug_memory_report",
+					psprintf("%s%s%s=%zu", old ? old : "", old && old[0] ? "," : "", what, bytes),
+					PGC_USERSET, PGC_S_SESSION);
 }

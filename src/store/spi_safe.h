@@ -30,4 +30,15 @@ extern char *RecsysRelationSqlName(Oid relid);
 extern Oid	RecsysColumnType(Oid relid, const char *column, const char *what,
 							 const Oid *accepted, int naccepted);
 
+/*
+ * The memory discipline of every SPI loop (per fetched batch of rows, per
+ * epoch): work in a batch context made once (AllocSetContextCreate), end
+ * each batch with RecsysSpiBatchEnd (the last result freed, the context
+ * reset), so that nothing grows with rows or epochs.  RecsysReportMemory is the test hook
+ * that shows it (recsys.debug_memory).
+ */
+extern void RecsysSpiFreeResult(void);
+extern void RecsysSpiBatchEnd(MemoryContext batch);
+extern void RecsysReportMemory(const char *what, MemoryContext a, MemoryContext b);
+
 #endif
