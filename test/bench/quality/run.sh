@@ -43,9 +43,9 @@ BEGIN
 	WITH pop AS (SELECT array_agg(item_id ORDER BY n DESC, item_id) AS ids FROM
 			(SELECT item_id, count(*) AS n FROM train_full GROUP BY item_id ORDER BY 2 DESC, 1 LIMIT 2000) s),
 		seen AS (SELECT user_id, array_agg(item_id) AS items FROM train_full GROUP BY user_id),
-		rel AS (SELECT user_id, array_agg(item_id) AS items FROM test GROUP BY user_id),
+		rel AS MATERIALIZED (SELECT user_id, array_agg(item_id) AS items FROM test GROUP BY user_id),
 		-- unnest keeps the popularity order; LIMIT stops after the first 20 unseen
-		rec AS (SELECT s.user_id, ARRAY(SELECT x FROM pop, unnest(pop.ids) x WHERE x <> ALL (s.items) LIMIT 20) AS rec
+		rec AS MATERIALIZED (SELECT s.user_id, ARRAY(SELECT x FROM pop, unnest(pop.ids) x WHERE x <> ALL (s.items) LIMIT 20) AS rec
 			FROM seen s)
 	SELECT avg(recsys.recall_at_k(rec.rec, rel.items, 20)) AS recall, avg(recsys.ndcg_at_k(rec.rec, rel.items, 20)) AS ndcg
 		INTO r FROM rel LEFT JOIN rec USING (user_id);
