@@ -158,6 +158,24 @@ ConfigMethodIs(Jsonb *config, const char *method)
 }
 
 /*
+ * Get the length of a row of B of an ease model: one value per item, so
+ * recsys.max_dim (a bound on embedding dimensions) does not apply; the
+ * loader checks it against the number of items
+ */
+static int
+EaseRowLength(const EmbeddingModel *m, ArrayType *a, int64 id)
+{
+	if (ARR_ELEMTYPE(a) != FLOAT4OID || ARR_NDIM(a) != 1 || ARR_DIMS(a)[0] < 1 ||
+		(ARR_HASNULL(a) && array_contains_nulls(a)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("row of item " INT64_FORMAT " of ease model \"%s\" version %d is malformed",
+						id, m->name, m->version),
+				 errdetail("A row of B is a real[] of one value per item, without NULLs.")));
+	return ARR_DIMS(a)[0];
+}
+
+/*
  * Read the item vectors of a model version (ids ascending) into m, in the
  * current memory context (SPI calls switch contexts: they are switched back)
  */
@@ -191,7 +209,7 @@ LoadItemVectors(EmbeddingModel *m)
 			bool		isnull;
 			int64		id = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
 			ArrayType  *a = DatumGetArrayTypeP(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
-			int			dim = VectorDim(a);
+			int			dim = m->ease ? EaseRowLength(m, a, id) : VectorDim(a);
 
 			if (m->n_items == 0)
 			{
@@ -303,10 +321,10 @@ EmbeddingStoreLoad(const ModelStoreRow *row)
 
 	m->name = pstrdup(row->name);
 	m->version = row->version;
+	m->ease = ConfigMethodIs(row->config, "ease");
 	LoadItemVectors(m);
 	m->dense_ids = m->n_items > 0 &&
 		m->item_ids[m->n_items - 1] - m->item_ids[0] == (int64) m->n_items - 1;
-	m->ease = ConfigMethodIs(row->config, "ease");
 	if (m->ease && m->n_items > 0 && m->dim != m->n_items)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),

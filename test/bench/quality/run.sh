@@ -40,7 +40,7 @@ CREATE TABLE results (model text, recall_20 float8, ndcg_20 float8, seconds floa
 DO $$
 DECLARE t0 timestamptz := clock_timestamp(); r record;
 BEGIN
-	WITH pop AS (SELECT array_agg(item_id ORDER BY n DESC, item_id) AS ids FROM
+	WITH pop AS MATERIALIZED (SELECT array_agg(item_id ORDER BY n DESC, item_id) AS ids FROM
 			(SELECT item_id, count(*) AS n FROM train_full GROUP BY item_id ORDER BY 2 DESC, 1 LIMIT 2000) s),
 		seen AS (SELECT user_id, array_agg(item_id) AS items FROM train_full GROUP BY user_id),
 		rel AS MATERIALIZED (SELECT user_id, array_agg(item_id) AS items FROM test GROUP BY user_id),
