@@ -26,7 +26,7 @@ USERS = int(sys.argv[2]) if len(sys.argv) > 2 else 20000
 ITEMS = int(sys.argv[3]) if len(sys.argv) > 3 else 5000
 MEAN = float(sys.argv[4]) if len(sys.argv) > 4 else 25.0
 SEED = int(sys.argv[5]) if len(sys.argv) > 5 else 7
-ZIPF, RANK, TOPICS, SHARPNESS = 0.9, 32, 40, 2.5
+ZIPF, RANK, TOPICS, SHARPNESS = 0.9, 32, 40, 4.0
 MIN_ITEMS, MAX_ITEMS = 3, 1000
 
 rng = np.random.default_rng(SEED)
