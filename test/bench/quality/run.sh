@@ -17,6 +17,7 @@ chmod 755 "$work"
 trap 'rm -rf "$work"' EXIT
 {
 	echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs"
+	/usr/bin/python3 -c "import ctypes, glob; l = ctypes.CDLL(glob.glob('/usr/lib/x86_64-linux-gnu/openblas-serial/libopenblas*.so*')[0]); l.openblas_get_config.restype = ctypes.c_char_p; print('openblas:', l.openblas_get_config().decode())" 2>/dev/null || true
 	/usr/bin/python3 "$here/gen.py" "$work" "${QB_USERS:-20000}" "${QB_ITEMS:-5000}" "${QB_MEAN:-25}" 7
 } | tee "$out/quality.txt"
 chmod 644 "$work"/*.csv
