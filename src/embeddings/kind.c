@@ -143,6 +143,38 @@ ConfigNumber(Jsonb *config, const char *key, bool in_options, double *out)
 	return !isnan(*out) && !isinf(*out);
 }
 
+/* Get whether a config's method is the given one */
+static bool
+ConfigMethodIs(Jsonb *config, const char *method)
+{
+	JsonbValue	buf;
+	JsonbValue *v;
+
+	if (!JsonContainerIsObject(&config->root))
+		return false;
+	v = getKeyJsonValueFromContainer(&config->root, "method", strlen("method"), &buf);
+	return v != NULL && v->type == jbvString && v->val.string.len == strlen(method) &&
+		strncmp(v->val.string.val, method, v->val.string.len) == 0;
+}
+
+/*
+ * Get the length of a row of B of an ease model: one value per item, so
+ * recsys.max_dim (a bound on embedding dimensions) does not apply; the
+ * loader checks it against the number of items
+ */
+static int
+EaseRowLength(const EmbeddingModel *m, ArrayType *a, int64 id)
+{
+	if (ARR_ELEMTYPE(a) != FLOAT4OID || ARR_NDIM(a) != 1 || ARR_DIMS(a)[0] < 1 ||
+		(ARR_HASNULL(a) && array_contains_nulls(a)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("row of item " INT64_FORMAT " of ease model \"%s\" version %d is malformed",
+						id, m->name, m->version),
+				 errdetail("A row of B is a real[] of one value per item, without NULLs.")));
+	return ARR_DIMS(a)[0];
+}
+
 /*
  * Read the item vectors of a model version (ids ascending) into m, in the
  * current memory context (SPI calls switch contexts: they are switched back)
@@ -177,7 +209,7 @@ LoadItemVectors(EmbeddingModel *m)
 			bool		isnull;
 			int64		id = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
 			ArrayType  *a = DatumGetArrayTypeP(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
-			int			dim = VectorDim(a);
+			int			dim = m->ease ? EaseRowLength(m, a, id) : VectorDim(a);
 
 			if (m->n_items == 0)
 			{
@@ -289,10 +321,17 @@ EmbeddingStoreLoad(const ModelStoreRow *row)
 
 	m->name = pstrdup(row->name);
 	m->version = row->version;
+	m->ease = ConfigMethodIs(row->config, "ease");
 	LoadItemVectors(m);
 	m->dense_ids = m->n_items > 0 &&
 		m->item_ids[m->n_items - 1] - m->item_ids[0] == (int64) m->n_items - 1;
-	if (m->n_items > 0)
+	if (m->ease && m->n_items > 0 && m->dim != m->n_items)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("ease model \"%s\" version %d has %d items with rows of %d values",
+						m->name, m->version, m->n_items, m->dim),
+				 errdetail("Row t of B must have one value per item.")));
+	if (m->n_items > 0 && !m->ease)
 	{
 		m->gramian = palloc(sizeof(double) * (Size) m->dim * m->dim);
 		m->gramian_stored = ReadStoredGramian(m, row->weights);
@@ -311,7 +350,7 @@ EmbeddingStoreLoad(const ModelStoreRow *row)
 	if (!ConfigNumber(row->config, "nu", true, &m->fold.nu) &&
 		!ConfigNumber(row->config, "nu", false, &m->fold.nu))
 		m->fold.nu = 1.0;
-	if (m->fold.nu < 0.0)
+	if (m->fold.nu < 0.0 || m->ease)
 		m->has_objective = false;
 	/* N of the regularization: the training's item count, else the stored one */
 	if (!ConfigNumber(row->config, "n_items", false, &n_train) || n_train < 1.0)

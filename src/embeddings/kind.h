@@ -28,6 +28,7 @@ typedef struct EmbeddingModel
 	double	   *gramian;		/* dim x dim */
 	bool		gramian_stored; /* read from weights rather than computed */
 	bool		has_objective;	/* config names gramian_weight and l2 */
+	bool		ease;			/* method ease: items holds B (row t = item t's row, dim = n_items) */
 	FoldInModel fold;			/* the above, as the kernels take it */
 } EmbeddingModel;
 

@@ -31,6 +31,7 @@
 
 #include "store/arrays.h"
 #include "embeddings/kind.h"
+#include "kernel/ease.h"
 #include "kernel/foldin.h"
 #include "store/model_store.h"
 #include "store/spi_safe.h"
@@ -172,6 +173,12 @@ typedef struct ServeBlock
 	int			excl_n;
 	int			excl_cap;
 	TopKItem   *slots;
+	/* ease models: each user's item rows and confidences (scores x_u B) */
+	int		   *in_start;		/* cap + 1 offsets into in_rows, in_conf */
+	int		   *in_rows;
+	float	   *in_conf;
+	int			in_n;
+	int			in_cap;
 	bool		with_user;		/* rows (user_id, item_id, score, rank) */
 	ReturnSetInfo *rsinfo;
 } ServeBlock;
@@ -190,12 +197,19 @@ ServeBlockInit(ServeBlock *b, const EmbeddingModel *m, int k, int max_users,
 	b->k = Min(k, Max(m->n_items, 1));
 	b->cap = cap;
 	b->user_ids = palloc(sizeof(int64) * cap);
-	b->users = palloc(sizeof(float) * (Size) cap * Max(m->dim, 1));
+	b->users = palloc(sizeof(float) * (Size) cap * (m->ease ? 1 : Max(m->dim, 1)));
 	b->scores = palloc_extended(sizeof(float) * (Size) cap * Max(m->n_items, 1), MCXT_ALLOC_HUGE);
 	b->excl_start = palloc0(sizeof(int) * (cap + 1));
 	b->excl_cap = 1024;
 	b->excl = palloc(sizeof(int) * b->excl_cap);
 	b->slots = palloc(sizeof(TopKItem) * b->k);
+	if (m->ease)
+	{
+		b->in_start = palloc0(sizeof(int) * (cap + 1));
+		b->in_cap = 1024;
+		b->in_rows = palloc(sizeof(int) * b->in_cap);
+		b->in_conf = palloc(sizeof(float) * b->in_cap);
+	}
 	b->with_user = with_user;
 	b->rsinfo = rsinfo;
 }
@@ -208,7 +222,13 @@ ServeBlockFlush(ServeBlock *b)
 
 	if (b->n == 0)
 		return;
-	FoldInScoreBlock(&m->fold, b->n, b->users, b->scores);
+	if (m->ease)
+		for (int u = 0; u < b->n; u++)
+			EaseScoreUser(m->n_items, m->items, b->in_start[u + 1] - b->in_start[u],
+						  b->in_rows + b->in_start[u], b->in_conf + b->in_start[u],
+						  b->scores + (Size) u * m->n_items);
+	else
+		FoldInScoreBlock(&m->fold, b->n, b->users, b->scores);
 	for (int u = 0; u < b->n; u++)
 	{
 		float	   *s = b->scores + (Size) u * m->n_items;
@@ -239,6 +259,7 @@ ServeBlockFlush(ServeBlock *b)
 	}
 	b->n = 0;
 	b->excl_n = 0;
+	b->in_n = 0;
 }
 
 /* Add the excluded item row of the user being added */
@@ -255,9 +276,27 @@ ServeBlockExclude(ServeBlock *b, int row)
 	b->excl[b->excl_n++] = row;
 }
 
+/* Add an item (row, confidence) of the ease user being added */
+static void
+ServeBlockInput(ServeBlock *b, int row, float conf)
+{
+	if (b->in_n == b->in_cap)
+	{
+		if ((Size) b->in_cap * 2 * sizeof(float) >= MaxAllocHugeSize)
+			elog(ERROR, "too many items in one block");
+		b->in_cap *= 2;
+		b->in_rows = repalloc_huge(b->in_rows, sizeof(int) * b->in_cap);
+		b->in_conf = repalloc_huge(b->in_conf, sizeof(float) * b->in_cap);
+	}
+	b->in_rows[b->in_n] = row;
+	b->in_conf[b->in_n] = conf;
+	b->in_n++;
+}
+
 /*
  * Begin a user in the block (flushing a full block first); returns where its
- * dim floats go.  Exclusions added next belong to it until ServeBlockEnd.
+ * dim floats go (NULL for an ease model, whose users are their items:
+ * ServeBlockInput).  Exclusions added next belong to it until ServeBlockEnd.
  */
 static float *
 ServeBlockBegin(ServeBlock *b, int64 user_id)
@@ -266,6 +305,11 @@ ServeBlockBegin(ServeBlock *b, int64 user_id)
 		ServeBlockFlush(b);
 	b->user_ids[b->n] = user_id;
 	b->excl_start[b->n] = b->excl_n;
+	if (b->m->ease)
+	{
+		b->in_start[b->n] = b->in_n;
+		return NULL;
+	}
 	return b->users + (Size) b->n * b->m->dim;
 }
 
@@ -275,6 +319,8 @@ ServeBlockEnd(ServeBlock *b)
 {
 	b->n++;
 	b->excl_start[b->n] = b->excl_n;
+	if (b->m->ease)
+		b->in_start[b->n] = b->in_n;
 }
 
 /* Exclude the items of a seen bigint[] (ids; unknown ones ignored) */
@@ -314,6 +360,37 @@ UserVectorToBlock(ServeBlock *b, Datum embedding, float *out, int64 user_id)
 				 errmsg("user " INT64_FORMAT " of model \"%s\" version %d has %d values, the items %d",
 						user_id, b->m->name, b->m->version, dim, b->m->dim)));
 	VectorToFloats(a, out);
+}
+
+/*
+ * Put a stored user of an ease model in the block: seen holds the items,
+ * embedding their confidences in the same order (unknown items skipped)
+ */
+static void
+EaseUserToBlock(ServeBlock *b, Datum embedding, Datum seen, int64 user_id)
+{
+	ArrayType  *a = DatumGetArrayTypeP(embedding);
+	ArrayType  *ids = DatumGetArrayTypeP(seen);
+	int			n = ARR_NDIM(ids) == 0 ? 0 : ARR_DIMS(ids)[0];
+	const int64 *id = (const int64 *) ARR_DATA_PTR(ids);
+	const float *conf;
+
+	if (ARR_ELEMTYPE(a) != FLOAT4OID || ARR_NDIM(a) != 1 || ARR_HASNULL(a) ||
+		ARR_ELEMTYPE(ids) != INT8OID || ARR_NDIM(ids) > 1 || ARR_HASNULL(ids) ||
+		ARR_DIMS(a)[0] != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("user " INT64_FORMAT " of ease model \"%s\" version %d is malformed",
+						user_id, b->m->name, b->m->version),
+				 errdetail("Its embedding must hold one confidence per seen item.")));
+	conf = (const float *) ARR_DATA_PTR(a);
+	for (int i = 0; i < n; i++)
+	{
+		int			row = EmbeddingItemRow(b->m, id[i]);
+
+		if (row >= 0)
+			ServeBlockInput(b, row, conf[i]);
+	}
 }
 
 /*
@@ -368,8 +445,11 @@ ServeStoredUsers(ServeBlock *b, ArrayType *users, bool exclude_seen)
 			Datum		seen;
 			float	   *out = ServeBlockBegin(b, id);
 
-			UserVectorToBlock(b, emb, out, id);
 			seen = SPI_getbinval(tup, desc, 3, &isnull);
+			if (b->m->ease)
+				EaseUserToBlock(b, emb, seen, id);
+			else
+				UserVectorToBlock(b, emb, out, id);
 			if (exclude_seen && !isnull)
 				ExcludeSeen(b, seen);
 			ServeBlockEnd(b);
@@ -667,6 +747,11 @@ embedding_fold_in(PG_FUNCTION_ARGS)
 	FoldInput	in;
 	float	   *x;
 
+	if (m->ease)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("model \"%s\" version %d is an ease model: it has no user vectors", m->name, m->version),
+				 errhint("EASE scores a user's items directly: use recommend_for_items.")));
 	memset(&in, 0, sizeof(in));
 	if (!ReadFoldArgs(fcinfo, m, ARG_FOLD_ITEMS, ARG_FOLD_WEIGHTS, &in))
 		PG_RETURN_NULL();
@@ -684,8 +769,12 @@ FoldedUserToBlock(ServeBlock *b, FoldInput *in, int64 user_id, bool exclude_give
 {
 	float	   *out = ServeBlockBegin(b, user_id);
 
-	for (int t = 0; t < b->m->dim; t++)
-		out[t] = (float) in->x[t];
+	if (b->m->ease)
+		for (int i = 0; i < in->n; i++)
+			ServeBlockInput(b, in->rows[i], (float) in->conf[i]);
+	else
+		for (int t = 0; t < b->m->dim; t++)
+			out[t] = (float) in->x[t];
 	if (exclude_given)
 		for (int i = 0; i < ngiven; i++)
 			ServeBlockExclude(b, given[i]);
@@ -714,7 +803,8 @@ embedding_recommend_for_items(PG_FUNCTION_ARGS)
 	memset(&in, 0, sizeof(in));
 	if (!ReadFoldArgs(fcinfo, m, ARG_FOR_ITEMS_ITEMS, ARG_FOR_ITEMS_WEIGHTS, &in))
 		PG_RETURN_NULL();
-	FoldInputSolve(m, &in);
+	if (!m->ease)
+		FoldInputSolve(m, &in);
 
 	/* every given known item, zero weights included, is left out */
 	{
@@ -802,7 +892,8 @@ FinishBatchUser(ServeBlock *b, BatchUser *u, FoldInput *in, bool exclude)
 		u->users_skipped++;
 	else
 	{
-		FoldInputSolve(b->m, in);
+		if (!b->m->ease)
+			FoldInputSolve(b->m, in);
 		FoldedUserToBlock(b, in, u->id, exclude, u->given, u->n);
 	}
 	u->n = 0;
@@ -831,7 +922,7 @@ embedding_recommend_all_for_items(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	m = GetModel(fcinfo, ARG_ALL_ITEMS_MODEL, ARG_ALL_ITEMS_VERSION);
-	if (!m->has_objective)
+	if (!m->has_objective && !m->ease)
 	{
 		/* the same error as a single fold-in, before reading any row */
 		memset(&in, 0, sizeof(in));

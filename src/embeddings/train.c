@@ -54,6 +54,7 @@
 #include "store/spi_safe.h"
 #include "store/safetensors.h"
 #include "embeddings/sgd.h"
+#include "embeddings/ease_train.h"
 #include "embeddings/train_options.h"
 
 /* Arguments of recsys.train_embeddings */
@@ -1295,7 +1296,20 @@ train_embeddings(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(context);
 
 	/* epochs, then store */
-	if (run.opts.method == TRAIN_ALS)
+	if (run.opts.method == TRAIN_EASE)
+	{
+		EaseTrainArgs ease = {run.model, run.version, &run.src, run.source_name,
+		run.opts.ease_l2, run.opts.json, TrainingBudget(), run.rsinfo};
+
+		/* lambda of EASE is options.l2; the l2 argument is ALS's (0.01 would be no EASE) */
+		if (run.l2 != 0.01)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("method ease takes its lambda from options.l2, not from the l2 argument"),
+					 errhint("Pass options => '{\"l2\": %g}'.", run.l2)));
+		EaseTrain(&ease);
+	}
+	else if (run.opts.method == TRAIN_ALS)
 	{
 		if (run.opts.engine != TRAIN_ENGINE_MEMORY && IsDistributedSource(run.src.relid))
 		{

@@ -85,10 +85,12 @@ static const OptionDef option_table[] = {
 	"sag (biased, lower variance) or saga (unbiased) correction"},
 	{"negatives", TRAIN_SAMPLED, OPT_INTEGER, "4", 1, 1000, false, NULL, OPT(negatives),
 	"sampled negatives per example"},
+	{"l2", TRAIN_EASE, OPT_NUMBER, "500", 0.0, 1e12, true, NULL, OPT(ease_l2),
+	"lambda of EASE: B = I - P diag(1/diag P), P = (X^T X + lambda I)^-1"},
 };
 
 /* Names of the methods, in TrainMethod bit order */
-static const char *const method_names[] = {"als", "sogram", "sagram", "sampled"};
+static const char *const method_names[] = {"als", "sogram", "sagram", "sampled", "ease"};
 
 /* Get the method of a name, raising an error for an unknown one */
 TrainMethod
@@ -100,7 +102,7 @@ TrainMethodFromName(const char *name)
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unknown method \"%s\"", name),
-			 errhint("Use one of als, sogram, sagram, sampled.")));
+			 errhint("Use one of als, sogram, sagram, sampled, ease.")));
 	return TRAIN_ALS;			/* keep compiler quiet */
 }
 

@@ -17,7 +17,8 @@ typedef enum TrainMethod
 	TRAIN_ALS = 1 << 0,
 	TRAIN_SOGRAM = 1 << 1,
 	TRAIN_SAGRAM = 1 << 2,
-	TRAIN_SAMPLED = 1 << 3
+	TRAIN_SAMPLED = 1 << 3,
+	TRAIN_EASE = 1 << 4
 } TrainMethod;
 
 typedef enum TrainEngine
@@ -46,6 +47,8 @@ typedef struct TrainOptions
 	TrainEngine engine;
 	int			solver;			/* index into "cholesky, cg" */
 	int			cg_steps;
+	/* ease */
+	double		ease_l2;		/* lambda of X^T X + lambda I */
 	/* the resolved options as a JSON object (text), for the model's config */
 	char	   *json;
 } TrainOptions;

@@ -463,3 +463,83 @@ LinalgPsdProject(int k, double *a, double *work, size_t lwork, int *iwork, size_
 	LinalgSymmetrize(k, a);
 	return 0;
 }
+
+/*
+ * Factor the symmetric positive definite n x n matrix a (column-major, lower
+ * triangle live) in place as L L^T, right-looking in column blocks of nb:
+ * dpotrf of the diagonal block, dtrsm of the panel below it, then the
+ * trailing update one column block at a time (dsyrk on the diagonal, dgemm
+ * below), calling check(arg) after each, so that no call between two checks
+ * does more than about 2 n nb^2 flops.  Returns 0, or the LAPACK info (the
+ * 1-based column where the matrix is not positive definite).
+ */
+int
+LinalgCholeskyBlocked(int n, double *a, int nb, void (*check) (void *), void *arg)
+{
+	size_t		lda = (size_t) n;
+
+	for (int k0 = 0; k0 < n; k0 += nb)
+	{
+		int			w = n - k0 < nb ? n - k0 : nb;
+		int			rest = n - k0 - w;
+		int			info = 0;
+		double	   *a11 = a + (size_t) k0 * lda + k0;
+
+		dpotrf_("L", &w, a11, &n, &info, 1);
+		if (info != 0)
+			return info > 0 ? k0 + info : info;
+		if (rest == 0)
+			break;
+		/* A21 := A21 L11^-T */
+		cblas_dtrsm(CblasColMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit,
+					rest, w, 1.0, a11, n, a11 + w, n);
+		if (check)
+			check(arg);
+		/* A22 -= A21 A21^T, one column block at a time */
+		for (int c0 = k0 + w; c0 < n; c0 += nb)
+		{
+			int			cw = n - c0 < nb ? n - c0 : nb;
+			int			below = n - c0 - cw;
+			const double *panel = a + (size_t) k0 * lda + c0;
+
+			cblas_dsyrk(CblasColMajor, CblasLower, CblasNoTrans, cw, w, -1.0,
+						panel, n, 1.0, a + (size_t) c0 * lda + c0, n);
+			if (below > 0)
+				cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, below, cw, w, -1.0,
+							panel + cw, n, panel, n, 1.0, a + (size_t) c0 * lda + c0 + cw, n);
+			if (check)
+				check(arg);
+		}
+	}
+	return 0;
+}
+
+/*
+ * Compute rows j0..n-1 of columns j0..j0+w-1 of P = (L L^T)^-1 into out
+ * ((n - j0) x w, column-major), from the Cholesky factor l (column-major,
+ * lower): with L22 = L[j0:, j0:] and E the first w columns of the identity,
+ * P[j0:, j0:j0+w] = L22^-T L22^-1 E (two dtrsm, 2 (n - j0)^2 w flops).
+ * Columns left of j0 of l are not read, so a caller going left to right may
+ * overwrite them with P.
+ */
+void
+LinalgCholeskyInverseColumns(int n, const double *l, int j0, int w, double *out)
+{
+	int			m = n - j0;
+	const double *l22 = l + (size_t) j0 * n + j0;
+
+	memset(out, 0, sizeof(double) * (size_t) m * w);
+	for (int c = 0; c < w; c++)
+		out[(size_t) c * m + c] = 1.0;
+	cblas_dtrsm(CblasColMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit,
+				m, w, 1.0, l22, n, out, m);
+	cblas_dtrsm(CblasColMajor, CblasLeft, CblasLower, CblasTrans, CblasNonUnit,
+				m, w, 1.0, l22, n, out, m);
+}
+
+/* Compute y += alpha x for float vectors */
+void
+LinalgSaxpy(int n, float alpha, const float *x, float *y)
+{
+	cblas_saxpy(n, alpha, x, 1, y, 1);
+}

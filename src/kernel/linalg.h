@@ -50,6 +50,9 @@ extern void LinalgSgemm(int m, int n, int k, float alpha, const float *a, int tr
 
 extern int	LinalgCholeskySolve(int k, const double *a, double *b, int nrhs,
 								double *work, int *jitter_retries);
+extern int	LinalgCholeskyBlocked(int n, double *a, int nb, void (*check) (void *), void *arg);
+extern void LinalgCholeskyInverseColumns(int n, const double *l, int j0, int w, double *out);
+extern void LinalgSaxpy(int n, float alpha, const float *x, float *y);
 extern int	LinalgPsdProject(int k, double *a, double *work, size_t lwork,
 							 int *iwork, size_t liwork);
 extern size_t LinalgPsdProjectWorkSize(int k, size_t *liwork);

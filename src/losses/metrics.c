@@ -258,6 +258,50 @@ ndcg_at_k(PG_FUNCTION_ARGS)
 	PG_RETURN_FLOAT8(dcg / idcg);
 }
 
+PG_FUNCTION_INFO_V1(precision_at_k);
+/* Get Precision@k = hits in the top k / k; NULL when nothing is relevant */
+Datum
+precision_at_k(PG_FUNCTION_ARGS)
+{
+	bool	   *hit;
+	int			npos,
+				denom,
+				hits = 0;
+
+	if (!MetricHits(fcinfo, &hit, &npos, &denom))
+		PG_RETURN_NULL();
+	for (int i = 0; i < npos; i++)
+		hits += hit[i];
+	/* k itself, however short the list: a short list is a list with misses */
+	PG_RETURN_FLOAT8((double) hits / PG_GETARG_INT32(2));
+}
+
+PG_FUNCTION_INFO_V1(map_at_k);
+/*
+ * Get AP@k = sum over hit positions p <= k of (hits in the first p) / p,
+ * divided by min(k, |relevant|) (the mean over users is MAP@k); NULL when
+ * nothing is relevant
+ */
+Datum
+map_at_k(PG_FUNCTION_ARGS)
+{
+	bool	   *hit;
+	int			npos,
+				denom,
+				hits = 0;
+	double		sum = 0.0;
+
+	if (!MetricHits(fcinfo, &hit, &npos, &denom))
+		PG_RETURN_NULL();
+	for (int i = 0; i < npos; i++)
+		if (hit[i])
+		{
+			hits++;
+			sum += (double) hits / (i + 1);
+		}
+	PG_RETURN_FLOAT8(sum / denom);
+}
+
 /* ---------------------------------------------------------------------
  * recsys.auc: exact ROC AUC
  *

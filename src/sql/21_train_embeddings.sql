@@ -39,4 +39,4 @@ RETURNS TABLE(epoch int, loss double precision, observed_loss double precision,
 	SET enable_hashagg = off
 	SET jit = off;
 COMMENT ON FUNCTION recsys.train_embeddings(text, regclass, name, name, name, int, text, int, double precision, double precision, jsonb) IS
-	'train user and item embeddings over an interactions table (method als, sogram, sagram or sampled; als on the memory or the aggregate engine) and store them as a new version of the model; one row (and NOTICE) per epoch';
+	'train user and item embeddings over an interactions table (method als, sogram, sagram or sampled; als on the memory or the aggregate engine), or the item-item model of method ease, and store them as a new version of the model; one row (and NOTICE) per epoch';

@@ -51,3 +51,13 @@ CREATE AGGREGATE recsys.log_loss(p double precision, label boolean) (
 	PARALLEL = SAFE);
 COMMENT ON AGGREGATE recsys.log_loss(double precision, boolean) IS
 	'mean binary cross-entropy -[y log p + (1 - y) log(1 - p)], p clipped to [1e-15, 1 - 1e-15]; rows with a NULL skipped';
+
+CREATE FUNCTION recsys.precision_at_k(recommended bigint[], relevant bigint[], k int) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'precision_at_k' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.precision_at_k(bigint[], bigint[], int) IS
+	'Precision@k: distinct relevant ids among the first k recommended, divided by k (a shorter list counts its missing positions as misses); NULL rules as recall_at_k';
+
+CREATE FUNCTION recsys.map_at_k(recommended bigint[], relevant bigint[], k int) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'map_at_k' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.map_at_k(bigint[], bigint[], int) IS
+	'AP@k (its mean over users is MAP@k): the sum over hit positions p <= k of (hits in the first p) / p, divided by min(k, |relevant|); NULL rules as recall_at_k';
