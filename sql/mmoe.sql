@@ -78,6 +78,10 @@ LANGUAGE sql AS $$
 	SELECT '{"kind": "mmoe", "input_dim": 2, "experts": {"count": 1, "hidden": [2]},
 		"tasks": [{"name": "y", "type": "regression"}]}'::jsonb
 $$;
+-- sql/embeddings.sql stored and dropped an embeddings model 'tiny': its
+-- history would continue the numbering (versions are never given twice);
+-- a superuser purges it, so that this one starts again at 1
+DELETE FROM recsys.model_events WHERE model = 'tiny';
 SELECT recsys.import_model('tiny', pg_temp.build(pg_temp.tensors()), pg_temp.cfg());
 SELECT recsys.predict('tiny', '{1,2}'::real[]);
 SELECT recsys.predict('tiny', '{-1,3}'::real[], 'y');

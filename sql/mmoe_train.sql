@@ -119,17 +119,20 @@ SELECT pg_temp.try($$SELECT * FROM recsys.train_mmoe('x', 'tm_bad', 'f', '{click
 -- memory bound
 SET recsys.training_memory = '1MB';
 CREATE TABLE tm_big AS SELECT f, click, rating FROM tm, generate_series(1, 700);
-SELECT pg_temp.try($$SELECT * FROM recsys.train_mmoe('x', 'tm_big', 'f', '{click,rating}', (SELECT plain FROM cfg), epochs => 1)$$);
+SELECT pg_temp.try($$SELECT * FROM recsys.train_mmoe('x', 'tm_big', 'f', '{click,rating}', (SELECT plain FROM cfg), epochs => 1,
+	options => '{"allow_contract_change": true}')$$);
 -- the model counts too, and is refused before anything is allocated: 8 experts
 -- [1024, 1024] (8.4M parameters, 16 bytes each) in 1 MB
 SELECT pg_temp.try($$SELECT * FROM recsys.train_mmoe('x', 'tm', 'f', '{click,rating}',
 	'{"kind": "mmoe", "input_dim": 3, "experts": {"count": 8, "hidden": [1024, 1024]},
-	  "tasks": [{"name": "click", "type": "binary"}, {"name": "rating", "type": "regression"}]}', epochs => 1)$$);
+	  "tasks": [{"name": "click", "type": "binary"}, {"name": "rating", "type": "regression"}]}', epochs => 1,
+	options => '{"allow_contract_change": true}')$$);
 RESET recsys.training_memory;
 -- 1024 experts [4096, 4096]: 275 GB of weights, gradients and Adam moments, against the default 1 GB
 SELECT pg_temp.try($$SELECT * FROM recsys.train_mmoe('x', 'tm', 'f', '{click,rating}',
 	'{"kind": "mmoe", "input_dim": 3, "experts": {"count": 1024, "hidden": [4096, 4096]},
-	  "tasks": [{"name": "click", "type": "binary"}, {"name": "rating", "type": "regression"}]}', epochs => 1)$$);
+	  "tasks": [{"name": "click", "type": "binary"}, {"name": "rating", "type": "regression"}]}', epochs => 1,
+	options => '{"allow_contract_change": true}')$$);
 
 -- versions: tm1 1, tm2 2 (fresh, fine-tuned), tm3 1, x 1 (the run with unlabelled rows); nothing from failed runs
 SELECT name, count(*) AS versions FROM recsys.models WHERE name IN ('tm1', 'tm2', 'tm3', 'x') GROUP BY name ORDER BY name;

@@ -38,7 +38,8 @@ CREATE ROLE own_noread;
 GRANT USAGE ON SCHEMA recsys TO own_carol, own_dave, own_team, own_erin, own_reader, own_noread;
 GRANT SELECT ON ALL TABLES IN SCHEMA recsys TO own_carol, own_dave, own_team, own_erin, own_reader;
 GRANT SELECT ON recsys.models, recsys.model_names TO own_noread;
-GRANT INSERT, UPDATE, DELETE ON recsys.model_names, recsys.models, recsys.user_vectors, recsys.item_vectors
+GRANT INSERT, UPDATE, DELETE ON recsys.model_names, recsys.models, recsys.user_vectors, recsys.item_vectors,
+	recsys.model_aliases, recsys.model_events
 	TO own_carol, own_dave, own_team, own_erin;
 GRANT SELECT ON own_plays, own_tm TO own_carol, own_dave, own_erin;
 
@@ -99,7 +100,8 @@ REVOKE ALL ON own_plays, own_tm FROM own_carol;
 SELECT pg_temp.try('DROP ROLE own_carol');
 GRANT USAGE ON SCHEMA recsys TO own_carol;
 GRANT SELECT ON ALL TABLES IN SCHEMA recsys TO own_carol;
-GRANT INSERT, UPDATE, DELETE ON recsys.model_names, recsys.models, recsys.user_vectors, recsys.item_vectors TO own_carol;
+GRANT INSERT, UPDATE, DELETE ON recsys.model_names, recsys.models, recsys.user_vectors, recsys.item_vectors,
+	recsys.model_aliases, recsys.model_events TO own_carol;
 -- REASSIGN OWNED moves the models: the new owner adds versions, the old
 -- one no longer may
 REASSIGN OWNED BY own_carol TO own_dave;

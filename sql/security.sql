@@ -36,7 +36,8 @@ CREATE ROLE sec_member IN ROLE sec_owner;
 CREATE ROLE sec_nobody;
 GRANT USAGE ON SCHEMA recsys TO sec_owner, sec_trainer, sec_scorer, sec_member, sec_nobody;
 GRANT SELECT ON ALL TABLES IN SCHEMA recsys TO sec_owner, sec_trainer, sec_scorer, sec_member;
-GRANT INSERT, UPDATE, DELETE ON recsys.model_names, recsys.models, recsys.user_vectors, recsys.item_vectors
+GRANT INSERT, UPDATE, DELETE ON recsys.model_names, recsys.models, recsys.user_vectors, recsys.item_vectors,
+	recsys.model_aliases, recsys.model_events
 	TO sec_owner, sec_trainer, sec_member;
 GRANT SELECT ON sec_plays TO sec_owner, sec_trainer, sec_member;
 

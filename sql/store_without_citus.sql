@@ -22,7 +22,8 @@ CREATE ROLE own_a;
 CREATE ROLE own_b;
 CREATE ROLE own_member IN ROLE own_a;
 GRANT USAGE ON SCHEMA recsys TO own_a, own_b, own_member;
-GRANT SELECT, INSERT, UPDATE, DELETE ON recsys.model_names, recsys.models, recsys.user_vectors, recsys.item_vectors
+GRANT SELECT, INSERT, UPDATE, DELETE ON recsys.model_names, recsys.models, recsys.user_vectors, recsys.item_vectors,
+	recsys.model_aliases, recsys.model_events
 	TO own_a, own_b, own_member;
 SET ROLE own_a;
 SELECT recsys.next_model_version('own_model') AS version;

@@ -103,8 +103,24 @@ SELECT q, public.try_call(q) FROM (VALUES
 	($$SELECT count(*) FROM recsys.model_cache()$$),
 	($$SELECT recsys.dot(ARRAY[1, 2]::real[], ARRAY[3, 4]::real[])$$)) v(q);
 
+-- a role that scores
+DROP ROLE IF EXISTS up_reader;
+CREATE ROLE up_reader;
+GRANT USAGE ON SCHEMA recsys TO up_reader;
+GRANT SELECT ON recsys.models, recsys.user_vectors, recsys.item_vectors TO up_reader;
+
 ALTER EXTENSION recsys UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'recsys';
+
+-- no model has an alias: the newest version of each keeps serving; the
+-- numbering goes on past every version stored
+SELECT count(*) AS aliases FROM recsys.model_aliases;
+SELECT model, version, aliases, serving FROM recsys.model_versions ORDER BY model, version;
+SELECT name, last_version FROM recsys.model_names ORDER BY name;
+-- the scoring role keeps scoring without a version (it may read the aliases)
+SET ROLE up_reader;
+SELECT count(*) AS recommended FROM recsys.recommend('up_emb', 1, 2);
+RESET ROLE;
 
 -- every model, version and vector kept byte for byte; owners from created_by
 SELECT count(*) AS models, count(*) FILTER (WHERE b.config = md5(m.config::text) AND b.weights IS NOT DISTINCT FROM md5(m.weights)
@@ -131,6 +147,8 @@ FROM generate_series(-3, 3) x, generate_series(-2, 2) y;
 SELECT count(*) AS epochs FROM recsys.train_embeddings('up_emb', 'up_plays', dim => 2, epochs => 1);
 SELECT recsys.drop_model('up_emb', 1) AS dropped;
 SELECT recsys.resolve_model_version('up_emb') AS newest;
+SELECT recsys.drop_model('up_emb', 3) AS dropped;
+SELECT recsys.next_model_version('up_emb') AS never_reused;
 
 -- the same objects as a fresh install
 SELECT x AS only_after_upgrade FROM public.recsys_objects() x
@@ -140,6 +158,7 @@ EXCEPT SELECT * FROM public.recsys_objects() ORDER BY 1;
 SELECT encode(recsys.export_model('up_mmoe'), 'hex') AS mmoe_hex \gset
 \c :regress_db
 DROP DATABASE recsys_upgrade;
+DROP ROLE up_reader;
 
 -- ALTER EXTENSION recsys UPDATE from 0.2.0 keeps users' objects that depend
 -- on recsys (a view over recommend and dot, a function returning a recsys

@@ -47,39 +47,70 @@
 /* Largest k served */
 #define SERVE_MAX_K 1000000
 
-/* Argument positions of the entry points */
-#define ARG_RECOMMEND_MODEL 0
-#define ARG_RECOMMEND_USER 1
-#define ARG_RECOMMEND_K 2
-#define ARG_RECOMMEND_EXCLUDE 3
-#define ARG_RECOMMEND_VERSION 4
+/*
+ * Argument positions of the entry points.  The forms with exclusions
+ * (exclude bigint[] or exclude regclass, a new C symbol each) take every
+ * argument of the plain form, then exclude; NO_ARG marks an argument a form
+ * lacks.
+ */
+#define NO_ARG (-1)
 
-#define ARG_ALL_MODEL 0
-#define ARG_ALL_K 1
-#define ARG_ALL_USERS 2
-#define ARG_ALL_EXCLUDE 3
-#define ARG_ALL_VERSION 4
+typedef struct RecommendArgs
+{
+	int			model,
+				user,
+				k,
+				exclude_seen,
+				version,
+				exclude;
+} RecommendArgs;
+static const RecommendArgs RecommendPlain = {0, 1, 2, 3, 4, NO_ARG};
+static const RecommendArgs RecommendExclude = {0, 1, 2, 3, 4, 5};
+
+typedef struct AllArgs
+{
+	int			model,
+				k,
+				users,
+				exclude_seen,
+				version,
+				exclude;
+} AllArgs;
+static const AllArgs AllPlain = {0, 1, 2, 3, 4, NO_ARG};
+static const AllArgs AllExclude = {0, 1, 2, 3, 4, 5};
 
 #define ARG_FOLD_MODEL 0
 #define ARG_FOLD_ITEMS 1
 #define ARG_FOLD_WEIGHTS 2
 #define ARG_FOLD_VERSION 3
 
-#define ARG_FOR_ITEMS_MODEL 0
-#define ARG_FOR_ITEMS_ITEMS 1
-#define ARG_FOR_ITEMS_K 2
-#define ARG_FOR_ITEMS_WEIGHTS 3
-#define ARG_FOR_ITEMS_EXCLUDE 4
-#define ARG_FOR_ITEMS_VERSION 5
+typedef struct ForItemsArgs
+{
+	int			model,
+				items,
+				k,
+				weights,
+				exclude_seen,
+				version,
+				exclude;
+} ForItemsArgs;
+static const ForItemsArgs ForItemsPlain = {0, 1, 2, 3, 4, 5, NO_ARG};
+static const ForItemsArgs ForItemsExclude = {0, 1, 2, 3, 4, 5, 6};
 
-#define ARG_ALL_ITEMS_MODEL 0
-#define ARG_ALL_ITEMS_TABLE 1
-#define ARG_ALL_ITEMS_USER_COLUMN 2
-#define ARG_ALL_ITEMS_ITEM_COLUMN 3
-#define ARG_ALL_ITEMS_WEIGHT_COLUMN 4
-#define ARG_ALL_ITEMS_K 5
-#define ARG_ALL_ITEMS_EXCLUDE 6
-#define ARG_ALL_ITEMS_VERSION 7
+typedef struct AllItemsArgs
+{
+	int			model,
+				table,
+				user_column,
+				item_column,
+				weight_column,
+				k,
+				exclude_seen,
+				version,
+				exclude;
+} AllItemsArgs;
+static const AllItemsArgs AllItemsPlain = {0, 1, 2, 3, 4, 5, 6, 7, NO_ARG};
+static const AllItemsArgs AllItemsExclude = {0, 1, 2, 3, 4, 5, 6, 7, 8};
 
 /* ---------------------------------------------------------------------
  * Arguments and the model
@@ -125,7 +156,7 @@ GetFlag(FunctionCallInfo fcinfo, int argno, const char *what)
 
 /*
  * Get the embeddings model a call names (model and version arguments; NULL
- * version = newest), pinned for the statement through a ref in fn_extra.
+ * version = serving, else newest), pinned for the statement through a ref in fn_extra.
  */
 static const EmbeddingModel *
 GetModel(FunctionCallInfo fcinfo, int model_arg, int version_arg)
@@ -181,7 +212,30 @@ typedef struct ServeBlock
 	int			in_cap;
 	bool		with_user;		/* rows (user_id, item_id, score, rank) */
 	ReturnSetInfo *rsinfo;
+	struct Exclusions *ex;		/* the caller's exclusions, or NULL */
 } ServeBlock;
+
+/*
+ * (user_id, item_id) pairs to leave out, read in user order through a
+ * cursor alongside the users served (also in user order): memory holds one
+ * fetch of pairs, whatever the relation's size.
+ */
+typedef struct ExcludeReader
+{
+	Portal		portal;
+	SPITupleTable *batch;		/* the pairs fetched, NULL before the first */
+	uint64		n;
+	uint64		pos;
+	bool		done;
+} ExcludeReader;
+
+/* What a call leaves out besides the users' seen items */
+typedef struct Exclusions
+{
+	int		   *rows;			/* item rows every user leaves out (exclude bigint[]) */
+	int			nrows;
+	ExcludeReader *reader;		/* pairs of an exclude relation, or NULL */
+} Exclusions;
 
 /* Set up a block for a model; with_user picks the output columns */
 static void
@@ -313,10 +367,19 @@ ServeBlockBegin(ServeBlock *b, int64 user_id)
 	return b->users + (Size) b->n * b->m->dim;
 }
 
-/* Finish the user begun last */
+static void ExcludeReaderAdd(ExcludeReader *r, ServeBlock *b, int64 user_id);
+
+/* Finish the user begun last, adding the call's exclusions */
 static void
 ServeBlockEnd(ServeBlock *b)
 {
+	if (b->ex)
+	{
+		for (int i = 0; i < b->ex->nrows; i++)
+			ServeBlockExclude(b, b->ex->rows[i]);
+		if (b->ex->reader)
+			ExcludeReaderAdd(b->ex->reader, b, b->user_ids[b->n]);
+	}
 	b->n++;
 	b->excl_start[b->n] = b->excl_n;
 	if (b->m->ease)
@@ -345,6 +408,136 @@ ExcludeSeen(ServeBlock *b, Datum seen)
 		if (row >= 0)
 			ServeBlockExclude(b, row);
 	}
+}
+
+/*
+ * Get the rows of the items of exclude bigint[] (NULL: none; unknown ids
+ * are ignored) into ex
+ */
+static void
+ExclusionsFromArray(FunctionCallInfo fcinfo, int arg, const EmbeddingModel *m, Exclusions *ex)
+{
+	ArrayType  *a;
+	int			n;
+	const int64 *ids;
+
+	memset(ex, 0, sizeof(*ex));
+	if (arg == NO_ARG || PG_ARGISNULL(arg))
+		return;
+	a = PG_GETARG_ARRAYTYPE_P(arg);
+	if (ARR_NDIM(a) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("exclude must be a one-dimensional array")));
+	if (array_contains_nulls(a))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("exclude must not contain NULL")));
+	n = ARR_NDIM(a) == 0 ? 0 : ARR_DIMS(a)[0];
+	ids = (const int64 *) ARR_DATA_PTR(a);
+	ex->rows = palloc(sizeof(int) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		int			row = EmbeddingItemRow(m, ids[i]);
+
+		if (row >= 0)
+			ex->rows[ex->nrows++] = row;
+	}
+}
+
+/*
+ * Check the relation of exclude regclass: columns user_id and item_id of an
+ * integer type.  Before any SPI connection; returns the query that reads it.
+ */
+static char *
+ExcludeRelationQuery(FunctionCallInfo fcinfo, int arg)
+{
+	static const Oid ids[] = {INT2OID, INT4OID, INT8OID};
+	Oid			relid;
+
+	if (arg == NO_ARG || PG_ARGISNULL(arg))
+		return NULL;
+	relid = PG_GETARG_OID(arg);
+	RecsysColumnType(relid, "user_id", "user column of exclude", ids, lengthof(ids));
+	RecsysColumnType(relid, "item_id", "item column of exclude", ids, lengthof(ids));
+	/* the types are checked: the casts are built-in integer widenings */
+	return psprintf("SELECT e.user_id::pg_catalog.int8, e.item_id::pg_catalog.int8 FROM %s e"
+					" WHERE e.user_id IS NOT NULL AND e.item_id IS NOT NULL ORDER BY 1",
+					RecsysRelationSqlName(relid));
+}
+
+/* Open the cursor over an exclude relation (inside an SPI connection) */
+static void
+ExcludeReaderOpen(ExcludeReader *r, const char *sql)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, 0, NULL);
+
+	memset(r, 0, sizeof(*r));
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the exclude query: %s", SPI_result_code_string(SPI_result));
+	r->portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+}
+
+/* Leave out the items the exclude relation pairs with user_id */
+static void
+ExcludeReaderAdd(ExcludeReader *r, ServeBlock *b, int64 user_id)
+{
+	for (;;)
+	{
+		HeapTuple	tup;
+		bool		isnull;
+		int64		uid;
+		int			row;
+
+		if (r->pos == r->n)
+		{
+			MemoryContext caller = CurrentMemoryContext;
+
+			if (r->done)
+				return;
+			if (r->batch)
+			{
+				SPI_freetuptable(r->batch);
+				if (SPI_tuptable == r->batch)
+					SPI_tuptable = NULL;
+			}
+			SPI_cursor_fetch(r->portal, true, SERVE_FETCH_ROWS);
+			/* the caller's (per-batch) context stays current */
+			MemoryContextSwitchTo(caller);
+			r->batch = SPI_tuptable;
+			r->n = SPI_processed;
+			r->pos = 0;
+			if (r->n == 0)
+			{
+				r->done = true;
+				return;
+			}
+		}
+		tup = r->batch->vals[r->pos];
+		uid = DatumGetInt64(SPI_getbinval(tup, r->batch->tupdesc, 1, &isnull));
+		if (uid > user_id)
+			return;
+		if (uid == user_id)
+		{
+			row = EmbeddingItemRow(b->m, DatumGetInt64(SPI_getbinval(tup, r->batch->tupdesc, 2, &isnull)));
+			if (row >= 0)
+				ServeBlockExclude(b, row);
+		}
+		r->pos++;
+	}
+}
+
+/* Close the cursor over an exclude relation */
+static void
+ExcludeReaderClose(ExcludeReader *r)
+{
+	if (r->batch)
+	{
+		SPI_freetuptable(r->batch);
+		if (SPI_tuptable == r->batch)
+			SPI_tuptable = NULL;
+	}
+	SPI_cursor_close(r->portal);
 }
 
 /* Copy a stored user vector into the block, checking its length */
@@ -398,8 +591,9 @@ EaseUserToBlock(ServeBlock *b, Datum embedding, Datum seen, int64 user_id)
  * (users = NULL) or those listed.
  */
 static void
-ServeStoredUsers(ServeBlock *b, ArrayType *users, bool exclude_seen)
+ServeStoredUsers(ServeBlock *b, ArrayType *users, bool exclude_seen, const char *exclude_sql)
 {
+	ExcludeReader reader;
 	static StorePlan plan_all = {InvalidOid, NULL};
 	static StorePlan plan_some = {InvalidOid, NULL};
 	Oid			types[3] = {TEXTOID, INT4OID, INT8ARRAYOID};
@@ -429,16 +623,27 @@ ServeStoredUsers(ServeBlock *b, ArrayType *users, bool exclude_seen)
 	args[1] = Int32GetDatum(b->m->version);
 	args[2] = users ? PointerGetDatum(users) : (Datum) 0;
 	portal = SPI_cursor_open(NULL, plan, args, NULL, true);
+	if (exclude_sql)
+	{
+		ExcludeReaderOpen(&reader, exclude_sql);
+		b->ex->reader = &reader;
+	}
 	for (;;)
 	{
+		SPITupleTable *batch;
+		uint64		nrows;
+
 		SPI_cursor_fetch(portal, true, Min(SERVE_FETCH_ROWS, b->cap));
-		if (SPI_processed == 0)
+		/* the exclude cursor fetches in between: keep this batch's table */
+		batch = SPI_tuptable;
+		nrows = SPI_processed;
+		if (nrows == 0)
 			break;
 		MemoryContextSwitchTo(rows_cxt);
-		for (uint64 r = 0; r < SPI_processed; r++)
+		for (uint64 r = 0; r < nrows; r++)
 		{
-			HeapTuple	tup = SPI_tuptable->vals[r];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
+			HeapTuple	tup = batch->vals[r];
+			TupleDesc	desc = batch->tupdesc;
 			bool		isnull;
 			int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 			Datum		emb = SPI_getbinval(tup, desc, 2, &isnull);
@@ -455,60 +660,90 @@ ServeStoredUsers(ServeBlock *b, ArrayType *users, bool exclude_seen)
 			ServeBlockEnd(b);
 		}
 		MemoryContextSwitchTo(spi_cxt);
-		RecsysSpiBatchEnd(rows_cxt);
+		/* this batch's table, not the exclude cursor's (it frees its own) */
+		SPI_freetuptable(batch);
+		if (SPI_tuptable == batch)
+			SPI_tuptable = NULL;
+		MemoryContextReset(rows_cxt);
 		CHECK_FOR_INTERRUPTS();
 	}
 	SPI_cursor_close(portal);
 	ServeBlockFlush(b);
+	if (exclude_sql)
+	{
+		ExcludeReaderClose(&reader);
+		b->ex->reader = NULL;
+	}
 	RecsysReportMemory("serve", spi_cxt, NULL);
 	RecsysSpiFinish(spi_level);
 }
 
-PG_FUNCTION_INFO_V1(embedding_recommend);
 /*
  * Get the top-k items of a stored user, best first (ties: smaller id),
- * without the user's training items when asked; no rows for an unknown user
+ * without the user's training items when asked and the items of exclude;
+ * no rows for an unknown user
  */
-Datum
-embedding_recommend(PG_FUNCTION_ARGS)
+static Datum
+Recommend(FunctionCallInfo fcinfo, const RecommendArgs *a)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	const EmbeddingModel *m;
-	int			k = GetK(fcinfo, ARG_RECOMMEND_K);
-	bool		exclude_seen = GetFlag(fcinfo, ARG_RECOMMEND_EXCLUDE, "exclude_seen");
+	int			k = GetK(fcinfo, a->k);
+	bool		exclude_seen = GetFlag(fcinfo, a->exclude_seen, "exclude_seen");
 	ServeBlock	b;
+	Exclusions	ex;
 	ArrayType  *one;
 	Datum		id;
 
 	InitMaterializedSRF(fcinfo, 0);
-	m = GetModel(fcinfo, ARG_RECOMMEND_MODEL, ARG_RECOMMEND_VERSION);
-	if (PG_ARGISNULL(ARG_RECOMMEND_USER) || m->n_items == 0)
+	m = GetModel(fcinfo, a->model, a->version);
+	ExclusionsFromArray(fcinfo, a->exclude, m, &ex);
+	if (PG_ARGISNULL(a->user) || m->n_items == 0)
 		PG_RETURN_NULL();
-	id = PG_GETARG_DATUM(ARG_RECOMMEND_USER);
+	id = PG_GETARG_DATUM(a->user);
 	one = construct_array(&id, 1, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE);
 	ServeBlockInit(&b, m, k, 1, rsinfo, false);
-	ServeStoredUsers(&b, one, exclude_seen);
+	b.ex = &ex;
+	ServeStoredUsers(&b, one, exclude_seen, NULL);
 	PG_RETURN_NULL();
 }
 
-PG_FUNCTION_INFO_V1(embedding_recommend_all);
+PG_FUNCTION_INFO_V1(embedding_recommend);
+/* recommend(model, user_id, k, exclude_seen, version) */
+Datum
+embedding_recommend(PG_FUNCTION_ARGS)
+{
+	return Recommend(fcinfo, &RecommendPlain);
+}
+
+PG_FUNCTION_INFO_V1(embedding_recommend_exclude);
+/* recommend(model, user_id, k, exclude_seen, version, exclude bigint[]) */
+Datum
+embedding_recommend_exclude(PG_FUNCTION_ARGS)
+{
+	return Recommend(fcinfo, &RecommendExclude);
+}
+
 /*
  * Get the top-k items of every stored user (or of those listed), as
- * (user_id, item_id, score, rank) in user order, best first
+ * (user_id, item_id, score, rank) in user order, best first, without the
+ * pairs of the exclude relation
  */
-Datum
-embedding_recommend_all(PG_FUNCTION_ARGS)
+static Datum
+RecommendAll(FunctionCallInfo fcinfo, const AllArgs *a)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	const EmbeddingModel *m;
-	int			k = GetK(fcinfo, ARG_ALL_K);
-	bool		exclude_seen = GetFlag(fcinfo, ARG_ALL_EXCLUDE, "exclude_seen");
+	int			k = GetK(fcinfo, a->k);
+	bool		exclude_seen = GetFlag(fcinfo, a->exclude_seen, "exclude_seen");
+	char	   *exclude_sql = ExcludeRelationQuery(fcinfo, a->exclude);
 	ArrayType  *users = NULL;
 	ServeBlock	b;
+	Exclusions	ex;
 
-	if (!PG_ARGISNULL(ARG_ALL_USERS))
+	if (!PG_ARGISNULL(a->users))
 	{
-		users = PG_GETARG_ARRAYTYPE_P(ARG_ALL_USERS);
+		users = PG_GETARG_ARRAYTYPE_P(a->users);
 		if (ARR_NDIM(users) > 1)
 			ereport(ERROR,
 					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
@@ -519,12 +754,30 @@ embedding_recommend_all(PG_FUNCTION_ARGS)
 					 errmsg("users must not contain NULL")));
 	}
 	InitMaterializedSRF(fcinfo, 0);
-	m = GetModel(fcinfo, ARG_ALL_MODEL, ARG_ALL_VERSION);
+	m = GetModel(fcinfo, a->model, a->version);
 	if (m->n_items == 0)
 		PG_RETURN_NULL();
 	ServeBlockInit(&b, m, k, SERVE_BLOCK_MAX_USERS, rsinfo, true);
-	ServeStoredUsers(&b, users, exclude_seen);
+	memset(&ex, 0, sizeof(ex));
+	b.ex = &ex;
+	ServeStoredUsers(&b, users, exclude_seen, exclude_sql);
 	PG_RETURN_NULL();
+}
+
+PG_FUNCTION_INFO_V1(embedding_recommend_all);
+/* recommend_all(model, k, users, exclude_seen, version) */
+Datum
+embedding_recommend_all(PG_FUNCTION_ARGS)
+{
+	return RecommendAll(fcinfo, &AllPlain);
+}
+
+PG_FUNCTION_INFO_V1(embedding_recommend_all_exclude);
+/* recommend_all(model, k, users, exclude_seen, version, exclude regclass) */
+Datum
+embedding_recommend_all_exclude(PG_FUNCTION_ARGS)
+{
+	return RecommendAll(fcinfo, &AllExclude);
 }
 
 /* ---------------------------------------------------------------------
@@ -781,34 +1034,36 @@ FoldedUserToBlock(ServeBlock *b, FoldInput *in, int64 user_id, bool exclude_give
 	ServeBlockEnd(b);
 }
 
-PG_FUNCTION_INFO_V1(embedding_recommend_for_items);
 /*
  * Get the top-k items for a user given by items (fold-in, then scoring),
- * without the given items when asked; no rows when no item is known
+ * without the given items when asked and the items of exclude; no rows when
+ * no item is known
  */
-Datum
-embedding_recommend_for_items(PG_FUNCTION_ARGS)
+static Datum
+RecommendForItems(FunctionCallInfo fcinfo, const ForItemsArgs *a)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	const EmbeddingModel *m;
-	int			k = GetK(fcinfo, ARG_FOR_ITEMS_K);
-	bool		exclude = GetFlag(fcinfo, ARG_FOR_ITEMS_EXCLUDE, "exclude_seen");
+	int			k = GetK(fcinfo, a->k);
+	bool		exclude = GetFlag(fcinfo, a->exclude_seen, "exclude_seen");
 	FoldInput	in;
 	ServeBlock	b;
+	Exclusions	ex;
 	int		   *given;
 	int			ngiven = 0;
 
 	InitMaterializedSRF(fcinfo, 0);
-	m = GetModel(fcinfo, ARG_FOR_ITEMS_MODEL, ARG_FOR_ITEMS_VERSION);
+	m = GetModel(fcinfo, a->model, a->version);
+	ExclusionsFromArray(fcinfo, a->exclude, m, &ex);
 	memset(&in, 0, sizeof(in));
-	if (!ReadFoldArgs(fcinfo, m, ARG_FOR_ITEMS_ITEMS, ARG_FOR_ITEMS_WEIGHTS, &in))
+	if (!ReadFoldArgs(fcinfo, m, a->items, a->weights, &in))
 		PG_RETURN_NULL();
 	if (!m->ease)
 		FoldInputSolve(m, &in);
 
 	/* every given known item, zero weights included, is left out */
 	{
-		ArrayType  *items = PG_GETARG_ARRAYTYPE_P(ARG_FOR_ITEMS_ITEMS);
+		ArrayType  *items = PG_GETARG_ARRAYTYPE_P(a->items);
 		int			n = ARR_DIMS(items)[0];
 		const int64 *ids = (const int64 *) ARR_DATA_PTR(items);
 
@@ -822,9 +1077,26 @@ embedding_recommend_for_items(PG_FUNCTION_ARGS)
 		}
 	}
 	ServeBlockInit(&b, m, k, 1, rsinfo, false);
+	b.ex = &ex;
 	FoldedUserToBlock(&b, &in, 0, exclude, given, ngiven);
 	ServeBlockFlush(&b);
 	PG_RETURN_NULL();
+}
+
+PG_FUNCTION_INFO_V1(embedding_recommend_for_items);
+/* recommend_for_items(model, items, k, weights, exclude_seen, version) */
+Datum
+embedding_recommend_for_items(PG_FUNCTION_ARGS)
+{
+	return RecommendForItems(fcinfo, &ForItemsPlain);
+}
+
+PG_FUNCTION_INFO_V1(embedding_recommend_for_items_exclude);
+/* recommend_for_items(model, items, k, weights, exclude_seen, version, exclude bigint[]) */
+Datum
+embedding_recommend_for_items_exclude(PG_FUNCTION_ARGS)
+{
+	return RecommendForItems(fcinfo, &ForItemsExclude);
 }
 
 /* ---------------------------------------------------------------------
@@ -834,7 +1106,7 @@ embedding_recommend_for_items(PG_FUNCTION_ARGS)
 
 /* Build the query that reads (user, item, weight) rows in user order */
 static char *
-InteractionsQuery(FunctionCallInfo fcinfo)
+InteractionsQuery(FunctionCallInfo fcinfo, const AllItemsArgs *a)
 {
 	static const Oid ids[] = {INT2OID, INT4OID, INT8OID};
 	static const Oid weights[] = {INT2OID, INT4OID, INT8OID, FLOAT4OID, FLOAT8OID, NUMERICOID};
@@ -843,28 +1115,28 @@ InteractionsQuery(FunctionCallInfo fcinfo)
 	const char *wexpr = "1";
 	StringInfoData sql;
 
-	CheckNotNull(fcinfo, ARG_ALL_ITEMS_TABLE, "interactions");
-	CheckNotNull(fcinfo, ARG_ALL_ITEMS_USER_COLUMN, "user column");
-	CheckNotNull(fcinfo, ARG_ALL_ITEMS_ITEM_COLUMN, "item column");
-	relid = PG_GETARG_OID(ARG_ALL_ITEMS_TABLE);
+	CheckNotNull(fcinfo, a->table, "interactions");
+	CheckNotNull(fcinfo, a->user_column, "user column");
+	CheckNotNull(fcinfo, a->item_column, "item column");
+	relid = PG_GETARG_OID(a->table);
 	rel = RecsysRelationSqlName(relid);
-	RecsysColumnType(relid, NameStr(*PG_GETARG_NAME(ARG_ALL_ITEMS_USER_COLUMN)), "user column",
+	RecsysColumnType(relid, NameStr(*PG_GETARG_NAME(a->user_column)), "user column",
 					 ids, lengthof(ids));
-	RecsysColumnType(relid, NameStr(*PG_GETARG_NAME(ARG_ALL_ITEMS_ITEM_COLUMN)), "item column",
+	RecsysColumnType(relid, NameStr(*PG_GETARG_NAME(a->item_column)), "item column",
 					 ids, lengthof(ids));
-	if (!PG_ARGISNULL(ARG_ALL_ITEMS_WEIGHT_COLUMN))
+	if (!PG_ARGISNULL(a->weight_column))
 	{
-		RecsysColumnType(relid, NameStr(*PG_GETARG_NAME(ARG_ALL_ITEMS_WEIGHT_COLUMN)),
+		RecsysColumnType(relid, NameStr(*PG_GETARG_NAME(a->weight_column)),
 						 "weight column", weights, lengthof(weights));
-		wexpr = quote_identifier(NameStr(*PG_GETARG_NAME(ARG_ALL_ITEMS_WEIGHT_COLUMN)));
+		wexpr = quote_identifier(NameStr(*PG_GETARG_NAME(a->weight_column)));
 	}
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "SELECT s.%s::pg_catalog.int8, s.%s::pg_catalog.int8, (%s%s)::pg_catalog.float8"
 					 " FROM %s s ORDER BY 1",
-					 quote_identifier(NameStr(*PG_GETARG_NAME(ARG_ALL_ITEMS_USER_COLUMN))),
-					 quote_identifier(NameStr(*PG_GETARG_NAME(ARG_ALL_ITEMS_ITEM_COLUMN))),
-					 PG_ARGISNULL(ARG_ALL_ITEMS_WEIGHT_COLUMN) ? "" : "s.", wexpr, rel);
+					 quote_identifier(NameStr(*PG_GETARG_NAME(a->user_column))),
+					 quote_identifier(NameStr(*PG_GETARG_NAME(a->item_column))),
+					 PG_ARGISNULL(a->weight_column) ? "" : "s.", wexpr, rel);
 	return sql.data;
 }
 
@@ -899,19 +1171,22 @@ FinishBatchUser(ServeBlock *b, BatchUser *u, FoldInput *in, bool exclude)
 	u->n = 0;
 }
 
-PG_FUNCTION_INFO_V1(embedding_recommend_all_for_items);
 /*
  * Get the top-k items of every user of an interactions table by fold-in of
- * the user's rows, as (user_id, item_id, score, rank) in user order
+ * the user's rows, as (user_id, item_id, score, rank) in user order,
+ * without the pairs of the exclude relation
  */
-Datum
-embedding_recommend_all_for_items(PG_FUNCTION_ARGS)
+static Datum
+RecommendAllForItems(FunctionCallInfo fcinfo, const AllItemsArgs *a)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	const EmbeddingModel *m;
-	int			k = GetK(fcinfo, ARG_ALL_ITEMS_K);
-	bool		exclude = GetFlag(fcinfo, ARG_ALL_ITEMS_EXCLUDE, "exclude_seen");
-	char	   *sql = InteractionsQuery(fcinfo);
+	int			k = GetK(fcinfo, a->k);
+	bool		exclude = GetFlag(fcinfo, a->exclude_seen, "exclude_seen");
+	char	   *sql = InteractionsQuery(fcinfo, a);
+	char	   *exclude_sql = ExcludeRelationQuery(fcinfo, a->exclude);
+	ExcludeReader reader;
+	Exclusions	ex;
 	ServeBlock	b;
 	BatchUser	u;
 	FoldInput	in;
@@ -921,7 +1196,7 @@ embedding_recommend_all_for_items(PG_FUNCTION_ARGS)
 	int			spi_level;
 
 	InitMaterializedSRF(fcinfo, 0);
-	m = GetModel(fcinfo, ARG_ALL_ITEMS_MODEL, ARG_ALL_ITEMS_VERSION);
+	m = GetModel(fcinfo, a->model, a->version);
 	if (!m->has_objective && !m->ease)
 	{
 		/* the same error as a single fold-in, before reading any row */
@@ -929,6 +1204,8 @@ embedding_recommend_all_for_items(PG_FUNCTION_ARGS)
 		FoldInputSolve(m, &in);
 	}
 	ServeBlockInit(&b, m, k, SERVE_BLOCK_MAX_USERS, rsinfo, true);
+	memset(&ex, 0, sizeof(ex));
+	b.ex = &ex;
 	memset(&u, 0, sizeof(u));
 	memset(&in, 0, sizeof(in));
 	u.cap = 256;
@@ -941,15 +1218,26 @@ embedding_recommend_all_for_items(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not prepare the interactions query: %s",
 			 SPI_result_code_string(SPI_result));
 	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+	if (exclude_sql)
+	{
+		ExcludeReaderOpen(&reader, exclude_sql);
+		ex.reader = &reader;
+	}
 	for (;;)
 	{
+		SPITupleTable *batch;
+		uint64		nrows;
+
 		SPI_cursor_fetch(portal, true, SERVE_FETCH_ROWS);
-		if (SPI_processed == 0)
+		/* the exclude cursor fetches in between: keep this batch's table */
+		batch = SPI_tuptable;
+		nrows = SPI_processed;
+		if (nrows == 0)
 			break;
-		for (uint64 r = 0; r < SPI_processed; r++)
+		for (uint64 r = 0; r < nrows; r++)
 		{
-			HeapTuple	tup = SPI_tuptable->vals[r];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
+			HeapTuple	tup = batch->vals[r];
+			TupleDesc	desc = batch->tupdesc;
 			bool		n1,
 						n2,
 						n3;
@@ -999,13 +1287,17 @@ embedding_recommend_all_for_items(PG_FUNCTION_ARGS)
 			u.pairs[u.n].conf = w;
 			u.n++;
 		}
-		SPI_freetuptable(SPI_tuptable);
+		SPI_freetuptable(batch);
+		if (SPI_tuptable == batch)
+			SPI_tuptable = NULL;
 		CHECK_FOR_INTERRUPTS();
 	}
 	if (have_user)
 		FinishBatchUser(&b, &u, &in, exclude);
 	SPI_cursor_close(portal);
 	ServeBlockFlush(&b);
+	if (exclude_sql)
+		ExcludeReaderClose(&reader);
 	RecsysSpiFinish(spi_level);
 	NoticeUnknown(m, u.rows_unknown, u.rows_total, "interaction rows name items");
 	if (u.users_skipped > 0)
@@ -1013,4 +1305,26 @@ embedding_recommend_all_for_items(PG_FUNCTION_ARGS)
 				(errmsg(INT64_FORMAT " users have no item known to model \"%s\" version %d and get no rows",
 						u.users_skipped, m->name, m->version)));
 	PG_RETURN_NULL();
+}
+
+PG_FUNCTION_INFO_V1(embedding_recommend_all_for_items);
+/*
+ * recommend_all_for_items(model, interactions, user_column, item_column,
+ * weight_column, k, exclude_seen, version)
+ */
+Datum
+embedding_recommend_all_for_items(PG_FUNCTION_ARGS)
+{
+	return RecommendAllForItems(fcinfo, &AllItemsPlain);
+}
+
+PG_FUNCTION_INFO_V1(embedding_recommend_all_for_items_exclude);
+/*
+ * recommend_all_for_items(model, interactions, user_column, item_column,
+ * weight_column, k, exclude_seen, version, exclude regclass)
+ */
+Datum
+embedding_recommend_all_for_items_exclude(PG_FUNCTION_ARGS)
+{
+	return RecommendAllForItems(fcinfo, &AllItemsExclude);
 }

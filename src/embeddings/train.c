@@ -91,6 +91,7 @@ typedef struct TrainRun
 	double		gramian_weight;
 	double		l2;
 	TrainOptions opts;
+	Jsonb	   *store_options;	/* the options argument, for the store (promote) */
 	TrainEngine engine;			/* the engine used: memory or aggregate */
 	bool		distributed;	/* aggregate engine over distributed work tables (Citus) */
 	/* what was read */
@@ -170,22 +171,46 @@ RequiredDouble(FunctionCallInfo fcinfo, int arg, const char *what)
 	return x;
 }
 
-/* Get the next version of the model (checks the name and locks it) */
+/*
+ * Get the next version of the model (checks the name, its kind and the
+ * store's options, and locks the name)
+ */
 static int32
-NextVersion(const char *model)
+NextVersion(const char *model, Jsonb *options)
 {
-	Oid			types[1] = {TEXTOID};
-	Datum		args[1] = {CStringGetTextDatum(model)};
+	Oid			types[2] = {TEXTOID, JSONBOID};
+	Datum		args[2] = {CStringGetTextDatum(model), PointerGetDatum(options)};
+	char		nulls[2] = {' ', options ? ' ' : 'n'};
 	bool		isnull;
 	Datum		d;
 
-	if (SPI_execute_with_args("SELECT recsys.next_model_version($1)", 1, types, args, NULL,
-							  false, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "recsys.next_model_version failed");
+	/* 0.2.0's SQL (before ALTER EXTENSION UPDATE) numbers as it did */
+	if (SPI_execute_with_args(ModelStoreHasLifecycle() ?
+							  "SELECT recsys.begin_model_version($1, 'embeddings', NULL, $2)" :
+							  "SELECT recsys.next_model_version($1)",
+							  ModelStoreHasLifecycle() ? 2 : 1, types, args, nulls, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "recsys.begin_model_version failed");
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (isnull)
-		elog(ERROR, "recsys.next_model_version returned NULL");
+		elog(ERROR, "recsys.begin_model_version returned NULL");
 	return DatumGetInt32(d);
+}
+
+/* Log the stored version in the store's history; promote it when asked */
+static void
+FinishVersion(TrainRun *run)
+{
+	Oid			types[3] = {TEXTOID, INT4OID, JSONBOID};
+	Datum		args[3] = {CStringGetTextDatum(run->model), Int32GetDatum(run->version),
+	PointerGetDatum(run->store_options)};
+	char		nulls[3] = {' ', ' ', run->store_options ? ' ' : 'n'};
+
+	if (!ModelStoreHasLifecycle())
+		return;
+	if (SPI_execute_with_args("SELECT recsys.finish_model_version($1, $2, 'trained', $3)",
+							  3, types, args, nulls, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "recsys.finish_model_version failed");
 }
 
 /*
@@ -245,7 +270,12 @@ PrepareRun(FunctionCallInfo fcinfo, TrainRun *run)
 				 errmsg("epochs must be between 1 and %d", TRAIN_MAX_EPOCHS)));
 	run->gramian_weight = RequiredDouble(fcinfo, ARG_GRAMIAN_WEIGHT, "gramian_weight");
 	run->l2 = RequiredDouble(fcinfo, ARG_L2, "l2");
-	TrainOptionsResolve(method, PG_ARGISNULL(ARG_OPTIONS) ? NULL : PG_GETARG_JSONB_P(ARG_OPTIONS),
+	/* promote is the store's option (recsys.finish_model_version), of every method */
+	run->store_options = PG_ARGISNULL(ARG_OPTIONS) ? NULL : PG_GETARG_JSONB_P(ARG_OPTIONS);
+	TrainOptionsResolve(method, run->store_options == NULL || !JB_ROOT_IS_OBJECT(run->store_options) ||
+						JB_ROOT_IS_SCALAR(run->store_options) ? run->store_options :
+						DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(run->store_options),
+														   CStringGetTextDatum("promote"))),
 						&run->opts);
 
 	/* the source and its columns before any work (the relation stays locked) */
@@ -253,7 +283,7 @@ PrepareRun(FunctionCallInfo fcinfo, TrainRun *run)
 	InteractionsCheckSource(&run->src);
 
 	/* numbers the version, checks the name and locks it until the transaction ends */
-	run->version = NextVersion(run->model);
+	run->version = NextVersion(run->model, run->store_options);
 	initStringInfo(&run->log);
 	appendStringInfoChar(&run->log, '[');
 }
@@ -1375,6 +1405,7 @@ train_embeddings(PG_FUNCTION_ARGS)
 		WriteVectors(&run, &data, true, x);
 		WriteVectors(&run, &data, false, y);
 	}
+	FinishVersion(&run);
 
 	RecsysSpiFinish(spi_level);
 	MemoryContextSwitchTo(old);

@@ -73,8 +73,9 @@ typedef struct MmoeCall
 } MmoeCall;
 
 /*
- * Get a model (version 0 = newest) and scratch buffers for passes of up to
- * maxrows rows, both kept in fn_extra across the calls of a statement.
+ * Get a model (version 0: serving, else newest) and scratch buffers for
+ * passes of up to maxrows rows, both kept in fn_extra across the calls of a
+ * statement.
  */
 const MmoeModel *
 MmoeAcquire(FunctionCallInfo fcinfo, text *model, int version, int maxrows,
@@ -124,7 +125,7 @@ MmoeCallRowCache(FunctionCallInfo fcinfo)
 	return &call->rows;
 }
 
-/* Get a version argument: 0 (newest) for NULL, else a positive version */
+/* Get a version argument: 0 (serving, else newest) for NULL, else a positive version */
 int
 MmoeVersionArg(FunctionCallInfo fcinfo, int arg)
 {
@@ -142,8 +143,8 @@ MmoeVersionArg(FunctionCallInfo fcinfo, int arg)
 
 /*
  * Get the model named by argument ARG_MODEL (version from argument
- * version_arg, NULL = newest) and scratch buffers for it, both kept across
- * calls of the statement.
+ * version_arg, NULL = serving, else newest) and scratch buffers for it,
+ * both kept across calls of the statement.
  */
 static const MmoeModel *
 GetModel(FunctionCallInfo fcinfo, int version_arg, int maxrows, MmoeScratch **scratch,

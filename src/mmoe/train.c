@@ -161,9 +161,10 @@ OptionInt(JsonbValue *v, const char *key, int lo, int hi)
 static void
 ReadSettings(FunctionCallInfo fcinfo, const MmoeModel *m, TrainSettings *s)
 {
+	/* promote and allow_contract_change are the store's (begin_model_version) */
 	static const char *const keys[] = {"patience", "init_version", "task_weights",
 		"expert_dropout", "position_dropout", "balance_weight", "gate_noise",
-		"record_gradients", NULL};
+		"record_gradients", "promote", "allow_contract_change", NULL};
 	Jsonb	   *opts = PG_GETARG_JSONB_P(ARG_OPTIONS);
 	char	   *weighting = text_to_cstring(PG_GETARG_TEXT_PP(ARG_WEIGHTING));
 	JsonbIterator *it;
@@ -225,7 +226,7 @@ ReadSettings(FunctionCallInfo fcinfo, const MmoeModel *m, TrainSettings *s)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown option \"%s\"", key),
-					 errhint("Options are patience, init_version, task_weights, expert_dropout, position_dropout, balance_weight, gate_noise and record_gradients.")));
+					 errhint("Options are patience, init_version, task_weights, expert_dropout, position_dropout, balance_weight, gate_noise, record_gradients, promote and allow_contract_change.")));
 		tok = JsonbIteratorNext(&it, &val, true);
 		if (strcmp(key, "patience") == 0)
 			s->patience = OptionInt(&val, key, 1, 100000);
@@ -1203,17 +1204,6 @@ mmoe_train(PG_FUNCTION_ARGS)
 	old = MemoryContextSwitchTo(context);
 	spi_level = RecsysSpiConnect();
 
-	/* the version first: it checks the name and takes the name's lock */
-	types[0] = TEXTOID;
-	values[0] = PointerGetDatum(model_name);
-	RunSql("SELECT recsys.next_model_version($1)", 1, types, values, NULL, false);
-	{
-		bool		isnull;
-
-		version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	}
-	MemoryContextSwitchTo(context);
-
 	/* config: the argument, else the initial version's */
 	{
 		JsonbValue	iv;
@@ -1276,6 +1266,27 @@ mmoe_train(PG_FUNCTION_ARGS)
 					 errmsg("config must not be NULL unless options.init_version is given")));
 		config = init_config ? init_config : PG_GETARG_JSONB_P(ARG_CONFIG);
 		m = MmoeConfigToSkeleton(config, true);
+
+		/*
+		 * the version before any work: it checks the name, its kind and
+		 * input contract, and takes the name's lock
+		 */
+		types[0] = TEXTOID;
+		values[0] = PointerGetDatum(model_name);
+		types[1] = JSONBOID;
+		values[1] = JsonbPGetDatum(config);
+		types[2] = JSONBOID;
+		values[2] = JsonbPGetDatum(options);
+		if (ModelStoreHasLifecycle())
+			RunSql("SELECT recsys.begin_model_version($1, 'mmoe', $2, $3)", 3, types, values, NULL, false);
+		else					/* 0.2.0's SQL, before ALTER EXTENSION UPDATE */
+			RunSql("SELECT recsys.next_model_version($1)", 1, types, values, NULL, false);
+		{
+			bool		isnull;
+
+			version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		}
+		MemoryContextSwitchTo(context);
 		T = m->ntasks;
 		ReadSettings(fcinfo, m, &set);
 		ReadColumns(fcinfo, m, &cols);
@@ -1493,10 +1504,13 @@ mmoe_train(PG_FUNCTION_ARGS)
 		appendStringInfo(&metrics, ", \"validation_rows\": " INT64_FORMAT ", \"best_epoch\": %d",
 						 val.n, best_epoch);
 	}
+	/* the epoch whose weights are stored: the best one under patience, else the last */
 	appendStringInfo(&metrics, ", \"rows\": " INT64_FORMAT ", \"epochs\": %d, \"epochs_run\": %d, "
+					 "\"stored_epoch\": %d, "
 					 "\"batch_size\": %d, \"batch_rows\": %d, \"learning_rate\": %.17g, \"loss_weighting\": \"%s\", "
 					 "\"seed\": " INT64_FORMAT ", \"options\": %s, \"parameters\": %zu}",
-					 data.n, set.epochs, epochs_run, set.batch_size, maxrows, set.lr,
+					 data.n, set.epochs, epochs_run, best && best_epoch > 0 ? best_epoch : epochs_run,
+					 set.batch_size, maxrows, set.lr,
 					 set.opt.uncertainty ? "uncertainty" : "fixed", PG_GETARG_INT64(ARG_SEED),
 					 JsonbToCString(NULL, &options->root, VARSIZE(options)), tr.nparams);
 	appendStringInfo(&metrics, ", \"log\": [%s]", log.data);
@@ -1525,6 +1539,10 @@ mmoe_train(PG_FUNCTION_ARGS)
 	values[4] = JsonbFromText(metrics.data);
 	RunSql("INSERT INTO recsys.models (name, version, kind, config, weights, metrics) "
 		   "VALUES ($1, $2, 'mmoe', $3, $4, $5)", 5, types, values, NULL, false);
+	types[2] = JSONBOID;
+	values[2] = JsonbPGetDatum(options);
+	if (ModelStoreHasLifecycle())
+		RunSql("SELECT recsys.finish_model_version($1, $2, 'trained', $3)", 3, types, values, NULL, false);
 
 	RecsysSpiFinish(spi_level);
 	MemoryContextSwitchTo(old);

@@ -20,7 +20,10 @@ GRANT USAGE, CREATE ON SCHEMA recsys_names TO PUBLIC;
 CREATE TABLE recsys.model_names (
 	name		text PRIMARY KEY CHECK (name ~ '\S' AND octet_length(name) <= 63),
 	owner		regrole NOT NULL DEFAULT current_user::regrole,
-	created_at	timestamptz NOT NULL DEFAULT now()
+	created_at	timestamptz NOT NULL DEFAULT now(),
+	-- the highest version number ever given to the name: numbers are never
+	-- reused, also after a drop (recsys.next_model_version)
+	last_version int NOT NULL DEFAULT 0 CHECK (last_version >= 0)
 );
 COMMENT ON TABLE recsys.model_names IS
 	'model names and their owner roles: only members of the owner add versions to or drop a model';
@@ -67,6 +70,38 @@ CREATE TABLE recsys.item_vectors (
 COMMENT ON TABLE recsys.item_vectors IS 'item vectors of trained embeddings models';
 SELECT pg_catalog.pg_extension_config_dump('recsys.item_vectors', '');
 
+-- Named pointers to versions (serving, canary, ...): a call without a
+-- version serves the version under the alias serving, else the newest.
+-- Written by recsys.set_alias, promote and rollback (06_lifecycle.sql).
+CREATE TABLE recsys.model_aliases (
+	model		text NOT NULL,
+	alias		text NOT NULL CHECK (alias ~ '^[A-Za-z0-9_.-]+$' AND octet_length(alias) <= 63),
+	version		int NOT NULL,
+	PRIMARY KEY (model, alias)
+);
+COMMENT ON TABLE recsys.model_aliases IS
+	'aliases of model versions (serving, canary, ...): calls without a version serve the version under serving, else the newest';
+SELECT pg_catalog.pg_extension_config_dump('recsys.model_aliases', '');
+
+-- The store's history: every version stored, alias moved and version
+-- dropped, with who, when and from which source.  Kept after the versions
+-- it names are dropped (numbering and rollback read it).
+CREATE TABLE recsys.model_events (
+	model		text NOT NULL,
+	seq			int NOT NULL CHECK (seq >= 1),
+	event		text NOT NULL CHECK (event IN ('trained', 'imported', 'promoted', 'alias_set',
+		'alias_dropped', 'rolled_back', 'dropped')),
+	version		int,
+	alias		text,
+	actor		name NOT NULL DEFAULT current_user,
+	at			timestamptz NOT NULL DEFAULT now(),
+	detail		jsonb NOT NULL DEFAULT '{}',
+	PRIMARY KEY (model, seq)
+);
+COMMENT ON TABLE recsys.model_events IS
+	'history of the model store, one row per event of a model name in order (seq): trained, imported, promoted, alias_set, alias_dropped, rolled_back, dropped; who (actor), when (at) and details (source, previous version)';
+SELECT pg_catalog.pg_extension_config_dump('recsys.model_events', '');
+
 -- The foreign keys (names as PostgreSQL would choose them), except on a
 -- Citus worker: there the tables are the shells of the coordinator's
 -- reference tables, which get their foreign keys from the coordinator when
@@ -85,6 +120,8 @@ BEGIN
 		ALTER TABLE recsys.user_vectors ADD CONSTRAINT user_vectors_model_version_fkey
 			FOREIGN KEY (model, version) REFERENCES recsys.models (name, version) ON DELETE CASCADE;
 		ALTER TABLE recsys.item_vectors ADD CONSTRAINT item_vectors_model_version_fkey
+			FOREIGN KEY (model, version) REFERENCES recsys.models (name, version) ON DELETE CASCADE;
+		ALTER TABLE recsys.model_aliases ADD CONSTRAINT model_aliases_model_version_fkey
 			FOREIGN KEY (model, version) REFERENCES recsys.models (name, version) ON DELETE CASCADE;
 	END IF;
 END

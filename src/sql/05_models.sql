@@ -48,6 +48,7 @@ LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp
 DECLARE
 	p_model text := $1;
 	o regrole;
+	v int;
 BEGIN
 	PERFORM recsys.check_model_name(p_model);
 	-- an existing name is never inserted again: its trigger would try to
@@ -68,12 +69,19 @@ BEGIN
 	IF o IS DISTINCT FROM recsys.model_owner(p_model) THEN
 		UPDATE recsys.model_names n SET owner = recsys.model_owner(p_model) WHERE n.name OPERATOR(pg_catalog.=) p_model;
 	END IF;
-	RETURN coalesce((SELECT max(m.version) FROM recsys.models m WHERE m.name OPERATOR(pg_catalog.=) p_model), 0)
+	-- numbers are never reused: past the highest ever given, also to a
+	-- dropped name of the same spelling (its history stays in model_events)
+	v := GREATEST(
+		(SELECT n.last_version FROM recsys.model_names n WHERE n.name OPERATOR(pg_catalog.=) p_model),
+		(SELECT max(m.version) FROM recsys.models m WHERE m.name OPERATOR(pg_catalog.=) p_model),
+		(SELECT max(e.version) FROM recsys.model_events e WHERE e.model OPERATOR(pg_catalog.=) p_model), 0)
 		OPERATOR(pg_catalog.+) 1;
+	UPDATE recsys.model_names n SET last_version = v WHERE n.name OPERATOR(pg_catalog.=) p_model;
+	RETURN v;
 END
 $$;
 COMMENT ON FUNCTION recsys.next_model_version(text) IS
-	'next version number of a model (creates the name owned by the current role if new; requires ownership otherwise; locks the name until the transaction ends)';
+	'next version number of a model, never one given before (creates the name owned by the current role if new; requires ownership otherwise; locks the name until the transaction ends)';
 
 -- Give a model name to another role, by PostgreSQL's rule for ALTER ... OWNER
 -- TO (checked by PostgreSQL itself on the name's sequence): the caller must
@@ -108,7 +116,9 @@ $$;
 COMMENT ON FUNCTION recsys.transfer_model(text, regrole) IS
 	'give a model name (all its versions) to another role; the caller must have the privileges of the current owner and be a member of the new one (PostgreSQL''s rule for ALTER ... OWNER TO), or be a superuser';
 
--- Get the stored version to use: the one named, else the newest.
+-- Get the stored version to use: the one named, else the one under the
+-- alias serving, else the newest.  The C functions resolve the same way
+-- (src/store/model_store.c).
 CREATE FUNCTION recsys.resolve_model_version(model text, version int DEFAULT NULL) RETURNS int
 LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
@@ -120,7 +130,17 @@ BEGIN
 	IF p_model IS NULL THEN
 		RAISE EXCEPTION 'model name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	-- this node's placement on Citus (see recsys.store_relation)
+	-- no version: the one under the alias serving (a foreign key keeps it
+	-- stored), else the newest; this node's placements on Citus (see
+	-- recsys.store_relation)
+	IF p_version IS NULL THEN
+		EXECUTE format('SELECT a.version FROM %s a WHERE a.model OPERATOR(pg_catalog.=) $1'
+			' AND a.alias OPERATOR(pg_catalog.=) ''serving''', recsys.store_relation('model_aliases'))
+			INTO v USING p_model;
+		IF v IS NOT NULL THEN
+			RETURN v;
+		END IF;
+	END IF;
 	EXECUTE format('SELECT max(m.version) FROM %s m WHERE m.name OPERATOR(pg_catalog.=) $1'
 		' AND ($2 IS NULL OR m.version OPERATOR(pg_catalog.=) $2)', recsys.store_relation('models'))
 		INTO v USING p_model, p_version;
@@ -134,7 +154,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION recsys.resolve_model_version(text, int) IS
-	'the version of a model to use: the one given, else the newest; error if none';
+	'the version of a model to use: the one given, else the one under the alias serving, else the newest; error if none';
 
 -- Delete one version of a model, or all of them (and the name) when version
 -- is NULL.  Only members of the owner role may.
@@ -144,16 +164,33 @@ LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp
 DECLARE
 	p_model text := $1;
 	p_version int := $2;
-	n int;
+	n int := 0;
 	o regrole;
+	gone int[];
+	held text;
 BEGIN
 	IF p_model IS NULL THEN
 		RAISE EXCEPTION 'model name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	DELETE FROM recsys.models m
-		WHERE m.name OPERATOR(pg_catalog.=) p_model
-			AND (p_version IS NULL OR m.version OPERATOR(pg_catalog.=) p_version);
-	GET DIAGNOSTICS n = ROW_COUNT;
+	-- the name's lock orders the drop with trainers and alias moves; a role
+	-- that does not own the name cannot take it (row-level security)
+	PERFORM FROM recsys.model_names mn WHERE mn.name OPERATOR(pg_catalog.=) p_model FOR UPDATE;
+	IF FOUND THEN
+		SELECT pg_catalog.array_agg(m.version ORDER BY m.version) INTO gone FROM recsys.models m
+			WHERE m.name OPERATOR(pg_catalog.=) p_model
+				AND (p_version IS NULL OR m.version OPERATOR(pg_catalog.=) p_version);
+		-- a version under an alias goes only with the whole name: dropping it
+		-- alone would move its callers to another version unannounced
+		SELECT pg_catalog.string_agg(a.alias, ', ' ORDER BY a.alias) INTO held FROM recsys.model_aliases a
+			WHERE a.model OPERATOR(pg_catalog.=) p_model AND a.version OPERATOR(pg_catalog.=) p_version;
+		IF held IS NOT NULL THEN
+			RAISE EXCEPTION 'model "%" version % is under alias %', p_model, p_version, held
+				USING ERRCODE = 'object_in_use',
+					HINT = 'Point the alias at another version (recsys.promote, recsys.set_alias) or drop it (recsys.drop_alias) first.';
+		END IF;
+		n := recsys.delete_versions(p_model, coalesce(gone, '{}'),
+			CASE WHEN p_version IS NULL THEN '{"all": true}'::jsonb END);
+	END IF;
 	IF n OPERATOR(pg_catalog.=) 0 THEN
 		IF EXISTS (SELECT 1 FROM recsys.models m WHERE m.name OPERATOR(pg_catalog.=) p_model
 				AND (p_version IS NULL OR m.version OPERATOR(pg_catalog.=) p_version)) THEN
@@ -168,14 +205,11 @@ BEGIN
 		END IF;
 		RAISE EXCEPTION 'model "%" has no version %', p_model, p_version USING ERRCODE = 'undefined_object';
 	END IF;
-	-- a name without versions is released
-	DELETE FROM recsys.model_names mn WHERE mn.name OPERATOR(pg_catalog.=) p_model
-		AND NOT EXISTS (SELECT 1 FROM recsys.models m WHERE m.name OPERATOR(pg_catalog.=) p_model);
 	RETURN n;
 END
 $$;
 COMMENT ON FUNCTION recsys.drop_model(text, int) IS
-	'delete one version of a model, or all its versions (and its name) when version is NULL; returns the number deleted; only members of the owner role may';
+	'delete one version of a model (not one under an alias), or all its versions, aliases and its name when version is NULL; returns the number deleted; only members of the owner role may; the history stays';
 
 CREATE FUNCTION recsys.model_cache()
 	RETURNS TABLE(name text, version int, bytes bigint, lookups bigint, pins int, loaded_at timestamptz, kind text)

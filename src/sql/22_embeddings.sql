@@ -30,7 +30,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION recsys.embedding_model_version(text, int) IS
-	'the version of an embeddings model to serve: the one given, else the newest; error if none or of another kind';
+	'the version of an embeddings model to serve: the one given, else the one under the alias serving, else the newest; error if none or of another kind';
 
 CREATE FUNCTION recsys.user_embeddings(model text, version int DEFAULT NULL)
 RETURNS TABLE(id bigint, embedding real[])
@@ -46,7 +46,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION recsys.user_embeddings(text, int) IS
-	'user vectors of a version of an embeddings model (default: the newest), in id order';
+	'user vectors of a version of an embeddings model (default: the serving one, else the newest), in id order';
 
 CREATE FUNCTION recsys.item_embeddings(model text, version int DEFAULT NULL)
 RETURNS TABLE(id bigint, embedding real[])
@@ -62,14 +62,14 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION recsys.item_embeddings(text, int) IS
-	'item vectors of a version of an embeddings model (default: the newest), in id order';
+	'item vectors of a version of an embeddings model (default: the serving one, else the newest), in id order';
 
 CREATE FUNCTION recsys.recommend(model text, user_id bigint, k int DEFAULT 10,
 	exclude_seen boolean DEFAULT true, version int DEFAULT NULL)
 RETURNS TABLE(item_id bigint, score real)
 	AS 'MODULE_PATHNAME', 'embedding_recommend' LANGUAGE C STABLE PARALLEL SAFE ROWS 10;
 COMMENT ON FUNCTION recsys.recommend(text, bigint, int, boolean, int) IS
-	'top-k items of a stored user by <x_u, y_i> under a version of an embeddings model (default: the newest), best first (ties: smaller id), without the user''s training items when exclude_seen; no rows for an unknown or NULL user';
+	'top-k items of a stored user by <x_u, y_i> under a version of an embeddings model (default: the serving one, else the newest), best first (ties: smaller id), without the user''s training items when exclude_seen; no rows for an unknown or NULL user';
 
 CREATE FUNCTION recsys.recommend_all(model text, k int DEFAULT 10, users bigint[] DEFAULT NULL,
 	exclude_seen boolean DEFAULT true, version int DEFAULT NULL)
@@ -99,3 +99,35 @@ RETURNS TABLE(user_id bigint, item_id bigint, score real, rank int)
 	AS 'MODULE_PATHNAME', 'embedding_recommend_all_for_items' LANGUAGE C STABLE PARALLEL RESTRICTED ROWS 100000;
 COMMENT ON FUNCTION recsys.recommend_all_for_items(text, regclass, name, name, name, int, boolean, int) IS
 	'top-k items for every user of an interactions table by fold-in of the user''s rows (repeated items add their weights), in user order with ranks; users with no known item get no rows (NOTICE)';
+
+-- The forms with exclusions (doc/embeddings.md, explicit ratings): every
+-- argument of the plain form, then exclude, none with a default.  A call
+-- without exclude can match only the plain form, whatever its argument
+-- types (NULL, untyped parameters of a driver), so it resolves as in 0.2.0.
+CREATE FUNCTION recsys.recommend(model text, user_id bigint, k int, exclude_seen boolean, version int,
+	exclude bigint[])
+RETURNS TABLE(item_id bigint, score real)
+	AS 'MODULE_PATHNAME', 'embedding_recommend_exclude' LANGUAGE C STABLE PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION recsys.recommend(text, bigint, int, boolean, int, bigint[]) IS
+	'recommend, also leaving out the items of exclude (NULL: none; unknown ids ignored)';
+
+CREATE FUNCTION recsys.recommend_all(model text, k int, users bigint[], exclude_seen boolean, version int,
+	exclude regclass)
+RETURNS TABLE(user_id bigint, item_id bigint, score real, rank int)
+	AS 'MODULE_PATHNAME', 'embedding_recommend_all_exclude' LANGUAGE C STABLE PARALLEL RESTRICTED ROWS 100000;
+COMMENT ON FUNCTION recsys.recommend_all(text, int, bigint[], boolean, int, regclass) IS
+	'recommend_all, also leaving out the (user_id, item_id) pairs of the relation exclude (integer columns user_id and item_id; NULL: none)';
+
+CREATE FUNCTION recsys.recommend_for_items(model text, items bigint[], k int, weights real[],
+	exclude_seen boolean, version int, exclude bigint[])
+RETURNS TABLE(item_id bigint, score real)
+	AS 'MODULE_PATHNAME', 'embedding_recommend_for_items_exclude' LANGUAGE C STABLE PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION recsys.recommend_for_items(text, bigint[], int, real[], boolean, int, bigint[]) IS
+	'recommend_for_items, also leaving out the items of exclude (NULL: none; unknown ids ignored)';
+
+CREATE FUNCTION recsys.recommend_all_for_items(model text, interactions regclass, user_column name,
+	item_column name, weight_column name, k int, exclude_seen boolean, version int, exclude regclass)
+RETURNS TABLE(user_id bigint, item_id bigint, score real, rank int)
+	AS 'MODULE_PATHNAME', 'embedding_recommend_all_for_items_exclude' LANGUAGE C STABLE PARALLEL RESTRICTED ROWS 100000;
+COMMENT ON FUNCTION recsys.recommend_all_for_items(text, regclass, name, name, name, int, boolean, int, regclass) IS
+	'recommend_all_for_items, also leaving out the (user_id, item_id) pairs of the relation exclude (integer columns user_id and item_id; NULL: none)';

@@ -355,14 +355,17 @@ BEGIN
 				r_nd := ease_nd[t];
 			ELSIF last THEN
 				PERFORM recsys.tune_train(p_model, train, user_column, item_column, weight_column, p, ep, opts);
+				-- the version just trained (the newest: the name is locked), not the serving one
 				SELECT e.recall_at_k, e.ndcg_at_k INTO r_rec, r_nd
-					FROM recsys.evaluate(p_model, validation, p_k, user_column, item_column) e;
+					FROM recsys.evaluate(p_model, validation, p_k, user_column, item_column,
+						version => (SELECT max(m.version) FROM recsys.models m WHERE m.name OPERATOR(pg_catalog.=) p_model)) e;
 			ELSE
 				-- a subtransaction rolled back on purpose: the trial leaves nothing
 				BEGIN
 					PERFORM recsys.tune_train(p_model, train, user_column, item_column, weight_column, p, ep, opts);
 					SELECT e.recall_at_k, e.ndcg_at_k INTO r_rec, r_nd
-						FROM recsys.evaluate(p_model, validation, p_k, user_column, item_column) e;
+						FROM recsys.evaluate(p_model, validation, p_k, user_column, item_column,
+							version => (SELECT max(m.version) FROM recsys.models m WHERE m.name OPERATOR(pg_catalog.=) p_model)) e;
 					RAISE EXCEPTION USING ERRCODE = 'RSTUN';
 				EXCEPTION WHEN SQLSTATE 'RSTUN' THEN
 					NULL;
@@ -396,7 +399,8 @@ BEGIN
 	END LOOP;
 
 	-- the tuning, recorded with the stored version
-	best_version := recsys.resolve_model_version(p_model);
+	-- the version stored last (a serving alias may point elsewhere)
+	best_version := (SELECT max(m.version) FROM recsys.models m WHERE m.name OPERATOR(pg_catalog.=) p_model);
 	UPDATE recsys.models m SET metrics = pg_catalog.jsonb_set(m.metrics, '{tuning}',
 		pg_catalog.jsonb_build_object('space', sp, 'trials', trials, 'eta', eta, 'seed', seed,
 			'metric', metric, 'k', p_k, 'validation', validation::text, 'params', par[alive[1]],

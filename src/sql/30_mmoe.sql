@@ -7,6 +7,16 @@ COMMENT ON FUNCTION recsys.mmoe_validate(bytea, jsonb) IS
 	'check a safetensors file against an MMoE config (argument, else __metadata__.recsys); returns the config and the canonical file with the config embedded';
 
 CREATE FUNCTION recsys.import_model(model text, weights bytea, config jsonb DEFAULT NULL) RETURNS int
+LANGUAGE sql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+	SELECT recsys.import_model($1, $2, $3, '{}'::jsonb)
+$$;
+COMMENT ON FUNCTION recsys.import_model(text, bytea, jsonb) IS
+	'import an MMoE model from safetensors bytes (config from the argument or __metadata__.recsys) as the next version of model; returns the version';
+
+-- options are the store's: promote, allow_contract_change (a fourth
+-- argument without default, so that the three-argument calls keep naming
+-- the form above)
+CREATE FUNCTION recsys.import_model(model text, weights bytea, config jsonb, options jsonb) RETURNS int
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	v int;
@@ -15,15 +25,25 @@ BEGIN
 	IF $1 IS NULL THEN
 		RAISE EXCEPTION 'model name must not be null' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
+	IF $4 IS NOT NULL AND pg_catalog.jsonb_typeof($4) OPERATOR(pg_catalog.=) 'object' THEN
+		IF EXISTS (SELECT FROM pg_catalog.jsonb_object_keys($4) k
+				WHERE k OPERATOR(pg_catalog.<>) ALL (ARRAY['promote', 'allow_contract_change'])) THEN
+			RAISE EXCEPTION 'unknown option "%"', (SELECT k FROM pg_catalog.jsonb_object_keys($4) k
+					WHERE k OPERATOR(pg_catalog.<>) ALL (ARRAY['promote', 'allow_contract_change']) LIMIT 1)
+				USING ERRCODE = 'invalid_parameter_value',
+					HINT = 'Options of import_model are promote and allow_contract_change.';
+		END IF;
+	END IF;
 	SELECT c.valid_config, c.safetensors INTO checked FROM recsys.mmoe_validate($2, $3) c;
-	v := recsys.next_model_version($1);
+	v := recsys.begin_model_version($1, 'mmoe', checked.valid_config, $4);
 	INSERT INTO recsys.models (name, version, kind, config, weights)
 		VALUES ($1, v, 'mmoe', checked.valid_config, checked.safetensors);
+	PERFORM recsys.finish_model_version($1, v, 'imported', $4);
 	RETURN v;
 END
 $$;
-COMMENT ON FUNCTION recsys.import_model(text, bytea, jsonb) IS
-	'import an MMoE model from safetensors bytes (config from the argument or __metadata__.recsys) as the next version of model; returns the version';
+COMMENT ON FUNCTION recsys.import_model(text, bytea, jsonb, jsonb) IS
+	'import an MMoE model from safetensors bytes (config from the argument, or NULL for __metadata__.recsys) as the next version of model, with options promote and allow_contract_change; returns the version';
 
 CREATE FUNCTION recsys.export_model(model text, version int DEFAULT NULL) RETURNS bytea
 LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -44,7 +64,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION recsys.export_model(text, int) IS
-	'a stored MMoE model (newest version unless one is named) as safetensors bytes, with its config in __metadata__.recsys';
+	'a stored MMoE model (the serving version, else the newest, unless one is named) as safetensors bytes, with its config in __metadata__.recsys';
 
 -- Scoring.  Optional inputs are meant to be passed by name
 -- (categorical => ..., context => ..., display_position => ..., version => ...).

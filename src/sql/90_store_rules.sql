@@ -51,6 +51,23 @@ CREATE POLICY item_vectors_read ON recsys.item_vectors FOR SELECT USING (true);
 CREATE POLICY item_vectors_owner ON recsys.item_vectors FOR ALL
 	USING (recsys.model_owned(model)) WITH CHECK (recsys.model_owned(model));
 
+-- Aliases are moved only by members of the owner role; the history is
+-- appended to by them (in their own name, see model_events_rules) and never
+-- changed: no UPDATE or DELETE policy, so only roles that bypass row-level
+-- security (a superuser restoring a dump) delete events.
+ALTER TABLE recsys.model_aliases ENABLE ROW LEVEL SECURITY;
+ALTER TABLE recsys.model_events ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS model_aliases_read ON recsys.model_aliases;
+DROP POLICY IF EXISTS model_aliases_owner ON recsys.model_aliases;
+CREATE POLICY model_aliases_read ON recsys.model_aliases FOR SELECT USING (true);
+CREATE POLICY model_aliases_owner ON recsys.model_aliases FOR ALL
+	USING (recsys.model_owned(model)) WITH CHECK (recsys.model_owned(model));
+DROP POLICY IF EXISTS model_events_read ON recsys.model_events;
+DROP POLICY IF EXISTS model_events_insert ON recsys.model_events;
+CREATE POLICY model_events_read ON recsys.model_events FOR SELECT USING (true);
+CREATE POLICY model_events_insert ON recsys.model_events FOR INSERT
+	WITH CHECK (actor OPERATOR(pg_catalog.=) CURRENT_USER AND recsys.model_owned(model));
+
 -- Touch the models rows of the vectors a statement wrote (see the table
 -- comment).  On Citus the trigger fires on each node's placement of the
 -- vectors and touches that node's placement of models (every placement gets
@@ -178,6 +195,11 @@ BEGIN
 		RAISE EXCEPTION 'created_at of model name "%" cannot be changed', OLD.name
 			USING ERRCODE = 'insufficient_privilege';
 	END IF;
+	IF NEW.last_version OPERATOR(pg_catalog.<) OLD.last_version THEN
+		RAISE EXCEPTION 'last_version of model name "%" cannot go back', OLD.name
+			USING ERRCODE = 'insufficient_privilege',
+				DETAIL = 'Version numbers of a model are never given twice.';
+	END IF;
 	IF NEW.owner IS DISTINCT FROM own THEN
 		-- PostgreSQL checks that the role may give the sequence away
 		EXECUTE format('ALTER SEQUENCE recsys_names.%I OWNER TO %s', NEW.name, NEW.owner);
@@ -186,7 +208,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION recsys.model_names_rules() IS
-	'internal trigger: a new model name gets its sequence recsys_names.<name> owned by its owner; an owner change moves it (ALTER SEQUENCE OWNER TO''s rule); created_at and the name never change';
+	'internal trigger: a new model name gets its sequence recsys_names.<name> owned by its owner; an owner change moves it (ALTER SEQUENCE OWNER TO''s rule); created_at and the name never change, last_version never goes back';
 
 -- A deleted name's sequence goes with it (on every node).
 CREATE FUNCTION recsys.model_names_release() RETURNS trigger
@@ -280,6 +302,38 @@ COMMENT ON FUNCTION recsys.models_rules() IS
 CREATE TRIGGER models_rules BEFORE INSERT OR UPDATE ON recsys.models
 	FOR EACH ROW EXECUTE FUNCTION recsys.models_rules();
 ALTER TABLE recsys.models ENABLE ALWAYS TRIGGER models_rules;
+
+-- Rules of the history: an event is written in the name of the role
+-- writing it, at the time it is written, and never changed afterwards (by
+-- anyone: roles that bypass row-level security may only delete events).
+CREATE FUNCTION recsys.model_events_rules() RETURNS trigger
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF TG_OP = 'UPDATE' THEN
+		RAISE EXCEPTION 'events of model "%" cannot be changed', OLD.model
+			USING ERRCODE = 'insufficient_privilege',
+				DETAIL = 'recsys.model_events is the history of the model store.';
+	END IF;
+	IF pg_catalog.row_security_active(TG_RELID) THEN
+		IF NEW.actor IS DISTINCT FROM CURRENT_USER THEN
+			RAISE EXCEPTION 'actor of an event of model "%" must be the inserting role', NEW.model
+				USING ERRCODE = 'insufficient_privilege';
+		END IF;
+		-- the time is checked where the statement runs (see model_names_rules)
+		IF NEW.at IS DISTINCT FROM pg_catalog.now() AND NOT recsys.citus_worker() THEN
+			RAISE EXCEPTION 'time of an event of model "%" is set by recsys', NEW.model
+				USING ERRCODE = 'insufficient_privilege';
+		END IF;
+	END IF;
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION recsys.model_events_rules() IS
+	'internal trigger: an event''s actor and time are the inserting role''s and the transaction''s; events are never updated';
+
+CREATE TRIGGER model_events_rules BEFORE INSERT OR UPDATE ON recsys.model_events
+	FOR EACH ROW EXECUTE FUNCTION recsys.model_events_rules();
+ALTER TABLE recsys.model_events ENABLE ALWAYS TRIGGER model_events_rules;
 
 -- A dropped sequence of recsys_names (DROP OWNED BY the owner, DROP SEQUENCE)
 -- drops its model name and every version.  The coordinator deletes through

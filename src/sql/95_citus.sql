@@ -55,21 +55,28 @@ CREATE FUNCTION recsys.citus_attach_store() RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	store regclass[] := ARRAY['recsys.model_names', 'recsys.models', 'recsys.user_vectors',
-		'recsys.item_vectors']::regclass[];
+		'recsys.item_vectors', 'recsys.model_aliases', 'recsys.model_events']::regclass[];
 	fkeys text[] := ARRAY['recsys.models', 'models_name_fkey',
 		'recsys.user_vectors', 'user_vectors_model_version_fkey',
-		'recsys.item_vectors', 'item_vectors_model_version_fkey'];
+		'recsys.item_vectors', 'item_vectors_model_version_fkey',
+		'recsys.model_aliases', 'model_aliases_model_version_fkey'];
 	n int;
 	t regclass;
 	r record;
+	fresh boolean;
 BEGIN
 	PERFORM recsys.citus_check_coordinator('recsys.citus_attach_store()');
 	EXECUTE 'SELECT count(*) FROM pg_catalog.pg_dist_partition p'
 		' WHERE p.logicalrelid OPERATOR(pg_catalog.=) ANY ($1)' INTO n USING store;
-	IF n OPERATOR(pg_catalog.=) 4 THEN
+	IF n OPERATOR(pg_catalog.=) 6 THEN
 		RETURN;
-	ELSIF n OPERATOR(pg_catalog.<>) 0 THEN
-		RAISE EXCEPTION 'only % of the 4 store tables are Citus tables', n
+	END IF;
+	-- 4: a store attached by 0.2.0, whose new tables (model_aliases,
+	-- model_events) an update added; they are converted below
+	EXECUTE 'SELECT count(*) FROM pg_catalog.pg_dist_partition p'
+		' WHERE p.logicalrelid OPERATOR(pg_catalog.=) ANY ($1)' INTO n USING store[1:4];
+	IF n OPERATOR(pg_catalog.<>) 0 AND n OPERATOR(pg_catalog.<>) 4 THEN
+		RAISE EXCEPTION 'only % of the 6 store tables are Citus tables', n
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 				HINT = 'Undistribute them (undistribute_table) and call recsys.citus_attach_store() again.';
 	END IF;
@@ -82,7 +89,7 @@ BEGIN
 	-- (run_command_on_workers commits on the workers at once; a failure
 	-- below leaves the workers' tables without them, which is harmless: a
 	-- worker's own store is never written while the coordinator's is local)
-	FOR i IN 1 .. 3 LOOP
+	FOR i IN 1 .. 4 LOOP
 		EXECUTE format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', fkeys[2 * i - 1], fkeys[2 * i]);
 		FOR r IN EXECUTE 'SELECT w.nodename, w.nodeport, w.success, w.result'
 				' FROM pg_catalog.run_command_on_workers($1) w'
@@ -94,7 +101,11 @@ BEGIN
 		END LOOP;
 	END LOOP;
 	FOREACH t IN ARRAY store LOOP
-		EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING t;
+		EXECUTE 'SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p'
+			' WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1)' INTO fresh USING t;
+		IF fresh THEN
+			EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING t;
+		END IF;
 	END LOOP;
 	-- Citus copies these to the workers' tables and to every placement
 	ALTER TABLE recsys.models ADD CONSTRAINT models_name_fkey
@@ -102,6 +113,8 @@ BEGIN
 	ALTER TABLE recsys.user_vectors ADD CONSTRAINT user_vectors_model_version_fkey
 		FOREIGN KEY (model, version) REFERENCES recsys.models (name, version) ON DELETE CASCADE;
 	ALTER TABLE recsys.item_vectors ADD CONSTRAINT item_vectors_model_version_fkey
+		FOREIGN KEY (model, version) REFERENCES recsys.models (name, version) ON DELETE CASCADE;
+	ALTER TABLE recsys.model_aliases ADD CONSTRAINT model_aliases_model_version_fkey
 		FOREIGN KEY (model, version) REFERENCES recsys.models (name, version) ON DELETE CASCADE;
 	PERFORM recsys.citus_release_placements();
 	-- the workers' copies of the names came without their sequences
@@ -116,7 +129,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION recsys.citus_attach_store() IS
-	'on a Citus coordinator: make the model store (model_names, models, user_vectors, item_vectors) reference tables, copied to every node; CREATE EXTENSION does it by itself where Citus was there first (idempotent)';
+	'on a Citus coordinator: make the model store (model_names, models, user_vectors, item_vectors, model_aliases, model_events) reference tables, copied to every node; CREATE EXTENSION does it by itself where Citus was there first (idempotent)';
 
 -- A placement created while the install script runs (the coordinator's)
 -- becomes a member of the extension; Citus could then not drop it.  Take the
@@ -129,7 +142,8 @@ DECLARE
 BEGIN
 	-- by name (store_relation), not from pg_class: Citus hides placements
 	-- from queries of pg_class
-	FOREACH t IN ARRAY ARRAY['model_names', 'models', 'user_vectors', 'item_vectors'] LOOP
+	FOREACH t IN ARRAY ARRAY['model_names', 'models', 'user_vectors', 'item_vectors', 'model_aliases',
+			'model_events'] LOOP
 		rel := recsys.store_relation(t);
 		IF rel OPERATOR(pg_catalog.<>) format('recsys.%I', t)::pg_catalog.regclass
 			AND EXISTS (SELECT FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension e
@@ -151,14 +165,15 @@ COMMENT ON FUNCTION recsys.citus_release_placements() IS
 CREATE FUNCTION recsys.citus_detach_store() RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	store regclass[] := ARRAY['recsys.item_vectors', 'recsys.user_vectors', 'recsys.models',
-		'recsys.model_names']::regclass[];
+	store regclass[] := ARRAY['recsys.model_events', 'recsys.model_aliases', 'recsys.item_vectors',
+		'recsys.user_vectors', 'recsys.models', 'recsys.model_names']::regclass[];
 	t regclass;
 BEGIN
 	PERFORM recsys.citus_check_coordinator('recsys.citus_detach_store()');
 	PERFORM recsys.citus_release_placements();
 	-- through Citus's two-phase commit: no weights remain on any node
-	TRUNCATE recsys.item_vectors, recsys.user_vectors, recsys.models, recsys.model_names;
+	TRUNCATE recsys.model_events, recsys.model_aliases, recsys.item_vectors, recsys.user_vectors,
+		recsys.models, recsys.model_names;
 	FOREACH t IN ARRAY store LOOP
 		EXECUTE 'SELECT pg_catalog.citus_drop_all_shards($1, $2, $3)'
 			USING t, 'recsys', (SELECT c.relname::text FROM pg_catalog.pg_class c

@@ -95,7 +95,7 @@ static bool CacheOffWarned = false;
 
 /* Names of the store tables, by StoreTable */
 static const char *const StoreTableNames[STORE_NTABLES] = {
-	"model_names", "models", "user_vectors", "item_vectors"
+	"model_names", "models", "user_vectors", "item_vectors", "model_aliases", "model_events"
 };
 
 /* The relations this statement reads (see ModelStoreRelation) */
@@ -200,9 +200,50 @@ ReportMissing(const char *name, int version)
 }
 
 /*
- * Find the row of a model (newest version when version is 0) and get the
- * cache entry for it, parsing the row when the cache has no entry for that
- * exact row.  The entry comes back pinned.
+ * Get the version under the alias serving of a model, 0 when it has none
+ * (or the store has no aliases yet: 0.2.0's SQL).  Call inside an SPI
+ * connection.  The SQL twin is recsys.resolve_model_version.
+ */
+static int
+ServingVersion(const char *name)
+{
+	static StorePlan plan = {InvalidOid, NULL};
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1];
+	int			ret;
+	Oid			aliases = ModelStoreRelation(STORE_MODEL_ALIASES);
+
+	if (!OidIsValid(aliases))
+		return 0;
+	if (pg_class_aclcheck(aliases, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table model_aliases"),
+				 errdetail("A call without a version serves the version under the alias serving."),
+				 errhint("Grant SELECT on recsys.model_aliases, or pass a version.")));
+	ModelStorePlan(&plan, STORE_MODEL_ALIASES,
+				   "SELECT a.version FROM %s a WHERE a.model OPERATOR(pg_catalog.=) $1"
+				   " AND a.alias OPERATOR(pg_catalog.=) 'serving'", 1, types);
+	args[0] = CStringGetTextDatum(name);
+	ret = SPI_execute_plan(plan.plan, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "model alias lookup failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			return DatumGetInt32(d);
+	}
+	return 0;
+}
+
+/*
+ * Find the row of a model (when version is 0: the version under the alias
+ * serving, else the newest) and get the cache entry for it, parsing the row
+ * when the cache has no entry for that exact row.  The entry comes back
+ * pinned.
  */
 static ModelCacheEntry *
 LookupEntry(const ModelKind *kind, const char *name, int version, bool cacheable,
@@ -228,6 +269,9 @@ LookupEntry(const ModelKind *kind, const char *name, int version, bool cacheable
 												  ALLOCSET_DEFAULT_SIZES);
 
 	guc_level = RecsysSpiConnect();
+	/* one resolution rule for every serving function: version > serving > newest */
+	if (version == 0)
+		version = ServingVersion(name);
 	{
 		Oid			types[2] = {TEXTOID, INT4OID};
 
@@ -367,7 +411,8 @@ ResolveStoreRelations(Oid *relids)
 	for (int t = 0; t < STORE_NTABLES; t++)
 	{
 		relids[t] = get_relname_relid(StoreTableNames[t], nsp);
-		if (!OidIsValid(relids[t]))
+		/* 0.2.0's SQL (before ALTER EXTENSION UPDATE) has no aliases or events */
+		if (!OidIsValid(relids[t]) && t < STORE_MODEL_ALIASES)
 			elog(ERROR, "recsys.%s is missing", StoreTableNames[t]);
 	}
 	/* without Citus in this database there are no placements */
@@ -649,7 +694,8 @@ CheckPrivileges(const ModelKind *kind)
 
 /*
  * Get the model of a kind that a statement asks for, by name and version
- * (0 = newest).  ref (allocated in holder, zeroed before first use)
+ * (0 = the version under the alias serving, else the newest).  ref
+ * (allocated in holder, zeroed before first use)
  * remembers the answer for the rest of the statement and pins it until
  * holder is reset.  *load_id identifies the loaded model (it changes when
  * the model does); *found_version (if not NULL) is the version used.
@@ -733,6 +779,21 @@ ModelStoreAcquire(ModelRef *ref, MemoryContext holder, const ModelKind *kind,
 	return e->model;
 }
 
+/*
+ * Get whether this database's recsys SQL has the version lifecycle of 0.3.0
+ * (recsys.begin_model_version): trainers under 0.2.0's SQL, before ALTER
+ * EXTENSION UPDATE, number versions as 0.2.0 did and log nothing.
+ */
+bool
+ModelStoreHasLifecycle(void)
+{
+	Oid			args[4] = {TEXTOID, TEXTOID, JSONBOID, JSONBOID};
+
+	return OidIsValid(LookupFuncName(list_make2(makeString("recsys"),
+												makeString("begin_model_version")),
+									 4, args, true));
+}
+
 PG_FUNCTION_INFO_V1(model_check_name);
 /* Raise an error unless the argument is a usable model name */
 Datum
@@ -787,7 +848,7 @@ model_store_relation(PG_FUNCTION_ARGS)
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("\"%s\" is not a table of the model store", table),
-			 errhint("The store tables are model_names, models, user_vectors and item_vectors.")));
+			 errhint("The store tables are model_names, models, user_vectors, item_vectors, model_aliases and model_events.")));
 	PG_RETURN_NULL();
 }
 

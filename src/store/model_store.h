@@ -84,7 +84,7 @@ typedef struct ModelRef
 	const ModelKind *kind;
 	char	   *name;			/* the request the entry answers */
 	int			namelen;
-	int			version;		/* 0 = newest */
+	int			version;		/* 0 = the serving alias's, else the newest */
 	ModelSnapshotKey snap;
 	Oid			userid;			/* the role the answer was given to */
 	bool		valid;
@@ -100,6 +100,8 @@ typedef enum StoreTable
 	STORE_MODELS,
 	STORE_USER_VECTORS,
 	STORE_ITEM_VECTORS,
+	STORE_MODEL_ALIASES,		/* absent before ALTER EXTENSION UPDATE to 0.3.0 */
+	STORE_MODEL_EVENTS,			/* likewise */
 	STORE_NTABLES
 } StoreTable;
 
@@ -116,6 +118,7 @@ extern const void *ModelStoreAcquire(ModelRef *ref, MemoryContext holder,
 									 uint64 *load_id, int *found_version);
 extern void ModelStoreCheckName(const char *name, int len);
 extern Oid	ModelStoreOwner(const char *name, int len);
+extern bool ModelStoreHasLifecycle(void);
 extern Oid	ModelStoreRelation(StoreTable table);
 extern SPIPlanPtr ModelStorePlan(StorePlan *slot, StoreTable table, const char *sql,
 								 int nargs, Oid *types);

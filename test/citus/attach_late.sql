@@ -54,7 +54,7 @@ SELECT count(*) AS users_everywhere FROM run_command_on_all_nodes(
 	$$SELECT count(*) FROM recsys.user_vectors WHERE model = 'late_m'$$) WHERE result = '40' \gset
 SELECT count(*) AS fkeys_everywhere FROM run_command_on_all_nodes(
 	$$SELECT count(*) FROM pg_constraint WHERE connamespace = 'recsys'::regnamespace AND contype = 'f'$$)
-	WHERE result = '6' \gset
+	WHERE result = '8' \gset
 CREATE TABLE users_d (u bigint);
 SELECT create_distributed_table('users_d', 'u') \g /dev/null
 INSERT INTO users_d SELECT generate_series(1, 40);
@@ -70,7 +70,7 @@ FROM users_d \gset
 SELECT recsys.citus_detach_store() \g /dev/null
 DROP EXTENSION recsys;
 SELECT count(*) AS clean_nodes FROM run_command_on_all_nodes($$SELECT count(*) FROM pg_class
-	WHERE relname ~ '^(model_names|models|user_vectors|item_vectors)(_[0-9]+)?$'$$) WHERE result = '0' \gset
+	WHERE relname ~ '^(model_names|models|user_vectors|item_vectors|model_aliases|model_events)(_[0-9]+)?$'$$) WHERE result = '0' \gset
 
 -- drop the scenario's database on every node, back to the suite's database
 \c postgres - - :cport
@@ -85,7 +85,7 @@ DROP DATABASE recsys_late WITH (FORCE);
 SET client_min_messages = warning;
 SELECT plan(8);
 SELECT ok(:'local_before'::boolean, 'before the attach, the store is read as ordinary tables');
-SELECT is(:'refs'::int, 4, 'citus_attach_store made the four store tables reference tables');
+SELECT is(:'refs'::int, 6, 'citus_attach_store made the six store tables reference tables');
 SELECT is(:'users_everywhere'::int, 3, 'the model''s vectors trained before Citus are on every node');
 SELECT is(:'fkeys_everywhere'::int, 3, 'every node has the foreign keys on its tables and placements');
 SELECT is(:'mismatches'::int, 0, 'the workers recommend exactly what the coordinator did before Citus');

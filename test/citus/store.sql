@@ -13,7 +13,7 @@
 \pset format unaligned
 \pset tuples_only on
 SET client_min_messages = warning;
-SELECT plan(89);
+SELECT plan(95);
 
 DROP SCHEMA IF EXISTS store_tap CASCADE;
 CREATE SCHEMA store_tap;
@@ -83,14 +83,14 @@ SELECT is((SELECT count(*) FROM pg_dist_node WHERE noderole = 'primary' AND isac
 
 -- 1. CREATE EXTENSION on the coordinator made the store reference tables
 SELECT is(array_agg(logicalrelid::text || ':' || partmethod::text || ':' || repmodel::text ORDER BY logicalrelid::text),
-	'{recsys.item_vectors:n:t,recsys.model_names:n:t,recsys.models:n:t,recsys.user_vectors:n:t}',
-	'the four store tables are reference tables')
+	'{recsys.item_vectors:n:t,recsys.model_aliases:n:t,recsys.model_events:n:t,recsys.model_names:n:t,recsys.models:n:t,recsys.user_vectors:n:t}',
+	'the six store tables are reference tables')
 FROM pg_dist_partition WHERE logicalrelid::text LIKE 'recsys.%';
 SELECT is((SELECT count(DISTINCT p.groupid) FROM pg_dist_placement p JOIN pg_dist_shard s USING (shardid)
 	WHERE s.logicalrelid = 'recsys.models'::regclass), 3::bigint, 'models has a placement on each of the 3 nodes');
 SELECT is(pg_temp.nodes_saying($$SELECT count(*) FROM pg_constraint
-	WHERE connamespace = 'recsys'::regnamespace AND contype = 'f'$$, '6'), 3::bigint,
-	'every node: the 3 foreign keys on its tables and on its placements');
+	WHERE connamespace = 'recsys'::regnamespace AND contype = 'f'$$, '8'), 3::bigint,
+	'every node: the 4 foreign keys on its tables and on its placements');
 SELECT is(pg_temp.nodes_saying($$SELECT recsys.store_relation('models') <> 'recsys.models'::regclass$$, 't'),
 	3::bigint, 'every node reads its own placement of models');
 SELECT is((SELECT count(*) FROM pg_depend WHERE refobjid = (SELECT oid FROM pg_extension WHERE extname = 'recsys')
@@ -205,6 +205,26 @@ SELECT is((SELECT count(*) FROM recsys.item_embeddings('st_emb')), 16::bigint, '
 SELECT is((SELECT array_agg(id ORDER BY id) FROM recsys.item_embeddings('st_emb')),
 	(SELECT array_agg(id ORDER BY id) FROM recsys.item_vectors WHERE model = 'st_emb'), 'item_embeddings: the stored ids');
 
+-- the alias serving reaches every node: worker queries without a version
+-- serve the promoted version, not the newest
+SELECT is((SELECT count(*) FROM recsys.train_embeddings('st_alias', 'store_tap.plays', dim => 4, epochs => 2))::int, 2,
+	'st_alias version 1');
+SELECT is((SELECT count(*) FROM recsys.train_embeddings('st_alias', 'store_tap.plays', dim => 2, epochs => 2,
+	options => '{"promote": true}'))::int, 2, 'st_alias version 2, promoted');
+SELECT recsys.promote('st_alias', 1);
+SELECT is(pg_temp.nodes_saying($$SELECT version FROM recsys.model_aliases WHERE model = 'st_alias' AND alias = 'serving'$$, '1'),
+	3::bigint, 'every node has the alias');
+SELECT is((SELECT count(*) FROM (
+		(SELECT u, r.item_id FROM store_tap.users_d, LATERAL recsys.recommend('st_alias', u, 3) r
+		EXCEPT SELECT u, r.item_id FROM store_tap.users_l, LATERAL recsys.recommend('st_alias', u, 3, version => 1) r)
+		UNION ALL
+		(SELECT u, r.item_id FROM store_tap.users_l, LATERAL recsys.recommend('st_alias', u, 3, version => 1) r
+		EXCEPT SELECT u, r.item_id FROM store_tap.users_d, LATERAL recsys.recommend('st_alias', u, 3) r)) d), 0::bigint,
+	'recommend on the workers serves the promoted version');
+SELECT is((SELECT count(*) FROM recsys.model_events WHERE model = 'st_alias'), 4::bigint,
+	'the history on the coordinator: trained, trained, promoted, promoted');
+SELECT is(recsys.drop_model('st_alias'), 2, 'st_alias dropped with its alias');
+
 -- 4. the touch trigger fires on every placement, and every node's cache sees it
 SELECT pg_temp.all_nodes($$SELECT revision FROM recsys.models WHERE name = 'st_emb'$$) AS rev0 \gset
 SELECT is(pg_temp.nodes_saying($$SELECT revision FROM recsys.models WHERE name = 'st_emb'$$, (:'rev0'::int[])[1]::text),
@@ -247,7 +267,8 @@ CREATE ROLE store_alice LOGIN;
 CREATE ROLE store_bob LOGIN;
 CREATE ROLE store_carol LOGIN;
 GRANT USAGE ON SCHEMA recsys, store_tap TO store_alice, store_bob, store_carol;
-GRANT SELECT, INSERT, UPDATE, DELETE ON recsys.model_names, recsys.models, recsys.user_vectors, recsys.item_vectors
+GRANT SELECT, INSERT, UPDATE, DELETE ON recsys.model_names, recsys.models, recsys.user_vectors, recsys.item_vectors,
+	recsys.model_aliases, recsys.model_events
 	TO store_alice, store_bob;
 GRANT SELECT ON recsys.model_names, recsys.models TO store_carol;
 GRANT SELECT ON store_tap.plays, store_tap.users_d TO store_alice, store_bob, store_carol;
@@ -334,23 +355,23 @@ SELECT is(pg_temp.nodes_saying($$SELECT count(*) FROM recsys.user_vectors WHERE 
 
 -- 8. detach, then DROP EXTENSION leaves no store relation on any node
 SELECT array_agg(recsys.store_relation(t)::text ORDER BY t) AS placements
-FROM unnest(ARRAY['model_names', 'models', 'user_vectors', 'item_vectors']) t \gset
-SELECT is(pg_temp.nodes_saying(format($$SELECT count(to_regclass(p)) FROM unnest(%L::text[]) p$$, :'placements'), '4'),
-	3::bigint, 'before: every node has the 4 placements');
+FROM unnest(ARRAY['model_names', 'models', 'user_vectors', 'item_vectors', 'model_aliases', 'model_events']) t \gset
+SELECT is(pg_temp.nodes_saying(format($$SELECT count(to_regclass(p)) FROM unnest(%L::text[]) p$$, :'placements'), '6'),
+	3::bigint, 'before: every node has the 6 placements');
 SELECT lives_ok('SELECT recsys.citus_detach_store()', 'citus_detach_store');
 SELECT is(pg_temp.nodes_saying(format($$SELECT count(to_regclass(p)) FROM unnest(%L::text[]) p$$, :'placements'), '0'),
 	3::bigint, 'after detaching: no placement on any node');
 DROP SCHEMA store_tap CASCADE;
 DROP EXTENSION recsys;
 SELECT is(pg_temp.nodes_saying($$SELECT count(*) FROM pg_class
-	WHERE relname ~ '^(model_names|models|user_vectors|item_vectors)(_[0-9]+)?$'$$, '0'), 3::bigint,
+	WHERE relname ~ '^(model_names|models|user_vectors|item_vectors|model_aliases|model_events)(_[0-9]+)?$'$$, '0'), 3::bigint,
 	'after DROP EXTENSION: no store table or placement on any node');
 SELECT is(pg_temp.nodes_saying($$SELECT count(*) FROM pg_class WHERE relnamespace = to_regnamespace('recsys')$$, '0'),
 	3::bigint, 'no relation left in schema recsys on any node');
 SELECT is(pg_temp.nodes_saying($$SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::oid NOT IN (SELECT oid FROM pg_class)
 	OR logicalrelid::text LIKE 'recsys.%'$$, '0'), 3::bigint, 'no Citus metadata of the store on any node');
 CREATE EXTENSION recsys;
-SELECT is((SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'recsys.%' AND repmodel = 't'), 4::bigint,
+SELECT is((SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'recsys.%' AND repmodel = 't'), 6::bigint,
 	'CREATE EXTENSION again: reference tables again');
 DROP OWNED BY store_alice, store_bob, store_carol;
 DROP ROLE store_alice, store_bob, store_carol;

@@ -209,7 +209,8 @@ SELECT is(pg_temp.nodes_saying($$SELECT count(*) FROM recsys.model_names WHERE n
 -- database for the work schema)
 CREATE ROLE train_alice LOGIN;
 GRANT USAGE ON SCHEMA recsys, train_tap TO train_alice;
-GRANT SELECT, INSERT, UPDATE, DELETE ON recsys.model_names, recsys.models, recsys.user_vectors, recsys.item_vectors
+GRANT SELECT, INSERT, UPDATE, DELETE ON recsys.model_names, recsys.models, recsys.user_vectors, recsys.item_vectors,
+	recsys.model_aliases, recsys.model_events
 	TO train_alice;
 GRANT SELECT ON train_tap.dist TO train_alice;
 SELECT format('GRANT CREATE ON DATABASE %I TO train_alice', current_database()) \gset q_
@@ -228,7 +229,8 @@ SELECT is(pg_temp.nodes_saying($$SELECT owner::text FROM recsys.model_names WHER
 
 SELECT recsys.drop_model(m) FROM unnest(ARRAY['tr_loc', 'tr_dist', 'tr_dist_i', 'tr_mem', 'tr_count', 'tr_alice']) m \g /dev/null
 DROP SCHEMA train_tap CASCADE;
-REVOKE ALL ON recsys.model_names, recsys.models, recsys.user_vectors, recsys.item_vectors FROM train_alice;
+REVOKE ALL ON recsys.model_names, recsys.models, recsys.user_vectors, recsys.item_vectors,
+	recsys.model_aliases, recsys.model_events FROM train_alice;
 REVOKE ALL ON SCHEMA recsys FROM train_alice;
 SELECT format('REVOKE CREATE ON DATABASE %I FROM train_alice', current_database()) \gset q_
 :q_format;

@@ -1045,3 +1045,1186 @@ END
 $$;
 COMMENT ON FUNCTION recsys.tune_train(text, regclass, name, name, name, jsonb, int, jsonb) IS
 	'train one tune_embeddings configuration (internal to tune_embeddings)';
+
+-- 0.3.0: versions in production (issue 21): monotonic versions, aliases,
+-- promote and rollback, the store's history, guarded input contracts,
+-- retention, the registry view, exclusions.  Models stored by 0.2.0 get no
+-- alias: the newest version of each keeps serving.
+
+-- version numbers are never given twice: the highest given so far
+ALTER TABLE recsys.model_names ADD COLUMN last_version int NOT NULL DEFAULT 0 CHECK (last_version >= 0);
+UPDATE recsys.model_names n SET last_version = coalesce((SELECT max(m.version) FROM recsys.models m
+	WHERE m.name OPERATOR(pg_catalog.=) n.name), 0);
+
+-- Named pointers to versions (serving, canary, ...): a call without a
+-- version serves the version under the alias serving, else the newest.
+-- Written by recsys.set_alias, promote and rollback (06_lifecycle.sql).
+CREATE TABLE recsys.model_aliases (
+	model		text NOT NULL,
+	alias		text NOT NULL CHECK (alias ~ '^[A-Za-z0-9_.-]+$' AND octet_length(alias) <= 63),
+	version		int NOT NULL,
+	PRIMARY KEY (model, alias)
+);
+COMMENT ON TABLE recsys.model_aliases IS
+	'aliases of model versions (serving, canary, ...): calls without a version serve the version under serving, else the newest';
+SELECT pg_catalog.pg_extension_config_dump('recsys.model_aliases', '');
+
+-- The store's history: every version stored, alias moved and version
+-- dropped, with who, when and from which source.  Kept after the versions
+-- it names are dropped (numbering and rollback read it).
+CREATE TABLE recsys.model_events (
+	model		text NOT NULL,
+	seq			int NOT NULL CHECK (seq >= 1),
+	event		text NOT NULL CHECK (event IN ('trained', 'imported', 'promoted', 'alias_set',
+		'alias_dropped', 'rolled_back', 'dropped')),
+	version		int,
+	alias		text,
+	actor		name NOT NULL DEFAULT current_user,
+	at			timestamptz NOT NULL DEFAULT now(),
+	detail		jsonb NOT NULL DEFAULT '{}',
+	PRIMARY KEY (model, seq)
+);
+COMMENT ON TABLE recsys.model_events IS
+	'history of the model store, one row per event of a model name in order (seq): trained, imported, promoted, alias_set, alias_dropped, rolled_back, dropped; who (actor), when (at) and details (source, previous version)';
+SELECT pg_catalog.pg_extension_config_dump('recsys.model_events', '');
+
+DO $$
+BEGIN
+	IF NOT recsys.citus_worker() THEN
+		ALTER TABLE recsys.model_aliases ADD CONSTRAINT model_aliases_model_version_fkey
+			FOREIGN KEY (model, version) REFERENCES recsys.models (name, version) ON DELETE CASCADE;
+	END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION recsys.next_model_version(model text) RETURNS int
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+	p_model text := $1;
+	o regrole;
+	v int;
+BEGIN
+	PERFORM recsys.check_model_name(p_model);
+	-- an existing name is never inserted again: its trigger would try to
+	-- take the name's sequence
+	IF NOT EXISTS (SELECT FROM recsys.model_names n WHERE n.name OPERATOR(pg_catalog.=) p_model) THEN
+		INSERT INTO recsys.model_names AS n (name) VALUES (p_model) ON CONFLICT (name) DO NOTHING;
+	END IF;
+	SELECT n.owner INTO o FROM recsys.model_names n WHERE n.name OPERATOR(pg_catalog.=) p_model FOR UPDATE;
+	IF o IS NULL THEN
+		-- row-level security hid the row from FOR UPDATE: someone else owns it
+		RAISE EXCEPTION 'permission denied for model "%"', p_model
+			USING ERRCODE = 'insufficient_privilege',
+				DETAIL = format('Model "%s" belongs to role %s.', p_model, recsys.model_owner(p_model)),
+				HINT = 'Only members of the owner role add versions to a model or drop it; choose another name.';
+	END IF;
+	-- the owner column follows the name's sequence (REASSIGN OWNED moves the
+	-- sequence only)
+	IF o IS DISTINCT FROM recsys.model_owner(p_model) THEN
+		UPDATE recsys.model_names n SET owner = recsys.model_owner(p_model) WHERE n.name OPERATOR(pg_catalog.=) p_model;
+	END IF;
+	-- numbers are never reused: past the highest ever given, also to a
+	-- dropped name of the same spelling (its history stays in model_events)
+	v := GREATEST(
+		(SELECT n.last_version FROM recsys.model_names n WHERE n.name OPERATOR(pg_catalog.=) p_model),
+		(SELECT max(m.version) FROM recsys.models m WHERE m.name OPERATOR(pg_catalog.=) p_model),
+		(SELECT max(e.version) FROM recsys.model_events e WHERE e.model OPERATOR(pg_catalog.=) p_model), 0)
+		OPERATOR(pg_catalog.+) 1;
+	UPDATE recsys.model_names n SET last_version = v WHERE n.name OPERATOR(pg_catalog.=) p_model;
+	RETURN v;
+END
+$$;
+COMMENT ON FUNCTION recsys.next_model_version(text) IS
+	'next version number of a model, never one given before (creates the name owned by the current role if new; requires ownership otherwise; locks the name until the transaction ends)';
+
+CREATE OR REPLACE FUNCTION recsys.resolve_model_version(model text, version int DEFAULT NULL) RETURNS int
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+	p_model text := $1;
+	p_version int := $2;
+	v int;
+BEGIN
+	IF p_model IS NULL THEN
+		RAISE EXCEPTION 'model name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	-- no version: the one under the alias serving (a foreign key keeps it
+	-- stored), else the newest; this node's placements on Citus (see
+	-- recsys.store_relation)
+	IF p_version IS NULL THEN
+		EXECUTE format('SELECT a.version FROM %s a WHERE a.model OPERATOR(pg_catalog.=) $1'
+			' AND a.alias OPERATOR(pg_catalog.=) ''serving''', recsys.store_relation('model_aliases'))
+			INTO v USING p_model;
+		IF v IS NOT NULL THEN
+			RETURN v;
+		END IF;
+	END IF;
+	EXECUTE format('SELECT max(m.version) FROM %s m WHERE m.name OPERATOR(pg_catalog.=) $1'
+		' AND ($2 IS NULL OR m.version OPERATOR(pg_catalog.=) $2)', recsys.store_relation('models'))
+		INTO v USING p_model, p_version;
+	IF v IS NULL THEN
+		IF p_version IS NULL THEN
+			RAISE EXCEPTION 'model "%" does not exist', p_model USING ERRCODE = 'undefined_object';
+		END IF;
+		RAISE EXCEPTION 'model "%" has no version %', p_model, p_version USING ERRCODE = 'undefined_object';
+	END IF;
+	RETURN v;
+END
+$$;
+COMMENT ON FUNCTION recsys.resolve_model_version(text, int) IS
+	'the version of a model to use: the one given, else the one under the alias serving, else the newest; error if none';
+
+-- Versions in production: aliases (serving, canary, ...), promote and
+-- rollback, the event history, retention, the input contract of a name and
+-- the registry view.  The tables are in 01_tables.sql, their rules in
+-- 90_store_rules.sql; version numbering and resolution in 05_models.sql.
+--
+-- Every function that writes an alias or an event first locks the name's
+-- model_names row (FOR UPDATE: only members of the owner role can, by
+-- row-level security), so alias moves, trainers and drops of one name are
+-- serialized and the history is in the order things happened.
+
+-- Lock a model name for a change of its aliases or versions, or raise the
+-- error for an unknown name or one the current role does not own.
+CREATE FUNCTION recsys.lock_model(model text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+	p_model text := $1;
+BEGIN
+	IF p_model IS NULL THEN
+		RAISE EXCEPTION 'model name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	PERFORM FROM recsys.model_names n WHERE n.name OPERATOR(pg_catalog.=) p_model FOR UPDATE;
+	IF NOT FOUND THEN
+		IF recsys.model_owner(p_model) IS NULL THEN
+			RAISE EXCEPTION 'model "%" does not exist', p_model USING ERRCODE = 'undefined_object';
+		END IF;
+		-- row-level security hid the row from FOR UPDATE: someone else owns it
+		RAISE EXCEPTION 'permission denied for model "%"', p_model
+			USING ERRCODE = 'insufficient_privilege',
+				DETAIL = format('Model "%s" belongs to role %s.', p_model, recsys.model_owner(p_model)),
+				HINT = 'Only members of the owner role move the aliases of a model or drop its versions.';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION recsys.lock_model(text) IS
+	'internal: lock a model name until the transaction ends (error unless it exists and the current role is a member of its owner)';
+
+-- Append an event to the history of a model name (the caller holds the
+-- name's lock, so seq is the next number); returns its seq.
+CREATE FUNCTION recsys.log_model_event(model text, event text, version int, alias text, detail jsonb)
+RETURNS int
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	s int;
+BEGIN
+	SELECT coalesce(max(e.seq), 0) OPERATOR(pg_catalog.+) 1 INTO s
+		FROM recsys.model_events e WHERE e.model OPERATOR(pg_catalog.=) $1;
+	INSERT INTO recsys.model_events (model, seq, event, version, alias, detail)
+		VALUES ($1, s, $2, $3, $4, coalesce($5, '{}'));
+	RETURN s;
+END
+$$;
+COMMENT ON FUNCTION recsys.log_model_event(text, text, int, text, jsonb) IS
+	'internal: append an event to the history of a model name (recsys.model_events); returns its sequence number';
+
+-- The serving history is a chain: each event of the alias serving names in
+-- detail.previous_event the serving event it replaced, so rollback walks
+-- back without replaying the history.  Get the newest one.
+CREATE FUNCTION recsys.serving_event(model text) RETURNS int
+LANGUAGE sql STABLE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+	SELECT max(e.seq) FROM recsys.model_events e
+	WHERE e.model OPERATOR(pg_catalog.=) $1 AND e.alias OPERATOR(pg_catalog.=) 'serving'
+$$;
+COMMENT ON FUNCTION recsys.serving_event(text) IS
+	'internal: the sequence number of the newest event of a model''s alias serving, NULL if none';
+
+-- Point an alias at a version (the caller holds the name's lock and checked
+-- its arguments); logs event unless the alias already points there.
+CREATE FUNCTION recsys.move_alias(model text, alias text, version int, event text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+	p_model text := $1;
+	p_alias text := $2;
+	p_version int := $3;
+	old int;
+	detail jsonb;
+BEGIN
+	IF NOT EXISTS (SELECT FROM recsys.models m WHERE m.name OPERATOR(pg_catalog.=) p_model
+			AND m.version OPERATOR(pg_catalog.=) p_version) THEN
+		RAISE EXCEPTION 'model "%" has no version %', p_model, p_version USING ERRCODE = 'undefined_object';
+	END IF;
+	SELECT a.version INTO old FROM recsys.model_aliases a
+		WHERE a.model OPERATOR(pg_catalog.=) p_model AND a.alias OPERATOR(pg_catalog.=) p_alias;
+	IF old OPERATOR(pg_catalog.=) p_version THEN
+		RETURN;
+	END IF;
+	-- one row per alias: a concurrent reader sees the old or the new version
+	UPDATE recsys.model_aliases a SET version = p_version
+		WHERE a.model OPERATOR(pg_catalog.=) p_model AND a.alias OPERATOR(pg_catalog.=) p_alias;
+	IF NOT FOUND THEN
+		INSERT INTO recsys.model_aliases (model, alias, version) VALUES (p_model, p_alias, p_version);
+	END IF;
+	detail := pg_catalog.jsonb_build_object('from', old);
+	IF p_alias OPERATOR(pg_catalog.=) 'serving' THEN
+		detail := detail OPERATOR(pg_catalog.||)
+			pg_catalog.jsonb_build_object('previous_event', recsys.serving_event(p_model));
+	END IF;
+	PERFORM recsys.log_model_event(p_model, event, p_version, p_alias, detail);
+END
+$$;
+COMMENT ON FUNCTION recsys.move_alias(text, text, int, text) IS
+	'internal: point an alias of a model at a version and log the event (the caller holds the name''s lock)';
+
+-- Raise an error unless the text is a usable alias name
+CREATE FUNCTION recsys.check_alias_name(alias text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF $1 IS NULL THEN
+		RAISE EXCEPTION 'alias must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF $1 OPERATOR(pg_catalog.!~) '^[A-Za-z0-9_.-]+$' OR pg_catalog.octet_length($1) OPERATOR(pg_catalog.>) 63 THEN
+		RAISE EXCEPTION 'invalid alias "%"', $1
+			USING ERRCODE = 'invalid_parameter_value',
+				DETAIL = 'An alias is 1 to 63 letters, digits, underscores, dots or hyphens.';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION recsys.check_alias_name(text) IS
+	'internal: raise an error unless the text is a usable alias (1 to 63 letters, digits, _ . -)';
+
+CREATE FUNCTION recsys.set_alias(model text, alias text, version int) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	PERFORM recsys.check_alias_name($2);
+	IF $3 IS NULL THEN
+		RAISE EXCEPTION 'version must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+			HINT = 'recsys.drop_alias removes an alias.';
+	END IF;
+	PERFORM recsys.lock_model($1);
+	PERFORM recsys.move_alias($1, $2, $3, 'alias_set');
+END
+$$;
+COMMENT ON FUNCTION recsys.set_alias(text, text, int) IS
+	'point an alias of a model (serving, canary, ...) at a version, in one transaction; only members of the owner role may';
+
+CREATE FUNCTION recsys.drop_alias(model text, alias text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+	p_model text := $1;
+	p_alias text := $2;
+	old int;
+BEGIN
+	PERFORM recsys.check_alias_name(p_alias);
+	PERFORM recsys.lock_model(p_model);
+	DELETE FROM recsys.model_aliases a
+		WHERE a.model OPERATOR(pg_catalog.=) p_model AND a.alias OPERATOR(pg_catalog.=) p_alias
+		RETURNING a.version INTO old;
+	IF old IS NULL THEN
+		RAISE EXCEPTION 'model "%" has no alias "%"', p_model, p_alias USING ERRCODE = 'undefined_object';
+	END IF;
+	PERFORM recsys.log_model_event(p_model, 'alias_dropped', old, p_alias,
+		CASE WHEN p_alias OPERATOR(pg_catalog.=) 'serving'
+			THEN pg_catalog.jsonb_build_object('previous_event', recsys.serving_event(p_model)) END);
+END
+$$;
+COMMENT ON FUNCTION recsys.drop_alias(text, text) IS
+	'remove an alias of a model (without serving, the newest version serves); only members of the owner role may';
+
+CREATE FUNCTION recsys.alias_version(model text, alias text) RETURNS int
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v int;
+BEGIN
+	IF $1 IS NULL THEN
+		RAISE EXCEPTION 'model name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	PERFORM recsys.check_alias_name($2);
+	-- this node's placement on Citus (see recsys.store_relation)
+	EXECUTE format('SELECT a.version FROM %s a WHERE a.model OPERATOR(pg_catalog.=) $1'
+		' AND a.alias OPERATOR(pg_catalog.=) $2', recsys.store_relation('model_aliases'))
+		INTO v USING $1, $2;
+	-- never NULL: version => NULL would quietly serve another version
+	IF v IS NULL THEN
+		RAISE EXCEPTION 'model "%" has no alias "%"', $1, $2 USING ERRCODE = 'undefined_object';
+	END IF;
+	RETURN v;
+END
+$$;
+COMMENT ON FUNCTION recsys.alias_version(text, text) IS
+	'the version an alias of a model points at (error if the alias does not exist), e.g. version => recsys.alias_version(''m'', ''canary'')';
+
+CREATE FUNCTION recsys.promote(model text, version int) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF $2 IS NULL THEN
+		RAISE EXCEPTION 'version must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	PERFORM recsys.lock_model($1);
+	PERFORM recsys.move_alias($1, 'serving', $2, 'promoted');
+END
+$$;
+COMMENT ON FUNCTION recsys.promote(text, int) IS
+	'serve a version of a model: point its alias serving at it (calls without a version then use it); only members of the owner role may';
+
+CREATE FUNCTION recsys.rollback(model text) RETURNS int
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+	p_model text := $1;
+	cur int;
+	p int;
+	e record;
+BEGIN
+	PERFORM recsys.lock_model(p_model);
+	SELECT a.version INTO cur FROM recsys.model_aliases a
+		WHERE a.model OPERATOR(pg_catalog.=) p_model AND a.alias OPERATOR(pg_catalog.=) 'serving';
+	IF cur IS NULL THEN
+		RAISE EXCEPTION 'model "%" has no serving version to roll back', p_model
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				HINT = 'recsys.promote sets the serving version.';
+	END IF;
+	-- back along the chain of serving events: the first one that served
+	-- another version that is still stored
+	SELECT (e.detail OPERATOR(pg_catalog.->>) 'previous_event')::int INTO p FROM recsys.model_events e
+		WHERE e.model OPERATOR(pg_catalog.=) p_model AND e.seq OPERATOR(pg_catalog.=) recsys.serving_event(p_model);
+	LOOP
+		IF p IS NULL THEN
+			RAISE EXCEPTION 'model "%" has no earlier serving version to roll back to', p_model
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					DETAIL = format('Version %s serves; no version that served before it is still stored.', cur);
+		END IF;
+		SELECT e.* INTO e FROM recsys.model_events e
+			WHERE e.model OPERATOR(pg_catalog.=) p_model AND e.seq OPERATOR(pg_catalog.=) p;
+		EXIT WHEN e.event OPERATOR(pg_catalog.<>) 'alias_dropped' AND e.version OPERATOR(pg_catalog.<>) cur
+			AND EXISTS (SELECT FROM recsys.models m WHERE m.name OPERATOR(pg_catalog.=) p_model
+				AND m.version OPERATOR(pg_catalog.=) e.version);
+		p := (e.detail OPERATOR(pg_catalog.->>) 'previous_event')::int;
+	END LOOP;
+	UPDATE recsys.model_aliases a SET version = e.version
+		WHERE a.model OPERATOR(pg_catalog.=) p_model AND a.alias OPERATOR(pg_catalog.=) 'serving';
+	-- the new event stands where e stood in the chain: a second rollback
+	-- goes further back
+	PERFORM recsys.log_model_event(p_model, 'rolled_back', e.version, 'serving',
+		pg_catalog.jsonb_build_object('from', cur, 'previous_event',
+			(e.detail OPERATOR(pg_catalog.->>) 'previous_event')::int));
+	RETURN e.version;
+END
+$$;
+COMMENT ON FUNCTION recsys.rollback(text) IS
+	'point the alias serving of a model back at the version that served before (by the history in recsys.model_events, skipping dropped versions) and return it; repeated calls go further back';
+
+-- Delete the versions of a name that are stored and listed, after logging
+-- them (the event needs the name's owner, which a released name has not);
+-- a name left without versions is released.  The caller holds the lock.
+CREATE FUNCTION recsys.delete_versions(model text, versions int[], detail jsonb) RETURNS int
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v int;
+	n int;
+BEGIN
+	FOREACH v IN ARRAY versions LOOP
+		PERFORM recsys.log_model_event($1, 'dropped', v, NULL, $3);
+	END LOOP;
+	DELETE FROM recsys.models m WHERE m.name OPERATOR(pg_catalog.=) $1
+		AND m.version OPERATOR(pg_catalog.=) ANY ($2);
+	GET DIAGNOSTICS n = ROW_COUNT;
+	DELETE FROM recsys.model_names mn WHERE mn.name OPERATOR(pg_catalog.=) $1
+		AND NOT EXISTS (SELECT 1 FROM recsys.models m WHERE m.name OPERATOR(pg_catalog.=) $1);
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION recsys.delete_versions(text, int[], jsonb) IS
+	'internal: log and delete versions of a model (the caller holds the name''s lock); a name left without versions is released';
+
+CREATE FUNCTION recsys.prune_versions(model text, keep int) RETURNS int
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+	p_model text := $1;
+	p_keep int := $2;
+	gone int[];
+BEGIN
+	IF p_keep IS NULL THEN
+		RAISE EXCEPTION 'keep must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF p_keep OPERATOR(pg_catalog.<) 0 THEN
+		RAISE EXCEPTION 'keep must not be negative' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	PERFORM recsys.lock_model(p_model);
+	-- all but the newest keep, never a version under an alias
+	SELECT coalesce(pg_catalog.array_agg(m.version ORDER BY m.version), '{}') INTO gone
+	FROM (SELECT m.version, pg_catalog.row_number() OVER (ORDER BY m.version DESC) AS r
+		FROM recsys.models m WHERE m.name OPERATOR(pg_catalog.=) p_model) m
+	WHERE m.r OPERATOR(pg_catalog.>) p_keep
+		AND NOT EXISTS (SELECT FROM recsys.model_aliases a WHERE a.model OPERATOR(pg_catalog.=) p_model
+			AND a.version OPERATOR(pg_catalog.=) m.version);
+	RETURN recsys.delete_versions(p_model, gone, pg_catalog.jsonb_build_object('pruned', true, 'keep', p_keep));
+END
+$$;
+COMMENT ON FUNCTION recsys.prune_versions(text, int) IS
+	'drop all but the newest keep versions of a model, never one under an alias; returns how many were dropped; only members of the owner role may';
+
+-- The input contract of an MMoE config: what callers pass (dense width,
+-- categorical features and their vocabularies, context width, position
+-- buckets, the tasks they read back).  With a feature spec, callers pass
+-- table columns: the columns of each kind take the place of the dense width
+-- and the vocabularies, which fitting derives (and which the spec maps).
+CREATE FUNCTION recsys.mmoe_contract(config jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+	SELECT CASE WHEN $1 OPERATOR(pg_catalog.?) 'features' THEN
+		pg_catalog.jsonb_build_object('features', coalesce((SELECT pg_catalog.jsonb_object_agg(k.key,
+				(SELECT coalesce(pg_catalog.jsonb_agg(CASE WHEN pg_catalog.jsonb_typeof(c.e) OPERATOR(pg_catalog.=) 'string'
+						THEN c.e ELSE c.e OPERATOR(pg_catalog.->) 'column' END ORDER BY c.o), '[]')
+					FROM pg_catalog.jsonb_array_elements(CASE WHEN pg_catalog.jsonb_typeof(k.value) OPERATOR(pg_catalog.=) 'array'
+						THEN k.value ELSE '[]' END) WITH ORDINALITY c(e, o)))
+			FROM pg_catalog.jsonb_each(CASE WHEN pg_catalog.jsonb_typeof($1 OPERATOR(pg_catalog.->) 'features')
+				OPERATOR(pg_catalog.=) 'object' THEN $1 OPERATOR(pg_catalog.->) 'features' ELSE '{}' END) k
+			WHERE k.key OPERATOR(pg_catalog.<>) 'fitted'), '{}'))
+	ELSE pg_catalog.jsonb_build_object(
+		'input_dim', $1 OPERATOR(pg_catalog.->) 'input_dim',
+		'categorical', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+				'name', c.e OPERATOR(pg_catalog.->) 'name', 'vocab', c.e OPERATOR(pg_catalog.->) 'vocab') ORDER BY c.o)
+			FROM pg_catalog.jsonb_array_elements(CASE WHEN pg_catalog.jsonb_typeof($1 OPERATOR(pg_catalog.->) 'categorical')
+				OPERATOR(pg_catalog.=) 'array' THEN $1 OPERATOR(pg_catalog.->) 'categorical' ELSE '[]' END)
+				WITH ORDINALITY c(e, o)), '[]')) END
+	OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+		'context_dim', coalesce($1 OPERATOR(pg_catalog.#>) '{latent_cross,context_dim}', '0'),
+		'position_buckets', coalesce($1 OPERATOR(pg_catalog.#>) '{shallow_tower,position_buckets}', '0'),
+		'tasks', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+				'name', t.e OPERATOR(pg_catalog.->) 'name', 'type', t.e OPERATOR(pg_catalog.->) 'type') ORDER BY t.o)
+			FROM pg_catalog.jsonb_array_elements(CASE WHEN pg_catalog.jsonb_typeof($1 OPERATOR(pg_catalog.->) 'tasks')
+				OPERATOR(pg_catalog.=) 'array' THEN $1 OPERATOR(pg_catalog.->) 'tasks' ELSE '[]' END)
+				WITH ORDINALITY t(e, o)), '[]'))
+$$;
+COMMENT ON FUNCTION recsys.mmoe_contract(jsonb) IS
+	'the input contract of an MMoE config: input_dim and the categorical features with vocabulary sizes (with a feature spec instead: its columns of each kind), context_dim, position_buckets, tasks with their types';
+
+-- Begin storing a new version: check the options the store reads (promote,
+-- allow_contract_change), number the version (locks the name), refuse
+-- another kind, and refuse an MMoE input contract other than the one that
+-- serves unless options.allow_contract_change.  Trainers call it before
+-- any work.
+CREATE FUNCTION recsys.begin_model_version(model text, kind text, config jsonb, options jsonb)
+RETURNS int
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+	p_model text := $1;
+	p_kind text := $2;
+	p_config jsonb := $3;
+	p_options jsonb := coalesce($4, '{}');
+	k text;
+	v int;
+	ref int;
+	aliased boolean;
+	old jsonb;
+	new jsonb;
+	diff text;
+BEGIN
+	IF pg_catalog.jsonb_typeof(p_options) OPERATOR(pg_catalog.<>) 'object' THEN
+		RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	FOREACH k IN ARRAY ARRAY['promote', 'allow_contract_change'] LOOP
+		IF p_options OPERATOR(pg_catalog.?) k
+				AND pg_catalog.jsonb_typeof(p_options OPERATOR(pg_catalog.->) k) OPERATOR(pg_catalog.<>) 'boolean' THEN
+			RAISE EXCEPTION 'options.% must be true or false', k USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+	END LOOP;
+	v := recsys.next_model_version(p_model);
+	SELECT m.kind INTO k FROM recsys.models m WHERE m.name OPERATOR(pg_catalog.=) p_model LIMIT 1;
+	IF k OPERATOR(pg_catalog.<>) p_kind THEN
+		RAISE EXCEPTION 'model "%" holds % models, not %', p_model, k, p_kind
+			USING ERRCODE = 'wrong_object_type',
+				DETAIL = format('Every version of a model name is of one kind; "%s" has versions of kind %s.', p_model, k),
+				HINT = 'Store the new model under another name.';
+	END IF;
+	IF p_kind OPERATOR(pg_catalog.=) 'mmoe' AND p_config IS NOT NULL AND k IS NOT NULL
+			AND NOT coalesce((p_options OPERATOR(pg_catalog.->>) 'allow_contract_change')::boolean, false) THEN
+		ref := recsys.resolve_model_version(p_model);
+		aliased := EXISTS (SELECT FROM recsys.model_aliases a WHERE a.model OPERATOR(pg_catalog.=) p_model
+			AND a.alias OPERATOR(pg_catalog.=) 'serving');
+		SELECT recsys.mmoe_contract(m.config) INTO old FROM recsys.models m
+			WHERE m.name OPERATOR(pg_catalog.=) p_model AND m.version OPERATOR(pg_catalog.=) ref;
+		new := recsys.mmoe_contract(p_config);
+		IF old IS DISTINCT FROM new THEN
+			SELECT pg_catalog.string_agg(format('%s %s -> %s', x.key, coalesce(old OPERATOR(pg_catalog.->) x.key, 'null'),
+					coalesce(new OPERATOR(pg_catalog.->) x.key, 'null')), '; ' ORDER BY x.key) INTO diff
+			FROM (SELECT pg_catalog.jsonb_object_keys(old) AS key UNION SELECT pg_catalog.jsonb_object_keys(new)) x
+			WHERE (old OPERATOR(pg_catalog.->) x.key) IS DISTINCT FROM (new OPERATOR(pg_catalog.->) x.key);
+			RAISE EXCEPTION 'input contract of model "%" would change', p_model
+				USING ERRCODE = 'invalid_object_definition',
+					DETAIL = format('Version %s (%s) and the new version differ: %s.', ref,
+						CASE WHEN aliased THEN 'serving' ELSE 'newest' END, diff),
+					HINT = 'Callers pass inputs by this contract. Store the new model under another name, or pass options {"allow_contract_change": true} and promote it when the callers are ready.';
+		END IF;
+	END IF;
+	RETURN v;
+END
+$$;
+COMMENT ON FUNCTION recsys.begin_model_version(text, text, jsonb, jsonb) IS
+	'internal: the next version of a model for a trainer or import (locks the name); refuses another kind, and an MMoE input contract other than the serving (else newest) version''s unless options.allow_contract_change';
+
+-- Finish storing a new version: log it with its source, and promote it when
+-- options.promote.
+CREATE FUNCTION recsys.finish_model_version(model text, version int, event text, options jsonb)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	d jsonb;
+BEGIN
+	SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+			'kind', m.kind,
+			'source', coalesce(m.config OPERATOR(pg_catalog.#>) '{source,table}',
+				m.metrics OPERATOR(pg_catalog.#>) '{training,source}'),
+			'method', m.config OPERATOR(pg_catalog.->) 'method',
+			'dim', m.config OPERATOR(pg_catalog.->) 'dim',
+			'bytes', pg_catalog.octet_length(m.weights)))
+		INTO d FROM recsys.models m
+		WHERE m.name OPERATOR(pg_catalog.=) $1 AND m.version OPERATOR(pg_catalog.=) $2;
+	IF d IS NULL THEN
+		RAISE EXCEPTION 'model "%" has no version %', $1, $2 USING ERRCODE = 'undefined_object';
+	END IF;
+	PERFORM recsys.log_model_event($1, $3, $2, NULL, d);
+	IF coalesce(($4 OPERATOR(pg_catalog.->>) 'promote')::boolean, false) THEN
+		PERFORM recsys.move_alias($1, 'serving', $2, 'promoted');
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION recsys.finish_model_version(text, int, text, jsonb) IS
+	'internal: log a version just stored (trained or imported, with its source) and promote it when options.promote';
+
+-- One row per stored version: what it is, what serves, how it was trained
+-- and what it weighs.  SECURITY INVOKER: the caller's privileges and
+-- row-level security apply to every table it reads.
+CREATE VIEW recsys.model_versions WITH (security_invoker = true) AS
+SELECT m.name AS model, m.version, m.kind,
+	coalesce((SELECT pg_catalog.array_agg(a.alias ORDER BY a.alias) FROM recsys.model_aliases a
+		WHERE a.model OPERATOR(pg_catalog.=) m.name AND a.version OPERATOR(pg_catalog.=) m.version),
+		'{}'::text[]) AS aliases,
+	m.version OPERATOR(pg_catalog.=) coalesce(
+		(SELECT a.version FROM recsys.model_aliases a WHERE a.model OPERATOR(pg_catalog.=) m.name
+			AND a.alias OPERATOR(pg_catalog.=) 'serving'),
+		(SELECT max(n.version) FROM recsys.models n WHERE n.name OPERATOR(pg_catalog.=) m.name)) AS serving,
+	CASE WHEN m.kind OPERATOR(pg_catalog.=) 'mmoe' THEN recsys.mmoe_contract(m.config)
+		ELSE pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('dim', m.config OPERATOR(pg_catalog.->) 'dim',
+			'method', m.config OPERATOR(pg_catalog.->) 'method', 'n_users', m.config OPERATOR(pg_catalog.->) 'n_users',
+			'n_items', m.config OPERATOR(pg_catalog.->) 'n_items')) END AS summary,
+	CASE WHEN pg_catalog.jsonb_typeof(m.metrics OPERATOR(pg_catalog.->) 'log') OPERATOR(pg_catalog.=) 'array'
+		THEN pg_catalog.jsonb_array_length(m.metrics OPERATOR(pg_catalog.->) 'log') END AS epochs,
+	(m.metrics OPERATOR(pg_catalog.#>>) '{log,-1,loss}')::double precision AS final_loss,
+	coalesce((m.metrics OPERATOR(pg_catalog.->>) 'train_seconds')::double precision,
+		(SELECT sum((l.e OPERATOR(pg_catalog.->>) 'seconds')::double precision)
+			FROM pg_catalog.jsonb_array_elements(CASE WHEN pg_catalog.jsonb_typeof(m.metrics OPERATOR(pg_catalog.->) 'log')
+				OPERATOR(pg_catalog.=) 'array' THEN m.metrics OPERATOR(pg_catalog.->) 'log' ELSE '[]' END) l(e)))
+		AS train_seconds,
+	m.metrics,
+	coalesce(pg_catalog.octet_length(m.weights), 0)
+		OPERATOR(pg_catalog.+) coalesce((SELECT sum(pg_catalog.pg_column_size(u.embedding) OPERATOR(pg_catalog.+)
+			pg_catalog.pg_column_size(u.seen))::bigint FROM recsys.user_vectors u
+			WHERE u.model OPERATOR(pg_catalog.=) m.name AND u.version OPERATOR(pg_catalog.=) m.version), 0)
+		OPERATOR(pg_catalog.+) coalesce((SELECT sum(pg_catalog.pg_column_size(i.embedding))::bigint FROM recsys.item_vectors i
+			WHERE i.model OPERATOR(pg_catalog.=) m.name AND i.version OPERATOR(pg_catalog.=) m.version), 0)
+		AS size_bytes,
+	m.created_by, m.created_at
+FROM recsys.models m;
+COMMENT ON VIEW recsys.model_versions IS
+	'one row per stored model version: kind, aliases, whether it serves calls without a version, dims or input contract, training summary (epochs, final loss, seconds), metrics, size in bytes (weights and vectors), provenance';
+
+CREATE OR REPLACE FUNCTION recsys.drop_model(model text, version int DEFAULT NULL) RETURNS int
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+	p_model text := $1;
+	p_version int := $2;
+	n int := 0;
+	o regrole;
+	gone int[];
+	held text;
+BEGIN
+	IF p_model IS NULL THEN
+		RAISE EXCEPTION 'model name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	-- the name's lock orders the drop with trainers and alias moves; a role
+	-- that does not own the name cannot take it (row-level security)
+	PERFORM FROM recsys.model_names mn WHERE mn.name OPERATOR(pg_catalog.=) p_model FOR UPDATE;
+	IF FOUND THEN
+		SELECT pg_catalog.array_agg(m.version ORDER BY m.version) INTO gone FROM recsys.models m
+			WHERE m.name OPERATOR(pg_catalog.=) p_model
+				AND (p_version IS NULL OR m.version OPERATOR(pg_catalog.=) p_version);
+		-- a version under an alias goes only with the whole name: dropping it
+		-- alone would move its callers to another version unannounced
+		SELECT pg_catalog.string_agg(a.alias, ', ' ORDER BY a.alias) INTO held FROM recsys.model_aliases a
+			WHERE a.model OPERATOR(pg_catalog.=) p_model AND a.version OPERATOR(pg_catalog.=) p_version;
+		IF held IS NOT NULL THEN
+			RAISE EXCEPTION 'model "%" version % is under alias %', p_model, p_version, held
+				USING ERRCODE = 'object_in_use',
+					HINT = 'Point the alias at another version (recsys.promote, recsys.set_alias) or drop it (recsys.drop_alias) first.';
+		END IF;
+		n := recsys.delete_versions(p_model, coalesce(gone, '{}'),
+			CASE WHEN p_version IS NULL THEN '{"all": true}'::jsonb END);
+	END IF;
+	IF n OPERATOR(pg_catalog.=) 0 THEN
+		IF EXISTS (SELECT 1 FROM recsys.models m WHERE m.name OPERATOR(pg_catalog.=) p_model
+				AND (p_version IS NULL OR m.version OPERATOR(pg_catalog.=) p_version)) THEN
+			o := recsys.model_owner(p_model);
+			RAISE EXCEPTION 'permission denied for model "%"', p_model
+				USING ERRCODE = 'insufficient_privilege',
+					DETAIL = format('Model "%s" belongs to role %s.', p_model, o),
+					HINT = 'Only members of the owner role drop a model.';
+		END IF;
+		IF p_version IS NULL THEN
+			RAISE EXCEPTION 'model "%" does not exist', p_model USING ERRCODE = 'undefined_object';
+		END IF;
+		RAISE EXCEPTION 'model "%" has no version %', p_model, p_version USING ERRCODE = 'undefined_object';
+	END IF;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION recsys.drop_model(text, int) IS
+	'delete one version of a model (not one under an alias), or all its versions, aliases and its name when version is NULL; returns the number deleted; only members of the owner role may; the history stays';
+
+-- Aliases are moved only by members of the owner role; the history is
+-- appended to by them (in their own name, see model_events_rules) and never
+-- changed: no UPDATE or DELETE policy, so only roles that bypass row-level
+-- security (a superuser restoring a dump) delete events.
+ALTER TABLE recsys.model_aliases ENABLE ROW LEVEL SECURITY;
+ALTER TABLE recsys.model_events ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS model_aliases_read ON recsys.model_aliases;
+DROP POLICY IF EXISTS model_aliases_owner ON recsys.model_aliases;
+CREATE POLICY model_aliases_read ON recsys.model_aliases FOR SELECT USING (true);
+CREATE POLICY model_aliases_owner ON recsys.model_aliases FOR ALL
+	USING (recsys.model_owned(model)) WITH CHECK (recsys.model_owned(model));
+DROP POLICY IF EXISTS model_events_read ON recsys.model_events;
+DROP POLICY IF EXISTS model_events_insert ON recsys.model_events;
+CREATE POLICY model_events_read ON recsys.model_events FOR SELECT USING (true);
+CREATE POLICY model_events_insert ON recsys.model_events FOR INSERT
+	WITH CHECK (actor OPERATOR(pg_catalog.=) CURRENT_USER AND recsys.model_owned(model));
+
+CREATE OR REPLACE FUNCTION recsys.model_names_rules() RETURNS trigger
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	own regrole := recsys.model_owner(NEW.name);
+BEGIN
+	IF TG_OP = 'INSERT' THEN
+		-- the time is checked where the statement runs: a Citus worker's
+		-- transaction started at another time
+		IF pg_catalog.row_security_active(TG_RELID) AND NOT recsys.citus_worker()
+				AND NEW.created_at IS DISTINCT FROM pg_catalog.now() THEN
+			RAISE EXCEPTION 'created_at of model name "%" is set by recsys', NEW.name
+				USING ERRCODE = 'insufficient_privilege',
+					HINT = 'Leave created_at to its default.';
+		END IF;
+		IF own IS NULL THEN
+			IF EXISTS (SELECT FROM pg_catalog.pg_class c
+					WHERE c.relnamespace OPERATOR(pg_catalog.=) 'recsys_names'::pg_catalog.regnamespace
+						AND c.relname OPERATOR(pg_catalog.=) NEW.name) THEN
+				RAISE EXCEPTION 'model name "%" is taken by relation recsys_names.%', NEW.name, pg_catalog.quote_ident(NEW.name)
+					USING ERRCODE = 'duplicate_object';
+			END IF;
+			EXECUTE format('CREATE SEQUENCE recsys_names.%I', NEW.name);
+			IF NEW.owner IS DISTINCT FROM CURRENT_USER::pg_catalog.regrole THEN
+				EXECUTE format('ALTER SEQUENCE recsys_names.%I OWNER TO %s', NEW.name, NEW.owner);
+			END IF;
+		ELSIF own IS DISTINCT FROM NEW.owner THEN
+			RAISE EXCEPTION 'model name "%" is taken', NEW.name
+				USING ERRCODE = 'duplicate_object',
+					DETAIL = format('Its sequence recsys_names.%I belongs to role %s.', NEW.name, own);
+		END IF;
+		RETURN NEW;
+	END IF;
+	IF NEW.name IS DISTINCT FROM OLD.name THEN
+		RAISE EXCEPTION 'model name "%" cannot be renamed', OLD.name
+			USING ERRCODE = 'feature_not_supported';
+	END IF;
+	IF NEW.created_at IS DISTINCT FROM OLD.created_at THEN
+		RAISE EXCEPTION 'created_at of model name "%" cannot be changed', OLD.name
+			USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	IF NEW.last_version OPERATOR(pg_catalog.<) OLD.last_version THEN
+		RAISE EXCEPTION 'last_version of model name "%" cannot go back', OLD.name
+			USING ERRCODE = 'insufficient_privilege',
+				DETAIL = 'Version numbers of a model are never given twice.';
+	END IF;
+	IF NEW.owner IS DISTINCT FROM own THEN
+		-- PostgreSQL checks that the role may give the sequence away
+		EXECUTE format('ALTER SEQUENCE recsys_names.%I OWNER TO %s', NEW.name, NEW.owner);
+	END IF;
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION recsys.model_names_rules() IS
+	'internal trigger: a new model name gets its sequence recsys_names.<name> owned by its owner; an owner change moves it (ALTER SEQUENCE OWNER TO''s rule); created_at and the name never change, last_version never goes back';
+
+-- Rules of the history: an event is written in the name of the role
+-- writing it, at the time it is written, and never changed afterwards (by
+-- anyone: roles that bypass row-level security may only delete events).
+CREATE FUNCTION recsys.model_events_rules() RETURNS trigger
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF TG_OP = 'UPDATE' THEN
+		RAISE EXCEPTION 'events of model "%" cannot be changed', OLD.model
+			USING ERRCODE = 'insufficient_privilege',
+				DETAIL = 'recsys.model_events is the history of the model store.';
+	END IF;
+	IF pg_catalog.row_security_active(TG_RELID) THEN
+		IF NEW.actor IS DISTINCT FROM CURRENT_USER THEN
+			RAISE EXCEPTION 'actor of an event of model "%" must be the inserting role', NEW.model
+				USING ERRCODE = 'insufficient_privilege';
+		END IF;
+		-- the time is checked where the statement runs (see model_names_rules)
+		IF NEW.at IS DISTINCT FROM pg_catalog.now() AND NOT recsys.citus_worker() THEN
+			RAISE EXCEPTION 'time of an event of model "%" is set by recsys', NEW.model
+				USING ERRCODE = 'insufficient_privilege';
+		END IF;
+	END IF;
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION recsys.model_events_rules() IS
+	'internal trigger: an event''s actor and time are the inserting role''s and the transaction''s; events are never updated';
+
+CREATE TRIGGER model_events_rules BEFORE INSERT OR UPDATE ON recsys.model_events
+	FOR EACH ROW EXECUTE FUNCTION recsys.model_events_rules();
+ALTER TABLE recsys.model_events ENABLE ALWAYS TRIGGER model_events_rules;
+
+CREATE OR REPLACE FUNCTION recsys.import_model(model text, weights bytea, config jsonb DEFAULT NULL) RETURNS int
+LANGUAGE sql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+	SELECT recsys.import_model($1, $2, $3, '{}'::jsonb)
+$$;
+COMMENT ON FUNCTION recsys.import_model(text, bytea, jsonb) IS
+	'import an MMoE model from safetensors bytes (config from the argument or __metadata__.recsys) as the next version of model; returns the version';
+
+-- options are the store's: promote, allow_contract_change
+CREATE FUNCTION recsys.import_model(model text, weights bytea, config jsonb, options jsonb) RETURNS int
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v int;
+	checked record;
+BEGIN
+	IF $1 IS NULL THEN
+		RAISE EXCEPTION 'model name must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF $4 IS NOT NULL AND pg_catalog.jsonb_typeof($4) OPERATOR(pg_catalog.=) 'object' THEN
+		IF EXISTS (SELECT FROM pg_catalog.jsonb_object_keys($4) k
+				WHERE k OPERATOR(pg_catalog.<>) ALL (ARRAY['promote', 'allow_contract_change'])) THEN
+			RAISE EXCEPTION 'unknown option "%"', (SELECT k FROM pg_catalog.jsonb_object_keys($4) k
+					WHERE k OPERATOR(pg_catalog.<>) ALL (ARRAY['promote', 'allow_contract_change']) LIMIT 1)
+				USING ERRCODE = 'invalid_parameter_value',
+					HINT = 'Options of import_model are promote and allow_contract_change.';
+		END IF;
+	END IF;
+	SELECT c.valid_config, c.safetensors INTO checked FROM recsys.mmoe_validate($2, $3) c;
+	v := recsys.begin_model_version($1, 'mmoe', checked.valid_config, $4);
+	INSERT INTO recsys.models (name, version, kind, config, weights)
+		VALUES ($1, v, 'mmoe', checked.valid_config, checked.safetensors);
+	PERFORM recsys.finish_model_version($1, v, 'imported', $4);
+	RETURN v;
+END
+$$;
+COMMENT ON FUNCTION recsys.import_model(text, bytea, jsonb, jsonb) IS
+	'import an MMoE model from safetensors bytes (config from the argument, or NULL for __metadata__.recsys) as the next version of model, with options promote and allow_contract_change; returns the version';
+
+COMMENT ON FUNCTION recsys.export_model(text, int) IS
+	'a stored MMoE model (the serving version, else the newest, unless one is named) as safetensors bytes, with its config in __metadata__.recsys';
+
+COMMENT ON FUNCTION recsys.embedding_model_version(text, int) IS
+	'the version of an embeddings model to serve: the one given, else the one under the alias serving, else the newest; error if none or of another kind';
+COMMENT ON FUNCTION recsys.user_embeddings(text, int) IS
+	'user vectors of a version of an embeddings model (default: the serving one, else the newest), in id order';
+COMMENT ON FUNCTION recsys.item_embeddings(text, int) IS
+	'item vectors of a version of an embeddings model (default: the serving one, else the newest), in id order';
+COMMENT ON FUNCTION recsys.recommend(text, bigint, int, boolean, int) IS
+	'top-k items of a stored user by <x_u, y_i> under a version of an embeddings model (default: the serving one, else the newest), best first (ties: smaller id), without the user''s training items when exclude_seen; no rows for an unknown or NULL user';
+
+-- The forms with exclusions (doc/embeddings.md, explicit ratings): every
+-- argument of the plain form, then exclude, none with a default.  A call
+-- without exclude can match only the plain form, whatever its argument
+-- types (NULL, untyped parameters of a driver), so it resolves as in 0.2.0.
+CREATE FUNCTION recsys.recommend(model text, user_id bigint, k int, exclude_seen boolean, version int,
+	exclude bigint[])
+RETURNS TABLE(item_id bigint, score real)
+	AS 'MODULE_PATHNAME', 'embedding_recommend_exclude' LANGUAGE C STABLE PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION recsys.recommend(text, bigint, int, boolean, int, bigint[]) IS
+	'recommend, also leaving out the items of exclude (NULL: none; unknown ids ignored)';
+
+CREATE FUNCTION recsys.recommend_all(model text, k int, users bigint[], exclude_seen boolean, version int,
+	exclude regclass)
+RETURNS TABLE(user_id bigint, item_id bigint, score real, rank int)
+	AS 'MODULE_PATHNAME', 'embedding_recommend_all_exclude' LANGUAGE C STABLE PARALLEL RESTRICTED ROWS 100000;
+COMMENT ON FUNCTION recsys.recommend_all(text, int, bigint[], boolean, int, regclass) IS
+	'recommend_all, also leaving out the (user_id, item_id) pairs of the relation exclude (integer columns user_id and item_id; NULL: none)';
+
+CREATE FUNCTION recsys.recommend_for_items(model text, items bigint[], k int, weights real[],
+	exclude_seen boolean, version int, exclude bigint[])
+RETURNS TABLE(item_id bigint, score real)
+	AS 'MODULE_PATHNAME', 'embedding_recommend_for_items_exclude' LANGUAGE C STABLE PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION recsys.recommend_for_items(text, bigint[], int, real[], boolean, int, bigint[]) IS
+	'recommend_for_items, also leaving out the items of exclude (NULL: none; unknown ids ignored)';
+
+CREATE FUNCTION recsys.recommend_all_for_items(model text, interactions regclass, user_column name,
+	item_column name, weight_column name, k int, exclude_seen boolean, version int, exclude regclass)
+RETURNS TABLE(user_id bigint, item_id bigint, score real, rank int)
+	AS 'MODULE_PATHNAME', 'embedding_recommend_all_for_items_exclude' LANGUAGE C STABLE PARALLEL RESTRICTED ROWS 100000;
+COMMENT ON FUNCTION recsys.recommend_all_for_items(text, regclass, name, name, name, int, boolean, int, regclass) IS
+	'recommend_all_for_items, also leaving out the (user_id, item_id) pairs of the relation exclude (integer columns user_id and item_id; NULL: none)';
+
+-- tune_embeddings scores the version it just trained, not the serving one
+CREATE OR REPLACE FUNCTION recsys.tune_embeddings(model text, train regclass, validation regclass,
+	user_column name DEFAULT 'user_id', item_column name DEFAULT 'item_id',
+	weight_column name DEFAULT NULL, k int DEFAULT 20, trials int DEFAULT 12,
+	space jsonb DEFAULT '{}', seed bigint DEFAULT 0, metric text DEFAULT 'recall_at_k',
+	eta int DEFAULT 3)
+RETURNS TABLE(trial int, params jsonb, rung int, epochs int, recall_at_k double precision,
+	ndcg_at_k double precision, seconds double precision, kept boolean)
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning AS $$
+#variable_conflict use_variable
+DECLARE
+	p_model text := $1;
+	p_k int := $7;
+	sp jsonb;
+	key text;
+	max_epochs int;
+	sizes int[] := '{}';
+	n_rungs int;
+	alive int[];
+	par jsonb[] := '{}';
+	score float8[];
+	rec float8[];
+	nd float8[];
+	secs float8[];
+	ep int;
+	t int;
+	p jsonb;
+	opts jsonb;
+	last boolean;
+	t0 timestamptz;
+	r_rec float8;
+	r_nd float8;
+	keep int[];
+	best_version int;
+	ease_rec float8[] := '{}';	-- an ease trial's result by trial: EASE has no epochs to add
+	ease_nd float8[] := '{}';
+BEGIN
+	IF p_model IS NULL OR train IS NULL OR validation IS NULL OR p_k IS NULL OR trials IS NULL
+		OR space IS NULL OR seed IS NULL OR metric IS NULL OR eta IS NULL THEN
+		RAISE EXCEPTION 'arguments of tune_embeddings other than weight_column must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF trials OPERATOR(pg_catalog.<) 1 OR trials OPERATOR(pg_catalog.>) 1000 THEN
+		RAISE EXCEPTION 'trials must be between 1 and 1000' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF eta OPERATOR(pg_catalog.<) 2 THEN
+		RAISE EXCEPTION 'eta must be at least 2' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF metric OPERATOR(pg_catalog.<>) ALL ('{recall_at_k,ndcg_at_k}') THEN
+		RAISE EXCEPTION 'metric must be recall_at_k or ndcg_at_k' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF pg_catalog.jsonb_typeof(space) OPERATOR(pg_catalog.<>) 'object' THEN
+		RAISE EXCEPTION 'space must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	FOR key IN SELECT pg_catalog.jsonb_object_keys(space) LOOP
+		IF NOT (recsys.tune_space() OPERATOR(pg_catalog.?) key) THEN
+			RAISE EXCEPTION 'unknown space key "%"', key USING ERRCODE = 'invalid_parameter_value',
+				HINT = 'Keys: method, solver, cg_steps, dim, l2, nu, gramian_weight, epochs, ease_l2.';
+		END IF;
+	END LOOP;
+	sp := recsys.tune_space() OPERATOR(pg_catalog.||) space;
+	IF pg_catalog.jsonb_typeof(sp OPERATOR(pg_catalog.->) 'epochs') OPERATOR(pg_catalog.<>) 'number' THEN
+		RAISE EXCEPTION 'space key "epochs" must be a number: the epochs of the last rung'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	max_epochs := (sp OPERATOR(pg_catalog.->>) 'epochs')::int;
+	IF max_epochs OPERATOR(pg_catalog.<) 1 THEN
+		RAISE EXCEPTION 'space key "epochs" must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	PERFORM recsys.check_id_column(train, user_column, 'user column');
+	PERFORM recsys.check_id_column(train, item_column, 'item column');
+	PERFORM recsys.check_id_column(validation, user_column, 'user column');
+	PERFORM recsys.check_id_column(validation, item_column, 'item column');
+
+	-- the rungs: trials, trials / eta, ... down to one configuration
+	t := trials;
+	LOOP
+		sizes := sizes OPERATOR(pg_catalog.||) t;
+		EXIT WHEN t OPERATOR(pg_catalog.=) 1;
+		t := greatest(1, t OPERATOR(pg_catalog./) eta);
+	END LOOP;
+	n_rungs := pg_catalog.cardinality(sizes);
+
+	-- every trial's parameters, drawn from (seed, trial, key)
+	FOR i IN 1..trials LOOP
+		p := pg_catalog.jsonb_build_object('method', recsys.tune_draw(sp OPERATOR(pg_catalog.->) 'method', 'method', i, trials, seed));
+		IF p OPERATOR(pg_catalog.->>) 'method' OPERATOR(pg_catalog.=) 'ease' THEN
+			p := p OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('l2',
+				recsys.tune_draw(sp OPERATOR(pg_catalog.->) 'ease_l2', 'ease_l2', i, trials, seed));
+		ELSE
+			FOREACH key IN ARRAY ARRAY['dim', 'l2', 'nu', 'gramian_weight'] LOOP
+				p := p OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(key,
+					recsys.tune_draw(sp OPERATOR(pg_catalog.->) key, key, i, trials, seed));
+			END LOOP;
+			IF p OPERATOR(pg_catalog.->>) 'method' OPERATOR(pg_catalog.=) 'als' THEN
+				p := p OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+					'solver', recsys.tune_draw(sp OPERATOR(pg_catalog.->) 'solver', 'solver', i, trials, seed),
+					'cg_steps', recsys.tune_draw(sp OPERATOR(pg_catalog.->) 'cg_steps', 'cg_steps', i, trials, seed));
+			END IF;
+		END IF;
+		par := par OPERATOR(pg_catalog.||) p;
+	END LOOP;
+
+	alive := ARRAY(SELECT pg_catalog.generate_series(1, trials));
+	FOR r IN 1..n_rungs LOOP
+		last := r OPERATOR(pg_catalog.=) n_rungs;
+		ep := greatest(1, round(max_epochs OPERATOR(pg_catalog./)
+			power(eta, n_rungs OPERATOR(pg_catalog.-) r)::float8)::int);
+		score := '{}';
+		rec := '{}';
+		nd := '{}';
+		secs := '{}';
+		FOREACH t IN ARRAY alive LOOP
+			p := par[t];
+			IF p OPERATOR(pg_catalog.->>) 'method' OPERATOR(pg_catalog.=) 'ease' THEN
+				opts := pg_catalog.jsonb_build_object('l2', p OPERATOR(pg_catalog.->) 'l2');
+			ELSE
+				opts := pg_catalog.jsonb_build_object('seed', seed, 'nu', p OPERATOR(pg_catalog.->) 'nu');
+				IF p OPERATOR(pg_catalog.->>) 'method' OPERATOR(pg_catalog.=) 'als' THEN
+					opts := opts OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+						'solver', p OPERATOR(pg_catalog.->) 'solver', 'cg_steps', p OPERATOR(pg_catalog.->) 'cg_steps');
+				END IF;
+			END IF;
+			t0 := pg_catalog.clock_timestamp();
+			IF NOT last AND ease_rec[t] IS NOT NULL THEN
+				r_rec := ease_rec[t];
+				r_nd := ease_nd[t];
+			ELSIF last THEN
+				PERFORM recsys.tune_train(p_model, train, user_column, item_column, weight_column, p, ep, opts);
+				-- the version just trained (the newest: the name is locked), not the serving one
+				SELECT e.recall_at_k, e.ndcg_at_k INTO r_rec, r_nd
+					FROM recsys.evaluate(p_model, validation, p_k, user_column, item_column,
+						version => (SELECT max(m.version) FROM recsys.models m WHERE m.name OPERATOR(pg_catalog.=) p_model)) e;
+			ELSE
+				-- a subtransaction rolled back on purpose: the trial leaves nothing
+				BEGIN
+					PERFORM recsys.tune_train(p_model, train, user_column, item_column, weight_column, p, ep, opts);
+					SELECT e.recall_at_k, e.ndcg_at_k INTO r_rec, r_nd
+						FROM recsys.evaluate(p_model, validation, p_k, user_column, item_column,
+							version => (SELECT max(m.version) FROM recsys.models m WHERE m.name OPERATOR(pg_catalog.=) p_model)) e;
+					RAISE EXCEPTION USING ERRCODE = 'RSTUN';
+				EXCEPTION WHEN SQLSTATE 'RSTUN' THEN
+					NULL;
+				END;
+			END IF;
+			IF p OPERATOR(pg_catalog.->>) 'method' OPERATOR(pg_catalog.=) 'ease' THEN
+				ease_rec[t] := r_rec;
+				ease_nd[t] := r_nd;
+			END IF;
+			rec := rec OPERATOR(pg_catalog.||) r_rec;
+			nd := nd OPERATOR(pg_catalog.||) r_nd;
+			score := score OPERATOR(pg_catalog.||) CASE WHEN metric OPERATOR(pg_catalog.=) 'recall_at_k' THEN r_rec ELSE r_nd END;
+			secs := secs OPERATOR(pg_catalog.||) extract(epoch FROM pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) t0)::float8;
+		END LOOP;
+		-- the best of the rung go on (NULL scores last, ties to the lower trial)
+		keep := CASE WHEN last THEN alive ELSE ARRAY(
+			SELECT s.t FROM unnest(alive, score) WITH ORDINALITY s(t, sc, o)
+			ORDER BY s.sc DESC NULLS LAST, s.t LIMIT sizes[r OPERATOR(pg_catalog.+) 1]) END;
+		FOR i IN 1..pg_catalog.cardinality(alive) LOOP
+			trial := alive[i];
+			params := par[alive[i]];
+			rung := r;
+			epochs := CASE WHEN params OPERATOR(pg_catalog.->>) 'method' OPERATOR(pg_catalog.=) 'ease' THEN NULL ELSE ep END;
+			recall_at_k := rec[i];
+			ndcg_at_k := nd[i];
+			seconds := secs[i];
+			kept := alive[i] OPERATOR(pg_catalog.=) ANY (keep);
+			RETURN NEXT;
+		END LOOP;
+		alive := ARRAY(SELECT x FROM unnest(keep) x ORDER BY x);
+	END LOOP;
+
+	-- the tuning, recorded with the stored version
+	-- the version stored last (a serving alias may point elsewhere)
+	best_version := (SELECT max(m.version) FROM recsys.models m WHERE m.name OPERATOR(pg_catalog.=) p_model);
+	UPDATE recsys.models m SET metrics = pg_catalog.jsonb_set(m.metrics, '{tuning}',
+		pg_catalog.jsonb_build_object('space', sp, 'trials', trials, 'eta', eta, 'seed', seed,
+			'metric', metric, 'k', p_k, 'validation', validation::text, 'params', par[alive[1]],
+			'recall_at_k', recall_at_k, 'ndcg_at_k', ndcg_at_k))
+		WHERE m.name OPERATOR(pg_catalog.=) p_model AND m.version OPERATOR(pg_catalog.=) best_version;
+END
+$$;
+COMMENT ON FUNCTION recsys.tune_embeddings(text, regclass, regclass, name, name, name, int, int, jsonb, bigint, text, int) IS
+	'tune train_embeddings by successive halving over a search space (recsys.tune_space(), overridden by space), evaluated on validation; stores the best as the model''s next version; one row per training';
+
+CREATE OR REPLACE FUNCTION recsys.citus_attach_store() RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	store regclass[] := ARRAY['recsys.model_names', 'recsys.models', 'recsys.user_vectors',
+		'recsys.item_vectors', 'recsys.model_aliases', 'recsys.model_events']::regclass[];
+	fkeys text[] := ARRAY['recsys.models', 'models_name_fkey',
+		'recsys.user_vectors', 'user_vectors_model_version_fkey',
+		'recsys.item_vectors', 'item_vectors_model_version_fkey',
+		'recsys.model_aliases', 'model_aliases_model_version_fkey'];
+	n int;
+	t regclass;
+	r record;
+	fresh boolean;
+BEGIN
+	PERFORM recsys.citus_check_coordinator('recsys.citus_attach_store()');
+	EXECUTE 'SELECT count(*) FROM pg_catalog.pg_dist_partition p'
+		' WHERE p.logicalrelid OPERATOR(pg_catalog.=) ANY ($1)' INTO n USING store;
+	IF n OPERATOR(pg_catalog.=) 6 THEN
+		RETURN;
+	END IF;
+	-- 4: a store attached by 0.2.0, whose new tables (model_aliases,
+	-- model_events) an update added; they are converted below
+	EXECUTE 'SELECT count(*) FROM pg_catalog.pg_dist_partition p'
+		' WHERE p.logicalrelid OPERATOR(pg_catalog.=) ANY ($1)' INTO n USING store[1:4];
+	IF n OPERATOR(pg_catalog.<>) 0 AND n OPERATOR(pg_catalog.<>) 4 THEN
+		RAISE EXCEPTION 'only % of the 6 store tables are Citus tables', n
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				HINT = 'Undistribute them (undistribute_table) and call recsys.citus_attach_store() again.';
+	END IF;
+	-- the store's triggers (vectors_touch_models) fire per placement and
+	-- compute nothing that could differ between nodes
+	PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+	-- Citus cannot convert a table that a local table references, and would
+	-- re-create on the workers the foreign keys that their copies of the
+	-- extension's tables may already have: drop them everywhere first
+	-- (run_command_on_workers commits on the workers at once; a failure
+	-- below leaves the workers' tables without them, which is harmless: a
+	-- worker's own store is never written while the coordinator's is local)
+	FOR i IN 1 .. 4 LOOP
+		EXECUTE format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', fkeys[2 * i - 1], fkeys[2 * i]);
+		FOR r IN EXECUTE 'SELECT w.nodename, w.nodeport, w.success, w.result'
+				' FROM pg_catalog.run_command_on_workers($1) w'
+				USING format('ALTER TABLE IF EXISTS %s DROP CONSTRAINT IF EXISTS %I', fkeys[2 * i - 1], fkeys[2 * i]) LOOP
+			IF NOT r.success THEN
+				RAISE EXCEPTION 'could not prepare the store on worker %:%', r.nodename, r.nodeport
+					USING ERRCODE = 'external_routine_exception', DETAIL = r.result;
+			END IF;
+		END LOOP;
+	END LOOP;
+	FOREACH t IN ARRAY store LOOP
+		EXECUTE 'SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p'
+			' WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1)' INTO fresh USING t;
+		IF fresh THEN
+			EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING t;
+		END IF;
+	END LOOP;
+	-- Citus copies these to the workers' tables and to every placement
+	ALTER TABLE recsys.models ADD CONSTRAINT models_name_fkey
+		FOREIGN KEY (name) REFERENCES recsys.model_names (name) ON DELETE CASCADE;
+	ALTER TABLE recsys.user_vectors ADD CONSTRAINT user_vectors_model_version_fkey
+		FOREIGN KEY (model, version) REFERENCES recsys.models (name, version) ON DELETE CASCADE;
+	ALTER TABLE recsys.item_vectors ADD CONSTRAINT item_vectors_model_version_fkey
+		FOREIGN KEY (model, version) REFERENCES recsys.models (name, version) ON DELETE CASCADE;
+	ALTER TABLE recsys.model_aliases ADD CONSTRAINT model_aliases_model_version_fkey
+		FOREIGN KEY (model, version) REFERENCES recsys.models (name, version) ON DELETE CASCADE;
+	PERFORM recsys.citus_release_placements();
+	-- the workers' copies of the names came without their sequences
+	FOR r IN EXECUTE 'SELECT w.nodename, w.nodeport, w.success, w.result'
+			' FROM pg_catalog.run_command_on_workers($1) w'
+			USING 'SELECT recsys.citus_name_sequences()' LOOP
+		IF NOT r.success THEN
+			RAISE EXCEPTION 'could not create the model names'' sequences on worker %:%', r.nodename, r.nodeport
+				USING ERRCODE = 'external_routine_exception', DETAIL = r.result;
+		END IF;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION recsys.citus_attach_store() IS
+	'on a Citus coordinator: make the model store (model_names, models, user_vectors, item_vectors, model_aliases, model_events) reference tables, copied to every node; CREATE EXTENSION does it by itself where Citus was there first (idempotent)';
+
+CREATE OR REPLACE FUNCTION recsys.citus_release_placements() RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	t text;
+	rel regclass;
+BEGIN
+	-- by name (store_relation), not from pg_class: Citus hides placements
+	-- from queries of pg_class
+	FOREACH t IN ARRAY ARRAY['model_names', 'models', 'user_vectors', 'item_vectors', 'model_aliases',
+			'model_events'] LOOP
+		rel := recsys.store_relation(t);
+		IF rel OPERATOR(pg_catalog.<>) format('recsys.%I', t)::pg_catalog.regclass
+			AND EXISTS (SELECT FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension e
+					ON e.oid OPERATOR(pg_catalog.=) d.refobjid
+				WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+					AND d.objid OPERATOR(pg_catalog.=) rel AND d.deptype OPERATOR(pg_catalog.=) 'e'
+					AND e.extname OPERATOR(pg_catalog.=) 'recsys') THEN
+			EXECUTE format('ALTER EXTENSION recsys DROP TABLE %s', rel);
+		END IF;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION recsys.citus_release_placements() IS
+	'internal: take this node''s Citus placements of the store tables out of the extension, so that Citus can drop them';
+
+CREATE OR REPLACE FUNCTION recsys.citus_detach_store() RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	store regclass[] := ARRAY['recsys.model_events', 'recsys.model_aliases', 'recsys.item_vectors',
+		'recsys.user_vectors', 'recsys.models', 'recsys.model_names']::regclass[];
+	t regclass;
+BEGIN
+	PERFORM recsys.citus_check_coordinator('recsys.citus_detach_store()');
+	PERFORM recsys.citus_release_placements();
+	-- through Citus's two-phase commit: no weights remain on any node
+	TRUNCATE recsys.model_events, recsys.model_aliases, recsys.item_vectors, recsys.user_vectors,
+		recsys.models, recsys.model_names;
+	FOREACH t IN ARRAY store LOOP
+		EXECUTE 'SELECT pg_catalog.citus_drop_all_shards($1, $2, $3)'
+			USING t, 'recsys', (SELECT c.relname::text FROM pg_catalog.pg_class c
+				WHERE c.oid OPERATOR(pg_catalog.=) t);
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION recsys.citus_detach_store() IS
+	'on a Citus coordinator, before DROP EXTENSION recsys: delete every stored model on every node and drop the store''s placements (the store is unusable afterwards)';
+
+-- a Citus coordinator whose store 0.2.0 attached: the new tables become
+-- reference tables too
+DO $$
+DECLARE
+	n int;
+BEGIN
+	IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus')
+			AND NOT recsys.citus_worker() THEN
+		EXECUTE 'SELECT count(*) FROM pg_catalog.pg_dist_partition p'
+			' WHERE p.logicalrelid OPERATOR(pg_catalog.=) ''recsys.models''::pg_catalog.regclass' INTO n;
+		IF n OPERATOR(pg_catalog.>) 0 THEN
+			PERFORM recsys.citus_attach_store();
+		END IF;
+	END IF;
+END
+$$;
+
+-- Roles that read or wrote the store keep doing so: calls without a version
+-- now read model_aliases, and trainers write model_events (and promote):
+-- every role granted SELECT or INSERT on recsys.models gets the same on the
+-- new tables.
+DO $$
+DECLARE
+	r record;
+BEGIN
+	FOR r IN SELECT DISTINCT a.privilege_type AS p,
+			CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+				ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END AS who
+		FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+		WHERE c.oid OPERATOR(pg_catalog.=) 'recsys.models'::pg_catalog.regclass
+			AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+			AND a.privilege_type OPERATOR(pg_catalog.=) ANY (ARRAY['SELECT', 'INSERT']) LOOP
+		IF r.p OPERATOR(pg_catalog.=) 'SELECT' THEN
+			EXECUTE format('GRANT SELECT ON recsys.model_aliases, recsys.model_events, recsys.model_versions TO %s', r.who);
+		ELSE
+			EXECUTE format('GRANT INSERT, UPDATE, DELETE ON recsys.model_aliases TO %s', r.who);
+			EXECUTE format('GRANT INSERT ON recsys.model_events TO %s', r.who);
+		END IF;
+	END LOOP;
+END
+$$;
