@@ -222,7 +222,7 @@ als_solve_accum(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("confidence must not be negative")));
-	dim = VectorDim(v);
+	dim = VectorDimOf(v, "v");
 	state = GetWritableAlsState(fcinfo, dim, gramian_weight, l2);
 
 	/* convert into the next free buffer slot; the kernel scales it there */

@@ -69,8 +69,12 @@ InteractionsCheckSource(const InteractionSource *src)
 	static const Oid id_types[] = {INT2OID, INT4OID, INT8OID};
 	static const Oid weight_types[] = {INT2OID, INT4OID, INT8OID, FLOAT4OID, FLOAT8OID, NUMERICOID};
 
-	RecsysColumnType(src->relid, src->user_column, "user column", id_types, lengthof(id_types));
-	RecsysColumnType(src->relid, src->item_column, "item column", id_types, lengthof(id_types));
+	static const char *text_ids = "Map text ids to integers through a table of ids, as in the section \"Text ids\" of doc/embeddings.md, and train on a view that joins it.";
+
+	RecsysColumnTypeHinted(src->relid, src->user_column, "user column", id_types,
+						   lengthof(id_types), text_ids);
+	RecsysColumnTypeHinted(src->relid, src->item_column, "item column", id_types,
+						   lengthof(id_types), text_ids);
 	if (src->weight_column)
 		RecsysColumnType(src->relid, src->weight_column, "weight column", weight_types,
 						 lengthof(weight_types));

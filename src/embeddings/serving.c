@@ -35,6 +35,7 @@
 #include "kernel/foldin.h"
 #include "store/model_store.h"
 #include "store/spi_safe.h"
+#include "store/statement_notice.h"
 #include "store/sql_version.h"
 #include "kernel/topk.h"
 
@@ -588,9 +589,9 @@ EaseUserToBlock(ServeBlock *b, Datum embedding, Datum seen, int64 user_id)
 
 /*
  * Serve stored users through a cursor, id order: all users of the version
- * (users = NULL) or those listed.
+ * (users = NULL) or those listed.  Returns the number of users served.
  */
-static void
+static uint64
 ServeStoredUsers(ServeBlock *b, ArrayType *users, bool exclude_seen, const char *exclude_sql)
 {
 	ExcludeReader reader;
@@ -603,6 +604,7 @@ ServeStoredUsers(ServeBlock *b, ArrayType *users, bool exclude_seen, const char 
 	int			spi_level;
 	MemoryContext spi_cxt;
 	MemoryContext rows_cxt;
+	uint64		served = 0;
 
 	spi_level = RecsysSpiConnect();
 	spi_cxt = CurrentMemoryContext;
@@ -659,6 +661,7 @@ ServeStoredUsers(ServeBlock *b, ArrayType *users, bool exclude_seen, const char 
 				ExcludeSeen(b, seen);
 			ServeBlockEnd(b);
 		}
+		served += nrows;
 		MemoryContextSwitchTo(spi_cxt);
 		/* this batch's table, not the exclude cursor's (it frees its own) */
 		SPI_freetuptable(batch);
@@ -676,6 +679,24 @@ ServeStoredUsers(ServeBlock *b, ArrayType *users, bool exclude_seen, const char 
 	}
 	RecsysReportMemory("serve", spi_cxt, NULL);
 	RecsysSpiFinish(spi_level);
+	return served;
+}
+
+/* Report a statement's calls of recommend for users the model does not know */
+static void
+ReportUnknownUsers(const StatementTally *t)
+{
+	if (t->calls == 1)
+		ereport(NOTICE,
+				(errmsg("user " INT64_FORMAT " is unknown to model \"%s\" version %d: no rows",
+						t->first, t->model, t->version),
+				 errhint("For a user without a stored vector, recsys.recommend_for_items(model, items) recommends from the user's items (recsys.fold_in gives the vector).")));
+	else
+		ereport(NOTICE,
+				(errmsg(INT64_FORMAT " of " INT64_FORMAT " users are unknown to model \"%s\" version %d: no rows for them",
+						t->hits, t->calls, t->model, t->version),
+				 errdetail("The first is user " INT64_FORMAT ".", t->first),
+				 errhint("For a user without a stored vector, recsys.recommend_for_items(model, items) recommends from the user's items (recsys.fold_in gives the vector).")));
 }
 
 /*
@@ -704,7 +725,13 @@ Recommend(FunctionCallInfo fcinfo, const RecommendArgs *a)
 	one = construct_array(&id, 1, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE);
 	ServeBlockInit(&b, m, k, 1, rsinfo, false);
 	b.ex = &ex;
-	ServeStoredUsers(&b, one, exclude_seen, NULL);
+	{
+		StatementTally *t = StatementTallyGet(fcinfo, ReportUnknownUsers, m->name, m->version);
+
+		t->calls++;
+		if (ServeStoredUsers(&b, one, exclude_seen, NULL) == 0 && t->hits++ == 0)
+			t->first = DatumGetInt64(id);
+	}
 	PG_RETURN_NULL();
 }
 
@@ -896,6 +923,29 @@ FoldInputSolve(const EmbeddingModel *m, FoldInput *in)
 				 errdetail("LAPACK dpotrf returned %d after jitter retries.", info)));
 }
 
+/*
+ * Report a statement's fold-in calls that were given unknown items (count:
+ * unknown items, items, calls with no known item; first: the items of the
+ * first such call)
+ */
+static void
+ReportUnknownItems(const StatementTally *t)
+{
+	if (t->hits == 1)
+		ereport(NOTICE,
+				(errmsg(INT64_FORMAT " of " INT64_FORMAT " items are unknown to model \"%s\" version %d and skipped",
+						t->count[0], t->first, t->model, t->version)));
+	else
+		ereport(NOTICE,
+				(errmsg(INT64_FORMAT " of " INT64_FORMAT " items are unknown to model \"%s\" version %d and skipped",
+						t->count[0], t->count[1], t->model, t->version),
+				 t->count[2] == 0 ?
+				 errdetail("They were given to " INT64_FORMAT " of the statement's " INT64_FORMAT " fold-in calls.",
+						   t->hits, t->calls) :
+				 errdetail("They were given to " INT64_FORMAT " of the statement's " INT64_FORMAT " fold-in calls; " INT64_FORMAT " of those calls had no known item (fold_in gives NULL, recommend_for_items no rows).",
+						   t->hits, t->calls, t->count[2])));
+}
+
 /* Report unknown items (a NOTICE, never an error: models age) */
 static void
 NoticeUnknown(const EmbeddingModel *m, int64 unknown, int64 total, const char *of_what)
@@ -982,7 +1032,20 @@ ReadFoldArgs(FunctionCallInfo fcinfo, const EmbeddingModel *m, int items_arg,
 		pairs[npairs].conf = w ? (double) w[i] : 1.0;
 		npairs++;
 	}
-	NoticeUnknown(m, n - npairs, n, "items are");
+	{
+		StatementTally *t = StatementTallyGet(fcinfo, ReportUnknownItems, m->name, m->version);
+
+		/* one NOTICE per statement, not per call (a LATERAL over many users) */
+		t->calls++;
+		if (npairs < n)
+		{
+			if (t->hits++ == 0)
+				t->first = n;	/* the items of the one call, if it stays one */
+			t->count[0] += n - npairs;
+			t->count[2] += npairs == 0;
+		}
+		t->count[1] += n;
+	}
 	FoldInputSet(in, pairs, npairs, m->dim);
 	pfree(pairs);
 	return in->n > 0;

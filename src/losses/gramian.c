@@ -111,7 +111,7 @@ GramianAddRow(FunctionCallInfo fcinfo, Datum vdatum, double w)
 	int			dim;
 	GramianState *state;
 
-	GetVectorData(vdatum, &v);
+	GetVectorData(vdatum, "v", &v);
 	dim = v.dim;
 	state = GetWritableState(fcinfo, dim);
 

@@ -22,11 +22,11 @@ vector_dot(PG_FUNCTION_ARGS)
 	double	   *x;
 	double	   *y;
 
-	da = VectorDim(a);
-	db = VectorDim(b);
+	da = VectorDimOf(a, "a");
+	db = VectorDimOf(b, "b");
 	CheckSameDims(da, db);
-	x = VectorGetDoubles(a, &da);
-	y = VectorGetDoubles(b, &db);
+	x = VectorGetDoubles(a, "a", &da);
+	y = VectorGetDoubles(b, "b", &db);
 	PG_RETURN_FLOAT8(LinalgDot(da, x, y));
 }
 

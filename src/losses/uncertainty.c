@@ -256,8 +256,8 @@ uncertainty_loss(PG_FUNCTION_ARGS)
 	/* NULL task_types means all regression; any other NULL gives NULL */
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_NULL();
-	losses = VectorGetDoubles(PG_GETARG_ARRAYTYPE_P(0), &n);
-	log_vars = VectorGetDoubles(PG_GETARG_ARRAYTYPE_P(1), &nv);
+	losses = VectorGetDoubles(PG_GETARG_ARRAYTYPE_P(0), "losses", &n);
+	log_vars = VectorGetDoubles(PG_GETARG_ARRAYTYPE_P(1), "log_vars", &nv);
 	if (n != nv)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
@@ -300,8 +300,8 @@ sampled_softmax_nll(PG_FUNCTION_ARGS)
 {
 	int			nclasses,
 				nvars;
-	double	   *logits = VectorGetDoubles(PG_GETARG_ARRAYTYPE_P(0), &nclasses);
-	double	   *log_vars = VectorGetDoubles(PG_GETARG_ARRAYTYPE_P(1), &nvars);
+	double	   *logits = VectorGetDoubles(PG_GETARG_ARRAYTYPE_P(0), "logits", &nclasses);
+	double	   *log_vars = VectorGetDoubles(PG_GETARG_ARRAYTYPE_P(1), "log_vars", &nvars);
 	int32		label = PG_GETARG_INT32(2);
 	int32		samples = PG_GETARG_INT32(3);
 	int32		seed = PG_GETARG_INT32(4);
@@ -451,7 +451,7 @@ uncertainty_weights_accum(PG_FUNCTION_ARGS)
 		PG_RETURN_BYTEA_P((bytea *) state);
 	}
 
-	losses = VectorGetDoubles(PG_GETARG_ARRAYTYPE_P(1), &n);
+	losses = VectorGetDoubles(PG_GETARG_ARRAYTYPE_P(1), "losses", &n);
 	CheckLosses(losses, n);
 	types = palloc(n);
 	GetTaskTypesCached(fcinfo, PG_NARGS() < 3 || PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2),

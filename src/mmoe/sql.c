@@ -234,7 +234,7 @@ MmoeSetRow(const MmoeModel *m, MmoeScratch *s, int r, const MmoeRowInput *in)
 	if (!in->encoded)
 	{
 		MmoeRejectBags(m);
-		dim = VectorDim(in->features);
+		dim = VectorDimOf(in->features, "features");
 		if (dim != m->input_dim)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
@@ -262,7 +262,7 @@ MmoeSetRow(const MmoeModel *m, MmoeScratch *s, int r, const MmoeRowInput *in)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("the model has no latent cross, so context must be null")));
-		dim = VectorDim(in->context);
+		dim = VectorDimOf(in->context, "context");
 		if (dim != m->context_dim)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),

@@ -371,7 +371,7 @@ Flush(FunctionCallInfo fcinfo, PredictTopKState *st, bool newest)
 static void
 ReadWeights(ArrayType *a, int ntasks, float *out)
 {
-	int			n = VectorDim(a);
+	int			n = VectorDimOf(a, "task_weights");
 
 	if (n != ntasks)
 		ereport(ERROR,
@@ -504,7 +504,7 @@ Step(FunctionCallInfo fcinfo, const StepArgs *args)
 		st->nbuf++;
 		PG_RETURN_POINTER(st);
 	}
-	n = VectorDim(PG_GETARG_ARRAYTYPE_P(STEP_ARG_FEATURES));
+	n = VectorDimOf(PG_GETARG_ARRAYTYPE_P(STEP_ARG_FEATURES), "features");
 	if (n != st->input_dim)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),

@@ -340,8 +340,13 @@ CheckColumnTypes(FunctionCallInfo fcinfo, Oid relid)
 	deconstruct_array(labels, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR, &elems, &nulls, &n);
 	for (int t = 0; t < n; t++)
 		if (!nulls[t])
-			RecsysColumnType(relid, NameStr(*DatumGetName(elems[t])), "label column",
-							 LabelTypes, lengthof(LabelTypes));
+		{
+			const char *col = quote_identifier(NameStr(*DatumGetName(elems[t])));
+
+			RecsysColumnTypeHinted(relid, NameStr(*DatumGetName(elems[t])), "label column",
+								   LabelTypes, lengthof(LabelTypes),
+								   psprintf("Compute numeric labels in a view of your own and train on the view, e.g. SELECT ..., (%s = '<positive value>')::int AS %s FROM ....", col, col));
+		}
 	CheckColumnArg(fcinfo, ARG_CATEGORICAL, relid, "categorical_column", IntArrayTypes,
 				   lengthof(IntArrayTypes));
 	CheckColumnArg(fcinfo, ARG_CONTEXT, relid, "context_column", FloatArrayTypes,

@@ -7,6 +7,14 @@ CREATE FUNCTION recsys.check_model_name(model text) RETURNS void
 COMMENT ON FUNCTION recsys.check_model_name(text) IS
 	'raise an error unless the text is a usable model name (not NULL, not blank, at most 63 bytes)';
 
+-- The one error for an unknown model (42704), also raised by the C code:
+-- for a name without versions it suggests the nearest names the caller can
+-- read, as PostgreSQL does for a misspelt column.
+CREATE FUNCTION recsys.raise_model_missing(model text, version int DEFAULT NULL) RETURNS void
+	AS 'MODULE_PATHNAME', 'model_raise_missing' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.raise_model_missing(text, int) IS
+	'raise "model does not exist" (or "has no version", when a version is given) with the nearest visible model names as a hint';
+
 -- Ownership test of the row-level security policies (90_store_rules.sql):
 -- a function rather than a subquery, because Citus refuses policies with
 -- subqueries on its tables; it reads this node's placement of model_names
@@ -101,7 +109,7 @@ BEGIN
 		RAISE EXCEPTION 'new owner must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 	IF recsys.model_owner(p_model) IS NULL THEN
-		RAISE EXCEPTION 'model "%" does not exist', p_model USING ERRCODE = 'undefined_object';
+		PERFORM recsys.raise_model_missing(p_model);
 	END IF;
 	UPDATE recsys.model_names m SET owner = p_owner WHERE m.name OPERATOR(pg_catalog.=) p_model;
 	GET DIAGNOSTICS n = ROW_COUNT;
@@ -145,10 +153,7 @@ BEGIN
 		' AND ($2 IS NULL OR m.version OPERATOR(pg_catalog.=) $2)', recsys.store_relation('models'))
 		INTO v USING p_model, p_version;
 	IF v IS NULL THEN
-		IF p_version IS NULL THEN
-			RAISE EXCEPTION 'model "%" does not exist', p_model USING ERRCODE = 'undefined_object';
-		END IF;
-		RAISE EXCEPTION 'model "%" has no version %', p_model, p_version USING ERRCODE = 'undefined_object';
+		PERFORM recsys.raise_model_missing(p_model, p_version);
 	END IF;
 	RETURN v;
 END
@@ -200,10 +205,7 @@ BEGIN
 					DETAIL = format('Model "%s" belongs to role %s.', p_model, o),
 					HINT = 'Only members of the owner role drop a model.';
 		END IF;
-		IF p_version IS NULL THEN
-			RAISE EXCEPTION 'model "%" does not exist', p_model USING ERRCODE = 'undefined_object';
-		END IF;
-		RAISE EXCEPTION 'model "%" has no version %', p_model, p_version USING ERRCODE = 'undefined_object';
+		PERFORM recsys.raise_model_missing(p_model, p_version);
 	END IF;
 	RETURN n;
 END

@@ -22,7 +22,7 @@ BEGIN
 	PERFORM FROM recsys.model_names n WHERE n.name OPERATOR(pg_catalog.=) p_model FOR UPDATE;
 	IF NOT FOUND THEN
 		IF recsys.model_owner(p_model) IS NULL THEN
-			RAISE EXCEPTION 'model "%" does not exist', p_model USING ERRCODE = 'undefined_object';
+			PERFORM recsys.raise_model_missing(p_model);
 		END IF;
 		-- row-level security hid the row from FOR UPDATE: someone else owns it
 		RAISE EXCEPTION 'permission denied for model "%"', p_model
@@ -78,7 +78,7 @@ DECLARE
 BEGIN
 	IF NOT EXISTS (SELECT FROM recsys.models m WHERE m.name OPERATOR(pg_catalog.=) p_model
 			AND m.version OPERATOR(pg_catalog.=) p_version) THEN
-		RAISE EXCEPTION 'model "%" has no version %', p_model, p_version USING ERRCODE = 'undefined_object';
+		PERFORM recsys.raise_model_missing(p_model, p_version);
 	END IF;
 	SELECT a.version INTO old FROM recsys.model_aliases a
 		WHERE a.model OPERATOR(pg_catalog.=) p_model AND a.alias OPERATOR(pg_catalog.=) p_alias;
@@ -410,7 +410,7 @@ BEGIN
 		INTO d FROM recsys.models m
 		WHERE m.name OPERATOR(pg_catalog.=) $1 AND m.version OPERATOR(pg_catalog.=) $2;
 	IF d IS NULL THEN
-		RAISE EXCEPTION 'model "%" has no version %', $1, $2 USING ERRCODE = 'undefined_object';
+		PERFORM recsys.raise_model_missing($1, $2);
 	END IF;
 	PERFORM recsys.log_model_event($1, $3, $2, NULL, d);
 	IF coalesce(($4 OPERATOR(pg_catalog.->>) 'promote')::boolean, false) THEN

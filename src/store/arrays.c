@@ -46,41 +46,80 @@ CheckFiniteDouble(double x, const char *what)
 				 errmsg("%s must be finite", what)));
 }
 
-/* Check the element type, NULLs and length of a 1-D vector; get its length */
+/*
+ * Raise the error for a NULL element of an array named what, giving the
+ * subscripts of the first one (the array is known to contain a NULL)
+ */
+void
+ReportArrayNull(ArrayType *a, const char *what)
+{
+	bits8	   *bitmap = ARR_NULLBITMAP(a);
+	int			n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+	int			i = 0;
+
+	while (i < n && bitmap != NULL && (bitmap[i / 8] & (1 << (i % 8))) != 0)
+		i++;
+	if (ARR_NDIM(a) == 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not contain nulls", what),
+				 errdetail("Element %d (%s[%d]) is NULL.", i + 1, what, ARR_LBOUND(a)[0] + i)));
+	if (ARR_NDIM(a) == 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not contain nulls", what),
+				 errdetail("Row %d, element %d (%s[%d][%d]) is NULL.",
+						   i / ARR_DIMS(a)[1] + 1, i % ARR_DIMS(a)[1] + 1, what,
+						   ARR_LBOUND(a)[0] + i / ARR_DIMS(a)[1], ARR_LBOUND(a)[1] + i % ARR_DIMS(a)[1])));
+	ereport(ERROR,
+			(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+			 errmsg("%s must not contain nulls", what),
+			 errdetail("Element %d in storage order is NULL.", i + 1)));
+}
+
+/*
+ * Check the element type, NULLs and length of a 1-D vector; get its length.
+ * what names the argument in errors ("features", "v").
+ */
 int
-VectorDim(ArrayType *a)
+VectorDimOf(ArrayType *a, const char *what)
 {
 	int			dim;
 
 	if (ARR_ELEMTYPE(a) != FLOAT4OID && ARR_ELEMTYPE(a) != FLOAT8OID)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("vector must be real[] or double precision[]")));
+				 errmsg("%s must be real[] or double precision[]", what)));
 	if (ARR_NDIM(a) != 1)
 	{
 		if (ARR_NDIM(a) == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("vector must have at least 1 dimension")));
+					 errmsg("%s must have at least 1 dimension", what)));
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("vector must be a 1-D array, not %d-D", ARR_NDIM(a))));
+				 errmsg("%s must be a 1-D array, not %d-D", what, ARR_NDIM(a))));
 	}
 	if (ARR_HASNULL(a) && array_contains_nulls(a))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("vector must not contain nulls")));
+		ReportArrayNull(a, what);
 	dim = ARR_DIMS(a)[0];
 	if (dim < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("vector must have at least 1 dimension")));
+				 errmsg("%s must have at least 1 dimension", what)));
 	if (dim > recsys_max_dim)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("vector has %d dimensions, more than recsys.max_dim (%d)",
-						dim, recsys_max_dim)));
+				 errmsg("%s has %d dimensions, more than recsys.max_dim (%d)",
+						what, dim, recsys_max_dim)));
 	return dim;
+}
+
+/* VectorDimOf for a vector without an argument name of its own */
+int
+VectorDim(ArrayType *a)
+{
+	return VectorDimOf(a, "vector");
 }
 
 /*
@@ -89,7 +128,7 @@ VectorDim(ArrayType *a)
  * compressed or external is detoasted first.
  */
 void
-GetVectorData(Datum d, VectorData *v)
+GetVectorData(Datum d, const char *what, VectorData *v)
 {
 	struct varlena *raw = (struct varlena *) DatumGetPointer(d);
 	const char *p;
@@ -101,7 +140,7 @@ GetVectorData(Datum d, VectorData *v)
 	{
 		ArrayType  *a = DatumGetArrayTypeP(d);
 
-		v->dim = VectorDim(a);
+		v->dim = VectorDimOf(a, what);
 		v->elemtype = ARR_ELEMTYPE(a);
 		v->data = (const char *) ARR_DATA_PTR(a);
 		return;
@@ -118,7 +157,7 @@ GetVectorData(Datum d, VectorData *v)
 		/* rare shapes (NULL bitmap, wrong type or rank): the full checks report them */
 		ArrayType  *a = DatumGetArrayTypeP(d);
 
-		v->dim = VectorDim(a);
+		v->dim = VectorDimOf(a, what);
 		v->elemtype = ARR_ELEMTYPE(a);
 		v->data = (const char *) ARR_DATA_PTR(a);
 		return;
@@ -127,12 +166,12 @@ GetVectorData(Datum d, VectorData *v)
 	if (dim < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("vector must have at least 1 dimension")));
+				 errmsg("%s must have at least 1 dimension", what)));
 	if (dim > recsys_max_dim)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("vector has %d dimensions, more than recsys.max_dim (%d)",
-						dim, recsys_max_dim)));
+				 errmsg("%s has %d dimensions, more than recsys.max_dim (%d)",
+						what, dim, recsys_max_dim)));
 	if (VARSIZE_SHORT(raw) - VARHDRSZ_SHORT + VARHDRSZ !=
 		ARR_OVERHEAD_NONULLS(1) + (Size) dim * (v->elemtype == FLOAT4OID ? sizeof(float) : sizeof(double)))
 		elog(ERROR, "packed array has an inconsistent size");
@@ -293,13 +332,13 @@ VectorToFloats(ArrayType *a, float *out)
 	ElementsToFloats(ARR_ELEMTYPE(a), ARR_DATA_PTR(a), ARR_DIMS(a)[0], out);
 }
 
-/* Get a checked vector as a palloc'd double array */
+/* Get a checked vector as a palloc'd double array; what names it in errors */
 double *
-VectorGetDoubles(ArrayType *a, int *dim)
+VectorGetDoubles(ArrayType *a, const char *what, int *dim)
 {
 	double	   *out;
 
-	*dim = VectorDim(a);
+	*dim = VectorDimOf(a, what);
 	out = palloc(sizeof(double) * *dim);
 	VectorToDoubles(a, out);
 	return out;
@@ -337,9 +376,7 @@ MatrixGetDoubles(ArrayType *a, int *rows, int *cols)
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("matrix must be a 2-D array, not %d-D", ARR_NDIM(a))));
 	if (ARR_HASNULL(a) && array_contains_nulls(a))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("matrix must not contain nulls")));
+		ReportArrayNull(a, "matrix");
 	*rows = ARR_DIMS(a)[0];
 	*cols = ARR_DIMS(a)[1];
 	if (*rows > recsys_max_dim || *cols > recsys_max_dim)
@@ -445,9 +482,7 @@ IntVectorGet(ArrayType *a, const char *what, int *n)
 
 	CheckIntVectorShape(a, what);
 	if (ARR_HASNULL(a) && array_contains_nulls(a))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not contain nulls", what)));
+		ReportArrayNull(a, what);
 	*n = ARR_NDIM(a) == 0 ? 0 : ARR_DIMS(a)[0];
 	out = palloc(sizeof(int32) * Max(*n, 1));
 	if (*n > 0)
@@ -484,9 +519,7 @@ CheckBatchShape(ArrayType *a, const char *what, int *rows, int *cols)
 				 errmsg("%s must be a 2-D array (one row per vector), not %d-D",
 						what, ARR_NDIM(a))));
 	if (ARR_HASNULL(a) && array_contains_nulls(a))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not contain nulls", what)));
+		ReportArrayNull(a, what);
 	*rows = ARR_DIMS(a)[0];
 	*cols = ARR_DIMS(a)[1];
 }

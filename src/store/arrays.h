@@ -23,15 +23,17 @@ typedef struct VectorData
 	const char *data;
 } VectorData;
 
-extern void GetVectorData(Datum d, VectorData *v);
+extern void GetVectorData(Datum d, const char *what, VectorData *v);
 extern void VectorDataToScaledDoubles(const VectorData *v, double scale, double *out);
 
+extern void ReportArrayNull(ArrayType *a, const char *what) pg_attribute_noreturn();
+extern int	VectorDimOf(ArrayType *a, const char *what);
 extern int	VectorDim(ArrayType *a);
 extern void CheckSameDims(int a, int b);
 extern void VectorToDoubles(ArrayType *a, double *out);
 extern void VectorToScaledDoubles(ArrayType *a, double scale, double *out);
 extern void VectorToFloats(ArrayType *a, float *out);
-extern double *VectorGetDoubles(ArrayType *a, int *dim);
+extern double *VectorGetDoubles(ArrayType *a, const char *what, int *dim);
 extern float *VectorGetFloats(ArrayType *a, int *dim);
 extern double *MatrixGetDoubles(ArrayType *a, int *rows, int *cols);
 extern void CheckFiniteDouble(double x, const char *what);

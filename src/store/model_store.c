@@ -36,6 +36,7 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
+#include "utils/varlena.h"
 
 #include "catalog/namespace.h"
 #include "commands/extension.h"
@@ -186,17 +187,112 @@ ReleaseRef(void *arg)
 		FreeEntry(e);
 }
 
-/* Raise the error for a model name or version that has no row */
-static void
-ReportMissing(const char *name, int version)
+/* Get a palloc'd copy of s with ASCII letters in lower case */
+static char *
+AsciiLower(const char *s)
 {
-	if (version == 0)
+	char	   *out = pstrdup(s);
+
+	for (char *p = out; *p; p++)
+		*p = pg_ascii_tolower((unsigned char) *p);
+	return out;
+}
+
+/*
+ * Get a hint naming the model names nearest to name among those the caller
+ * can read in recsys.model_names (row-level security applies), by
+ * PostgreSQL's rule for misspelt column names: Levenshtein distance (here
+ * ignoring ASCII case, since model names are not case-folded), no more
+ * than half the name's length, the nearest (up to three) suggested.
+ * NULL when name itself is there, none is near, or the caller may not read
+ * the names.
+ */
+static char *
+SimilarModelNames(const char *name)
+{
+	static StorePlan plan = {InvalidOid, NULL};
+	MemoryContext caller = CurrentMemoryContext;
+	int			len = strlen(name);
+	char	   *lower = AsciiLower(name);
+	int			best = len / 2;
+	const char *found[3];
+	int			nfound = 0;
+	char	   *hint = NULL;
+	int			guc_level;
+
+	if (pg_class_aclcheck(ModelStoreRelation(STORE_MODEL_NAMES), GetUserId(),
+						  ACL_SELECT) != ACLCHECK_OK)
+		return NULL;
+	guc_level = RecsysSpiConnect();
+	ModelStorePlan(&plan, STORE_MODEL_NAMES, "SELECT n.name FROM %s n ORDER BY n.name", 0, NULL);
+	if (SPI_execute_plan(plan.plan, NULL, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "model name listing failed");
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		char	   *cand = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
+		int			d;
+
+		if (cand == NULL)
+			continue;
+		if (strcmp(cand, name) == 0)
+		{
+			nfound = 0;			/* the name exists: a version is missing */
+			break;
+		}
+		d = varstr_levenshtein_less_equal(lower, len, AsciiLower(cand), strlen(cand), 1, 1, 1,
+										  best + 1, true);
+		if (d > best)
+			continue;
+		if (d < best)
+			nfound = 0;
+		best = d;
+		if (nfound < lengthof(found))
+			found[nfound++] = cand;
+	}
+	if (nfound > 0)
+	{
+		StringInfoData s;
+
+		MemoryContextSwitchTo(caller);
+		initStringInfo(&s);
+		appendStringInfoString(&s, "Perhaps you meant ");
+		for (int i = 0; i < nfound; i++)
+			appendStringInfo(&s, "%s\"%s\"", i == 0 ? "" : i == nfound - 1 ? " or " : ", ",
+							 found[i]);
+		appendStringInfoChar(&s, '.');
+		hint = s.data;
+	}
+	RecsysSpiFinish(guc_level);
+	MemoryContextSwitchTo(caller);
+	return hint;
+}
+
+/*
+ * Raise the error for a model name (or its version, when has_version) that
+ * has no row the caller can see, suggesting the nearest names when the
+ * name itself has none: the one place that reports an unknown model
+ */
+static pg_attribute_noreturn() void
+ReportMissing(const char *name, bool has_version, int version)
+{
+	char	   *hint = SimilarModelNames(name);
+
+	if (!has_version)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" does not exist", name)));
+				 errmsg("model \"%s\" does not exist", name),
+				 hint ? errhint("%s", hint) : 0));
 	ereport(ERROR,
 			(errcode(ERRCODE_UNDEFINED_OBJECT),
-			 errmsg("model \"%s\" has no version %d", name, version)));
+			 errmsg("model \"%s\" has no version %d", name, version),
+			 hint ? errhint("%s", hint) : 0));
+}
+
+/* Raise the error for an unknown model, or version when version is not 0 */
+void
+ModelStoreReportMissing(const char *name, int version)
+{
+	ReportMissing(name, version != 0, version);
 }
 
 /*
@@ -301,7 +397,7 @@ LookupEntry(const ModelKind *kind, const char *name, int version, bool cacheable
 			if (strcmp(e->name, name) == 0 && (version == 0 || e->version == version))
 				UnlinkEntry(e);
 		}
-		ReportMissing(name, version);
+		ModelStoreReportMissing(name, version);
 	}
 
 	tup = SPI_tuptable->vals[0];
@@ -807,6 +903,20 @@ model_check_name(PG_FUNCTION_ARGS)
 				 errmsg("model name must not be NULL")));
 	name = PG_GETARG_TEXT_PP(0);
 	ModelStoreCheckName(VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name));
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(model_raise_missing);
+/* Raise the error for an unknown model name or version (SQL functions' use) */
+Datum
+model_raise_missing(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("model name must not be NULL")));
+	ReportMissing(text_to_cstring(PG_GETARG_TEXT_PP(0)), !PG_ARGISNULL(1),
+				  PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1));
 	PG_RETURN_VOID();
 }
 

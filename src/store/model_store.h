@@ -117,6 +117,7 @@ extern const void *ModelStoreAcquire(ModelRef *ref, MemoryContext holder,
 									 const ModelKind *kind, text *name, int version,
 									 uint64 *load_id, int *found_version);
 extern void ModelStoreCheckName(const char *name, int len);
+extern void ModelStoreReportMissing(const char *name, int version) pg_attribute_noreturn();
 extern Oid	ModelStoreOwner(const char *name, int len);
 extern bool ModelStoreHasLifecycle(void);
 extern Oid	ModelStoreRelation(StoreTable table);

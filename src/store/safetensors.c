@@ -20,6 +20,7 @@
 #include "postgres.h"
 #endif
 
+#include <ctype.h>
 #include <float.h>
 #include <math.h>
 
@@ -579,13 +580,62 @@ LooksLikeTorchSave(const unsigned char *buf, uint64 len)
 }
 
 /*
+ * Tell what text encoding of a file buf holds when it is nothing but the
+ * characters of one: "hex" (hex digits, with or without the leading \x of
+ * bytea's text form) or "base64" (its alphabet, padding and line breaks).
+ * Such bytes come from a client that sent the encoded text of the file as
+ * the bytea value, or a cast of text that was never decoded.  NULL when
+ * the bytes are not all text of either kind.
+ */
+static const char *
+TextEncodingOf(const unsigned char *buf, uint64 len)
+{
+	bool		hex = true;
+	bool		base64 = true;
+	uint64		i = 0;
+
+	if (len >= 2 && buf[0] == '\\' && (buf[1] == 'x' || buf[1] == 'X'))
+		i = 2;
+	else if (len >= 4 && buf[0] == '\\' && buf[1] == '\\' && (buf[2] == 'x' || buf[2] == 'X'))
+		i = 3;					/* an escaped backslash: '\\x..' in escape syntax */
+	for (uint64 j = i; j < len && (hex || base64); j++)
+	{
+		unsigned char c = buf[j];
+		bool		space = c == '\n' || c == '\r' || c == ' ' || c == '\t';
+
+		hex &= isxdigit(c) || space;
+		base64 &= i == 0 && (isalnum(c) || c == '+' || c == '/' || c == '=' ||
+							 c == '-' || c == '_' || space);
+	}
+	if (hex)
+		return "hex";
+	return base64 ? "base64" : NULL;
+}
+
+/*
  * Record the error for bytes that are not a safetensors file at all; detail
- * says why, unless the bytes are recognizably a torch.save file
+ * says why, unless the bytes are recognizably a torch.save file or the
+ * text of an encoded file
  */
 static void
 NotSafetensors(ParseState *st, const unsigned char *buf, uint64 len, const char *detail)
 {
+	const char *encoding = TextEncodingOf(buf, len);
+
 	Fail(st, ST_BAD_FORMAT, "not a safetensors file");
+	if (encoding != NULL)
+	{
+		int			shown = 0;
+
+		while (shown < 12 && shown < len && !isspace(buf[shown]))
+			shown++;
+		snprintf(st->err->detail, sizeof(st->err->detail),
+				 "The " UINT64_FORMAT " bytes are all %s text (they start with \"%.*s\"): the encoded text of a file was passed instead of its bytes.",
+				 len, encoding, shown, (const char *) buf);
+		snprintf(st->err->hint, sizeof(st->err->hint), "%s",
+				 "Pass the file's bytes: decode(text, 'base64') or decode(text, 'hex') in SQL; in psql, \\set weights `base64 -w0 file.safetensors` and decode(:'weights', 'base64'), or pg_read_binary_file(path) on the server; from a driver, a binary parameter (psycopg: a bytes value).");
+		return;
+	}
 	snprintf(st->err->detail, sizeof(st->err->detail), "%s",
 			 LooksLikeTorchSave(buf, len)
 			 ? "The data starts like a file written by torch.save (a ZIP archive or a pickle)."

@@ -10,6 +10,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "parser/parse_coerce.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -90,11 +91,13 @@ RecsysRelationSqlName(Oid relid)
  * whole row) and its type exactly one of the accepted built-in types.  A
  * domain is refused even over an accepted type: only types whose casts and
  * operators no role but the bootstrap superuser can define are read.
- * Raises undefined_column or datatype_mismatch naming the column.
+ * Raises undefined_column or datatype_mismatch naming the column; a
+ * column of a string type (text, varchar, ...) gets text_hint, when given,
+ * which says how to turn such a column into an accepted one.
  */
 Oid
-RecsysColumnType(Oid relid, const char *column, const char *what,
-				 const Oid *accepted, int naccepted)
+RecsysColumnTypeHinted(Oid relid, const char *column, const char *what,
+					   const Oid *accepted, int naccepted, const char *text_hint)
 {
 	Relation	rel = OpenCallerRelation(relid);
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -145,7 +148,9 @@ RecsysColumnType(Oid relid, const char *column, const char *what,
 			 errmsg("%s \"%s\" must be of type %s, not %s", what, column, names.data,
 					format_type_be(type)),
 			 get_typtype(type) == TYPTYPE_DOMAIN ?
-			 errdetail("Domains are not read, not even over an accepted type; select the column cast to its base type in a view of your own.") : 0));
+			 errdetail("Domains are not read, not even over an accepted type; select the column cast to its base type in a view of your own.") : 0,
+			 text_hint != NULL && TypeCategory(type) == TYPCATEGORY_STRING ?
+			 errhint("%s", text_hint) : 0));
 	return InvalidOid;
 }
 
@@ -186,4 +191,12 @@ RecsysReportMemory(const char *what, MemoryContext a, MemoryContext b)
 	SetConfigOption("recsys.debug_memory_report",
 					psprintf("%s%s%s=%zu", old ? old : "", old && old[0] ? "," : "", what, bytes),
 					PGC_USERSET, PGC_S_SESSION);
+}
+
+/* RecsysColumnTypeHinted without a hint */
+Oid
+RecsysColumnType(Oid relid, const char *column, const char *what,
+				 const Oid *accepted, int naccepted)
+{
+	return RecsysColumnTypeHinted(relid, column, what, accepted, naccepted, NULL);
 }

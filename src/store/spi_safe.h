@@ -29,6 +29,9 @@ extern void RecsysCheckRelation(Oid relid);
 extern char *RecsysRelationSqlName(Oid relid);
 extern Oid	RecsysColumnType(Oid relid, const char *column, const char *what,
 							 const Oid *accepted, int naccepted);
+extern Oid	RecsysColumnTypeHinted(Oid relid, const char *column, const char *what,
+								   const Oid *accepted, int naccepted,
+								   const char *text_hint);
 
 /*
  * The memory discipline of every SPI loop (per fetched batch of rows, per

@@ -2228,3 +2228,201 @@ BEGIN
 	END LOOP;
 END
 $$;
+
+-- Unknown model names: one error (recsys.raise_model_missing) that suggests
+-- the nearest visible names, used by the functions that reported it themselves
+-- The one error for an unknown model (42704), also raised by the C code:
+-- for a name without versions it suggests the nearest names the caller can
+-- read, as PostgreSQL does for a misspelt column.
+CREATE FUNCTION recsys.raise_model_missing(model text, version int DEFAULT NULL) RETURNS void
+	AS 'MODULE_PATHNAME', 'model_raise_missing' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.raise_model_missing(text, int) IS
+	'raise "model does not exist" (or "has no version", when a version is given) with the nearest visible model names as a hint';
+
+CREATE OR REPLACE FUNCTION recsys.transfer_model(model text, new_owner regrole) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+	p_model text := $1;
+	p_owner regrole := $2;
+	n int;
+BEGIN
+	PERFORM recsys.check_model_name(p_model);
+	IF p_owner IS NULL THEN
+		RAISE EXCEPTION 'new owner must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF recsys.model_owner(p_model) IS NULL THEN
+		PERFORM recsys.raise_model_missing(p_model);
+	END IF;
+	UPDATE recsys.model_names m SET owner = p_owner WHERE m.name OPERATOR(pg_catalog.=) p_model;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	IF n OPERATOR(pg_catalog.=) 0 THEN
+		RAISE EXCEPTION 'permission denied for model "%"', p_model
+			USING ERRCODE = 'insufficient_privilege',
+				DETAIL = format('Model "%s" belongs to role %s.', p_model, recsys.model_owner(p_model)),
+				HINT = 'Only a role with the privileges of the owner role, and a member of the new owner, gives a model away.';
+	END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION recsys.resolve_model_version(model text, version int DEFAULT NULL) RETURNS int
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+	p_model text := $1;
+	p_version int := $2;
+	v int;
+BEGIN
+	IF p_model IS NULL THEN
+		RAISE EXCEPTION 'model name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	-- no version: the one under the alias serving (a foreign key keeps it
+	-- stored), else the newest; this node's placements on Citus (see
+	-- recsys.store_relation)
+	IF p_version IS NULL THEN
+		EXECUTE format('SELECT a.version FROM %s a WHERE a.model OPERATOR(pg_catalog.=) $1'
+			' AND a.alias OPERATOR(pg_catalog.=) ''serving''', recsys.store_relation('model_aliases'))
+			INTO v USING p_model;
+		IF v IS NOT NULL THEN
+			RETURN v;
+		END IF;
+	END IF;
+	EXECUTE format('SELECT max(m.version) FROM %s m WHERE m.name OPERATOR(pg_catalog.=) $1'
+		' AND ($2 IS NULL OR m.version OPERATOR(pg_catalog.=) $2)', recsys.store_relation('models'))
+		INTO v USING p_model, p_version;
+	IF v IS NULL THEN
+		PERFORM recsys.raise_model_missing(p_model, p_version);
+	END IF;
+	RETURN v;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION recsys.drop_model(model text, version int DEFAULT NULL) RETURNS int
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+	p_model text := $1;
+	p_version int := $2;
+	n int := 0;
+	o regrole;
+	gone int[];
+	held text;
+BEGIN
+	IF p_model IS NULL THEN
+		RAISE EXCEPTION 'model name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	-- the name's lock orders the drop with trainers and alias moves; a role
+	-- that does not own the name cannot take it (row-level security)
+	PERFORM FROM recsys.model_names mn WHERE mn.name OPERATOR(pg_catalog.=) p_model FOR UPDATE;
+	IF FOUND THEN
+		SELECT pg_catalog.array_agg(m.version ORDER BY m.version) INTO gone FROM recsys.models m
+			WHERE m.name OPERATOR(pg_catalog.=) p_model
+				AND (p_version IS NULL OR m.version OPERATOR(pg_catalog.=) p_version);
+		-- a version under an alias goes only with the whole name: dropping it
+		-- alone would move its callers to another version unannounced
+		SELECT pg_catalog.string_agg(a.alias, ', ' ORDER BY a.alias) INTO held FROM recsys.model_aliases a
+			WHERE a.model OPERATOR(pg_catalog.=) p_model AND a.version OPERATOR(pg_catalog.=) p_version;
+		IF held IS NOT NULL THEN
+			RAISE EXCEPTION 'model "%" version % is under alias %', p_model, p_version, held
+				USING ERRCODE = 'object_in_use',
+					HINT = 'Point the alias at another version (recsys.promote, recsys.set_alias) or drop it (recsys.drop_alias) first.';
+		END IF;
+		n := recsys.delete_versions(p_model, coalesce(gone, '{}'),
+			CASE WHEN p_version IS NULL THEN '{"all": true}'::jsonb END);
+	END IF;
+	IF n OPERATOR(pg_catalog.=) 0 THEN
+		IF EXISTS (SELECT 1 FROM recsys.models m WHERE m.name OPERATOR(pg_catalog.=) p_model
+				AND (p_version IS NULL OR m.version OPERATOR(pg_catalog.=) p_version)) THEN
+			o := recsys.model_owner(p_model);
+			RAISE EXCEPTION 'permission denied for model "%"', p_model
+				USING ERRCODE = 'insufficient_privilege',
+					DETAIL = format('Model "%s" belongs to role %s.', p_model, o),
+					HINT = 'Only members of the owner role drop a model.';
+		END IF;
+		PERFORM recsys.raise_model_missing(p_model, p_version);
+	END IF;
+	RETURN n;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION recsys.lock_model(model text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+	p_model text := $1;
+BEGIN
+	IF p_model IS NULL THEN
+		RAISE EXCEPTION 'model name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	PERFORM FROM recsys.model_names n WHERE n.name OPERATOR(pg_catalog.=) p_model FOR UPDATE;
+	IF NOT FOUND THEN
+		IF recsys.model_owner(p_model) IS NULL THEN
+			PERFORM recsys.raise_model_missing(p_model);
+		END IF;
+		-- row-level security hid the row from FOR UPDATE: someone else owns it
+		RAISE EXCEPTION 'permission denied for model "%"', p_model
+			USING ERRCODE = 'insufficient_privilege',
+				DETAIL = format('Model "%s" belongs to role %s.', p_model, recsys.model_owner(p_model)),
+				HINT = 'Only members of the owner role move the aliases of a model or drop its versions.';
+	END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION recsys.move_alias(model text, alias text, version int, event text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+	p_model text := $1;
+	p_alias text := $2;
+	p_version int := $3;
+	old int;
+	detail jsonb;
+BEGIN
+	IF NOT EXISTS (SELECT FROM recsys.models m WHERE m.name OPERATOR(pg_catalog.=) p_model
+			AND m.version OPERATOR(pg_catalog.=) p_version) THEN
+		PERFORM recsys.raise_model_missing(p_model, p_version);
+	END IF;
+	SELECT a.version INTO old FROM recsys.model_aliases a
+		WHERE a.model OPERATOR(pg_catalog.=) p_model AND a.alias OPERATOR(pg_catalog.=) p_alias;
+	IF old OPERATOR(pg_catalog.=) p_version THEN
+		RETURN;
+	END IF;
+	-- one row per alias: a concurrent reader sees the old or the new version
+	UPDATE recsys.model_aliases a SET version = p_version
+		WHERE a.model OPERATOR(pg_catalog.=) p_model AND a.alias OPERATOR(pg_catalog.=) p_alias;
+	IF NOT FOUND THEN
+		INSERT INTO recsys.model_aliases (model, alias, version) VALUES (p_model, p_alias, p_version);
+	END IF;
+	detail := pg_catalog.jsonb_build_object('from', old);
+	IF p_alias OPERATOR(pg_catalog.=) 'serving' THEN
+		detail := detail OPERATOR(pg_catalog.||)
+			pg_catalog.jsonb_build_object('previous_event', recsys.serving_event(p_model));
+	END IF;
+	PERFORM recsys.log_model_event(p_model, event, p_version, p_alias, detail);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION recsys.finish_model_version(model text, version int, event text, options jsonb)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	d jsonb;
+BEGIN
+	SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+			'kind', m.kind,
+			'source', coalesce(m.config OPERATOR(pg_catalog.#>) '{source,table}',
+				m.metrics OPERATOR(pg_catalog.#>) '{training,source}'),
+			'method', m.config OPERATOR(pg_catalog.->) 'method',
+			'dim', m.config OPERATOR(pg_catalog.->) 'dim',
+			'bytes', pg_catalog.octet_length(m.weights)))
+		INTO d FROM recsys.models m
+		WHERE m.name OPERATOR(pg_catalog.=) $1 AND m.version OPERATOR(pg_catalog.=) $2;
+	IF d IS NULL THEN
+		PERFORM recsys.raise_model_missing($1, $2);
+	END IF;
+	PERFORM recsys.log_model_event($1, $3, $2, NULL, d);
+	IF coalesce(($4 OPERATOR(pg_catalog.->>) 'promote')::boolean, false) THEN
+		PERFORM recsys.move_alias($1, 'serving', $2, 'promoted');
+	END IF;
+END
+$$;
