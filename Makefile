@@ -73,6 +73,7 @@ test:
 	$(MAKE) check-kernels
 	$(MAKE) all RECSYS_WERROR=1
 	bash test/harness/with_cluster.sh test
+	RECSYS_PRELOAD=1 bash test/harness/with_cluster.sh run bash test/harness/progress.sh
 
 # The same on a throwaway Citus cluster (coordinator + 2 workers on 127.0.0.1):
 # the pgTAP suites in test/citus/.  Builds Citus first when it is not installed

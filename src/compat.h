@@ -20,4 +20,11 @@
 #define RecsysLocalXid() (MyProc->lxid)
 #endif
 
+/* This backend's index among the MaxBackends backends (-1: none) */
+#if PG_VERSION_NUM >= 170000
+#define RecsysBackendIndex() ((int) MyProcNumber)
+#else
+#define RecsysBackendIndex() (MyBackendId - 1)
+#endif
+
 #endif

@@ -14,6 +14,7 @@
 #include "kernel/linalg.h"
 #include "mmoe/mmoe.h"
 #include "store/model_store.h"
+#include "store/progress.h"
 #include "settings.h"
 
 PG_MODULE_MAGIC;
@@ -25,6 +26,9 @@ int			recsys_blas_threads = 1;
 int			recsys_training_memory = 1024 * 1024;
 bool		recsys_debug_memory = false;
 static char *recsys_debug_memory_report = NULL;
+int			recsys_progress_interval = 10;
+bool		recsys_debug_progress = false;
+static char *recsys_debug_progress_report = NULL;
 
 /* Apply recsys.blas_threads to OpenBLAS whenever it is set */
 static void
@@ -37,6 +41,8 @@ AssignBlasThreads(int newval, void *extra)
 static void
 CheckInterrupts(void *arg)
 {
+	/* a training's progress: the work done so far, a NOTICE when due */
+	ProgressTick();
 	CHECK_FOR_INTERRUPTS();
 }
 
@@ -84,7 +90,32 @@ _PG_init(void)
 							   PGC_USERSET, GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
 							   NULL, NULL, NULL);
 
+	DefineCustomIntVariable("recsys.progress_interval",
+							"Seconds between the progress NOTICEs of a training within an epoch.",
+							"0 turns them off. Other sessions see running trainings in recsys.training_progress() when recsys is in shared_preload_libraries.",
+							&recsys_progress_interval,
+							10, 0, 86400,
+							PGC_USERSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	/* test hooks, hidden: the phases a training reported, read back by the tests */
+	DefineCustomBoolVariable("recsys.debug_progress",
+							 "Records each phase a training reports into recsys.debug_progress_report.",
+							 "For tests: phase names with the work done and the total at the phase's end.",
+							 &recsys_debug_progress,
+							 false,
+							 PGC_USERSET, GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
+	DefineCustomStringVariable("recsys.debug_progress_report",
+							   "Phases recorded by recsys.debug_progress, comma-separated.",
+							   NULL,
+							   &recsys_debug_progress_report,
+							   "",
+							   PGC_USERSET, GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("recsys");
+	ProgressShmemInit();
 	ModelStoreRegisterKind(&MmoeModelKind);
 	ModelStoreRegisterKind(&EmbeddingModelKind);
 	LinalgSetThreads(recsys_blas_threads);

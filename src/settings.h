@@ -17,6 +17,12 @@ extern int	recsys_training_memory;
 /* Report the memory of SPI loops into recsys.debug_memory_report (tests only). */
 extern bool recsys_debug_memory;
 
+/* Seconds between progress NOTICEs of a training, 0: none (recsys.progress_interval). */
+extern int	recsys_progress_interval;
+
+/* Test hook: record each training phase in recsys.debug_progress_report. */
+extern bool recsys_debug_progress;
+
 /* Hard ceiling for recsys.max_dim: a k x k float64 state must fit in 1 GB. */
 #define RECSYS_MAX_DIM_LIMIT 8192
 

@@ -30,6 +30,7 @@
 
 #include "embeddings/interactions.h"
 #include "store/spi_safe.h"
+#include "store/progress.h"
 #include "kernel/rng.h"
 
 #define INTERACTIONS_FETCH_ROWS 10000
@@ -347,6 +348,7 @@ InteractionsLoad(const InteractionSource *src, Interactions *out, Size budget,
 	}
 
 	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+	ProgressPhase("reading", 0, 0, "rows");
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, INTERACTIONS_FETCH_ROWS);
@@ -415,6 +417,8 @@ InteractionsLoad(const InteractionSource *src, Interactions *out, Size budget,
 			t->w = w;
 		}
 		SPI_freetuptable(SPI_tuptable);
+		ProgressSet(out->n_rows);
+		ProgressTick();
 		CHECK_FOR_INTERRUPTS();
 	}
 	SPI_cursor_close(portal);

@@ -46,6 +46,7 @@
 #include "settings.h"
 #include "kernel/rng.h"
 #include "embeddings/sgd.h"
+#include "store/progress.h"
 #include "embeddings/train_options.h"
 
 #define SGD_GRAM_ROWS 256
@@ -400,6 +401,9 @@ SgdEpoch(const SgdConfig *cfg, SgdSide *us, SgdSide *it, int64 npairs, const int
 		int			m = (int) Min((int64) cfg->batch_size, npairs - b0);
 		const int32 *batch = perm + b0;
 
+		ProgressSet(b0);
+		ProgressTick();
+
 		CHECK_FOR_INTERRUPTS();
 		(*stamp)++;
 
@@ -733,7 +737,9 @@ SgdTrain(const TrainOptions *opts, int dim, int epochs, double gramian_weight,
 			TableGramian(us.cache, us.n, k, us.s_hat, gram_buf);
 			TableGramian(it.cache, it.n, k, it.s_hat, gram_buf);
 		}
+		ProgressPhase("examples", ep, npairs, "examples");
 		SgdEpoch(&cfg, &us, &it, npairs, pu, pi, pc, perm, &b, &rng, &stamp);
+		ProgressSet(npairs);
 		INSTR_TIME_SET_CURRENT(duration);
 		INSTR_TIME_SUBTRACT(duration, start);
 

@@ -50,6 +50,7 @@
 #include "embeddings/interactions.h"
 #include "kernel/linalg.h"
 #include "store/model_store.h"
+#include "store/progress.h"
 #include "settings.h"
 #include "store/spi_safe.h"
 #include "store/safetensors.h"
@@ -423,6 +424,8 @@ EpochsMemory(TrainRun *run, const Interactions *data, float *x, float *y)
 
 		INSTR_TIME_SET_CURRENT(t0);
 		run->epoch_cpu = CpuSeconds();
+		ProgressPhase("users", ep, data->n_users, "users");
+		ProgressWatch(&s.done, 0);
 		st = AlsSolveSide(&s, &by_user, lam_u, y, g_items, x, work);
 		if (st != ALS_OK)
 			SweepFailed(&s, st, "user", data->user_ids);
@@ -430,6 +433,8 @@ EpochsMemory(TrainRun *run, const Interactions *data, float *x, float *y)
 		/* the item sweep also sums the observed loss at the new vectors */
 		s.want_observed = 1;
 		s.observed = 0.0;
+		ProgressPhase("items", ep, data->n_items, "items");
+		ProgressWatch(&s.done, 0);
 		st = AlsSolveSide(&s, &by_item, lam_i, x, g_users, y, work);
 		s.want_observed = 0;
 		if (st != ALS_OK)
@@ -527,6 +532,8 @@ WriteVectors(const TrainRun *run, const Interactions *data, bool users, const fl
 			elog(ERROR, "writing %s vectors failed", users ? "user" : "item");
 		RecsysSpiFreeResult();
 		MemoryContextReset(block);
+		ProgressSet((users ? 0 : (int64) data->n_users) + r0 + rows);
+		ProgressTick();
 		CHECK_FOR_INTERRUPTS();
 	}
 	SPI_freeplan(plan);
@@ -966,6 +973,7 @@ EpochsAggregate(TrainRun *run, MemoryContext context)
 		INSTR_TIME_SET_CURRENT(t0);
 		run->epoch_cpu = CpuSeconds();
 		/* users from items, then items from users (als_solve per sorted group) */
+		ProgressPhase("users", ep, run->n_users, "users");
 		Exec(psprintf("TRUNCATE %su", pre), 0, NULL, NULL, SPI_OK_UTILITY);
 		types[0] = FLOAT8ARRAYOID;
 		types[1] = FLOAT8OID;
@@ -978,6 +986,8 @@ EpochsAggregate(TrainRun *run, MemoryContext context)
 		Exec(psprintf("SELECT recsys.gramian(t.v) FROM %su t", pre), 0, NULL, NULL, SPI_OK_SELECT);
 		g_users = FirstValue(1, &isnull, epoch);
 		RecsysSpiFreeResult();
+		ProgressSet(run->n_users);
+		ProgressPhase("items", ep, run->n_items, "items");
 		Exec(psprintf("TRUNCATE %sv", pre), 0, NULL, NULL, SPI_OK_UTILITY);
 		types[2] = INT4OID;
 		types[3] = INT4OID;
@@ -1001,11 +1011,13 @@ EpochsAggregate(TrainRun *run, MemoryContext context)
 					  pre, pre, pre, pre), 0, NULL, NULL, SPI_OK_SELECT);
 		l2 = DatumGetFloat8(FirstValue(1, &isnull, epoch));
 		RecsysSpiFreeResult();
+		ProgressSet(run->n_items);
 		FinishAggregateEpoch(run, ep, g_users, g_items, observed, l2, t0);
 		g_items = NextEpoch(g_items, keep, epoch, context);
 	}
 
 	/* store: vectors from the work tables */
+	ProgressPhase("writing", 0, (int64) run->n_users + run->n_items, "vectors");
 	types[0] = TEXTOID;
 	types[1] = INT4OID;
 	args[0] = CStringGetTextDatum(run->model);
@@ -1022,6 +1034,7 @@ EpochsAggregate(TrainRun *run, MemoryContext context)
 				  " SELECT $1, $2, t.id, t.v FROM %sv t RETURNING 1", pre), 2, types, args,
 		 SPI_OK_INSERT_RETURNING);
 	RecsysSpiFreeResult();
+	ProgressSet((int64) run->n_users + run->n_items);
 	Exec(psprintf("DROP TABLE %spairs, %susers, %sitems, %sby_user, %sby_item, %su, %sv",
 				  pre, pre, pre, pre, pre, pre, pre), 0, NULL, NULL, SPI_OK_UTILITY);
 }
@@ -1197,6 +1210,7 @@ EpochsDistributed(TrainRun *run, MemoryContext context)
 		INSTR_TIME_SET_CURRENT(t0);
 		run->epoch_cpu = CpuSeconds();
 		/* item vectors to the pairs by user (repartitioned), then per-user solves */
+		ProgressPhase("users", ep, run->n_users, "users");
 		Exec(psprintf("TRUNCATE %sru, %sxu", pre, pre), 0, NULL, NULL, SPI_OK_UTILITY);
 		Exec(psprintf("INSERT INTO %sru (u, c, v) SELECT p.u, p.c, t.v FROM %spi p JOIN %syi t"
 					  " ON t.id OPERATOR(pg_catalog.=) p.i", pre, pre, pre), 0, NULL, NULL, SPI_OK_INSERT);
@@ -1212,6 +1226,8 @@ EpochsDistributed(TrainRun *run, MemoryContext context)
 		RecsysSpiFreeResult();
 
 		/* user vectors to the pairs by item, then per-item solves with their observed loss */
+		ProgressSet(run->n_users);
+		ProgressPhase("items", ep, run->n_items, "items");
 		Exec(psprintf("TRUNCATE %sri, %syi", pre, pre), 0, NULL, NULL, SPI_OK_UTILITY);
 		Exec(psprintf("INSERT INTO %sri (i, c, v) SELECT p.i, p.c, t.v FROM %spu p JOIN %sxu t"
 					  " ON t.id OPERATOR(pg_catalog.=) p.u", pre, pre, pre), 0, NULL, NULL, SPI_OK_INSERT);
@@ -1239,6 +1255,7 @@ EpochsDistributed(TrainRun *run, MemoryContext context)
 			 0, NULL, NULL, SPI_OK_SELECT);
 		l2 += DatumGetFloat8(FirstValue(1, &isnull, epoch));
 		RecsysSpiFreeResult();
+		ProgressSet(run->n_items);
 		FinishAggregateEpoch(run, ep, g_users, g_items, observed, l2, t0);
 		g_items = NextEpoch(g_items, keep, epoch, context);
 	}
@@ -1254,6 +1271,7 @@ EpochsDistributed(TrainRun *run, MemoryContext context)
 	types[3] = INT8OID;
 	args[0] = CStringGetTextDatum(run->model);
 	args[1] = Int32GetDatum(run->version);
+	ProgressPhase("writing", 0, (int64) run->n_users + run->n_items, "vectors");
 	for (int side = 0; side < 2; side++)
 	{
 		int64		n = side == 0 ? run->n_users : run->n_items;
@@ -1279,6 +1297,8 @@ EpochsDistributed(TrainRun *run, MemoryContext context)
 			Exec(sql, 4, types, args, SPI_OK_SELECT);
 			written += CountValue(1, context);
 			RecsysSpiFreeResult();
+			ProgressSet((side == 0 ? 0 : run->n_users) + written);
+			ProgressTick();
 		}
 		if (written != n)
 			elog(ERROR, "wrote " INT64_FORMAT " of " INT64_FORMAT " %s vectors", written, n,
@@ -1319,6 +1339,8 @@ train_embeddings(PG_FUNCTION_ARGS)
 
 	/* prepare */
 	PrepareRun(fcinfo, &run);
+	ProgressBegin("train_embeddings", run.model, TextDatumGetCString(PG_GETARG_DATUM(ARG_METHOD)),
+				  run.epochs, context);
 	run.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	run.context = context;
 	run.spi_context = spi_context;
@@ -1368,6 +1390,7 @@ train_embeddings(PG_FUNCTION_ARGS)
 			run.engine = TRAIN_ENGINE_MEMORY;
 			EpochsMemory(&run, &data, x, y);
 			StoreModel(&run);
+			ProgressPhase("writing", 0, (int64) data.n_users + data.n_items, "vectors");
 			WriteVectors(&run, &data, true, x);
 			WriteVectors(&run, &data, false, y);
 		}
@@ -1402,11 +1425,13 @@ train_embeddings(PG_FUNCTION_ARGS)
 		AlsGramian(y, data.n_items, run.dim, run.item_gramian,
 				   palloc(sizeof(double) * ALS_CHUNK_ROWS * run.dim));
 		StoreModel(&run);
+		ProgressPhase("writing", 0, (int64) data.n_users + data.n_items, "vectors");
 		WriteVectors(&run, &data, true, x);
 		WriteVectors(&run, &data, false, y);
 	}
 	FinishVersion(&run);
 
+	ProgressEnd();
 	RecsysSpiFinish(spi_level);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(context);

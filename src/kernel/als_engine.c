@@ -381,6 +381,7 @@ AlsSolveSide(AlsSweep *s, const AlsRows *rows, const double *lambda,
 	{
 		float	   *xe = x + (size_t) e * k;
 
+		s->done = e;
 		LinalgWork(ALS_ENTITY_WORK);
 		if (s->solver == ALS_SOLVER_CHOLESKY)
 		{
@@ -413,6 +414,7 @@ AlsSolveSide(AlsSweep *s, const AlsRows *rows, const double *lambda,
 				NormalObserved(s, &w, other_gramian, lambda[e], xe) :
 				RowsObserved(s, &w, rows, e, other, xe);
 	}
+	s->done = rows->n;
 	return ALS_OK;
 }
 

@@ -59,6 +59,7 @@ typedef struct AlsSweep
 	AlsSolver	solver;
 	int			cg_steps;
 	int			want_observed;	/* sum the observed loss into observed */
+	int32_t		done;			/* entities of the side solved so far (progress) */
 	double		observed;
 	/* set on failure */
 	int32_t		failed_entity;

@@ -41,6 +41,7 @@
 #include "store/spi_safe.h"
 #include "kernel/rng.h"
 #include "store/safetensors.h"
+#include "store/progress.h"
 
 /* Largest model whose first-step gradients options.record_gradients keeps in metrics */
 #define MAX_RECORDED_PARAMS 100000
@@ -721,6 +722,8 @@ LoadRows(Oid relid, const MmoeModel *m, const TrainColumns *c, TrainData *d, Mem
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(rows_cxt);
 		SPI_freetuptable(SPI_tuptable);
+		ProgressSet(d->n);
+		ProgressTick();
 		CHECK_FOR_INTERRUPTS();
 	}
 	SPI_cursor_close(portal);
@@ -1294,6 +1297,8 @@ mmoe_train(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(context);
 		T = m->ntasks;
 		ReadSettings(fcinfo, m, &set);
+		ProgressBegin("train_mmoe", text_to_cstring(model_name),
+					  set.opt.uncertainty ? "uncertainty" : "fixed", set.epochs, context);
 		ReadColumns(fcinfo, m, &cols);
 
 		/*
@@ -1303,6 +1308,7 @@ mmoe_train(PG_FUNCTION_ARGS)
 		 */
 		if (m->features && !m->features->fitted)
 		{
+			ProgressPhase("reading", 0, 0, "rows");
 			LoadRows(source, m, &cols, &data, context, budget, sizeof(int64));
 			loaded = true;
 			config = ConfigWithSpec(config, m->features);
@@ -1327,7 +1333,10 @@ mmoe_train(PG_FUNCTION_ARGS)
 
 	/* the rows in what is left; per row also the shuffled order (perm) */
 	if (!loaded)
+	{
+		ProgressPhase("reading", 0, 0, "rows");
 		LoadRows(source, m, &cols, &data, context, budget, sizeof(int64));
+	}
 	else if ((double) data.cap * data.per_row > budget)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -1340,6 +1349,7 @@ mmoe_train(PG_FUNCTION_ARGS)
 	if (have_val)
 	{
 		/* per validation row also its scores, order, column and labels */
+		ProgressPhase("reading validation", 0, 0, "rows");
 		LoadRows(PG_GETARG_OID(ARG_VALIDATION), m, &cols, &val, context, budget,
 				 sizeof(float) * (T + 2) + sizeof(int64));
 		MemoryContextSwitchTo(context);
@@ -1384,11 +1394,14 @@ mmoe_train(PG_FUNCTION_ARGS)
 			perm[i] = perm[j];
 			perm[j] = tmp;
 		}
+		ProgressPhase("rows", ep, data.n, "rows");
 		for (int64 b0 = 0; b0 < data.n; b0 += maxrows)
 		{
 			int			rows = (int) Min((int64) maxrows, data.n - b0);
 			MmoeStepStats st;
 
+			ProgressSet(b0);
+			ProgressTick();
 			CHECK_FOR_INTERRUPTS();
 			for (int r = 0; r < rows; r++)
 				SetBatchRow(&tr, &data, r, perm[b0 + r], (uint64) (ep - 1) * data.n + perm[b0 + r]);
@@ -1410,6 +1423,7 @@ mmoe_train(PG_FUNCTION_ARGS)
 				total.count[tk] += st.count[tk];
 			}
 		}
+		ProgressSet(data.n);
 		objective /= batches;
 		if (!isfinite(objective))
 			ereport(ERROR,
@@ -1428,7 +1442,11 @@ mmoe_train(PG_FUNCTION_ARGS)
 		initStringInfo(&vjson);
 		if (have_val)
 		{
-			double		vloss = Validate(&tr, &val, sc, vout, vorder, vcol, vlab, vstack_w, vstack_b, &vjson);
+			double		vloss;
+
+			ProgressPhase("validation", ep, val.n, "rows");
+			vloss = Validate(&tr, &val, sc, vout, vorder, vcol, vlab, vstack_w, vstack_b, &vjson);
+			ProgressSet(val.n);
 
 			rownull[4] = false;
 			if (vloss < best_loss)
@@ -1542,12 +1560,15 @@ mmoe_train(PG_FUNCTION_ARGS)
 	values[3] = PointerGetDatum(WriteWeights(&tr, config));
 	types[4] = JSONBOID;
 	values[4] = JsonbFromText(metrics.data);
+	ProgressPhase("writing", 0, 1, "models");
 	RunSql("INSERT INTO recsys.models (name, version, kind, config, weights, metrics) "
 		   "VALUES ($1, $2, 'mmoe', $3, $4, $5)", 5, types, values, NULL, false);
 	types[2] = JSONBOID;
 	values[2] = JsonbPGetDatum(options);
 	if (ModelStoreHasLifecycle())
 		RunSql("SELECT recsys.finish_model_version($1, $2, 'trained', $3)", 3, types, values, NULL, false);
+	ProgressSet(1);
+	ProgressEnd();
 
 	RecsysSpiFinish(spi_level);
 	MemoryContextSwitchTo(old);

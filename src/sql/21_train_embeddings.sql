@@ -40,3 +40,17 @@ RETURNS TABLE(epoch int, loss double precision, observed_loss double precision,
 	SET jit = off;
 COMMENT ON FUNCTION recsys.train_embeddings(text, regclass, name, name, name, int, text, int, double precision, double precision, jsonb) IS
 	'train user and item embeddings over an interactions table (method als, sogram, sagram or sampled; als on the memory or the aggregate engine), or the item-item model of method ease, and store them as a new version of the model; one row (and NOTICE) per epoch';
+
+-- Running trainings (train_embeddings, train_mmoe) of the whole cluster, from
+-- shared memory: needs recsys in shared_preload_libraries (else an error
+-- that says so).  As pg_stat_progress_*: pid, database and role for every
+-- row, the rest only with the privileges of the training's role or of
+-- pg_read_all_stats.
+CREATE FUNCTION recsys.training_progress()
+	RETURNS TABLE(pid int, datid oid, userid oid, function text, model text, method text,
+		phase text, epoch int, epochs int, done bigint, total bigint, unit text,
+		started_at timestamptz, phase_started_at timestamptz, updated_at timestamptz,
+		phase_seconds_left double precision)
+	AS 'MODULE_PATHNAME', 'training_progress' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION recsys.training_progress() IS
+	'the trainings running in the cluster: function, model, method, phase, epoch of epochs, work done of total (unit), times, and an estimate of the phase''s remaining seconds; needs recsys in shared_preload_libraries';

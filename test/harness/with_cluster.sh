@@ -43,6 +43,8 @@ trap cleanup EXIT
 export OPENBLAS_NUM_THREADS=1
 "${as_pg[@]}" initdb -D "$tmp/data" -U postgres -A trust --no-sync >/dev/null
 pgopts=(-p "$port" -k "$tmp" -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off)
+# RECSYS_PRELOAD=1: recsys in shared_preload_libraries (recsys.training_progress())
+if [ "${RECSYS_PRELOAD:-}" = 1 ]; then pgopts+=(-c shared_preload_libraries=recsys); fi
 if [ "${RECSYS_VALGRIND:-}" = 1 ]; then
 	# memcheck every backend; errors are counted from the log when the job ends
 	"${as_pg[@]}" valgrind --quiet --trace-children=yes --error-exitcode=0 --leak-check=no \
