@@ -53,6 +53,7 @@ SELECT pg_temp.phases($$SELECT * FROM recsys.train_embeddings('pr_emb', 'pr_play
 SELECT pg_temp.phases($$SELECT * FROM recsys.train_embeddings('pr_emb', 'pr_plays', dim => 3, method => 'sogram', epochs => 2)$$) AS sogram;
 SELECT pg_temp.phases($$SELECT * FROM recsys.train_embeddings('pr_emb', 'pr_plays', dim => 3, method => 'sagram', epochs => 1)$$) AS sagram;
 SELECT pg_temp.phases($$SELECT * FROM recsys.train_embeddings('pr_emb', 'pr_plays', dim => 3, method => 'sampled', epochs => 1)$$) AS sampled;
+SELECT pg_temp.phases($$SELECT * FROM recsys.train_embeddings('pr_ease', 'pr_plays', method => 'ease', options => '{"l2": 10}')$$) AS ease;
 CREATE TABLE pr_rows AS SELECT ARRAY[sin(g), cos(g)]::real[] AS f, (g % 2)::float8 AS click FROM generate_series(1, 40) g;
 CREATE TABLE pr_val AS SELECT ARRAY[sin(g), cos(g)]::real[] AS f, (g % 2)::float8 AS click FROM generate_series(41, 50) g;
 SELECT pg_temp.phases($$SELECT * FROM recsys.train_mmoe('pr_mmoe', 'pr_rows', 'f', '{click}',
@@ -62,4 +63,5 @@ SELECT pg_temp.phases($$SELECT * FROM recsys.train_mmoe('pr_mmoe', 'pr_rows', 'f
 SELECT pg_temp.try($$SELECT * FROM recsys.train_embeddings('pr_emb', 'pr_plays', dim => 3, epochs => 1, options => '{"bogus": 1}')$$);
 SELECT pg_temp.phases($$SELECT * FROM recsys.train_embeddings('pr_emb', 'pr_plays', dim => 2, epochs => 1)$$) AS after_error;
 RESET recsys.debug_progress;
-SELECT recsys.drop_model('pr_emb') AS dropped, recsys.drop_model('pr_mmoe') AS dropped_mmoe;
+SELECT recsys.drop_model('pr_emb') AS dropped, recsys.drop_model('pr_mmoe') AS dropped_mmoe,
+	recsys.drop_model('pr_ease') AS dropped_ease;

@@ -49,6 +49,7 @@
 #include "embeddings/ease_train.h"
 #include "kernel/ease.h"
 #include "store/arrays.h"
+#include "store/progress.h"
 
 /* Floats of B written per INSERT */
 #define EASE_WRITE_FLOATS (4 * 1024 * 1024)
@@ -59,6 +60,7 @@
 static void
 EaseCheckInterrupts(void *arg)
 {
+	ProgressTick();
 	CHECK_FOR_INTERRUPTS();
 }
 
@@ -305,10 +307,13 @@ EaseTrain(const EaseTrainArgs *a)
 	INSTR_TIME_SET_CURRENT(t1);
 	p = MemoryContextAllocHuge(CurrentMemoryContext, EaseMatrixBytes(n));
 	work = MemoryContextAllocHuge(CurrentMemoryContext, EaseWorkBytes(n));
+	ProgressPhase("gramian", 1, data.n_users, "users");
 	EaseGramian(n, data.n_users, data.user_ptr, data.user_items, data.user_conf, a->lambda, p,
 				EaseCheckInterrupts, NULL);
 	gramian_seconds = EaseSecondsSince(t1);
 	INSTR_TIME_SET_CURRENT(t1);
+	ProgressSet(data.n_users);
+	ProgressPhase("inverse", 1, n, "items");
 	info = EaseInvert(n, p, work, EaseCheckInterrupts, NULL);
 	if (info != 0)
 		ereport(ERROR,
@@ -317,6 +322,7 @@ EaseTrain(const EaseTrainArgs *a)
 				 errdetail("The Cholesky factorization failed (LAPACK info %d).", info),
 				 errhint("Use a larger options.l2.")));
 	inverse_seconds = EaseSecondsSince(t1);
+	ProgressSet(n);
 	EaseLoss(n, p, a->lambda, work, &observed, &l2);
 	seconds = EaseSecondsSince(t0);
 
@@ -356,6 +362,9 @@ EaseTrain(const EaseTrainArgs *a)
 	appendStringInfo(&metrics, ", \"engine\": \"memory\", \"memory_bytes\": %zu}", matrix + loaded);
 
 	StoreEaseModel(a, &data, metrics.data);
+	ProgressPhase("writing", 0, (int64) data.n_users + data.n_items, "vectors");
 	WriteUsers(a, &data);
+	ProgressSet(data.n_users);
 	WriteItems(a, &data, p);
+	ProgressSet((int64) data.n_users + data.n_items);
 }

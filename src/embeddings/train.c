@@ -1340,7 +1340,7 @@ train_embeddings(PG_FUNCTION_ARGS)
 	/* prepare */
 	PrepareRun(fcinfo, &run);
 	ProgressBegin("train_embeddings", run.model, TextDatumGetCString(PG_GETARG_DATUM(ARG_METHOD)),
-				  run.epochs, context);
+				  run.opts.method == TRAIN_EASE ? 1 : run.epochs, context);
 	run.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	run.context = context;
 	run.spi_context = spi_context;
