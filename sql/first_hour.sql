@@ -94,11 +94,11 @@ SELECT pg_temp.try($$SELECT recsys.export_model('fh_mmoee', 1)$$);
 DROP ROLE IF EXISTS fh_reader;
 CREATE ROLE fh_reader;
 GRANT USAGE ON SCHEMA recsys TO fh_reader;
-GRANT SELECT ON recsys.models TO fh_reader;
+GRANT SELECT ON recsys.models, recsys.model_aliases TO fh_reader;
 SET ROLE fh_reader;
 SELECT pg_temp.try($$SELECT recsys.export_model('fh_mmoee')$$);
 RESET ROLE;
-REVOKE ALL ON recsys.models FROM fh_reader;
+REVOKE ALL ON recsys.models, recsys.model_aliases FROM fh_reader;
 REVOKE ALL ON SCHEMA recsys FROM fh_reader;
 DROP ROLE fh_reader;
 
