@@ -336,15 +336,39 @@ FeatureReadArray(const FeatureColumn *c, Oid type, Datum d, Datum **elems, bool 
 }
 
 /*
- * Get the floats of a vector value: its data in place for real[] without
- * NULLs, else converted into buf (buflen floats); errors name the column
+ * Get the floats of a vector value, copied or converted into buf (buflen
+ * floats); errors name the column
  */
 const float *
 FeatureReadVector(const FeatureColumn *c, Oid type, Datum d, int *len, float *buf, int buflen)
 {
-	ArrayType  *a = DatumGetArrayTypeP(d);
-	int			n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+	struct varlena *p = (struct varlena *) DatumGetPointer(d);
+	union
+	{
+		ArrayType	a;
+		char		bytes[VARHDRSZ + VARATT_SHORT_MAX];
+		double		align;
+	}			local;
+	ArrayType  *a;
+	int			n;
 	const float *out;
+
+	/*
+	 * A short array (most vectors of a table row) gets the 4-byte header
+	 * the array macros need in a local copy, as the detoaster would make it
+	 * in a palloc'd one: rows pay no allocation.
+	 */
+	if (VARATT_IS_SHORT(p))
+	{
+		Size		size = VARSIZE_SHORT(p) - VARHDRSZ_SHORT;
+
+		SET_VARSIZE(&local.a, size + VARHDRSZ);
+		memcpy(VARDATA(&local.a), VARDATA_SHORT(p), size);
+		a = &local.a;
+	}
+	else
+		a = DatumGetArrayTypeP(d);
+	n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
 
 	if (ARR_NDIM(a) > 1)
 		ereport(ERROR,
@@ -360,18 +384,18 @@ FeatureReadVector(const FeatureColumn *c, Oid type, Datum d, int *len, float *bu
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("vector feature \"%s\" has %d elements, but the spec's length is %d",
 						c->column, n, c->length)));
+	if (n > buflen)
+		elog(ERROR, "vector buffer too small");
 	if (type == FLOAT4ARRAYOID)
-		out = (const float *) ARR_DATA_PTR(a);
+		memcpy(buf, ARR_DATA_PTR(a), sizeof(float) * n);
 	else
 	{
 		const double *x = (const double *) ARR_DATA_PTR(a);
 
-		if (n > buflen)
-			elog(ERROR, "vector buffer too small");
 		for (int i = 0; i < n; i++)
 			buf[i] = (float) x[i];
-		out = buf;
 	}
+	out = buf;
 	for (int i = 0; i < n; i++)
 		if (!isfinite(out[i]))
 			ereport(ERROR,

@@ -272,6 +272,8 @@ ParseEntry(FeatureColumn *c, JsonbContainer *obj, const char *path, bool fitted)
 				if (FeatureVocabCount(c->vocab) == before)
 					SpecError("feature spec: \"%s\" repeats a value", epath);
 			}
+			/* the vocabulary is complete: index it for scoring */
+			FeatureVocabFreeze(c->vocab);
 			Require(obj, "count", path, &v);
 			c->count = Integer(&v, psprintf("%s.count", path), 0, PG_INT64_MAX);
 			Require(obj, "nulls", path, &v);

@@ -147,6 +147,7 @@ extern int64 FeatureVocabOccurrences(const struct FeatureVocab *v, int32 id);
 extern void FeatureVocabValue(const struct FeatureVocab *v, int32 id, int64 *ival, const char **s, int *len);
 extern int32 *FeatureVocabFinish(struct FeatureVocab **v, int min_count, int max_size, int64 *oov);
 extern Size FeatureVocabBytes(const struct FeatureVocab *v);
+extern void FeatureVocabFreeze(struct FeatureVocab *v);
 
 /* encode.c */
 extern void FeatureCheckRelation(const FeatureSpec *spec, Oid relid);

@@ -8,6 +8,14 @@
  *		integers, false before true), applies min_count and max_size and
  *		gives the map from the provisional ids to the final ones.
  *		Scoring looks values up in the finished table.
+ *
+ * A vocabulary that will not change (one read from a fitted spec) is frozen
+ * into a lookup index laid out for scoring, where lookups of values spread
+ * over a vocabulary larger than the caches dominate the cost of encoding a
+ * row: one probe reads the slot and, for text, one entry holding the id,
+ * the length and the bytes together (two dependent cache misses instead of
+ * the four of slot, hash, string pointer and bytes); integers are compared
+ * in the slot itself.
  */
 #include "postgres.h"
 
@@ -35,7 +43,36 @@ typedef struct FeatureVocab
 	char	   *arena;			/* current chunk of text bytes */
 	Size		arena_left;
 	Size		bytes;			/* allocated, for memory accounting */
+
+	/* the lookup index of a frozen vocabulary (slots and hash are freed) */
+	bool		frozen;
+	uint32		index_mask;		/* index slots - 1 */
+	struct VocabIntSlot *int_index;
+	struct VocabTextSlot *text_index;
+	char	   *entries;		/* text: VocabTextEntry, 4-byte aligned */
 } FeatureVocab;
+
+/* A slot of the index of an integer (or boolean) vocabulary; id -1 = empty */
+typedef struct VocabIntSlot
+{
+	int64		ival;
+	int32		id;
+} VocabIntSlot;
+
+/* A slot of the index of a text vocabulary; off 0 = empty */
+typedef struct VocabTextSlot
+{
+	uint32		hash;
+	uint32		off;			/* 1 + offset of the entry, in 4-byte units */
+} VocabTextSlot;
+
+/* What a text slot points at: the id and the bytes of the value */
+typedef struct VocabTextEntry
+{
+	int32		id;
+	int32		len;
+	char		bytes[FLEXIBLE_ARRAY_MEMBER];
+} VocabTextEntry;
 
 /* Get the hash of a value */
 static uint32
@@ -140,23 +177,129 @@ Grow(FeatureVocab *v)
 	pfree(old.count);
 }
 
+/* Get the index slot of an integer: the high bits of a multiplicative hash */
+static inline uint32
+IntIndexHash(int64 ival)
+{
+	return (uint32) (((uint64) ival * UINT64CONST(0x9E3779B97F4A7C15)) >> 32);
+}
+
 /* Get the id of a value, or -1 when it is not in the vocabulary */
 int32
 FeatureVocabLookup(const FeatureVocab *v, int64 ival, const char *s, int len)
 {
-	uint32		h = ValueHash(v, ival, s, len);
+	uint32		h;
+	uint32		i;
 
-	return v->slots[FindSlot(v, h, ival, s, len)];
+	if (!v->frozen)
+	{
+		h = ValueHash(v, ival, s, len);
+		return v->slots[FindSlot(v, h, ival, s, len)];
+	}
+	if (v->type != FEATURE_VALUES_TEXT)
+	{
+		for (i = IntIndexHash(ival) & v->index_mask;; i = (i + 1) & v->index_mask)
+		{
+			const VocabIntSlot *slot = &v->int_index[i];
+
+			if (slot->id < 0 || slot->ival == ival)
+				return slot->id;
+		}
+	}
+	h = hash_bytes((const unsigned char *) s, len);
+	for (i = h & v->index_mask;; i = (i + 1) & v->index_mask)
+	{
+		const VocabTextSlot *slot = &v->text_index[i];
+		const VocabTextEntry *e;
+
+		if (slot->off == 0)
+			return -1;
+		if (slot->hash != h)
+			continue;
+		e = (const VocabTextEntry *) (v->entries + (Size) (slot->off - 1) * 4);
+		if (e->len == len && memcmp(e->bytes, s, len) == 0)
+			return e->id;
+	}
+}
+
+/*
+ * Freeze a vocabulary that will not change (one read from a fitted spec):
+ * build its lookup index and free the table that adding values needs.
+ * FeatureVocabLookup gives the same ids before and after.
+ */
+void
+FeatureVocabFreeze(FeatureVocab *v)
+{
+	uint32		nslots = 16;
+
+	if (v->frozen)
+		return;
+	/* at most half full, so that a probe of a missing value stops soon */
+	while (nslots < (uint32) v->n * 2)
+		nslots *= 2;
+	v->index_mask = nslots - 1;
+	if (v->type != FEATURE_VALUES_TEXT)
+	{
+		v->int_index = MemoryContextAllocHuge(v->cxt, sizeof(VocabIntSlot) * nslots);
+		for (uint32 i = 0; i < nslots; i++)
+			v->int_index[i].id = -1;
+		for (int32 id = 0; id < v->n; id++)
+		{
+			uint32		i = IntIndexHash(v->ival[id]) & v->index_mask;
+
+			while (v->int_index[i].id >= 0)
+				i = (i + 1) & v->index_mask;
+			v->int_index[i].ival = v->ival[id];
+			v->int_index[i].id = id;
+		}
+	}
+	else
+	{
+		Size		total = 0;
+		Size		off = 0;
+
+		for (int32 id = 0; id < v->n; id++)
+			total += MAXALIGN(offsetof(VocabTextEntry, bytes) + v->len[id]);
+		/* offsets are counted in 4-byte units in 32 bits */
+		if (total / 4 >= PG_UINT32_MAX)
+			elog(ERROR, "vocabulary too large to index");
+		v->entries = MemoryContextAllocHuge(v->cxt, Max(total, 1));
+		v->text_index = MemoryContextAllocHuge(v->cxt, sizeof(VocabTextSlot) * nslots);
+		memset(v->text_index, 0, sizeof(VocabTextSlot) * nslots);
+		for (int32 id = 0; id < v->n; id++)
+		{
+			VocabTextEntry *e = (VocabTextEntry *) (v->entries + off);
+			uint32		i = v->hash[id] & v->index_mask;
+
+			e->id = id;
+			e->len = v->len[id];
+			memcpy(e->bytes, v->str[id], v->len[id]);
+			while (v->text_index[i].off != 0)
+				i = (i + 1) & v->index_mask;
+			v->text_index[i].hash = v->hash[id];
+			v->text_index[i].off = (uint32) (off / 4) + 1;
+			off += MAXALIGN(offsetof(VocabTextEntry, bytes) + v->len[id]);
+		}
+	}
+	pfree(v->slots);
+	pfree(v->hash);
+	v->slots = NULL;
+	v->hash = NULL;
+	v->frozen = true;
 }
 
 /* Get the id of a value, adding it (count 0) when new */
 int32
 FeatureVocabAdd(FeatureVocab *v, int64 ival, const char *s, int len)
 {
-	uint32		h = ValueHash(v, ival, s, len);
-	uint32		slot = FindSlot(v, h, ival, s, len);
+	uint32		h;
+	uint32		slot;
 	int32		id;
 
+	if (v->frozen)
+		elog(ERROR, "value added to a frozen vocabulary");
+	h = ValueHash(v, ival, s, len);
+	slot = FindSlot(v, h, ival, s, len);
 	if (v->slots[slot] >= 0)
 		return v->slots[slot];
 	if (v->n == v->cap)
@@ -238,6 +381,11 @@ FeatureVocabBytes(const FeatureVocab *v)
 	Size		per = sizeof(uint32) + sizeof(int64) +
 		(v->type == FEATURE_VALUES_TEXT ? sizeof(char *) + sizeof(int32) : sizeof(int64));
 
+	if (v->frozen)
+		return sizeof(FeatureVocab) + (Size) v->cap * (per - sizeof(uint32)) + v->bytes +
+			(Size) (v->index_mask + 1) * (v->type == FEATURE_VALUES_TEXT
+										  ? sizeof(VocabTextSlot) : sizeof(VocabIntSlot)) +
+			(v->entries ? GetMemoryChunkSpace(v->entries) : 0);
 	return sizeof(FeatureVocab) + (Size) v->nslots * sizeof(int32) + (Size) v->cap * per + v->bytes;
 }
 

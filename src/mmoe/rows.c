@@ -7,13 +7,14 @@
  *
  * The binding of the spec to a row type (attribute numbers, checked types)
  * is made once per statement and row type and kept in fn_extra, so a row
- * costs a tuple deform, the transforms and hash lookups: no SPI, no
- * catalog access.
+ * costs a tuple deform (up to the last column the spec reads), the
+ * transforms and hash lookups: no SPI, no catalog access.
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/typcache.h"
@@ -29,8 +30,8 @@ typedef struct MmoeRowCache
 	int32		typmod;
 	TupleDesc	desc;
 	FeatureBinding *binding;
-	Datum	   *values;
-	bool	   *nulls;
+	TupleTableSlot *slot;		/* deforms the rows, caching column offsets */
+	int			last;			/* the last column the spec reads */
 	MmoeBagInput bags;
 } MmoeRowCache;
 
@@ -109,8 +110,11 @@ MmoeEncodeRow(const MmoeModel *m, uint64 load_id, void **cache, MemoryContext mc
 		rc->desc = CreateTupleDescCopy(desc);
 		ReleaseTupleDesc(desc);
 		rc->binding = FeatureBindNames(m->features, rc->desc, what);
-		rc->values = palloc(sizeof(Datum) * Max(rc->desc->natts, 1));
-		rc->nulls = palloc(sizeof(bool) * Max(rc->desc->natts, 1));
+		/* a slot deforms no further than the last column the spec reads */
+		rc->slot = MakeSingleTupleTableSlot(rc->desc, &TTSOpsHeapTuple);
+		rc->last = 1;
+		for (int i = 0; i < m->features->ncolumns; i++)
+			rc->last = Max(rc->last, rc->binding->attnum[i]);
 		MmoeBagInputInit(m, &rc->bags);
 		rc->load_id = load_id;
 		rc->typid = typid;
@@ -122,6 +126,9 @@ MmoeEncodeRow(const MmoeModel *m, uint64 load_id, void **cache, MemoryContext mc
 	ItemPointerSetInvalid(&tuple.t_self);
 	tuple.t_tableOid = InvalidOid;
 	tuple.t_data = row;
-	heap_deform_tuple(&tuple, rc->desc, rc->values, rc->nulls);
-	MmoeEncodeValues(m, rc->binding, rc->values, rc->nulls, dense, ids, bagx, &rc->bags);
+	ExecStoreHeapTuple(&tuple, rc->slot, false);
+	slot_getsomeattrs(rc->slot, rc->last);
+	MmoeEncodeValues(m, rc->binding, rc->slot->tts_values, rc->slot->tts_isnull, dense, ids, bagx,
+					 &rc->bags);
+	ExecClearTuple(rc->slot);
 }

@@ -88,28 +88,129 @@ ArrayColumn(HeapTuple tuple, TupleDesc desc, int col)
 }
 
 /*
+ * What predict_table with the model's feature spec keeps while the query's
+ * rows arrive: the rows are encoded straight from the executor's slot into
+ * the scratch (no copy of the row into an SPI tuple table, no second
+ * deform), and each full block is scored with one batched pass
+ */
+typedef struct RowsReceiver
+{
+	DestReceiver pub;			/* first: the executor calls through it */
+	ReturnSetInfo *rsinfo;
+	const MmoeModel *m;
+	MmoeScratch *s;
+	FeatureBinding *binding;	/* made at startup, from the query's columns */
+	MemoryContext binding_cxt;
+	const char *what;			/* the relation, for messages */
+	MmoeBagInput bags;
+	bool		takes_position;
+	int			block;			/* rows a pass scores */
+	int			n;				/* rows of the block so far */
+	float	   *out;
+	MemoryContext block_cxt;
+	int64		ids[PREDICT_TABLE_BLOCK];
+	bool		id_null[PREDICT_TABLE_BLOCK];
+} RowsReceiver;
+
+/* Score the rows of the block so far, store their results, and start a new block */
+static void
+FlushRows(RowsReceiver *r)
+{
+	const MmoeModel *m = r->m;
+	MemoryContext old;
+
+	if (r->n == 0)
+		return;
+	old = MemoryContextSwitchTo(r->block_cxt);
+	MmoeForward(m, r->s, r->n, NULL, r->out);
+	for (int i = 0; i < r->n; i++)
+	{
+		Datum		v[2];
+		bool		vn[2] = {r->id_null[i], false};
+
+		v[0] = Int64GetDatum(r->ids[i]);
+		v[1] = PointerGetDatum(FloatsToArray(r->out + (size_t) i * m->ntasks, m->ntasks));
+		tuplestore_putvalues(r->rsinfo->setResult, r->rsinfo->setDesc, v, vn);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(r->block_cxt);
+	r->n = 0;
+	CHECK_FOR_INTERRUPTS();
+}
+
+/* Encode one row of the query into the next scratch row; score the block when full */
+static bool
+ReceiveRow(TupleTableSlot *slot, DestReceiver *self)
+{
+	RowsReceiver *r = (RowsReceiver *) self;
+	const MmoeModel *m = r->m;
+	MmoeScratch *s = r->s;
+	float	   *x = s->x + (size_t) r->n * m->in_width;
+	MmoeRowInput in = {0};
+	MemoryContext old;
+	Datum	   *values;
+	bool	   *nulls;
+
+	slot_getallattrs(slot);
+	values = slot->tts_values;
+	nulls = slot->tts_isnull;
+	old = MemoryContextSwitchTo(r->block_cxt);
+	MmoeEncodeValues(m, r->binding, values, nulls, x, s->ids + (size_t) r->n * m->ncategorical,
+					 x + m->bag_offset, &r->bags);
+	in.encoded = true;
+	in.takes_context = true;
+	in.context = nulls[COL_CONTEXT - 1] ? NULL : DatumGetArrayTypeP(values[COL_CONTEXT - 1]);
+	in.takes_position = r->takes_position;
+	in.position_null = nulls[COL_POSITION - 1];
+	in.position = in.position_null ? 0 : DatumGetInt32(values[COL_POSITION - 1]);
+	MmoeSetRow(m, s, r->n, &in);
+	MemoryContextSwitchTo(old);
+	r->id_null[r->n] = nulls[COL_ID - 1];
+	r->ids[r->n] = nulls[COL_ID - 1] ? 0 : DatumGetInt64(values[COL_ID - 1]);
+	if (++r->n == r->block)
+		FlushRows(r);
+	return true;
+}
+
+/* Bind the spec to the query's columns when the executor starts sending rows */
+static void
+StartupRows(DestReceiver *self, int operation, TupleDesc desc)
+{
+	RowsReceiver *r = (RowsReceiver *) self;
+	MemoryContext old = MemoryContextSwitchTo(r->binding_cxt);
+
+	r->binding = FeatureBindPositions(r->m->features, desc, COL_POSITION + 1, r->what);
+	MemoryContextSwitchTo(old);
+}
+
+/* Nothing to do when the executor stops: the caller scores the last block */
+static void
+ShutdownRows(DestReceiver *self)
+{
+}
+
+/* The receiver is the caller's: nothing to free */
+static void
+DestroyRows(DestReceiver *self)
+{
+}
+
+/*
  * Score every row of a table with the model's feature spec (predict_table
  * with features_column => NULL): the spec's columns are checked against the
- * table before the cursor opens, then read by position, without casts
+ * table before the query runs, then read by position, without casts
  */
 static Datum
 PredictTableRows(FunctionCallInfo fcinfo, const MmoeModel *m, MmoeScratch *s, Oid rel,
 				 const char *id_col, const char *ctx_col, const char *pos_col,
 				 const char *relname)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	StringInfoData query;
-	MemoryContext block_cxt;
-	MemoryContext old;
 	int			spi_level;
 	SPIPlanPtr	plan;
-	Portal		portal;
-	FeatureBinding *binding;
-	MmoeBagInput bags;
-	Datum	   *values;
-	bool	   *nulls;
-	float	   *out;
-	int			block;
+	SPIExecuteOptions options = {0};
+	RowsReceiver *r;
+	int			rc;
 
 	MmoeRequireFeatures(m);
 	FeatureCheckRelation(m->features, rel);
@@ -122,69 +223,40 @@ PredictTableRows(FunctionCallInfo fcinfo, const MmoeModel *m, MmoeScratch *s, Oi
 					 id_col, ctx_col ? ctx_col : "NULL::pg_catalog.float4[]",
 					 pos_col ? psprintf("%s::pg_catalog.int4", pos_col) : "NULL::pg_catalog.int4",
 					 FeatureSelectList(m->features), relname);
-	out = palloc(sizeof(float) * PREDICT_TABLE_BLOCK * m->ntasks);
-	MmoeBagInputInit(m, &bags);
-	block_cxt = AllocSetContextCreate(CurrentMemoryContext, "recsys predict_table block",
-									  ALLOCSET_DEFAULT_SIZES);
+	r = palloc0(sizeof(RowsReceiver));
+	r->pub.receiveSlot = ReceiveRow;
+	r->pub.rStartup = StartupRows;
+	r->pub.rShutdown = ShutdownRows;
+	r->pub.rDestroy = DestroyRows;
+	r->pub.mydest = DestNone;
+	r->rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	r->m = m;
+	r->s = s;
+	r->takes_position = pos_col != NULL;
+	/* a huge model may get a scratch of fewer rows than a block */
+	r->block = Min(PREDICT_TABLE_BLOCK, s->maxrows);
+	r->out = palloc(sizeof(float) * PREDICT_TABLE_BLOCK * m->ntasks);
+	MmoeBagInputInit(m, &r->bags);
+	r->block_cxt = AllocSetContextCreate(CurrentMemoryContext, "recsys predict_table block",
+										 ALLOCSET_DEFAULT_SIZES);
+	r->binding_cxt = CurrentMemoryContext;
+	r->what = psprintf("relation %s", relname);
+
 	spi_level = RecsysSpiConnect();
 	plan = SPI_prepare(query.data, 0, NULL);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for \"%s\": %s", query.data,
 			 SPI_result_code_string(SPI_result));
-	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
-	block = Min(PREDICT_TABLE_BLOCK, s->maxrows);
-	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-	binding = FeatureBindPositions(m->features, portal->tupDesc, COL_POSITION + 1,
-								   psprintf("relation %s", relname));
-	values = palloc(sizeof(Datum) * portal->tupDesc->natts);
-	nulls = palloc(sizeof(bool) * portal->tupDesc->natts);
-	MemoryContextSwitchTo(old);
-
-	for (;;)
-	{
-		int			n;
-		TupleDesc	desc;
-
-		CHECK_FOR_INTERRUPTS();
-		SPI_cursor_fetch(portal, true, block);
-		n = (int) SPI_processed;
-		if (n == 0)
-			break;
-		desc = SPI_tuptable->tupdesc;
-		old = MemoryContextSwitchTo(block_cxt);
-		for (int i = 0; i < n; i++)
-		{
-			MmoeRowInput in = {0};
-			float	   *x = s->x + (size_t) i * m->in_width;
-
-			heap_deform_tuple(SPI_tuptable->vals[i], desc, values, nulls);
-			MmoeEncodeValues(m, binding, values, nulls, x, s->ids + (size_t) i * m->ncategorical,
-							 x + m->bag_offset, &bags);
-			in.encoded = true;
-			in.takes_context = true;
-			in.context = nulls[COL_CONTEXT - 1] ? NULL : DatumGetArrayTypeP(values[COL_CONTEXT - 1]);
-			in.takes_position = pos_col != NULL;
-			in.position_null = nulls[COL_POSITION - 1];
-			in.position = in.position_null ? 0 : DatumGetInt32(values[COL_POSITION - 1]);
-			MmoeSetRow(m, s, i, &in);
-		}
-		MmoeForward(m, s, n, NULL, out);
-		for (int i = 0; i < n; i++)
-		{
-			Datum		v[2];
-			bool		vn[2] = {false, false};
-
-			v[0] = SPI_getbinval(SPI_tuptable->vals[i], desc, COL_ID, &vn[0]);
-			v[1] = PointerGetDatum(FloatsToArray(out + (size_t) i * m->ntasks, m->ntasks));
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, vn);
-		}
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(block_cxt);
-		SPI_freetuptable(SPI_tuptable);
-	}
-	SPI_cursor_close(portal);
+	options.read_only = true;
+	options.dest = (DestReceiver *) r;
+	rc = SPI_execute_plan_extended(plan, &options);
+	/* SPI reports a SELECT whose rows go to a DestNone receiver as utility */
+	if (rc != SPI_OK_SELECT && rc != SPI_OK_UTILITY)
+		elog(ERROR, "SPI_execute_plan_extended failed for \"%s\": %s", query.data,
+			 SPI_result_code_string(rc));
+	FlushRows(r);
 	RecsysSpiFinish(spi_level);
-	MemoryContextDelete(block_cxt);
+	MemoryContextDelete(r->block_cxt);
 	return (Datum) 0;
 }
 
