@@ -7,7 +7,7 @@
 SET client_min_messages = warning;
 \ir ref/out/features_ref.sql
 
-SELECT plan(25);
+SELECT plan(26);
 
 -- max abs difference of two arrays (NULL when lengths differ)
 CREATE FUNCTION pg_temp.max_abs_diff(a float8[], b float8[]) RETURNS float8
@@ -65,6 +65,13 @@ SELECT cmp_ok((SELECT max(pg_temp.max_abs_diff(p.scores::float8[], recsys.predic
 	'predict_table with features_column => NULL equals predict(model, row)');
 SELECT is((SELECT count(*) FROM recsys.predict_table('fa', 'fx_test', 'id', NULL)), 200::bigint,
 	'predict_table scores every row');
+-- 2,600 rows: two full blocks of 1,024 and a last partial one, each scored as the row's arrays
+CREATE TEMP TABLE fx_big AS SELECT k * 100000 + t.id AS big_id, t.* FROM fx_test t, generate_series(0, 12) k;
+SELECT is((SELECT count(*) || ' rows, max diff <= 1e-6: ' || (max(pg_temp.max_abs_diff(p.scores::float8[],
+		recsys.predict('fa', a.features, categorical => a.categorical)::float8[])) <= 1e-6)
+	FROM recsys.predict_table('fa', 'fx_big', 'big_id', NULL) p JOIN fx_test_arrays a ON a.id = p.id % 100000),
+	'2600 rows, max diff <= 1e-6: true',
+	'predict_table with features_column => NULL over several blocks scores each row as its reference arrays');
 SELECT is(
 	(SELECT array_agg(r.item_id) FROM (SELECT (unnest(recsys.predict_top_k('fa', t, t.id, 10, '{0.5,0.5}'))).* FROM fx_test t) r),
 	(SELECT array_agg(r.item_id) FROM (SELECT (unnest(recsys.predict_top_k('fa', a.features, a.categorical, a.id, 10, '{0.5,0.5}'))).*
