@@ -70,6 +70,7 @@ test:
 	bash test/harness/check_links.sh
 	bash test/harness/check_layout.sh
 	bash test/harness/deps.sh test
+	python3 test/harness/check_reference.py
 	$(MAKE) check-kernels
 	$(MAKE) all RECSYS_WERROR=1
 	bash test/harness/with_cluster.sh test
