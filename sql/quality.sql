@@ -44,10 +44,11 @@ SELECT * FROM recsys.recommend_for_items('q_tiny_ease', '{10,99}', 2, '{2,1}');
 SELECT config->>'method' AS method, config->'options' AS options, weights IS NULL AS no_weights
 	FROM recsys.models WHERE name = 'q_tiny_ease';
 SELECT pg_temp.err($$SELECT recsys.fold_in('q_tiny_ease', '{10}')$$);
--- a row of B has one value per item: recsys.max_dim (a bound on embedding dimensions) does not apply
+-- a row of B has one value per item: recsys.max_dim (a bound on embedding dimensions) does not apply,
+-- nor to the ignored dim argument (its default 64 here, above the bound)
 SET recsys.max_dim = 2;
 SET client_min_messages = warning;
-SELECT count(*) FROM recsys.train_embeddings('q_tiny_ease2', 'q_tiny', dim => 1, method => 'ease', options => '{"l2": 1}');
+SELECT count(*) FROM recsys.train_embeddings('q_tiny_ease2', 'q_tiny', method => 'ease', options => '{"l2": 1}');
 RESET client_min_messages;
 SELECT * FROM recsys.recommend_all('q_tiny_ease2', 1);
 RESET recsys.max_dim;

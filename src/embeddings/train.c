@@ -255,11 +255,12 @@ PrepareRun(FunctionCallInfo fcinfo, TrainRun *run)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("dim must be at least 1")));
-	if (run->dim > recsys_max_dim)
+	method = TrainMethodFromName(RequiredText(fcinfo, ARG_METHOD, "method"));
+	/* ease has no embedding dimension: dim is ignored, so the bound on it is too */
+	if (method != TRAIN_EASE && run->dim > recsys_max_dim)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("dim %d is more than recsys.max_dim (%d)", run->dim, recsys_max_dim)));
-	method = TrainMethodFromName(RequiredText(fcinfo, ARG_METHOD, "method"));
 	if (PG_ARGISNULL(ARG_EPOCHS))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
