@@ -22,6 +22,7 @@
 /* before aggkernel.h, whose AlsGramian(s) macro would rename als_engine.h's AlsGramian() */
 #include "kernel/als_engine.h"
 #include "kernel/aggkernel.h"
+#include "kernel/ease.h"
 #include "kernel/features.h"
 #include "kernel/foldin.h"
 #include "kernel/linalg.h"
@@ -1618,6 +1619,293 @@ TestFeatures(void)
 	Check(out[0] == 0.0f && out[1] == 0.0f, "bag: an empty bag is zeros");
 }
 
+/* ---------------- ease ---------------- */
+
+/* Count the kernel's interrupt checks */
+static void
+CountEaseCheck(void *arg)
+{
+	(*(int *) arg)++;
+}
+
+/* Invert the n x n matrix a (row-major, copied) by Gauss-Jordan elimination with pivoting */
+static void
+NaiveInverse(int n, const double *a_in, double *inv)
+{
+	double	   *a = malloc(sizeof(double) * n * n);
+
+	memcpy(a, a_in, sizeof(double) * n * n);
+	for (int i = 0; i < n * n; i++)
+		inv[i] = i % (n + 1) == 0 ? 1.0 : 0.0;
+	for (int c = 0; c < n; c++)
+	{
+		int			p = c;
+		double		d;
+
+		for (int r = c + 1; r < n; r++)
+			if (fabs(a[r * n + c]) > fabs(a[p * n + c]))
+				p = r;
+		for (int j = 0; j < n; j++)
+		{
+			double		t = a[c * n + j];
+
+			a[c * n + j] = a[p * n + j];
+			a[p * n + j] = t;
+			t = inv[c * n + j];
+			inv[c * n + j] = inv[p * n + j];
+			inv[p * n + j] = t;
+		}
+		d = a[c * n + c];
+		for (int j = 0; j < n; j++)
+		{
+			a[c * n + j] /= d;
+			inv[c * n + j] /= d;
+		}
+		for (int r = 0; r < n; r++)
+		{
+			double		f = a[r * n + c];
+
+			if (r == c || f == 0.0)
+				continue;
+			for (int j = 0; j < n; j++)
+			{
+				a[r * n + j] -= f * a[c * n + j];
+				inv[r * n + j] -= f * inv[c * n + j];
+			}
+		}
+	}
+	free(a);
+}
+
+/*
+ * EASE on 2 and 3 items against closed forms and numpy, and on 300 items
+ * (three factor blocks, two inverse blocks) against a naive recomputation
+ * from the definition: dense X^T X + lambda I, a Gauss-Jordan inverse,
+ * B = I - P diag(1/diag P) with a zero diagonal, and |X - X B|^2 summed
+ * over the users' dense rows
+ */
+static void
+TestEase(void)
+{
+	/*
+	 * X = [[1, 1], [1, 0]], lambda 1: X^T X + I = [[3, 1], [1, 2]], P =
+	 * [[2, -1], [-1, 3]] / 5, B_01 = -P_01 / P_11 = 1/3, B_10 = -P_10 / P_00
+	 * = 1/2; X - X B = [[1/2, 2/3], [1, -1/3]]: observed 65/36, lambda |B|^2
+	 * = 13/36
+	 */
+	{
+		int64_t		ptr[3] = {0, 2, 3};
+		int32_t		items[3] = {0, 1, 0};
+		float		conf[3] = {1, 1, 1};
+		double		p[4],
+					work[4],
+					norms[2],
+					obs,
+					l2;
+		float		row[2];
+
+		EaseGramian(2, 2, ptr, items, conf, 1.0, p, NULL, NULL);
+		Near(p[0], 3.0, 0, "ease 2x2: gramian (0, 0) with lambda");
+		Near(p[1], 1.0, 0, "ease 2x2: gramian (1, 0)");
+		Near(p[3], 2.0, 0, "ease 2x2: gramian (1, 1) with lambda");
+		Check(EaseInvert(2, p, work, NULL, NULL) == 0, "ease 2x2: invert");
+		Near(p[0], 0.4, 1e-15, "ease 2x2: P_00 = 2/5");
+		Near(p[1], -0.2, 1e-15, "ease 2x2: P_10 = -1/5");
+		Near(p[3], 0.6, 1e-15, "ease 2x2: P_11 = 3/5");
+		EaseRow(2, p, 0, row);
+		Check(row[0] == 0.0f, "ease 2x2: B_00 is 0, got %g", row[0]);
+		Near(row[1], 1.0 / 3.0, 1e-7, "ease 2x2: B_01 = 1/3");
+		EaseRow(2, p, 1, row);
+		Near(row[0], 0.5, 1e-7, "ease 2x2: B_10 = 1/2");
+		Check(row[1] == 0.0f, "ease 2x2: B_11 is 0, got %g", row[1]);
+		EaseLoss(2, p, 1.0, norms, &obs, &l2);
+		Near(obs, 65.0 / 36.0, 1e-14, "ease 2x2: observed loss 65/36");
+		Near(l2, 13.0 / 36.0, 1e-14, "ease 2x2: l2 loss 13/36");
+	}
+
+	/*
+	 * users {0, 1}, {1, 2}, {0, 2}, {0 with confidence 2}, lambda 1 (the
+	 * q_tiny model of sql/quality.sql); numpy: P = inv(X.T @ X + I), B = I -
+	 * P / diag(P) = [[0, .1, .1], [.25, 0, .3], [.25, .3, 0]], observed
+	 * 8.375, l2 0.325, and [1, 0, 0.5] @ B = [0.125, 0.25, 0.1]
+	 */
+	{
+		int64_t		ptr[5] = {0, 2, 4, 6, 7};
+		int32_t		items[7] = {0, 1, 1, 2, 0, 2, 0};
+		float		conf[7] = {1, 1, 1, 1, 1, 1, 2};
+		const double want_b[9] = {0, 0.1, 0.1, 0.25, 0, 0.3, 0.25, 0.3, 0};
+		double		p[9],
+					work[9],
+					norms[3],
+					obs,
+					l2;
+		float		b[9],
+					scores[3];
+		double		got[9];
+		int			rows[2] = {0, 2};
+		float		xconf[2] = {1, 0.5f};
+
+		EaseGramian(3, 4, ptr, items, conf, 1.0, p, NULL, NULL);
+		Near(p[0], 7.0, 0, "ease 3x3: gramian (0, 0) = 1 + 1 + 2^2 + lambda");
+		Check(EaseInvert(3, p, work, NULL, NULL) == 0, "ease 3x3: invert");
+		for (int t = 0; t < 3; t++)
+			EaseRow(3, p, t, b + t * 3);
+		for (int i = 0; i < 9; i++)
+			got[i] = b[i];
+		NearAll(got, want_b, 9, 1e-7, "ease 3x3: B against numpy");
+		EaseLoss(3, p, 1.0, norms, &obs, &l2);
+		Near(obs, 8.375, 1e-13, "ease 3x3: observed loss against numpy");
+		Near(l2, 0.325, 1e-13, "ease 3x3: l2 loss against numpy");
+		EaseScoreUser(3, b, 2, rows, xconf, scores);
+		Near(scores[0], 0.125, 1e-7, "ease 3x3: scores of [1, 0, 0.5] (first)");
+		Near(scores[1], 0.25, 1e-7, "ease 3x3: scores of [1, 0, 0.5] (second)");
+		Near(scores[2], 0.1, 1e-7, "ease 3x3: scores of [1, 0, 0.5] (third)");
+		EaseScoreUser(3, b, 2, rows, NULL, scores);
+		Near(scores[1], 0.1 + 0.3, 1e-7, "ease 3x3: NULL confidences count 1");
+	}
+
+	/* 300 items, 400 users of about 5 to 35 items with confidences in [0.5, 3) */
+	{
+		enum
+		{
+			N = 300, U = 400
+		};
+		double		lambda = 5.0;
+		int64_t    *ptr = malloc(sizeof(int64_t) * (U + 1));
+		int32_t    *items = malloc(sizeof(int32_t) * U * N);
+		float	   *conf = malloc(sizeof(float) * U * N);
+		double	   *x = calloc((size_t) U * N, sizeof(double));
+		double	   *g = calloc((size_t) N * N, sizeof(double));
+		double	   *inv = malloc(sizeof(double) * N * N);
+		double	   *bref = malloc(sizeof(double) * N * N);
+		double	   *p = malloc(EaseMatrixBytes(N));
+		double	   *work = malloc(EaseWorkBytes(N));
+		float	   *b = malloc(sizeof(float) * N * N);
+		double	   *got = malloc(sizeof(double) * N * N);
+		float		scores[N];
+		double		obs,
+					l2,
+					obs_ref = 0.0,
+					l2_ref = 0.0,
+					worst;
+		unsigned	st = 2019;
+		int			checks = 0,
+					nnz = 0,
+					at;
+
+		ptr[0] = 0;
+		for (int u = 0; u < U; u++)
+		{
+			int			want = 5 + (int) ((TestValue(&st) + 1.0) * 15.0);
+
+			/* items ascending: each item with probability want / N */
+			for (int i = 0; i < N; i++)
+				if (TestValue(&st) < -1.0 + 2.0 * want / N)
+				{
+					items[nnz] = i;
+					conf[nnz] = (float) (1.75 + 1.25 * TestValue(&st));
+					x[(size_t) u * N + i] = conf[nnz];
+					nnz++;
+				}
+			ptr[u + 1] = nnz;
+		}
+		for (int u = 0; u < U; u++)
+			for (int i = 0; i < N; i++)
+				for (int j = 0; j < N; j++)
+					g[i * N + j] += x[(size_t) u * N + i] * x[(size_t) u * N + j];
+		at = -1;
+		for (int i = 0; i < N; i++)
+			if (g[i * N + i] == 0.0)
+				at = i;
+		Check(at < 0, "ease 300: test data: item %d has no user", at);
+		for (int i = 0; i < N; i++)
+			g[i * N + i] += lambda;
+
+		EaseGramian(N, U, ptr, items, conf, lambda, p, CountEaseCheck, &checks);
+		worst = 0.0;
+		for (int j = 0; j < N; j++)
+			for (int i = j; i < N; i++)
+				worst = fmax(worst, fabs(p[(size_t) j * N + i] - g[i * N + j]));
+		Check(worst <= 1e-12, "ease 300: gramian lower triangle off by %g", worst);
+
+		NaiveInverse(N, g, inv);
+		for (int i = 0; i < N; i++)
+			for (int j = 0; j < N; j++)
+				bref[i * N + j] = i == j ? 0.0 : -inv[i * N + j] / inv[j * N + j];
+		for (int u = 0; u < U; u++)
+			for (int j = 0; j < N; j++)
+			{
+				double		r = x[(size_t) u * N + j];
+
+				for (int i = 0; i < N; i++)
+					r -= x[(size_t) u * N + i] * bref[i * N + j];
+				obs_ref += r * r;
+			}
+		for (int i = 0; i < N * N; i++)
+			l2_ref += lambda * bref[i] * bref[i];
+
+		checks = 0;
+		Check(EaseInvert(N, p, work, CountEaseCheck, &checks) == 0, "ease 300: invert");
+		Check(checks >= (N + EaseInverseBlock(N) - 1) / EaseInverseBlock(N),
+			  "ease 300: %d interrupt checks in the inverse", checks);
+		worst = 0.0;
+		for (int j = 0; j < N; j++)
+			for (int i = j; i < N; i++)
+				worst = fmax(worst, fabs(p[(size_t) j * N + i] - inv[i * N + j]) / fabs(inv[j * N + j]));
+		Check(worst <= 1e-10, "ease 300: P off by %g (relative to the diagonal)", worst);
+		for (int t = 0; t < N; t++)
+			EaseRow(N, p, t, b + (size_t) t * N);
+		for (int i = 0; i < N * N; i++)
+			got[i] = b[i];
+		NearAll(got, bref, N * N, 1e-6, "ease 300: B against the naive inverse");
+		at = -1;
+		for (int t = 0; t < N; t++)
+			if (b[(size_t) t * N + t] != 0.0f)
+				at = t;
+		Check(at < 0, "ease 300: diagonal of B not zero at %d", at);
+		EaseLoss(N, p, lambda, got, &obs, &l2);
+		Near(obs, obs_ref, 1e-9, "ease 300: observed loss |X - XB|^2 against the definition");
+		Near(l2, l2_ref, 1e-9, "ease 300: l2 loss against the definition");
+
+		/* a user's scores: x_u B in double from the reference B */
+		for (int u = 0; u < 3; u++)
+		{
+			double		want[N],
+						have[N];
+			int			rows[N];
+			int			nin = 0;
+
+			for (int64_t q = ptr[u]; q < ptr[u + 1]; q++)
+				rows[nin++] = items[q];
+			EaseScoreUser(N, b, nin, rows, conf + ptr[u], scores);
+			for (int j = 0; j < N; j++)
+			{
+				want[j] = 0.0;
+				for (int i = 0; i < N; i++)
+					want[j] += x[(size_t) u * N + i] * bref[i * N + j];
+				have[j] = scores[j];
+			}
+			NearAll(have, want, N, 1e-5, "ease 300: a user's scores x_u B");
+		}
+
+		/* lambda far below -min eigenvalue: not positive definite, the factorization's info */
+		EaseGramian(N, U, ptr, items, conf, -1e6, p, NULL, NULL);
+		Check(EaseInvert(N, p, work, NULL, NULL) > 0, "ease 300: an indefinite system is refused");
+
+		free(ptr);
+		free(items);
+		free(conf);
+		free(x);
+		free(g);
+		free(inv);
+		free(bref);
+		free(p);
+		free(work);
+		free(b);
+		free(got);
+	}
+}
+
 int
 main(void)
 {
@@ -1635,6 +1923,7 @@ main(void)
 	TestMmoeForward();
 	TestMmoeBackward();
 	TestFeatures();
+	TestEase();
 	printf("check-kernels: %d passed, %d failed\n", Passed, Failed);
 	return Failed == 0 ? 0 : 1;
 }
