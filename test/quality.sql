@@ -8,7 +8,7 @@
 \pset tuples_only on
 SET client_min_messages = warning;
 BEGIN;
-SELECT plan(25);
+SELECT plan(26);
 
 \ir ref/out/quality.sql
 
@@ -99,6 +99,11 @@ SELECT is((SELECT (m.metrics->'tuning'->'params') = t.params FROM recsys.models 
 	'the stored version records the winner''s parameters');
 SELECT is((SELECT count(DISTINCT version) FROM recsys.user_vectors WHERE model = 'q_tuned'), 2::bigint,
 	'no vectors of the trials are left');
+-- every trial of a tuning is evaluated under the same (rolled back, reused) version number, so
+-- each trial's cached model replaces the last: the backend's cache holds one entry per stored
+-- version, not one per trial (an ease trial's entry is its n x n B)
+SELECT results_eq($$SELECT version FROM recsys.model_cache() WHERE name = 'q_tuned' ORDER BY version$$,
+	$$VALUES (1), (2)$$, 'the model cache keeps one entry per stored version after two tunings of 5 trials');
 
 -- 5. statement_timeout stops ease (a 2,500-item inverse) and tune_embeddings; nothing is left
 -- (query_canceled is caught by name: WHEN OTHERS and throws_ok do not catch it)
