@@ -134,14 +134,22 @@ COMMENT ON FUNCTION recsys.evaluate(text, regclass, int, name, name, boolean, bo
 -- The default search space of tune_embeddings (doc/embeddings.md#tune_embeddings).
 -- A scalar is fixed, an array is a choice, {"min", "max", "log"} a range
 -- (log: log-uniform); dim and cg_steps ranges are rounded to integers.
+-- nu is fixed at 1: then lambda_u = l2 (n_u + w |I|) weighs each user's
+-- (item's) penalty like its terms of the loss, so one l2 range fits users
+-- and items of every activity; with nu < 1 the useful l2 grows as
+-- (n_u + w |I|)^(1 - nu), a data-dependent scale no fixed range covers.
+-- At l2 >= 1 / (1 + w) the zero model is optimal, and the personalised
+-- directions are cut off well below that, so the range stops at 0.1
+-- (doc/math.md section 2).  Larger dims cost more but lose nothing once l2
+-- is tuned (Rendle et al. 2022), so 32 is left out.
 CREATE FUNCTION recsys.tune_space() RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp AS $$
 	SELECT '{"method": ["als"], "solver": "cg", "cg_steps": 3,
-		"dim": [32, 64, 128, 256],
-		"l2": {"min": 0.001, "max": 1, "log": true},
-		"nu": [0, 0.5, 1],
-		"gramian_weight": {"min": 0.01, "max": 1, "log": true},
+		"dim": [64, 128, 256],
+		"l2": {"min": 0.003, "max": 0.1, "log": true},
+		"nu": 1,
+		"gramian_weight": {"min": 0.01, "max": 0.3, "log": true},
 		"epochs": 15,
 		"ease_l2": {"min": 10, "max": 10000, "log": true}}'::pg_catalog.jsonb
 $$;

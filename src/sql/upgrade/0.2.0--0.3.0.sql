@@ -2440,3 +2440,19 @@ CREATE FUNCTION recsys.training_progress()
 	AS 'MODULE_PATHNAME', 'training_progress' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION recsys.training_progress() IS
 	'the trainings running in the cluster: function, model, method, phase, epoch of epochs, work done of total (unit), times, and an estimate of the phase''s remaining seconds; needs recsys in shared_preload_libraries';
+
+-- tune_space: nu fixed at 1, l2 and gramian_weight re-centred, dims 64 to 256
+-- (the definition of src/sql/23_quality.sql)
+CREATE OR REPLACE FUNCTION recsys.tune_space() RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT '{"method": ["als"], "solver": "cg", "cg_steps": 3,
+		"dim": [64, 128, 256],
+		"l2": {"min": 0.003, "max": 0.1, "log": true},
+		"nu": 1,
+		"gramian_weight": {"min": 0.01, "max": 0.3, "log": true},
+		"epochs": 15,
+		"ease_l2": {"min": 10, "max": 10000, "log": true}}'::pg_catalog.jsonb
+$$;
+COMMENT ON FUNCTION recsys.tune_space() IS
+	'the default search space of tune_embeddings; a space argument replaces its keys';

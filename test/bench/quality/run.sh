@@ -63,7 +63,7 @@ BEGIN
 END $$;
 
 SELECT timed('als_default', $$SELECT count(*) FROM recsys.train_embeddings('als_default', 'train_full')$$,
-	'dim 64, 15 epochs, cholesky, l2 0.01, gramian_weight 0.1, nu 1');
+	'dim 64, 15 epochs, cg (3 steps), l2 0.01, gramian_weight 0.1, nu 1');
 
 -- tuned als: tune_embeddings on (train, validation), the winner's parameters retrained on train_full
 CREATE TABLE tune_als AS SELECT * FROM recsys.tune_embeddings('tune_als', 'train', 'validation', trials => :trials, seed => 1);
