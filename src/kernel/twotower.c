@@ -376,6 +376,8 @@ TtTowerGramian(TtTower *t, const double *params, const TtInputs *in,
 		int			n = (int) ((in->n - start) < t->maxrows ? (in->n - start) : t->maxrows);
 		for (int r = 0; r < n; r++)
 			rows[r] = start + r;
+		if (t->check)
+			t->check();
 		TtTowerForward(t, params, in, rows, n);
 		LinalgDgemm(k, k, n, 1.0 / (double) in->n, t->out, 1, t->out, 0, 1.0, g);
 		if (cache)

@@ -97,6 +97,7 @@ typedef struct TtTower
 	double	   *norm;			/* [maxrows] |o| before normalization */
 	double	   *work_a;			/* [maxrows, maxwidth] */
 	double	   *work_b;
+	void		(*check) (void);	/* called per block of rows in long loops (cancel) */
 } TtTower;
 
 typedef struct TtOptions
