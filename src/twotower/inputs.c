@@ -28,6 +28,16 @@
 
 #define INPUTS_FETCH_ROWS 1000
 
+/* A fitted spec that reads no column (a tower over the entity's id only) */
+FeatureSpec *
+TwoTowerEmptySpec(void)
+{
+	FeatureSpec *spec = palloc0(sizeof(FeatureSpec));
+
+	spec->fitted = true;
+	return spec;
+}
+
 /* Fill a tower shape's input part (dense width, bags) from a fitted spec */
 void
 TwoTowerShapeInputs(const FeatureSpec *spec, int id_vocab, int id_dim, TtTowerConfig *cfg)
@@ -116,10 +126,13 @@ TwoTowerLoadTable(TwoTowerTable *t, Oid relid, const char *id_column, FeatureSpe
 	/* every column's type before any row */
 	id_type = RecsysColumnType(relid, id_column, psprintf("id column of %s", what), id_types,
 							   lengthof(id_types));
-	FeatureCheckRelation(spec, relid);
-	sql = psprintf("SELECT %s, %s FROM %s", quote_identifier(id_column),
-				   FeatureSelectList(spec), rel);
-	if (spec->ncolumns == 0)
+	if (spec->ncolumns > 0)
+	{
+		FeatureCheckRelation(spec, relid);
+		sql = psprintf("SELECT %s, %s FROM %s", quote_identifier(id_column),
+					   FeatureSelectList(spec), rel);
+	}
+	else
 		sql = psprintf("SELECT %s FROM %s", quote_identifier(id_column), rel);
 	plan = SPI_prepare(sql, 0, NULL);
 	if (plan == NULL)
@@ -128,9 +141,13 @@ TwoTowerLoadTable(TwoTowerTable *t, Oid relid, const char *id_column, FeatureSpe
 	MemoryContextSwitchTo(cxt);
 	vals = palloc(sizeof(Datum) * portal->tupDesc->natts);
 	nulls = palloc(sizeof(bool) * portal->tupDesc->natts);
-	fb = FeatureBuilderStart(spec, FeatureBindPositions(spec, portal->tupDesc, 2, psprintf("%s %s", what, rel)),
-							 budget, rel);
-	FeatureBuilderReserve(fb, reserved);
+	/* a spec with no column has nothing to fit or encode */
+	fb = spec->ncolumns == 0 ? NULL :
+		FeatureBuilderStart(spec, FeatureBindPositions(spec, portal->tupDesc, 2,
+													   psprintf("%s %s", what, rel)),
+							budget, rel);
+	if (fb)
+		FeatureBuilderReserve(fb, reserved);
 	t->ids = palloc(sizeof(int64) * cap);
 	for (;;)
 	{
@@ -143,7 +160,8 @@ TwoTowerLoadTable(TwoTowerTable *t, Oid relid, const char *id_column, FeatureSpe
 			while (cap < t->n + (int64) SPI_processed)
 				cap *= 2;
 			t->ids = repalloc_huge(t->ids, sizeof(int64) * cap);
-			FeatureBuilderReserve(fb, reserved + sizeof(int64) * 3 * (double) cap);
+			if (fb)
+				FeatureBuilderReserve(fb, reserved + sizeof(int64) * 3 * (double) cap);
 		}
 		for (uint64 r = 0; r < SPI_processed; r++)
 		{
@@ -155,7 +173,8 @@ TwoTowerLoadTable(TwoTowerTable *t, Oid relid, const char *id_column, FeatureSpe
 						 errhint("Every row of a feature table needs its entity id.")));
 			t->ids[t->n++] = id_type == INT8OID ? DatumGetInt64(vals[0]) :
 				id_type == INT4OID ? DatumGetInt32(vals[0]) : DatumGetInt16(vals[0]);
-			FeatureBuilderAdd(fb, vals, nulls);
+			if (fb)
+				FeatureBuilderAdd(fb, vals, nulls);
 		}
 		SPI_freetuptable(SPI_tuptable);
 		CHECK_FOR_INTERRUPTS();
@@ -166,7 +185,8 @@ TwoTowerLoadTable(TwoTowerTable *t, Oid relid, const char *id_column, FeatureSpe
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s %s has no rows", what, rel)));
-	t->rows = FeatureBuilderFinish(fb);
+	t->rows = fb ? FeatureBuilderFinish(fb) : palloc0(sizeof(FeatureRows));
+	t->rows->n = t->n;
 
 	/* ids sorted with their rows, for lookups; a repeated id is an error */
 	t->sorted = MemoryContextAllocHuge(cxt, sizeof(int64) * 2 * t->n);
@@ -308,7 +328,7 @@ TwoTowerRowInputs(const FeatureSpec *spec, HeapTupleHeader row, bool with_id, co
 	int64		nids = 0;
 
 	ReleaseTupleDesc(desc);
-	b = FeatureBindNames(spec, copy, what);
+	b = spec->ncolumns > 0 ? FeatureBindNames(spec, copy, what) : NULL;
 	tuple.t_len = HeapTupleHeaderGetDatumLength(row);
 	ItemPointerSetInvalid(&tuple.t_self);
 	tuple.t_tableOid = InvalidOid;
@@ -316,7 +336,8 @@ TwoTowerRowInputs(const FeatureSpec *spec, HeapTupleHeader row, bool with_id, co
 	heap_deform_tuple(&tuple, copy, values, nulls);
 	memset(&list, 0, sizeof(list));
 	FeatureIdListReserve(&list, 16);
-	FeatureEncode(b, values, nulls, dense, cat, bstart, blen, &list);
+	if (b)
+		FeatureEncode(b, values, nulls, dense, cat, bstart, blen, &list);
 
 	ids = palloc(sizeof(int32_t) * Max(nc + list.len, 1));
 	for (int j = 0; j < nc; j++)

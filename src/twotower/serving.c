@@ -133,7 +133,7 @@ LoadTower(const char *model, bool version_null, int32 version, const char *side,
 	v = StoredKey(tt, "options", model);
 	opts = v->type == jbvBinary ? v->val.binary.data : NULL;
 	v = StoredKey(tw, "features", model);
-	st->spec = FeatureSpecParse(v, false);
+	st->spec = v->type == jbvNull ? TwoTowerEmptySpec() : FeatureSpecParse(v, false);
 
 	memset(&cfg, 0, sizeof(cfg));
 	TwoTowerShapeInputs(st->spec, StoredInt(tw, "id_vocab", model), StoredInt(tw, "id_dim", model), &cfg);
@@ -187,7 +187,7 @@ LoadTower(const char *model, bool version_null, int32 version, const char *side,
 
 /* The tower output of one row value, as floats */
 static float *
-RowVector(FunctionCallInfo fcinfo, const char *side, int *dim)
+RowVector(FunctionCallInfo fcinfo, const char *side, int version_arg, int *dim)
 {
 	char	   *model;
 	HeapTupleHeader row;
@@ -206,7 +206,8 @@ RowVector(FunctionCallInfo fcinfo, const char *side, int *dim)
 	row = PG_GETARG_HEAPTUPLEHEADER(1);
 	spi_level = RecsysSpiConnect();
 	MemoryContextSwitchTo(cxt);
-	LoadTower(model, PG_ARGISNULL(2), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2), side, &st);
+	LoadTower(model, PG_ARGISNULL(version_arg), PG_ARGISNULL(version_arg) ? 0 : PG_GETARG_INT32(version_arg),
+			  side, &st);
 	MemoryContextSwitchTo(cxt);
 	in = TwoTowerRowInputs(st.spec, row, st.tower.cfg.nbags > st.spec->ncategorical + st.spec->nmulti,
 						   psprintf("the %s row", side));
@@ -230,7 +231,7 @@ two_tower_user_vector(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(1))
 		PG_RETURN_NULL();
-	x = RowVector(fcinfo, "user", &dim);
+	x = RowVector(fcinfo, "user", 2, &dim);
 	PG_RETURN_ARRAYTYPE_P(FloatsToArray(x, dim));
 }
 
@@ -244,7 +245,7 @@ two_tower_item_vector(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(1))
 		PG_RETURN_NULL();
-	x = RowVector(fcinfo, "item", &dim);
+	x = RowVector(fcinfo, "item", 2, &dim);
 	PG_RETURN_ARRAYTYPE_P(FloatsToArray(x, dim));
 }
 
@@ -279,7 +280,7 @@ two_tower_recommend(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("k must be at least 1")));
 	cxt = CurrentMemoryContext;
-	x = RowVector(fcinfo, "user", &dim);
+	x = RowVector(fcinfo, "user", 3, &dim);
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_ARGISNULL(3) ? 0 : PG_GETARG_DATUM(3);
 	if (PG_ARGISNULL(3))

@@ -442,15 +442,9 @@ static FeatureSpec *
 TowerSpec(const TwoTowerConfig *cfg, int side, bool allow_unfitted)
 {
 	JsonbValue	v;
-	Jsonb	   *empty;
 
 	if (cfg->spec[side] == NULL)
-	{
-		empty = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
-		v.type = jbvBinary;
-		v.val.binary.data = &empty->root;
-		v.val.binary.len = VARSIZE(empty) - VARHDRSZ;
-	}
+		return TwoTowerEmptySpec();
 	else
 	{
 		v.type = jbvBinary;
@@ -796,7 +790,8 @@ static void
 TowerJson(StringInfo s, const TwoTowerConfig *cfg, int side, const FeatureSpec *spec, int id_vocab)
 {
 	appendStringInfo(s, "{\"features\": %s, \"id_dim\": %d, \"id_vocab\": %d, \"hidden\": [",
-					 FeatureSpecJson(spec), cfg->id_dim[side], cfg->id_dim[side] ? id_vocab : 0);
+					 spec->ncolumns > 0 ? FeatureSpecJson(spec) : "null", cfg->id_dim[side],
+					 cfg->id_dim[side] ? id_vocab : 0);
 	for (int l = 0; l < cfg->nhidden[side]; l++)
 		appendStringInfo(s, "%s%d", l ? ", " : "", cfg->hidden[side][l]);
 	appendStringInfo(s, "], \"activation\": \"%s\"}", activation_words[cfg->activation[side]]);

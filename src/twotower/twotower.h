@@ -25,6 +25,7 @@ typedef struct TwoTowerTable
 	FeatureRows *rows;
 } TwoTowerTable;
 
+extern FeatureSpec *TwoTowerEmptySpec(void);
 extern void TwoTowerShapeInputs(const FeatureSpec *spec, int id_vocab, int id_dim,
 								TtTowerConfig *cfg);
 extern const char *TwoTowerBagName(const FeatureSpec *spec, int bag);
