@@ -125,12 +125,12 @@ static const TwoTowerOption option_table[] = {
 	{"normalize", OPT_BOOL, "false", 0, 0, NULL, OFF(normalize), "divide each tower's output by its norm"},
 	{"method", OPT_WORD, "sogram", 0, 0, method_words, OFF(method),
 	"estimate of the Gramian term's gradient: exact (every user and item each step), sogram, sagram, sampled"},
-	{"loss", OPT_WORD, "squared", 0, 0, loss_words, OFF(loss),
+	{"loss", OPT_WORD, "logistic", 0, 0, loss_words, OFF(loss),
 	"observed term: c (s - 1)^2 (as ALS) or c log(1 + e^-s)"},
 	{"gramian_weight", OPT_NUMBER, "1", 0, 1e6, NULL, OFF(gramian_weight),
 	"w of w <G_u, G_v>_F, the mean of <u, v>^2 over all user-item pairs"},
 	{"l2", OPT_NUMBER, "0", 0, 1e6, NULL, OFF(l2), "lambda times the squared norm of every weight and embedding"},
-	{"learning_rate", OPT_NUMBER, "0.01", 1e-12, 1e3, NULL, OFF(learning_rate), "Adam step size"},
+	{"learning_rate", OPT_NUMBER, "0.002", 1e-12, 1e3, NULL, OFF(learning_rate), "Adam step size"},
 	{"batch_size", OPT_INT, "256", 1, 8192, NULL, OFF(batch_size), "training pairs per step"},
 	{"epochs", OPT_INT, "10", 1, TT_MAX_EPOCHS, NULL, OFF(epochs), "passes over the training pairs"},
 	{"seed", OPT_INT64, "42", -9.2e18, 9.2e18, NULL, OFF(seed), "initial weights, shuffling and negatives"},
@@ -686,7 +686,7 @@ EmitEpoch(TwoTowerRun *run, int epoch, double loss, double obs, double pen, doub
 					epoch, run->cfg.epochs, loss, obs, pen, l2,
 					has_val ? psprintf(", recall@%d %.4f, ndcg@%d %.4f", run->cfg.k, recall,
 									   run->cfg.k, ndcg) : ""),
-			 errdetail("The epoch took %.3f s.", seconds)));
+			 errdetail("The epoch trained for %.3f s.", seconds)));
 	values[0] = Int32GetDatum(epoch);
 	values[1] = Float8GetDatum(loss);
 	values[2] = Float8GetDatum(obs);
@@ -763,17 +763,21 @@ AddTowerTensors(const TtTower *t, const FeatureSpec *spec, const double *params,
 	}
 }
 
-/* The towers as a safetensors file (float32; names in doc/two-tower.md) */
+/*
+ * The towers as a safetensors file (float32; names in doc/two-tower.md),
+ * with the model's "two_tower" config in __metadata__.recsys so that the
+ * file alone rebuilds the towers (recsys.export_model returns it as is)
+ */
 static bytea *
-TowerWeights(const TtTrainer *t, FeatureSpec *const *spec)
+TowerWeights(const TtTrainer *t, FeatureSpec *const *spec, const char *tt_json)
 {
 	SafetensorsFile file;
 	SafetensorsTensor *tensors = palloc0(sizeof(SafetensorsTensor) * (2 * TT_MAX_BAGS + 4 * (TT_MAX_HIDDEN + 1)));
 	float	   *data = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max(t->nparams, 1));
 	uint64		off = 0;
 	int			nt = 0;
-	const char *keys[1] = {"format"};
-	const char *values[1] = {"recsys two_tower"};
+	const char *keys[2] = {"format", "recsys"};
+	const char *values[2] = {"recsys two_tower", tt_json};
 
 	AddTowerTensors(&t->user, spec[0], t->params, "user", tensors, &nt, data, &off);
 	AddTowerTensors(&t->item, spec[1], t->params + t->user.nparams, "item", tensors, &nt, data, &off);
@@ -782,7 +786,7 @@ TowerWeights(const TtTrainer *t, FeatureSpec *const *spec)
 	file.data_len = off * sizeof(float);
 	file.ntensors = nt;
 	file.tensors = tensors;
-	return SafetensorsWrite(&file, 1, keys, values);
+	return SafetensorsWrite(&file, 2, keys, values);
 }
 
 /* Append one tower's config (fitted spec included) to the model's config JSON */
@@ -975,6 +979,7 @@ train_two_tower(PG_FUNCTION_ARGS)
 			   *ivec;
 	Rng			rng;
 	StringInfoData config,
+				tt_json,
 				metrics;
 	int			epochs_run = 0;
 	int64		nvec[2];
@@ -1192,7 +1197,8 @@ train_two_tower(PG_FUNCTION_ARGS)
 					l2 = 0.0,
 					loss;
 		double		recall = 0.0,
-					ndcg = 0.0;
+					ndcg = 0.0,
+					seconds;
 		int64		steps = 0;
 
 		INSTR_TIME_SET_CURRENT(t0);
@@ -1218,6 +1224,8 @@ train_two_tower(PG_FUNCTION_ARGS)
 			l2 += st.l2;
 			steps++;
 		}
+		/* the epoch's training time: the exact penalty and validation are reports */
+		seconds = SecondsSince(t0);
 		obs /= steps;
 		l2 /= steps;
 		/* the penalty at the epoch's end, exact: the estimates drove the steps */
@@ -1251,7 +1259,7 @@ train_two_tower(PG_FUNCTION_ARGS)
 					 cfg->k, &recall, &ndcg);
 		}
 		epochs_run = epoch;
-		EmitEpoch(&run, epoch, loss, obs, pen, l2, has_val, recall, ndcg, SecondsSince(t0));
+		EmitEpoch(&run, epoch, loss, obs, pen, l2, has_val, recall, ndcg, seconds);
 		if (cfg->patience > 0)
 		{
 			if (ndcg > run.best_ndcg)
@@ -1281,13 +1289,15 @@ train_two_tower(PG_FUNCTION_ARGS)
 			ServeRows(side == 0 ? &trainer.user : &trainer.item,
 					  trainer.params + (side == 0 ? 0 : trainer.user.nparams), serve_in[side], x[side]);
 		}
+		initStringInfo(&tt_json);
+		appendStringInfo(&tt_json, "{\"options\": %s, \"user\": ", run.config_json);
+		TowerJson(&tt_json, cfg, 0, spec[0], data.n_users);
+		appendStringInfoString(&tt_json, ", \"item\": ");
+		TowerJson(&tt_json, cfg, 1, spec[1], data.n_items);
+		appendStringInfoString(&tt_json, ", \"objective\": \"(1/|B|) sum_B c l(<u,v>) + gramian_weight <G_u, G_v>_F + l2 |theta|^2, G = mean of u u^T over entities\"}");
 		initStringInfo(&config);
-		appendStringInfo(&config, "{\"method\": \"two_tower\", \"dim\": %d, \"two_tower\": {\"options\": %s, \"user\": ",
-						 cfg->dim, run.config_json);
-		TowerJson(&config, cfg, 0, spec[0], data.n_users);
-		appendStringInfoString(&config, ", \"item\": ");
-		TowerJson(&config, cfg, 1, spec[1], data.n_items);
-		appendStringInfoString(&config, ", \"objective\": \"(1/|B|) sum_B c l(<u,v>) + gramian_weight <G_u, G_v>_F + l2 |theta|^2, G = mean of u u^T over entities\"}");
+		appendStringInfo(&config, "{\"method\": \"two_tower\", \"dim\": %d, \"two_tower\": %s",
+						 cfg->dim, tt_json.data);
 		appendStringInfoString(&config, ", \"source\": {\"table\": ");
 		escape_json(&config, RecsysRelationSqlName(run.src.relid));
 		appendStringInfoString(&config, ", \"user_features\": ");
@@ -1311,7 +1321,7 @@ train_two_tower(PG_FUNCTION_ARGS)
 		if (cfg->patience > 0)
 			appendStringInfo(&metrics, ", \"best_epoch\": %d", run.best_epoch);
 		appendStringInfoChar(&metrics, '}');
-		StoreModelRow(&run, config.data, TowerWeights(&trainer, spec), metrics.data);
+		StoreModelRow(&run, config.data, TowerWeights(&trainer, spec, tt_json.data), metrics.data);
 		MemoryContextSwitchTo(context);
 		WriteVectors(&run, true, tables[0].ids, nvec[0], x[0], &data, &tables[0]);
 		WriteVectors(&run, false, tables[1].ids, nvec[1], x[1], &data, &tables[1]);
