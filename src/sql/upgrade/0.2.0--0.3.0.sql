@@ -2481,3 +2481,30 @@ RETURNS TABLE(item_id bigint, score real)
 	SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION recsys.recommend_for_features(text, record, int, int) IS
 	'top-k stored items of a two-tower model for a user given by a row of user features (cold start), best first (ties: smaller id)';
+
+-- export_model exports two-tower models (their weights, config in __metadata__.recsys)
+CREATE OR REPLACE FUNCTION recsys.export_model(model text, version int DEFAULT NULL) RETURNS bytea
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v int;
+	m record;
+BEGIN
+	IF $1 IS NULL THEN
+		RETURN NULL;
+	END IF;
+	v := recsys.resolve_model_version($1, $2);
+	SELECT s.kind, s.config, s.weights INTO m FROM recsys.models s WHERE s.name = $1 AND s.version = v;
+	-- a two-tower model's weights carry their config (__metadata__.recsys): doc/two-tower.md
+	IF m.kind = 'embeddings' AND m.config ->> 'method' = 'two_tower' AND m.weights IS NOT NULL THEN
+		RETURN m.weights;
+	END IF;
+	IF m.kind <> 'mmoe' THEN
+		RAISE EXCEPTION 'model "%" version % is of kind "%", not "mmoe"', $1, v, m.kind
+			USING ERRCODE = 'wrong_object_type',
+			HINT = 'export_model exports MMoE models and two-tower models (recsys.train_two_tower).';
+	END IF;
+	RETURN (SELECT c.safetensors FROM recsys.mmoe_validate(m.weights, m.config) c);
+END
+$$;
+COMMENT ON FUNCTION recsys.export_model(text, int) IS
+	'a stored MMoE or two-tower model (the serving version, else the newest, unless one is named) as safetensors bytes, with its config in __metadata__.recsys';
