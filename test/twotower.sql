@@ -8,7 +8,7 @@
 \pset tuples_only on
 SET client_min_messages = warning;
 BEGIN;
-SELECT plan(23);
+SELECT plan(24);
 
 -- largest |a - b| over two equally long vectors (NULL if lengths differ)
 CREATE FUNCTION pg_temp.max_abs_diff(a real[], b real[]) RETURNS float8 LANGUAGE sql IMMUTABLE AS $$
@@ -34,7 +34,7 @@ CREATE FUNCTION pg_temp.cfg(method text, extra jsonb DEFAULT '{}') RETURNS jsonb
 	SELECT jsonb_build_object(
 		'user', '{"features": {"categorical": ["grp"], "numeric": ["age"]}, "hidden": [16]}'::jsonb,
 		'item', '{"features": {"categorical": ["genre"], "multi_categorical": ["tags"]}, "hidden": [16], "activation": "tanh"}'::jsonb,
-		'dim', 8, 'epochs', 8, 'method', method, 'learning_rate', 0.02, 'batch_size', 64,
+		'dim', 8, 'epochs', 8, 'method', method, 'loss', 'squared', 'learning_rate', 0.02, 'batch_size', 64,
 		'negatives', 16, 'k', 4) || extra
 $$;
 
@@ -80,6 +80,12 @@ SELECT is((SELECT array_agg(item_id ORDER BY score DESC, item_id) FROM recsys.re
 		recsys.two_tower_user_vector('tt_sogram', (SELECT u FROM (SELECT 2 AS grp, 0.5::float8 AS age) u)))::real s
 		FROM recsys.item_vectors WHERE model = 'tt_sogram' ORDER BY 2 DESC, 1 LIMIT 4) t),
 	'recommend_for_features ranks the stored items by the row''s user vector');
+-- a stored user given by its feature row: recommend's block scorer, so exactly recommend's items and scores
+SELECT is((SELECT array_agg(r.item_id::text || ':' || r.score::text ORDER BY r.score DESC, r.item_id)
+		FROM tt_users u, recsys.recommend_for_features('tt_sogram', u, 12) r WHERE u.user_id = 5),
+	(SELECT array_agg(r.item_id::text || ':' || r.score::text ORDER BY r.score DESC, r.item_id)
+		FROM recsys.recommend('tt_sogram', 5, 12, exclude_seen => false) r),
+	'recommend_for_features of a stored user''s row = recommend without exclusions (items and scores)');
 SELECT cmp_ok((SELECT count(*) FROM recsys.recommend_for_features('tt_sogram',
 		(SELECT u FROM (SELECT 3 AS grp, 0.1::float8 AS age) u), 10) r JOIN tt_items i USING (item_id)
 	WHERE i.genre = 'g3'), '>=', 8::bigint, 'a new user''s features alone give the items of its group (cold start)');

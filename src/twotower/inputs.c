@@ -100,6 +100,23 @@ CompareIdRow(const void *a, const void *b)
 }
 
 /*
+ * Check a feature table's columns (the id column and every column of the
+ * spec, exact types) before any work; get the id column's type
+ */
+Oid
+TwoTowerCheckTable(Oid relid, const char *id_column, const FeatureSpec *spec, const char *what)
+{
+	static const Oid id_types[] = {INT2OID, INT4OID, INT8OID};
+	Oid			id_type;
+
+	id_type = RecsysColumnType(relid, id_column, psprintf("id column of %s", what), id_types,
+							   lengthof(id_types));
+	if (spec->ncolumns > 0)
+		FeatureCheckRelation(spec, relid);
+	return id_type;
+}
+
+/*
  * Read a feature table: the id column and the spec's columns, fitting the
  * spec when it is not fitted (one scan, features/fit.c).  budget: bytes
  * the rows may take besides reserved (what the caller already holds).
@@ -108,7 +125,6 @@ void
 TwoTowerLoadTable(TwoTowerTable *t, Oid relid, const char *id_column, FeatureSpec *spec,
 				  double budget, double reserved, const char *what)
 {
-	static const Oid id_types[] = {INT2OID, INT4OID, INT8OID};
 	char	   *rel = RecsysRelationSqlName(relid);
 	char	   *sql;
 	Oid			id_type;
@@ -124,14 +140,10 @@ TwoTowerLoadTable(TwoTowerTable *t, Oid relid, const char *id_column, FeatureSpe
 	t->spec = spec;
 	t->relid = relid;
 	/* every column's type before any row */
-	id_type = RecsysColumnType(relid, id_column, psprintf("id column of %s", what), id_types,
-							   lengthof(id_types));
+	id_type = TwoTowerCheckTable(relid, id_column, spec, what);
 	if (spec->ncolumns > 0)
-	{
-		FeatureCheckRelation(spec, relid);
 		sql = psprintf("SELECT %s, %s FROM %s", quote_identifier(id_column),
 					   FeatureSelectList(spec), rel);
-	}
 	else
 		sql = psprintf("SELECT %s FROM %s", quote_identifier(id_column), rel);
 	plan = SPI_prepare(sql, 0, NULL);

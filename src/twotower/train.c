@@ -1020,7 +1020,18 @@ train_two_tower(PG_FUNCTION_ARGS)
 				 errmsg("two-tower config: \"patience\" needs a validation relation")));
 	spec[0] = TowerSpec(cfg, 0, true);
 	spec[1] = TowerSpec(cfg, 1, true);
+	/* every relation's columns, exact types, before any row is read */
 	InteractionsCheckSource(&run.src);
+	TwoTowerCheckTable(run.relid[0], run.src.user_column, spec[0], "user_features");
+	TwoTowerCheckTable(run.relid[1], run.src.item_column, spec[1], "item_features");
+	if (OidIsValid(run.validation))
+	{
+		InteractionSource vsrc = run.src;
+
+		vsrc.relid = run.validation;
+		vsrc.weight_column = NULL;
+		InteractionsCheckSource(&vsrc);
+	}
 	run.version = NextVersion(run.model);
 	MemoryContextSwitchTo(context);
 	initStringInfo(&run.log);

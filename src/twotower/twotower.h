@@ -25,10 +25,26 @@ typedef struct TwoTowerTable
 	FeatureRows *rows;
 } TwoTowerTable;
 
+/* One tower of a stored model, built for serving (serving.c) */
+typedef struct ServedTower
+{
+	FeatureSpec *spec;
+	TtTower		tower;			/* activations for one row */
+	double	   *params;
+} ServedTower;
+
+/* Both towers of a stored version, kept with its embeddings model in the store's cache */
+typedef struct TwoTowerServed
+{
+	ServedTower side[2];		/* user 0, item 1 */
+} TwoTowerServed;
+
 extern FeatureSpec *TwoTowerEmptySpec(void);
 extern void TwoTowerShapeInputs(const FeatureSpec *spec, int id_vocab, int id_dim,
 								TtTowerConfig *cfg);
 extern const char *TwoTowerBagName(const FeatureSpec *spec, int bag);
+extern Oid	TwoTowerCheckTable(Oid relid, const char *id_column, const FeatureSpec *spec,
+							  const char *what);
 extern void TwoTowerLoadTable(TwoTowerTable *t, Oid relid, const char *id_column,
 							  FeatureSpec *spec, double budget, double reserved, const char *what);
 extern int64 TwoTowerFindRow(const TwoTowerTable *t, int64 id);
@@ -36,5 +52,9 @@ extern TtInputs *TwoTowerInputs(const TwoTowerTable *t, const int64 *rows, int64
 								const int32 *id_index, bool with_id);
 extern TtInputs *TwoTowerRowInputs(const FeatureSpec *spec, HeapTupleHeader row, bool with_id,
 								   const char *what);
+
+/* serving.c */
+struct ModelStoreRow;
+extern TwoTowerServed *TwoTowerLoadServed(const struct ModelStoreRow *row);
 
 #endif
