@@ -898,6 +898,12 @@ FoldInputSolve(const EmbeddingModel *m, FoldInput *in)
 	Size		need = FoldInWorkSize(m->dim, in->n);
 	int			info;
 
+	if (m->two_tower)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("model \"%s\" version %d is a two-tower model: fold-in does not apply", m->name, m->version),
+				 errdetail("Its user vectors are the user tower's outputs over user features; no objective over a free user vector was trained."),
+				 errhint("Give the user by features: recsys.two_tower_user_vector or recsys.recommend_for_features.")));
 	if (!m->has_objective)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -1260,7 +1266,7 @@ RecommendAllForItems(FunctionCallInfo fcinfo, const AllItemsArgs *a)
 
 	InitMaterializedSRF(fcinfo, 0);
 	m = GetModel(fcinfo, a->model, a->version);
-	if (!m->has_objective && !m->ease)
+	if ((!m->has_objective && !m->ease) || m->two_tower)
 	{
 		/* the same error as a single fold-in, before reading any row */
 		memset(&in, 0, sizeof(in));

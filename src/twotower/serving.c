@@ -6,9 +6,14 @@
  *		row.  Stored users and items are served by recommend, recommend_all
  *		and the metrics as for any embeddings model.
  *
- * The tower is rebuilt per call from the models row (the fitted spec in
- * its config, float32 tensors in its weights), read under the caller's
- * privileges; a row gets an empty id bag, i.e. no id embedding.
+ * The towers are built once per cached model: the embeddings kind of the
+ * model store (embeddings/kind.c) calls TwoTowerLoadServed for a version
+ * whose config says "two_tower", so a version is read through the store
+ * (this node's placement on Citus, privileges checked per statement) and
+ * parsed once per backend.  A row gets an empty id bag, i.e. no id
+ * embedding.  recommend_for_features scores with the block scorer of
+ * recommend (FoldInScoreBlock over the cached item matrix) and the same
+ * bounded top-k.
  */
 #include "postgres.h"
 
@@ -23,20 +28,17 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 
+#include "embeddings/kind.h"
+#include "kernel/foldin.h"
+#include "kernel/topk.h"
 #include "store/arrays.h"
 #include "store/model_store.h"
 #include "store/safetensors.h"
 #include "store/spi_safe.h"
 #include "twotower/twotower.h"
 
-/* A tower rebuilt from the store */
-typedef struct ServedTower
-{
-	FeatureSpec *spec;
-	TtTower		tower;
-	double	   *params;
-	int32		version;
-} ServedTower;
+/* Most k served, as recommend */
+#define TT_SERVE_MAX_K 1000000
 
 /* Get a key of a jsonb container, or raise a corrupted-model error */
 static JsonbValue *
@@ -85,16 +87,10 @@ ReadTensor(const SafetensorsFile *f, const char *name, double *dst, size_t n, co
 		dst[j] = src[j];
 }
 
-/* Load one tower (side "user" or "item") of a stored two-tower model */
+/* Build one tower (side "user" or "item") from a stored config and weights */
 static void
-LoadTower(const char *model, bool version_null, int32 version, const char *side, ServedTower *st)
+ParseServedTower(const char *model, Jsonb *config, bytea *weights, const char *side, ServedTower *st)
 {
-	Oid			types[2] = {TEXTOID, INT4OID};
-	Datum		args[2];
-	char		nulls[2] = {' ', ' '};
-	bool		isnull;
-	Jsonb	   *config;
-	bytea	   *weights;
 	JsonbContainer *tt,
 			   *tw,
 			   *opts;
@@ -103,28 +99,6 @@ LoadTower(const char *model, bool version_null, int32 version, const char *side,
 	SafetensorsFile file;
 	SafetensorsError err;
 	MemoryContext cxt = CurrentMemoryContext;
-
-	args[0] = CStringGetTextDatum(model);
-	args[1] = Int32GetDatum(version);
-	if (version_null)
-		nulls[1] = 'n';
-	if (SPI_execute_with_args("SELECT m.config, m.weights, m.version FROM recsys.models m"
-							  " WHERE m.name OPERATOR(pg_catalog.=) $1"
-							  " AND m.version OPERATOR(pg_catalog.=) recsys.embedding_model_version($1, $2)",
-							  2, types, args, nulls, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "reading model \"%s\" failed", model);
-	if (SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" does not exist", model)));
-	MemoryContextSwitchTo(cxt);
-	config = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	{
-		Datum		w = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-
-		weights = isnull ? NULL : DatumGetByteaPCopy(w);
-	}
-	st->version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 
 	v = StoredKey(&config->root, "two_tower", model);
 	tt = v->type == jbvBinary ? v->val.binary.data : NULL;
@@ -185,39 +159,74 @@ LoadTower(const char *model, bool version_null, int32 version, const char *side,
 	SafetensorsFree(&file);
 }
 
-/* The tower output of one row value, as floats */
-static float *
-RowVector(FunctionCallInfo fcinfo, const char *side, int version_arg, int *dim)
+/*
+ * Both towers of a two-tower models row (the embeddings kind's loader calls
+ * it in the cache entry's memory context)
+ */
+TwoTowerServed *
+TwoTowerLoadServed(const ModelStoreRow *row)
 {
-	char	   *model;
-	HeapTupleHeader row;
-	ServedTower st;
-	TtInputs   *in;
-	int64		r0 = 0;
-	float	   *out;
-	int			spi_level;
-	MemoryContext cxt = CurrentMemoryContext;
+	TwoTowerServed *t = palloc0(sizeof(TwoTowerServed));
+
+	ParseServedTower(row->name, row->config, row->weights, "user", &t->side[0]);
+	ParseServedTower(row->name, row->config, row->weights, "item", &t->side[1]);
+	return t;
+}
+
+/* Get the cached embeddings model of a call (model arg 0), checked to have towers */
+static const EmbeddingModel *
+GetTwoTowerModel(FunctionCallInfo fcinfo, int version_arg)
+{
+	ModelRef   *ref = (ModelRef *) fcinfo->flinfo->fn_extra;
+	int			version = 0;
+	uint64		load_id;
+	const EmbeddingModel *m;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("model must not be NULL")));
-	model = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	row = PG_GETARG_HEAPTUPLEHEADER(1);
-	spi_level = RecsysSpiConnect();
-	MemoryContextSwitchTo(cxt);
-	LoadTower(model, PG_ARGISNULL(version_arg), PG_ARGISNULL(version_arg) ? 0 : PG_GETARG_INT32(version_arg),
-			  side, &st);
-	MemoryContextSwitchTo(cxt);
-	in = TwoTowerRowInputs(st.spec, row, st.tower.cfg.nbags > st.spec->ncategorical + st.spec->nmulti,
-						   psprintf("the %s row", side));
-	TtTowerForward(&st.tower, st.params, in, &r0, 1);
-	*dim = st.tower.cfg.out_dim;
+	if (!PG_ARGISNULL(version_arg))
+	{
+		version = PG_GETARG_INT32(version_arg);
+		if (version < 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("version must be at least 1")));
+	}
+	if (ref == NULL)
+	{
+		ref = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(ModelRef));
+		fcinfo->flinfo->fn_extra = ref;
+	}
+	m = ModelStoreAcquire(ref, fcinfo->flinfo->fn_mcxt, &EmbeddingModelKind,
+						  PG_GETARG_TEXT_PP(0), version, &load_id, NULL);
+	if (m->towers == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("model \"%s\" version %d is not a two-tower model", m->name, m->version),
+				 errdetail("Its config has no \"two_tower\"."),
+				 errhint("Train it with recsys.train_two_tower.")));
+	return m;
+}
+
+/* The tower output (side 0 user, 1 item) of the row argument, as floats */
+static float *
+RowVector(FunctionCallInfo fcinfo, const EmbeddingModel *m, int side, int *dim)
+{
+	ServedTower *st = &((TwoTowerServed *) m->towers)->side[side];
+	HeapTupleHeader row = PG_GETARG_HEAPTUPLEHEADER(1);
+	TtInputs   *in;
+	int64		r0 = 0;
+	float	   *out;
+
+	in = TwoTowerRowInputs(st->spec, row, st->tower.cfg.nbags > st->spec->ncategorical + st->spec->nmulti,
+						   side == 0 ? "the user row" : "the item row");
+	TtTowerForward(&st->tower, st->params, in, &r0, 1);
+	*dim = st->tower.cfg.out_dim;
 	out = palloc(sizeof(float) * *dim);
 	for (int d = 0; d < *dim; d++)
-		out[d] = (float) st.tower.out[d];
-	RecsysSpiFinish(spi_level);
-	MemoryContextSwitchTo(cxt);
+		out[d] = (float) st->tower.out[d];
 	return out;
 }
 
@@ -226,12 +235,14 @@ PG_FUNCTION_INFO_V1(two_tower_user_vector);
 Datum
 two_tower_user_vector(PG_FUNCTION_ARGS)
 {
+	const EmbeddingModel *m;
 	int			dim;
 	float	   *x;
 
 	if (PG_ARGISNULL(1))
 		PG_RETURN_NULL();
-	x = RowVector(fcinfo, "user", 2, &dim);
+	m = GetTwoTowerModel(fcinfo, 2);
+	x = RowVector(fcinfo, m, 0, &dim);
 	PG_RETURN_ARRAYTYPE_P(FloatsToArray(x, dim));
 }
 
@@ -240,36 +251,36 @@ PG_FUNCTION_INFO_V1(two_tower_item_vector);
 Datum
 two_tower_item_vector(PG_FUNCTION_ARGS)
 {
+	const EmbeddingModel *m;
 	int			dim;
 	float	   *x;
 
 	if (PG_ARGISNULL(1))
 		PG_RETURN_NULL();
-	x = RowVector(fcinfo, "item", 2, &dim);
+	m = GetTwoTowerModel(fcinfo, 2);
+	x = RowVector(fcinfo, m, 1, &dim);
 	PG_RETURN_ARRAYTYPE_P(FloatsToArray(x, dim));
 }
 
 PG_FUNCTION_INFO_V1(two_tower_recommend);
 /*
  * Top-k stored items for a user given by a row of user features: its tower
- * vector scored against every stored item vector (ties: smaller id)
+ * vector scored against the cached item matrix by recommend's block scorer,
+ * best first (ties: smaller id)
  */
 Datum
 two_tower_recommend(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	const EmbeddingModel *m;
 	int			dim;
 	float	   *x;
+	float	   *scores;
 	int			k;
-	Oid			types[4] = {TEXTOID, INT4OID, FLOAT4ARRAYOID, INT4OID};
-	Datum		args[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
-	int			spi_level;
-	MemoryContext cxt;
+	TopK		top;
+	int			got;
 
 	InitMaterializedSRF(fcinfo, 0);
-	if (PG_ARGISNULL(1))
-		return (Datum) 0;
 	if (PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -279,32 +290,35 @@ two_tower_recommend(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("k must be at least 1")));
-	cxt = CurrentMemoryContext;
-	x = RowVector(fcinfo, "user", 3, &dim);
-	args[0] = PG_GETARG_DATUM(0);
-	args[1] = PG_ARGISNULL(3) ? 0 : PG_GETARG_DATUM(3);
-	if (PG_ARGISNULL(3))
-		nulls[1] = 'n';
-	args[2] = PointerGetDatum(FloatsToArray(x, dim));
-	args[3] = Int32GetDatum(k);
-	spi_level = RecsysSpiConnect();
-	if (SPI_execute_with_args("SELECT v.id, pg_catalog.float4(recsys.dot(v.embedding, $3)) AS s"
-							  " FROM recsys.item_vectors v"
-							  " WHERE v.model OPERATOR(pg_catalog.=) $1"
-							  " AND v.version OPERATOR(pg_catalog.=) recsys.embedding_model_version($1, $2)"
-							  " ORDER BY s DESC, v.id LIMIT $4", 4, types, args, nulls, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "scoring items failed");
-	MemoryContextSwitchTo(cxt);
-	for (uint64 r = 0; r < SPI_processed; r++)
+	if (k > TT_SERVE_MAX_K)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("k must be at most %d", TT_SERVE_MAX_K)));
+	if (PG_ARGISNULL(1))
+		return (Datum) 0;
+	m = GetTwoTowerModel(fcinfo, 3);
+	x = RowVector(fcinfo, m, 0, &dim);
+	if (m->n_items == 0)
+		return (Datum) 0;
+	if (dim != m->dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("user tower of model \"%s\" version %d gives %d values, its item vectors %d",
+						m->name, m->version, dim, m->dim)));
+	k = Min(k, m->n_items);
+	scores = palloc_extended(sizeof(float) * (Size) m->n_items, MCXT_ALLOC_HUGE);
+	FoldInScoreBlock(&m->fold, 1, x, scores);
+	TopKInit(&top, k, palloc(sizeof(TopKItem) * k));
+	TopKPushBlock(&top, m->item_ids, scores, m->n_items);
+	got = TopKSorted(&top);
+	for (int r = 0; r < got; r++)
 	{
 		Datum		values[2];
-		bool		isnull[2];
+		bool		nulls[2] = {false, false};
 
-		values[0] = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull[0]);
-		values[1] = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull[1]);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, isnull);
+		values[0] = Int64GetDatum(top.items[r].id);
+		values[1] = Float4GetDatum(top.items[r].score);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	RecsysSpiFinish(spi_level);
-	MemoryContextSwitchTo(cxt);
 	return (Datum) 0;
 }
