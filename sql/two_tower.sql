@@ -124,5 +124,6 @@ SELECT pg_temp.try($$SELECT recsys.two_tower_item_vector('tw_als', i) FROM tw_it
 
 -- fold_in: a two-tower model's users come from the user tower, not from a fold-in
 SELECT pg_temp.try($$SELECT recsys.fold_in('tw', ARRAY[1, 2]::bigint[])$$);
+SELECT pg_temp.try($$SELECT recsys.fold_in('tw', ARRAY[999]::bigint[])$$);
 SELECT pg_temp.try($$SELECT * FROM recsys.recommend_for_items('tw', ARRAY[1, 2]::bigint[], 3)$$);
 SELECT pg_temp.try($$SELECT * FROM recsys.recommend_all_for_items('tw', 'tw_train', k => 3)$$);
