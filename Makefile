@@ -52,7 +52,7 @@ recsys--$(EXTVERSION).sql: $(SQL_PARTS)
 recsys--0.2.0--$(EXTVERSION).sql: src/sql/upgrade/0.2.0--$(EXTVERSION).sql
 	cat $^ > $@
 
-.PHONY: deps demo test test-citus bench bench-citus fuzz valgrind prove_installcheck check-kernels
+.PHONY: deps demo test test-citus bench bench-citus fuzz valgrind prove_installcheck check-kernels check-twotower
 
 # Install whatever Debian packages are missing (idempotent, quiet when all present).
 deps:
@@ -72,9 +72,24 @@ test:
 	bash test/harness/deps.sh test
 	python3 test/harness/check_reference.py
 	$(MAKE) check-kernels
+	$(MAKE) check-twotower
 	$(MAKE) all RECSYS_WERROR=1
 	bash test/harness/with_cluster.sh test
 	RECSYS_PRELOAD=1 bash test/harness/with_cluster.sh run bash test/harness/progress.sh
+
+# The two-tower kernel alone (no server) against a PyTorch float64 reference:
+# one and two steps of every method, the Adam update, exact == brute force.
+TT_KERNEL = src/kernel/twotower.c src/kernel/linalg.c src/kernel/rng.c
+test/kernels/out/twotower_parity: test/kernels/twotower_parity.c $(TT_KERNEL) src/kernel/twotower.h
+	@mkdir -p test/kernels/out
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
+		-Wno-sign-compare -Werror -I$(BLAS_INC) -Isrc \
+		-o $@ test/kernels/twotower_parity.c $(TT_KERNEL) \
+		-L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm
+
+check-twotower: test/kernels/out/twotower_parity
+	OPENBLAS_NUM_THREADS=1 test/kernels/out/twotower_parity > test/kernels/out/twotower_parity.json
+	/usr/bin/python3 test/kernels/twotower_parity.py test/kernels/out/twotower_parity.json
 
 # The same on a throwaway Citus cluster (coordinator + 2 workers on 127.0.0.1):
 # the pgTAP suites in test/citus/.  Builds Citus first when it is not installed

@@ -32,6 +32,7 @@
 #include "settings.h"
 #include "kernel/rng.h"
 #include "store/safetensors.h"
+#include "twotower/twotower.h"
 
 #define EMBEDDING_FETCH_ROWS 4096
 
@@ -352,6 +353,18 @@ EmbeddingStoreLoad(const ModelStoreRow *row)
 		m->fold.nu = 1.0;
 	if (m->fold.nu < 0.0 || m->ease)
 		m->has_objective = false;
+	/* a two-tower model's users are tower outputs: fold-in is refused (serving.c) */
+	{
+		JsonbValue	buf;
+		JsonbValue *v = JsonContainerIsObject(&row->config->root) ?
+			getKeyJsonValueFromContainer(&row->config->root, "method", strlen("method"), &buf) : NULL;
+
+		m->two_tower = v != NULL && v->type == jbvString && v->val.string.len == 9 &&
+			strncmp(v->val.string.val, "two_tower", 9) == 0;
+		/* parsed once per cached version, for the cold-start functions */
+		if (m->two_tower)
+			m->towers = TwoTowerLoadServed(row);
+	}
 	/* N of the regularization: the training's item count, else the stored one */
 	if (!ConfigNumber(row->config, "n_items", false, &n_train) || n_train < 1.0)
 		n_train = m->n_items;

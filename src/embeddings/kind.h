@@ -29,6 +29,8 @@ typedef struct EmbeddingModel
 	bool		gramian_stored; /* read from weights rather than computed */
 	bool		has_objective;	/* config names gramian_weight and l2 */
 	bool		ease;			/* method ease: items holds B (row t = item t's row, dim = n_items) */
+	bool		two_tower;		/* trained by train_two_tower: no fold-in */
+	void	   *towers;			/* its towers (TwoTowerServed, twotower/serving.c) */
 	FoldInModel fold;			/* the above, as the kernels take it */
 } EmbeddingModel;
 

@@ -891,6 +891,18 @@ FoldInputSet(FoldInput *in, RowConf *pairs, int n, int dim)
 	}
 }
 
+/* Refuse a fold-in of a two-tower model, before its arguments are read */
+static void
+RefuseTwoTower(const EmbeddingModel *m)
+{
+	if (m->two_tower)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("model \"%s\" version %d is a two-tower model: fold-in does not apply", m->name, m->version),
+				 errdetail("Its user vectors are the user tower's outputs over user features; no objective over a free user vector was trained."),
+				 errhint("Give the user by features: recsys.two_tower_user_vector or recsys.recommend_for_features.")));
+}
+
 /* Solve the fold-in of in->rows into in->x; raise on a failed Cholesky */
 static void
 FoldInputSolve(const EmbeddingModel *m, FoldInput *in)
@@ -898,6 +910,7 @@ FoldInputSolve(const EmbeddingModel *m, FoldInput *in)
 	Size		need = FoldInWorkSize(m->dim, in->n);
 	int			info;
 
+	RefuseTwoTower(m);
 	if (!m->has_objective)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -1068,6 +1081,7 @@ embedding_fold_in(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("model \"%s\" version %d is an ease model: it has no user vectors", m->name, m->version),
 				 errhint("EASE scores a user's items directly: use recommend_for_items.")));
+	RefuseTwoTower(m);
 	memset(&in, 0, sizeof(in));
 	if (!ReadFoldArgs(fcinfo, m, ARG_FOLD_ITEMS, ARG_FOLD_WEIGHTS, &in))
 		PG_RETURN_NULL();
@@ -1117,6 +1131,7 @@ RecommendForItems(FunctionCallInfo fcinfo, const ForItemsArgs *a)
 
 	InitMaterializedSRF(fcinfo, 0);
 	m = GetModel(fcinfo, a->model, a->version);
+	RefuseTwoTower(m);
 	ExclusionsFromArray(fcinfo, a->exclude, m, &ex);
 	memset(&in, 0, sizeof(in));
 	if (!ReadFoldArgs(fcinfo, m, a->items, a->weights, &in))
@@ -1260,7 +1275,7 @@ RecommendAllForItems(FunctionCallInfo fcinfo, const AllItemsArgs *a)
 
 	InitMaterializedSRF(fcinfo, 0);
 	m = GetModel(fcinfo, a->model, a->version);
-	if (!m->has_objective && !m->ease)
+	if ((!m->has_objective && !m->ease) || m->two_tower)
 	{
 		/* the same error as a single fold-in, before reading any row */
 		memset(&in, 0, sizeof(in));

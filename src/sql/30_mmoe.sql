@@ -56,15 +56,20 @@ BEGIN
 	END IF;
 	v := recsys.resolve_model_version($1, $2);
 	SELECT s.kind, s.config, s.weights INTO m FROM recsys.models s WHERE s.name = $1 AND s.version = v;
+	-- a two-tower model's weights carry their config (__metadata__.recsys): doc/two-tower.md
+	IF m.kind = 'embeddings' AND m.config ->> 'method' = 'two_tower' AND m.weights IS NOT NULL THEN
+		RETURN m.weights;
+	END IF;
 	IF m.kind <> 'mmoe' THEN
 		RAISE EXCEPTION 'model "%" version % is of kind "%", not "mmoe"', $1, v, m.kind
-			USING ERRCODE = 'wrong_object_type';
+			USING ERRCODE = 'wrong_object_type',
+			HINT = 'export_model exports MMoE models and two-tower models (recsys.train_two_tower).';
 	END IF;
 	RETURN (SELECT c.safetensors FROM recsys.mmoe_validate(m.weights, m.config) c);
 END
 $$;
 COMMENT ON FUNCTION recsys.export_model(text, int) IS
-	'a stored MMoE model (the serving version, else the newest, unless one is named) as safetensors bytes, with its config in __metadata__.recsys';
+	'a stored MMoE or two-tower model (the serving version, else the newest, unless one is named) as safetensors bytes, with its config in __metadata__.recsys';
 
 -- Scoring.  Optional inputs are meant to be passed by name
 -- (categorical => ..., context => ..., display_position => ..., version => ...).

@@ -13,7 +13,7 @@
 \pset format unaligned
 \pset tuples_only on
 SET client_min_messages = warning;
-SELECT plan(95);
+SELECT plan(101);
 
 DROP SCHEMA IF EXISTS store_tap CASCADE;
 CREATE SCHEMA store_tap;
@@ -224,6 +224,32 @@ SELECT is((SELECT count(*) FROM (
 SELECT is((SELECT count(*) FROM recsys.model_events WHERE model = 'st_alias'), 4::bigint,
 	'the history on the coordinator: trained, trained, promoted, promoted');
 SELECT is(recsys.drop_model('st_alias'), 2, 'st_alias dropped with its alias');
+
+-- a two-tower model: its cold-start functions read the cached model through the store
+-- (this node's placement), inside worker queries as on the coordinator
+CREATE TABLE store_tap.tt_users AS SELECT u AS user_id, (u % 3)::int AS grp FROM generate_series(1, 45) u;
+CREATE TABLE store_tap.tt_items AS SELECT i AS item_id, 'g' || (i % 4) AS genre FROM generate_series(1, 20) i;
+SELECT is((SELECT count(*) FROM recsys.train_two_tower('st_tt', 'store_tap.plays', 'store_tap.tt_users', 'store_tap.tt_items',
+	'{"user": {"features": {"categorical": ["grp"]}, "hidden": [4]}, "item": {"features": {"categorical": ["genre"]}},
+	  "dim": 3, "epochs": 2, "batch_size": 16}'))::int, 2, 'train_two_tower on the coordinator');
+CREATE TABLE store_tap.tt_rows_l (id bigint, grp int, genre text);
+INSERT INTO store_tap.tt_rows_l SELECT i, i % 5, 'g' || (i % 6) FROM generate_series(1, 60) i;
+CREATE TABLE store_tap.tt_rows_d (LIKE store_tap.tt_rows_l);
+INSERT INTO store_tap.tt_rows_d SELECT * FROM store_tap.tt_rows_l;
+SELECT create_distributed_table('store_tap.tt_rows_d', 'id');
+SELECT truncate_local_data_after_distributing_table('store_tap.tt_rows_d');
+\set q_ttv 'SELECT r.id, recsys.two_tower_user_vector(''st_tt'', r) AS u, recsys.two_tower_item_vector(''st_tt'', r) AS v FROM %s r'
+SELECT ok(pg_temp.on_workers(format(:'q_ttv', 'store_tap.tt_rows_d'), 'recsys.two_tower_user_vector'),
+	'two_tower_user_vector runs inside the worker queries');
+SELECT is(pg_temp.differ(:'q_ttv', 'store_tap.tt_rows_d', 'store_tap.tt_rows_l'), 0::bigint,
+	'two_tower_user_vector and two_tower_item_vector on the workers = on the coordinator');
+\set q_ttr 'SELECT r.id, f.item_id, f.score FROM %s r, LATERAL recsys.recommend_for_features(''st_tt'', r, 3) f'
+SELECT ok(pg_temp.on_workers(format(:'q_ttr', 'store_tap.tt_rows_d'), 'recsys.recommend_for_features'),
+	'recommend_for_features runs inside the worker queries');
+SELECT is(pg_temp.differ(:'q_ttr', 'store_tap.tt_rows_d', 'store_tap.tt_rows_l'), 0::bigint,
+	'recommend_for_features on the workers = on the coordinator');
+SELECT is((SELECT count(*) FROM store_tap.tt_rows_d r, LATERAL recsys.recommend_for_features('st_tt', r, 3) f), 180::bigint,
+	'recommend_for_features on the workers: 3 items for every row');
 
 -- 4. the touch trigger fires on every placement, and every node's cache sees it
 SELECT pg_temp.all_nodes($$SELECT revision FROM recsys.models WHERE name = 'st_emb'$$) AS rev0 \gset

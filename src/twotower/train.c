@@ -1,0 +1,1377 @@
+/*
+ * twotower/train.c
+ *		recsys.train_two_tower: two-tower models over feature tables, trained
+ *		in this backend with the kernel of src/kernel/twotower.c
+ *		(doc/two-tower.md), stored as an embeddings model (every user of the
+ *		user table and every item of the item table gets its tower's output)
+ *		plus the towers themselves (safetensors) and the fitted feature specs.
+ *
+ * prepare: arguments and config checked (the option table below), the
+ *		relations' columns checked, the model's next version taken;
+ * load:	interactions (embeddings/interactions.c), then each feature table
+ *		(inputs.c, fitting its spec in the same scan), all counted against
+ *		recsys.training_memory before the trainer is allocated;
+ * epochs:	shuffled minibatches, one kernel step and one Adam update each,
+ *		CHECK_FOR_INTERRUPTS per step and per block of a Gramian pass;
+ *		after each epoch the exact penalty and, with a validation relation,
+ *		Recall@k and NDCG@k over every item of the item table; patience
+ *		keeps the best epoch's parameters;
+ * store:	towers rounded to float32 (what is stored), then the vectors they
+ *		give, written to the store in the caller's transaction.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "portability/instr_time.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/float.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+
+#include "embeddings/interactions.h"
+#include "kernel/rng.h"
+#include "kernel/topk.h"
+#include "settings.h"
+#include "store/arrays.h"
+#include "store/model_store.h"
+#include "store/safetensors.h"
+#include "store/spi_safe.h"
+#include "twotower/twotower.h"
+
+#define ARG_MODEL 0
+#define ARG_INTERACTIONS 1
+#define ARG_USERS 2
+#define ARG_ITEMS 3
+#define ARG_CONFIG 4
+#define ARG_VALIDATION 5
+#define ARG_USER_COLUMN 6
+#define ARG_ITEM_COLUMN 7
+#define ARG_WEIGHT_COLUMN 8
+#define RESULT_COLUMNS 8
+#define TT_MAX_EPOCHS 100000
+#define TT_WRITE_ROWS 1000
+#define TT_SERVE_ROWS 256
+
+/* Everything a run reads from its config */
+typedef struct TwoTowerConfig
+{
+	int			dim;
+	bool		normalize;
+	int			method;
+	int			loss;
+	double		gramian_weight;
+	double		l2;
+	double		learning_rate;
+	int			batch_size;
+	int			epochs;
+	int64		seed;
+	double		alpha;
+	int			negatives;
+	int			sampling;
+	double		beta1;
+	double		beta2;
+	double		eps;
+	int			k;
+	int			patience;
+	/* per tower: user 0, item 1 */
+	Jsonb	   *spec[2];
+	int			id_dim[2];
+	int			nhidden[2];
+	int			hidden[2][TT_MAX_HIDDEN];
+	int			activation[2];
+} TwoTowerConfig;
+
+typedef enum OptType
+{
+	OPT_INT,
+	OPT_INT64,
+	OPT_NUMBER,
+	OPT_WORD,
+	OPT_BOOL
+} OptType;
+
+/* One scalar option of the config */
+typedef struct TwoTowerOption
+{
+	const char *name;
+	OptType		type;
+	const char *def;
+	double		min;
+	double		max;
+	const char *const *words;
+	size_t		offset;
+	const char *description;
+} TwoTowerOption;
+
+static const char *const method_words[] = {"exact", "sogram", "sagram", "sampled", NULL};
+static const char *const loss_words[] = {"squared", "logistic", NULL};
+static const char *const sampling_words[] = {"uniform", "popularity", NULL};
+static const char *const activation_words[] = {"relu", "tanh", "linear", NULL};
+
+#define OFF(f) offsetof(TwoTowerConfig, f)
+
+/* The options of train_two_tower: names, types, defaults, ranges (recsys.two_tower_options()) */
+static const TwoTowerOption option_table[] = {
+	{"dim", OPT_INT, "32", 1, 4096, NULL, OFF(dim), "output width of both towers (the vectors' length)"},
+	{"normalize", OPT_BOOL, "false", 0, 0, NULL, OFF(normalize), "divide each tower's output by its norm"},
+	{"method", OPT_WORD, "sogram", 0, 0, method_words, OFF(method),
+	"estimate of the Gramian term's gradient: exact (every user and item each step), sogram, sagram, sampled"},
+	{"loss", OPT_WORD, "logistic", 0, 0, loss_words, OFF(loss),
+	"observed term: c (s - 1)^2 (as ALS) or c log(1 + e^-s)"},
+	{"gramian_weight", OPT_NUMBER, "1", 0, 1e6, NULL, OFF(gramian_weight),
+	"w of w <G_u, G_v>_F, the mean of <u, v>^2 over all user-item pairs"},
+	{"l2", OPT_NUMBER, "0", 0, 1e6, NULL, OFF(l2), "lambda times the squared norm of every weight and embedding"},
+	{"learning_rate", OPT_NUMBER, "0.002", 1e-12, 1e3, NULL, OFF(learning_rate), "Adam step size"},
+	{"batch_size", OPT_INT, "256", 1, 8192, NULL, OFF(batch_size), "training pairs per step"},
+	{"epochs", OPT_INT, "10", 1, TT_MAX_EPOCHS, NULL, OFF(epochs), "passes over the training pairs"},
+	{"seed", OPT_INT64, "42", -9.2e18, 9.2e18, NULL, OFF(seed), "initial weights, shuffling and negatives"},
+	{"alpha", OPT_NUMBER, "0.1", 1e-9, 1, NULL, OFF(alpha), "sogram: rate of the moving average"},
+	{"negatives", OPT_INT, "64", 1, 4096, NULL, OFF(negatives), "sampled: items drawn per step"},
+	{"sampling", OPT_WORD, "uniform", 0, 0, sampling_words, OFF(sampling),
+	"sampled: negatives uniform over items or by their pair count"},
+	{"beta1", OPT_NUMBER, "0.9", 0, 0.999999, NULL, OFF(beta1), "Adam"},
+	{"beta2", OPT_NUMBER, "0.999", 0, 0.999999999, NULL, OFF(beta2), "Adam"},
+	{"eps", OPT_NUMBER, "1e-8", 1e-30, 1, NULL, OFF(eps), "Adam"},
+	{"k", OPT_INT, "20", 1, 10000, NULL, OFF(k), "validation: Recall@k and NDCG@k"},
+	{"patience", OPT_INT, "0", 0, TT_MAX_EPOCHS, NULL, OFF(patience),
+	"validation: stop after this many epochs without a better NDCG@k (0: run every epoch) and keep the best"},
+};
+
+/* Keys of a tower object: features, id_dim, hidden, activation */
+static const char *const tower_keys[] = {"features", "id_dim", "hidden", "activation", NULL};
+
+typedef struct TwoTowerRun
+{
+	char	   *model;
+	int32		version;
+	TwoTowerConfig cfg;
+	InteractionSource src;
+	Oid			relid[2];		/* feature tables */
+	Oid			validation;
+	char	   *config_json;	/* resolved scalar options */
+	ReturnSetInfo *rsinfo;
+	StringInfoData log;
+	instr_time	start;
+	double		load_seconds;
+	Size		memory;
+	int			best_epoch;
+	double		best_ndcg;
+} TwoTowerRun;
+
+/* Get the seconds since a start time */
+static double
+SecondsSince(instr_time start)
+{
+	instr_time	now;
+
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, start);
+	return INSTR_TIME_GET_DOUBLE(now);
+}
+
+/* The kernel's cancel hook */
+static void
+CheckInterrupts(void)
+{
+	CHECK_FOR_INTERRUPTS();
+}
+
+/* Get a key of a jsonb object, or false */
+static bool
+JsonGet(JsonbContainer *c, const char *key, JsonbValue *out)
+{
+	JsonbValue	k;
+	JsonbValue *v;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	v = findJsonbValueFromContainer(c, JB_FOBJECT, &k);
+	if (v == NULL)
+		return false;
+	*out = *v;
+	return true;
+}
+
+/* Raise the error for a bad option value */
+static void
+BadOption(const char *name, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("two-tower config: \"%s\" %s", name, what),
+			 errhint("SELECT * FROM recsys.two_tower_options() lists every option with its range.")));
+}
+
+/* Get a number of a jsonb value, or raise an error naming the option */
+static double
+JsonNumber(const JsonbValue *v, const char *name)
+{
+	if (v->type != jbvNumeric)
+		BadOption(name, "must be a number");
+	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
+}
+
+/* Get the index of a word option's value */
+static int
+JsonWord(const JsonbValue *v, const char *name, const char *const *words)
+{
+	StringInfoData list;
+
+	if (v->type == jbvString)
+		for (int w = 0; words[w]; w++)
+			if (strlen(words[w]) == (size_t) v->val.string.len &&
+				strncmp(words[w], v->val.string.val, v->val.string.len) == 0)
+				return w;
+	initStringInfo(&list);
+	for (int w = 0; words[w]; w++)
+		appendStringInfo(&list, "%s%s", w ? ", " : "", words[w]);
+	BadOption(name, psprintf("must be one of %s", list.data));
+	return 0;
+}
+
+/* Set one option from a jsonb value (or its default when v is NULL); append it to json */
+static void
+SetOption(const TwoTowerOption *o, const JsonbValue *v, TwoTowerConfig *cfg, StringInfo json)
+{
+	char	   *p = (char *) cfg + o->offset;
+	JsonbValue	def;
+	double		x;
+
+	if (v == NULL)
+	{
+		/* defaults are written in the table as JSON scalars */
+		if (o->type == OPT_WORD)
+		{
+			def.type = jbvString;
+			def.val.string.val = (char *) o->def;
+			def.val.string.len = strlen(o->def);
+		}
+		else if (o->type == OPT_BOOL)
+		{
+			def.type = jbvBool;
+			def.val.boolean = strcmp(o->def, "true") == 0;
+		}
+		else
+		{
+			def.type = jbvNumeric;
+			def.val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(o->def),
+																  ObjectIdGetDatum(InvalidOid),
+																  Int32GetDatum(-1)));
+		}
+		v = &def;
+	}
+	if (json->len > 1)
+		appendStringInfoString(json, ", ");
+	escape_json(json, o->name);
+	appendStringInfoString(json, ": ");
+	switch (o->type)
+	{
+		case OPT_BOOL:
+			if (v->type != jbvBool)
+				BadOption(o->name, "must be true or false");
+			*(bool *) p = v->val.boolean;
+			appendStringInfoString(json, v->val.boolean ? "true" : "false");
+			return;
+		case OPT_WORD:
+			*(int *) p = JsonWord(v, o->name, o->words);
+			escape_json(json, o->words[*(int *) p]);
+			return;
+		default:
+			break;
+	}
+	x = JsonNumber(v, o->name);
+	if (isnan(x) || x < o->min || x > o->max)
+		BadOption(o->name, psprintf("must be between %g and %g", o->min, o->max));
+	if (o->type != OPT_NUMBER && x != floor(x))
+		BadOption(o->name, "must be an integer");
+	if (o->type == OPT_INT)
+	{
+		*(int *) p = (int) x;
+		appendStringInfo(json, "%d", (int) x);
+	}
+	else if (o->type == OPT_INT64)
+	{
+		*(int64 *) p = (int64) x;
+		appendStringInfo(json, INT64_FORMAT, (int64) x);
+	}
+	else
+	{
+		*(double *) p = x;
+		appendStringInfoString(json, float8out_internal(x));
+	}
+}
+
+/* Read one tower's object ("user" or "item") */
+static void
+ParseTower(TwoTowerConfig *cfg, int side, JsonbContainer *root)
+{
+	const char *name = side == 0 ? "user" : "item";
+	JsonbValue	t,
+				v;
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	key;
+
+	cfg->id_dim[side] = 0;
+	cfg->nhidden[side] = 0;
+	cfg->activation[side] = TT_RELU;
+	cfg->spec[side] = NULL;
+	if (!JsonGet(root, name, &t))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("two-tower config: \"%s\" is missing", name),
+				 errhint("Give each tower an object, e.g. \"%s\": {\"features\": {\"numeric\": [\"age\"]}, \"hidden\": [64]}.", name)));
+	if (t.type != jbvBinary || !JsonContainerIsObject(t.val.binary.data))
+		BadOption(name, "must be an object");
+	/* unknown keys are errors: a misspelt option must not pass silently */
+	it = JsonbIteratorInit(t.val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &key, true)) != WJB_DONE)
+		if (tok == WJB_KEY)
+		{
+			bool		known = false;
+
+			for (int j = 0; tower_keys[j]; j++)
+				known |= strlen(tower_keys[j]) == (size_t) key.val.string.len &&
+					strncmp(tower_keys[j], key.val.string.val, key.val.string.len) == 0;
+			if (!known)
+				BadOption(psprintf("%s.%.*s", name, key.val.string.len, key.val.string.val),
+						  "is not an option of a tower (features, id_dim, hidden, activation)");
+		}
+	if (JsonGet(t.val.binary.data, "features", &v))
+	{
+		if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+			BadOption(psprintf("%s.features", name), "must be an object (a feature spec)");
+		cfg->spec[side] = JsonbValueToJsonb(&v);
+	}
+	if (JsonGet(t.val.binary.data, "id_dim", &v))
+	{
+		double		x = JsonNumber(&v, psprintf("%s.id_dim", name));
+
+		if (x < 0 || x > 4096 || x != floor(x))
+			BadOption(psprintf("%s.id_dim", name), "must be an integer between 0 and 4096");
+		cfg->id_dim[side] = (int) x;
+	}
+	if (JsonGet(t.val.binary.data, "hidden", &v))
+	{
+		int			n;
+
+		if (v.type != jbvBinary || !JsonContainerIsArray(v.val.binary.data))
+			BadOption(psprintf("%s.hidden", name), "must be an array of layer widths");
+		n = JsonContainerSize(v.val.binary.data);
+		if (n > TT_MAX_HIDDEN)
+			BadOption(psprintf("%s.hidden", name), psprintf("has at most %d layers", TT_MAX_HIDDEN));
+		for (int l = 0; l < n; l++)
+		{
+			JsonbValue *e = getIthJsonbValueFromContainer(v.val.binary.data, l);
+			double		x = JsonNumber(e, psprintf("%s.hidden", name));
+
+			if (x < 1 || x > 16384 || x != floor(x))
+				BadOption(psprintf("%s.hidden", name), "widths must be integers between 1 and 16384");
+			cfg->hidden[side][l] = (int) x;
+		}
+		cfg->nhidden[side] = n;
+	}
+	if (JsonGet(t.val.binary.data, "activation", &v))
+		cfg->activation[side] = JsonWord(&v, psprintf("%s.activation", name), activation_words);
+	if (cfg->spec[side] == NULL && cfg->id_dim[side] == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("two-tower config: the %s tower has no input", name),
+				 errhint("Give it \"features\", or \"id_dim\" > 0 for an id embedding, or both.")));
+}
+
+/* Check the config: every key known, values in range; resolved options as JSON */
+static void
+ParseConfig(Jsonb *config, TwoTowerConfig *cfg, char **json)
+{
+	StringInfoData s;
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	key;
+
+	memset(cfg, 0, sizeof(TwoTowerConfig));
+	if (!JB_ROOT_IS_OBJECT(config))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("two-tower config must be a JSON object")));
+	it = JsonbIteratorInit(&config->root);
+	while ((tok = JsonbIteratorNext(&it, &key, true)) != WJB_DONE)
+		if (tok == WJB_KEY)
+		{
+			bool		known = (key.val.string.len == 4 &&
+								 (strncmp(key.val.string.val, "user", 4) == 0 ||
+								  strncmp(key.val.string.val, "item", 4) == 0));
+
+			for (int j = 0; j < lengthof(option_table); j++)
+				known |= strlen(option_table[j].name) == (size_t) key.val.string.len &&
+					strncmp(option_table[j].name, key.val.string.val, key.val.string.len) == 0;
+			if (!known)
+				BadOption(pnstrdup(key.val.string.val, key.val.string.len), "is not an option");
+		}
+	initStringInfo(&s);
+	appendStringInfoChar(&s, '{');
+	for (int j = 0; j < lengthof(option_table); j++)
+	{
+		JsonbValue	v;
+
+		SetOption(&option_table[j], JsonGet(&config->root, option_table[j].name, &v) ? &v : NULL,
+				  cfg, &s);
+	}
+	appendStringInfoChar(&s, '}');
+	*json = s.data;
+	if (cfg->dim > recsys_max_dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("dim %d is more than recsys.max_dim (%d)", cfg->dim, recsys_max_dim)));
+	ParseTower(cfg, 0, &config->root);
+	ParseTower(cfg, 1, &config->root);
+}
+
+/* Get the feature spec of a tower (an empty spec when it has none) */
+static FeatureSpec *
+TowerSpec(const TwoTowerConfig *cfg, int side, bool allow_unfitted)
+{
+	JsonbValue	v;
+
+	if (cfg->spec[side] == NULL)
+		return TwoTowerEmptySpec();
+	else
+	{
+		v.type = jbvBinary;
+		v.val.binary.data = &cfg->spec[side]->root;
+		v.val.binary.len = VARSIZE(cfg->spec[side]) - VARHDRSZ;
+	}
+	return FeatureSpecParse(&v, allow_unfitted);
+}
+
+/* Fill a tower's shape */
+static void
+TowerShape(const TwoTowerConfig *cfg, int side, const FeatureSpec *spec, int id_vocab,
+		   TtTowerConfig *t)
+{
+	memset(t, 0, sizeof(TtTowerConfig));
+	TwoTowerShapeInputs(spec, id_vocab, cfg->id_dim[side], t);
+	t->nhidden = cfg->nhidden[side];
+	memcpy(t->hidden, cfg->hidden[side], sizeof(int) * TT_MAX_HIDDEN);
+	t->activation = (TtActivation) cfg->activation[side];
+	t->out_dim = cfg->dim;
+	t->normalize = cfg->normalize;
+}
+
+/* Get the next version of the model (checks the name and locks it) */
+static int32
+NextVersion(const char *model)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(model)};
+	bool		isnull;
+	Datum		d;
+
+	if (SPI_execute_with_args("SELECT recsys.next_model_version($1)", 1, types, args, NULL,
+							  false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "recsys.next_model_version failed");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		elog(ERROR, "recsys.next_model_version returned NULL");
+	return DatumGetInt32(d);
+}
+
+/* Format a byte count for messages */
+static char *
+Bytes(double n)
+{
+	return n >= 10.0 * 1024 * 1024 ? psprintf("%.0f MB", n / (1024.0 * 1024.0)) :
+		psprintf("%.0f kB", ceil(n / 1024.0));
+}
+
+/* Refuse a run whose memory passes recsys.training_memory, before allocating it */
+static void
+CheckBudget(const TwoTowerRun *run, double bytes, const char *what)
+{
+	double		budget = (double) recsys_training_memory * 1024.0;
+
+	if (bytes > budget)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("two-tower training of model \"%s\" does not fit in recsys.training_memory", run->model),
+				 errdetail("%s needs %s; recsys.training_memory is %s.", what, Bytes(bytes), Bytes(budget)),
+				 errhint("Raise recsys.training_memory, or use smaller towers, batch_size or vocabularies.")));
+}
+
+/* Per validation user: its user-table row and training index, and its relevant items */
+typedef struct Validation
+{
+	int32		n;				/* users evaluated */
+	int64	   *row;			/* user-table row */
+	int32	   *train;			/* training user index, -1 if none */
+	int64	   *rel_ptr;		/* n + 1 */
+	int64	   *rel;			/* item ids */
+	int64		skipped;		/* validation users with no row in the user table */
+} Validation;
+
+/* Serving pass: the tower output of every row of inputs into out [n, k] */
+static void
+ServeRows(TtTower *t, const double *params, const TtInputs *in, float *out)
+{
+	int			k = t->cfg.out_dim;
+	int64	   *rows = palloc(sizeof(int64) * t->maxrows);
+
+	for (int64 s = 0; s < in->n; s += t->maxrows)
+	{
+		int			n = (int) Min((int64) t->maxrows, in->n - s);
+
+		for (int r = 0; r < n; r++)
+			rows[r] = s + r;
+		TtTowerForward(t, params, in, rows, n);
+		for (size_t j = 0; j < (size_t) n * k; j++)
+			out[(size_t) s * k + j] = (float) t->out[j];
+		CHECK_FOR_INTERRUPTS();
+	}
+	pfree(rows);
+}
+
+/* Compare int64 */
+static int
+CompareInt64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a,
+				y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Recall@k and NDCG@k (as recsys.recall_at_k and recsys.ndcg_at_k) of the
+ * validation users, ranking every item of the item table without the
+ * user's training items; means over the users evaluated
+ */
+static void
+Evaluate(const Validation *val, const float *uvec, const float *ivec, int64 nitems,
+		 const int64 *item_ids, const Interactions *data, const int64 *item_row_of_train,
+		 int dim, int k, double *recall, double *ndcg)
+{
+	float	   *scores = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max(nitems, 1));
+	TopKItem   *slots = palloc(sizeof(TopKItem) * k);
+	double		rsum = 0.0,
+				nsum = 0.0;
+	int64		counted = 0;
+
+	for (int32 v = 0; v < val->n; v++)
+	{
+		const float *u = uvec + (size_t) v * dim;
+		TopK		top;
+		int			got;
+		int64		nrel = val->rel_ptr[v + 1] - val->rel_ptr[v];
+		const int64 *rel = val->rel + val->rel_ptr[v];
+		int			hits = 0;
+		double		dcg = 0.0,
+					idcg = 0.0;
+		int			ideal;
+
+		if (nrel == 0)
+			continue;
+		for (int64 i = 0; i < nitems; i++)
+		{
+			const float *y = ivec + (size_t) i * dim;
+			float		s = 0.0f;
+
+			for (int d = 0; d < dim; d++)
+				s += u[d] * y[d];
+			scores[i] = s;
+		}
+		if (val->train[v] >= 0)
+			for (int64 j = data->user_ptr[val->train[v]]; j < data->user_ptr[val->train[v] + 1]; j++)
+				scores[item_row_of_train[data->user_items[j]]] = -INFINITY;
+		TopKInit(&top, k, slots);
+		TopKPushBlock(&top, item_ids, scores, (int) Min(nitems, (int64) INT_MAX));
+		got = TopKSorted(&top);
+		for (int r = 0; r < got; r++)
+			if (top.items[r].score > -INFINITY &&
+				bsearch(&top.items[r].id, rel, nrel, sizeof(int64), CompareInt64))
+			{
+				hits++;
+				dcg += 1.0 / log2(r + 2.0);
+			}
+		ideal = (int) Min((int64) k, nrel);
+		for (int r = 0; r < ideal; r++)
+			idcg += 1.0 / log2(r + 2.0);
+		rsum += (double) hits / ideal;
+		nsum += dcg / idcg;
+		counted++;
+		if ((v & 63) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+	*recall = counted ? rsum / counted : 0.0;
+	*ndcg = counted ? nsum / counted : 0.0;
+	pfree(scores);
+	pfree(slots);
+}
+
+/* Read the validation relation: its users found in the user table and their items */
+static void
+LoadValidation(TwoTowerRun *run, const TwoTowerTable *users, const Interactions *data,
+			   Validation *val)
+{
+	InteractionSource src = run->src;
+	Interactions vd;
+	Size		needed;
+
+	src.relid = run->validation;
+	src.weight_column = NULL;
+	InteractionsCheckSource(&src);
+	if (!InteractionsLoad(&src, &vd, MaxAllocHugeSize, 0, &needed))
+		elog(ERROR, "loading the validation relation failed");
+	memset(val, 0, sizeof(Validation));
+	val->row = palloc(sizeof(int64) * Max(vd.n_users, 1));
+	val->train = palloc(sizeof(int32) * Max(vd.n_users, 1));
+	val->rel_ptr = palloc(sizeof(int64) * (vd.n_users + 1));
+	val->rel = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * Max(vd.nnz, 1));
+	val->rel_ptr[0] = 0;
+	for (int32 u = 0; u < vd.n_users; u++)
+	{
+		int64		row = TwoTowerFindRow(users, vd.user_ids[u]);
+		int64	   *at;
+		int64		n = 0;
+
+		if (row < 0)
+		{
+			val->skipped++;
+			continue;
+		}
+		at = bsearch(&vd.user_ids[u], data->user_ids, data->n_users, sizeof(int64), CompareInt64);
+		val->row[val->n] = row;
+		val->train[val->n] = at ? (int32) (at - data->user_ids) : -1;
+		for (int64 j = vd.user_ptr[u]; j < vd.user_ptr[u + 1]; j++)
+			val->rel[val->rel_ptr[val->n] + n++] = vd.item_ids[vd.user_items[j]];
+		/* item ids ascend within a user: bsearch-able */
+		val->rel_ptr[val->n + 1] = val->rel_ptr[val->n] + n;
+		val->n++;
+	}
+	if (val->skipped > 0)
+		ereport(NOTICE,
+				(errmsg(INT64_FORMAT " validation users have no row in the user table and are not evaluated",
+						val->skipped)));
+}
+
+/* Append a double to JSON */
+static void
+JsonDouble(StringInfo s, double x)
+{
+	if (isfinite(x))
+		appendStringInfoString(s, float8out_internal(x));
+	else
+		appendStringInfoString(s, "null");
+}
+
+/* Emit one epoch's row and log entry */
+static void
+EmitEpoch(TwoTowerRun *run, int epoch, double loss, double obs, double pen, double l2,
+		  bool has_val, double recall, double ndcg, double seconds)
+{
+	Datum		values[RESULT_COLUMNS];
+	bool		nulls[RESULT_COLUMNS] = {false};
+
+	ereport(NOTICE,
+			(errmsg("epoch %d/%d: loss %.4f (observed %.4f, penalty %.4f, l2 %.4f)%s",
+					epoch, run->cfg.epochs, loss, obs, pen, l2,
+					has_val ? psprintf(", recall@%d %.4f, ndcg@%d %.4f", run->cfg.k, recall,
+									   run->cfg.k, ndcg) : ""),
+			 errdetail("The epoch trained for %.3f s.", seconds)));
+	values[0] = Int32GetDatum(epoch);
+	values[1] = Float8GetDatum(loss);
+	values[2] = Float8GetDatum(obs);
+	values[3] = Float8GetDatum(pen);
+	values[4] = Float8GetDatum(l2);
+	values[5] = Float8GetDatum(recall);
+	nulls[5] = !has_val;
+	values[6] = Float8GetDatum(ndcg);
+	nulls[6] = !has_val;
+	values[7] = Float8GetDatum(seconds);
+	tuplestore_putvalues(run->rsinfo->setResult, run->rsinfo->setDesc, values, nulls);
+	if (run->log.len > 1)
+		appendStringInfoString(&run->log, ", ");
+	appendStringInfo(&run->log, "{\"epoch\": %d, \"loss\": ", epoch);
+	JsonDouble(&run->log, loss);
+	appendStringInfoString(&run->log, ", \"observed\": ");
+	JsonDouble(&run->log, obs);
+	appendStringInfoString(&run->log, ", \"penalty\": ");
+	JsonDouble(&run->log, pen);
+	appendStringInfoString(&run->log, ", \"l2\": ");
+	JsonDouble(&run->log, l2);
+	if (has_val)
+	{
+		appendStringInfoString(&run->log, ", \"recall\": ");
+		JsonDouble(&run->log, recall);
+		appendStringInfoString(&run->log, ", \"ndcg\": ");
+		JsonDouble(&run->log, ndcg);
+	}
+	appendStringInfoString(&run->log, ", \"seconds\": ");
+	JsonDouble(&run->log, seconds);
+	appendStringInfoChar(&run->log, '}');
+}
+
+/* Add one tower's tensors (float32) to a safetensors file being built */
+static void
+AddTowerTensors(const TtTower *t, const FeatureSpec *spec, const double *params, const char *prefix,
+				SafetensorsTensor *tensors, int *nt, float *data, uint64 *off)
+{
+	for (int f = 0; f < t->cfg.nbags; f++)
+	{
+		SafetensorsTensor *x = &tensors[(*nt)++];
+		uint64		n = (uint64) t->cfg.vocab[f] * t->cfg.emb_dim[f];
+
+		x->name = psprintf("%s.embeddings.%s.weight", prefix, TwoTowerBagName(spec, f));
+		x->dtype = ST_F32;
+		x->ndim = 2;
+		x->shape[0] = t->cfg.vocab[f];
+		x->shape[1] = t->cfg.emb_dim[f];
+		x->nelem = n;
+		x->begin = *off * sizeof(float);
+		for (uint64 j = 0; j < n; j++)
+			data[(*off)++] = (float) params[t->emb_off[f] + j];
+		x->end = *off * sizeof(float);
+	}
+	for (int l = 0; l < t->nlayers; l++)
+	{
+		for (int b = 0; b < 2; b++)
+		{
+			SafetensorsTensor *x = &tensors[(*nt)++];
+			uint64		n = b ? (uint64) t->width[l + 1] : (uint64) t->width[l + 1] * t->width[l];
+			size_t		at = b ? t->b_off[l] : t->w_off[l];
+
+			x->name = psprintf("%s.layers.%d.%s", prefix, l, b ? "bias" : "weight");
+			x->dtype = ST_F32;
+			x->ndim = b ? 1 : 2;
+			x->shape[0] = t->width[l + 1];
+			x->shape[1] = t->width[l];
+			x->nelem = n;
+			x->begin = *off * sizeof(float);
+			for (uint64 j = 0; j < n; j++)
+				data[(*off)++] = (float) params[at + j];
+			x->end = *off * sizeof(float);
+		}
+	}
+}
+
+/*
+ * The towers as a safetensors file (float32; names in doc/two-tower.md),
+ * with the model's "two_tower" config in __metadata__.recsys so that the
+ * file alone rebuilds the towers (recsys.export_model returns it as is)
+ */
+static bytea *
+TowerWeights(const TtTrainer *t, FeatureSpec *const *spec, const char *tt_json)
+{
+	SafetensorsFile file;
+	SafetensorsTensor *tensors = palloc0(sizeof(SafetensorsTensor) * (2 * TT_MAX_BAGS + 4 * (TT_MAX_HIDDEN + 1)));
+	float	   *data = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max(t->nparams, 1));
+	uint64		off = 0;
+	int			nt = 0;
+	const char *keys[2] = {"format", "recsys"};
+	const char *values[2] = {"recsys two_tower", tt_json};
+
+	AddTowerTensors(&t->user, spec[0], t->params, "user", tensors, &nt, data, &off);
+	AddTowerTensors(&t->item, spec[1], t->params + t->user.nparams, "item", tensors, &nt, data, &off);
+	memset(&file, 0, sizeof(file));
+	file.data = (const unsigned char *) data;
+	file.data_len = off * sizeof(float);
+	file.ntensors = nt;
+	file.tensors = tensors;
+	return SafetensorsWrite(&file, 2, keys, values);
+}
+
+/* Append one tower's config (fitted spec included) to the model's config JSON */
+static void
+TowerJson(StringInfo s, const TwoTowerConfig *cfg, int side, const FeatureSpec *spec, int id_vocab)
+{
+	appendStringInfo(s, "{\"features\": %s, \"id_dim\": %d, \"id_vocab\": %d, \"hidden\": [",
+					 spec->ncolumns > 0 ? FeatureSpecJson(spec) : "null", cfg->id_dim[side],
+					 cfg->id_dim[side] ? id_vocab : 0);
+	for (int l = 0; l < cfg->nhidden[side]; l++)
+		appendStringInfo(s, "%s%d", l ? ", " : "", cfg->hidden[side][l]);
+	appendStringInfo(s, "], \"activation\": \"%s\"}", activation_words[cfg->activation[side]]);
+}
+
+/* Insert the models row */
+static void
+StoreModelRow(TwoTowerRun *run, const char *config, bytea *weights, const char *metrics)
+{
+	Oid			types[5] = {TEXTOID, INT4OID, TEXTOID, BYTEAOID, TEXTOID};
+	Datum		args[5];
+
+	args[0] = CStringGetTextDatum(run->model);
+	args[1] = Int32GetDatum(run->version);
+	args[2] = CStringGetTextDatum(config);
+	args[3] = PointerGetDatum(weights);
+	args[4] = CStringGetTextDatum(metrics);
+	if (SPI_execute_with_args("INSERT INTO recsys.models (name, version, kind, config, weights, metrics)"
+							  " VALUES ($1, $2, 'embeddings', CAST($3 AS pg_catalog.jsonb), $4,"
+							  " CAST($5 AS pg_catalog.jsonb))",
+							  5, types, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "storing model \"%s\" failed", run->model);
+}
+
+/* Write the vectors of one side: every row of its feature table (users: with their training items) */
+static void
+WriteVectors(const TwoTowerRun *run, bool users, const int64 *ids, int64 n, const float *x,
+			 const Interactions *data, const TwoTowerTable *table)
+{
+	int			k = run->cfg.dim;
+	const char *sql = users ?
+		"INSERT INTO recsys.user_vectors (model, version, id, embedding, seen)"
+		" SELECT $1, $2, $3[g], $4[$5[g]:$6[g]], $7[$8[g]:$9[g]]"
+		" FROM pg_catalog.generate_series(1, $10) g" :
+		"INSERT INTO recsys.item_vectors (model, version, id, embedding)"
+		" SELECT $1, $2, $3[g], $4[$5[g]:$6[g]]"
+		" FROM pg_catalog.generate_series(1, $7) g";
+	Oid			types[10] = {TEXTOID, INT4OID, INT8ARRAYOID, FLOAT4ARRAYOID, INT4ARRAYOID,
+	INT4ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4OID};
+	int			nargs = users ? 10 : 7;
+	SPIPlanPtr	plan;
+	MemoryContext block = AllocSetContextCreate(CurrentMemoryContext, "recsys two_tower vectors",
+												ALLOCSET_DEFAULT_SIZES);
+
+	if (!users)
+		types[6] = INT4OID;
+	plan = SPI_prepare(sql, nargs, types);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	for (int64 r0 = 0; r0 < n; r0 += TT_WRITE_ROWS)
+	{
+		MemoryContext old = MemoryContextSwitchTo(block);
+		int			rows = (int) Min((int64) TT_WRITE_ROWS, n - r0);
+		Datum	   *idd = palloc(sizeof(Datum) * rows);
+		Datum	   *lo = palloc(sizeof(Datum) * rows);
+		Datum	   *hi = palloc(sizeof(Datum) * rows);
+		Datum		args[10];
+
+		for (int r = 0; r < rows; r++)
+		{
+			idd[r] = Int64GetDatum(ids[r0 + r]);
+			lo[r] = Int32GetDatum(r * k + 1);
+			hi[r] = Int32GetDatum((r + 1) * k);
+		}
+		args[0] = CStringGetTextDatum(run->model);
+		args[1] = Int32GetDatum(run->version);
+		args[2] = PointerGetDatum(construct_array(idd, rows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[3] = PointerGetDatum(FloatsToArray(x + (size_t) r0 * k, rows * k));
+		args[4] = PointerGetDatum(construct_array(lo, rows, INT4OID, 4, true, TYPALIGN_INT));
+		args[5] = PointerGetDatum(construct_array(hi, rows, INT4OID, 4, true, TYPALIGN_INT));
+		if (users)
+		{
+			Datum	   *slo = palloc(sizeof(Datum) * rows);
+			Datum	   *shi = palloc(sizeof(Datum) * rows);
+			int			nseen = 0,
+						cap = 64;
+			Datum	   *seen = palloc(sizeof(Datum) * cap);
+
+			for (int r = 0; r < rows; r++)
+			{
+				int64	   *at = bsearch(&ids[r0 + r], data->user_ids, data->n_users, sizeof(int64),
+										 CompareInt64);
+
+				slo[r] = Int32GetDatum(nseen + 1);
+				if (at)
+				{
+					int32		u = (int32) (at - data->user_ids);
+
+					for (int64 j = data->user_ptr[u]; j < data->user_ptr[u + 1]; j++)
+					{
+						if (nseen == cap)
+						{
+							cap *= 2;
+							seen = repalloc(seen, sizeof(Datum) * cap);
+						}
+						seen[nseen++] = Int64GetDatum(data->item_ids[data->user_items[j]]);
+					}
+				}
+				shi[r] = Int32GetDatum(nseen);
+			}
+			args[6] = PointerGetDatum(construct_array(seen, nseen, INT8OID, 8, FLOAT8PASSBYVAL,
+													  TYPALIGN_DOUBLE));
+			args[7] = PointerGetDatum(construct_array(slo, rows, INT4OID, 4, true, TYPALIGN_INT));
+			args[8] = PointerGetDatum(construct_array(shi, rows, INT4OID, 4, true, TYPALIGN_INT));
+			args[9] = Int32GetDatum(rows);
+		}
+		else
+			args[6] = Int32GetDatum(rows);
+		MemoryContextSwitchTo(old);
+		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "writing %s vectors failed", users ? "user" : "item");
+		MemoryContextReset(block);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_freeplan(plan);
+	MemoryContextDelete(block);
+	(void) table;
+}
+
+/* Get a name argument as a C string, raising an error for NULL */
+static char *
+NameArg(FunctionCallInfo fcinfo, int arg, const char *what)
+{
+	if (PG_ARGISNULL(arg))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", what)));
+	return pstrdup(NameStr(*PG_GETARG_NAME(arg)));
+}
+
+/* Get a regclass argument, raising an error for NULL */
+static Oid
+RelArg(FunctionCallInfo fcinfo, int arg, const char *what)
+{
+	if (PG_ARGISNULL(arg))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", what)));
+	RecsysCheckRelation(PG_GETARG_OID(arg));
+	return PG_GETARG_OID(arg);
+}
+
+PG_FUNCTION_INFO_V1(train_two_tower);
+/*
+ * Train a two-tower model and store it as a new version; one row per epoch
+ * (epoch, loss, observed, penalty, l2, recall, ndcg, seconds)
+ */
+Datum
+train_two_tower(PG_FUNCTION_ARGS)
+{
+	TwoTowerRun run;
+	TwoTowerConfig *cfg = &run.cfg;
+	MemoryContext context,
+				old;
+	int			spi_level;
+	Interactions data;
+	Size		needed;
+	TwoTowerTable tables[2];
+	FeatureSpec *spec[2];
+	TtTowerConfig tcfg[2];
+	int64	   *train_row[2];	/* training entity -> table row */
+	int32	   *id_index[2];	/* table row -> training entity, or -1 */
+	TtInputs   *train_in[2];
+	TtInputs   *serve_in[2];
+	int32	   *pu,
+			   *pi,
+			   *ucount,
+			   *icount;
+	float	   *conf;
+	int64	   *order;
+	TtData		td;
+	TtOptions	opt;
+	TtTrainer	trainer;
+	void	   *mem;
+	double		bytes;
+	double	   *best = NULL;
+	int			since_best = 0;
+	Validation val;
+	bool		has_val;
+	float	   *uvec = NULL,
+			   *ivec;
+	Rng			rng;
+	StringInfoData config,
+				tt_json,
+				metrics;
+	int			epochs_run = 0;
+	int64		nvec[2];
+
+	InitMaterializedSRF(fcinfo, 0);
+	context = AllocSetContextCreate(CurrentMemoryContext, "recsys train_two_tower",
+									ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(context);
+	spi_level = RecsysSpiConnect();
+	MemoryContextSwitchTo(context);
+
+	/* prepare: every argument before any work */
+	memset(&run, 0, sizeof(run));
+	INSTR_TIME_SET_CURRENT(run.start);
+	run.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	if (PG_ARGISNULL(ARG_MODEL))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("model must not be NULL")));
+	run.model = text_to_cstring(PG_GETARG_TEXT_PP(ARG_MODEL));
+	ModelStoreCheckName(run.model, strlen(run.model));
+	run.src.relid = RelArg(fcinfo, ARG_INTERACTIONS, "interactions");
+	run.relid[0] = RelArg(fcinfo, ARG_USERS, "user_features");
+	run.relid[1] = RelArg(fcinfo, ARG_ITEMS, "item_features");
+	if (PG_ARGISNULL(ARG_CONFIG))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("config must not be NULL")));
+	run.validation = PG_ARGISNULL(ARG_VALIDATION) ? InvalidOid : RelArg(fcinfo, ARG_VALIDATION, "validation");
+	run.src.user_column = NameArg(fcinfo, ARG_USER_COLUMN, "user column");
+	run.src.item_column = NameArg(fcinfo, ARG_ITEM_COLUMN, "item column");
+	run.src.weight_column = PG_ARGISNULL(ARG_WEIGHT_COLUMN) ? NULL :
+		pstrdup(NameStr(*PG_GETARG_NAME(ARG_WEIGHT_COLUMN)));
+	ParseConfig(PG_GETARG_JSONB_P(ARG_CONFIG), cfg, &run.config_json);
+	if (cfg->patience > 0 && !OidIsValid(run.validation))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("two-tower config: \"patience\" needs a validation relation")));
+	spec[0] = TowerSpec(cfg, 0, true);
+	spec[1] = TowerSpec(cfg, 1, true);
+	/* every relation's columns, exact types, before any row is read */
+	InteractionsCheckSource(&run.src);
+	TwoTowerCheckTable(run.relid[0], run.src.user_column, spec[0], "user_features");
+	TwoTowerCheckTable(run.relid[1], run.src.item_column, spec[1], "item_features");
+	if (OidIsValid(run.validation))
+	{
+		InteractionSource vsrc = run.src;
+
+		vsrc.relid = run.validation;
+		vsrc.weight_column = NULL;
+		InteractionsCheckSource(&vsrc);
+	}
+	run.version = NextVersion(run.model);
+	MemoryContextSwitchTo(context);
+	initStringInfo(&run.log);
+	appendStringInfoChar(&run.log, '[');
+
+	/* load: interactions, then both feature tables, counted as they come */
+	if (!InteractionsLoad(&run.src, &data, (Size) recsys_training_memory * 1024, 0, &needed))
+		CheckBudget(&run, (double) needed, "Loading the interactions");
+	MemoryContextSwitchTo(context);
+	if (data.nnz == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("interactions of %s have no pair of positive weight", RecsysRelationSqlName(run.src.relid))));
+	bytes = (double) needed;
+	for (int side = 0; side < 2; side++)
+	{
+		TwoTowerLoadTable(&tables[side], run.relid[side],
+						  side == 0 ? run.src.user_column : run.src.item_column, spec[side],
+						  (double) recsys_training_memory * 1024.0, bytes,
+						  side == 0 ? "user_features" : "item_features");
+		MemoryContextSwitchTo(context);
+		bytes += (double) tables[side].n * (3 * sizeof(int64) + sizeof(float) * spec[side]->dense_dim
+											+ sizeof(int32) * (spec[side]->ncategorical + 2 * spec[side]->nmulti));
+	}
+	run.load_seconds = SecondsSince(run.start);
+
+	/* training entities -> feature rows; a trained entity without features is an error */
+	for (int side = 0; side < 2; side++)
+	{
+		int32		n = side == 0 ? data.n_users : data.n_items;
+		const int64 *ids = side == 0 ? data.user_ids : data.item_ids;
+
+		train_row[side] = MemoryContextAllocHuge(context, sizeof(int64) * n);
+		id_index[side] = MemoryContextAllocHuge(context, sizeof(int32) * tables[side].n);
+		for (int64 r = 0; r < tables[side].n; r++)
+			id_index[side][r] = -1;
+		for (int32 e = 0; e < n; e++)
+		{
+			train_row[side][e] = TwoTowerFindRow(&tables[side], ids[e]);
+			if (train_row[side][e] < 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("%s " INT64_FORMAT " of the interactions has no row in %s",
+								side == 0 ? "user" : "item", ids[e],
+								RecsysRelationSqlName(run.relid[side])),
+						 errhint("Every user and item of the interactions needs a row of features.")));
+			id_index[side][train_row[side][e]] = e;
+		}
+		TowerShape(cfg, side, spec[side], n, &tcfg[side]);
+	}
+
+	/* the trainer's memory, all of it counted before it is allocated */
+	memset(&opt, 0, sizeof(opt));
+	opt.method = (TtMethod) cfg->method;
+	opt.loss = (TtLoss) cfg->loss;
+	opt.gramian_weight = cfg->gramian_weight;
+	opt.l2 = cfg->l2;
+	opt.learning_rate = cfg->learning_rate;
+	opt.beta1 = cfg->beta1;
+	opt.beta2 = cfg->beta2;
+	opt.eps = cfg->eps;
+	opt.alpha = cfg->alpha;
+	opt.batch_size = (int) Min((int64) cfg->batch_size, data.nnz);
+	opt.negatives = cfg->negatives;
+	opt.popularity = cfg->sampling == 1;
+	opt.seed = (uint64) cfg->seed;
+	{
+		double		trainer_bytes = (double) TtTrainerBytes(&tcfg[0], &tcfg[1], &opt, data.n_users, data.n_items);
+		double		inputs = 0.0;
+
+		for (int side = 0; side < 2; side++)
+		{
+			int64		n = side == 0 ? data.n_users : data.n_items;
+			const FeatureSpec *s = spec[side];
+			double		per = sizeof(float) * s->dense_dim + (sizeof(int64) + 2 * sizeof(int32)) * tcfg[side].nbags;
+
+			/* training and serving copies of the inputs (multi bags' ids counted at their mean length) */
+			inputs += per * (n + tables[side].n) +
+				2.0 * sizeof(int32) * (tables[side].rows ? tables[side].rows->nbag_ids : 0);
+			inputs += sizeof(float) * (double) cfg->dim * tables[side].n;	/* served vectors */
+		}
+		bytes += trainer_bytes + inputs + (double) data.nnz * (2 * sizeof(int32) + sizeof(float) + sizeof(int64));
+		if (cfg->patience > 0)
+			bytes += sizeof(double) * (double) (trainer_bytes / 32.0);
+		CheckBudget(&run, bytes, psprintf("Training %s users, %s items and " INT64_FORMAT " pairs",
+										  psprintf("%d", data.n_users), psprintf("%d", data.n_items), data.nnz));
+		run.memory = (Size) bytes;
+	}
+
+	for (int side = 0; side < 2; side++)
+	{
+		train_in[side] = TwoTowerInputs(&tables[side], train_row[side],
+										side == 0 ? data.n_users : data.n_items,
+										NULL, cfg->id_dim[side] > 0);
+		/* training entities' id bags: their own index */
+		if (cfg->id_dim[side] > 0)
+		{
+			int32_t    *ids = (int32_t *) train_in[side]->bag_ids;
+			int			nb = train_in[side]->nbags;
+
+			for (int64 e = 0; e < train_in[side]->n; e++)
+			{
+				((int32_t *) train_in[side]->bag_len)[e * nb + nb - 1] = 1;
+				ids[train_in[side]->bag_start[e * nb + nb - 1]] = (int32_t) e;
+			}
+		}
+	}
+
+	/* the pairs, by user */
+	pu = MemoryContextAllocHuge(context, sizeof(int32) * data.nnz);
+	pi = MemoryContextAllocHuge(context, sizeof(int32) * data.nnz);
+	conf = MemoryContextAllocHuge(context, sizeof(float) * data.nnz);
+	order = MemoryContextAllocHuge(context, sizeof(int64) * data.nnz);
+	ucount = MemoryContextAllocHuge(context, sizeof(int32) * data.n_users);
+	icount = MemoryContextAllocHuge(context, sizeof(int32) * data.n_items);
+	memset(icount, 0, sizeof(int32) * data.n_items);
+	for (int32 u = 0; u < data.n_users; u++)
+	{
+		ucount[u] = (int32) (data.user_ptr[u + 1] - data.user_ptr[u]);
+		for (int64 j = data.user_ptr[u]; j < data.user_ptr[u + 1]; j++)
+		{
+			pu[j] = u;
+			pi[j] = data.user_items[j];
+			conf[j] = data.user_conf[j];
+			icount[pi[j]]++;
+		}
+	}
+	td.npairs = data.nnz;
+	td.pu = pu;
+	td.pi = pi;
+	td.conf = conf;
+	td.users = train_in[0];
+	td.items = train_in[1];
+	td.user_count = ucount;
+	td.item_count = icount;
+
+	mem = MemoryContextAllocExtended(context, TtTrainerBytes(&tcfg[0], &tcfg[1], &opt, data.n_users, data.n_items),
+									 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	TtTrainerInit(&trainer, &tcfg[0], &tcfg[1], &opt, &td, mem);
+	trainer.user.check = CheckInterrupts;
+	trainer.item.check = CheckInterrupts;
+	TtTrainerStart(&trainer);
+	RngInit(&rng, RngHash64((uint64) cfg->seed + 2));
+
+	/* serving inputs: every row of each table, trained ids where they have one */
+	for (int side = 0; side < 2; side++)
+	{
+		int64	   *all = MemoryContextAllocHuge(context, sizeof(int64) * tables[side].n);
+
+		for (int64 r = 0; r < tables[side].n; r++)
+			all[r] = r;
+		serve_in[side] = TwoTowerInputs(&tables[side], all, tables[side].n, id_index[side],
+										cfg->id_dim[side] > 0);
+		nvec[side] = tables[side].n;
+	}
+	has_val = OidIsValid(run.validation);
+	if (has_val)
+	{
+		LoadValidation(&run, &tables[0], &data, &val);
+		MemoryContextSwitchTo(context);
+		uvec = MemoryContextAllocHuge(context, sizeof(float) * Max((Size) val.n * cfg->dim, 1));
+	}
+	ivec = MemoryContextAllocHuge(context, sizeof(float) * (Size) tables[1].n * cfg->dim);
+	if (cfg->patience > 0)
+		best = MemoryContextAllocHuge(context, sizeof(double) * trainer.nparams);
+	run.best_ndcg = -1.0;
+
+	/* epochs */
+	for (int epoch = 1; epoch <= cfg->epochs; epoch++)
+	{
+		instr_time	t0;
+		double		obs = 0.0,
+					pen = 0.0,
+					l2 = 0.0,
+					loss;
+		double		recall = 0.0,
+					ndcg = 0.0,
+					seconds;
+		int64		steps = 0;
+
+		INSTR_TIME_SET_CURRENT(t0);
+		for (int64 j = 0; j < data.nnz; j++)
+			order[j] = j;
+		for (int64 j = data.nnz - 1; j > 0; j--)
+		{
+			int64		r = (int64) RngBelow(&rng, (uint64) j + 1);
+			int64		tmp = order[j];
+
+			order[j] = order[r];
+			order[r] = tmp;
+		}
+		for (int64 s = 0; s < data.nnz; s += opt.batch_size)
+		{
+			TtStepStats st;
+			int			B = (int) Min((int64) opt.batch_size, data.nnz - s);
+
+			CHECK_FOR_INTERRUPTS();
+			TtTrainStep(&trainer, order + s, B, &st);
+			TtAdamStep(&trainer);
+			obs += st.observed;
+			l2 += st.l2;
+			steps++;
+		}
+		/* the epoch's training time: the exact penalty and validation are reports */
+		seconds = SecondsSince(t0);
+		obs /= steps;
+		l2 /= steps;
+		/* the penalty at the epoch's end, exact: the estimates drove the steps */
+		pen = TtExactPenalty(&trainer);
+		loss = obs + pen + l2;
+		if (!isfinite(loss))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("two-tower training diverged at epoch %d (loss %g)", epoch, loss),
+					 errhint("Lower learning_rate, or raise l2.")));
+		if (has_val)
+		{
+			TtInputs   *vin = TwoTowerInputs(&tables[0], val.row, val.n, NULL, false);
+
+			/* validation users' inputs with their training ids */
+			if (cfg->id_dim[0] > 0)
+			{
+				pfree(vin);
+				vin = NULL;
+				{
+					int32	   *vid = palloc(sizeof(int32) * Max(val.n, 1));
+
+					for (int32 v = 0; v < val.n; v++)
+						vid[v] = val.train[v];
+					vin = TwoTowerInputs(&tables[0], val.row, val.n, vid, true);
+				}
+			}
+			ServeRows(&trainer.user, trainer.params, vin, uvec);
+			ServeRows(&trainer.item, trainer.params + trainer.user.nparams, serve_in[1], ivec);
+			Evaluate(&val, uvec, ivec, tables[1].n, tables[1].ids, &data, train_row[1], cfg->dim,
+					 cfg->k, &recall, &ndcg);
+		}
+		epochs_run = epoch;
+		EmitEpoch(&run, epoch, loss, obs, pen, l2, has_val, recall, ndcg, seconds);
+		if (cfg->patience > 0)
+		{
+			if (ndcg > run.best_ndcg)
+			{
+				run.best_ndcg = ndcg;
+				run.best_epoch = epoch;
+				memcpy(best, trainer.params, sizeof(double) * trainer.nparams);
+				since_best = 0;
+			}
+			else if (++since_best >= cfg->patience)
+				break;
+		}
+	}
+	if (best)
+		memcpy(trainer.params, best, sizeof(double) * trainer.nparams);
+
+	/* store: float32 towers, and the vectors exactly as they give them */
+	for (size_t j = 0; j < trainer.nparams; j++)
+		trainer.params[j] = (float) trainer.params[j];
+	{
+		float	   *x[2];
+
+		for (int side = 0; side < 2; side++)
+		{
+			x[side] = side == 1 ? ivec :
+				MemoryContextAllocHuge(context, sizeof(float) * (Size) nvec[0] * cfg->dim);
+			ServeRows(side == 0 ? &trainer.user : &trainer.item,
+					  trainer.params + (side == 0 ? 0 : trainer.user.nparams), serve_in[side], x[side]);
+		}
+		initStringInfo(&tt_json);
+		appendStringInfo(&tt_json, "{\"options\": %s, \"user\": ", run.config_json);
+		TowerJson(&tt_json, cfg, 0, spec[0], data.n_users);
+		appendStringInfoString(&tt_json, ", \"item\": ");
+		TowerJson(&tt_json, cfg, 1, spec[1], data.n_items);
+		appendStringInfoString(&tt_json, ", \"objective\": \"(1/|B|) sum_B c l(<u,v>) + gramian_weight <G_u, G_v>_F + l2 |theta|^2, G = mean of u u^T over entities\"}");
+		initStringInfo(&config);
+		appendStringInfo(&config, "{\"method\": \"two_tower\", \"dim\": %d, \"two_tower\": %s",
+						 cfg->dim, tt_json.data);
+		appendStringInfoString(&config, ", \"source\": {\"table\": ");
+		escape_json(&config, RecsysRelationSqlName(run.src.relid));
+		appendStringInfoString(&config, ", \"user_features\": ");
+		escape_json(&config, RecsysRelationSqlName(run.relid[0]));
+		appendStringInfoString(&config, ", \"item_features\": ");
+		escape_json(&config, RecsysRelationSqlName(run.relid[1]));
+		appendStringInfoString(&config, ", \"user_column\": ");
+		escape_json(&config, run.src.user_column);
+		appendStringInfoString(&config, ", \"item_column\": ");
+		escape_json(&config, run.src.item_column);
+		appendStringInfoString(&config, "}");
+		appendStringInfo(&config, ", \"n_users\": %d, \"n_items\": %d, \"n_interactions\": " INT64_FORMAT
+						 ", \"n_user_rows\": " INT64_FORMAT ", \"n_item_rows\": " INT64_FORMAT "}",
+						 data.n_users, data.n_items, data.nnz, nvec[0], nvec[1]);
+		initStringInfo(&metrics);
+		appendStringInfo(&metrics, "{\"log\": %s], \"epochs\": %d, \"train_seconds\": ", run.log.data, epochs_run);
+		JsonDouble(&metrics, SecondsSince(run.start));
+		appendStringInfoString(&metrics, ", \"load_seconds\": ");
+		JsonDouble(&metrics, run.load_seconds);
+		appendStringInfo(&metrics, ", \"memory_bytes\": %zu", run.memory);
+		if (cfg->patience > 0)
+			appendStringInfo(&metrics, ", \"best_epoch\": %d", run.best_epoch);
+		appendStringInfoChar(&metrics, '}');
+		StoreModelRow(&run, config.data, TowerWeights(&trainer, spec, tt_json.data), metrics.data);
+		MemoryContextSwitchTo(context);
+		WriteVectors(&run, true, tables[0].ids, nvec[0], x[0], &data, &tables[0]);
+		WriteVectors(&run, false, tables[1].ids, nvec[1], x[1], &data, &tables[1]);
+	}
+
+	RecsysSpiFinish(spi_level);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(context);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(two_tower_options);
+/* The option table of train_two_tower: name, type, default, range, description */
+Datum
+two_tower_options(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int j = 0; j < lengthof(option_table); j++)
+	{
+		const TwoTowerOption *o = &option_table[j];
+		Datum		values[4];
+		bool		nulls[4] = {false};
+		StringInfoData range;
+
+		initStringInfo(&range);
+		if (o->type == OPT_WORD)
+			for (int w = 0; o->words[w]; w++)
+				appendStringInfo(&range, "%s%s", w ? ", " : "", o->words[w]);
+		else if (o->type == OPT_BOOL)
+			appendStringInfoString(&range, "true, false");
+		else
+			appendStringInfo(&range, "[%g, %g]", o->min, o->max);
+		values[0] = CStringGetTextDatum(o->name);
+		values[1] = CStringGetTextDatum(o->def);
+		values[2] = CStringGetTextDatum(range.data);
+		values[3] = CStringGetTextDatum(o->description);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
