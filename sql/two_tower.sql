@@ -127,3 +127,32 @@ SELECT pg_temp.try($$SELECT recsys.fold_in('tw', ARRAY[1, 2]::bigint[])$$);
 SELECT pg_temp.try($$SELECT recsys.fold_in('tw', ARRAY[999]::bigint[])$$);
 SELECT pg_temp.try($$SELECT * FROM recsys.recommend_for_items('tw', ARRAY[1, 2]::bigint[], 3)$$);
 SELECT pg_temp.try($$SELECT * FROM recsys.recommend_all_for_items('tw', 'tw_train', k => 3)$$);
+
+-- the store's lifecycle (doc/deploying.md), as train_embeddings: versions 1 and 2 above were
+-- each logged 'trained' with their source relations; nothing promoted them
+SELECT event, version, alias, detail - 'bytes' AS detail FROM recsys.model_events
+WHERE model = 'tw' ORDER BY seq;
+SELECT count(*) AS aliases FROM recsys.model_aliases WHERE model = 'tw';
+-- promote: true points serving at the new version; it is the store's, not in the model's options
+SELECT pg_temp.run($$'tw', 'tw_train', 'tw_users', 'tw_items', (SELECT c || '{"promote": 1}' FROM cfg)$$);
+SELECT count(*) AS epochs FROM recsys.train_two_tower('tw', 'tw_train', 'tw_users', 'tw_items',
+	(SELECT c || '{"promote": true}' FROM cfg));
+SELECT recsys.alias_version('tw', 'serving') AS serving;
+SELECT event, version, alias FROM recsys.model_events WHERE model = 'tw' ORDER BY seq DESC LIMIT 2;
+SELECT config #> '{two_tower,options}' ? 'promote' AS promote_stored FROM recsys.models
+WHERE name = 'tw' AND version = 3;
+-- monotonic: a dropped version's number is never given again
+SELECT recsys.drop_alias('tw', 'serving');
+SELECT recsys.drop_model('tw', 3) AS dropped;
+SELECT count(*) AS epochs FROM recsys.train_two_tower('tw', 'tw_train', 'tw_users', 'tw_items', (SELECT c FROM cfg));
+SELECT version FROM recsys.models WHERE name = 'tw' ORDER BY version;
+-- a name of another kind is refused before any row is read (empty interactions would be
+-- the error otherwise)
+CREATE TABLE tw_impressions AS SELECT ARRAY[1, 0]::real[] AS x, (g % 2 = 0) AS clicked
+FROM generate_series(1, 8) g;
+SELECT count(*) AS epochs FROM recsys.train_mmoe('tw_ranker', 'tw_impressions', 'x', '{clicked}',
+	'{"kind": "mmoe", "input_dim": 2, "experts": {"count": 1, "hidden": [2]},
+	  "tasks": [{"name": "click", "type": "binary", "tower": [2]}]}', epochs => 1);
+SELECT pg_temp.run($$'tw_ranker', 'tw_train_empty', 'tw_users', 'tw_items', (SELECT c FROM cfg)$$);
+SELECT pg_temp.run($$'tw_ranker', 'tw_train', 'tw_users', 'tw_items', (SELECT c FROM cfg)$$);
+SELECT version, kind FROM recsys.models WHERE name = 'tw_ranker';

@@ -392,8 +392,8 @@ $$;
 COMMENT ON FUNCTION recsys.begin_model_version(text, text, jsonb, jsonb) IS
 	'internal: the next version of a model for a trainer or import (locks the name); refuses another kind, and an MMoE input contract other than the serving (else newest) version''s unless options.allow_contract_change';
 
--- Finish storing a new version: log it with its source, and promote it when
--- options.promote.
+-- Finish storing a new version: log it with its sources (a two-tower
+-- version's feature tables too), and promote it when options.promote.
 CREATE FUNCTION recsys.finish_model_version(model text, version int, event text, options jsonb)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
@@ -404,6 +404,8 @@ BEGIN
 			'kind', m.kind,
 			'source', coalesce(m.config OPERATOR(pg_catalog.#>) '{source,table}',
 				m.metrics OPERATOR(pg_catalog.#>) '{training,source}'),
+			'user_features', m.config OPERATOR(pg_catalog.#>) '{source,user_features}',
+			'item_features', m.config OPERATOR(pg_catalog.#>) '{source,item_features}',
 			'method', m.config OPERATOR(pg_catalog.->) 'method',
 			'dim', m.config OPERATOR(pg_catalog.->) 'dim',
 			'bytes', pg_catalog.octet_length(m.weights)))

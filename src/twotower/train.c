@@ -7,7 +7,9 @@
  *		plus the towers themselves (safetensors) and the fitted feature specs.
  *
  * prepare: arguments and config checked (the option table below), the
- *		relations' columns checked, the model's next version taken;
+ *		relations' columns checked, the model's next version taken as
+ *		train_embeddings takes it (recsys.begin_model_version: a name of
+ *		another kind is refused here, numbers are never reused);
  * load:	interactions (embeddings/interactions.c), then each feature table
  *		(inputs.c, fitting its spec in the same scan), all counted against
  *		recsys.training_memory before the trainer is allocated;
@@ -17,7 +19,9 @@
  *		Recall@k and NDCG@k over every item of the item table; patience
  *		keeps the best epoch's parameters;
  * store:	towers rounded to float32 (what is stored), then the vectors they
- *		give, written to the store in the caller's transaction.
+ *		give, written to the store in the caller's transaction, logged as
+ *		'trained' and promoted when the config says so
+ *		(recsys.finish_model_version).
  */
 #include "postgres.h"
 
@@ -82,6 +86,7 @@ typedef struct TwoTowerConfig
 	double		eps;
 	int			k;
 	int			patience;
+	bool		promote;		/* the store's (finish_model_version), not the model's */
 	/* per tower: user 0, item 1 */
 	Jsonb	   *spec[2];
 	int			id_dim[2];
@@ -144,6 +149,8 @@ static const TwoTowerOption option_table[] = {
 	{"k", OPT_INT, "20", 1, 10000, NULL, OFF(k), "validation: Recall@k and NDCG@k"},
 	{"patience", OPT_INT, "0", 0, TT_MAX_EPOCHS, NULL, OFF(patience),
 	"validation: stop after this many epochs without a better NDCG@k (0: run every epoch) and keep the best"},
+	{"promote", OPT_BOOL, "false", 0, 0, NULL, OFF(promote),
+	"point the alias serving at the new version (doc/deploying.md)"},
 };
 
 /* Keys of a tower object: features, id_dim, hidden, activation */
@@ -158,6 +165,7 @@ typedef struct TwoTowerRun
 	Oid			relid[2];		/* feature tables */
 	Oid			validation;
 	char	   *config_json;	/* resolved scalar options */
+	Jsonb	   *config;			/* the config argument, for the store (promote) */
 	ReturnSetInfo *rsinfo;
 	StringInfoData log;
 	instr_time	start;
@@ -395,6 +403,7 @@ static void
 ParseConfig(Jsonb *config, TwoTowerConfig *cfg, char **json)
 {
 	StringInfoData s;
+	StringInfoData store;
 	JsonbIterator *it;
 	JsonbIteratorToken tok;
 	JsonbValue	key;
@@ -420,12 +429,14 @@ ParseConfig(Jsonb *config, TwoTowerConfig *cfg, char **json)
 		}
 	initStringInfo(&s);
 	appendStringInfoChar(&s, '{');
+	initStringInfo(&store);
 	for (int j = 0; j < lengthof(option_table); j++)
 	{
 		JsonbValue	v;
 
+		/* promote acts on the store, not on the model: not in the stored options */
 		SetOption(&option_table[j], JsonGet(&config->root, option_table[j].name, &v) ? &v : NULL,
-				  cfg, &s);
+				  cfg, option_table[j].offset == OFF(promote) ? &store : &s);
 	}
 	appendStringInfoChar(&s, '}');
 	*json = s.data;
@@ -468,22 +479,39 @@ TowerShape(const TwoTowerConfig *cfg, int side, const FeatureSpec *spec, int id_
 	t->normalize = cfg->normalize;
 }
 
-/* Get the next version of the model (checks the name and locks it) */
+/*
+ * Get the next version of the model, as train_embeddings does: checks the
+ * name, refuses a name of another kind, locks the name (the config is the
+ * store's options: it reads promote only)
+ */
 static int32
-NextVersion(const char *model)
+NextVersion(const char *model, Jsonb *config)
 {
-	Oid			types[1] = {TEXTOID};
-	Datum		args[1] = {CStringGetTextDatum(model)};
+	Oid			types[2] = {TEXTOID, JSONBOID};
+	Datum		args[2] = {CStringGetTextDatum(model), PointerGetDatum(config)};
 	bool		isnull;
 	Datum		d;
 
-	if (SPI_execute_with_args("SELECT recsys.next_model_version($1)", 1, types, args, NULL,
-							  false, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "recsys.next_model_version failed");
+	if (SPI_execute_with_args("SELECT recsys.begin_model_version($1, 'embeddings', NULL, $2)",
+							  2, types, args, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "recsys.begin_model_version failed");
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (isnull)
-		elog(ERROR, "recsys.next_model_version returned NULL");
+		elog(ERROR, "recsys.begin_model_version returned NULL");
 	return DatumGetInt32(d);
+}
+
+/* Log the stored version in the store's history (with its sources); promote it when asked */
+static void
+FinishVersion(const TwoTowerRun *run)
+{
+	Oid			types[3] = {TEXTOID, INT4OID, JSONBOID};
+	Datum		args[3] = {CStringGetTextDatum(run->model), Int32GetDatum(run->version),
+	PointerGetDatum(run->config)};
+
+	if (SPI_execute_with_args("SELECT recsys.finish_model_version($1, $2, 'trained', $3)",
+							  3, types, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "recsys.finish_model_version failed");
 }
 
 /* Format a byte count for messages */
@@ -1013,7 +1041,8 @@ train_two_tower(PG_FUNCTION_ARGS)
 	run.src.item_column = NameArg(fcinfo, ARG_ITEM_COLUMN, "item column");
 	run.src.weight_column = PG_ARGISNULL(ARG_WEIGHT_COLUMN) ? NULL :
 		pstrdup(NameStr(*PG_GETARG_NAME(ARG_WEIGHT_COLUMN)));
-	ParseConfig(PG_GETARG_JSONB_P(ARG_CONFIG), cfg, &run.config_json);
+	run.config = PG_GETARG_JSONB_P(ARG_CONFIG);
+	ParseConfig(run.config, cfg, &run.config_json);
 	if (cfg->patience > 0 && !OidIsValid(run.validation))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -1032,7 +1061,8 @@ train_two_tower(PG_FUNCTION_ARGS)
 		vsrc.weight_column = NULL;
 		InteractionsCheckSource(&vsrc);
 	}
-	run.version = NextVersion(run.model);
+	/* numbers the version, refuses another kind, locks the name: before any row is read */
+	run.version = NextVersion(run.model, run.config);
 	MemoryContextSwitchTo(context);
 	initStringInfo(&run.log);
 	appendStringInfoChar(&run.log, '[');
@@ -1337,6 +1367,7 @@ train_two_tower(PG_FUNCTION_ARGS)
 		WriteVectors(&run, true, tables[0].ids, nvec[0], x[0], &data, &tables[0]);
 		WriteVectors(&run, false, tables[1].ids, nvec[1], x[1], &data, &tables[1]);
 	}
+	FinishVersion(&run);
 
 	RecsysSpiFinish(spi_level);
 	MemoryContextSwitchTo(old);

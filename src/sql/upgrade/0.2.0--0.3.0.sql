@@ -2523,3 +2523,32 @@ END
 $$;
 COMMENT ON FUNCTION recsys.export_model(text, int) IS
 	'a stored MMoE or two-tower model (the serving version, else the newest, unless one is named) as safetensors bytes, with its config in __metadata__.recsys';
+
+-- train_two_tower stores through begin/finish_model_version: its 'trained'
+-- event names the feature tables as well as the interactions.
+CREATE OR REPLACE FUNCTION recsys.finish_model_version(model text, version int, event text, options jsonb)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	d jsonb;
+BEGIN
+	SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+			'kind', m.kind,
+			'source', coalesce(m.config OPERATOR(pg_catalog.#>) '{source,table}',
+				m.metrics OPERATOR(pg_catalog.#>) '{training,source}'),
+			'user_features', m.config OPERATOR(pg_catalog.#>) '{source,user_features}',
+			'item_features', m.config OPERATOR(pg_catalog.#>) '{source,item_features}',
+			'method', m.config OPERATOR(pg_catalog.->) 'method',
+			'dim', m.config OPERATOR(pg_catalog.->) 'dim',
+			'bytes', pg_catalog.octet_length(m.weights)))
+		INTO d FROM recsys.models m
+		WHERE m.name OPERATOR(pg_catalog.=) $1 AND m.version OPERATOR(pg_catalog.=) $2;
+	IF d IS NULL THEN
+		PERFORM recsys.raise_model_missing($1, $2);
+	END IF;
+	PERFORM recsys.log_model_event($1, $3, $2, NULL, d);
+	IF coalesce(($4 OPERATOR(pg_catalog.->>) 'promote')::boolean, false) THEN
+		PERFORM recsys.move_alias($1, 'serving', $2, 'promoted');
+	END IF;
+END
+$$;
