@@ -102,6 +102,17 @@ debian_binaries() {
 			fi
 		fi
 	done
+	# Its pg_config.h describes that suite's C library, but extensions compile
+	# against this machine's: a function the newer one declares and this one
+	# does not (strlcpy, strlcat: glibc 2.38) is declared by PostgreSQL's
+	# port.h instead, and found in the newer C library at run time.
+	local fn
+	for fn in strlcpy strlcat; do
+		if ! printf '#include <string.h>\nvoid *p = (void *) %s;\n' "$fn" | gcc -x c -fsyntax-only - 2>/dev/null; then
+			sed -i "s/^#define HAVE_DECL_${fn^^} 1\$/#define HAVE_DECL_${fn^^} 0/" \
+				"$prefix/usr/include/postgresql/$major/server/pg_config.h"
+		fi
+	done
 	rm -rf "$prefix/usr/lib/postgresql/$major/lib/llvmjit"* "$prefix/usr/lib/postgresql/$major/lib/bitcode"
 	sed -i 's/^with_llvm[[:space:]]*=.*/with_llvm = no/' "$prefix/usr/lib/postgresql/$major/lib/pgxs/src/Makefile.global"
 	ln -s "usr/lib/postgresql/$major/bin" "$prefix/bin"
