@@ -22,7 +22,7 @@ DATA         = src/sql/released/recsys--0.1.0.sql src/sql/released/recsys--0.2.0
 SQL_PARTS    = $(sort $(wildcard src/sql/*.sql))
 REGRESS      = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --inputdir=. --load-extension=recsys
-EXTRA_CLEAN  = test/ref/out test/bench/out test/fuzz/out test/kernels/out
+EXTRA_CLEAN  = test/ref/out test/bench/out test/fuzz/out test/kernels/out .pg-build
 
 # Serial OpenBLAS: the pthread flavour would start threads inside the backend.
 BLAS_DIR    ?= /usr/lib/x86_64-linux-gnu/openblas-serial
@@ -39,9 +39,17 @@ SHLIB_LINK   = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm
 PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 # Targets that install what they need first, so they run without pg_config.
-SELF_INSTALLING = deps demo test test-citus bench bench-citus fuzz valgrind check-kernels
+SELF_INSTALLING = deps demo test test-matrix test-citus bench bench-citus fuzz valgrind check-kernels
 ifneq ($(wildcard $(PGXS)),)
 include $(PGXS)
+# Objects compiled against one PostgreSQL are rebuilt for another: .pg-build
+# holds the version and headers of the pg_config in use, rewritten (and so
+# newer than every object) when they change.
+PG_BUILD_ID := $(shell $(PG_CONFIG) --version --includedir-server)
+ifneq ($(PG_BUILD_ID),$(shell cat .pg-build 2>/dev/null))
+$(shell echo '$(PG_BUILD_ID)' > .pg-build)
+endif
+$(OBJS) $(OBJS:.o=.bc): .pg-build
 else ifneq ($(filter-out $(SELF_INSTALLING),$(or $(MAKECMDGOALS),all)),)
 $(error pg_config not found (PG_CONFIG=$(PG_CONFIG)): install postgresql-server-dev-15, or pass PG_CONFIG=/path/to/pg_config; `make test` and `make demo` install it on Debian 12)
 endif
@@ -52,7 +60,7 @@ recsys--$(EXTVERSION).sql: $(SQL_PARTS)
 recsys--0.2.0--$(EXTVERSION).sql: src/sql/upgrade/0.2.0--$(EXTVERSION).sql
 	cat $^ > $@
 
-.PHONY: deps demo test test-citus bench bench-citus fuzz valgrind prove_installcheck check-kernels check-twotower
+.PHONY: deps demo test test-matrix test-citus bench bench-citus fuzz valgrind prove_installcheck check-kernels check-twotower
 
 # Install whatever Debian packages are missing (idempotent, quiet when all present).
 deps:
@@ -65,7 +73,10 @@ demo: deps
 	bash test/harness/with_cluster.sh demo
 
 # Check the layout and the links, test the kernels alone, then build, install,
-# start a throwaway cluster, run pg_regress and the pgTAP suites.
+# start a throwaway cluster, run pg_regress and the pgTAP suites: on Debian's
+# PostgreSQL 15, or on the installation that PG_CONFIG names
+# (PG_CONFIG=/opt/recsys-pg/MAJOR/bin/pg_config builds MAJOR there first when
+# it is missing; see test/harness/build_pg.sh).
 test:
 	bash test/harness/check_links.sh
 	bash test/harness/check_layout.sh
@@ -73,9 +84,17 @@ test:
 	python3 test/harness/check_reference.py
 	$(MAKE) check-kernels
 	$(MAKE) check-twotower
-	$(MAKE) all RECSYS_WERROR=1
-	bash test/harness/with_cluster.sh test
-	RECSYS_PRELOAD=1 bash test/harness/with_cluster.sh run bash test/harness/progress.sh
+	case '$(PG_CONFIG)' in /opt/recsys-pg/*/bin/pg_config) \
+		bash test/harness/build_pg.sh "$$(basename "$$(dirname "$$(dirname '$(PG_CONFIG)')")")" ;; esac
+	$(MAKE) all RECSYS_WERROR=1 PG_CONFIG='$(PG_CONFIG)'
+	PG_CONFIG='$(PG_CONFIG)' bash test/harness/with_cluster.sh test
+	PG_CONFIG='$(PG_CONFIG)' RECSYS_PRELOAD=1 bash test/harness/with_cluster.sh run bash test/harness/progress.sh
+
+# `make test` on each supported PostgreSQL in turn: 15 (Debian's), 17 and 18
+# (in /opt/recsys-pg, built first when missing).  RECSYS_PG_MAJORS="15 18"
+# runs a subset.
+test-matrix:
+	bash test/harness/test_matrix.sh
 
 # The two-tower kernel alone (no server) against a PyTorch float64 reference:
 # one and two steps of every method, the Adam update, exact == brute force.

@@ -18,6 +18,8 @@ BEGIN
 	RETURN 'ok';
 EXCEPTION WHEN OTHERS THEN
 	GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+	-- ALTER OWNER's membership error as PostgreSQL 15 words it (16 on: "must be able to SET ROLE")
+	msg := regexp_replace(msg, '^must be able to SET ROLE ', 'must be member of role ');
 	RETURN 'ERROR:  ' || SQLSTATE || ': ' || msg
 		|| CASE WHEN detail <> '' THEN E'\nDETAIL:  ' || detail ELSE '' END
 		|| CASE WHEN hint <> '' THEN E'\nHINT:  ' || hint ELSE '' END;

@@ -18,6 +18,8 @@ BEGIN
 	RETURN 'ok';
 EXCEPTION WHEN OTHERS THEN
 	GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+	-- a setting's range as PostgreSQL 15 words it (17 on: "(0 s .. 86400 s)")
+	msg := regexp_replace(msg, '\((-?[0-9]+) s \.\. (-?[0-9]+) s\)$', '(\1 .. \2)');
 	RETURN 'ERROR:  ' || SQLSTATE || ': ' || msg
 		|| CASE WHEN detail <> '' THEN E'\nDETAIL:  ' || detail ELSE '' END
 		|| CASE WHEN hint <> '' THEN E'\nHINT:  ' || hint ELSE '' END;

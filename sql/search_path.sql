@@ -127,8 +127,11 @@ SELECT recsys.drop_model('sp_mmoe') AS dropped;
 SELECT recsys.drop_model('sp_trained') AS dropped;
 RESET search_path;
 DROP TABLE sp_plays, sp_scores, sp_rows, sp_cands;
--- one object a transaction: thousands at once would exhaust the lock table
+-- one object a transaction: thousands at once would exhaust the lock table;
+-- in a new session, whose catalog caches do not hold the planted objects
+-- (assert-enabled servers check every cached entry at each transaction end)
 \set ECHO none
+\c
 \o /dev/null
 SELECT format('DROP OPERATOR %s', o.oid::regoperator) FROM pg_operator o
 WHERE o.oprnamespace = 'sp_public'::regnamespace \gexec

@@ -23,7 +23,9 @@ SELECT $ddl$CREATE FUNCTION public.recsys_objects() RETURNS SETOF text LANGUAGE 
 	WHERE c.relnamespace = 'recsys'::regnamespace AND c.relkind = 'r'
 	UNION ALL
 	SELECT format('constraint %s %s %s', conrelid::regclass, conname, pg_get_constraintdef(oid))
-	FROM pg_constraint WHERE connamespace = 'recsys'::regnamespace
+	-- NOT NULL is attnotnull above: from 18 it is also a named constraint, and
+	-- a renamed column keeps the constraint name it was created with
+	FROM pg_constraint WHERE connamespace = 'recsys'::regnamespace AND contype <> 'n'
 	UNION ALL
 	SELECT format('policy %s %s %s %s %s', polrelid::regclass, polname, polcmd,
 		pg_get_expr(polqual, polrelid), pg_get_expr(polwithcheck, polrelid))

@@ -796,8 +796,8 @@ FirstValue(int col, bool *isnull, MemoryContext context)
 		return (Datum) 0;
 	/* datumCopy, not SPI_datumTransfer: that copies into SPI's caller's context */
 	old = MemoryContextSwitchTo(context);
-	d = datumCopy(d, SPI_tuptable->tupdesc->attrs[col - 1].attbyval,
-				  SPI_tuptable->tupdesc->attrs[col - 1].attlen);
+	d = datumCopy(d, TupleDescAttr(SPI_tuptable->tupdesc, col - 1)->attbyval,
+				  TupleDescAttr(SPI_tuptable->tupdesc, col - 1)->attlen);
 	MemoryContextSwitchTo(old);
 	return d;
 }

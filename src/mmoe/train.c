@@ -1219,7 +1219,9 @@ mmoe_train(PG_FUNCTION_ARGS)
 		bytea	   *init_weights = NULL;
 		Jsonb	   *init_config = NULL;
 
-		if (getKeyJsonValueFromContainer(&options->root, "init_version", 12, &iv) != NULL &&
+		/* options that are no object are refused by ReadSettings below */
+		if (JB_ROOT_IS_OBJECT(options) &&
+			getKeyJsonValueFromContainer(&options->root, "init_version", 12, &iv) != NULL &&
 			iv.type == jbvNumeric)
 		{
 			double		x = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(iv.val.numeric)));

@@ -12,6 +12,7 @@
 #include "fmgr.h"
 #include "utils/memutils.h"
 
+#include "compat.h"
 #include "store/aggstate.h"
 
 /* Raise the error for a malformed aggregate state */

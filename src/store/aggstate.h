@@ -11,6 +11,8 @@
 
 #include "fmgr.h"
 
+#include "compat.h"
+
 /* the state layouts, validators and kernels (no PostgreSQL in there) */
 #include "kernel/aggkernel.h"
 
@@ -22,6 +24,6 @@ extern RecsysStateHeader *StateAlloc(Size size, uint32 magic, uint16 version,
 									 const char *what);
 extern bool StateCombineTrivial(FunctionCallInfo fcinfo, RecsysStateHeader *state1,
 								RecsysStateHeader *state2, Datum *result);
-extern void StateInvalid(const char *what, const char *detail) pg_attribute_noreturn();
+RecsysNoreturn extern void StateInvalid(const char *what, const char *detail);
 
 #endif

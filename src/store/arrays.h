@@ -11,6 +11,8 @@
 
 #include "utils/array.h"
 
+#include "compat.h"
+
 /*
  * A vector read in place from an array datum, which may have a 1-byte
  * (packed) varlena header: short arrays on disk do, and detoasting them
@@ -26,7 +28,7 @@ typedef struct VectorData
 extern void GetVectorData(Datum d, const char *what, VectorData *v);
 extern void VectorDataToScaledDoubles(const VectorData *v, double scale, double *out);
 
-extern void ReportArrayNull(ArrayType *a, const char *what) pg_attribute_noreturn();
+RecsysNoreturn extern void ReportArrayNull(ArrayType *a, const char *what);
 extern int	VectorDimOf(ArrayType *a, const char *what);
 extern int	VectorDim(ArrayType *a);
 extern void CheckSameDims(int a, int b);

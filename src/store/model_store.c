@@ -272,7 +272,7 @@ SimilarModelNames(const char *name)
  * has no row the caller can see, suggesting the nearest names when the
  * name itself has none: the one place that reports an unknown model
  */
-static pg_attribute_noreturn() void
+RecsysNoreturn static void
 ReportMissing(const char *name, bool has_version, int version)
 {
 	char	   *hint = SimilarModelNames(name);

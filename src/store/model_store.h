@@ -38,6 +38,8 @@
 #include "executor/spi.h"
 #include "utils/jsonb.h"
 
+#include "compat.h"
+
 /* Most cache entries kept when no query pins them */
 #define MODEL_CACHE_MAX_ENTRIES 16
 
@@ -117,7 +119,7 @@ extern const void *ModelStoreAcquire(ModelRef *ref, MemoryContext holder,
 									 const ModelKind *kind, text *name, int version,
 									 uint64 *load_id, int *found_version);
 extern void ModelStoreCheckName(const char *name, int len);
-extern void ModelStoreReportMissing(const char *name, int version) pg_attribute_noreturn();
+RecsysNoreturn extern void ModelStoreReportMissing(const char *name, int version);
 extern Oid	ModelStoreOwner(const char *name, int len);
 extern bool ModelStoreHasLifecycle(void);
 extern Oid	ModelStoreRelation(StoreTable table);

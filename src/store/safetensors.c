@@ -34,6 +34,7 @@
 #include "utils/memutils.h"
 #endif
 
+#include "compat.h"
 #include "store/safetensors.h"
 
 /* Nesting of a valid header: {"name": {"shape": [1]}} */
@@ -180,13 +181,13 @@ ParseUint64(const char *s, uint64 *out)
 }
 
 /* JSON callback: an object begins */
-static void
+static RecsysJsonResult
 OnObjectStart(void *state)
 {
 	ParseState *st = (ParseState *) state;
 
 	if (st->failed)
-		return;
+		return RECSYS_JSON_CONTINUE;
 	if (st->depth == 1)
 	{
 		if (strcmp(st->key, "__metadata__") == 0)
@@ -209,6 +210,7 @@ OnObjectStart(void *state)
 	else if (st->depth > 2)
 		FailTensor(st, "unexpected object inside the tensor entry");
 	st->depth++;
+	return RECSYS_JSON_CONTINUE;
 }
 
 /* Get what is wrong with the finished tensor entry st->cur, or NULL */
@@ -250,7 +252,7 @@ TensorEntryProblem(ParseState *st, char *buf, size_t buflen)
 }
 
 /* JSON callback: an object ends */
-static void
+static RecsysJsonResult
 OnObjectEnd(void *state)
 {
 	ParseState *st = (ParseState *) state;
@@ -258,17 +260,17 @@ OnObjectEnd(void *state)
 	char		buf[200];
 
 	if (st->failed)
-		return;
+		return RECSYS_JSON_CONTINUE;
 	st->depth--;
 	if (st->depth != 1 || st->top != IN_TENSOR)
-		return;
+		return RECSYS_JSON_CONTINUE;
 
 	/* A complete tensor entry: check it and keep it */
 	problem = TensorEntryProblem(st, buf, sizeof(buf));
 	if (problem)
 	{
 		FailTensor(st, problem);
-		return;
+		return RECSYS_JSON_CONTINUE;
 	}
 	if (st->file->ntensors == st->tensors_cap)
 	{
@@ -280,16 +282,17 @@ OnObjectEnd(void *state)
 	st->cur.name = st->key;
 	st->key = NULL;
 	st->file->tensors[st->file->ntensors++] = st->cur;
+	return RECSYS_JSON_CONTINUE;
 }
 
 /* JSON callback: an array begins */
-static void
+static RecsysJsonResult
 OnArrayStart(void *state)
 {
 	ParseState *st = (ParseState *) state;
 
 	if (st->failed)
-		return;
+		return RECSYS_JSON_CONTINUE;
 	if (st->depth == 0)
 		Fail(st, ST_BAD_FORMAT, "safetensors header must be a JSON object");
 	else if (st->depth == 1)
@@ -310,22 +313,24 @@ OnArrayStart(void *state)
 	else
 		FailTensor(st, "unexpected nested array");
 	st->depth++;
+	return RECSYS_JSON_CONTINUE;
 }
 
 /* JSON callback: an array ends */
-static void
+static RecsysJsonResult
 OnArrayEnd(void *state)
 {
 	ParseState *st = (ParseState *) state;
 
 	if (st->failed)
-		return;
+		return RECSYS_JSON_CONTINUE;
 	st->depth--;
 	st->array = 0;
+	return RECSYS_JSON_CONTINUE;
 }
 
 /* JSON callback: a key begins; we own fname */
-static void
+static RecsysJsonResult
 OnFieldStart(void *state, char *fname, bool isnull)
 {
 	ParseState *st = (ParseState *) state;
@@ -334,7 +339,7 @@ OnFieldStart(void *state, char *fname, bool isnull)
 	if (st->failed)
 	{
 		pfree(fname);
-		return;
+		return RECSYS_JSON_CONTINUE;
 	}
 	if (strlen(fname) > SAFETENSORS_MAX_NAME)
 	{
@@ -342,7 +347,7 @@ OnFieldStart(void *state, char *fname, bool isnull)
 		pfree(fname);
 		Fail(st, ST_TOO_LARGE, "safetensors name \"%s\" is longer than %d bytes",
 			 shown, SAFETENSORS_MAX_NAME);
-		return;
+		return RECSYS_JSON_CONTINUE;
 	}
 	if (st->depth == 1)
 	{
@@ -357,7 +362,7 @@ OnFieldStart(void *state, char *fname, bool isnull)
 		}
 		else if (fname[0] == '\0')
 			Fail(st, ST_BAD_FORMAT, "safetensors tensor name must not be empty");
-		return;
+		return RECSYS_JSON_CONTINUE;
 	}
 	Assert(st->depth == 2 && st->field == NULL);
 	st->field = fname;
@@ -388,17 +393,18 @@ OnFieldStart(void *state, char *fname, bool isnull)
 		}
 		st->seen |= bit;
 	}
+	return RECSYS_JSON_CONTINUE;
 }
 
 /* JSON callback: a key's value has been parsed */
-static void
+static RecsysJsonResult
 OnFieldEnd(void *state, char *fname, bool isnull)
 {
 	ParseState *st = (ParseState *) state;
 
 	/* after a failure depth is not tracked; SafetensorsParse frees key and field */
 	if (st->failed)
-		return;
+		return RECSYS_JSON_CONTINUE;
 	if (st->depth == 1 && st->key)
 	{
 		pfree(st->key);
@@ -409,6 +415,7 @@ OnFieldEnd(void *state, char *fname, bool isnull)
 		pfree(st->field);
 		st->field = NULL;
 	}
+	return RECSYS_JSON_CONTINUE;
 }
 
 /* Add a metadata entry */
@@ -433,7 +440,7 @@ AddMeta(ParseState *st, char *key, char *value)
 }
 
 /* JSON callback: a scalar value; we own token */
-static void
+static RecsysJsonResult
 OnScalar(void *state, char *token, JsonTokenType type)
 {
 	ParseState *st = (ParseState *) state;
@@ -463,7 +470,7 @@ OnScalar(void *state, char *token, JsonTokenType type)
 		}
 		AddMeta(st, st->field, token);
 		st->field = NULL;
-		return;
+		return RECSYS_JSON_CONTINUE;
 	}
 	if (st->depth == 2)
 	{
@@ -532,6 +539,7 @@ OnScalar(void *state, char *token, JsonTokenType type)
 done:
 	if (token)
 		pfree(token);
+	return RECSYS_JSON_CONTINUE;
 }
 
 /* Order tensors by name */
@@ -793,7 +801,7 @@ SafetensorsParse(const unsigned char *buf, uint64 len, SafetensorsFile *file,
 	 * pass with callbacks only ever sees valid JSON.  The lexer does not
 	 * write into its input.
 	 */
-	lex = makeJsonLexContextCstringLen(header, (int) n, PG_UTF8, false);
+	lex = RecsysJsonLexer(header, n, false);
 	jerr = pg_parse_json(lex, &nullSemAction);
 	if (jerr != JSON_SUCCESS)
 	{
@@ -803,12 +811,12 @@ SafetensorsParse(const unsigned char *buf, uint64 len, SafetensorsFile *file,
 #else
 		snprintf(err->detail, sizeof(err->detail), "JSON parse error %d.", (int) jerr);
 #endif
-		pfree(lex);
+		RecsysFreeJsonLexer(lex);
 		return false;
 	}
-	pfree(lex);
+	RecsysFreeJsonLexer(lex);
 
-	lex = makeJsonLexContextCstringLen(header, (int) n, PG_UTF8, true);
+	lex = RecsysJsonLexer(header, n, true);
 	jerr = pg_parse_json(lex, &sem);
 	if (jerr != JSON_SUCCESS)
 	{
@@ -816,12 +824,7 @@ SafetensorsParse(const unsigned char *buf, uint64 len, SafetensorsFile *file,
 		st.failed = false;
 		Fail(&st, ST_BAD_FORMAT, "safetensors header is not valid JSON");
 	}
-	if (lex->strval)
-	{
-		pfree(lex->strval->data);
-		pfree(lex->strval);
-	}
-	pfree(lex);
+	RecsysFreeJsonLexer(lex);
 	if (st.key)
 		pfree(st.key);
 	if (st.field)

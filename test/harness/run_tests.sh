@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "${RECSYS_TOP:?run through with_cluster.sh}"
 
+echo "== PostgreSQL $(psql -X -A -t -d postgres -c "SHOW server_version")"
 echo "== pg_regress"
 if ! make -s installcheck; then
 	[ -f regression.diffs ] && head -c 20000 regression.diffs

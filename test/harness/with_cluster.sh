@@ -1,13 +1,30 @@
 #!/usr/bin/env bash
-# Install recsys, start a throwaway PostgreSQL 15 cluster, run one job in it, stop it.
+# Install recsys, start a throwaway PostgreSQL cluster, run one job in it, stop it.
 # Usage: with_cluster.sh demo|test|bench [args...] | with_cluster.sh run COMMAND [args...]
+# The server is Debian's PostgreSQL 15, or the installation whose pg_config
+# PG_CONFIG names (e.g. /opt/recsys-pg/17/bin/pg_config, see build_pg.sh):
+# recsys is installed there and that version's binaries run the cluster.
 set -euo pipefail
 mode=${1:?usage: with_cluster.sh demo|test|bench}
 shift
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
 PGBIN=/usr/lib/postgresql/15/bin
-if [ -n "${RECSYS_PG_ROOT:-}" ]; then
+if [ -n "${PG_CONFIG:-}" ] && [ "$PG_CONFIG" != pg_config ]; then
+	# Another installation: its own binaries, one install-and-run at a time
+	# in it (build_pg.sh takes the same lock for /opt/recsys-pg/MAJOR).
+	# RECSYS_PG_ROOT is for Debian's PostgreSQL 15 only.
+	PGBIN=$("$PG_CONFIG" --bindir) || { echo "with_cluster.sh: $PG_CONFIG does not work" >&2; exit 1; }
+	major=$("$PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+	case "$PG_CONFIG" in
+		/opt/recsys-pg/*) lock=/opt/recsys-pg/$major.lock ;;
+		*) lock=/tmp/recsys-cluster-$major.lock ;;
+	esac
+	export PG_CONFIG
+	exec 9>"$lock"
+	flock 9
+	make -s install >/dev/null
+elif [ -n "${RECSYS_PG_ROOT:-}" ]; then
 	# A private copy of the PostgreSQL install (binaries find their share and
 	# lib directories relative to themselves), so that several checkouts can
 	# install and test at once without sharing the machine-wide extension
