@@ -4,7 +4,9 @@
 #     x86 intrinsics (<...>) and other src/kernel/ headers ("kernel/x.h"):
 #     no PostgreSQL header, no project setting, so that the kernels build
 #     and are tested alone (make check-kernels) and fuzzed;
-#   * the project's headers (src/**/*.h) include each other without a cycle.
+#   * the project's headers (src/**/*.h) include each other without a cycle;
+#   * no C function in src/ is longer than 150 lines, except those listed with
+#     a reason in test/harness/long_functions.txt (long_functions.py).
 # No compiler and no server needed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -59,7 +61,12 @@ if ! tsort "$edges" >/dev/null 2>"$edges.err"; then
 fi
 rm -f "$edges.err"
 
+# Function length: drivers split by phase, not one screenful after another.
+if ! python3 test/harness/long_functions.py; then
+	bad=1
+fi
+
 if [ "$bad" -ne 0 ]; then
 	exit 1
 fi
-echo "layout: ok (kernels include no PostgreSQL or project header; no include cycle among $(find src -name '*.h' | wc -l) headers)"
+echo "layout: ok (kernels include no PostgreSQL or project header; no include cycle among $(find src -name '*.h' | wc -l) headers; no function over 150 lines but $(grep -c '^src/' test/harness/long_functions.txt) listed)"
