@@ -495,30 +495,17 @@ Softplus(double x)
 }
 
 /*
- * One task's forward and backward pass, after the shared experts: gate,
- * mixture, tower, loss, then gradients into the task's tensors, dE, dcross
- * and dz.  Adds the task's loss and balance terms to stats.
+ * A task's gate forward: logits of the inputs (with noise for a noisy gate in
+ * training), the top-k selection and the softmax over it into g
  */
 static void
-TaskStep(MmoeTrainer *t, int rows, int tk, MmoeStepStats *st)
+GateForward(MmoeTrainer *t, int rows, int tk, bool noisy, int k)
 {
 	MmoeModel  *m = t->m;
 	const MmoeTask *task = &m->tasks[tk];
 	int			n = m->nexperts;
-	int			h = m->expert_out;
-	size_t		bn = (size_t) rows * n;
-	size_t		bh = (size_t) rows * h;
-	bool		noisy = m->gate == MMOE_GATE_NOISY_TOP_K && t->opt.gate_noise;
-	int			k = m->gate == MMOE_GATE_NOISY_TOP_K ? m->top_k : n;
 	uint64_t	noise_slot = (uint64_t) m->dropout_units + n + 1 + 2 * (uint64_t) tk * n;
-	double		bw = t->opt.balance_weight;
-	double		coef = 0.0;
-	double		loss_sum = 0.0;
-	int64_t		count = 0;
 	const float *logits;
-	const float *src;
-	float	   *dcur;
-	float	   *dnext;
 
 	/* gate logits */
 	DenseForward(rows, &task->gate, t->z, t->clean);
@@ -564,38 +551,58 @@ TaskStep(MmoeTrainer *t, int rows, int tk, MmoeStepStats *st)
 		for (int i = 0; i < n; i++)
 			g[i] = sel[i] ? (float) (exp((double) lg[i] - mx) / sum) : 0.0f;
 	}
+}
 
-	/* balance: importance of the gate, load (differentiable only with noise and k < n) */
-	if (bw > 0.0)
-	{
-		double		cv_imp;
-		double		cv_load;
+/*
+ * The balance loss of a gate: importance and load (the load differentiable
+ * only with noise and k < n), their cv^2 gradients into dimp and dload
+ */
+static void
+GateBalance(MmoeTrainer *t, int rows, bool noisy, int k, MmoeStepStats *st)
+{
+	int			n = t->m->nexperts;
+	double		bw = t->opt.balance_weight;
+	double		cv_imp;
+	double		cv_load;
 
-		memset(t->imp, 0, sizeof(double) * n);
-		memset(t->load, 0, sizeof(double) * n);
-		for (int r = 0; r < rows; r++)
-			for (int i = 0; i < n; i++)
+	memset(t->imp, 0, sizeof(double) * n);
+	memset(t->load, 0, sizeof(double) * n);
+	for (int r = 0; r < rows; r++)
+		for (int i = 0; i < n; i++)
+		{
+			size_t		ri = (size_t) r * n + i;
+
+			t->imp[i] += t->g[ri];
+			if (noisy && k < n)
 			{
-				size_t		ri = (size_t) r * n + i;
+				float		thr_in = t->noisy[(size_t) r * n + t->thr[2 * r + 1]];
+				float		thr_out = t->noisy[(size_t) r * n + t->thr[2 * r]];
+				double		th = t->noisy[ri] > thr_in ? thr_in : thr_out;
+				double		den = M_SQRT2 * t->sigma[ri] + 1e-20;
 
-				t->imp[i] += t->g[ri];
-				if (noisy && k < n)
-				{
-					float		thr_in = t->noisy[(size_t) r * n + t->thr[2 * r + 1]];
-					float		thr_out = t->noisy[(size_t) r * n + t->thr[2 * r]];
-					double		th = t->noisy[ri] > thr_in ? thr_in : thr_out;
-					double		den = M_SQRT2 * t->sigma[ri] + 1e-20;
-
-					t->load[i] += 0.5 * (1.0 + erf((t->clean[ri] - th) / den));
-				}
-				else
-					t->load[i] += t->g[ri] > 0.0f ? 1.0 : 0.0;
+				t->load[i] += 0.5 * (1.0 + erf((t->clean[ri] - th) / den));
 			}
-		cv_imp = CvSquared(n, t->imp, t->dimp);
-		cv_load = CvSquared(n, t->load, t->dload);
-		st->balance += bw * (cv_imp + cv_load);
-		st->objective += bw * (cv_imp + cv_load);
-	}
+			else
+				t->load[i] += t->g[ri] > 0.0f ? 1.0 : 0.0;
+		}
+	cv_imp = CvSquared(n, t->imp, t->dimp);
+	cv_load = CvSquared(n, t->load, t->dload);
+	st->balance += bw * (cv_imp + cv_load);
+	st->objective += bw * (cv_imp + cv_load);
+}
+
+/*
+ * The gate weights after expert dropout (gp): renormalized over the kept
+ * experts, unless that leaves no weight; then the mixture of the last expert
+ * layer (mix0) and its latent cross (mix)
+ */
+static void
+MixtureForward(MmoeTrainer *t, int rows)
+{
+	MmoeModel  *m = t->m;
+	int			n = m->nexperts;
+	int			h = m->expert_out;
+	size_t		bh = (size_t) rows * h;
 
 	/* expert dropout: renormalize over kept experts, unless that leaves no weight */
 	for (int r = 0; r < rows; r++)
@@ -634,9 +641,16 @@ TaskStep(MmoeTrainer *t, int rows, int tk, MmoeStepStats *st)
 		}
 	for (size_t j = 0; j < bh; j++)
 		t->mix[j] = m->context_dim > 0 ? t->mix0[j] * t->cross[j] : t->mix0[j];
+}
 
-	/* tower */
-	src = t->mix;
+/* A task's tower forward from the mixture into logit, plus its shallow tower */
+static void
+TowerForward(MmoeTrainer *t, int rows, int tk)
+{
+	MmoeModel  *m = t->m;
+	const MmoeTask *task = &m->tasks[tk];
+	const float *src = t->mix;
+
 	for (int l = 0; l < task->nhidden; l++)
 	{
 		float	   *dst = TowerOut(t, rows, task, l);
@@ -649,6 +663,21 @@ TaskStep(MmoeTrainer *t, int rows, int tk, MmoeStepStats *st)
 	if (m->positions > 0)
 		for (int r = 0; r < rows; r++)
 			t->logit[r] += m->shallow[(size_t) t->pos_used[r] * m->ntasks + tk];
+}
+
+/*
+ * A task's loss over its labelled rows into stats, and the gradient of the
+ * objective with respect to each row's logit into dlogit (the weighting's
+ * coefficient over the count; the log variance's gradient under uncertainty)
+ */
+static void
+TaskLoss(MmoeTrainer *t, int rows, int tk, MmoeStepStats *st)
+{
+	MmoeModel  *m = t->m;
+	const MmoeTask *task = &m->tasks[tk];
+	double		coef = 0.0;
+	double		loss_sum = 0.0;
+	int64_t		count = 0;
 
 	/* loss: per-row gradient into dlogit, scaled below */
 	for (int r = 0; r < rows; r++)
@@ -694,6 +723,20 @@ TaskStep(MmoeTrainer *t, int rows, int tk, MmoeStepStats *st)
 		for (int r = 0; r < rows; r++)
 			t->dlogit[r] = (float) (t->dlogit[r] * coef / count);
 	}
+}
+
+/*
+ * A task's backward from dlogit through the shallow tower, the tower and the
+ * latent cross; get the gradient of the mixture before the cross (d mix0)
+ */
+static float *
+TowerBackward(MmoeTrainer *t, int rows, int tk)
+{
+	MmoeModel  *m = t->m;
+	const MmoeTask *task = &m->tasks[tk];
+	size_t		bh = (size_t) rows * m->expert_out;
+	float	   *dcur;
+	float	   *dnext;
 
 	/* backward: shallow tower, tower */
 	if (m->positions > 0)
@@ -722,11 +765,26 @@ TaskStep(MmoeTrainer *t, int rows, int tk, MmoeStepStats *st)
 			t->dcross[j] += dcur[j] * t->mix0[j];
 			dcur[j] *= t->cross[j];
 		}
+	return dcur;
+}
+
+/*
+ * The mixture's backward from d mix0 (dmix): into the experts' outputs (dE)
+ * and through the gate weights, expert dropout's renormalization, the
+ * importance term and the softmax over the selection to the logits (dlog)
+ */
+static void
+MixtureBackward(MmoeTrainer *t, int rows, const float *dmix)
+{
+	MmoeModel  *m = t->m;
+	int			n = m->nexperts;
+	int			h = m->expert_out;
+	double		bw = t->opt.balance_weight;
 
 	/* mixture: into dE and the gate weights after expert dropout */
 	for (int r = 0; r < rows; r++)
 	{
-		const float *dm = dcur + (size_t) r * h;
+		const float *dm = dmix + (size_t) r * h;
 
 		for (int i = 0; i < n; i++)
 		{
@@ -777,46 +835,83 @@ TaskStep(MmoeTrainer *t, int rows, int tk, MmoeStepStats *st)
 		for (int i = 0; i < n; i++)
 			dl[i] = sel[i] ? (float) (g[i] * (dg[i] - dot)) : 0.0f;
 	}
+}
 
-	if (noisy)
+/*
+ * A task's gate backward from dlog: for a noisy gate, the load term and the
+ * noise (d clean, then d sigma to d raw); the gate's and noise weights'
+ * gradients and dz
+ */
+static void
+GateBackward(MmoeTrainer *t, int rows, int tk, bool noisy, int k)
+{
+	MmoeModel  *m = t->m;
+	const MmoeTask *task = &m->tasks[tk];
+	int			n = m->nexperts;
+	size_t		bn = (size_t) rows * n;
+	double		bw = t->opt.balance_weight;
+
+	if (!noisy)
 	{
-		/* dg becomes d clean, draw d sigma then d raw */
-		memset(t->draw, 0, sizeof(float) * bn);
-		memset(t->dg, 0, sizeof(float) * bn);
-		if (bw > 0.0 && k < n)
-			for (int r = 0; r < rows; r++)
-				for (int i = 0; i < n; i++)
-				{
-					size_t		ri = (size_t) r * n + i;
-					int			in_j = t->thr[2 * r + 1];
-					int			out_j = t->thr[2 * r];
-					bool		is_in = t->noisy[ri] > t->noisy[(size_t) r * n + in_j];
-					int			j = is_in ? in_j : out_j;
-					double		th = t->noisy[(size_t) r * n + j];
-					double		den = M_SQRT2 * t->sigma[ri] + 1e-20;
-					double		u = (t->clean[ri] - th) / den;
-					double		dp = bw * t->dload[i] * exp(-u * u) / sqrt(M_PI);
-
-					t->dg[ri] += (float) (dp / den);
-					t->dlog[(size_t) r * n + j] -= (float) (dp / den);
-					t->draw[ri] += (float) (-dp * u * M_SQRT2 / den);
-				}
-		for (size_t ri = 0; ri < bn; ri++)
-		{
-			double		sg = 1.0 / (1.0 + exp(-(double) t->raw[ri]));
-
-			t->dg[ri] += t->dlog[ri];
-			t->draw[ri] = (float) ((t->draw[ri] + t->dlog[ri] * t->noise[ri]) * sg);
-		}
-		DenseBackward(t, rows, &task->gate, t->dg, t->z, t->dz, true);
-		{
-			MmoeLayer	nl = {m->in_width, n, t->noise_w[tk], NULL};
-
-			DenseBackward(t, rows, &nl, t->draw, t->z, t->dz, true);
-		}
-	}
-	else
 		DenseBackward(t, rows, &task->gate, t->dlog, t->z, t->dz, true);
+		return;
+	}
+	/* dg becomes d clean, draw d sigma then d raw */
+	memset(t->draw, 0, sizeof(float) * bn);
+	memset(t->dg, 0, sizeof(float) * bn);
+	if (bw > 0.0 && k < n)
+		for (int r = 0; r < rows; r++)
+			for (int i = 0; i < n; i++)
+			{
+				size_t		ri = (size_t) r * n + i;
+				int			in_j = t->thr[2 * r + 1];
+				int			out_j = t->thr[2 * r];
+				bool		is_in = t->noisy[ri] > t->noisy[(size_t) r * n + in_j];
+				int			j = is_in ? in_j : out_j;
+				double		th = t->noisy[(size_t) r * n + j];
+				double		den = M_SQRT2 * t->sigma[ri] + 1e-20;
+				double		u = (t->clean[ri] - th) / den;
+				double		dp = bw * t->dload[i] * exp(-u * u) / sqrt(M_PI);
+
+				t->dg[ri] += (float) (dp / den);
+				t->dlog[(size_t) r * n + j] -= (float) (dp / den);
+				t->draw[ri] += (float) (-dp * u * M_SQRT2 / den);
+			}
+	for (size_t ri = 0; ri < bn; ri++)
+	{
+		double		sg = 1.0 / (1.0 + exp(-(double) t->raw[ri]));
+
+		t->dg[ri] += t->dlog[ri];
+		t->draw[ri] = (float) ((t->draw[ri] + t->dlog[ri] * t->noise[ri]) * sg);
+	}
+	DenseBackward(t, rows, &task->gate, t->dg, t->z, t->dz, true);
+	{
+		MmoeLayer	nl = {m->in_width, n, t->noise_w[tk], NULL};
+
+		DenseBackward(t, rows, &nl, t->draw, t->z, t->dz, true);
+	}
+}
+
+/*
+ * One task's forward and backward pass, after the shared experts: gate,
+ * mixture, tower, loss, then gradients into the task's tensors, dE, dcross
+ * and dz.  Adds the task's loss and balance terms to stats.
+ */
+static void
+TaskStep(MmoeTrainer *t, int rows, int tk, MmoeStepStats *st)
+{
+	MmoeModel  *m = t->m;
+	bool		noisy = m->gate == MMOE_GATE_NOISY_TOP_K && t->opt.gate_noise;
+	int			k = m->gate == MMOE_GATE_NOISY_TOP_K ? m->top_k : m->nexperts;
+
+	GateForward(t, rows, tk, noisy, k);
+	if (t->opt.balance_weight > 0.0)
+		GateBalance(t, rows, noisy, k, st);
+	MixtureForward(t, rows);
+	TowerForward(t, rows, tk);
+	TaskLoss(t, rows, tk, st);
+	MixtureBackward(t, rows, TowerBackward(t, rows, tk));
+	GateBackward(t, rows, tk, noisy, k);
 }
 
 /*

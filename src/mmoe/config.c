@@ -207,48 +207,11 @@ SpecInputs(MmoeModel *m, const FeatureSpec *spec)
 	return width;
 }
 
-/* Build a model skeleton (sizes, no weights) from a config, checking it all */
-MmoeModel *
-MmoeConfigToModel(Jsonb *config)
+/* Read the inputs: a "features" spec, else input_dim; get the input width so far */
+static int64
+ConfigInputs(MmoeModel *m, JsonbContainer *root, bool allow_unfitted)
 {
-	return MmoeConfigToSkeleton(config, false);
-}
-
-/*
- * Build a model skeleton from a config; with allow_unfitted, a "features"
- * spec that was not fitted yet gives placeholder input sizes (train_mmoe
- * rebuilds the model after fitting)
- */
-MmoeModel *
-MmoeConfigToSkeleton(Jsonb *config, bool allow_unfitted)
-{
-	static const char *const top_keys[] = {"kind", "input_dim", "experts", "gate", "tasks",
-		"categorical", "latent_cross", "shallow_tower", "dropout", "features", NULL};
-	static const char *const expert_keys[] = {"count", "hidden", "activation", NULL};
-	static const char *const gate_keys[] = {"type", "k", NULL};
-	static const char *const task_keys[] = {"name", "type", "tower", NULL};
-	static const char *const cat_keys[] = {"name", "vocab", "dim", NULL};
-	static const char *const cross_keys[] = {"context_dim", NULL};
-	static const char *const shallow_keys[] = {"position_buckets", NULL};
-	MmoeModel  *m = palloc0(sizeof(MmoeModel));
-	JsonbContainer *root;
-	JsonbContainer *obj;
-	JsonbContainer *arr;
 	JsonbValue	v;
-	int		   *hidden;
-	int			n;
-	int			site = 0;
-	int64		width;
-
-	if (!JB_ROOT_IS_OBJECT(config) || JB_ROOT_IS_SCALAR(config))
-		ConfigError(ERRCODE_INVALID_PARAMETER_VALUE, "mmoe config must be a JSON object");
-	root = &config->root;
-	ConfigCheckKeys(root, "", top_keys);
-
-	ConfigRequire(root, "kind", "kind", &v);
-	if (v.type != jbvString || v.val.string.len != 4 || memcmp(v.val.string.val, "mmoe", 4) != 0)
-		ConfigError(ERRCODE_INVALID_PARAMETER_VALUE,
-					"mmoe config: \"kind\" must be \"mmoe\"");
 
 	if (ConfigGet(root, "features", &v))
 	{
@@ -259,16 +222,22 @@ MmoeConfigToSkeleton(Jsonb *config, bool allow_unfitted)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("mmoe config: \"input_dim\" and \"categorical\" come from \"features\"; leave them out"),
 					 errdetail("A model with a feature spec takes its input sizes and vocabularies from the fitted spec.")));
-		width = SpecInputs(m, FeatureSpecParse(&v, allow_unfitted));
+		return SpecInputs(m, FeatureSpecParse(&v, allow_unfitted));
 	}
-	else
-	{
-		ConfigRequire(root, "input_dim", "input_dim", &v);
-		m->input_dim = ConfigInt(&v, "input_dim", 1, recsys_max_dim);
-		width = m->input_dim;
-	}
+	ConfigRequire(root, "input_dim", "input_dim", &v);
+	m->input_dim = ConfigInt(&v, "input_dim", 1, recsys_max_dim);
+	return m->input_dim;
+}
 
-	/* experts */
+/* Read "experts": their count and activation; get the hidden widths (m->nlayers of them) */
+static int *
+ConfigExperts(MmoeModel *m, JsonbContainer *root)
+{
+	static const char *const expert_keys[] = {"count", "hidden", "activation", NULL};
+	JsonbContainer *obj;
+	JsonbValue	v;
+	int		   *hidden;
+
 	ConfigRequire(root, "experts", "experts", &v);
 	obj = ConfigObject(&v, "experts");
 	ConfigCheckKeys(obj, "experts", expert_keys);
@@ -284,52 +253,60 @@ MmoeConfigToSkeleton(Jsonb *config, bool allow_unfitted)
 			ConfigError(ERRCODE_INVALID_PARAMETER_VALUE,
 						"mmoe config: \"experts.activation\" must be \"relu\", not \"%s\"", act);
 	}
+	return hidden;
+}
 
-	/* categorical features widen the input */
-	if (m->features == NULL && ConfigGet(root, "categorical", &v))
+/* Read "categorical" (a model without a spec): get the input width widened by the embeddings */
+static int64
+ConfigCategorical(MmoeModel *m, JsonbContainer *root, int64 width)
+{
+	static const char *const cat_keys[] = {"name", "vocab", "dim", NULL};
+	JsonbContainer *arr;
+	JsonbValue	v;
+	int			n;
+
+	if (!ConfigGet(root, "categorical", &v))
+		return width;
+	arr = ConfigArray(&v, "categorical", &n);
+	if (n > MMOE_MAX_CATEGORICAL)
+		ConfigError(ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+					"mmoe config: \"categorical\" has %d entries, more than %d",
+					n, MMOE_MAX_CATEGORICAL);
+	m->ncategorical = n;
+	m->categorical = palloc0(sizeof(MmoeCategorical) * Max(n, 1));
+	for (int i = 0; i < n; i++)
 	{
-		arr = ConfigArray(&v, "categorical", &n);
-		if (n > MMOE_MAX_CATEGORICAL)
-			ConfigError(ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-						"mmoe config: \"categorical\" has %d entries, more than %d",
-						n, MMOE_MAX_CATEGORICAL);
-		m->ncategorical = n;
-		m->categorical = palloc0(sizeof(MmoeCategorical) * Max(n, 1));
-		for (int i = 0; i < n; i++)
-		{
-			MmoeCategorical *c = &m->categorical[i];
-			char	   *path = psprintf("categorical[%d]", i);
-			JsonbValue *e = getIthJsonbValueFromContainer(arr, i);
+		MmoeCategorical *c = &m->categorical[i];
+		char	   *path = psprintf("categorical[%d]", i);
+		JsonbValue *e = getIthJsonbValueFromContainer(arr, i);
+		JsonbContainer *obj = ConfigObject(e, path);
 
-			obj = ConfigObject(e, path);
-			ConfigCheckKeys(obj, path, cat_keys);
-			ConfigRequire(obj, "name", psprintf("%s.name", path), &v);
-			c->name = ConfigString(&v, psprintf("%s.name", path), MMOE_MAX_NAME);
-			if (strspn(c->name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != strlen(c->name))
+		ConfigCheckKeys(obj, path, cat_keys);
+		ConfigRequire(obj, "name", psprintf("%s.name", path), &v);
+		c->name = ConfigString(&v, psprintf("%s.name", path), MMOE_MAX_NAME);
+		if (strspn(c->name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != strlen(c->name))
+			ConfigError(ERRCODE_INVALID_PARAMETER_VALUE,
+						"mmoe config: categorical name \"%s\" may only have letters, digits and _",
+						c->name);
+		for (int j = 0; j < i; j++)
+			if (strcmp(m->categorical[j].name, c->name) == 0)
 				ConfigError(ERRCODE_INVALID_PARAMETER_VALUE,
-							"mmoe config: categorical name \"%s\" may only have letters, digits and _",
-							c->name);
-			for (int j = 0; j < i; j++)
-				if (strcmp(m->categorical[j].name, c->name) == 0)
-					ConfigError(ERRCODE_INVALID_PARAMETER_VALUE,
-								"mmoe config: categorical name \"%s\" appears twice", c->name);
-			ConfigRequire(obj, "vocab", psprintf("%s.vocab", path), &v);
-			c->vocab = ConfigInt(&v, psprintf("%s.vocab", path), 1, PG_INT32_MAX);
-			ConfigRequire(obj, "dim", psprintf("%s.dim", path), &v);
-			c->dim = ConfigInt(&v, psprintf("%s.dim", path), 1, recsys_max_dim);
-			width += c->dim;
-		}
+							"mmoe config: categorical name \"%s\" appears twice", c->name);
+		ConfigRequire(obj, "vocab", psprintf("%s.vocab", path), &v);
+		c->vocab = ConfigInt(&v, psprintf("%s.vocab", path), 1, PG_INT32_MAX);
+		ConfigRequire(obj, "dim", psprintf("%s.dim", path), &v);
+		c->dim = ConfigInt(&v, psprintf("%s.dim", path), 1, recsys_max_dim);
+		width += c->dim;
 	}
-	if (m->features == NULL)
-		m->bag_offset = (int) width;
-	if (width > recsys_max_dim)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("mmoe config: input width " INT64_FORMAT " (input_dim plus embedding dims) is more than recsys.max_dim (%d)",
-						width, recsys_max_dim)));
-	m->in_width = (int) width;
+	return width;
+}
 
-	/* expert layers */
+/* Set up the expert layers; get the next dropout site after their units */
+static int
+ExpertLayers(MmoeModel *m, const int *hidden)
+{
+	int			site = 0;
+
 	m->experts = palloc0(sizeof(MmoeLayer) * m->nexperts * m->nlayers);
 	m->expert_site = palloc(sizeof(int) * m->nexperts * m->nlayers);
 	m->max_width = 1;
@@ -342,39 +319,100 @@ MmoeConfigToSkeleton(Jsonb *config, bool allow_unfitted)
 			m->max_width = Max(m->max_width, hidden[l]);
 		}
 	m->expert_out = hidden[m->nlayers - 1];
+	return site;
+}
 
-	/* gate */
+/* Read "gate" (softmax when absent) */
+static void
+ConfigGate(MmoeModel *m, JsonbContainer *root)
+{
+	static const char *const gate_keys[] = {"type", "k", NULL};
+	JsonbContainer *obj;
+	JsonbValue	v;
+	char	   *type;
+
 	m->gate = MMOE_GATE_SOFTMAX;
-	if (ConfigGet(root, "gate", &v))
+	if (!ConfigGet(root, "gate", &v))
+		return;
+	obj = ConfigObject(&v, "gate");
+	ConfigCheckKeys(obj, "gate", gate_keys);
+	ConfigRequire(obj, "type", "gate.type", &v);
+	type = ConfigString(&v, "gate.type", 64);
+	if (strcmp(type, "softmax") == 0)
 	{
-		char	   *type;
-
-		obj = ConfigObject(&v, "gate");
-		ConfigCheckKeys(obj, "gate", gate_keys);
-		ConfigRequire(obj, "type", "gate.type", &v);
-		type = ConfigString(&v, "gate.type", 64);
-		if (strcmp(type, "softmax") == 0)
-		{
-			if (ConfigGet(obj, "k", &v))
-				ConfigError(ERRCODE_INVALID_PARAMETER_VALUE,
-							"mmoe config: \"gate.k\" only applies to \"noisy_top_k\" gates");
-		}
-		else if (strcmp(type, "noisy_top_k") == 0)
-		{
-			m->gate = MMOE_GATE_NOISY_TOP_K;
-			ConfigRequire(obj, "k", "gate.k", &v);
-			m->top_k = ConfigInt(&v, "gate.k", 1, PG_INT32_MAX);
-			if (m->top_k > m->nexperts)
-				ConfigError(ERRCODE_INVALID_PARAMETER_VALUE,
-							"mmoe config: \"gate.k\" is %d, more than \"experts.count\" (%d)",
-							m->top_k, m->nexperts);
-		}
-		else
+		if (ConfigGet(obj, "k", &v))
 			ConfigError(ERRCODE_INVALID_PARAMETER_VALUE,
-						"mmoe config: \"gate.type\" must be \"softmax\" or \"noisy_top_k\", not \"%s\"", type);
+						"mmoe config: \"gate.k\" only applies to \"noisy_top_k\" gates");
 	}
+	else if (strcmp(type, "noisy_top_k") == 0)
+	{
+		m->gate = MMOE_GATE_NOISY_TOP_K;
+		ConfigRequire(obj, "k", "gate.k", &v);
+		m->top_k = ConfigInt(&v, "gate.k", 1, PG_INT32_MAX);
+		if (m->top_k > m->nexperts)
+			ConfigError(ERRCODE_INVALID_PARAMETER_VALUE,
+						"mmoe config: \"gate.k\" is %d, more than \"experts.count\" (%d)",
+						m->top_k, m->nexperts);
+	}
+	else
+		ConfigError(ERRCODE_INVALID_PARAMETER_VALUE,
+					"mmoe config: \"gate.type\" must be \"softmax\" or \"noisy_top_k\", not \"%s\"", type);
+}
 
-	/* tasks */
+/* Read task t of "tasks" (element e): name, type, tower layers */
+static void
+ConfigTask(MmoeModel *m, int t, JsonbValue *e)
+{
+	static const char *const task_keys[] = {"name", "type", "tower", NULL};
+	MmoeTask   *task = &m->tasks[t];
+	char	   *path = psprintf("tasks[%d]", t);
+	JsonbContainer *obj = ConfigObject(e, path);
+	JsonbValue	v;
+	char	   *type;
+	int		   *tower = NULL;
+	int			prev;
+
+	ConfigCheckKeys(obj, path, task_keys);
+	ConfigRequire(obj, "name", psprintf("%s.name", path), &v);
+	task->name = ConfigString(&v, psprintf("%s.name", path), MMOE_MAX_NAME);
+	for (int j = 0; j < t; j++)
+		if (strcmp(m->tasks[j].name, task->name) == 0)
+			ConfigError(ERRCODE_INVALID_PARAMETER_VALUE,
+						"mmoe config: task name \"%s\" appears twice", task->name);
+	ConfigRequire(obj, "type", psprintf("%s.type", path), &v);
+	type = ConfigString(&v, psprintf("%s.type", path), 64);
+	if (strcmp(type, "binary") == 0)
+		task->type = MMOE_BINARY;
+	else if (strcmp(type, "regression") == 0)
+		task->type = MMOE_REGRESSION;
+	else
+		ConfigError(ERRCODE_INVALID_PARAMETER_VALUE,
+					"mmoe config: \"%s.type\" must be \"binary\" or \"regression\", not \"%s\"",
+					path, type);
+	task->nhidden = 0;
+	if (ConfigGet(obj, "tower", &v))
+		tower = ConfigWidths(&v, psprintf("%s.tower", path), 0, &task->nhidden);
+	InitLayer(&task->gate, m->in_width, m->nexperts);
+	task->tower = palloc0(sizeof(MmoeLayer) * (task->nhidden + 1));
+	task->dropout_site = palloc(sizeof(int) * Max(task->nhidden, 1));
+	prev = m->expert_out;
+	for (int l = 0; l < task->nhidden; l++)
+	{
+		InitLayer(&task->tower[l], prev, tower[l]);
+		prev = tower[l];
+		m->max_width = Max(m->max_width, tower[l]);
+	}
+	InitLayer(&task->tower[task->nhidden], prev, 1);
+}
+
+/* Read "tasks"; their towers' dropout units come after site, the experts' units */
+static void
+ConfigTasks(MmoeModel *m, JsonbContainer *root, int site)
+{
+	JsonbContainer *arr;
+	JsonbValue	v;
+	int			n;
+
 	ConfigRequire(root, "tasks", "tasks", &v);
 	arr = ConfigArray(&v, "tasks", &n);
 	if (n < 1)
@@ -386,47 +424,7 @@ MmoeConfigToSkeleton(Jsonb *config, bool allow_unfitted)
 	m->ntasks = n;
 	m->tasks = palloc0(sizeof(MmoeTask) * n);
 	for (int t = 0; t < n; t++)
-	{
-		MmoeTask   *task = &m->tasks[t];
-		char	   *path = psprintf("tasks[%d]", t);
-		JsonbValue *e = getIthJsonbValueFromContainer(arr, t);
-		char	   *type;
-		int		   *tower = NULL;
-		int			prev;
-
-		obj = ConfigObject(e, path);
-		ConfigCheckKeys(obj, path, task_keys);
-		ConfigRequire(obj, "name", psprintf("%s.name", path), &v);
-		task->name = ConfigString(&v, psprintf("%s.name", path), MMOE_MAX_NAME);
-		for (int j = 0; j < t; j++)
-			if (strcmp(m->tasks[j].name, task->name) == 0)
-				ConfigError(ERRCODE_INVALID_PARAMETER_VALUE,
-							"mmoe config: task name \"%s\" appears twice", task->name);
-		ConfigRequire(obj, "type", psprintf("%s.type", path), &v);
-		type = ConfigString(&v, psprintf("%s.type", path), 64);
-		if (strcmp(type, "binary") == 0)
-			task->type = MMOE_BINARY;
-		else if (strcmp(type, "regression") == 0)
-			task->type = MMOE_REGRESSION;
-		else
-			ConfigError(ERRCODE_INVALID_PARAMETER_VALUE,
-						"mmoe config: \"%s.type\" must be \"binary\" or \"regression\", not \"%s\"",
-						path, type);
-		task->nhidden = 0;
-		if (ConfigGet(obj, "tower", &v))
-			tower = ConfigWidths(&v, psprintf("%s.tower", path), 0, &task->nhidden);
-		InitLayer(&task->gate, m->in_width, m->nexperts);
-		task->tower = palloc0(sizeof(MmoeLayer) * (task->nhidden + 1));
-		task->dropout_site = palloc(sizeof(int) * Max(task->nhidden, 1));
-		prev = m->expert_out;
-		for (int l = 0; l < task->nhidden; l++)
-		{
-			InitLayer(&task->tower[l], prev, tower[l]);
-			prev = tower[l];
-			m->max_width = Max(m->max_width, tower[l]);
-		}
-		InitLayer(&task->tower[task->nhidden], prev, 1);
-	}
+		ConfigTask(m, t, getIthJsonbValueFromContainer(arr, t));
 	/* tower dropout units come after all expert units */
 	for (int t = 0; t < m->ntasks; t++)
 		for (int l = 0; l < m->tasks[t].nhidden; l++)
@@ -435,6 +433,16 @@ MmoeConfigToSkeleton(Jsonb *config, bool allow_unfitted)
 			site += m->tasks[t].tower[l].out;
 		}
 	m->dropout_units = site;
+}
+
+/* Read the optional parts: "latent_cross", "shallow_tower", "dropout" */
+static void
+ConfigExtras(MmoeModel *m, JsonbContainer *root)
+{
+	static const char *const cross_keys[] = {"context_dim", NULL};
+	static const char *const shallow_keys[] = {"position_buckets", NULL};
+	JsonbContainer *obj;
+	JsonbValue	v;
 
 	if (ConfigGet(root, "latent_cross", &v))
 	{
@@ -464,5 +472,61 @@ MmoeConfigToSkeleton(Jsonb *config, bool allow_unfitted)
 						"mmoe config: \"dropout\" must be in [0, 1)");
 		m->dropout = r;
 	}
+}
+
+/* Build a model skeleton (sizes, no weights) from a config, checking it all */
+MmoeModel *
+MmoeConfigToModel(Jsonb *config)
+{
+	return MmoeConfigToSkeleton(config, false);
+}
+
+/*
+ * Build a model skeleton from a config; with allow_unfitted, a "features"
+ * spec that was not fitted yet gives placeholder input sizes (train_mmoe
+ * rebuilds the model after fitting).  The parts are read in a fixed order, so
+ * that a config with several faults always reports the same one.
+ */
+MmoeModel *
+MmoeConfigToSkeleton(Jsonb *config, bool allow_unfitted)
+{
+	static const char *const top_keys[] = {"kind", "input_dim", "experts", "gate", "tasks",
+		"categorical", "latent_cross", "shallow_tower", "dropout", "features", NULL};
+	MmoeModel  *m = palloc0(sizeof(MmoeModel));
+	JsonbContainer *root;
+	JsonbValue	v;
+	int		   *hidden;
+	int			site;
+	int64		width;
+
+	if (!JB_ROOT_IS_OBJECT(config) || JB_ROOT_IS_SCALAR(config))
+		ConfigError(ERRCODE_INVALID_PARAMETER_VALUE, "mmoe config must be a JSON object");
+	root = &config->root;
+	ConfigCheckKeys(root, "", top_keys);
+
+	ConfigRequire(root, "kind", "kind", &v);
+	if (v.type != jbvString || v.val.string.len != 4 || memcmp(v.val.string.val, "mmoe", 4) != 0)
+		ConfigError(ERRCODE_INVALID_PARAMETER_VALUE,
+					"mmoe config: \"kind\" must be \"mmoe\"");
+
+	width = ConfigInputs(m, root, allow_unfitted);
+	hidden = ConfigExperts(m, root);
+	/* categorical features widen the input */
+	if (m->features == NULL)
+	{
+		width = ConfigCategorical(m, root, width);
+		m->bag_offset = (int) width;
+	}
+	if (width > recsys_max_dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("mmoe config: input width " INT64_FORMAT " (input_dim plus embedding dims) is more than recsys.max_dim (%d)",
+						width, recsys_max_dim)));
+	m->in_width = (int) width;
+
+	site = ExpertLayers(m, hidden);
+	ConfigGate(m, root);
+	ConfigTasks(m, root, site);
+	ConfigExtras(m, root);
 	return m;
 }

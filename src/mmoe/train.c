@@ -550,6 +550,119 @@ GrowData(TrainData *d, const MmoeModel *m, int64 need, const char *rel)
 }
 
 /*
+ * Check row d->n of a fetch (vals, nulls as SelectSql reads them) into d, or
+ * into the feature builder; count what is wrong with it in bad
+ */
+static void
+ReadRow(TrainData *d, const MmoeModel *m, FeatureBuilder *fb, Datum *vals, bool *nulls, BadRows *bad)
+{
+	int			T = m->ntasks;
+	int64		i = d->n;
+	bool		ok = true;
+	int			len;
+	const void *p;
+
+	/* features: from the spec's columns, or the array */
+	if (fb)
+		FeatureBuilderAdd(fb, vals, nulls);
+	else if (nulls[0] || (p = ArrayElems(vals[0], &len)) == NULL)
+	{
+		bad->null_features++;
+		ok = false;
+	}
+	else if (len != m->input_dim)
+	{
+		bad->features_len++;
+		ok = false;
+	}
+	else
+	{
+		const float *f = p;
+
+		for (int j = 0; j < len; j++)
+			if (!isfinite(f[j]))
+			{
+				bad->features_nan++;
+				ok = false;
+				break;
+			}
+		if (ok)
+			memcpy(d->x + i * m->input_dim, f, sizeof(float) * len);
+	}
+	/* labels */
+	for (int t = 0; t < T; t++)
+	{
+		double		y = nulls[1 + t] ? 0.0 : DatumGetFloat8(vals[1 + t]);
+
+		d->has_label[i * T + t] = !nulls[1 + t];
+		d->labels[i * T + t] = (float) y;
+		if (nulls[1 + t])
+			continue;
+		if (!isfinite(y) || !isfinite((float) y))
+		{
+			bad->label_nan[t]++;
+			ok = false;
+		}
+		else if (m->tasks[t].type == MMOE_BINARY && y != 0.0 && y != 1.0)
+		{
+			bad->label_binary[t]++;
+			ok = false;
+		}
+	}
+	/* categorical ids */
+	if (m->ncategorical > 0 && fb == NULL)
+	{
+		if (nulls[T + 1] || (p = ArrayElems(vals[T + 1], &len)) == NULL)
+			bad->cat_null++;
+		else if (len != m->ncategorical)
+			bad->cat_len++;
+		else
+		{
+			const int32 *ids = p;
+			bool		in_range = true;
+
+			for (int k = 0; k < len && in_range; k++)
+				in_range = ids[k] >= 0 && ids[k] < m->categorical[k].vocab;
+			if (in_range)
+				memcpy(d->ids + i * m->ncategorical, ids, sizeof(int32) * len);
+			else
+				bad->cat_range++;
+		}
+	}
+	/* context */
+	if (m->context_dim > 0)
+	{
+		if (nulls[T + 2] || (p = ArrayElems(vals[T + 2], &len)) == NULL)
+			bad->ctx_null++;
+		else if (len != m->context_dim)
+			bad->ctx_len++;
+		else
+		{
+			const float *f = p;
+
+			for (int j = 0; j < len; j++)
+				if (!isfinite(f[j]))
+				{
+					bad->ctx_nan++;
+					break;
+				}
+			memcpy(d->context + i * m->context_dim, f, sizeof(float) * len);
+		}
+	}
+	/* display position: NULL = missing */
+	d->position[i] = -1;
+	if (m->positions > 0 && !nulls[T + 3])
+	{
+		int32		pos = DatumGetInt32(vals[T + 3]);
+
+		if (pos < 0 || pos >= m->positions)
+			bad->pos_range++;
+		else
+			d->position[i] = pos;
+	}
+}
+
+/*
  * Read every row of a relation into d (in context), checking each, within
  * budget bytes, extra_per_row of them per row for the run's own arrays;
  * error on bad rows or none
@@ -613,110 +726,9 @@ LoadRows(Oid relid, const MmoeModel *m, const TrainColumns *c, TrainData *d, Mem
 		{
 			HeapTuple	tup = SPI_tuptable->vals[r];
 			TupleDesc	desc = SPI_tuptable->tupdesc;
-			int64		i = d->n;
-			bool		ok = true;
-			int			len;
-			const void *p;
 
 			heap_deform_tuple(tup, desc, vals, nulls);
-			/* features: from the spec's columns, or the array */
-			if (fb)
-				FeatureBuilderAdd(fb, vals, nulls);
-			else if (nulls[0] || (p = ArrayElems(vals[0], &len)) == NULL)
-			{
-				bad.null_features++;
-				ok = false;
-			}
-			else if (len != m->input_dim)
-			{
-				bad.features_len++;
-				ok = false;
-			}
-			else
-			{
-				const float *f = p;
-
-				for (int j = 0; j < len; j++)
-					if (!isfinite(f[j]))
-					{
-						bad.features_nan++;
-						ok = false;
-						break;
-					}
-				if (ok)
-					memcpy(d->x + i * m->input_dim, f, sizeof(float) * len);
-			}
-			/* labels */
-			for (int t = 0; t < T; t++)
-			{
-				double		y = nulls[1 + t] ? 0.0 : DatumGetFloat8(vals[1 + t]);
-
-				d->has_label[i * T + t] = !nulls[1 + t];
-				d->labels[i * T + t] = (float) y;
-				if (nulls[1 + t])
-					continue;
-				if (!isfinite(y) || !isfinite((float) y))
-				{
-					bad.label_nan[t]++;
-					ok = false;
-				}
-				else if (m->tasks[t].type == MMOE_BINARY && y != 0.0 && y != 1.0)
-				{
-					bad.label_binary[t]++;
-					ok = false;
-				}
-			}
-			/* categorical ids */
-			if (m->ncategorical > 0 && fb == NULL)
-			{
-				if (nulls[T + 1] || (p = ArrayElems(vals[T + 1], &len)) == NULL)
-					bad.cat_null++;
-				else if (len != m->ncategorical)
-					bad.cat_len++;
-				else
-				{
-					const int32 *ids = p;
-					bool		in_range = true;
-
-					for (int k = 0; k < len && in_range; k++)
-						in_range = ids[k] >= 0 && ids[k] < m->categorical[k].vocab;
-					if (in_range)
-						memcpy(d->ids + i * m->ncategorical, ids, sizeof(int32) * len);
-					else
-						bad.cat_range++;
-				}
-			}
-			/* context */
-			if (m->context_dim > 0)
-			{
-				if (nulls[T + 2] || (p = ArrayElems(vals[T + 2], &len)) == NULL)
-					bad.ctx_null++;
-				else if (len != m->context_dim)
-					bad.ctx_len++;
-				else
-				{
-					const float *f = p;
-
-					for (int j = 0; j < len; j++)
-						if (!isfinite(f[j]))
-						{
-							bad.ctx_nan++;
-							break;
-						}
-					memcpy(d->context + i * m->context_dim, f, sizeof(float) * len);
-				}
-			}
-			/* display position: NULL = missing */
-			d->position[i] = -1;
-			if (m->positions > 0 && !nulls[T + 3])
-			{
-				int32		pos = DatumGetInt32(vals[T + 3]);
-
-				if (pos < 0 || pos >= m->positions)
-					bad.pos_range++;
-				else
-					d->position[i] = pos;
-			}
+			ReadRow(d, m, fb, vals, nulls, &bad);
 			d->n++;
 		}
 		MemoryContextSwitchTo(old);
@@ -1143,55 +1155,60 @@ ModelBytes(const MmoeModel *m, const TrainSettings *set, int maxrows, bool have_
 	return trainer + extra;
 }
 
-PG_FUNCTION_INFO_V1(mmoe_train);
-/*
- * recsys.train_mmoe: train a model and store it as the next version; one
- * row per epoch (loss, per-task losses, log variances, validation metrics,
- * seconds)
- */
-Datum
-mmoe_train(PG_FUNCTION_ARGS)
+/* One run of train_mmoe: what its phases hand each other */
+typedef struct TrainRun
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	text	   *model_name;
-	Jsonb	   *config;
-	Jsonb	   *options;
-	MmoeModel  *m;
-	TrainSettings set;
-	TrainColumns cols;
-	TrainData	data;
-	TrainData	val;
-	MmoeTrainer tr;
-	MemoryContext context;
-	int			spi_level;
-	MemoryContext old;
-	int			version;
-	int			maxrows;
-	int			T;
 	Oid			source;
 	bool		have_val;
-	bool		loaded = false;
-	Rng			rng;
-	int64	   *perm;
-	float	   *best = NULL;
-	double		best_loss = INFINITY;
-	int			best_epoch = 0;
-	int			since_best = 0;
-	int			epochs_run = 0;
-	MmoeScratch *sc = NULL;
-	float	   *vout = NULL;
-	float	   *vstack_w = NULL;
-	float	   *vstack_b = NULL;
-	int64	   *vorder = NULL;
-	float	   *vcol = NULL;
-	float	   *vlab = NULL;
+	Jsonb	   *config;			/* the stored config (with a fitted spec) */
+	Jsonb	   *options;
+	MmoeModel  *m;
+	int			T;
+	int			version;
+	TrainSettings set;
+	TrainColumns cols;
+	MemoryContext context;
+	double		budget;			/* bytes of recsys.training_memory not yet spoken for */
+	int			maxrows;
+	MmoeTrainer tr;
+	TrainData	data;
+	bool		loaded;			/* data read already (to fit the feature spec) */
+	bytea	   *init_weights;	/* options.init_version's weights, or NULL */
+	/* validation scratch */
+	TrainData	val;
+	MmoeScratch *sc;
+	float	   *vout;
+	float	   *vstack_w;
+	float	   *vstack_b;
+	int64	   *vorder;
+	float	   *vcol;
+	float	   *vlab;
+	/* early stopping */
+	float	   *best;
+	double		best_loss;
+	int			best_epoch;
+	int			since_best;
+	int			epochs_run;
+	/* the log */
 	StringInfoData log;
-	StringInfoData metrics;
-	char	   *gradients = NULL;
-	Oid			types[6];
-	Datum		values[6];
-	double		budget = (double) recsys_training_memory * 1024.0;
+	char	   *gradients;
+} TrainRun;
 
+/* What one epoch gives its output row and the log */
+typedef struct EpochResult
+{
+	double		objective;
+	double		task_loss[MMOE_MAX_TASKS];
+	double		log_vars[MMOE_MAX_TASKS];
+	double		seconds;
+	StringInfoData vjson;		/* validation metrics (empty without validation) */
+} EpochResult;
+
+/* Check the arguments that need no model: NULLs, the name, the relations' columns */
+static void
+CheckArguments(FunctionCallInfo fcinfo, TrainRun *run)
+{
 	for (int a = 0; a < NARGS; a++)
 		if (PG_ARGISNULL(a) && a != ARG_CONFIG && a != ARG_CATEGORICAL && a != ARG_CONTEXT &&
 			a != ARG_POSITION && a != ARG_VALIDATION && a != ARG_FEATURES)
@@ -1199,310 +1216,362 @@ mmoe_train(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("argument %d of train_mmoe must not be NULL", a + 1)));
 	InitMaterializedSRF(fcinfo, 0);
-	model_name = PG_GETARG_TEXT_PP(ARG_MODEL);
-	ModelStoreCheckName(VARDATA_ANY(model_name), VARSIZE_ANY_EXHDR(model_name));
-	source = PG_GETARG_OID(ARG_SOURCE);
-	have_val = !PG_ARGISNULL(ARG_VALIDATION);
-	CheckColumnTypes(fcinfo, source);
-	if (have_val)
+	run->model_name = PG_GETARG_TEXT_PP(ARG_MODEL);
+	ModelStoreCheckName(VARDATA_ANY(run->model_name), VARSIZE_ANY_EXHDR(run->model_name));
+	run->source = PG_GETARG_OID(ARG_SOURCE);
+	run->have_val = !PG_ARGISNULL(ARG_VALIDATION);
+	CheckColumnTypes(fcinfo, run->source);
+	if (run->have_val)
 		CheckColumnTypes(fcinfo, PG_GETARG_OID(ARG_VALIDATION));
-	options = PG_GETARG_JSONB_P(ARG_OPTIONS);
+	run->options = PG_GETARG_JSONB_P(ARG_OPTIONS);
+}
 
-	context = AllocSetContextCreate(CurrentMemoryContext, "recsys train_mmoe", ALLOCSET_DEFAULT_SIZES);
-	old = MemoryContextSwitchTo(context);
-	spi_level = RecsysSpiConnect();
+/*
+ * Get the config to train: the argument, else options.init_version's (whose
+ * weights go to run->init_weights); the options are checked in full later
+ */
+static Jsonb *
+ReadConfig(FunctionCallInfo fcinfo, TrainRun *run)
+{
+	JsonbValue	iv;
+	int			init = 0;
+	Jsonb	   *init_config = NULL;
+	Oid			types[2];
+	Datum		values[2];
 
-	/* config: the argument, else the initial version's */
+	/* options that are no object are refused by ReadSettings below */
+	if (JB_ROOT_IS_OBJECT(run->options) &&
+		getKeyJsonValueFromContainer(&run->options->root, "init_version", 12, &iv) != NULL &&
+		iv.type == jbvNumeric)
 	{
-		JsonbValue	iv;
-		int			init = 0;
-		bytea	   *init_weights = NULL;
-		Jsonb	   *init_config = NULL;
+		double		x = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(iv.val.numeric)));
 
-		/* options that are no object are refused by ReadSettings below */
-		if (JB_ROOT_IS_OBJECT(options) &&
-			getKeyJsonValueFromContainer(&options->root, "init_version", 12, &iv) != NULL &&
-			iv.type == jbvNumeric)
-		{
-			double		x = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(iv.val.numeric)));
-
-			if (x >= 1 && x <= PG_INT32_MAX && x == floor(x))
-				init = (int) x;
-		}
-		if (init > 0)
-		{
-			bool		isnull;
-			char	   *kind;
-
-			types[0] = TEXTOID;
-			values[0] = PointerGetDatum(model_name);
-			types[1] = INT4OID;
-			values[1] = Int32GetDatum(init);
-			if (RunSql("SELECT m.kind, m.config, m.weights FROM recsys.models m "
-					   "WHERE m.name OPERATOR(pg_catalog.=) $1 AND m.version OPERATOR(pg_catalog.=) $2",
-					   2, types, values, NULL, true) == 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_UNDEFINED_OBJECT),
-						 errmsg("model \"%s\" has no version %d (options.init_version)",
-								text_to_cstring(model_name), init)));
-			kind = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-			MemoryContextSwitchTo(context);
-			if (strcmp(kind, "mmoe") != 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-						 errmsg("model \"%s\" version %d is of kind \"%s\", not \"mmoe\"",
-								text_to_cstring(model_name), init, kind)));
-			init_config = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-			{
-				Datum		w = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
-
-				if (isnull)
-					ereport(ERROR,
-							(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-							 errmsg("model \"%s\" version %d has no weights", text_to_cstring(model_name), init)));
-				init_weights = DatumGetByteaPCopy(w);
-			}
-			if (!PG_ARGISNULL(ARG_CONFIG) &&
-				compareJsonbContainers(&PG_GETARG_JSONB_P(ARG_CONFIG)->root, &init_config->root) != 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("config differs from the config of model \"%s\" version %d",
-								text_to_cstring(model_name), init),
-						 errhint("Pass config => NULL to fine-tune with the stored config.")));
-		}
-		else if (PG_ARGISNULL(ARG_CONFIG))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("config must not be NULL unless options.init_version is given")));
-		config = init_config ? init_config : PG_GETARG_JSONB_P(ARG_CONFIG);
-		m = MmoeConfigToSkeleton(config, true);
-
-		/*
-		 * the version before any work: it checks the name, its kind and
-		 * input contract, and takes the name's lock
-		 */
-		types[0] = TEXTOID;
-		values[0] = PointerGetDatum(model_name);
-		types[1] = JSONBOID;
-		values[1] = JsonbPGetDatum(config);
-		types[2] = JSONBOID;
-		values[2] = JsonbPGetDatum(options);
-		if (ModelStoreHasLifecycle())
-			RunSql("SELECT recsys.begin_model_version($1, 'mmoe', $2, $3)", 3, types, values, NULL, false);
-		else					/* 0.2.0's SQL, before ALTER EXTENSION UPDATE */
-			RunSql("SELECT recsys.next_model_version($1)", 1, types, values, NULL, false);
-		{
-			bool		isnull;
-
-			version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		}
-		MemoryContextSwitchTo(context);
-		T = m->ntasks;
-		ReadSettings(fcinfo, m, &set);
-		ProgressBegin("train_mmoe", text_to_cstring(model_name),
-					  set.opt.uncertainty ? "uncertainty" : "fixed", set.epochs, context);
-		ReadColumns(fcinfo, m, &cols);
-
-		/*
-		 * An unfitted feature spec is fitted in the scan that reads the rows
-		 * (src/features/fit.c); the stored config then holds the fitted
-		 * spec, and the model's sizes come from it.
-		 */
-		if (m->features && !m->features->fitted)
-		{
-			ProgressPhase("reading", 0, 0, "rows");
-			LoadRows(source, m, &cols, &data, context, budget, sizeof(int64));
-			loaded = true;
-			config = ConfigWithSpec(config, m->features);
-			m = MmoeConfigToModel(config);
-		}
-
-		maxrows = MmoeTrainerMaxRows(m, &set.opt, set.batch_size);
-		/* the model in the budget before any of it is allocated */
-		budget -= ModelBytes(m, &set, maxrows, have_val);
-		MmoeTrainerInit(&tr, m, &set.opt, maxrows,
-						MemoryContextAllocHuge(context, MmoeTrainerBytes(m, &set.opt, maxrows)));
-		if (set.record_gradients && tr.nparams > MAX_RECORDED_PARAMS)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("options.record_gradients is for models of at most %d parameters; this one has %zu",
-							MAX_RECORDED_PARAMS, tr.nparams)));
-		if (init_weights)
-			InitFromVersion(&tr, config, init_weights);
-		else
-			InitParams(&tr, set.opt.seed);
+		if (x >= 1 && x <= PG_INT32_MAX && x == floor(x))
+			init = (int) x;
 	}
+	if (init > 0)
+	{
+		bool		isnull;
+		char	   *kind;
 
-	/* the rows in what is left; per row also the shuffled order (perm) */
-	if (!loaded)
+		types[0] = TEXTOID;
+		values[0] = PointerGetDatum(run->model_name);
+		types[1] = INT4OID;
+		values[1] = Int32GetDatum(init);
+		if (RunSql("SELECT m.kind, m.config, m.weights FROM recsys.models m "
+				   "WHERE m.name OPERATOR(pg_catalog.=) $1 AND m.version OPERATOR(pg_catalog.=) $2",
+				   2, types, values, NULL, true) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("model \"%s\" has no version %d (options.init_version)",
+							text_to_cstring(run->model_name), init)));
+		kind = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		MemoryContextSwitchTo(run->context);
+		if (strcmp(kind, "mmoe") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("model \"%s\" version %d is of kind \"%s\", not \"mmoe\"",
+							text_to_cstring(run->model_name), init, kind)));
+		init_config = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		{
+			Datum		w = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+
+			if (isnull)
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("model \"%s\" version %d has no weights", text_to_cstring(run->model_name), init)));
+			run->init_weights = DatumGetByteaPCopy(w);
+		}
+		if (!PG_ARGISNULL(ARG_CONFIG) &&
+			compareJsonbContainers(&PG_GETARG_JSONB_P(ARG_CONFIG)->root, &init_config->root) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("config differs from the config of model \"%s\" version %d",
+							text_to_cstring(run->model_name), init),
+					 errhint("Pass config => NULL to fine-tune with the stored config.")));
+	}
+	else if (PG_ARGISNULL(ARG_CONFIG))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("config must not be NULL unless options.init_version is given")));
+	return init_config ? init_config : PG_GETARG_JSONB_P(ARG_CONFIG);
+}
+
+/*
+ * Take the version number before any work: begin_model_version checks the
+ * name, its kind and input contract, and takes the name's lock
+ */
+static int
+BeginVersion(TrainRun *run)
+{
+	Oid			types[3];
+	Datum		values[3];
+	bool		isnull;
+
+	types[0] = TEXTOID;
+	values[0] = PointerGetDatum(run->model_name);
+	types[1] = JSONBOID;
+	values[1] = JsonbPGetDatum(run->config);
+	types[2] = JSONBOID;
+	values[2] = JsonbPGetDatum(run->options);
+	if (ModelStoreHasLifecycle())
+		RunSql("SELECT recsys.begin_model_version($1, 'mmoe', $2, $3)", 3, types, values, NULL, false);
+	else						/* 0.2.0's SQL, before ALTER EXTENSION UPDATE */
+		RunSql("SELECT recsys.next_model_version($1)", 1, types, values, NULL, false);
+	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * Settings and columns against the model, the model (fitted on the rows when
+ * its spec is unfitted) and the trainer, counted in the budget and initialised
+ */
+static void
+PrepareModel(FunctionCallInfo fcinfo, TrainRun *run)
+{
+	MemoryContext context = run->context;
+
+	run->T = run->m->ntasks;
+	ReadSettings(fcinfo, run->m, &run->set);
+	ProgressBegin("train_mmoe", text_to_cstring(run->model_name),
+				  run->set.opt.uncertainty ? "uncertainty" : "fixed", run->set.epochs, context);
+	ReadColumns(fcinfo, run->m, &run->cols);
+
+	/*
+	 * An unfitted feature spec is fitted in the scan that reads the rows
+	 * (src/features/fit.c); the stored config then holds the fitted spec, and
+	 * the model's sizes come from it.
+	 */
+	if (run->m->features && !run->m->features->fitted)
 	{
 		ProgressPhase("reading", 0, 0, "rows");
-		LoadRows(source, m, &cols, &data, context, budget, sizeof(int64));
+		LoadRows(run->source, run->m, &run->cols, &run->data, context, run->budget, sizeof(int64));
+		run->loaded = true;
+		run->config = ConfigWithSpec(run->config, run->m->features);
+		run->m = MmoeConfigToModel(run->config);
 	}
-	else if ((double) data.cap * data.per_row > budget)
+
+	run->maxrows = MmoeTrainerMaxRows(run->m, &run->set.opt, run->set.batch_size);
+	/* the model in the budget before any of it is allocated */
+	run->budget -= ModelBytes(run->m, &run->set, run->maxrows, run->have_val);
+	MmoeTrainerInit(&run->tr, run->m, &run->set.opt, run->maxrows,
+					MemoryContextAllocHuge(context, MmoeTrainerBytes(run->m, &run->set.opt, run->maxrows)));
+	if (run->set.record_gradients && run->tr.nparams > MAX_RECORDED_PARAMS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("options.record_gradients is for models of at most %d parameters; this one has %zu",
+						MAX_RECORDED_PARAMS, run->tr.nparams)));
+	if (run->init_weights)
+		InitFromVersion(&run->tr, run->config, run->init_weights);
+	else
+		InitParams(&run->tr, run->set.opt.seed);
+}
+
+/*
+ * Read the training rows (unless fitting read them) and the validation rows in
+ * what the model left of the budget, with the validation scratch
+ */
+static void
+LoadData(FunctionCallInfo fcinfo, TrainRun *run)
+{
+	MemoryContext context = run->context;
+	MmoeModel  *m = run->m;
+	int			T = run->T;
+
+	/* the rows in what is left; per row also the shuffled order (perm) */
+	if (!run->loaded)
+	{
+		ProgressPhase("reading", 0, 0, "rows");
+		LoadRows(run->source, m, &run->cols, &run->data, context, run->budget, sizeof(int64));
+	}
+	else if ((double) run->data.cap * run->data.per_row > run->budget)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("training rows of %s do not fit in recsys.training_memory (%d kB) beside the model",
-						RecsysRelationSqlName(source), recsys_training_memory),
+						RecsysRelationSqlName(run->source), recsys_training_memory),
 				 errdetail("The rows take %s and the model leaves %s for them.",
-						   ByteCount((double) data.cap * data.per_row), ByteCount(Max(budget, 0.0))),
+						   ByteCount((double) run->data.cap * run->data.per_row),
+						   ByteCount(Max(run->budget, 0.0))),
 				 errhint("Raise recsys.training_memory for this session, or train on a sample.")));
-	budget -= (double) data.cap * data.per_row;
-	if (have_val)
+	run->budget -= (double) run->data.cap * run->data.per_row;
+	if (run->have_val)
 	{
+		TrainData  *val = &run->val;
+
 		/* per validation row also its scores, order, column and labels */
 		ProgressPhase("reading validation", 0, 0, "rows");
-		LoadRows(PG_GETARG_OID(ARG_VALIDATION), m, &cols, &val, context, budget,
+		LoadRows(PG_GETARG_OID(ARG_VALIDATION), m, &run->cols, val, context, run->budget,
 				 sizeof(float) * (T + 2) + sizeof(int64));
 		MemoryContextSwitchTo(context);
-		sc = MmoeScratchCreate(m, MMOE_CHUNK_ROWS);
-		vout = MemoryContextAllocHuge(context, sizeof(float) * val.n * T);
-		vstack_w = MemoryContextAllocHuge(context, sizeof(float) * (size_t) MmoeFusedRows(m) * m->in_width);
-		vstack_b = MemoryContextAllocHuge(context, sizeof(float) * (size_t) MmoeFusedRows(m));
-		vorder = MemoryContextAllocHuge(context, sizeof(int64) * val.n);
-		vcol = MemoryContextAllocHuge(context, sizeof(float) * val.n);
-		vlab = MemoryContextAllocHuge(context, sizeof(float) * val.n);
-		if (set.patience > 0)
-			best = MemoryContextAllocHuge(context, sizeof(float) * tr.nparams);
+		run->sc = MmoeScratchCreate(m, MMOE_CHUNK_ROWS);
+		run->vout = MemoryContextAllocHuge(context, sizeof(float) * val->n * T);
+		run->vstack_w = MemoryContextAllocHuge(context, sizeof(float) * (size_t) MmoeFusedRows(m) * m->in_width);
+		run->vstack_b = MemoryContextAllocHuge(context, sizeof(float) * (size_t) MmoeFusedRows(m));
+		run->vorder = MemoryContextAllocHuge(context, sizeof(int64) * val->n);
+		run->vcol = MemoryContextAllocHuge(context, sizeof(float) * val->n);
+		run->vlab = MemoryContextAllocHuge(context, sizeof(float) * val->n);
+		if (run->set.patience > 0)
+			run->best = MemoryContextAllocHuge(context, sizeof(float) * run->tr.nparams);
 	}
 	MemoryContextSwitchTo(context);
-	perm = MemoryContextAllocHuge(context, sizeof(int64) * data.n);
-	RngInit(&rng, (uint64) set.opt.seed);
-	initStringInfo(&log);
+}
 
-	for (int ep = 1; ep <= set.epochs; ep++)
+/*
+ * One pass over the training rows in a seeded order (perm), minibatch Adam;
+ * raises when the loss diverges
+ */
+static void
+TrainEpoch(TrainRun *run, Rng *rng, int64 *perm, int ep, EpochResult *res)
+{
+	const TrainData *data = &run->data;
+	MmoeTrainer *tr = &run->tr;
+	int			maxrows = run->maxrows;
+	instr_time	start,
+				duration;
+	MmoeStepStats total;
+	int64		batches = 0;
+
+	INSTR_TIME_SET_CURRENT(start);
+	memset(&total, 0, sizeof(total));
+	res->objective = 0.0;
+	/* seeded order: Fisher-Yates over the row numbers */
+	for (int64 i = 0; i < data->n; i++)
+		perm[i] = i;
+	for (int64 i = data->n - 1; i > 0; i--)
 	{
-		instr_time	start,
-					duration;
-		MmoeStepStats total;
-		double		objective = 0.0;
-		int64		batches = 0;
-		double		task_loss[MMOE_MAX_TASKS];
-		double		log_vars[MMOE_MAX_TASKS];
-		StringInfoData vjson;
-		Datum		row[6];
-		bool		rownull[6] = {false, false, false, false, true, false};
+		int64		j = (int64) RngBelow(rng, (uint64) i + 1);
+		int64		tmp = perm[i];
 
-		INSTR_TIME_SET_CURRENT(start);
-		memset(&total, 0, sizeof(total));
-		/* seeded order: Fisher-Yates over the row numbers */
-		for (int64 i = 0; i < data.n; i++)
-			perm[i] = i;
-		for (int64 i = data.n - 1; i > 0; i--)
-		{
-			int64		j = (int64) RngBelow(&rng, (uint64) i + 1);
-			int64		tmp = perm[i];
-
-			perm[i] = perm[j];
-			perm[j] = tmp;
-		}
-		ProgressPhase("rows", ep, data.n, "rows");
-		for (int64 b0 = 0; b0 < data.n; b0 += maxrows)
-		{
-			int			rows = (int) Min((int64) maxrows, data.n - b0);
-			MmoeStepStats st;
-
-			ProgressSet(b0);
-			ProgressTick();
-			CHECK_FOR_INTERRUPTS();
-			for (int r = 0; r < rows; r++)
-				SetBatchRow(&tr, &data, r, perm[b0 + r], (uint64) (ep - 1) * data.n + perm[b0 + r]);
-			MmoeTrainStep(&tr, rows, &st);
-			if (set.record_gradients && gradients == NULL)
-			{
-				StringInfoData g;
-
-				initStringInfo(&g);
-				AppendGradients(&g, &tr);
-				gradients = g.data;
-			}
-			MmoeAdamStep(&tr, set.lr);
-			objective += st.objective;
-			batches++;
-			for (int tk = 0; tk < T; tk++)
-			{
-				total.loss_sum[tk] += st.loss_sum[tk];
-				total.count[tk] += st.count[tk];
-			}
-		}
-		ProgressSet(data.n);
-		objective /= batches;
-		if (!isfinite(objective))
-			ereport(ERROR,
-					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-					 errmsg("training diverged: the loss is not finite in epoch %d", ep),
-					 errhint("Lower learning_rate, or check the scale of the features and labels.")));
-		for (int tk = 0; tk < T; tk++)
-		{
-			task_loss[tk] = total.count[tk] > 0 ? total.loss_sum[tk] / total.count[tk] : NAN;
-			log_vars[tk] = tr.log_vars[tk];
-		}
-		INSTR_TIME_SET_CURRENT(duration);
-		INSTR_TIME_SUBTRACT(duration, start);
-		epochs_run = ep;
-
-		initStringInfo(&vjson);
-		if (have_val)
-		{
-			double		vloss;
-
-			ProgressPhase("validation", ep, val.n, "rows");
-			vloss = Validate(&tr, &val, sc, vout, vorder, vcol, vlab, vstack_w, vstack_b, &vjson);
-			ProgressSet(val.n);
-
-			rownull[4] = false;
-			if (vloss < best_loss)
-			{
-				best_loss = vloss;
-				best_epoch = ep;
-				since_best = 0;
-				if (best)
-					memcpy(best, tr.params, sizeof(float) * tr.nparams);
-			}
-			else
-				since_best++;
-		}
-		ereport(NOTICE,
-				(errmsg("epoch %d/%d: loss %.6g%s%s in %.3f s", ep, set.epochs, objective,
-						have_val ? ", validation " : "", have_val ? vjson.data : "",
-						INSTR_TIME_GET_DOUBLE(duration))));
-
-		row[0] = Int32GetDatum(ep);
-		row[1] = Float8GetDatum(objective);
-		row[2] = DoubleArrayDatum(task_loss, T);
-		row[3] = DoubleArrayDatum(log_vars, T);
-		rownull[3] = !set.opt.uncertainty;
-		if (have_val)
-			row[4] = JsonbFromText(vjson.data);
-		row[5] = Float8GetDatum(INSTR_TIME_GET_DOUBLE(duration));
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, rownull);
-
-		appendStringInfo(&log, "%s{\"epoch\": %d, \"loss\": ", ep > 1 ? ", " : "", ep);
-		AppendNumber(&log, objective);
-		appendStringInfoString(&log, ", \"task_losses\": ");
-		AppendArray(&log, task_loss, T);
-		if (set.opt.uncertainty)
-		{
-			appendStringInfoString(&log, ", \"log_vars\": ");
-			AppendArray(&log, log_vars, T);
-		}
-		if (have_val)
-			appendStringInfo(&log, ", \"validation\": %s", vjson.data);
-		appendStringInfo(&log, ", \"seconds\": %.6f}", INSTR_TIME_GET_DOUBLE(duration));
-
-		if (set.patience > 0 && since_best >= set.patience)
-			break;
+		perm[i] = perm[j];
+		perm[j] = tmp;
 	}
-	if (best && best_epoch > 0)
-		memcpy(tr.params, best, sizeof(float) * tr.nparams);
+	ProgressPhase("rows", ep, data->n, "rows");
+	for (int64 b0 = 0; b0 < data->n; b0 += maxrows)
+	{
+		int			rows = (int) Min((int64) maxrows, data->n - b0);
+		MmoeStepStats st;
 
-	/* metrics: provenance and log */
+		ProgressSet(b0);
+		ProgressTick();
+		CHECK_FOR_INTERRUPTS();
+		for (int r = 0; r < rows; r++)
+			SetBatchRow(tr, data, r, perm[b0 + r], (uint64) (ep - 1) * data->n + perm[b0 + r]);
+		MmoeTrainStep(tr, rows, &st);
+		if (run->set.record_gradients && run->gradients == NULL)
+		{
+			StringInfoData g;
+
+			initStringInfo(&g);
+			AppendGradients(&g, tr);
+			run->gradients = g.data;
+		}
+		MmoeAdamStep(tr, run->set.lr);
+		res->objective += st.objective;
+		batches++;
+		for (int tk = 0; tk < run->T; tk++)
+		{
+			total.loss_sum[tk] += st.loss_sum[tk];
+			total.count[tk] += st.count[tk];
+		}
+	}
+	ProgressSet(data->n);
+	res->objective /= batches;
+	if (!isfinite(res->objective))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("training diverged: the loss is not finite in epoch %d", ep),
+				 errhint("Lower learning_rate, or check the scale of the features and labels.")));
+	for (int tk = 0; tk < run->T; tk++)
+	{
+		res->task_loss[tk] = total.count[tk] > 0 ? total.loss_sum[tk] / total.count[tk] : NAN;
+		res->log_vars[tk] = tr->log_vars[tk];
+	}
+	INSTR_TIME_SET_CURRENT(duration);
+	INSTR_TIME_SUBTRACT(duration, start);
+	res->seconds = INSTR_TIME_GET_DOUBLE(duration);
+	run->epochs_run = ep;
+}
+
+/*
+ * Score the validation rows after an epoch (their metrics into res->vjson)
+ * and keep the best epoch's weights for early stopping
+ */
+static void
+ValidateEpoch(TrainRun *run, int ep, EpochResult *res)
+{
+	double		vloss;
+
+	initStringInfo(&res->vjson);
+	if (!run->have_val)
+		return;
+	ProgressPhase("validation", ep, run->val.n, "rows");
+	vloss = Validate(&run->tr, &run->val, run->sc, run->vout, run->vorder, run->vcol, run->vlab,
+					 run->vstack_w, run->vstack_b, &res->vjson);
+	ProgressSet(run->val.n);
+	if (vloss < run->best_loss)
+	{
+		run->best_loss = vloss;
+		run->best_epoch = ep;
+		run->since_best = 0;
+		if (run->best)
+			memcpy(run->best, run->tr.params, sizeof(float) * run->tr.nparams);
+	}
+	else
+		run->since_best++;
+}
+
+/* Report an epoch: a NOTICE, the function's output row, an entry of the log */
+static void
+ReportEpoch(ReturnSetInfo *rsinfo, TrainRun *run, int ep, EpochResult *res)
+{
+	int			T = run->T;
+	bool		have_val = run->have_val;
+	StringInfo	log = &run->log;
+	Datum		row[6];
+	bool		rownull[6] = {false, false, false, false, !have_val, false};
+
+	ereport(NOTICE,
+			(errmsg("epoch %d/%d: loss %.6g%s%s in %.3f s", ep, run->set.epochs, res->objective,
+					have_val ? ", validation " : "", have_val ? res->vjson.data : "",
+					res->seconds)));
+
+	row[0] = Int32GetDatum(ep);
+	row[1] = Float8GetDatum(res->objective);
+	row[2] = DoubleArrayDatum(res->task_loss, T);
+	row[3] = DoubleArrayDatum(res->log_vars, T);
+	rownull[3] = !run->set.opt.uncertainty;
+	if (have_val)
+		row[4] = JsonbFromText(res->vjson.data);
+	row[5] = Float8GetDatum(res->seconds);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, rownull);
+
+	appendStringInfo(log, "%s{\"epoch\": %d, \"loss\": ", ep > 1 ? ", " : "", ep);
+	AppendNumber(log, res->objective);
+	appendStringInfoString(log, ", \"task_losses\": ");
+	AppendArray(log, res->task_loss, T);
+	if (run->set.opt.uncertainty)
+	{
+		appendStringInfoString(log, ", \"log_vars\": ");
+		AppendArray(log, res->log_vars, T);
+	}
+	if (have_val)
+		appendStringInfo(log, ", \"validation\": %s", res->vjson.data);
+	appendStringInfo(log, ", \"seconds\": %.6f}", res->seconds);
+}
+
+/* Get the stored metrics as JSON: the run's provenance, settings and log */
+static char *
+MetricsJson(FunctionCallInfo fcinfo, const TrainRun *run)
+{
+	const TrainColumns *cols = &run->cols;
+	int			T = run->T;
+	StringInfoData metrics;
+
 	initStringInfo(&metrics);
 	appendStringInfoString(&metrics, "{\"training\": {\"source\": ");
-	escape_json(&metrics, RecsysRelationSqlName(source));
+	escape_json(&metrics, RecsysRelationSqlName(run->source));
 	appendStringInfoString(&metrics, ", \"features_column\": ");
-	if (cols.features)
-		escape_json(&metrics, cols.features);
+	if (cols->features)
+		escape_json(&metrics, cols->features);
 	else
 		appendStringInfoString(&metrics, "null");
 	appendStringInfoString(&metrics, ", \"label_columns\": [");
@@ -1510,7 +1579,7 @@ mmoe_train(PG_FUNCTION_ARGS)
 	{
 		if (tk > 0)
 			appendStringInfoString(&metrics, ", ");
-		escape_json(&metrics, cols.labels[tk]);
+		escape_json(&metrics, cols->labels[tk]);
 	}
 	appendStringInfoChar(&metrics, ']');
 #define OPTIONAL_COLUMN(key, col) \
@@ -1519,61 +1588,125 @@ mmoe_train(PG_FUNCTION_ARGS)
 		appendStringInfoString(&metrics, ", \"" key "\": "); \
 		escape_json(&metrics, col); \
 	}
-	OPTIONAL_COLUMN("categorical_column", cols.categorical);
-	OPTIONAL_COLUMN("context_column", cols.context);
-	OPTIONAL_COLUMN("display_position_column", cols.position);
-	if (have_val)
+	OPTIONAL_COLUMN("categorical_column", cols->categorical);
+	OPTIONAL_COLUMN("context_column", cols->context);
+	OPTIONAL_COLUMN("display_position_column", cols->position);
+#undef OPTIONAL_COLUMN
+	if (run->have_val)
 	{
 		appendStringInfoString(&metrics, ", \"validation\": ");
 		escape_json(&metrics, RecsysRelationSqlName(PG_GETARG_OID(ARG_VALIDATION)));
 		appendStringInfo(&metrics, ", \"validation_rows\": " INT64_FORMAT ", \"best_epoch\": %d",
-						 val.n, best_epoch);
+						 run->val.n, run->best_epoch);
 	}
 	/* the epoch whose weights are stored: the best one under patience, else the last */
 	appendStringInfo(&metrics, ", \"rows\": " INT64_FORMAT ", \"epochs\": %d, \"epochs_run\": %d, "
 					 "\"stored_epoch\": %d, "
 					 "\"batch_size\": %d, \"batch_rows\": %d, \"learning_rate\": %.17g, \"loss_weighting\": \"%s\", "
 					 "\"seed\": " INT64_FORMAT ", \"options\": %s, \"parameters\": %zu}",
-					 data.n, set.epochs, epochs_run, best && best_epoch > 0 ? best_epoch : epochs_run,
-					 set.batch_size, maxrows, set.lr,
-					 set.opt.uncertainty ? "uncertainty" : "fixed", PG_GETARG_INT64(ARG_SEED),
-					 JsonbToCString(NULL, &options->root, VARSIZE(options)), tr.nparams);
-	appendStringInfo(&metrics, ", \"log\": [%s]", log.data);
-	if (set.opt.uncertainty)
+					 run->data.n, run->set.epochs, run->epochs_run,
+					 run->best && run->best_epoch > 0 ? run->best_epoch : run->epochs_run,
+					 run->set.batch_size, run->maxrows, run->set.lr,
+					 run->set.opt.uncertainty ? "uncertainty" : "fixed", PG_GETARG_INT64(ARG_SEED),
+					 JsonbToCString(NULL, &run->options->root, VARSIZE(run->options)), run->tr.nparams);
+	appendStringInfo(&metrics, ", \"log\": [%s]", run->log.data);
+	if (run->set.opt.uncertainty)
 	{
 		double		lv[MMOE_MAX_TASKS];
 
 		for (int tk = 0; tk < T; tk++)
-			lv[tk] = tr.log_vars[tk];
+			lv[tk] = run->tr.log_vars[tk];
 		appendStringInfoString(&metrics, ", \"log_vars\": ");
 		AppendArray(&metrics, lv, T);
 	}
-	if (gradients)
-		appendStringInfo(&metrics, ", \"first_step_gradients\": %s", gradients);
+	if (run->gradients)
+		appendStringInfo(&metrics, ", \"first_step_gradients\": %s", run->gradients);
 	appendStringInfoChar(&metrics, '}');
+	return metrics.data;
+}
+
+/* Insert the trained version with its metrics, and finish it in the lifecycle's log */
+static void
+StoreVersion(TrainRun *run, const char *metrics)
+{
+	Oid			types[5];
+	Datum		values[5];
 
 	types[0] = TEXTOID;
-	values[0] = PointerGetDatum(model_name);
+	values[0] = PointerGetDatum(run->model_name);
 	types[1] = INT4OID;
-	values[1] = Int32GetDatum(version);
+	values[1] = Int32GetDatum(run->version);
 	types[2] = JSONBOID;
-	values[2] = JsonbPGetDatum(config);
+	values[2] = JsonbPGetDatum(run->config);
 	types[3] = BYTEAOID;
-	values[3] = PointerGetDatum(WriteWeights(&tr, config));
+	values[3] = PointerGetDatum(WriteWeights(&run->tr, run->config));
 	types[4] = JSONBOID;
-	values[4] = JsonbFromText(metrics.data);
+	values[4] = JsonbFromText(metrics);
 	ProgressPhase("writing", 0, 1, "models");
 	RunSql("INSERT INTO recsys.models (name, version, kind, config, weights, metrics) "
 		   "VALUES ($1, $2, 'mmoe', $3, $4, $5)", 5, types, values, NULL, false);
 	types[2] = JSONBOID;
-	values[2] = JsonbPGetDatum(options);
+	values[2] = JsonbPGetDatum(run->options);
 	if (ModelStoreHasLifecycle())
 		RunSql("SELECT recsys.finish_model_version($1, $2, 'trained', $3)", 3, types, values, NULL, false);
 	ProgressSet(1);
 	ProgressEnd();
+}
+
+PG_FUNCTION_INFO_V1(mmoe_train);
+/*
+ * recsys.train_mmoe: train a model and store it as the next version; one
+ * row per epoch (loss, per-task losses, log variances, validation metrics,
+ * seconds).  Phases: arguments, config and version, model and trainer, rows,
+ * epochs (with validation and early stopping), store.
+ */
+Datum
+mmoe_train(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TrainRun	run;
+	int			spi_level;
+	MemoryContext old;
+	Rng			rng;
+	int64	   *perm;
+
+	memset(&run, 0, sizeof(run));
+	run.budget = (double) recsys_training_memory * 1024.0;
+	run.best_loss = INFINITY;
+	CheckArguments(fcinfo, &run);
+
+	run.context = AllocSetContextCreate(CurrentMemoryContext, "recsys train_mmoe", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(run.context);
+	spi_level = RecsysSpiConnect();
+
+	/* config: the argument, else the initial version's */
+	run.config = ReadConfig(fcinfo, &run);
+	run.m = MmoeConfigToSkeleton(run.config, true);
+	run.version = BeginVersion(&run);
+	MemoryContextSwitchTo(run.context);
+	PrepareModel(fcinfo, &run);
+	LoadData(fcinfo, &run);
+
+	perm = MemoryContextAllocHuge(run.context, sizeof(int64) * run.data.n);
+	RngInit(&rng, (uint64) run.set.opt.seed);
+	initStringInfo(&run.log);
+	for (int ep = 1; ep <= run.set.epochs; ep++)
+	{
+		EpochResult res;
+
+		TrainEpoch(&run, &rng, perm, ep, &res);
+		ValidateEpoch(&run, ep, &res);
+		ReportEpoch(rsinfo, &run, ep, &res);
+		if (run.set.patience > 0 && run.since_best >= run.set.patience)
+			break;
+	}
+	if (run.best && run.best_epoch > 0)
+		memcpy(run.tr.params, run.best, sizeof(float) * run.tr.nparams);
+
+	StoreVersion(&run, MetricsJson(fcinfo, &run));
 
 	RecsysSpiFinish(spi_level);
 	MemoryContextSwitchTo(old);
-	MemoryContextDelete(context);
+	MemoryContextDelete(run.context);
 	return (Datum) 0;
 }
