@@ -78,6 +78,11 @@ SELECT pg_temp.try($$SELECT * FROM recsys.train_mmoe('x', 'tm', 'f', '{click,rat
 SELECT pg_temp.try($$SELECT * FROM recsys.train_mmoe('x', 'tm', 'f', '{click,rating}', (SELECT plain FROM cfg), options => '{"patience": 1.5}', validation => 'tm')$$);
 SELECT pg_temp.try($$SELECT * FROM recsys.train_mmoe('x', 'tm', 'f', '{click,rating}', (SELECT plain FROM cfg), options => '{"position_dropout": 0.1}')$$);
 SELECT pg_temp.try($$SELECT * FROM recsys.train_mmoe('x', 'tm', 'f', '{click,rating}', (SELECT plain FROM cfg), options => '{"gate_noise": true}')$$);
+-- train_mmoe's options go through the one option parser (src/store/options.c): its wording for types and ranges
+SELECT pg_temp.try($$SELECT * FROM recsys.train_mmoe('x', 'tm', 'f', '{click,rating}', (SELECT plain FROM cfg), options => '{"gate_noise": 1}')$$);
+SELECT pg_temp.try($$SELECT * FROM recsys.train_mmoe('x', 'tm', 'f', '{click,rating}', (SELECT plain FROM cfg), loss_weighting => 'fixed', options => '{"task_weights": "a"}')$$);
+SELECT pg_temp.try($$SELECT * FROM recsys.train_mmoe('x', 'tm', 'f', '{click,rating}', (SELECT plain FROM cfg), loss_weighting => 'fixed', options => '{"task_weights": [1, -1]}')$$);
+SELECT pg_temp.try($$SELECT * FROM recsys.train_mmoe('x', 'tm', 'f', '{click,rating}', (SELECT plain FROM cfg), options => '{"record_gradients": null}')$$);
 SELECT pg_temp.try($$SELECT * FROM recsys.train_mmoe('x', 'tm', 'f', '{click,rating}', (SELECT plain FROM cfg), options => '{"init_version": 9}')$$);
 SELECT pg_temp.try($$SELECT * FROM recsys.train_mmoe('tm1', 'tm', 'f', '{click,rating}', (SELECT full_cfg FROM cfg), options => '{"init_version": 1}')$$);
 SELECT pg_temp.try($$SELECT * FROM recsys.train_mmoe('x', 'tm', 'f', '{click,rating}', (SELECT full_cfg FROM cfg))$$);

@@ -5,11 +5,9 @@
  *		settings of the trainers, and the SQL functions that show the table
  *		and resolve options.  The documentation's option table is this one
  *		(doc/embeddings.md shows SELECT * FROM recsys.embedding_options()).
+ *		The parser is the one every trainer shares (src/store/options.c).
  */
 #include "postgres.h"
-
-#include <float.h>
-#include <math.h>
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -17,37 +15,14 @@
 #include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/json.h"
 #include "utils/jsonb.h"
-#include "utils/numeric.h"
 #include "utils/tuplestore.h"
 
 #include "embeddings/train_options.h"
+#include "store/options.h"
 
 #define ALL_METHODS (TRAIN_ALS | TRAIN_SOGRAM | TRAIN_SAGRAM | TRAIN_SAMPLED)
 #define SGD_METHODS (TRAIN_SOGRAM | TRAIN_SAGRAM | TRAIN_SAMPLED)
-
-typedef enum OptionType
-{
-	OPT_INT64,					/* stored as int64 */
-	OPT_INTEGER,				/* stored as int */
-	OPT_NUMBER,					/* stored as double */
-	OPT_WORD					/* stored as int: the index of the word */
-} OptionType;
-
-typedef struct OptionDef
-{
-	const char *name;
-	int			methods;		/* TrainMethod bits */
-	OptionType	type;
-	const char *def;			/* default, as JSON */
-	double		min;
-	double		max;
-	bool		min_open;		/* the range excludes min */
-	const char *const *words;	/* OPT_WORD: the allowed words, NULL-terminated */
-	size_t		offset;			/* where TrainOptions keeps it */
-	const char *description;
-} OptionDef;
 
 static const char *const optimizer_words[] = {"adagrad", "sgd", NULL};
 static const char *const sampling_words[] = {"uniform", "sqrt", "linear", NULL};
@@ -58,7 +33,7 @@ static const char *const solver_words[] = {"cholesky", "cg", NULL};
 #define OPT(f) offsetof(TrainOptions, f)
 
 /* The options of train_embeddings: the one definition of names, methods, types, defaults and ranges */
-static const OptionDef option_table[] = {
+static const OptionDef option_defs[] = {
 	{"seed", ALL_METHODS, OPT_INT64, "42", -9.2e18, 9.2e18, false, NULL, OPT(seed),
 	"seed of the initial vectors and of the SGD draws"},
 	{"init_scale", ALL_METHODS, OPT_NUMBER, "0.1", 0.0, 1e6, true, NULL, OPT(init_scale),
@@ -89,6 +64,8 @@ static const OptionDef option_table[] = {
 	"lambda of EASE: B = I - P diag(1/diag P), P = (X^T X + lambda I)^-1"},
 };
 
+static const OptionTable option_table = {option_defs, lengthof(option_defs)};
+
 /* Names of the methods, in TrainMethod bit order */
 static const char *const method_names[] = {"als", "sogram", "sagram", "sampled", "ease"};
 
@@ -116,103 +93,6 @@ TrainMethodName(TrainMethod method)
 	return "?";
 }
 
-/* Get the words of a word option as "a, b, c" */
-static char *
-WordList(const char *const *words)
-{
-	StringInfoData s;
-
-	initStringInfo(&s);
-	for (int w = 0; words[w]; w++)
-		appendStringInfo(&s, "%s%s", w > 0 ? ", " : "", words[w]);
-	return s.data;
-}
-
-/* Get the hint that states an option's range */
-static char *
-RangeHint(const OptionDef *d)
-{
-	if (d->type == OPT_INT64)
-		return pstrdup("Use an integer.");
-	if (d->type == OPT_INTEGER)
-		return psprintf("Use an integer from %g to %g.", d->min, d->max);
-	if (d->min_open && d->min == 0.0 && d->max >= 1e6)
-		return pstrdup("Use a positive number.");
-	if (d->min_open)
-		return psprintf("Use a number in (%g, %g].", d->min, d->max);
-	return psprintf("Use a number from %g to %g.", d->min, d->max);
-}
-
-/* Get the JSON type name of a value (as jsonb_typeof names it) */
-static const char *
-JsonTypeName(const JsonbValue *v)
-{
-	switch (v->type)
-	{
-		case jbvNull:
-			return "null";
-		case jbvString:
-			return "string";
-		case jbvNumeric:
-			return "number";
-		case jbvBool:
-			return "boolean";
-		case jbvBinary:
-			return JsonContainerIsArray(v->val.binary.data) ? "array" : "object";
-		default:
-			return "object";
-	}
-}
-
-/* Check one given value against its definition and store it; appends it to json */
-static void
-SetOption(const OptionDef *d, const JsonbValue *v, TrainOptions *out, StringInfo json)
-{
-	char	   *field = (char *) out + d->offset;
-
-	if (d->type == OPT_WORD)
-	{
-		if (v->type == jbvString)
-			for (int w = 0; d->words[w]; w++)
-				if (strlen(d->words[w]) == (size_t) v->val.string.len &&
-					strncmp(d->words[w], v->val.string.val, v->val.string.len) == 0)
-				{
-					*(int *) field = w;
-					escape_json(json, d->words[w]);
-					return;
-				}
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" must be one of %s", d->name, WordList(d->words))));
-	}
-	else
-	{
-		char	   *text;
-		double		x;
-
-		if (v->type != jbvNumeric)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("option \"%s\" must be a number, not %s", d->name, JsonTypeName(v))));
-		text = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
-		x = numeric_is_nan(v->val.numeric) ? NAN :
-			DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
-		if (!(d->min_open ? x > d->min : x >= d->min) || !(x <= d->max) ||
-			(d->type != OPT_NUMBER && x != trunc(x)))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("option \"%s\" is out of range: %s", d->name, text),
-					 errhint("%s", RangeHint(d))));
-		if (d->type == OPT_INT64)
-			*(int64 *) field = (int64) x;
-		else if (d->type == OPT_INTEGER)
-			*(int *) field = (int) x;
-		else
-			*(double *) field = x;
-		appendStringInfoString(json, text);
-	}
-}
-
 /*
  * Validate a method's options (a JSON object, NULL for none) against the
  * table and fill out with every option of the method, defaults included
@@ -220,91 +100,13 @@ SetOption(const OptionDef *d, const JsonbValue *v, TrainOptions *out, StringInfo
 void
 TrainOptionsResolve(TrainMethod method, Jsonb *options, TrainOptions *out)
 {
-	JsonbValue *given[lengthof(option_table)];
 	StringInfoData json;
 
 	memset(out, 0, sizeof(TrainOptions));
-	memset(given, 0, sizeof(given));
 	out->method = method;
-	if (options != NULL)
-	{
-		JsonbIterator *it;
-		JsonbValue	v;
-		JsonbIteratorToken tok;
-
-		if (!JB_ROOT_IS_OBJECT(options) || JB_ROOT_IS_SCALAR(options))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("options must be a JSON object, not %s",
-							JB_ROOT_IS_SCALAR(options) ?
-							text_to_cstring(DatumGetTextPP(DirectFunctionCall1(jsonb_typeof,
-																			  JsonbPGetDatum(options)))) :
-							"array")));
-		it = JsonbIteratorInit(&options->root);
-		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-		{
-			char	   *key;
-			int			o;
-
-			if (tok != WJB_KEY)
-				continue;
-			key = pnstrdup(v.val.string.val, v.val.string.len);
-			for (o = 0; o < lengthof(option_table); o++)
-				if ((option_table[o].methods & method) && strcmp(option_table[o].name, key) == 0)
-					break;
-			if (o == lengthof(option_table))
-			{
-				StringInfoData names;
-				const char *sorted[lengthof(option_table)];
-				int			n = 0;
-
-				for (int t = 0; t < lengthof(option_table); t++)
-					if (option_table[t].methods & method)
-						sorted[n++] = option_table[t].name;
-				qsort(sorted, n, sizeof(char *), pg_qsort_strcmp);
-				initStringInfo(&names);
-				for (int t = 0; t < n; t++)
-					appendStringInfo(&names, "%s%s", t > 0 ? ", " : "", sorted[t]);
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("unknown option \"%s\" for method \"%s\"", key, TrainMethodName(method)),
-						 errhint("Options of %s: %s.", TrainMethodName(method), names.data)));
-			}
-			tok = JsonbIteratorNext(&it, &v, true);
-			Assert(tok == WJB_VALUE);
-			given[o] = palloc(sizeof(JsonbValue));
-			*given[o] = v;
-		}
-	}
-
-	/* every option of the method: given, else the default (parsed the same way) */
 	initStringInfo(&json);
-	appendStringInfoChar(&json, '{');
-	for (int o = 0; o < lengthof(option_table); o++)
-	{
-		const OptionDef *d = &option_table[o];
-		JsonbValue	dv;
-
-		if (!(d->methods & method))
-			continue;
-		if (json.len > 1)
-			appendStringInfoString(&json, ", ");
-		escape_json(&json, d->name);
-		appendStringInfoString(&json, ": ");
-		if (given[o] == NULL)
-		{
-			Jsonb	   *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(d->def)));
-
-			if (!JsonbExtractScalar(&jb->root, &dv))
-				elog(ERROR, "default of option \"%s\" is not a scalar", d->name);
-			given[o] = &dv;
-			SetOption(d, given[o], out, &json);
-			given[o] = NULL;
-		}
-		else
-			SetOption(d, given[o], out, &json);
-	}
-	appendStringInfoChar(&json, '}');
+	OptionsParse(&option_table, method, TrainMethodName(method),
+				 psprintf("method \"%s\"", TrainMethodName(method)), options, out, NULL, &json);
 	out->json = json.data;
 }
 
@@ -335,21 +137,20 @@ embedding_options_table(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
 	InitMaterializedSRF(fcinfo, 0);
-	for (int o = 0; o < lengthof(option_table); o++)
+	for (int o = 0; o < lengthof(option_defs); o++)
 	{
-		const OptionDef *d = &option_table[o];
+		const OptionDef *d = &option_defs[o];
 		Datum		values[9];
 		bool		nulls[9] = {false};
 		Datum		methods[lengthof(method_names)];
 		int			nm = 0;
-		static const char *const type_names[] = {"integer", "integer", "number", "word"};
 
 		for (int m = 0; m < lengthof(method_names); m++)
-			if (d->methods & (1 << m))
+			if (d->scopes & (1 << m))
 				methods[nm++] = CStringGetTextDatum(method_names[m]);
 		values[0] = CStringGetTextDatum(d->name);
 		values[1] = PointerGetDatum(construct_array(methods, nm, TEXTOID, -1, false, TYPALIGN_INT));
-		values[2] = CStringGetTextDatum(type_names[d->type]);
+		values[2] = CStringGetTextDatum(OptionTypeName(d->type));
 		values[3] = DirectFunctionCall1(jsonb_in, CStringGetDatum(d->def));
 		if (d->type == OPT_WORD)
 		{

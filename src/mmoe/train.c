@@ -40,6 +40,7 @@
 #include "settings.h"
 #include "store/spi_safe.h"
 #include "kernel/rng.h"
+#include "store/options.h"
 #include "store/safetensors.h"
 #include "store/progress.h"
 
@@ -125,53 +126,67 @@ typedef struct TrainSettings
 	int			init_version;	/* 0 = fresh weights */
 	bool		record_gradients;
 	MmoeTrainOptions opt;
+	OptionNumbers task_weights; /* as given: checked against the tasks */
+	bool		promote;		/* the store's (read by SQL) */
+	bool		allow_contract_change;
 } TrainSettings;
 
-/* Get the number of an options entry in [lo, hi], or raise an error naming it */
-static double
-OptionNumber(JsonbValue *v, const char *key, double lo, double hi)
+/* The options of train_mmoe, by index into their table */
+enum
 {
-	double		x;
+	MOPT_PATIENCE,
+	MOPT_INIT_VERSION,
+	MOPT_TASK_WEIGHTS,
+	MOPT_EXPERT_DROPOUT,
+	MOPT_POSITION_DROPOUT,
+	MOPT_BALANCE_WEIGHT,
+	MOPT_GATE_NOISE,
+	MOPT_RECORD_GRADIENTS,
+	MOPT_PROMOTE,
+	MOPT_ALLOW_CONTRACT_CHANGE,
+	MOPT_COUNT
+};
 
-	if (v->type != jbvNumeric)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("options.%s must be a number", key)));
-	x = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
-	if (!(x >= lo && x <= hi))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("options.%s must be in [%g, %g], not %g", key, lo, hi, x)));
-	return x;
-}
+#define MOPT(f) offsetof(TrainSettings, f)
 
-/* Get an integer options entry in [lo, hi] */
-static int
-OptionInt(JsonbValue *v, const char *key, int lo, int hi)
-{
-	double		x = OptionNumber(v, key, lo, hi);
+/*
+ * The options of train_mmoe, through the parser every trainer shares
+ * (src/store/options.c).  Options without a default here keep what
+ * ReadSettings sets from the config first.  promote and
+ * allow_contract_change are the store's (begin_model_version checks them).
+ */
+static const OptionDef mmoe_option_defs[MOPT_COUNT] = {
+	[MOPT_PATIENCE] = {"patience", 1, OPT_INTEGER, NULL, 1, 100000, false, NULL, MOPT(patience),
+	"epochs without a better validation loss before training stops (needs validation)"},
+	[MOPT_INIT_VERSION] = {"init_version", 1, OPT_INTEGER, NULL, 1, PG_INT32_MAX, false, NULL, MOPT(init_version),
+	"start from the weights (and config) of this version of the model"},
+	[MOPT_TASK_WEIGHTS] = {"task_weights", 1, OPT_NUMBERS, NULL, 0.0, 1e6, false, NULL, MOPT(task_weights),
+	"fixed loss weights, one per task (loss_weighting fixed)"},
+	[MOPT_EXPERT_DROPOUT] = {"expert_dropout", 1, OPT_NUMBER, "0", 0.0, 0.99, false, NULL, MOPT(opt.expert_dropout),
+	"probability of dropping an expert from a row's mixture"},
+	[MOPT_POSITION_DROPOUT] = {"position_dropout", 1, OPT_NUMBER, NULL, 0.0, 1.0, false, NULL, MOPT(opt.position_dropout),
+	"probability of hiding a row's display position from the shallow tower"},
+	[MOPT_BALANCE_WEIGHT] = {"balance_weight", 1, OPT_NUMBER, NULL, 0.0, 1e6, false, NULL, MOPT(opt.balance_weight),
+	"weight of the load-balancing loss of the gates"},
+	[MOPT_GATE_NOISE] = {"gate_noise", 1, OPT_BOOL, NULL, 0, 0, false, NULL, MOPT(opt.gate_noise),
+	"noisy_top_k gates train with noise"},
+	[MOPT_RECORD_GRADIENTS] = {"record_gradients", 1, OPT_BOOL, "false", 0, 0, false, NULL, MOPT(record_gradients),
+	"keep the first step's gradients in the metrics"},
+	[MOPT_PROMOTE] = {"promote", 1, OPT_BOOL, NULL, 0, 0, false, NULL, MOPT(promote),
+	"make the new version the serving one"},
+	[MOPT_ALLOW_CONTRACT_CHANGE] = {"allow_contract_change", 1, OPT_BOOL, NULL, 0, 0, false, NULL, MOPT(allow_contract_change),
+	"store a version whose input contract differs from the serving one"},
+};
 
-	if (x != floor(x))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("options.%s must be an integer, not %g", key, x)));
-	return (int) x;
-}
+static const OptionTable mmoe_options = {mmoe_option_defs, lengthof(mmoe_option_defs)};
 
 /* Read options (every key checked), loss weighting and the scalar arguments */
 static void
 ReadSettings(FunctionCallInfo fcinfo, const MmoeModel *m, TrainSettings *s)
 {
-	/* promote and allow_contract_change are the store's (begin_model_version) */
-	static const char *const keys[] = {"patience", "init_version", "task_weights",
-		"expert_dropout", "position_dropout", "balance_weight", "gate_noise",
-		"record_gradients", "promote", "allow_contract_change", NULL};
 	Jsonb	   *opts = PG_GETARG_JSONB_P(ARG_OPTIONS);
 	char	   *weighting = text_to_cstring(PG_GETARG_TEXT_PP(ARG_WEIGHTING));
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-	bool		have_weights = false;
+	bool		given[lengthof(mmoe_option_defs)];
 
 	memset(s, 0, sizeof(*s));
 	s->epochs = PG_GETARG_INT32(ARG_EPOCHS);
@@ -196,6 +211,7 @@ ReadSettings(FunctionCallInfo fcinfo, const MmoeModel *m, TrainSettings *s)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("loss_weighting must be \"uncertainty\" or \"fixed\", not \"%s\"", weighting)));
 
+	/* the defaults that depend on the model */
 	s->opt.position_dropout = m->positions > 0 ? 0.1 : 0.0;
 	s->opt.balance_weight = m->gate == MMOE_GATE_NOISY_TOP_K ? 0.01 : 0.0;
 	s->opt.gate_noise = m->gate == MMOE_GATE_NOISY_TOP_K;
@@ -207,81 +223,30 @@ ReadSettings(FunctionCallInfo fcinfo, const MmoeModel *m, TrainSettings *s)
 	for (int t = 0; t < m->ntasks; t++)
 		s->opt.task_weights[t] = 1.0;
 
-	if (!JB_ROOT_IS_OBJECT(opts) || JB_ROOT_IS_SCALAR(opts))
+	OptionsParse(&mmoe_options, 1, "train_mmoe", "train_mmoe", opts, s, given, NULL);
+
+	/* what the model allows */
+	if (given[MOPT_POSITION_DROPOUT] && m->positions == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("options must be a JSON object")));
-	it = JsonbIteratorInit(&opts->root);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+				 errmsg("options.position_dropout needs a shallow_tower in the config")));
+	if (given[MOPT_GATE_NOISE] && s->opt.gate_noise && m->gate != MMOE_GATE_NOISY_TOP_K)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options.gate_noise needs a noisy_top_k gate in the config")));
+	if (given[MOPT_TASK_WEIGHTS])
 	{
-		char	   *key;
-		JsonbValue	val;
-		bool		known = false;
-
-		if (tok != WJB_KEY)
-			continue;
-		key = pnstrdup(v.val.string.val, v.val.string.len);
-		for (int i = 0; keys[i]; i++)
-			known |= strcmp(keys[i], key) == 0;
-		if (!known)
+		if (s->task_weights.n != m->ntasks)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unknown option \"%s\"", key),
-					 errhint("Options are patience, init_version, task_weights, expert_dropout, position_dropout, balance_weight, gate_noise, record_gradients, promote and allow_contract_change.")));
-		tok = JsonbIteratorNext(&it, &val, true);
-		if (strcmp(key, "patience") == 0)
-			s->patience = OptionInt(&val, key, 1, 100000);
-		else if (strcmp(key, "init_version") == 0)
-			s->init_version = OptionInt(&val, key, 1, PG_INT32_MAX);
-		else if (strcmp(key, "expert_dropout") == 0)
-			s->opt.expert_dropout = OptionNumber(&val, key, 0.0, 0.99);
-		else if (strcmp(key, "position_dropout") == 0)
-		{
-			if (m->positions == 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("options.position_dropout needs a shallow_tower in the config")));
-			s->opt.position_dropout = OptionNumber(&val, key, 0.0, 1.0);
-		}
-		else if (strcmp(key, "balance_weight") == 0)
-			s->opt.balance_weight = OptionNumber(&val, key, 0.0, 1e6);
-		else if (strcmp(key, "gate_noise") == 0 || strcmp(key, "record_gradients") == 0)
-		{
-			if (val.type != jbvBool)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("options.%s must be true or false", key)));
-			if (strcmp(key, "gate_noise") == 0)
-			{
-				if (val.val.boolean && m->gate != MMOE_GATE_NOISY_TOP_K)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("options.gate_noise needs a noisy_top_k gate in the config")));
-				s->opt.gate_noise = val.val.boolean;
-			}
-			else
-				s->record_gradients = val.val.boolean;
-		}
-		else if (strcmp(key, "task_weights") == 0)
-		{
-			JsonbContainer *arr;
-
-			if (val.type != jbvBinary || !JsonContainerIsArray(val.val.binary.data) ||
-				JsonContainerSize(val.val.binary.data) != m->ntasks)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("options.task_weights must be an array of %d numbers, one per task", m->ntasks)));
-			arr = val.val.binary.data;
-			for (int t = 0; t < m->ntasks; t++)
-				s->opt.task_weights[t] = OptionNumber(getIthJsonbValueFromContainer(arr, t),
-													  "task_weights", 0.0, 1e6);
-			have_weights = true;
-		}
+					 errmsg("options.task_weights must be an array of %d numbers, one per task", m->ntasks)));
+		for (int t = 0; t < m->ntasks; t++)
+			s->opt.task_weights[t] = s->task_weights.x[t];
+		if (s->opt.uncertainty)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("options.task_weights apply to loss_weighting \"fixed\", not \"uncertainty\"")));
 	}
-	if (have_weights && s->opt.uncertainty)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("options.task_weights apply to loss_weighting \"fixed\", not \"uncertainty\"")));
 	if (s->patience > 0 && PG_ARGISNULL(ARG_VALIDATION))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
