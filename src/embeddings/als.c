@@ -109,23 +109,21 @@ InitAlsState(int dim, ArrayType *g, double gramian_weight, double l2)
 }
 
 /*
- * Get argument argno as a well-formed als_solve state, 8-byte aligned,
- * raising an error if it is not one; with values, also check every stored
- * value (O(k^2), for states that did not come from our own transition)
+ * Check an als_solve state of at most recsys.max_dim dimensions; with deep,
+ * also every stored value (O(k^2), for states that did not come from our own
+ * transition)
  */
-static AlsState *
-GetAlsState(FunctionCallInfo fcinfo, int argno, bool values)
+static const char *
+CheckAlsState(const void *state, size_t size, bool deep)
 {
-	AlsState   *state = (AlsState *)
-		StateGetArg(fcinfo, argno, ALS_MAGIC, ALS_VERSION, "als_solve");
-	const char *bad = AlsStateCheck(state, VARSIZE(state), recsys_max_dim);
+	const char *bad = AlsStateCheck(state, size, recsys_max_dim);
 
-	if (bad == NULL && values)
+	if (bad == NULL && deep)
 		bad = AlsStateCheckValues(state);
-	if (bad)
-		StateInvalid("als_solve", bad);
-	return state;
+	return bad;
 }
+
+static const StateType AlsStateType = {"als_solve", ALS_MAGIC, ALS_VERSION, CheckAlsState};
 
 /* Get a private copy of a state in the given context */
 static AlsState *
@@ -164,7 +162,7 @@ GetWritableAlsState(FunctionCallInfo fcinfo, int dim, double gramian_weight, dou
 		return state;
 	}
 
-	state = GetAlsState(fcinfo, 0, false);
+	state = StateGetChecked(fcinfo, 0, &AlsStateType, false);
 	if (aggcontext == NULL || (Pointer) state != DatumGetPointer(PG_GETARG_DATUM(0)))
 		state = CopyAlsState(state, aggcontext ? aggcontext : CurrentMemoryContext);
 	CheckSameDims(state->buf.dim, dim);
@@ -210,7 +208,7 @@ als_solve_accum(PG_FUNCTION_ARGS)
 	{
 		if (PG_ARGISNULL(0))
 			PG_RETURN_NULL();
-		PG_RETURN_BYTEA_P((bytea *) GetAlsState(fcinfo, 0, false));
+		PG_RETURN_BYTEA_P((bytea *) StateGetChecked(fcinfo, 0, &AlsStateType, false));
 	}
 
 	v = PG_GETARG_ARRAYTYPE_P(1);
@@ -253,9 +251,9 @@ als_solve_combine(PG_FUNCTION_ARGS)
 	{
 		if (PG_ARGISNULL(0))
 			PG_RETURN_NULL();
-		PG_RETURN_BYTEA_P((bytea *) GetAlsState(fcinfo, 0, false));
+		PG_RETURN_BYTEA_P((bytea *) StateGetChecked(fcinfo, 0, &AlsStateType, false));
 	}
-	state2 = GetAlsState(fcinfo, 1, true);
+	state2 = StateGetChecked(fcinfo, 1, &AlsStateType, true);
 
 	if (PG_ARGISNULL(0))
 	{
@@ -265,7 +263,7 @@ als_solve_combine(PG_FUNCTION_ARGS)
 		PG_RETURN_BYTEA_P((bytea *) state1);
 	}
 
-	state1 = GetAlsState(fcinfo, 0, true);
+	state1 = StateGetChecked(fcinfo, 0, &AlsStateType, true);
 	CheckSameDims(state1->buf.dim, state2->buf.dim);
 	if (state1->gramian_weight != state2->gramian_weight)
 		ereport(ERROR,
@@ -341,7 +339,7 @@ als_solve_final(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	state = GetAlsState(fcinfo, 0, true);
+	state = StateGetChecked(fcinfo, 0, &AlsStateType, true);
 	if (state->count == 0)
 		PG_RETURN_NULL();
 
@@ -371,7 +369,7 @@ als_solve_objective_final(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	state = GetAlsState(fcinfo, 0, true);
+	state = StateGetChecked(fcinfo, 0, &AlsStateType, true);
 	if (state->count == 0)
 		PG_RETURN_NULL();
 

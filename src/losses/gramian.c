@@ -48,23 +48,21 @@ InitGramianState(int dim)
 }
 
 /*
- * Get argument argno as a well-formed Gramian state, 8-byte aligned, raising
- * an error if it is not one; with values, also check every stored value
- * (O(k^2), for states that did not come from our own transition)
+ * Check a Gramian state of at most recsys.max_dim dimensions; with deep, also
+ * every stored value (O(k^2), for states that did not come from our own
+ * transition)
  */
-static GramianState *
-GetGramianState(FunctionCallInfo fcinfo, int argno, bool values)
+static const char *
+CheckGramianState(const void *state, size_t size, bool deep)
 {
-	GramianState *state = (GramianState *)
-		StateGetArg(fcinfo, argno, GRAMIAN_MAGIC, GRAMIAN_VERSION, "gramian");
-	const char *bad = GramianStateCheck(state, VARSIZE(state), recsys_max_dim);
+	const char *bad = GramianStateCheck(state, size, recsys_max_dim);
 
-	if (bad == NULL && values)
+	if (bad == NULL && deep)
 		bad = GramianStateCheckValues(state);
-	if (bad)
-		StateInvalid("gramian", bad);
-	return state;
+	return bad;
 }
+
+static const StateType GramianStateType = {"gramian", GRAMIAN_MAGIC, GRAMIAN_VERSION, CheckGramianState};
 
 /*
  * Get the state to update: the argument itself when called as an aggregate
@@ -89,7 +87,7 @@ GetWritableState(FunctionCallInfo fcinfo, int dim)
 		return state;
 	}
 
-	state = GetGramianState(fcinfo, 0, false);
+	state = StateGetChecked(fcinfo, 0, &GramianStateType, false);
 	if (aggcontext == NULL || (Pointer) state != DatumGetPointer(PG_GETARG_DATUM(0)))
 	{
 		MemoryContext old = MemoryContextSwitchTo(aggcontext ? aggcontext : CurrentMemoryContext);
@@ -131,7 +129,7 @@ gramian_accum(PG_FUNCTION_ARGS)
 	{
 		if (PG_ARGISNULL(0))
 			PG_RETURN_NULL();
-		PG_RETURN_BYTEA_P((bytea *) GetGramianState(fcinfo, 0, false));
+		PG_RETURN_BYTEA_P((bytea *) StateGetChecked(fcinfo, 0, &GramianStateType, false));
 	}
 	return GramianAddRow(fcinfo, PG_GETARG_DATUM(1), 1.0);
 }
@@ -148,7 +146,7 @@ gramian_weighted_accum(PG_FUNCTION_ARGS)
 	{
 		if (PG_ARGISNULL(0))
 			PG_RETURN_NULL();
-		PG_RETURN_BYTEA_P((bytea *) GetGramianState(fcinfo, 0, false));
+		PG_RETURN_BYTEA_P((bytea *) StateGetChecked(fcinfo, 0, &GramianStateType, false));
 	}
 	w = PG_GETARG_FLOAT8(2);
 	CheckFiniteDouble(w, "weight");
@@ -171,9 +169,9 @@ gramian_combine(PG_FUNCTION_ARGS)
 	{
 		if (PG_ARGISNULL(0))
 			PG_RETURN_NULL();
-		PG_RETURN_BYTEA_P((bytea *) GetGramianState(fcinfo, 0, false));
+		PG_RETURN_BYTEA_P((bytea *) StateGetChecked(fcinfo, 0, &GramianStateType, false));
 	}
-	state2 = GetGramianState(fcinfo, 1, true);
+	state2 = StateGetChecked(fcinfo, 1, &GramianStateType, true);
 
 	if (PG_ARGISNULL(0))
 	{
@@ -187,7 +185,7 @@ gramian_combine(PG_FUNCTION_ARGS)
 		PG_RETURN_BYTEA_P((bytea *) state1);
 	}
 
-	state1 = GetGramianState(fcinfo, 0, true);
+	state1 = StateGetChecked(fcinfo, 0, &GramianStateType, true);
 	if (aggcontext == NULL || (Pointer) state1 != DatumGetPointer(PG_GETARG_DATUM(0)))
 	{
 		GramianState *copy = palloc(VARSIZE(state1));
@@ -220,7 +218,7 @@ gramian_final(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	state = GetGramianState(fcinfo, 0, true);
+	state = StateGetChecked(fcinfo, 0, &GramianStateType, true);
 	if (state->count == 0)
 		PG_RETURN_NULL();
 

@@ -329,22 +329,8 @@ map_at_k(PG_FUNCTION_ARGS)
 #define ST_DEFINE
 #include "lib/sort_template.h"
 
-/*
- * Get argument argno as an AUC state whose header is consistent; with deep,
- * also check every entry, which is O(n) and needed whenever the state did
- * not come from our own transition
- */
-static AucState *
-GetAucState(FunctionCallInfo fcinfo, int argno, bool deep)
-{
-	AucState   *state = (AucState *)
-		StateGetArg(fcinfo, argno, AUC_MAGIC, AUC_VERSION, AUC_WHAT);
-	const char *bad = AucStateCheck(state, VARSIZE(state), deep);
-
-	if (bad)
-		StateInvalid(AUC_WHAT, bad);
-	return state;
-}
+/* The AUC state: with deep, AucStateCheck checks every entry (states not from our own transition) */
+static const StateType AucStateType = {AUC_WHAT, AUC_MAGIC, AUC_VERSION, AucStateCheck};
 
 /* Sort the unsorted tail of a state and merge it into the sorted prefix */
 static void
@@ -405,7 +391,7 @@ auc_accum(PG_FUNCTION_ARGS)
 
 	/* a state from our own transition needs no O(n) check */
 	if (!PG_ARGISNULL(0))
-		state = arg = GetAucState(fcinfo, 0, !AggCheckCallContext(fcinfo, NULL));
+		state = arg = StateGetChecked(fcinfo, 0, &AucStateType, !AggCheckCallContext(fcinfo, NULL));
 	/* rows with a NULL score or label are skipped */
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 	{
@@ -435,8 +421,8 @@ PG_FUNCTION_INFO_V1(auc_combine);
 Datum
 auc_combine(PG_FUNCTION_ARGS)
 {
-	AucState   *state1 = PG_ARGISNULL(0) ? NULL : GetAucState(fcinfo, 0, true);
-	AucState   *state2 = PG_ARGISNULL(1) ? NULL : GetAucState(fcinfo, 1, true);
+	AucState   *state1 = PG_ARGISNULL(0) ? NULL : StateGetChecked(fcinfo, 0, &AucStateType, true);
+	AucState   *state2 = PG_ARGISNULL(1) ? NULL : StateGetChecked(fcinfo, 1, &AucStateType, true);
 	Datum		result;
 	AucState   *arg = state1;
 	const AucEntry *src;
@@ -478,7 +464,7 @@ auc_final(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	state = GetAucState(fcinfo, 0, true);
+	state = StateGetChecked(fcinfo, 0, &AucStateType, true);
 	if (state->total_pos == 0 || state->total_neg == 0)
 		PG_RETURN_NULL();
 
@@ -500,18 +486,14 @@ auc_final(PG_FUNCTION_ARGS)
 
 #define LOGLOSS_WHAT "log_loss"
 
-/* Get argument argno as a checked log-loss state */
-static LogLossState *
-GetLogLossState(FunctionCallInfo fcinfo, int argno)
+/* Check a log-loss state (in full: it has a fixed size) */
+static const char *
+CheckLogLossState(const void *state, size_t size, bool deep)
 {
-	LogLossState *state = (LogLossState *)
-		StateGetArg(fcinfo, argno, LOGLOSS_MAGIC, LOGLOSS_VERSION, LOGLOSS_WHAT);
-	const char *bad = LogLossStateCheck(state, VARSIZE(state));
-
-	if (bad)
-		StateInvalid(LOGLOSS_WHAT, bad);
-	return state;
+	return LogLossStateCheck(state, size);
 }
+
+static const StateType LogLossStateType = {LOGLOSS_WHAT, LOGLOSS_MAGIC, LOGLOSS_VERSION, CheckLogLossState};
 
 /* Raise the error for a log-loss update that would overflow */
 static void
@@ -527,7 +509,7 @@ PG_FUNCTION_INFO_V1(log_loss_accum);
 Datum
 log_loss_accum(PG_FUNCTION_ARGS)
 {
-	LogLossState *state = PG_ARGISNULL(0) ? NULL : GetLogLossState(fcinfo, 0);
+	LogLossState *state = PG_ARGISNULL(0) ? NULL : StateGetChecked(fcinfo, 0, &LogLossStateType, true);
 	double		p;
 
 	/* rows with a NULL probability or label are skipped */
@@ -559,8 +541,8 @@ PG_FUNCTION_INFO_V1(log_loss_combine);
 Datum
 log_loss_combine(PG_FUNCTION_ARGS)
 {
-	LogLossState *state1 = PG_ARGISNULL(0) ? NULL : GetLogLossState(fcinfo, 0);
-	LogLossState *state2 = PG_ARGISNULL(1) ? NULL : GetLogLossState(fcinfo, 1);
+	LogLossState *state1 = PG_ARGISNULL(0) ? NULL : StateGetChecked(fcinfo, 0, &LogLossStateType, true);
+	LogLossState *state2 = PG_ARGISNULL(1) ? NULL : StateGetChecked(fcinfo, 1, &LogLossStateType, true);
 	Datum		result;
 
 	if (StateCombineTrivial(fcinfo, state1 ? &state1->hdr : NULL,
@@ -581,7 +563,7 @@ log_loss_final(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	state = GetLogLossState(fcinfo, 0);
+	state = StateGetChecked(fcinfo, 0, &LogLossStateType, true);
 	if (state->count == 0)
 		PG_RETURN_NULL();
 	PG_RETURN_FLOAT8(LogLossStateResult(state));

@@ -388,18 +388,14 @@ sampled_softmax_nll(PG_FUNCTION_ARGS)
 
 #define TASKLOSS_WHAT "uncertainty_weights"
 
-/* Get argument argno as a checked multi-task loss state */
-static TaskLossState *
-GetTaskLossState(FunctionCallInfo fcinfo, int argno)
+/* Check a multi-task loss state (in full), at most recsys.max_dim tasks */
+static const char *
+CheckTaskLossState(const void *state, size_t size, bool deep)
 {
-	TaskLossState *state = (TaskLossState *)
-		StateGetArg(fcinfo, argno, TASKLOSS_MAGIC, TASKLOSS_VERSION, TASKLOSS_WHAT);
-	const char *bad = TaskLossStateCheck(state, VARSIZE(state), recsys_max_dim);
-
-	if (bad)
-		StateInvalid(TASKLOSS_WHAT, bad);
-	return state;
+	return TaskLossStateCheck(state, size, recsys_max_dim);
 }
+
+static const StateType TaskLossStateType = {TASKLOSS_WHAT, TASKLOSS_MAGIC, TASKLOSS_VERSION, CheckTaskLossState};
 
 /* Raise the error for a multi-task loss update that failed with err */
 static void
@@ -442,7 +438,7 @@ uncertainty_weights_accum(PG_FUNCTION_ARGS)
 	AggError	err;
 
 	if (!PG_ARGISNULL(0))
-		state = GetTaskLossState(fcinfo, 0);
+		state = StateGetChecked(fcinfo, 0, &TaskLossStateType, true);
 	/* rows without losses are skipped, like NULL rows in avg() */
 	if (PG_ARGISNULL(1))
 	{
@@ -481,8 +477,8 @@ PG_FUNCTION_INFO_V1(uncertainty_weights_combine);
 Datum
 uncertainty_weights_combine(PG_FUNCTION_ARGS)
 {
-	TaskLossState *state1 = PG_ARGISNULL(0) ? NULL : GetTaskLossState(fcinfo, 0);
-	TaskLossState *state2 = PG_ARGISNULL(1) ? NULL : GetTaskLossState(fcinfo, 1);
+	TaskLossState *state1 = PG_ARGISNULL(0) ? NULL : StateGetChecked(fcinfo, 0, &TaskLossStateType, true);
+	TaskLossState *state2 = PG_ARGISNULL(1) ? NULL : StateGetChecked(fcinfo, 1, &TaskLossStateType, true);
 	Datum		result;
 	int			task = 0;
 	AggError	err;
@@ -521,7 +517,7 @@ uncertainty_weights_final(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	state = GetTaskLossState(fcinfo, 0);
+	state = StateGetChecked(fcinfo, 0, &TaskLossStateType, true);
 	if (state->count == 0)
 		PG_RETURN_NULL();
 	means = palloc(sizeof(double) * state->ntasks);
@@ -542,7 +538,7 @@ uncertainty_weighted_loss_final(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	state = GetTaskLossState(fcinfo, 0);
+	state = StateGetChecked(fcinfo, 0, &TaskLossStateType, true);
 	if (state->count == 0)
 		PG_RETURN_NULL();
 	means = palloc(sizeof(double) * state->ntasks);
@@ -561,18 +557,14 @@ uncertainty_weighted_loss_final(PG_FUNCTION_ARGS)
 
 #define PREDVAR_WHAT "predictive_variance"
 
-/* Get argument argno as a checked predictive-variance state */
-static PredVarState *
-GetPredVarState(FunctionCallInfo fcinfo, int argno)
+/* Check a predictive-variance state (in full: it has a fixed size) */
+static const char *
+CheckPredVarState(const void *state, size_t size, bool deep)
 {
-	PredVarState *state = (PredVarState *)
-		StateGetArg(fcinfo, argno, PREDVAR_MAGIC, PREDVAR_VERSION, PREDVAR_WHAT);
-	const char *bad = PredVarStateCheck(state, VARSIZE(state));
-
-	if (bad)
-		StateInvalid(PREDVAR_WHAT, bad);
-	return state;
+	return PredVarStateCheck(state, size);
 }
+
+static const StateType PredVarStateType = {PREDVAR_WHAT, PREDVAR_MAGIC, PREDVAR_VERSION, CheckPredVarState};
 
 /* Raise the error for a predictive-variance update that failed with err */
 static void
@@ -589,7 +581,7 @@ PG_FUNCTION_INFO_V1(predictive_variance_accum);
 Datum
 predictive_variance_accum(PG_FUNCTION_ARGS)
 {
-	PredVarState *state = PG_ARGISNULL(0) ? NULL : GetPredVarState(fcinfo, 0);
+	PredVarState *state = PG_ARGISNULL(0) ? NULL : StateGetChecked(fcinfo, 0, &PredVarStateType, true);
 	double		x,
 				v;
 	AggError	err;
@@ -627,8 +619,8 @@ PG_FUNCTION_INFO_V1(predictive_variance_combine);
 Datum
 predictive_variance_combine(PG_FUNCTION_ARGS)
 {
-	PredVarState *state1 = PG_ARGISNULL(0) ? NULL : GetPredVarState(fcinfo, 0);
-	PredVarState *state2 = PG_ARGISNULL(1) ? NULL : GetPredVarState(fcinfo, 1);
+	PredVarState *state1 = PG_ARGISNULL(0) ? NULL : StateGetChecked(fcinfo, 0, &PredVarStateType, true);
+	PredVarState *state2 = PG_ARGISNULL(1) ? NULL : StateGetChecked(fcinfo, 1, &PredVarStateType, true);
 	AggError	err;
 
 	if (state2 == NULL || state2->count == 0)
@@ -666,7 +658,7 @@ predictive_variance_final(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	state = GetPredVarState(fcinfo, 0);
+	state = StateGetChecked(fcinfo, 0, &PredVarStateType, true);
 	if (state->count == 0)
 		PG_RETURN_NULL();
 	PredVarStateResult(state, out);

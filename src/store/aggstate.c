@@ -54,6 +54,23 @@ StateGetArg(FunctionCallInfo fcinfo, int argno, uint32 magic, uint16 version,
 }
 
 /*
+ * Get argument argno as a state of the given type that its validator
+ * accepts, detoasted and 8-byte aligned, or raise invalid_binary_representation
+ * with the validator's reason: the one way an aggregate's support function
+ * reads a state
+ */
+void *
+StateGetChecked(FunctionCallInfo fcinfo, int argno, const StateType *type, bool deep)
+{
+	RecsysStateHeader *state = StateGetArg(fcinfo, argno, type->magic, type->version, type->what);
+	const char *bad = type->check(state, VARSIZE(state), deep);
+
+	if (bad)
+		StateInvalid(type->what, bad);
+	return state;
+}
+
+/*
  * Get a state the caller may modify: argument argno itself when called as an
  * aggregate (in-place update), else a copy in the current memory context, so
  * that a direct SQL call never writes into a value it does not own
