@@ -344,18 +344,6 @@ VectorGetDoubles(ArrayType *a, const char *what, int *dim)
 	return out;
 }
 
-/* Get a checked vector as a palloc'd float array */
-float *
-VectorGetFloats(ArrayType *a, int *dim)
-{
-	float	   *out;
-
-	*dim = VectorDim(a);
-	out = palloc(sizeof(float) * *dim);
-	VectorToFloats(a, out);
-	return out;
-}
-
 /*
  * Get a 2-D double precision[] matrix (no NULLs, finite) as palloc'd
  * row-major doubles.

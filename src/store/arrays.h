@@ -36,7 +36,6 @@ extern void VectorToDoubles(ArrayType *a, double *out);
 extern void VectorToScaledDoubles(ArrayType *a, double scale, double *out);
 extern void VectorToFloats(ArrayType *a, float *out);
 extern double *VectorGetDoubles(ArrayType *a, const char *what, int *dim);
-extern float *VectorGetFloats(ArrayType *a, int *dim);
 extern double *MatrixGetDoubles(ArrayType *a, int *rows, int *cols);
 extern void CheckFiniteDouble(double x, const char *what);
 
