@@ -1,8 +1,8 @@
 /*
  * embeddings/kind.h
- *		Embeddings models: deterministic initial vectors for the trainers, and
- *		the "embeddings" kind of the model store (item matrix and Gramian of
- *		a stored version, as serving uses them).
+ *		Embeddings models: the "embeddings" kind of the model store (item
+ *		matrix and Gramian of a stored version, as serving uses them).  The
+ *		trainers' initial vectors are in embeddings/init.h.
  */
 #ifndef EMBEDDINGS_H
 #define EMBEDDINGS_H
@@ -36,7 +36,6 @@ typedef struct EmbeddingModel
 
 extern const ModelKind EmbeddingModelKind;
 
-extern void EmbeddingInitVector(int64 seed, int64 id, int dim, double scale, float *out);
 extern int	EmbeddingItemRow(const EmbeddingModel *m, int64 id);
 
 #endif

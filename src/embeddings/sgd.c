@@ -40,7 +40,7 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
-#include "embeddings/kind.h"
+#include "embeddings/init.h"
 #include "embeddings/interactions.h"
 #include "kernel/linalg.h"
 #include "settings.h"

@@ -46,7 +46,7 @@
 
 #include "kernel/als_engine.h"
 #include "store/arrays.h"
-#include "embeddings/kind.h"
+#include "embeddings/init.h"
 #include "embeddings/interactions.h"
 #include "kernel/linalg.h"
 #include "store/model_store.h"

@@ -17,6 +17,7 @@
 #include "utils/numeric.h"
 
 #include "features/spec.h"
+#include "mmoe/load.h"
 #include "mmoe/mmoe.h"
 #include "settings.h"
 

@@ -10,8 +10,9 @@
 #include "lib/stringinfo.h"
 #include "utils/memutils.h"
 
+#include "mmoe/load.h"
 #include "mmoe/mmoe.h"
-#include "store/model_store.h"
+#include "store/model_kind.h"
 #include "store/safetensors.h"
 
 /* One tensor the config asks for */

@@ -3,13 +3,13 @@
  *		Multi-gate mixture-of-experts models (Ma et al., KDD 2018) with the
  *		YouTube ranker's additions: categorical embeddings, noisy top-k gates
  *		(served without noise), latent cross and a shallow display-position
- *		tower.  The PostgreSQL side of src/mmoe_model.h.
+ *		tower.  The PostgreSQL side of kernel/mmoe_model.h.
  *
- * A model is built from a validated config (jsonb, src/mmoe_config.c) and a
+ * A model is built from a validated config (jsonb, mmoe/config.c) and a
  * safetensors file whose tensors follow PyTorch's nn.Linear layout
- * (src/mmoe_load.c); the model store caches it (MmoeModelKind) and the SQL
- * functions (src/mmoe_sql.c) score rows with the plain C kernel
- * (src/mmoe_forward.c).
+ * (mmoe/load.c, both declared in mmoe/load.h); the model store caches it
+ * (MmoeModelKind) and the SQL functions (mmoe/sql.c) score rows with the
+ * plain C kernel (kernel/mmoe_forward.c).
  */
 #ifndef MMOE_H
 #define MMOE_H
@@ -19,24 +19,15 @@
 #include "access/htup.h"
 #include "fmgr.h"
 #include "utils/array.h"
-#include "utils/jsonb.h"
 
 #include "features/spec.h"
 #include "kernel/mmoe_model.h"
-#include "store/safetensors.h"
 
 /* The model store's kind for MMoE models (registered by _PG_init) */
 struct ModelKind;
 extern const struct ModelKind MmoeModelKind;
 
-/* mmoe_config.c */
-extern MmoeModel *MmoeConfigToModel(Jsonb *config);
-extern MmoeModel *MmoeConfigToSkeleton(Jsonb *config, bool allow_unfitted);
-
-/* mmoe_load.c */
-extern void MmoeParseFile(const unsigned char *data, uint64 len, SafetensorsFile *file);
-extern void MmoeLoadTensors(MmoeModel *model, const SafetensorsFile *file);
-extern MmoeModel *MmoeModelLoad(Jsonb *config, const unsigned char *data, uint64 len);
+/* mmoe/load.c; building a model from its config and weights: mmoe/load.h */
 extern MmoeScratch *MmoeScratchCreate(const MmoeModel *model, int maxrows);
 
 /* One row's inputs as SQL values (NULL pointer = NULL input) */
@@ -52,7 +43,7 @@ typedef struct MmoeRowInput
 	int32		position;
 } MmoeRowInput;
 
-/* mmoe_sql.c */
+/* mmoe/sql.c */
 extern const MmoeModel *MmoeAcquire(FunctionCallInfo fcinfo, text *model, int version,
 									int maxrows, MmoeScratch **scratch, uint64 *model_id,
 									int *found_version);

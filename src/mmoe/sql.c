@@ -19,6 +19,7 @@
 #include "utils/memutils.h"
 
 #include "store/arrays.h"
+#include "mmoe/load.h"
 #include "mmoe/mmoe.h"
 #include "store/model_store.h"
 #include "store/safetensors.h"

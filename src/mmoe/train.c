@@ -34,6 +34,7 @@
 #include "utils/tuplestore.h"
 
 #include "features/spec.h"
+#include "mmoe/load.h"
 #include "mmoe/mmoe.h"
 #include "kernel/mmoe_backward.h"
 #include "store/model_store.h"

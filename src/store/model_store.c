@@ -57,7 +57,7 @@
 #include "parser/parse_func.h"
 
 #include "compat.h"
-#include "store/model_store.h"
+#include "store/model_kind.h"
 #include "store/spi_safe.h"
 #include "store/sql_version.h"
 

@@ -35,9 +35,6 @@
 
 #include "postgres.h"
 
-#include "executor/spi.h"
-#include "utils/jsonb.h"
-
 #include "compat.h"
 
 /* Most cache entries kept when no query pins them */
@@ -46,26 +43,11 @@
 /* Longest model name (bytes); names are also checked in SQL */
 #define MODEL_NAME_MAX 63
 
-/* What a loader gets: one row of recsys.models */
-typedef struct ModelStoreRow
-{
-	const char *name;
-	int			version;
-	Jsonb	   *config;			/* never NULL */
-	bytea	   *weights;		/* NULL when the row has none */
-} ModelStoreRow;
+/* A kind of model (store/model_kind.h: what a kind's loader implements) */
+typedef struct ModelKind ModelKind;
 
-/*
- * A kind of model.  load runs with CurrentMemoryContext set to the new
- * entry's context (everything it allocates lives as long as the entry) and
- * inside an SPI connection, so it may read further tables through SPI.
- */
-typedef struct ModelKind
-{
-	const char *name;			/* recsys.models.kind */
-	void	   *(*load) (const ModelStoreRow *row);
-	const char *const *tables;	/* further tables it reads (NULL-terminated), or NULL */
-} ModelKind;
+/* SPI's prepared plan (executor/spi.h), for those that keep one per store table */
+struct _SPI_plan;
 
 typedef struct ModelCacheEntry ModelCacheEntry;
 
@@ -111,7 +93,7 @@ typedef enum StoreTable
 typedef struct StorePlan
 {
 	Oid			relid;			/* the relation the plan reads */
-	SPIPlanPtr	plan;
+	struct _SPI_plan *plan;
 } StorePlan;
 
 extern void ModelStoreRegisterKind(const ModelKind *kind);
@@ -123,7 +105,7 @@ RecsysNoreturn extern void ModelStoreReportMissing(const char *name, int version
 extern Oid	ModelStoreOwner(const char *name, int len);
 extern bool ModelStoreHasLifecycle(void);
 extern Oid	ModelStoreRelation(StoreTable table);
-extern SPIPlanPtr ModelStorePlan(StorePlan *slot, StoreTable table, const char *sql,
-								 int nargs, Oid *types);
+extern struct _SPI_plan *ModelStorePlan(StorePlan *slot, StoreTable table, const char *sql,
+										int nargs, Oid *types);
 
 #endif

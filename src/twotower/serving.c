@@ -32,6 +32,7 @@
 #include "kernel/foldin.h"
 #include "kernel/topk.h"
 #include "store/arrays.h"
+#include "store/model_kind.h"
 #include "store/model_store.h"
 #include "store/safetensors.h"
 #include "store/spi_safe.h"
