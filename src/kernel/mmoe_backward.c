@@ -193,7 +193,7 @@ Layout(const MmoeModel *m, const MmoeTrainOptions *opt, int rows, MmoeTrainer *t
 	CARVE(bag_start, int64_t, B * Max(m->nbags, 1));
 	CARVE(bag_len, int32_t, B * Max(m->nbags, 1));
 	CARVE(context, float, B * Max(m->context_dim, 1));
-	CARVE(position, int32_t, B);
+	CARVE(display_position, int32_t, B);
 	CARVE(labels, float, B * m->ntasks);
 	CARVE(has_label, uint8_t, B * m->ntasks);
 	CARVE(key, uint64_t, B);
@@ -217,7 +217,7 @@ Layout(const MmoeModel *m, const MmoeTrainOptions *opt, int rows, MmoeTrainer *t
 	CARVE(sel, uint8_t, B * n);
 	CARVE(thr, int32_t, B * 2);
 	CARVE(renorm, uint8_t, B);
-	CARVE(pos_used, int32_t, B);
+	CARVE(display_position_row, int32_t, B);
 	CARVE(mix0, float, B * h);
 	CARVE(mix, float, B * h);
 	CARVE(tout, float, B * tw);
@@ -662,7 +662,7 @@ TowerForward(MmoeTrainer *t, int rows, int tk)
 	DenseForward(rows, &task->tower[task->nhidden], src, t->logit);
 	if (m->positions > 0)
 		for (int r = 0; r < rows; r++)
-			t->logit[r] += m->shallow[(size_t) t->pos_used[r] * m->ntasks + tk];
+			t->logit[r] += m->shallow[(size_t) t->display_position_row[r] * m->ntasks + tk];
 }
 
 /*
@@ -744,7 +744,7 @@ TowerBackward(MmoeTrainer *t, int rows, int tk)
 		float	   *gs = Grad(t, m->shallow);
 
 		for (int r = 0; r < rows; r++)
-			gs[(size_t) t->pos_used[r] * m->ntasks + tk] += t->dlogit[r];
+			gs[(size_t) t->display_position_row[r] * m->ntasks + tk] += t->dlogit[r];
 	}
 	dcur = t->dlogit;
 	dnext = t->work_a;
@@ -985,7 +985,7 @@ MmoeTrainStep(MmoeTrainer *t, int rows, MmoeStepStats *st)
 			bool		drop = t->opt.position_dropout > 0.0 &&
 				MmoeDropoutUniform(t->opt.seed, base + n) < t->opt.position_dropout;
 
-			t->pos_used[r] = t->position[r] < 0 || drop ? m->positions : t->position[r];
+			t->display_position_row[r] = t->display_position[r] < 0 || drop ? m->positions : t->display_position[r];
 		}
 	}
 

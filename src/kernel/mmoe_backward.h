@@ -97,7 +97,7 @@ typedef struct MmoeTrainer
 	int64_t    *bag_start;		/* [B, nbags] first id of row r's bag b in bag_ids */
 	int32_t    *bag_len;		/* [B, nbags] its length (0 = empty bag: zeros) */
 	float	   *context;		/* [B, context_dim] */
-	int32_t    *position;		/* [B], -1 = missing */
+	int32_t    *display_position;	/* [B], -1 = missing */
 	float	   *labels;			/* [B, ntasks] */
 	uint8_t    *has_label;		/* [B, ntasks] */
 	uint64_t   *key;			/* [B] random stream key of each row */
@@ -122,7 +122,7 @@ typedef struct MmoeTrainer
 	uint8_t    *sel;			/* [B, n] in the top k */
 	int32_t    *thr;			/* [B, 2] experts of the k-th and k+1-th noisy logits */
 	uint8_t    *renorm;			/* [B] expert dropout renormalized this row */
-	int32_t    *pos_used;		/* [B] position row of the shallow tower */
+	int32_t    *display_position_row;	/* [B] row of the shallow tower used (missing when dropped) */
 	float	   *mix0;			/* [B, h] mixture before the latent cross */
 	float	   *mix;			/* [B, h] tower input */
 	float	   *tout;			/* tower layer outputs, [B, w_l] blocks */

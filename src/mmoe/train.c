@@ -4,7 +4,7 @@
  *		the next version of a model (kind mmoe), with its training log.
  *
  * Rows are read once through an SPI cursor into memory (features, ids,
- * context, position, labels as float32/int32), checked as they come, then
+ * context, display position, labels as float32/int32), checked as they come, then
  * trained on with minibatch Adam by the plain C kernel of
  * src/mmoe_backward.c.  The data must fit in recsys.training_memory (the
  * error says how much it needs); the model, its gradient and two Adam
@@ -65,7 +65,7 @@ enum
 	ARG_WEIGHTING,
 	ARG_CATEGORICAL,
 	ARG_CONTEXT,
-	ARG_POSITION,
+	ARG_DISPLAY_POSITION,
 	ARG_VALIDATION,
 	ARG_OPTIONS,
 	ARG_SEED,
@@ -79,7 +79,7 @@ typedef struct TrainColumns
 	char	   *labels[MMOE_MAX_TASKS];
 	char	   *categorical;
 	char	   *context;
-	char	   *position;
+	char	   *display_position;
 } TrainColumns;
 
 /* Rows held in memory */
@@ -92,7 +92,7 @@ typedef struct TrainData
 	float	   *x;				/* [n, input_dim] */
 	int32	   *ids;			/* [n, ncategorical] */
 	float	   *context;		/* [n, context_dim] */
-	int32	   *position;		/* [n] */
+	int32	   *display_position;	/* [n], -1 = missing */
 	float	   *labels;			/* [n, ntasks] */
 	uint8	   *has_label;		/* [n, ntasks] */
 	/* read with a feature spec: x and ids are the encoded rows; bags */
@@ -115,7 +115,7 @@ typedef struct BadRows
 	int64		ctx_null;
 	int64		ctx_len;
 	int64		ctx_nan;
-	int64		pos_range;
+	int64		display_position_range;
 } BadRows;
 
 typedef struct TrainSettings
@@ -318,7 +318,7 @@ CheckColumnTypes(FunctionCallInfo fcinfo, Oid relid)
 				   lengthof(IntArrayTypes));
 	CheckColumnArg(fcinfo, ARG_CONTEXT, relid, "context_column", FloatArrayTypes,
 				   lengthof(FloatArrayTypes));
-	CheckColumnArg(fcinfo, ARG_POSITION, relid, "display_position_column", IntTypes,
+	CheckColumnArg(fcinfo, ARG_DISPLAY_POSITION, relid, "display_position_column", IntTypes,
 				   lengthof(IntTypes));
 }
 
@@ -335,7 +335,7 @@ ReadColumns(FunctionCallInfo fcinfo, const MmoeModel *m, TrainColumns *c)
 	c->features = NameArg(fcinfo, ARG_FEATURES);
 	c->categorical = NameArg(fcinfo, ARG_CATEGORICAL);
 	c->context = NameArg(fcinfo, ARG_CONTEXT);
-	c->position = NameArg(fcinfo, ARG_POSITION);
+	c->display_position = NameArg(fcinfo, ARG_DISPLAY_POSITION);
 	if (ARR_NDIM(labels) > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
@@ -383,7 +383,7 @@ ReadColumns(FunctionCallInfo fcinfo, const MmoeModel *m, TrainColumns *c)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the config has no latent cross, so context_column must be NULL")));
-	if (m->positions == 0 && c->position != NULL)
+	if (m->positions == 0 && c->display_position != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the config has no shallow tower, so display_position_column must be NULL")));
@@ -414,7 +414,7 @@ SelectSql(Oid relid, const MmoeModel *m, const TrainColumns *c)
 	}
 	appendStringInfo(&q, ", %s", c->categorical ? psprintf("(%s)::pg_catalog.int4[]", quote_identifier(c->categorical)) : "NULL::pg_catalog.int4[]");
 	appendStringInfo(&q, ", %s", c->context ? psprintf("(%s)::pg_catalog.float4[]", quote_identifier(c->context)) : "NULL::pg_catalog.float4[]");
-	appendStringInfo(&q, ", %s", c->position ? psprintf("(%s)::pg_catalog.int4", quote_identifier(c->position)) : "NULL::pg_catalog.int4");
+	appendStringInfo(&q, ", %s", c->display_position ? psprintf("(%s)::pg_catalog.int4", quote_identifier(c->display_position)) : "NULL::pg_catalog.int4");
 	/* the spec's columns as they are: FeatureCheckRelation checked their types */
 	if (m->features)
 		appendStringInfo(&q, ", %s", FeatureSelectList(m->features));
@@ -462,7 +462,7 @@ ReportBadRows(const BadRows *b, const MmoeModel *m, const TrainColumns *c, const
 	BAD(b->ctx_null, c->context, "NULL context or NULL elements");
 	BAD(b->ctx_len, c->context, "a length other than the config's context_dim %d", m->context_dim);
 	BAD(b->ctx_nan, c->context, "NaN or infinite context values");
-	BAD(b->pos_range, c->position, "display positions outside [0, %d) (NULL = missing)", m->positions);
+	BAD(b->display_position_range, c->display_position, "display positions outside [0, %d) (NULL = missing)", m->positions);
 #undef BAD
 }
 
@@ -507,7 +507,7 @@ GrowData(TrainData *d, const MmoeModel *m, int64 need, const char *rel)
 		GROW(ids, int32, m->ncategorical);
 	}
 	GROW(context, float, m->context_dim);
-	GROW(position, int32, 1);
+	GROW(display_position, int32, 1);
 	GROW(labels, float, m->ntasks);
 	GROW(has_label, uint8, m->ntasks);
 #undef GROW
@@ -616,15 +616,15 @@ ReadRow(TrainData *d, const MmoeModel *m, FeatureBuilder *fb, Datum *vals, bool 
 		}
 	}
 	/* display position: NULL = missing */
-	d->position[i] = -1;
+	d->display_position[i] = -1;
 	if (m->positions > 0 && !nulls[T + 3])
 	{
-		int32		pos = DatumGetInt32(vals[T + 3]);
+		int32		display_position = DatumGetInt32(vals[T + 3]);
 
-		if (pos < 0 || pos >= m->positions)
-			bad->pos_range++;
+		if (display_position < 0 || display_position >= m->positions)
+			bad->display_position_range++;
 		else
-			d->position[i] = pos;
+			d->display_position[i] = display_position;
 	}
 }
 
@@ -750,7 +750,7 @@ SetBatchRow(MmoeTrainer *t, const TrainData *d, int r, int64 i, uint64 key)
 	if (m->context_dim > 0)
 		memcpy(t->context + (size_t) r * m->context_dim, d->context + i * m->context_dim,
 			   sizeof(float) * m->context_dim);
-	t->position[r] = d->position[i];
+	t->display_position[r] = d->display_position[i];
 	memcpy(t->labels + (size_t) r * m->ntasks, d->labels + i * m->ntasks, sizeof(float) * m->ntasks);
 	memcpy(t->has_label + (size_t) r * m->ntasks, d->has_label + i * m->ntasks, m->ntasks);
 	t->key[r] = key;
@@ -955,7 +955,7 @@ Validate(MmoeTrainer *t, const TrainData *v, MmoeScratch *sc, float *out, int64 
 			if (m->context_dim > 0)
 				memcpy(sc->context + (size_t) r * m->context_dim, v->context + i * m->context_dim,
 					   sizeof(float) * m->context_dim);
-			sc->position[r] = v->position[i];
+			sc->position[r] = v->display_position[i];
 		}
 		MmoeForward(m, sc, rows, NULL, out + start * m->ntasks);
 		CHECK_FOR_INTERRUPTS();
@@ -1177,7 +1177,7 @@ CheckArguments(FunctionCallInfo fcinfo, TrainRun *run)
 {
 	for (int a = 0; a < NARGS; a++)
 		if (PG_ARGISNULL(a) && a != ARG_CONFIG && a != ARG_CATEGORICAL && a != ARG_CONTEXT &&
-			a != ARG_POSITION && a != ARG_VALIDATION && a != ARG_FEATURES)
+			a != ARG_DISPLAY_POSITION && a != ARG_VALIDATION && a != ARG_FEATURES)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("argument %d of train_mmoe must not be NULL", a + 1)));
@@ -1556,7 +1556,7 @@ MetricsJson(FunctionCallInfo fcinfo, const TrainRun *run)
 	}
 	OPTIONAL_COLUMN("categorical_column", cols->categorical);
 	OPTIONAL_COLUMN("context_column", cols->context);
-	OPTIONAL_COLUMN("display_position_column", cols->position);
+	OPTIONAL_COLUMN("display_position_column", cols->display_position);
 #undef OPTIONAL_COLUMN
 	if (run->have_val)
 	{

@@ -1488,7 +1488,7 @@ TestMmoeBackward(void)
 		memcpy(t.z + r * m->in_width, MFeat[r], sizeof(float) * 3);
 		t.ids[r] = MIds[r];
 		memcpy(t.context + r * 2, MCtx[r], sizeof(float) * 2);
-		t.position[r] = MPos[r];
+		t.display_position[r] = MPos[r];
 		t.labels[r * 2] = (float) (r % 2);
 		t.labels[r * 2 + 1] = (float) (0.5 * r - 1.0);
 		t.has_label[r * 2] = 1;
