@@ -6,7 +6,9 @@
 #     and are tested alone (make check-kernels) and fuzzed;
 #   * the project's headers (src/**/*.h) include each other without a cycle;
 #   * no C function in src/ is longer than 150 lines, except those listed with
-#     a reason in test/harness/long_functions.txt (long_functions.py).
+#     a reason in test/harness/long_functions.txt (long_functions.py);
+#   * doc/internals.md's folder map lists every C file of src/ and no other
+#     (check_folder_map.py).
 # No compiler and no server needed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -66,7 +68,12 @@ if ! python3 test/harness/long_functions.py; then
 	bad=1
 fi
 
+# The folder map of doc/internals.md, true to the files.
+if ! python3 test/harness/check_folder_map.py >/dev/null; then
+	bad=1
+fi
+
 if [ "$bad" -ne 0 ]; then
 	exit 1
 fi
-echo "layout: ok (kernels include no PostgreSQL or project header; no include cycle among $(find src -name '*.h' | wc -l) headers; no function over 150 lines but $(grep -c '^src/' test/harness/long_functions.txt) listed)"
+echo "layout: ok (kernels include no PostgreSQL or project header; no include cycle among $(find src -name '*.h' | wc -l) headers; no function over 150 lines but $(grep -c '^src/' test/harness/long_functions.txt) listed; every C file in the folder map)"
