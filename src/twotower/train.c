@@ -966,19 +966,11 @@ RelArg(FunctionCallInfo fcinfo, int arg, const char *what)
 	return PG_GETARG_OID(arg);
 }
 
-PG_FUNCTION_INFO_V1(train_two_tower);
-/*
- * Train a two-tower model and store it as a new version; one row per epoch
- * (epoch, loss, observed, penalty, l2, recall, ndcg, seconds)
- */
-Datum
-train_two_tower(PG_FUNCTION_ARGS)
+/* The state of one train_two_tower call, passed through its phases */
+typedef struct TwoTowerWork
 {
 	TwoTowerRun run;
-	TwoTowerConfig *cfg = &run.cfg;
-	MemoryContext context,
-				old;
-	int			spi_level;
+	MemoryContext context;
 	Interactions data;
 	Size		needed;
 	TwoTowerTable tables[2];
@@ -988,246 +980,275 @@ train_two_tower(PG_FUNCTION_ARGS)
 	int32	   *id_index[2];	/* table row -> training entity, or -1 */
 	TtInputs   *train_in[2];
 	TtInputs   *serve_in[2];
+	int64	   *order;
+	TtData		td;
+	TtOptions	opt;
+	TtTrainer	trainer;
+	double		bytes;
+	double	   *best;
+	Validation	val;
+	bool		has_val;
+	float	   *uvec,
+			   *ivec;
+	Rng			rng;
+	int			epochs_run;
+	int64		nvec[2];
+} TwoTowerWork;
+
+/* Check every argument, resolve the config, number the version: before any row is read */
+static void
+ReadArguments(FunctionCallInfo fcinfo, TwoTowerWork *w)
+{
+	TwoTowerConfig *cfg = &w->run.cfg;
+
+	/* prepare: every argument before any work */
+	memset(&w->run, 0, sizeof(w->run));
+	INSTR_TIME_SET_CURRENT(w->run.start);
+	w->run.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	if (PG_ARGISNULL(ARG_MODEL))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("model must not be NULL")));
+	w->run.model = text_to_cstring(PG_GETARG_TEXT_PP(ARG_MODEL));
+	ModelStoreCheckName(w->run.model, strlen(w->run.model));
+	w->run.src.relid = RelArg(fcinfo, ARG_INTERACTIONS, "interactions");
+	w->run.relid[0] = RelArg(fcinfo, ARG_USERS, "user_features");
+	w->run.relid[1] = RelArg(fcinfo, ARG_ITEMS, "item_features");
+	if (PG_ARGISNULL(ARG_CONFIG))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("config must not be NULL")));
+	w->run.validation = PG_ARGISNULL(ARG_VALIDATION) ? InvalidOid : RelArg(fcinfo, ARG_VALIDATION, "validation");
+	w->run.src.user_column = NameArg(fcinfo, ARG_USER_COLUMN, "user column");
+	w->run.src.item_column = NameArg(fcinfo, ARG_ITEM_COLUMN, "item column");
+	w->run.src.weight_column = PG_ARGISNULL(ARG_WEIGHT_COLUMN) ? NULL :
+		pstrdup(NameStr(*PG_GETARG_NAME(ARG_WEIGHT_COLUMN)));
+	w->run.config = PG_GETARG_JSONB_P(ARG_CONFIG);
+	ParseConfig(w->run.config, cfg, &w->run.config_json);
+	if (cfg->patience > 0 && !OidIsValid(w->run.validation))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("two-tower config: \"patience\" needs a validation relation")));
+	w->spec[0] = TowerSpec(cfg, 0, true);
+	w->spec[1] = TowerSpec(cfg, 1, true);
+	/* every relation's columns, exact types, before any row is read */
+	InteractionsCheckSource(&w->run.src);
+	TwoTowerCheckTable(w->run.relid[0], w->run.src.user_column, w->spec[0], "user_features");
+	TwoTowerCheckTable(w->run.relid[1], w->run.src.item_column, w->spec[1], "item_features");
+	if (OidIsValid(w->run.validation))
+	{
+		InteractionSource vsrc = w->run.src;
+
+		vsrc.relid = w->run.validation;
+		vsrc.weight_column = NULL;
+		InteractionsCheckSource(&vsrc);
+	}
+	/* numbers the version, refuses another kind, locks the name: before any row is read */
+	w->run.version = NextVersion(w->run.model, w->run.config);
+	MemoryContextSwitchTo(w->context);
+	initStringInfo(&w->run.log);
+	appendStringInfoChar(&w->run.log, '[');
+
+}
+
+/* Load the interactions and both feature tables; map training entities to feature rows */
+static void
+LoadData(TwoTowerWork *w)
+{
+	TwoTowerConfig *cfg = &w->run.cfg;
+
+	/* load: interactions, then both feature tables, counted as they come */
+	if (!InteractionsLoad(&w->run.src, &w->data, (Size) recsys_training_memory * 1024, 0, &w->needed))
+		CheckBudget(&w->run, (double) w->needed, "Loading the interactions");
+	MemoryContextSwitchTo(w->context);
+	if (w->data.nnz == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("interactions of %s have no pair of positive weight", RecsysRelationSqlName(w->run.src.relid))));
+	w->bytes = (double) w->needed;
+	for (int side = 0; side < 2; side++)
+	{
+		TwoTowerLoadTable(&w->tables[side], w->run.relid[side],
+						  side == 0 ? w->run.src.user_column : w->run.src.item_column, w->spec[side],
+						  (double) recsys_training_memory * 1024.0, w->bytes,
+						  side == 0 ? "user_features" : "item_features");
+		MemoryContextSwitchTo(w->context);
+		w->bytes += (double) w->tables[side].n * (3 * sizeof(int64) + sizeof(float) * w->spec[side]->dense_dim
+											+ sizeof(int32) * (w->spec[side]->ncategorical + 2 * w->spec[side]->nmulti));
+	}
+	w->run.load_seconds = SecondsSince(w->run.start);
+
+	/* training entities -> feature rows; a trained entity without features is an error */
+	for (int side = 0; side < 2; side++)
+	{
+		int32		n = side == 0 ? w->data.n_users : w->data.n_items;
+		const int64 *ids = side == 0 ? w->data.user_ids : w->data.item_ids;
+
+		w->train_row[side] = MemoryContextAllocHuge(w->context, sizeof(int64) * n);
+		w->id_index[side] = MemoryContextAllocHuge(w->context, sizeof(int32) * w->tables[side].n);
+		for (int64 r = 0; r < w->tables[side].n; r++)
+			w->id_index[side][r] = -1;
+		for (int32 e = 0; e < n; e++)
+		{
+			w->train_row[side][e] = TwoTowerFindRow(&w->tables[side], ids[e]);
+			if (w->train_row[side][e] < 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("%s " INT64_FORMAT " of the interactions has no row in %s",
+								side == 0 ? "user" : "item", ids[e],
+								RecsysRelationSqlName(w->run.relid[side])),
+						 errhint("Every user and item of the interactions needs a row of features.")));
+			w->id_index[side][w->train_row[side][e]] = e;
+		}
+		TowerShape(cfg, side, w->spec[side], n, &w->tcfg[side]);
+	}
+
+}
+
+/* Count the trainer's memory against the budget, build its inputs and pairs, start it */
+static void
+BuildTrainer(TwoTowerWork *w)
+{
+	TwoTowerConfig *cfg = &w->run.cfg;
 	int32	   *pu,
 			   *pi,
 			   *ucount,
 			   *icount;
 	float	   *conf;
-	int64	   *order;
-	TtData		td;
-	TtOptions	opt;
-	TtTrainer	trainer;
 	void	   *mem;
-	double		bytes;
-	double	   *best = NULL;
-	int			since_best = 0;
-	Validation val;
-	bool		has_val;
-	float	   *uvec = NULL,
-			   *ivec;
-	Rng			rng;
-	StringInfoData config,
-				tt_json,
-				metrics;
-	int			epochs_run = 0;
-	int64		nvec[2];
-
-	InitMaterializedSRF(fcinfo, 0);
-	context = AllocSetContextCreate(CurrentMemoryContext, "recsys train_two_tower",
-									ALLOCSET_DEFAULT_SIZES);
-	old = MemoryContextSwitchTo(context);
-	spi_level = RecsysSpiConnect();
-	MemoryContextSwitchTo(context);
-
-	/* prepare: every argument before any work */
-	memset(&run, 0, sizeof(run));
-	INSTR_TIME_SET_CURRENT(run.start);
-	run.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	if (PG_ARGISNULL(ARG_MODEL))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("model must not be NULL")));
-	run.model = text_to_cstring(PG_GETARG_TEXT_PP(ARG_MODEL));
-	ModelStoreCheckName(run.model, strlen(run.model));
-	run.src.relid = RelArg(fcinfo, ARG_INTERACTIONS, "interactions");
-	run.relid[0] = RelArg(fcinfo, ARG_USERS, "user_features");
-	run.relid[1] = RelArg(fcinfo, ARG_ITEMS, "item_features");
-	if (PG_ARGISNULL(ARG_CONFIG))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("config must not be NULL")));
-	run.validation = PG_ARGISNULL(ARG_VALIDATION) ? InvalidOid : RelArg(fcinfo, ARG_VALIDATION, "validation");
-	run.src.user_column = NameArg(fcinfo, ARG_USER_COLUMN, "user column");
-	run.src.item_column = NameArg(fcinfo, ARG_ITEM_COLUMN, "item column");
-	run.src.weight_column = PG_ARGISNULL(ARG_WEIGHT_COLUMN) ? NULL :
-		pstrdup(NameStr(*PG_GETARG_NAME(ARG_WEIGHT_COLUMN)));
-	run.config = PG_GETARG_JSONB_P(ARG_CONFIG);
-	ParseConfig(run.config, cfg, &run.config_json);
-	if (cfg->patience > 0 && !OidIsValid(run.validation))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("two-tower config: \"patience\" needs a validation relation")));
-	spec[0] = TowerSpec(cfg, 0, true);
-	spec[1] = TowerSpec(cfg, 1, true);
-	/* every relation's columns, exact types, before any row is read */
-	InteractionsCheckSource(&run.src);
-	TwoTowerCheckTable(run.relid[0], run.src.user_column, spec[0], "user_features");
-	TwoTowerCheckTable(run.relid[1], run.src.item_column, spec[1], "item_features");
-	if (OidIsValid(run.validation))
-	{
-		InteractionSource vsrc = run.src;
-
-		vsrc.relid = run.validation;
-		vsrc.weight_column = NULL;
-		InteractionsCheckSource(&vsrc);
-	}
-	/* numbers the version, refuses another kind, locks the name: before any row is read */
-	run.version = NextVersion(run.model, run.config);
-	MemoryContextSwitchTo(context);
-	initStringInfo(&run.log);
-	appendStringInfoChar(&run.log, '[');
-
-	/* load: interactions, then both feature tables, counted as they come */
-	if (!InteractionsLoad(&run.src, &data, (Size) recsys_training_memory * 1024, 0, &needed))
-		CheckBudget(&run, (double) needed, "Loading the interactions");
-	MemoryContextSwitchTo(context);
-	if (data.nnz == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("interactions of %s have no pair of positive weight", RecsysRelationSqlName(run.src.relid))));
-	bytes = (double) needed;
-	for (int side = 0; side < 2; side++)
-	{
-		TwoTowerLoadTable(&tables[side], run.relid[side],
-						  side == 0 ? run.src.user_column : run.src.item_column, spec[side],
-						  (double) recsys_training_memory * 1024.0, bytes,
-						  side == 0 ? "user_features" : "item_features");
-		MemoryContextSwitchTo(context);
-		bytes += (double) tables[side].n * (3 * sizeof(int64) + sizeof(float) * spec[side]->dense_dim
-											+ sizeof(int32) * (spec[side]->ncategorical + 2 * spec[side]->nmulti));
-	}
-	run.load_seconds = SecondsSince(run.start);
-
-	/* training entities -> feature rows; a trained entity without features is an error */
-	for (int side = 0; side < 2; side++)
-	{
-		int32		n = side == 0 ? data.n_users : data.n_items;
-		const int64 *ids = side == 0 ? data.user_ids : data.item_ids;
-
-		train_row[side] = MemoryContextAllocHuge(context, sizeof(int64) * n);
-		id_index[side] = MemoryContextAllocHuge(context, sizeof(int32) * tables[side].n);
-		for (int64 r = 0; r < tables[side].n; r++)
-			id_index[side][r] = -1;
-		for (int32 e = 0; e < n; e++)
-		{
-			train_row[side][e] = TwoTowerFindRow(&tables[side], ids[e]);
-			if (train_row[side][e] < 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("%s " INT64_FORMAT " of the interactions has no row in %s",
-								side == 0 ? "user" : "item", ids[e],
-								RecsysRelationSqlName(run.relid[side])),
-						 errhint("Every user and item of the interactions needs a row of features.")));
-			id_index[side][train_row[side][e]] = e;
-		}
-		TowerShape(cfg, side, spec[side], n, &tcfg[side]);
-	}
 
 	/* the trainer's memory, all of it counted before it is allocated */
-	memset(&opt, 0, sizeof(opt));
-	opt.method = (TtMethod) cfg->method;
-	opt.loss = (TtLoss) cfg->loss;
-	opt.gramian_weight = cfg->gramian_weight;
-	opt.l2 = cfg->l2;
-	opt.learning_rate = cfg->learning_rate;
-	opt.beta1 = cfg->beta1;
-	opt.beta2 = cfg->beta2;
-	opt.eps = cfg->eps;
-	opt.alpha = cfg->alpha;
-	opt.batch_size = (int) Min((int64) cfg->batch_size, data.nnz);
-	opt.negatives = cfg->negatives;
-	opt.popularity = cfg->sampling == 1;
-	opt.seed = (uint64) cfg->seed;
+	memset(&w->opt, 0, sizeof(w->opt));
+	w->opt.method = (TtMethod) cfg->method;
+	w->opt.loss = (TtLoss) cfg->loss;
+	w->opt.gramian_weight = cfg->gramian_weight;
+	w->opt.l2 = cfg->l2;
+	w->opt.learning_rate = cfg->learning_rate;
+	w->opt.beta1 = cfg->beta1;
+	w->opt.beta2 = cfg->beta2;
+	w->opt.eps = cfg->eps;
+	w->opt.alpha = cfg->alpha;
+	w->opt.batch_size = (int) Min((int64) cfg->batch_size, w->data.nnz);
+	w->opt.negatives = cfg->negatives;
+	w->opt.popularity = cfg->sampling == 1;
+	w->opt.seed = (uint64) cfg->seed;
 	{
-		double		trainer_bytes = (double) TtTrainerBytes(&tcfg[0], &tcfg[1], &opt, data.n_users, data.n_items);
+		double		trainer_bytes = (double) TtTrainerBytes(&w->tcfg[0], &w->tcfg[1], &w->opt, w->data.n_users, w->data.n_items);
 		double		inputs = 0.0;
 
 		for (int side = 0; side < 2; side++)
 		{
-			int64		n = side == 0 ? data.n_users : data.n_items;
-			const FeatureSpec *s = spec[side];
-			double		per = sizeof(float) * s->dense_dim + (sizeof(int64) + 2 * sizeof(int32)) * tcfg[side].nbags;
+			int64		n = side == 0 ? w->data.n_users : w->data.n_items;
+			const FeatureSpec *s = w->spec[side];
+			double		per = sizeof(float) * s->dense_dim + (sizeof(int64) + 2 * sizeof(int32)) * w->tcfg[side].nbags;
 
 			/* training and serving copies of the inputs (multi bags' ids counted at their mean length) */
-			inputs += per * (n + tables[side].n) +
-				2.0 * sizeof(int32) * (tables[side].rows ? tables[side].rows->nbag_ids : 0);
-			inputs += sizeof(float) * (double) cfg->dim * tables[side].n;	/* served vectors */
+			inputs += per * (n + w->tables[side].n) +
+				2.0 * sizeof(int32) * (w->tables[side].rows ? w->tables[side].rows->nbag_ids : 0);
+			inputs += sizeof(float) * (double) cfg->dim * w->tables[side].n;	/* served vectors */
 		}
-		bytes += trainer_bytes + inputs + (double) data.nnz * (2 * sizeof(int32) + sizeof(float) + sizeof(int64));
+		w->bytes += trainer_bytes + inputs + (double) w->data.nnz * (2 * sizeof(int32) + sizeof(float) + sizeof(int64));
 		if (cfg->patience > 0)
-			bytes += sizeof(double) * (double) (trainer_bytes / 32.0);
-		CheckBudget(&run, bytes, psprintf("Training %s users, %s items and " INT64_FORMAT " pairs",
-										  psprintf("%d", data.n_users), psprintf("%d", data.n_items), data.nnz));
-		run.memory = (Size) bytes;
+			w->bytes += sizeof(double) * (double) (trainer_bytes / 32.0);
+		CheckBudget(&w->run, w->bytes, psprintf("Training %s users, %s items and " INT64_FORMAT " pairs",
+										  psprintf("%d", w->data.n_users), psprintf("%d", w->data.n_items), w->data.nnz));
+		w->run.memory = (Size) w->bytes;
 	}
 
 	for (int side = 0; side < 2; side++)
 	{
-		train_in[side] = TwoTowerInputs(&tables[side], train_row[side],
-										side == 0 ? data.n_users : data.n_items,
+		w->train_in[side] = TwoTowerInputs(&w->tables[side], w->train_row[side],
+										side == 0 ? w->data.n_users : w->data.n_items,
 										NULL, cfg->id_dim[side] > 0);
 		/* training entities' id bags: their own index */
 		if (cfg->id_dim[side] > 0)
 		{
-			int32_t    *ids = (int32_t *) train_in[side]->bag_ids;
-			int			nb = train_in[side]->nbags;
+			int32_t    *ids = (int32_t *) w->train_in[side]->bag_ids;
+			int			nb = w->train_in[side]->nbags;
 
-			for (int64 e = 0; e < train_in[side]->n; e++)
+			for (int64 e = 0; e < w->train_in[side]->n; e++)
 			{
-				((int32_t *) train_in[side]->bag_len)[e * nb + nb - 1] = 1;
-				ids[train_in[side]->bag_start[e * nb + nb - 1]] = (int32_t) e;
+				((int32_t *) w->train_in[side]->bag_len)[e * nb + nb - 1] = 1;
+				ids[w->train_in[side]->bag_start[e * nb + nb - 1]] = (int32_t) e;
 			}
 		}
 	}
 
 	/* the pairs, by user */
-	pu = MemoryContextAllocHuge(context, sizeof(int32) * data.nnz);
-	pi = MemoryContextAllocHuge(context, sizeof(int32) * data.nnz);
-	conf = MemoryContextAllocHuge(context, sizeof(float) * data.nnz);
-	order = MemoryContextAllocHuge(context, sizeof(int64) * data.nnz);
-	ucount = MemoryContextAllocHuge(context, sizeof(int32) * data.n_users);
-	icount = MemoryContextAllocHuge(context, sizeof(int32) * data.n_items);
-	memset(icount, 0, sizeof(int32) * data.n_items);
-	for (int32 u = 0; u < data.n_users; u++)
+	pu = MemoryContextAllocHuge(w->context, sizeof(int32) * w->data.nnz);
+	pi = MemoryContextAllocHuge(w->context, sizeof(int32) * w->data.nnz);
+	conf = MemoryContextAllocHuge(w->context, sizeof(float) * w->data.nnz);
+	w->order = MemoryContextAllocHuge(w->context, sizeof(int64) * w->data.nnz);
+	ucount = MemoryContextAllocHuge(w->context, sizeof(int32) * w->data.n_users);
+	icount = MemoryContextAllocHuge(w->context, sizeof(int32) * w->data.n_items);
+	memset(icount, 0, sizeof(int32) * w->data.n_items);
+	for (int32 u = 0; u < w->data.n_users; u++)
 	{
-		ucount[u] = (int32) (data.user_ptr[u + 1] - data.user_ptr[u]);
-		for (int64 j = data.user_ptr[u]; j < data.user_ptr[u + 1]; j++)
+		ucount[u] = (int32) (w->data.user_ptr[u + 1] - w->data.user_ptr[u]);
+		for (int64 j = w->data.user_ptr[u]; j < w->data.user_ptr[u + 1]; j++)
 		{
 			pu[j] = u;
-			pi[j] = data.user_items[j];
-			conf[j] = data.user_conf[j];
+			pi[j] = w->data.user_items[j];
+			conf[j] = w->data.user_conf[j];
 			icount[pi[j]]++;
 		}
 	}
-	td.npairs = data.nnz;
-	td.pu = pu;
-	td.pi = pi;
-	td.conf = conf;
-	td.users = train_in[0];
-	td.items = train_in[1];
-	td.user_count = ucount;
-	td.item_count = icount;
+	w->td.npairs = w->data.nnz;
+	w->td.pu = pu;
+	w->td.pi = pi;
+	w->td.conf = conf;
+	w->td.users = w->train_in[0];
+	w->td.items = w->train_in[1];
+	w->td.user_count = ucount;
+	w->td.item_count = icount;
 
-	mem = MemoryContextAllocExtended(context, TtTrainerBytes(&tcfg[0], &tcfg[1], &opt, data.n_users, data.n_items),
+	mem = MemoryContextAllocExtended(w->context, TtTrainerBytes(&w->tcfg[0], &w->tcfg[1], &w->opt, w->data.n_users, w->data.n_items),
 									 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	TtTrainerInit(&trainer, &tcfg[0], &tcfg[1], &opt, &td, mem);
-	trainer.user.check = CheckInterrupts;
-	trainer.item.check = CheckInterrupts;
-	TtTrainerStart(&trainer);
-	RngInit(&rng, RngHash64((uint64) cfg->seed + 2));
+	TtTrainerInit(&w->trainer, &w->tcfg[0], &w->tcfg[1], &w->opt, &w->td, mem);
+	w->trainer.user.check = CheckInterrupts;
+	w->trainer.item.check = CheckInterrupts;
+	TtTrainerStart(&w->trainer);
+	RngInit(&w->rng, RngHash64((uint64) cfg->seed + 2));
+
+}
+
+/* Build the serving inputs of every row, and the validation set */
+static void
+PrepareServing(TwoTowerWork *w)
+{
+	TwoTowerConfig *cfg = &w->run.cfg;
 
 	/* serving inputs: every row of each table, trained ids where they have one */
 	for (int side = 0; side < 2; side++)
 	{
-		int64	   *all = MemoryContextAllocHuge(context, sizeof(int64) * tables[side].n);
+		int64	   *all = MemoryContextAllocHuge(w->context, sizeof(int64) * w->tables[side].n);
 
-		for (int64 r = 0; r < tables[side].n; r++)
+		for (int64 r = 0; r < w->tables[side].n; r++)
 			all[r] = r;
-		serve_in[side] = TwoTowerInputs(&tables[side], all, tables[side].n, id_index[side],
+		w->serve_in[side] = TwoTowerInputs(&w->tables[side], all, w->tables[side].n, w->id_index[side],
 										cfg->id_dim[side] > 0);
-		nvec[side] = tables[side].n;
+		w->nvec[side] = w->tables[side].n;
 	}
-	has_val = OidIsValid(run.validation);
-	if (has_val)
+	w->has_val = OidIsValid(w->run.validation);
+	if (w->has_val)
 	{
-		LoadValidation(&run, &tables[0], &data, &val);
-		MemoryContextSwitchTo(context);
-		uvec = MemoryContextAllocHuge(context, sizeof(float) * Max((Size) val.n * cfg->dim, 1));
+		LoadValidation(&w->run, &w->tables[0], &w->data, &w->val);
+		MemoryContextSwitchTo(w->context);
+		w->uvec = MemoryContextAllocHuge(w->context, sizeof(float) * Max((Size) w->val.n * cfg->dim, 1));
 	}
-	ivec = MemoryContextAllocHuge(context, sizeof(float) * (Size) tables[1].n * cfg->dim);
+	w->ivec = MemoryContextAllocHuge(w->context, sizeof(float) * (Size) w->tables[1].n * cfg->dim);
 	if (cfg->patience > 0)
-		best = MemoryContextAllocHuge(context, sizeof(double) * trainer.nparams);
-	run.best_ndcg = -1.0;
+		w->best = MemoryContextAllocHuge(w->context, sizeof(double) * w->trainer.nparams);
+	w->run.best_ndcg = -1.0;
+
+}
+
+/* Run the epochs, one output row each, keeping the best parameters under patience */
+static void
+RunEpochs(TwoTowerWork *w)
+{
+	TwoTowerConfig *cfg = &w->run.cfg;
+	int			since_best = 0;
 
 	/* epochs */
 	for (int epoch = 1; epoch <= cfg->epochs; epoch++)
@@ -1243,24 +1264,24 @@ train_two_tower(PG_FUNCTION_ARGS)
 		int64		steps = 0;
 
 		INSTR_TIME_SET_CURRENT(t0);
-		for (int64 j = 0; j < data.nnz; j++)
-			order[j] = j;
-		for (int64 j = data.nnz - 1; j > 0; j--)
+		for (int64 j = 0; j < w->data.nnz; j++)
+			w->order[j] = j;
+		for (int64 j = w->data.nnz - 1; j > 0; j--)
 		{
-			int64		r = (int64) RngBelow(&rng, (uint64) j + 1);
-			int64		tmp = order[j];
+			int64		r = (int64) RngBelow(&w->rng, (uint64) j + 1);
+			int64		tmp = w->order[j];
 
-			order[j] = order[r];
-			order[r] = tmp;
+			w->order[j] = w->order[r];
+			w->order[r] = tmp;
 		}
-		for (int64 s = 0; s < data.nnz; s += opt.batch_size)
+		for (int64 s = 0; s < w->data.nnz; s += w->opt.batch_size)
 		{
 			TtStepStats st;
-			int			B = (int) Min((int64) opt.batch_size, data.nnz - s);
+			int			B = (int) Min((int64) w->opt.batch_size, w->data.nnz - s);
 
 			CHECK_FOR_INTERRUPTS();
-			TtTrainStep(&trainer, order + s, B, &st);
-			TtAdamStep(&trainer);
+			TtTrainStep(&w->trainer, w->order + s, B, &st);
+			TtAdamStep(&w->trainer);
 			obs += st.observed;
 			l2 += st.l2;
 			steps++;
@@ -1270,16 +1291,16 @@ train_two_tower(PG_FUNCTION_ARGS)
 		obs /= steps;
 		l2 /= steps;
 		/* the penalty at the epoch's end, exact: the estimates drove the steps */
-		pen = TtExactPenalty(&trainer);
+		pen = TtExactPenalty(&w->trainer);
 		loss = obs + pen + l2;
 		if (!isfinite(loss))
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 					 errmsg("two-tower training diverged at epoch %d (loss %g)", epoch, loss),
 					 errhint("Lower learning_rate, or raise l2.")));
-		if (has_val)
+		if (w->has_val)
 		{
-			TtInputs   *vin = TwoTowerInputs(&tables[0], val.row, val.n, NULL, false);
+			TtInputs   *vin = TwoTowerInputs(&w->tables[0], w->val.row, w->val.n, NULL, false);
 
 			/* validation users' inputs with their training ids */
 			if (cfg->id_dim[0] > 0)
@@ -1287,91 +1308,130 @@ train_two_tower(PG_FUNCTION_ARGS)
 				pfree(vin);
 				vin = NULL;
 				{
-					int32	   *vid = palloc(sizeof(int32) * Max(val.n, 1));
+					int32	   *vid = palloc(sizeof(int32) * Max(w->val.n, 1));
 
-					for (int32 v = 0; v < val.n; v++)
-						vid[v] = val.train[v];
-					vin = TwoTowerInputs(&tables[0], val.row, val.n, vid, true);
+					for (int32 v = 0; v < w->val.n; v++)
+						vid[v] = w->val.train[v];
+					vin = TwoTowerInputs(&w->tables[0], w->val.row, w->val.n, vid, true);
 				}
 			}
-			ServeRows(&trainer.user, trainer.params, vin, uvec);
-			ServeRows(&trainer.item, trainer.params + trainer.user.nparams, serve_in[1], ivec);
-			Evaluate(&val, uvec, ivec, tables[1].n, tables[1].ids, &data, train_row[1], cfg->dim,
+			ServeRows(&w->trainer.user, w->trainer.params, vin, w->uvec);
+			ServeRows(&w->trainer.item, w->trainer.params + w->trainer.user.nparams, w->serve_in[1], w->ivec);
+			Evaluate(&w->val, w->uvec, w->ivec, w->tables[1].n, w->tables[1].ids, &w->data, w->train_row[1], cfg->dim,
 					 cfg->k, &recall, &ndcg);
 		}
-		epochs_run = epoch;
-		EmitEpoch(&run, epoch, loss, obs, pen, l2, has_val, recall, ndcg, seconds);
+		w->epochs_run = epoch;
+		EmitEpoch(&w->run, epoch, loss, obs, pen, l2, w->has_val, recall, ndcg, seconds);
 		if (cfg->patience > 0)
 		{
-			if (ndcg > run.best_ndcg)
+			if (ndcg > w->run.best_ndcg)
 			{
-				run.best_ndcg = ndcg;
-				run.best_epoch = epoch;
-				memcpy(best, trainer.params, sizeof(double) * trainer.nparams);
+				w->run.best_ndcg = ndcg;
+				w->run.best_epoch = epoch;
+				memcpy(w->best, w->trainer.params, sizeof(double) * w->trainer.nparams);
 				since_best = 0;
 			}
 			else if (++since_best >= cfg->patience)
 				break;
 		}
 	}
-	if (best)
-		memcpy(trainer.params, best, sizeof(double) * trainer.nparams);
+	if (w->best)
+		memcpy(w->trainer.params, w->best, sizeof(double) * w->trainer.nparams);
+
+}
+
+/* Store the version: float32 towers, config, metrics and served vectors */
+static void
+StoreVersion(TwoTowerWork *w)
+{
+	TwoTowerConfig *cfg = &w->run.cfg;
+	StringInfoData config,
+				tt_json,
+				metrics;
 
 	/* store: float32 towers, and the vectors exactly as they give them */
-	for (size_t j = 0; j < trainer.nparams; j++)
-		trainer.params[j] = (float) trainer.params[j];
+	for (size_t j = 0; j < w->trainer.nparams; j++)
+		w->trainer.params[j] = (float) w->trainer.params[j];
 	{
 		float	   *x[2];
 
 		for (int side = 0; side < 2; side++)
 		{
-			x[side] = side == 1 ? ivec :
-				MemoryContextAllocHuge(context, sizeof(float) * (Size) nvec[0] * cfg->dim);
-			ServeRows(side == 0 ? &trainer.user : &trainer.item,
-					  trainer.params + (side == 0 ? 0 : trainer.user.nparams), serve_in[side], x[side]);
+			x[side] = side == 1 ? w->ivec :
+				MemoryContextAllocHuge(w->context, sizeof(float) * (Size) w->nvec[0] * cfg->dim);
+			ServeRows(side == 0 ? &w->trainer.user : &w->trainer.item,
+					  w->trainer.params + (side == 0 ? 0 : w->trainer.user.nparams), w->serve_in[side], x[side]);
 		}
 		initStringInfo(&tt_json);
-		appendStringInfo(&tt_json, "{\"options\": %s, \"user\": ", run.config_json);
-		TowerJson(&tt_json, cfg, 0, spec[0], data.n_users);
+		appendStringInfo(&tt_json, "{\"options\": %s, \"user\": ", w->run.config_json);
+		TowerJson(&tt_json, cfg, 0, w->spec[0], w->data.n_users);
 		appendStringInfoString(&tt_json, ", \"item\": ");
-		TowerJson(&tt_json, cfg, 1, spec[1], data.n_items);
+		TowerJson(&tt_json, cfg, 1, w->spec[1], w->data.n_items);
 		appendStringInfoString(&tt_json, ", \"objective\": \"(1/|B|) sum_B c l(<u,v>) + gramian_weight <G_u, G_v>_F + l2 |theta|^2, G = mean of u u^T over entities\"}");
 		initStringInfo(&config);
 		appendStringInfo(&config, "{\"method\": \"two_tower\", \"dim\": %d, \"two_tower\": %s",
 						 cfg->dim, tt_json.data);
 		appendStringInfoString(&config, ", \"source\": {\"table\": ");
-		escape_json(&config, RecsysRelationSqlName(run.src.relid));
+		escape_json(&config, RecsysRelationSqlName(w->run.src.relid));
 		appendStringInfoString(&config, ", \"user_features\": ");
-		escape_json(&config, RecsysRelationSqlName(run.relid[0]));
+		escape_json(&config, RecsysRelationSqlName(w->run.relid[0]));
 		appendStringInfoString(&config, ", \"item_features\": ");
-		escape_json(&config, RecsysRelationSqlName(run.relid[1]));
+		escape_json(&config, RecsysRelationSqlName(w->run.relid[1]));
 		appendStringInfoString(&config, ", \"user_column\": ");
-		escape_json(&config, run.src.user_column);
+		escape_json(&config, w->run.src.user_column);
 		appendStringInfoString(&config, ", \"item_column\": ");
-		escape_json(&config, run.src.item_column);
+		escape_json(&config, w->run.src.item_column);
 		appendStringInfoString(&config, "}");
 		appendStringInfo(&config, ", \"n_users\": %d, \"n_items\": %d, \"n_interactions\": " INT64_FORMAT
 						 ", \"n_user_rows\": " INT64_FORMAT ", \"n_item_rows\": " INT64_FORMAT "}",
-						 data.n_users, data.n_items, data.nnz, nvec[0], nvec[1]);
+						 w->data.n_users, w->data.n_items, w->data.nnz, w->nvec[0], w->nvec[1]);
 		initStringInfo(&metrics);
-		appendStringInfo(&metrics, "{\"log\": %s], \"epochs\": %d, \"train_seconds\": ", run.log.data, epochs_run);
-		JsonDouble(&metrics, SecondsSince(run.start));
+		appendStringInfo(&metrics, "{\"log\": %s], \"epochs\": %d, \"train_seconds\": ", w->run.log.data, w->epochs_run);
+		JsonDouble(&metrics, SecondsSince(w->run.start));
 		appendStringInfoString(&metrics, ", \"load_seconds\": ");
-		JsonDouble(&metrics, run.load_seconds);
-		appendStringInfo(&metrics, ", \"memory_bytes\": %zu", run.memory);
+		JsonDouble(&metrics, w->run.load_seconds);
+		appendStringInfo(&metrics, ", \"memory_bytes\": %zu", w->run.memory);
 		if (cfg->patience > 0)
-			appendStringInfo(&metrics, ", \"best_epoch\": %d", run.best_epoch);
+			appendStringInfo(&metrics, ", \"best_epoch\": %d", w->run.best_epoch);
 		appendStringInfoChar(&metrics, '}');
-		StoreModelRow(&run, config.data, TowerWeights(&trainer, spec, tt_json.data), metrics.data);
-		MemoryContextSwitchTo(context);
-		WriteVectors(&run, true, tables[0].ids, nvec[0], x[0], &data, &tables[0]);
-		WriteVectors(&run, false, tables[1].ids, nvec[1], x[1], &data, &tables[1]);
+		StoreModelRow(&w->run, config.data, TowerWeights(&w->trainer, w->spec, tt_json.data), metrics.data);
+		MemoryContextSwitchTo(w->context);
+		WriteVectors(&w->run, true, w->tables[0].ids, w->nvec[0], x[0], &w->data, &w->tables[0]);
+		WriteVectors(&w->run, false, w->tables[1].ids, w->nvec[1], x[1], &w->data, &w->tables[1]);
 	}
-	FinishVersion(&run);
+}
+
+PG_FUNCTION_INFO_V1(train_two_tower);
+/*
+ * Train a two-tower model and store it as a new version; one row per epoch
+ * (epoch, loss, observed, penalty, l2, recall, ndcg, seconds)
+ */
+Datum
+train_two_tower(PG_FUNCTION_ARGS)
+{
+	TwoTowerWork w;
+	MemoryContext old;
+	int			spi_level;
+
+	memset(&w, 0, sizeof(w));
+	InitMaterializedSRF(fcinfo, 0);
+	w.context = AllocSetContextCreate(CurrentMemoryContext, "recsys train_two_tower",
+									  ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(w.context);
+	spi_level = RecsysSpiConnect();
+	MemoryContextSwitchTo(w.context);
+
+	ReadArguments(fcinfo, &w);
+	LoadData(&w);
+	BuildTrainer(&w);
+	PrepareServing(&w);
+	RunEpochs(&w);
+	StoreVersion(&w);
+	FinishVersion(&w.run);
 
 	RecsysSpiFinish(spi_level);
 	MemoryContextSwitchTo(old);
-	MemoryContextDelete(context);
+	MemoryContextDelete(w.context);
 	return (Datum) 0;
 }
 
