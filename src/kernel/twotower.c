@@ -636,29 +636,15 @@ SagramRefresh(int k, int B, int64_t n, const int64_t *rows, const double *x,
 	}
 }
 
-/*
- * One step over the pairs pairs[0..B-1] (indices into the data): the loss
- * and the gradient in t->grad (Adam is TtAdamStep).  B <= batch_size.
- */
-void
-TtTrainStep(TtTrainer *t, const int64_t *pairs, int B, TtStepStats *stats)
+/* The step's forward pass: exact Gramians, the batch rows, both towers' outputs into t->u, t->v */
+static void
+StepForward(TtTrainer *t, const int64_t *pairs, int B)
 {
 	const TtData *d = t->data;
 	const TtOptions *o = &t->opt;
 	int			k = t->k;
-	double		w = o->gramian_weight;
 	double	   *pu = t->params;
 	double	   *pv = t->params + t->user.nparams;
-	double	   *gu = t->grad;
-	double	   *gv = t->grad + t->user.nparams;
-	double		obs = 0.0,
-				pen = 0.0,
-				l2 = 0.0;
-	double		ratio_u = (double) d->npairs / (double) d->users->n;
-	double		ratio_v = (double) d->npairs / (double) d->items->n;
-
-	memset(t->grad, 0, sizeof(double) * t->nparams);
-	t->steps++;
 
 	if (o->method == TT_EXACT)
 	{
@@ -675,8 +661,17 @@ TtTrainStep(TtTrainer *t, const int64_t *pairs, int B, TtStepStats *stats)
 	TtTowerForward(&t->item, pv, d->items, t->irows, B);
 	memcpy(t->u, t->user.out, sizeof(double) * B * k);
 	memcpy(t->v, t->item.out, sizeof(double) * B * k);
+}
 
-	/* observed term */
+/* The observed term: its mean loss over the batch, its gradients into t->du, t->dv */
+static double
+ObservedTerm(TtTrainer *t, const int64_t *pairs, int B)
+{
+	const TtData *d = t->data;
+	const TtOptions *o = &t->opt;
+	int			k = t->k;
+	double		obs = 0.0;
+
 	for (int b = 0; b < B; b++)
 	{
 		const double *ub = t->u + (size_t) b * k;
@@ -705,105 +700,143 @@ TtTrainStep(TtTrainer *t, const int64_t *pairs, int B, TtStepStats *stats)
 		}
 	}
 	obs /= B;
+	return obs;
+}
 
-	if (o->method != TT_SAMPLED)
+/*
+ * The Gramian term of the full-batch methods (exact, SOGram, SAGram): its
+ * penalty, its gradients, and the item tower's backward pass
+ */
+static double
+GramianTerm(TtTrainer *t, int B)
+{
+	const TtData *d = t->data;
+	const TtOptions *o = &t->opt;
+	int			k = t->k;
+	double		w = o->gramian_weight;
+	double	   *pv = t->params + t->user.nparams;
+	double	   *gv = t->grad + t->user.nparams;
+	double		pen;
+	double		ratio_u = (double) d->npairs / (double) d->users->n;
+	double		ratio_v = (double) d->npairs / (double) d->items->n;
+	double	   *wu = t->wu;
+	double	   *wv = t->wv;
+
+	for (int b = 0; b < B; b++)
 	{
-		double	   *wu = t->wu;
-		double	   *wv = t->wv;
-
-		for (int b = 0; b < B; b++)
-		{
-			wu[b] = ratio_u / d->user_count[t->urows[b]];
-			wv[b] = ratio_v / d->item_count[t->irows[b]];
-		}
-		if (o->method == TT_SOGRAM)
-		{
-			WeightedGramian(k, B, t->u, wu, t->batch_g);
-			for (int j = 0; j < k * k; j++)
-				t->gu_hat[j] = (1.0 - o->alpha) * t->gu_hat[j] + o->alpha * t->batch_g[j];
-			WeightedGramian(k, B, t->v, wv, t->batch_g);
-			for (int j = 0; j < k * k; j++)
-				t->gv_hat[j] = (1.0 - o->alpha) * t->gv_hat[j] + o->alpha * t->batch_g[j];
-		}
-		else if (o->method == TT_SAGRAM)
-		{
-			for (int side = 0; side < 2; side++)
-			{
-				const double *x = side == 0 ? t->u : t->v;
-				const int64_t *rows = side == 0 ? t->urows : t->irows;
-				const double *cache = side == 0 ? t->cache_u : t->cache_v;
-				double	   *s = side == 0 ? t->su : t->sv;
-				double	   *ghat = side == 0 ? t->gu_hat : t->gv_hat;
-				double	   *wts = side == 0 ? wu : wv;
-				/* G = S + (1/B) sum_b rho_b (x x^T - c c^T) */
-				memset(t->batch_g, 0, sizeof(double) * k * k);
-				for (int b = 0; b < B; b++)
-				{
-					const double *xb = x + (size_t) b * k;
-					const double *cb = cache + rows[b] * k;
-					double		sc = wts[b] / B;
-
-					for (int i = 0; i < k; i++)
-						for (int j = 0; j < k; j++)
-							t->batch_g[i * k + j] += sc * (xb[i] * xb[j] - cb[i] * cb[j]);
-				}
-				for (int j = 0; j < k * k; j++)
-					ghat[j] = s[j] + t->batch_g[j];
-				LinalgPsdProject(k, ghat, t->psd_work, t->psd_lwork, t->psd_iwork, t->psd_liwork);
-			}
-			SagramRefresh(k, B, d->users->n, t->urows, t->u, t->cache_u, t->su,
-						  t->stamp_u, t->steps);
-			SagramRefresh(k, B, d->items->n, t->irows, t->v, t->cache_v, t->sv,
-						  t->stamp_v, t->steps);
-		}
-		pen = w * Frobenius(k, t->gu_hat, t->gv_hat);
-		for (int b = 0; b < B; b++)
-		{
-			wu[b] *= 2.0 * w / B;
-			wv[b] *= 2.0 * w / B;
-		}
-		AddGramianGradient(k, B, t->gv_hat, t->u, wu, t->du);
-		AddGramianGradient(k, B, t->gu_hat, t->v, wv, t->dv);
-		TtTowerBackward(&t->item, pv, gv, d->items, t->dv);
+		wu[b] = ratio_u / d->user_count[t->urows[b]];
+		wv[b] = ratio_v / d->item_count[t->irows[b]];
 	}
-	else
+	if (o->method == TT_SOGRAM)
 	{
-		int			m = o->negatives;
-		double		nitems = (double) d->items->n;
+		WeightedGramian(k, B, t->u, wu, t->batch_g);
+		for (int j = 0; j < k * k; j++)
+			t->gu_hat[j] = (1.0 - o->alpha) * t->gu_hat[j] + o->alpha * t->batch_g[j];
+		WeightedGramian(k, B, t->v, wv, t->batch_g);
+		for (int j = 0; j < k * k; j++)
+			t->gv_hat[j] = (1.0 - o->alpha) * t->gv_hat[j] + o->alpha * t->batch_g[j];
+	}
+	else if (o->method == TT_SAGRAM)
+	{
+		for (int side = 0; side < 2; side++)
+		{
+			const double *x = side == 0 ? t->u : t->v;
+			const int64_t *rows = side == 0 ? t->urows : t->irows;
+			const double *cache = side == 0 ? t->cache_u : t->cache_v;
+			double	   *s = side == 0 ? t->su : t->sv;
+			double	   *ghat = side == 0 ? t->gu_hat : t->gv_hat;
+			double	   *wts = side == 0 ? wu : wv;
+			/* G = S + (1/B) sum_b rho_b (x x^T - c c^T) */
+			memset(t->batch_g, 0, sizeof(double) * k * k);
+			for (int b = 0; b < B; b++)
+			{
+				const double *xb = x + (size_t) b * k;
+				const double *cb = cache + rows[b] * k;
+				double		sc = wts[b] / B;
 
-		/* the batch's items first: their activations are about to be replaced */
-		TtTowerBackward(&t->item, pv, gv, d->items, t->dv);
+				for (int i = 0; i < k; i++)
+					for (int j = 0; j < k; j++)
+						t->batch_g[i * k + j] += sc * (xb[i] * xb[j] - cb[i] * cb[j]);
+			}
+			for (int j = 0; j < k * k; j++)
+				ghat[j] = s[j] + t->batch_g[j];
+			LinalgPsdProject(k, ghat, t->psd_work, t->psd_lwork, t->psd_iwork, t->psd_liwork);
+		}
+		SagramRefresh(k, B, d->users->n, t->urows, t->u, t->cache_u, t->su,
+					  t->stamp_u, t->steps);
+		SagramRefresh(k, B, d->items->n, t->irows, t->v, t->cache_v, t->sv,
+					  t->stamp_v, t->steps);
+	}
+	pen = w * Frobenius(k, t->gu_hat, t->gv_hat);
+	for (int b = 0; b < B; b++)
+	{
+		wu[b] *= 2.0 * w / B;
+		wv[b] *= 2.0 * w / B;
+	}
+	AddGramianGradient(k, B, t->gv_hat, t->u, wu, t->du);
+	AddGramianGradient(k, B, t->gu_hat, t->v, wv, t->dv);
+	TtTowerBackward(&t->item, pv, gv, d->items, t->dv);
+	return pen;
+}
+
+/* The sampled Gramian term: its penalty over drawn negatives, gradients, item backward passes */
+static double
+SampledTerm(TtTrainer *t, int B)
+{
+	const TtData *d = t->data;
+	const TtOptions *o = &t->opt;
+	int			k = t->k;
+	double		w = o->gramian_weight;
+	double	   *pv = t->params + t->user.nparams;
+	double	   *gv = t->grad + t->user.nparams;
+	double		pen = 0.0;
+	double		ratio_u = (double) d->npairs / (double) d->users->n;
+	int			m = o->negatives;
+	double		nitems = (double) d->items->n;
+
+	/* the batch's items first: their activations are about to be replaced */
+	TtTowerBackward(&t->item, pv, gv, d->items, t->dv);
+	for (int j = 0; j < m; j++)
+	{
+		t->neg[j] = AliasDraw(t->alias, t->rng);
+		t->irows[j] = t->neg[j];
+	}
+	TtTowerForward(&t->item, pv, d->items, t->irows, m);
+	LinalgDgemm(B, m, k, 1.0, t->u, 0, t->item.out, 1, 0.0, t->scores);
+	memset(t->dv, 0, sizeof(double) * m * k);
+	for (int b = 0; b < B; b++)
+	{
+		double		rb = ratio_u / d->user_count[t->urows[b]];
+
 		for (int j = 0; j < m; j++)
 		{
-			t->neg[j] = AliasDraw(t->alias, t->rng);
-			t->irows[j] = t->neg[j];
-		}
-		TtTowerForward(&t->item, pv, d->items, t->irows, m);
-		LinalgDgemm(B, m, k, 1.0, t->u, 0, t->item.out, 1, 0.0, t->scores);
-		memset(t->dv, 0, sizeof(double) * m * k);
-		for (int b = 0; b < B; b++)
-		{
-			double		rb = ratio_u / d->user_count[t->urows[b]];
+			double		s = t->scores[b * m + j];
+			double		iw = rb / (nitems * t->neg_q[t->neg[j]]) / ((double) B * m);
+			double		ds = 2.0 * w * iw * s;
 
-			for (int j = 0; j < m; j++)
+			pen += w * iw * s * s;
+			for (int i = 0; i < k; i++)
 			{
-				double		s = t->scores[b * m + j];
-				double		iw = rb / (nitems * t->neg_q[t->neg[j]]) / ((double) B * m);
-				double		ds = 2.0 * w * iw * s;
-
-				pen += w * iw * s * s;
-				for (int i = 0; i < k; i++)
-				{
-					t->du[b * k + i] += ds * t->item.out[j * k + i];
-					t->dv[j * k + i] += ds * t->u[b * k + i];
-				}
+				t->du[b * k + i] += ds * t->item.out[j * k + i];
+				t->dv[j * k + i] += ds * t->u[b * k + i];
 			}
 		}
-		TtTowerBackward(&t->item, pv, gv, d->items, t->dv);
 	}
-	TtTowerBackward(&t->user, pu, gu, d->users, t->du);
+	TtTowerBackward(&t->item, pv, gv, d->items, t->dv);
+	return pen;
+}
 
-	/* l2 on weights and embeddings */
+/* The l2 term on weights and embeddings: its value, its gradient added to t->grad */
+static double
+L2Term(TtTrainer *t)
+{
+	const TtOptions *o = &t->opt;
+	double	   *pu = t->params;
+	double	   *pv = t->params + t->user.nparams;
+	double	   *gu = t->grad;
+	double	   *gv = t->grad + t->user.nparams;
+	double		l2 = 0.0;
+
 	if (o->l2 > 0.0)
 	{
 		for (int side = 0; side < 2; side++)
@@ -839,6 +872,34 @@ TtTrainStep(TtTrainer *t, const int64_t *pairs, int B, TtStepStats *stats)
 		}
 		l2 *= o->l2;
 	}
+	return l2;
+}
+
+/*
+ * One step over the pairs pairs[0..B-1] (indices into the data): the loss
+ * and the gradient in t->grad (Adam is TtAdamStep).  B <= batch_size.
+ */
+void
+TtTrainStep(TtTrainer *t, const int64_t *pairs, int B, TtStepStats *stats)
+{
+	const TtData *d = t->data;
+	double	   *pu = t->params;
+	double	   *gu = t->grad;
+	double		obs,
+				pen,
+				l2;
+
+	memset(t->grad, 0, sizeof(double) * t->nparams);
+	t->steps++;
+
+	StepForward(t, pairs, B);
+	obs = ObservedTerm(t, pairs, B);
+	if (t->opt.method != TT_SAMPLED)
+		pen = GramianTerm(t, B);
+	else
+		pen = SampledTerm(t, B);
+	TtTowerBackward(&t->user, pu, gu, d->users, t->du);
+	l2 = L2Term(t);
 	stats->observed = obs;
 	stats->penalty = pen;
 	stats->l2 = l2;
