@@ -711,33 +711,19 @@ NestingDepth(const char *s, int len, int limit, char *meta_key, int meta_key_len
 	return max;
 }
 
-/*
- * Parse and check a safetensors file held in buf[0..len).  On success fill
- * *file (tensors sorted by name; data points into buf) and return true; on
- * failure fill *err and return false, leaving nothing allocated.
- */
-bool
-SafetensorsParse(const unsigned char *buf, uint64 len, SafetensorsFile *file,
-				 SafetensorsError *err)
+/* Check the 8-byte length and the header bytes (size, opening brace, UTF-8, nesting); set the data area */
+static bool
+CheckFrame(ParseState *st, const unsigned char *buf, uint64 len, char **header_out)
 {
-	ParseState	st;
-	JsonSemAction sem;
-	JsonLexContext *lex;
-	JsonParseErrorType jerr;
+	SafetensorsError *err = st->err;
+	SafetensorsFile *file = st->file;
 	uint64		n;
 	char	   *header;
 	char		meta_key[80];
-	SafetensorsTensor **order = NULL;
-
-	memset(file, 0, sizeof(*file));
-	memset(err, 0, sizeof(*err));
-	memset(&st, 0, sizeof(st));
-	st.err = err;
-	st.file = file;
 
 	if (len < 8)
 	{
-		Fail(&st, ST_BAD_FORMAT, "safetensors data is too short");
+		Fail(st, ST_BAD_FORMAT, "safetensors data is too short");
 		snprintf(err->detail, sizeof(err->detail),
 				 "Got " UINT64_FORMAT " bytes; the 8-byte header length alone needs 8.", len);
 		return false;
@@ -752,48 +738,49 @@ SafetensorsParse(const unsigned char *buf, uint64 len, SafetensorsFile *file,
 		snprintf(detail, sizeof(detail),
 				 "The first 8 bytes give a header length of " UINT64_FORMAT ", but only " UINT64_FORMAT " bytes follow them.",
 				 n, len - 8);
-		NotSafetensors(&st, buf, len, detail);
+		NotSafetensors(st, buf, len, detail);
 		return false;
 	}
 	if (n > SAFETENSORS_MAX_HEADER)
 	{
-		Fail(&st, ST_TOO_LARGE, "safetensors header of " UINT64_FORMAT " bytes is longer than %d bytes",
+		Fail(st, ST_TOO_LARGE, "safetensors header of " UINT64_FORMAT " bytes is longer than %d bytes",
 			 n, SAFETENSORS_MAX_HEADER);
 		return false;
 	}
 	if (n < 2 || buf[8] != '{')
 	{
-		NotSafetensors(&st, buf, len, "The header after the 8-byte length does not start with '{'.");
+		NotSafetensors(st, buf, len, "The header after the 8-byte length does not start with '{'.");
 		return false;
 	}
 	header = (char *) buf + 8;
 	if (pg_encoding_verifymbstr(PG_UTF8, header, (int) n) != (int) n)
 	{
-		Fail(&st, ST_BAD_FORMAT, "safetensors header is not valid UTF-8");
+		Fail(st, ST_BAD_FORMAT, "safetensors header is not valid UTF-8");
 		return false;
 	}
 	if (NestingDepth(header, (int) n, ST_MAX_DEPTH, meta_key, sizeof(meta_key)) > ST_MAX_DEPTH)
 	{
 		/* a JSON object or array given as a metadata value is the usual cause */
 		if (meta_key[0])
-			FailMetaValue(&st, meta_key);
+			FailMetaValue(st, meta_key);
 		else
-			Fail(&st, ST_BAD_FORMAT, "safetensors header nests deeper than a tensor entry");
+			Fail(st, ST_BAD_FORMAT, "safetensors header nests deeper than a tensor entry");
 		return false;
 	}
 	file->data = buf + 8 + n;
 	file->data_len = len - 8 - n;
 	file->header_len = n;
+	*header_out = header;
+	return true;
+}
 
-	memset(&sem, 0, sizeof(sem));
-	sem.semstate = &st;
-	sem.object_start = OnObjectStart;
-	sem.object_end = OnObjectEnd;
-	sem.array_start = OnArrayStart;
-	sem.array_end = OnArrayEnd;
-	sem.object_field_start = OnFieldStart;
-	sem.object_field_end = OnFieldEnd;
-	sem.scalar = OnScalar;
+/* The syntax pass over the header, with no semantic actions */
+static bool
+CheckSyntax(ParseState *st, char *header, uint64 n)
+{
+	SafetensorsError *err = st->err;
+	JsonLexContext *lex;
+	JsonParseErrorType jerr;
 
 	/*
 	 * Check the syntax first with no semantic actions: on a syntax error the
@@ -805,7 +792,7 @@ SafetensorsParse(const unsigned char *buf, uint64 len, SafetensorsFile *file,
 	jerr = pg_parse_json(lex, &nullSemAction);
 	if (jerr != JSON_SUCCESS)
 	{
-		Fail(&st, ST_BAD_FORMAT, "safetensors header is not valid JSON");
+		Fail(st, ST_BAD_FORMAT, "safetensors header is not valid JSON");
 #ifndef FRONTEND
 		snprintf(err->detail, sizeof(err->detail), "%s", json_errdetail(jerr, lex));
 #else
@@ -815,22 +802,48 @@ SafetensorsParse(const unsigned char *buf, uint64 len, SafetensorsFile *file,
 		return false;
 	}
 	RecsysFreeJsonLexer(lex);
+	return true;
+}
+
+/* The pass with callbacks: tensor entries and metadata into st->file; st->failed on a problem */
+static void
+ParseEntries(ParseState *st, char *header, uint64 n)
+{
+	JsonSemAction sem;
+	JsonLexContext *lex;
+	JsonParseErrorType jerr;
+
+	memset(&sem, 0, sizeof(sem));
+	sem.semstate = st;
+	sem.object_start = OnObjectStart;
+	sem.object_end = OnObjectEnd;
+	sem.array_start = OnArrayStart;
+	sem.array_end = OnArrayEnd;
+	sem.object_field_start = OnFieldStart;
+	sem.object_field_end = OnFieldEnd;
+	sem.scalar = OnScalar;
+
 
 	lex = RecsysJsonLexer(header, n, true);
 	jerr = pg_parse_json(lex, &sem);
 	if (jerr != JSON_SUCCESS)
 	{
 		/* only reachable through an error inside the parser's own checks */
-		st.failed = false;
-		Fail(&st, ST_BAD_FORMAT, "safetensors header is not valid JSON");
+		st->failed = false;
+		Fail(st, ST_BAD_FORMAT, "safetensors header is not valid JSON");
 	}
 	RecsysFreeJsonLexer(lex);
-	if (st.key)
-		pfree(st.key);
-	if (st.field)
-		pfree(st.field);
-	if (st.failed)
-		goto fail;
+	if (st->key)
+		pfree(st->key);
+	if (st->field)
+		pfree(st->field);
+}
+
+/* Tensor names and metadata keys are unique; metadata sorted by key */
+static bool
+CheckUnique(ParseState *st)
+{
+	SafetensorsFile *file = st->file;
 
 	/* Names are unique */
 	if (file->ntensors > 1)
@@ -838,10 +851,10 @@ SafetensorsParse(const unsigned char *buf, uint64 len, SafetensorsFile *file,
 	for (int i = 1; i < file->ntensors; i++)
 		if (strcmp(file->tensors[i - 1].name, file->tensors[i].name) == 0)
 		{
-			st.key = file->tensors[i].name;
-			FailTensor(&st, "appears twice");
-			st.key = NULL;
-			goto fail;
+			st->key = file->tensors[i].name;
+			FailTensor(st, "appears twice");
+			st->key = NULL;
+			return false;
 		}
 	if (file->nmeta > 1)
 	{
@@ -867,12 +880,20 @@ SafetensorsParse(const unsigned char *buf, uint64 len, SafetensorsFile *file,
 		file->meta_values = v;
 		if (dup)
 		{
-			Fail(&st, ST_BAD_FORMAT, "safetensors __metadata__ has a key twice");
-			goto fail;
+			Fail(st, ST_BAD_FORMAT, "safetensors __metadata__ has a key twice");
+			return false;
 		}
 	}
+	return true;
+}
 
-	/* The tensors tile the data area exactly: no overlap, no gap, no tail */
+/* The tensors tile the data area exactly: no overlap, no gap, no tail */
+static bool
+CheckTiling(ParseState *st)
+{
+	SafetensorsFile *file = st->file;
+	SafetensorsTensor **order;
+
 	if (file->ntensors > 0)
 	{
 		uint64		pos = 0;
@@ -883,36 +904,66 @@ SafetensorsParse(const unsigned char *buf, uint64 len, SafetensorsFile *file,
 		qsort(order, file->ntensors, sizeof(SafetensorsTensor *), CompareTensorOffsets);
 		for (int i = 0; i < file->ntensors; i++)
 		{
-			st.key = order[i]->name;
+			st->key = order[i]->name;
 			if (order[i]->begin < pos)
-				FailTensor(&st, "overlaps another tensor");
+				FailTensor(st, "overlaps another tensor");
 			else if (order[i]->begin > pos)
-				FailTensor(&st, "leaves a gap before its data");
-			st.key = NULL;
-			if (st.failed)
-				goto fail;
+				FailTensor(st, "leaves a gap before its data");
+			st->key = NULL;
+			if (st->failed)
+			{
+				pfree(order);
+				return false;
+			}
 			pos = order[i]->end;
 		}
 		pfree(order);
-		order = NULL;
 		if (pos != file->data_len)
 		{
-			Fail(&st, ST_BAD_FORMAT, "safetensors data has " UINT64_FORMAT " bytes after the last tensor",
+			Fail(st, ST_BAD_FORMAT, "safetensors data has " UINT64_FORMAT " bytes after the last tensor",
 				 file->data_len - pos);
-			goto fail;
+			return false;
 		}
 	}
 	else if (file->data_len != 0)
 	{
-		Fail(&st, ST_BAD_FORMAT, "safetensors data has " UINT64_FORMAT " bytes but no tensors",
+		Fail(st, ST_BAD_FORMAT, "safetensors data has " UINT64_FORMAT " bytes but no tensors",
 			 file->data_len);
-		goto fail;
+		return false;
 	}
+	return true;
+}
+
+/*
+ * Parse and check a safetensors file held in buf[0..len).  On success fill
+ * *file (tensors sorted by name; data points into buf) and return true; on
+ * failure fill *err and return false, leaving nothing allocated.
+ */
+bool
+SafetensorsParse(const unsigned char *buf, uint64 len, SafetensorsFile *file,
+				 SafetensorsError *err)
+{
+	ParseState	st;
+	char	   *header;
+
+	memset(file, 0, sizeof(*file));
+	memset(err, 0, sizeof(*err));
+	memset(&st, 0, sizeof(st));
+	st.err = err;
+	st.file = file;
+
+	if (!CheckFrame(&st, buf, len, &header))
+		return false;
+	if (!CheckSyntax(&st, header, file->header_len))
+		return false;
+	ParseEntries(&st, header, file->header_len);
+	if (st.failed)
+		goto fail;
+	if (!CheckUnique(&st) || !CheckTiling(&st))
+		goto fail;
 	return true;
 
 fail:
-	if (order)
-		pfree(order);
 	SafetensorsFree(file);
 	return false;
 }
