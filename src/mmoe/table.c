@@ -260,6 +260,80 @@ PredictTableRows(FunctionCallInfo fcinfo, const MmoeModel *m, MmoeScratch *s, Oi
 	return (Datum) 0;
 }
 
+/*
+ * Score the cursor's rows a block at a time into the result: features read
+ * into the scratch, one forward pass per block, NULL scores for NULL features
+ */
+static void
+ScoreBlocks(ReturnSetInfo *rsinfo, const MmoeModel *m, MmoeScratch *s, Portal portal, int block,
+			MemoryContext block_cxt, float *out, const char *cat_col, const char *ctx_col,
+			const char *pos_col)
+{
+	MemoryContext old;
+	int			slot[PREDICT_TABLE_BLOCK];	/* scratch row of each fetched row, -1 = NULL features */
+	Datum		ids[PREDICT_TABLE_BLOCK];
+	bool		id_null[PREDICT_TABLE_BLOCK];
+
+	for (;;)
+	{
+		int			n;
+		int			rows = 0;
+		TupleDesc	desc;
+
+		CHECK_FOR_INTERRUPTS();
+		SPI_cursor_fetch(portal, true, block);
+		n = (int) Min(SPI_processed, (uint64) block);
+		if (n == 0)
+			break;
+		desc = SPI_tuptable->tupdesc;
+		old = MemoryContextSwitchTo(block_cxt);
+		for (int i = 0; i < n; i++)
+		{
+			HeapTuple	tuple = SPI_tuptable->vals[i];
+			MmoeRowInput in = {0};
+			bool		isnull;
+
+			ids[i] = SPI_getbinval(tuple, desc, COL_ID, &id_null[i]);
+			in.features = ArrayColumn(tuple, desc, COL_FEATURES);
+			if (in.features == NULL)
+			{
+				slot[i] = -1;
+				continue;
+			}
+			in.categorical = cat_col ? ArrayColumn(tuple, desc, COL_CATEGORICAL) : NULL;
+			in.takes_context = true;
+			in.context = ctx_col ? ArrayColumn(tuple, desc, COL_CONTEXT) : NULL;
+			in.takes_position = pos_col != NULL;
+			if (pos_col)
+			{
+				Datum		d = SPI_getbinval(tuple, desc, COL_POSITION, &isnull);
+
+				in.position_null = isnull;
+				in.position = isnull ? 0 : DatumGetInt32(d);
+			}
+			MmoeSetRow(m, s, rows, &in);
+			slot[i] = rows++;
+		}
+		if (rows > 0)
+			MmoeForward(m, s, rows, NULL, out);
+		for (int i = 0; i < n; i++)
+		{
+			Datum		values[2];
+			bool		nulls[2];
+
+			values[0] = ids[i];
+			nulls[0] = id_null[i];
+			nulls[1] = slot[i] < 0;
+			values[1] = nulls[1] ? (Datum) 0 :
+				PointerGetDatum(FloatsToArray(out + (size_t) slot[i] * m->ntasks, m->ntasks));
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(block_cxt);
+		SPI_freetuptable(SPI_tuptable);
+	}
+}
+
 PG_FUNCTION_INFO_V1(mmoe_predict_table);
 /*
  * Score every row of a table: returns (id, outputs per task) per row, in
@@ -282,14 +356,10 @@ mmoe_predict_table(PG_FUNCTION_ARGS)
 	StringInfoData query;
 	MemoryContext block_cxt;
 	int			spi_level;
-	MemoryContext old;
 	Portal		portal;
 	SPIPlanPtr	plan;
 	float	   *out;
 	int			block;
-	int			slot[PREDICT_TABLE_BLOCK];	/* scratch row of each fetched row, -1 = NULL features */
-	Datum		ids[PREDICT_TABLE_BLOCK];
-	bool		id_null[PREDICT_TABLE_BLOCK];
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (PG_ARGISNULL(ARG_MODEL) || PG_ARGISNULL(ARG_CANDIDATES) || PG_ARGISNULL(ARG_ID_COLUMN))
@@ -356,64 +426,7 @@ mmoe_predict_table(PG_FUNCTION_ARGS)
 	/* a huge model may get a scratch of fewer rows than a block */
 	block = Min(PREDICT_TABLE_BLOCK, s->maxrows);
 
-	for (;;)
-	{
-		int			n;
-		int			rows = 0;
-		TupleDesc	desc;
-
-		CHECK_FOR_INTERRUPTS();
-		SPI_cursor_fetch(portal, true, block);
-		n = (int) Min(SPI_processed, (uint64) block);
-		if (n == 0)
-			break;
-		desc = SPI_tuptable->tupdesc;
-		old = MemoryContextSwitchTo(block_cxt);
-		for (int i = 0; i < n; i++)
-		{
-			HeapTuple	tuple = SPI_tuptable->vals[i];
-			MmoeRowInput in = {0};
-			bool		isnull;
-
-			ids[i] = SPI_getbinval(tuple, desc, COL_ID, &id_null[i]);
-			in.features = ArrayColumn(tuple, desc, COL_FEATURES);
-			if (in.features == NULL)
-			{
-				slot[i] = -1;
-				continue;
-			}
-			in.categorical = cat_col ? ArrayColumn(tuple, desc, COL_CATEGORICAL) : NULL;
-			in.takes_context = true;
-			in.context = ctx_col ? ArrayColumn(tuple, desc, COL_CONTEXT) : NULL;
-			in.takes_position = pos_col != NULL;
-			if (pos_col)
-			{
-				Datum		d = SPI_getbinval(tuple, desc, COL_POSITION, &isnull);
-
-				in.position_null = isnull;
-				in.position = isnull ? 0 : DatumGetInt32(d);
-			}
-			MmoeSetRow(m, s, rows, &in);
-			slot[i] = rows++;
-		}
-		if (rows > 0)
-			MmoeForward(m, s, rows, NULL, out);
-		for (int i = 0; i < n; i++)
-		{
-			Datum		values[2];
-			bool		nulls[2];
-
-			values[0] = ids[i];
-			nulls[0] = id_null[i];
-			nulls[1] = slot[i] < 0;
-			values[1] = nulls[1] ? (Datum) 0 :
-				PointerGetDatum(FloatsToArray(out + (size_t) slot[i] * m->ntasks, m->ntasks));
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-		}
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(block_cxt);
-		SPI_freetuptable(SPI_tuptable);
-	}
+	ScoreBlocks(rsinfo, m, s, portal, block, block_cxt, out, cat_col, ctx_col, pos_col);
 	SPI_cursor_close(portal);
 	RecsysSpiFinish(spi_level);
 	MemoryContextDelete(block_cxt);
