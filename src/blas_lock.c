@@ -17,7 +17,9 @@
  * dlsym(RTLD_NEXT)); BlasLockActive() says whether the library's calls
  * really reach this file, and parallel loops run on one thread otherwise.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdatomic.h>
