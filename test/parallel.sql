@@ -8,7 +8,7 @@
 \pset tuples_only on
 SET client_min_messages = warning;
 BEGIN;
-SELECT plan(14);
+SELECT plan(21);
 
 -- largest |a - b| relative to max |b|
 CREATE FUNCTION pg_temp.rel_err(a float8[], b float8[]) RETURNS float8 LANGUAGE sql IMMUTABLE AS $$
@@ -107,8 +107,67 @@ SELECT ok((SELECT bool_and((m.metrics->>'memory_bytes')::bigint - 16 + 8 * ((m.c
 			ELSE (SELECT data + two FROM par_need) / 1024 + 1 END))
 	FROM recsys.models m WHERE m.name IN ('mem_b1', 'mem_b2')), 'data and scratch stay within the budget');
 
+-- the loader reads a plain table with a direct scan and anything else
+-- through SQL: both give the same rows, and what SELECT would hide or refuse
+-- stays hidden or refused
+CREATE TABLE dscan (u int2, i int4, w numeric, f real, n int8);
+INSERT INTO dscan SELECT (g % 97)::int2, (g * 7) % 61, (g % 5)::numeric / 2, (g % 3)::real, g % 4
+	FROM generate_series(1, 3000) g;
+INSERT INTO dscan VALUES (1, 1, 1e-300, 1, 1);
+DELETE FROM dscan WHERE i = 3;
+CREATE VIEW dscan_view AS SELECT * FROM dscan;
+SET recsys.max_workers = 1;
+SELECT count(*) FROM recsys.train_embeddings('ds_t', 'dscan', 'u', 'i', 'w', dim => 4, epochs => 2);
+SELECT count(*) FROM recsys.train_embeddings('ds_v', 'dscan_view', 'u', 'i', 'w', dim => 4, epochs => 2);
+SELECT count(*) FROM recsys.train_embeddings('ds_tf', 'dscan', 'u', 'i', 'f', dim => 4, epochs => 2);
+SELECT count(*) FROM recsys.train_embeddings('ds_vf', 'dscan_view', 'u', 'i', 'f', dim => 4, epochs => 2);
+SELECT count(*) FROM recsys.train_embeddings('ds_tn', 'dscan', 'u', 'i', 'n', dim => 4, epochs => 2);
+SELECT count(*) FROM recsys.train_embeddings('ds_vn', 'dscan_view', 'u', 'i', 'n', dim => 4, epochs => 2);
+SELECT ok(pg_temp.flat('ds_t') = pg_temp.flat('ds_v') AND pg_temp.flat('ds_tf') = pg_temp.flat('ds_vf')
+	AND pg_temp.flat('ds_tn') = pg_temp.flat('ds_vn') AND pg_temp.flat('ds_t') <> pg_temp.flat('ds_tf'),
+	'a table read directly gives the vectors of the same rows read through a view (int2/int4 ids; numeric, real, bigint weights)');
+SELECT results_eq($$SELECT (config->>'n_rows')::int, (config->>'n_interactions')::int FROM recsys.models WHERE name = 'ds_t'$$,
+	$$SELECT count(*)::int, count(DISTINCT (u, i)) FILTER (WHERE w > 0)::int FROM dscan$$,
+	'the direct scan sees the statement''s rows: deleted ones gone, this transaction''s inserts in');
+
+-- inheritance: SELECT reads the children too
+CREATE TABLE dscan_child () INHERITS (dscan);
+INSERT INTO dscan_child VALUES (500, 500, 1, 1, 1), (501, 500, 2, 1, 1);
+SELECT count(*) FROM recsys.train_embeddings('ds_inh', 'dscan', 'u', 'i', 'w', dim => 4, epochs => 1);
+SELECT is((SELECT (config->>'n_rows')::bigint FROM recsys.models WHERE name = 'ds_inh'), (SELECT count(*) FROM dscan),
+	'a table with inheritance children: their rows are read too');
+DROP TABLE dscan_child;
+
+-- row-level security: a role sees only its policy's rows; without SELECT it is refused
+CREATE ROLE dscan_reader;
+CREATE ROLE dscan_cols;
+CREATE ROLE dscan_none;
+GRANT USAGE ON SCHEMA recsys TO dscan_reader, dscan_cols, dscan_none;
+GRANT USAGE, CREATE ON SCHEMA public TO dscan_reader, dscan_cols, dscan_none;
+GRANT SELECT ON dscan TO dscan_reader;
+GRANT SELECT (u, i) ON dscan TO dscan_cols;
+GRANT INSERT, SELECT, UPDATE, DELETE ON recsys.models, recsys.user_vectors, recsys.item_vectors, recsys.model_names TO dscan_reader, dscan_cols, dscan_none;
+ALTER TABLE dscan ENABLE ROW LEVEL SECURITY;
+CREATE POLICY dscan_few ON dscan FOR SELECT TO dscan_reader USING (u < 10);
+CREATE POLICY dscan_all ON dscan FOR SELECT TO dscan_cols USING (true);
+SET ROLE dscan_reader;
+SELECT lives_ok($$SELECT count(*) FROM recsys.train_embeddings('ds_rls', 'dscan', 'u', 'i', dim => 4, epochs => 1)$$,
+	'a role under row-level security trains');
+SELECT is((SELECT (config->>'n_rows')::bigint FROM recsys.models WHERE name = 'ds_rls'), (SELECT count(*) FROM dscan),
+	'under row-level security only the policy''s rows are read');
+RESET ROLE;
+ALTER TABLE dscan DISABLE ROW LEVEL SECURITY;
+SET ROLE dscan_cols;
+SELECT lives_ok($$SELECT count(*) FROM recsys.train_embeddings('ds_cols', 'dscan', 'u', 'i', dim => 4, epochs => 1)$$,
+	'SELECT on the columns read is enough');
+RESET ROLE;
+SET ROLE dscan_none;
+SELECT throws_ok($$SELECT count(*) FROM recsys.train_embeddings('ds_none', 'dscan', 'u', 'i', dim => 4, epochs => 1)$$,
+	'42501', NULL, 'without SELECT on the table or its columns the training is refused');
+RESET ROLE;
+
 -- the setting: -1 derives it from max_parallel_maintenance_workers (+1, at most the CPUs)
-SELECT is(current_setting('recsys.max_workers'), '2', 'recsys.max_workers is set per session');
+SELECT is(current_setting('recsys.max_workers'), '1', 'recsys.max_workers is set per session');
 RESET recsys.max_workers;
 SELECT is(current_setting('recsys.max_workers'), '-1', 'recsys.max_workers defaults to -1 (derived)');
 
