@@ -1,7 +1,9 @@
 """Side-by-side of recsys and implicit (run.sh): train implicit or read
 recsys's exported vectors, then Recall@20 on the held-out pairs with the
 training items left out; `summary` prints the medians per library and
-thread count.  One line per run: library threads rep seconds_per_epoch recall."""
+thread count.  One line per run: library threads rep seconds_per_epoch
+recall load_seconds (recsys: its load_seconds; implicit: the CSR matrix
+built from numpy arrays of the pairs, both sides as recsys builds)."""
 import os
 import sys
 import time
@@ -54,19 +56,21 @@ def main():
     threads, rep, dim, epochs = int(threads), int(rep), int(dim), int(epochs)
     if lib == "summary":
         runs = [l.split() for l in open(os.path.join(work, "results.txt"))]
-        print("library   threads  s/epoch(median)  recall@20(median)  runs")
+        print("library   threads  s/epoch(median)  recall@20(median)  load_s(median)  runs")
         for name in ("recsys", "implicit"):
             for t in ("1", "2"):
                 r = [x for x in runs if x[0] == name and x[1] == t]
                 if r:
-                    print("%-9s %7s  %15.3f  %17.4f  %4d" % (name, t, np.median([float(x[3]) for x in r]),
-                                                              np.median([float(x[4]) for x in r]), len(r)))
+                    print("%-9s %7s  %15.3f  %17.4f  %14.3f  %4d" % (
+                        name, t, np.median([float(x[3]) for x in r]), np.median([float(x[4]) for x in r]),
+                        np.median([float(x[5]) for x in r]), len(r)))
         return
     train = load_pairs(os.path.join(work, "train.csv"))
     test = load_pairs(os.path.join(work, "test.csv"))
     if lib == "recsys":
         with open(os.path.join(work, "recsys_%d.txt" % threads)) as f:
-            sec = float(f.read().split("|")[3])
+            fields = f.read().strip().split("|")
+            sec, load = float(fields[3]), float(fields[4])
         uid, U = read_vectors(os.path.join(work, "u_%d.txt" % threads))
         iid, V = read_vectors(os.path.join(work, "i_%d.txt" % threads))
     else:
@@ -74,9 +78,12 @@ def main():
         sys.path.insert(0, dest)
         import scipy.sparse as sp
         from implicit.cpu.als import AlternatingLeastSquares
+        t0 = time.perf_counter()
         uid, ucode = np.unique(train[0], return_inverse=True)
         iid, icode = np.unique(train[1], return_inverse=True)
         m = sp.csr_matrix((np.ones(len(ucode), dtype=np.float32), (ucode, icode)), shape=(len(uid), len(iid)))
+        m.T.tocsr()
+        load = time.perf_counter() - t0
         model = AlternatingLeastSquares(factors=dim, iterations=1, num_threads=threads, random_state=42,
                                         calculate_training_loss=False)
         times = []
@@ -87,7 +94,7 @@ def main():
             model.iterations = 1
         sec = float(np.median(times))
         U, V = np.asarray(model.user_factors), np.asarray(model.item_factors)
-    print(lib, threads, rep, "%.4f" % sec, "%.4f" % recall_at_20(uid, U, iid, V, train, test))
+    print(lib, threads, rep, "%.4f" % sec, "%.4f" % recall_at_20(uid, U, iid, V, train, test), "%.3f" % load)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo "data: gen.py $users users x $items items, ~$n interactions; dim $dim; $epochs epochs; $reps repetitions"
 } | tee "$report"
 
+# Also the load: recsys's load_seconds (read, check, build both compressed
+# sides) against implicit's CSR matrix built from numpy arrays of the pairs.
 # the pairs, split 80/20 per user by a hash (the same split for both)
 /usr/bin/python3 "$here/../embeddings/gen.py" --users "$users" --items "$items" --interactions "$n" > "$work/all.csv"
 psql -X -q -v ON_ERROR_STOP=1 <<SQL
@@ -50,8 +52,10 @@ for rep in $(seq 1 "$reps"); do
 		psql -X -q -v ON_ERROR_STOP=1 -At <<SQL > "$work/recsys_$t.txt"
 SET client_min_messages = warning;
 SET recsys.max_workers = $t;
-SELECT 'recsys', $t, $rep, percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds)
-FROM recsys.train_embeddings('imp_$t', 'imp_train', dim => $dim, epochs => $epochs, options => '{"solver": "cg"}');
+CREATE TEMP TABLE log AS SELECT * FROM recsys.train_embeddings('imp_$t', 'imp_train', dim => $dim, epochs => $epochs,
+	options => '{"solver": "cg"}');
+SELECT 'recsys', $t, $rep, (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) FROM log),
+	(SELECT metrics->>'load_seconds' FROM recsys.models WHERE name = 'imp_$t' AND version = $rep);
 \copy (SELECT id, array_to_string(embedding, ' ') FROM recsys.user_vectors WHERE model = 'imp_$t' AND version = $rep) TO '$work/u_$t.txt'
 \copy (SELECT id, array_to_string(embedding, ' ') FROM recsys.item_vectors WHERE model = 'imp_$t' AND version = $rep) TO '$work/i_$t.txt'
 SQL
