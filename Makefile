@@ -79,13 +79,13 @@ test:
 
 # The two-tower kernel alone (no server) against a PyTorch float64 reference:
 # one and two steps of every method, the Adam update, exact == brute force.
-TT_KERNEL = src/kernel/twotower.c src/kernel/linalg.c src/kernel/rng.c
+TT_KERNEL = src/kernel/twotower.c src/kernel/linalg.c src/kernel/parallel.c src/kernel/rng.c
 test/kernels/out/twotower_parity: test/kernels/twotower_parity.c $(TT_KERNEL) src/kernel/twotower.h
 	@mkdir -p test/kernels/out
 	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
 		-Wno-sign-compare -Werror -I$(BLAS_INC) -Isrc \
 		-o $@ test/kernels/twotower_parity.c $(TT_KERNEL) \
-		-L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm
+		-L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm -pthread
 
 check-twotower: test/kernels/out/twotower_parity
 	OPENBLAS_NUM_THREADS=1 test/kernels/out/twotower_parity > test/kernels/out/twotower_parity.json

@@ -146,7 +146,9 @@ GRANT USAGE ON SCHEMA recsys TO dscan_reader, dscan_cols, dscan_none;
 GRANT USAGE, CREATE ON SCHEMA public TO dscan_reader, dscan_cols, dscan_none;
 GRANT SELECT ON dscan TO dscan_reader;
 GRANT SELECT (u, i) ON dscan TO dscan_cols;
-GRANT INSERT, SELECT, UPDATE, DELETE ON recsys.models, recsys.user_vectors, recsys.item_vectors, recsys.model_names TO dscan_reader, dscan_cols, dscan_none;
+GRANT SELECT ON ALL TABLES IN SCHEMA recsys TO dscan_reader, dscan_cols, dscan_none;
+GRANT INSERT, UPDATE, DELETE ON recsys.model_names, recsys.models, recsys.user_vectors, recsys.item_vectors,
+	recsys.model_aliases, recsys.model_events TO dscan_reader, dscan_cols, dscan_none;
 ALTER TABLE dscan ENABLE ROW LEVEL SECURITY;
 CREATE POLICY dscan_few ON dscan FOR SELECT TO dscan_reader USING (u < 10);
 CREATE POLICY dscan_all ON dscan FOR SELECT TO dscan_cols USING (true);

@@ -403,7 +403,6 @@ ReadWithSpi(const InteractionSource *src, LoadState *st)
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
 	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
-	ProgressPhase("reading", 0, 0, "rows");
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, INTERACTIONS_FETCH_ROWS);
@@ -430,7 +429,7 @@ ReadWithSpi(const InteractionSource *src, LoadState *st)
 			AddRow(st, nu ? 0 : DatumGetInt64(du), nu, ni ? 0 : DatumGetInt64(di), ni, w, nw);
 		}
 		SPI_freetuptable(SPI_tuptable);
-		ProgressSet(out->n_rows);
+		ProgressSet(st->out->n_rows);
 		ProgressTick();
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -578,11 +577,17 @@ ReadDirect(const InteractionSource *src, LoadState *st)
 		MemoryContextSwitchTo(rows);
 		if ((++n & (INTERACTIONS_SCAN_ROWS - 1)) == 0)
 		{
+			MemoryContextSwitchTo(old);
 			MemoryContextReset(rows);
+			ProgressSet(st->out->n_rows);
+			ProgressTick();
 			CHECK_FOR_INTERRUPTS();
+			MemoryContextSwitchTo(rows);
 		}
 	}
 	MemoryContextSwitchTo(old);
+	ProgressSet(st->out->n_rows);
+	ProgressTick();
 	table_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	MemoryContextDelete(rows);
@@ -625,6 +630,7 @@ InteractionsLoad(const InteractionSource *src, Interactions *out, Size budget,
 		st.users = idmap_create(st.scratch, 1024, NULL);
 		st.items = idmap_create(st.scratch, 1024, NULL);
 	}
+	ProgressPhase("reading", 0, 0, "rows");
 	if (!ReadDirect(src, &st))
 		ReadWithSpi(src, &st);
 	checks = st.checks;
