@@ -34,7 +34,7 @@ PG_CFLAGS    = -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field
 ifeq ($(RECSYS_WERROR),1)
 PG_CFLAGS   += -Werror
 endif
-SHLIB_LINK   = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm
+SHLIB_LINK   = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm -pthread
 
 PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
@@ -98,13 +98,13 @@ test-matrix:
 
 # The two-tower kernel alone (no server) against a PyTorch float64 reference:
 # one and two steps of every method, the Adam update, exact == brute force.
-TT_KERNEL = src/kernel/twotower.c src/kernel/linalg.c src/kernel/rng.c
+TT_KERNEL = src/kernel/twotower.c src/kernel/linalg.c src/kernel/parallel.c src/kernel/rng.c
 test/kernels/out/twotower_parity: test/kernels/twotower_parity.c $(TT_KERNEL) src/kernel/twotower.h
 	@mkdir -p test/kernels/out
 	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
 		-Wno-sign-compare -Werror -I$(BLAS_INC) -Isrc \
 		-o $@ test/kernels/twotower_parity.c $(TT_KERNEL) \
-		-L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm
+		-L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm -pthread
 
 check-twotower: test/kernels/out/twotower_parity
 	OPENBLAS_NUM_THREADS=1 test/kernels/out/twotower_parity > test/kernels/out/twotower_parity.json
@@ -122,11 +122,13 @@ test-citus:
 # server) and checked against closed forms, numpy values and naive
 # recomputations (test/kernels/check_kernels.c).
 KERNEL_SRCS = $(sort $(wildcard src/kernel/*.c))
-test/kernels/out/check_kernels: test/kernels/check_kernels.c $(KERNEL_SRCS) $(wildcard src/kernel/*.h)
+# src/blas_lock.c (no PostgreSQL either) makes OpenBLAS safe to call from
+# several threads, in the tests as in the extension.
+test/kernels/out/check_kernels: test/kernels/check_kernels.c $(KERNEL_SRCS) $(wildcard src/kernel/*.h) src/blas_lock.c src/blas_lock.h
 	@mkdir -p test/kernels/out
 	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
 		-Wno-sign-compare -Werror -I$(BLAS_INC) -Isrc -o $@ test/kernels/check_kernels.c $(KERNEL_SRCS) \
-		-L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm
+		src/blas_lock.c -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm -pthread
 
 check-kernels: test/kernels/out/check_kernels
 	OPENBLAS_NUM_THREADS=1 test/kernels/out/check_kernels

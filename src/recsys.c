@@ -5,13 +5,16 @@
 #include "postgres.h"
 
 #include <limits.h>
+#include <unistd.h>
 
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "blas_lock.h"
 #include "embeddings/kind.h"
 #include "kernel/linalg.h"
+#include "kernel/parallel.h"
 #include "mmoe/mmoe.h"
 #include "store/model_store.h"
 #include "store/progress.h"
@@ -24,6 +27,7 @@ void		_PG_init(void);
 int			recsys_max_dim = 4096;
 int			recsys_blas_threads = 1;
 int			recsys_training_memory = 1024 * 1024;
+int			recsys_max_workers = -1;
 bool		recsys_debug_memory = false;
 static char *recsys_debug_memory_report = NULL;
 int			recsys_progress_interval = 10;
@@ -37,13 +41,58 @@ AssignBlasThreads(int newval, void *extra)
 	LinalgSetThreads(newval);
 }
 
-/* The kernels' check callback (linalg.h): every LINALG_CHECK_WORK of work */
+/*
+ * The kernels' check callback (linalg.h): every LINALG_CHECK_WORK of work,
+ * on the backend's own thread.  An interrupt may raise an error, which must
+ * not leave a parallel loop's other threads running on memory the error
+ * frees: they are stopped and joined first (a loop whose interrupt returns
+ * finishes on this thread).
+ */
 static void
 CheckInterrupts(void *arg)
 {
-	/* a training's progress: the work done so far, a NOTICE when due */
-	ProgressTick();
+	/*
+	 * a training's progress: the work done so far, a NOTICE when due; an
+	 * error there (out of memory) stops the other threads first too
+	 */
+	PG_TRY();
+	{
+		ProgressTick();
+	}
+	PG_CATCH();
+	{
+		ParallelStop();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (INTERRUPTS_PENDING_CONDITION())
+		ParallelStop();
 	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * Get the threads one call may use, this backend's included: recsys.max_workers,
+ * or by default max_parallel_maintenance_workers + 1 (the leader works too,
+ * as in a parallel CREATE INDEX) but no more than the online CPUs; always 1
+ * when OpenBLAS's buffers are not under blas_lock.c's mutex.
+ */
+int
+RecsysWorkers(void)
+{
+	int			n = recsys_max_workers;
+
+	if (n < 0)
+	{
+		long		cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		n = max_parallel_maintenance_workers + 1;
+		if (cpus > 0 && n > cpus)
+			n = (int) cpus;
+	}
+	n = Max(1, Min(n, PARALLEL_MAX_WORKERS));
+	if (n > 1 && !BlasLockActive())
+		n = 1;
+	return n;
 }
 
 /* Define the settings and pin BLAS threading when the library is loaded */
@@ -72,6 +121,14 @@ _PG_init(void)
 							&recsys_training_memory,
 							1024 * 1024, 64, MAX_KILOBYTES,
 							PGC_USERSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("recsys.max_workers",
+							"Threads one training or batch scoring call may use, the backend's own included.",
+							"-1: max_parallel_maintenance_workers + 1, at most the number of CPUs. 0 and 1 use the backend's thread alone.",
+							&recsys_max_workers,
+							-1, -1, PARALLEL_MAX_WORKERS,
+							PGC_USERSET, 0,
 							NULL, NULL, NULL);
 
 	/* test hooks, hidden: the memory of SPI loops, read back by the tests */

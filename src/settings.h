@@ -14,6 +14,10 @@ extern int	recsys_blas_threads;
 /* Memory budget of in-memory training in kB (GUC recsys.training_memory). */
 extern int	recsys_training_memory;
 
+/* Threads per call (GUC recsys.max_workers; -1: derived, RecsysWorkers()). */
+extern int	recsys_max_workers;
+extern int	RecsysWorkers(void);
+
 /* Report the memory of SPI loops into recsys.debug_memory_report (tests only). */
 extern bool recsys_debug_memory;
 

@@ -53,6 +53,17 @@ SET statement_timeout = 500;
 INSERT INTO latencies SELECT 'als cg, tiny data', * FROM pg_temp.cancel_latency(
 	$$SELECT * FROM recsys.train_embeddings('c', 'tiny', 'u', 'i', dim => 4096, epochs => 5, options => '{"solver": "cg"}')$$);
 RESET statement_timeout;
+-- on two threads: the backend's thread stops the other before the error
+SET recsys.max_workers = 2;
+SET statement_timeout = 500;
+INSERT INTO latencies SELECT 'als cholesky, tiny data, 2 threads', * FROM pg_temp.cancel_latency(
+	$$SELECT * FROM recsys.train_embeddings('c', 'tiny', 'u', 'i', dim => 4096, epochs => 5, options => '{"solver": "cholesky"}')$$);
+RESET statement_timeout;
+SET statement_timeout = 500;
+INSERT INTO latencies SELECT 'als cg, tiny data, 2 threads', * FROM pg_temp.cancel_latency(
+	$$SELECT * FROM recsys.train_embeddings('c', 'tiny', 'u', 'i', dim => 4096, epochs => 5, options => '{"solver": "cg"}')$$);
+RESET statement_timeout;
+RESET recsys.max_workers;
 SET statement_timeout = 300;
 INSERT INTO latencies SELECT 'als, initial item Gramian of 2,500 items', * FROM pg_temp.cancel_latency(
 	$$SELECT * FROM recsys.train_embeddings('c', 'wide', 'u', 'i', dim => 4096, epochs => 5)$$);

@@ -2,7 +2,12 @@
  * embeddings/interactions.c
  *		Reading and checking training interactions (see interactions.h).
  *
- * The source is read once with an SPI cursor in blocks.  Kept rows (weight
+ * The source is read once: a plain table the caller may read, not under
+ * row-level security, with a direct scan of its tuples under the
+ * statement's snapshot (values converted as SQL's casts would: no SPI and
+ * no executor per row); anything else (views, RLS, inheritance, Citus
+ * tables, column privileges missing) through an SPI cursor in blocks, as
+ * SELECT reads it.  Kept rows (weight
  * > 0) go into an array of (user index, item index, weight) triples, indexes
  * numbered in order of first appearance through two hash tables; after the
  * scan the indexes are renumbered in ascending id order, the triples are
@@ -19,14 +24,23 @@
 
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "parser/parse_relation.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/snapmgr.h"
 
 #include "embeddings/interactions.h"
 #include "store/spi_safe.h"
@@ -34,6 +48,8 @@
 #include "kernel/rng.h"
 
 #define INTERACTIONS_FETCH_ROWS 10000
+/* Rows of a direct scan between interrupt checks (a power of two) */
+#define INTERACTIONS_SCAN_ROWS 8192
 #define INTERACTIONS_CHECK_MASK 0xFFFFF
 
 /* One kept row, indexes in order of first appearance */
@@ -299,33 +315,81 @@ BuildRows(Interactions *out, Triple *triples, int64 kept)
 	pfree(fill);
 }
 
-/*
- * Read and check the source.  When budget > 0, also load it into out:
- * returns false (out left without rows) when the load buffer, the id maps
- * and per_entity bytes per entity would pass the budget, and *needed gets
- * the bytes of the loaded structures plus per_entity per entity.  Every row
- * is read and checked either way; a bad row is an error.
- */
-bool
-InteractionsLoad(const InteractionSource *src, Interactions *out, Size budget,
-				 Size per_entity, Size *needed)
+/* What the loader keeps while reading rows */
+typedef struct LoadState
 {
-	MemoryContext caller = CurrentMemoryContext;
+	Interactions *out;
+	RowChecks	checks;
+	idmap_hash *users;
+	idmap_hash *items;
+	Triple	   *triples;
+	int64		cap;
+	int64		kept;
+	bool		storing;
+	Size		budget;
+	Size		per_entity;
+	Size	   *needed;
 	MemoryContext scratch;
+} LoadState;
+
+/* Check one row and keep it (user, item, weight), counting bad ones */
+static inline void
+AddRow(LoadState *st, int64 user, bool nu, int64 item, bool ni, double w, bool nw)
+{
+	Triple	   *t;
+
+	st->out->n_rows++;
+	st->checks.null_user += nu;
+	st->checks.null_item += ni;
+	st->checks.null_weight += nw;
+	if (nw)
+		return;
+	if (isnan(w) || isinf(w))
+	{
+		st->checks.bad_weight++;
+		return;
+	}
+	if (w < 0.0)
+		st->checks.neg_weight++;
+	if (nu || ni || w <= 0.0)
+		return;
+	st->kept++;
+	if (!st->storing)
+		return;
+
+	if (st->kept > st->cap)
+	{
+		int64		new_cap = Max(st->cap * 2, 4096);
+		Size		used = (Size) new_cap * sizeof(Triple)
+			+ (Size) (st->users->size + st->items->size) * sizeof(IdEntry)
+			+ (Size) (st->users->members + st->items->members) * st->per_entity;
+
+		if (used > st->budget)
+		{
+			/* over budget: keep reading, checking only */
+			MemoryContextReset(st->scratch);
+			st->storing = false;
+			*st->needed = used;
+			return;
+		}
+		st->triples = st->triples ? repalloc_huge(st->triples, sizeof(Triple) * new_cap)
+			: MemoryContextAllocHuge(st->scratch, sizeof(Triple) * new_cap);
+		st->cap = new_cap;
+	}
+	t = &st->triples[st->kept - 1];
+	t->u = MapId(st->users, user, "user");
+	t->i = MapId(st->items, item, "item");
+	t->w = w;
+}
+
+/* Read the source through an SPI cursor (views, RLS, inheritance, Citus: what SELECT reads) */
+static void
+ReadWithSpi(const InteractionSource *src, LoadState *st)
+{
 	char	   *sql;
 	SPIPlanPtr	plan;
 	Portal		portal;
-	RowChecks	checks;
-	idmap_hash *users = NULL;
-	idmap_hash *items = NULL;
-	Triple	   *triples = NULL;
-	int64		cap = 0;
-	int64		kept = 0;
-	bool		storing = budget > 0;
 
-	memset(out, 0, sizeof(Interactions));
-	memset(&checks, 0, sizeof(checks));
-	*needed = 0;
 	if (src->weight_column)
 		sql = psprintf("SELECT CAST(%s AS pg_catalog.int8), CAST(%s AS pg_catalog.int8),"
 					   " CAST(%s AS pg_catalog.float8) FROM %s",
@@ -338,17 +402,7 @@ InteractionsLoad(const InteractionSource *src, Interactions *out, Size budget,
 	plan = SPI_prepare(sql, 0, NULL);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-
-	/* the maps and the triples live here until the rows are built */
-	scratch = AllocSetContextCreate(caller, "recsys interactions", ALLOCSET_DEFAULT_SIZES);
-	if (storing)
-	{
-		users = idmap_create(scratch, 1024, NULL);
-		items = idmap_create(scratch, 1024, NULL);
-	}
-
 	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
-	ProgressPhase("reading", 0, 0, "rows");
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, INTERACTIONS_FETCH_ROWS);
@@ -364,7 +418,6 @@ InteractionsLoad(const InteractionSource *src, Interactions *out, Size budget,
 			Datum		du = SPI_getbinval(tup, desc, 1, &nu);
 			Datum		di = SPI_getbinval(tup, desc, 2, &ni);
 			double		w = 1.0;
-			Triple	   *t;
 
 			if (src->weight_column)
 			{
@@ -373,60 +426,223 @@ InteractionsLoad(const InteractionSource *src, Interactions *out, Size budget,
 				if (!nw)
 					w = DatumGetFloat8(dw);
 			}
-			out->n_rows++;
-			checks.null_user += nu;
-			checks.null_item += ni;
-			checks.null_weight += nw;
-			if (nw)
-				continue;
-			if (isnan(w) || isinf(w))
-			{
-				checks.bad_weight++;
-				continue;
-			}
-			if (w < 0.0)
-				checks.neg_weight++;
-			if (nu || ni || w <= 0.0)
-				continue;
-			kept++;
-			if (!storing)
-				continue;
-
-			if (kept > cap)
-			{
-				int64		new_cap = Max(cap * 2, 4096);
-				Size		used = (Size) new_cap * sizeof(Triple)
-					+ (Size) (users->size + items->size) * sizeof(IdEntry)
-					+ (Size) (users->members + items->members) * per_entity;
-
-				if (used > budget)
-				{
-					/* over budget: keep reading, checking only */
-					MemoryContextReset(scratch);
-					storing = false;
-					*needed = used;
-					continue;
-				}
-				triples = triples ? repalloc_huge(triples, sizeof(Triple) * new_cap)
-					: MemoryContextAllocHuge(scratch, sizeof(Triple) * new_cap);
-				cap = new_cap;
-			}
-			t = &triples[kept - 1];
-			t->u = MapId(users, DatumGetInt64(du), "user");
-			t->i = MapId(items, DatumGetInt64(di), "item");
-			t->w = w;
+			AddRow(st, nu ? 0 : DatumGetInt64(du), nu, ni ? 0 : DatumGetInt64(di), ni, w, nw);
 		}
 		SPI_freetuptable(SPI_tuptable);
-		ProgressSet(out->n_rows);
+		ProgressSet(st->out->n_rows);
 		ProgressTick();
 		CHECK_FOR_INTERRUPTS();
 	}
 	SPI_cursor_close(portal);
 	SPI_freeplan(plan);
+}
+
+/* Get an id column's value (int2, int4 or int8: checked by InteractionsCheckSource) as int64 */
+static inline int64
+IdValue(Datum d, Oid type)
+{
+	return type == INT8OID ? DatumGetInt64(d) : type == INT4OID ? DatumGetInt32(d) : DatumGetInt16(d);
+}
+
+/* Get a weight (any type InteractionsCheckSource accepts) as SQL's CAST to float8 would */
+static inline double
+WeightValue(Datum d, Oid type)
+{
+	switch (type)
+	{
+		case INT2OID:
+			return DatumGetInt16(d);
+		case INT4OID:
+			return DatumGetInt32(d);
+		case INT8OID:
+			return (double) DatumGetInt64(d);
+		case FLOAT4OID:
+			return DatumGetFloat4(d);
+		case FLOAT8OID:
+			return DatumGetFloat8(d);
+		default:
+			return DatumGetFloat8(DirectFunctionCall1(numeric_float8, d));
+	}
+}
+
+/* Get the attribute number of a column that InteractionsCheckSource found */
+static AttrNumber
+ColumnNumber(Relation rel, const char *column)
+{
+	AttrNumber	att = attnameAttNum(rel, column, false);
+
+	if (att <= 0)
+		elog(ERROR, "column \"%s\" of the interactions is missing", column);
+	return att;
+}
+
+/*
+ * May the source be read with a direct scan of its table, giving exactly
+ * the rows and checks that SELECT would?  A plain table without inheritance
+ * children, not under row-level security for this role, readable by it (the
+ * table or the columns read), no executor permission hook (a security label
+ * provider would be bypassed), and not a Citus table (whose rows are in its
+ * shards).  Anything else is read through SPI, which also raises the errors
+ * that SELECT raises.
+ */
+static bool
+DirectScanAllowed(Relation rel, const InteractionSource *src)
+{
+	Oid			relid = RelationGetRelid(rel);
+	Oid			types[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(relid)};
+	const char *cols[3] = {src->user_column, src->item_column, src->weight_column};
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relhassubclass ||
+		ExecutorCheckPerms_hook != NULL)
+		return false;
+	if (check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
+		return false;
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		for (int c = 0; c < 3; c++)
+			if (cols[c] && pg_attribute_aclcheck(relid, ColumnNumber(rel, cols[c]), GetUserId(),
+												 ACL_SELECT) != ACLCHECK_OK)
+				return false;
+	if (OidIsValid(get_extension_oid("citus", true)))
+	{
+		if (SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_dist_partition"
+								  " WHERE CAST(logicalrelid AS pg_catalog.oid) OPERATOR(pg_catalog.=) $1",
+								  1, types, args, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "reading pg_dist_partition failed");
+		if (SPI_processed > 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Read the source with a direct scan under the statement's snapshot (no
+ * SPI, no executor: values straight from the tuples); returns false, having
+ * read nothing, when DirectScanAllowed says no
+ */
+static bool
+ReadDirect(const InteractionSource *src, LoadState *st)
+{
+	Relation	rel = relation_open(src->relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	AttrNumber	au,
+				ai,
+				aw = InvalidAttrNumber;
+	Oid			tu,
+				ti,
+				tw = InvalidOid;
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+	MemoryContext rows;
+	MemoryContext old;
+	uint64		n = 0;
+
+	if (!DirectScanAllowed(rel, src))
+	{
+		relation_close(rel, NoLock);
+		return false;
+	}
+	au = ColumnNumber(rel, src->user_column);
+	ai = ColumnNumber(rel, src->item_column);
+	tu = TupleDescAttr(desc, au - 1)->atttypid;
+	ti = TupleDescAttr(desc, ai - 1)->atttypid;
+	if (src->weight_column)
+	{
+		aw = ColumnNumber(rel, src->weight_column);
+		tw = TupleDescAttr(desc, aw - 1)->atttypid;
+	}
+	/* what a row may allocate (a detoasted numeric) goes away every few rows */
+	rows = AllocSetContextCreate(CurrentMemoryContext, "recsys interaction rows", ALLOCSET_SMALL_SIZES);
+	slot = table_slot_create(rel, NULL);
+	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	old = MemoryContextSwitchTo(rows);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		bool		nu,
+					ni,
+					nw = false;
+		Datum		du = slot_getattr(slot, au, &nu);
+		Datum		di = slot_getattr(slot, ai, &ni);
+		double		w = 1.0;
+
+		if (aw != InvalidAttrNumber)
+		{
+			Datum		dw = slot_getattr(slot, aw, &nw);
+
+			if (!nw)
+				w = WeightValue(dw, tw);
+		}
+		MemoryContextSwitchTo(old);
+		AddRow(st, nu ? 0 : IdValue(du, tu), nu, ni ? 0 : IdValue(di, ti), ni, w, nw);
+		MemoryContextSwitchTo(rows);
+		if ((++n & (INTERACTIONS_SCAN_ROWS - 1)) == 0)
+		{
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(rows);
+			ProgressSet(st->out->n_rows);
+			ProgressTick();
+			CHECK_FOR_INTERRUPTS();
+			MemoryContextSwitchTo(rows);
+		}
+	}
+	MemoryContextSwitchTo(old);
+	ProgressSet(st->out->n_rows);
+	ProgressTick();
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	MemoryContextDelete(rows);
+	relation_close(rel, NoLock);
+	return true;
+}
+
+/*
+ * Read and check the source.  When budget > 0, also load it into out:
+ * returns false (out left without rows) when the load buffer, the id maps
+ * and per_entity bytes per entity would pass the budget, and *needed gets
+ * the bytes of the loaded structures plus per_entity per entity.  Every row
+ * is read and checked either way; a bad row is an error.
+ */
+bool
+InteractionsLoad(const InteractionSource *src, Interactions *out, Size budget,
+				 Size per_entity, Size *needed)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	LoadState	st;
+	RowChecks	checks;
+	idmap_hash *users;
+	idmap_hash *items;
+	Triple	   *triples;
+	int64		kept;
+	bool		storing;
+
+	memset(out, 0, sizeof(Interactions));
+	memset(&st, 0, sizeof(st));
+	*needed = 0;
+	st.out = out;
+	st.storing = budget > 0;
+	st.budget = budget;
+	st.per_entity = per_entity;
+	st.needed = needed;
+	/* the maps and the triples live here until the rows are built */
+	st.scratch = AllocSetContextCreate(caller, "recsys interactions", ALLOCSET_DEFAULT_SIZES);
+	if (st.storing)
+	{
+		st.users = idmap_create(st.scratch, 1024, NULL);
+		st.items = idmap_create(st.scratch, 1024, NULL);
+	}
+	ProgressPhase("reading", 0, 0, "rows");
+	if (!ReadDirect(src, &st))
+		ReadWithSpi(src, &st);
+	checks = st.checks;
+	users = st.users;
+	items = st.items;
+	triples = st.triples;
+	kept = st.kept;
+	storing = st.storing;
 	InteractionsReportBadRows(src, &checks, kept);
 	if (!storing)
 	{
-		MemoryContextDelete(scratch);
+		MemoryContextDelete(st.scratch);
 		if (*needed == 0 && budget > 0)
 			*needed = budget + 1;
 		return false;
@@ -451,7 +667,7 @@ InteractionsLoad(const InteractionSource *src, Interactions *out, Size budget,
 		idmap_destroy(items);
 		BuildRows(out, triples, kept);
 	}
-	MemoryContextDelete(scratch);
+	MemoryContextDelete(st.scratch);
 
 	*needed = (Size) (out->n_users + out->n_items) * (2 * sizeof(int64) + per_entity)
 		+ (Size) out->nnz * 2 * (sizeof(int32) + sizeof(float));

@@ -1,7 +1,7 @@
 /*
  * embeddings/interactions.h
  *		The one reader of training interactions: checks the columns of the
- *		source relation, reads it once through an SPI cursor in blocks,
+ *		source relation, reads it once (a direct scan of a plain table, else an SPI cursor),
  *		checks every row (NULLs, NaN/infinite/negative weights, counted and
  *		named), adds up repeated pairs, drops pairs of zero weight and maps
  *		ids to dense indexes (ascending ids), into compressed rows by user and

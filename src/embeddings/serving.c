@@ -15,6 +15,7 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
 #include <math.h>
 
 #include "access/htup_details.h"
@@ -33,6 +34,8 @@
 #include "embeddings/kind.h"
 #include "kernel/ease.h"
 #include "kernel/foldin.h"
+#include "kernel/parallel.h"
+#include "settings.h"
 #include "store/model_store.h"
 #include "store/spi_safe.h"
 #include "store/statement_notice.h"
@@ -43,6 +46,8 @@
 #define SERVE_BLOCK_BYTES (8 * 1024 * 1024)
 /* Most users in one block, however few the items */
 #define SERVE_BLOCK_MAX_USERS 1024
+/* Users scored together by one thread (one gemm, then their top-k) */
+#define SERVE_GROUP_USERS 64
 /* Rows fetched from a cursor at a time */
 #define SERVE_FETCH_ROWS 4096
 /* Largest k served */
@@ -204,7 +209,10 @@ typedef struct ServeBlock
 	int		   *excl;			/* item rows left out, per user */
 	int			excl_n;
 	int			excl_cap;
-	TopKItem   *slots;
+	TopKItem   *slots;			/* cap x k: each user's top k, best first */
+	int		   *found;			/* cap: items in each user's top k */
+	int			workers;		/* threads that score a block */
+	int			group;			/* users scored together (one gemm) */
 	/* ease models: each user's item rows and confidences (scores x_u B) */
 	int		   *in_start;		/* cap + 1 offsets into in_rows, in_conf */
 	int		   *in_rows;
@@ -243,21 +251,33 @@ static void
 ServeBlockInit(ServeBlock *b, const EmbeddingModel *m, int k, int max_users,
 			   ReturnSetInfo *rsinfo, bool with_user)
 {
+	int			workers = RecsysWorkers();
+	int			group;
 	int			cap = SERVE_BLOCK_BYTES / (int) (sizeof(float) * Max(m->n_items, 1));
 
+	/*
+	 * a block per thread, in whole groups: groups then start every
+	 * SERVE_GROUP_USERS users whatever the number of threads, and a user's
+	 * scores come from the same gemm
+	 */
 	cap = Max(1, Min(cap, SERVE_BLOCK_MAX_USERS));
+	group = Min(cap, SERVE_GROUP_USERS);
+	cap = (cap - cap % group) * workers;
 	cap = Min(cap, Max(max_users, 1));
 	memset(b, 0, sizeof(*b));
 	b->m = m;
 	b->k = Min(k, Max(m->n_items, 1));
 	b->cap = cap;
+	b->group = group;
+	b->workers = workers;
 	b->user_ids = palloc(sizeof(int64) * cap);
 	b->users = palloc(sizeof(float) * (Size) cap * (m->ease ? 1 : Max(m->dim, 1)));
 	b->scores = palloc_extended(sizeof(float) * (Size) cap * Max(m->n_items, 1), MCXT_ALLOC_HUGE);
 	b->excl_start = palloc0(sizeof(int) * (cap + 1));
 	b->excl_cap = 1024;
 	b->excl = palloc(sizeof(int) * b->excl_cap);
-	b->slots = palloc(sizeof(TopKItem) * b->k);
+	b->slots = palloc_extended(sizeof(TopKItem) * (Size) cap * b->k, MCXT_ALLOC_HUGE);
+	b->found = palloc(sizeof(int) * cap);
 	if (m->ease)
 	{
 		b->in_start = palloc0(sizeof(int) * (cap + 1));
@@ -269,34 +289,66 @@ ServeBlockInit(ServeBlock *b, const EmbeddingModel *m, int k, int max_users,
 	b->rsinfo = rsinfo;
 }
 
-/* Score the users held, emit each one's top k best first, empty the block */
+/*
+ * Score one group of the block's users and keep each one's top k (a
+ * parallel loop's item: it runs on any thread, so it calls kernels only and
+ * writes only its users' scores, slots and counts)
+ */
 static void
-ServeBlockFlush(ServeBlock *b)
+ScoreGroup(void *arg, int worker, int64 group)
 {
+	ServeBlock *b = (ServeBlock *) arg;
 	const EmbeddingModel *m = b->m;
+	int			u0 = (int) group * b->group;
+	int			nu = Min(b->group, b->n - u0);
 
-	if (b->n == 0)
-		return;
 	if (m->ease)
-		for (int u = 0; u < b->n; u++)
+		for (int u = u0; u < u0 + nu; u++)
 			EaseScoreUser(m->n_items, m->items, b->in_start[u + 1] - b->in_start[u],
 						  b->in_rows + b->in_start[u], b->in_conf + b->in_start[u],
 						  b->scores + (Size) u * m->n_items);
 	else
-		FoldInScoreBlock(&m->fold, b->n, b->users, b->scores);
-	for (int u = 0; u < b->n; u++)
+		FoldInScoreBlock(&m->fold, nu, b->users + (Size) u0 * m->dim,
+						 b->scores + (Size) u0 * m->n_items);
+	for (int u = u0; u < u0 + nu; u++)
 	{
 		float	   *s = b->scores + (Size) u * m->n_items;
 		TopK		top;
-		int			n;
 
 		/* NaN is never kept: it is how an excluded item leaves the race */
 		for (int e = b->excl_start[u]; e < b->excl_start[u + 1]; e++)
 			s[b->excl[e]] = NAN;
-		TopKInit(&top, b->k, b->slots);
+		TopKInit(&top, b->k, b->slots + (Size) u * b->k);
 		TopKPushBlock(&top, m->item_ids, s, m->n_items);
-		n = TopKSorted(&top);
-		for (int r = 0; r < n; r++)
+		b->found[u] = TopKSorted(&top);
+	}
+}
+
+/*
+ * Score the users held (groups of b->group on up to b->workers threads,
+ * the same groups whatever their number), emit each one's top k
+ * best first, empty the block
+ */
+static void
+ServeBlockFlush(ServeBlock *b)
+{
+	ParallelLoop loop;
+
+	if (b->n == 0)
+		return;
+	memset(&loop, 0, offsetof(ParallelLoop, next));
+	loop.nworkers = b->workers;
+	loop.n = (b->n + b->group - 1) / b->group;
+	loop.batch = 1;
+	loop.abortable = 1;
+	loop.fn = ScoreGroup;
+	loop.arg = b;
+	ParallelRun(&loop);
+	for (int u = 0; u < b->n; u++)
+	{
+		const TopKItem *top = b->slots + (Size) u * b->k;
+
+		for (int r = 0; r < b->found[u]; r++)
 		{
 			Datum		values[4];
 			bool		nulls[4] = {false, false, false, false};
@@ -304,8 +356,8 @@ ServeBlockFlush(ServeBlock *b)
 
 			if (b->with_user)
 				values[c++] = Int64GetDatum(b->user_ids[u]);
-			values[c++] = Int64GetDatum(top.items[r].id);
-			values[c++] = Float4GetDatum(top.items[r].score);
+			values[c++] = Int64GetDatum(top[r].id);
+			values[c++] = Float4GetDatum(top[r].score);
 			if (b->with_user)
 				values[c++] = Int32GetDatum(r + 1);
 			tuplestore_putvalues(b->rsinfo->setResult, b->rsinfo->setDesc, values, nulls);
@@ -784,7 +836,7 @@ RecommendAll(FunctionCallInfo fcinfo, const AllArgs *a)
 	m = GetModel(fcinfo, a->model, a->version);
 	if (m->n_items == 0)
 		PG_RETURN_NULL();
-	ServeBlockInit(&b, m, k, SERVE_BLOCK_MAX_USERS, rsinfo, true);
+	ServeBlockInit(&b, m, k, INT_MAX, rsinfo, true);
 	memset(&ex, 0, sizeof(ex));
 	b.ex = &ex;
 	ServeStoredUsers(&b, users, exclude_seen, exclude_sql);
@@ -1281,7 +1333,7 @@ RecommendAllForItems(FunctionCallInfo fcinfo, const AllItemsArgs *a)
 		memset(&in, 0, sizeof(in));
 		FoldInputSolve(m, &in);
 	}
-	ServeBlockInit(&b, m, k, SERVE_BLOCK_MAX_USERS, rsinfo, true);
+	ServeBlockInit(&b, m, k, INT_MAX, rsinfo, true);
 	memset(&ex, 0, sizeof(ex));
 	b.ex = &ex;
 	memset(&u, 0, sizeof(u));

@@ -38,6 +38,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/float.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -104,6 +105,9 @@ typedef struct TrainRun
 	Size		mem_indexes;
 	Size		mem_confidences;
 	Size		mem_factors;
+	int			workers;		/* threads of the memory engine's loops */
+	int64		max_rows;		/* most rows of one user or item */
+	Size		mem_scratch;	/* their workspaces (counted in the budget too) */
 	double		load_seconds;
 	double	   *item_gramian;	/* k x k after training */
 	double		epoch_cpu;		/* CPU seconds at the start of the epoch (< 0: none) */
@@ -313,7 +317,8 @@ EmitEpoch(void *arg, int epoch, double loss, double observed, double gramian, do
 	ereport(NOTICE,
 			(errmsg("epoch %d/%d: loss %.4f (observed %.4f, gramian %.4f, l2 %.4f)",
 					epoch, run->epochs, loss, observed, gramian, l2),
-			 errdetail("The epoch took %.3f s.", seconds)));
+			 errdetail("The epoch took %.3f s on %d worker%s.", seconds, Max(run->workers, 1),
+					   run->workers > 1 ? "s" : "")));
 	values[0] = Int32GetDatum(epoch);
 	values[1] = Float8GetDatum(loss);
 	values[2] = Float8GetDatum(observed);
@@ -335,6 +340,7 @@ EmitEpoch(void *arg, int epoch, double loss, double observed, double gramian, do
 	AppendJsonDouble(&run->log, l2);
 	appendStringInfoString(&run->log, ", \"seconds\": ");
 	AppendJsonDouble(&run->log, seconds);
+	appendStringInfo(&run->log, ", \"workers\": %d", Max(run->workers, 1));
 	/* CPU time too: wall time on a busy machine says little about the work */
 	if (run->epoch_cpu >= 0.0)
 	{
@@ -394,16 +400,23 @@ SweepFailed(const AlsSweep *s, AlsStatus status, const char *what, const int64 *
 			 errhint("Use a larger l2.")));
 }
 
-/* epochs of als on the memory engine: users from items, then items from users */
+/*
+ * epochs of als on the memory engine: users from items, then items from
+ * users, each sweep and Gramian on run->workers threads
+ */
 static void
 EpochsMemory(TrainRun *run, const Interactions *data, float *x, float *y)
 {
 	int			k = run->dim;
+	int			nw = Max(run->workers, 1);
 	AlsRows		by_user = {data->n_users, data->user_ptr, data->user_items, data->user_conf};
 	AlsRows		by_item = {data->n_items, data->item_ptr, data->item_users, data->item_conf};
 	double	   *lam_u = Lambdas(run, data->n_users, data->user_ptr, data->n_items);
 	double	   *lam_i = Lambdas(run, data->n_items, data->item_ptr, data->n_users);
-	double	   *work = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(double) * AlsWorkDoubles(k));
+	double	   *work = MemoryContextAllocHuge(CurrentMemoryContext,
+											  sizeof(double) * AlsWorkDoubles(k, run->max_rows) * nw);
+	double	   *gwork = MemoryContextAllocHuge(CurrentMemoryContext,
+											   sizeof(double) * AlsGramianWorkDoubles(k, nw));
 	double	   *g_users = palloc(sizeof(double) * k * k);
 	double	   *g_items = palloc(sizeof(double) * k * k);
 	AlsSweep	s;
@@ -413,8 +426,11 @@ EpochsMemory(TrainRun *run, const Interactions *data, float *x, float *y)
 	s.gramian_weight = run->gramian_weight;
 	s.solver = run->opts.solver == TRAIN_SOLVER_CG ? ALS_SOLVER_CG : ALS_SOLVER_CHOLESKY;
 	s.cg_steps = run->opts.cg_steps;
+	s.nworkers = nw;
+	s.max_rows = run->max_rows;
+	s.entity_loss = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(double) * Max(data->n_items, 1));
 
-	AlsGramian(y, data->n_items, k, g_items, work);
+	AlsGramianParallel(y, data->n_items, k, g_items, gwork, nw);
 	for (int ep = 1; ep <= run->epochs; ep++)
 	{
 		instr_time	t0;
@@ -430,7 +446,7 @@ EpochsMemory(TrainRun *run, const Interactions *data, float *x, float *y)
 		st = AlsSolveSide(&s, &by_user, lam_u, y, g_items, x, work);
 		if (st != ALS_OK)
 			SweepFailed(&s, st, "user", data->user_ids);
-		AlsGramian(x, data->n_users, k, g_users, work);
+		AlsGramianParallel(x, data->n_users, k, g_users, gwork, nw);
 		/* the item sweep also sums the observed loss at the new vectors */
 		s.want_observed = 1;
 		s.observed = 0.0;
@@ -440,7 +456,7 @@ EpochsMemory(TrainRun *run, const Interactions *data, float *x, float *y)
 		s.want_observed = 0;
 		if (st != ALS_OK)
 			SweepFailed(&s, st, "item", data->item_ids);
-		AlsGramian(y, data->n_items, k, g_items, work);
+		AlsGramianParallel(y, data->n_items, k, g_items, gwork, nw);
 		observed = s.observed;
 		gramian = 0.0;
 		for (size_t t = 0; t < (size_t) k * k; t++)
@@ -451,6 +467,8 @@ EpochsMemory(TrainRun *run, const Interactions *data, float *x, float *y)
 	}
 	run->item_gramian = g_items;
 	pfree(work);
+	pfree(gwork);
+	pfree(s.entity_loss);
 }
 
 /*
@@ -476,11 +494,21 @@ WriteVectors(const TrainRun *run, const Interactions *data, bool users, const fl
 	INT4ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4OID};
 	int			nargs = users ? 10 : 7;
 	SPIPlanPtr	plan;
+	int			guc_level;
 	MemoryContext block = AllocSetContextCreate(CurrentMemoryContext, "recsys vectors",
 												ALLOCSET_DEFAULT_SIZES);
 
 	if (!users)
 		types[6] = INT4OID;
+	/*
+	 * Long rows (a heavy user's seen items) are compressed as they are
+	 * written: with lz4 where the server has it, not pglz, which took about
+	 * 40% of the write (20M interactions: 138k users, 145 seen items each on
+	 * average).  Restored when the write ends (an error restores it too).
+	 */
+	guc_level = NewGUCNestLevel();
+	(void) set_config_option("default_toast_compression", "lz4", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, DEBUG1, false);
 	plan = SPI_prepare(sql, nargs, types);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
@@ -539,6 +567,7 @@ WriteVectors(const TrainRun *run, const Interactions *data, bool users, const fl
 	}
 	SPI_freeplan(plan);
 	MemoryContextDelete(block);
+	AtEOXact_GUC(true, guc_level);
 }
 
 /* Get the weights of an embeddings model: a safetensors file with item_gramian F64 [k, k] */
@@ -633,8 +662,9 @@ ModelRowValues(TrainRun *run, Datum *args)
 	AppendJsonString(&metrics, "engine", engine);
 	if (run->engine != TRAIN_ENGINE_AGGREGATE)
 		appendStringInfo(&metrics, ", \"memory_bytes\": %zu, \"memory\": {\"indexes\": %zu,"
-						 " \"confidences\": %zu, \"factors\": %zu}",
-						 total, run->mem_indexes, run->mem_confidences, run->mem_factors);
+						 " \"confidences\": %zu, \"factors\": %zu}, \"workers\": %d, \"scratch_bytes\": %zu",
+						 total, run->mem_indexes, run->mem_confidences, run->mem_factors,
+						 Max(run->workers, 1), run->mem_scratch);
 	appendStringInfoChar(&metrics, '}');
 
 	args[2] = CStringGetTextDatum(config.data);
@@ -720,6 +750,55 @@ Bytes(Size n)
 }
 
 /*
+ * Get the bytes the memory engine's ALS loops add for w threads: each
+ * thread's workspace, the Gramian's partial sums and row buffers, one loss
+ * per entity
+ */
+static Size
+AlsScratchBytes(const TrainRun *run, const Interactions *data, int w)
+{
+	return sizeof(double) * (AlsWorkDoubles(run->dim, run->max_rows) * w
+							 + AlsGramianWorkDoubles(run->dim, w)
+							 + (Size) Max(data->n_items, 1));
+}
+
+/*
+ * Pick the threads of als on the memory engine: recsys.max_workers, fewer
+ * when their scratch would pass the budget; returns false when not even
+ * one thread's fits
+ */
+static bool
+PlanWorkers(TrainRun *run, const Interactions *data, Size budget, Size needed)
+{
+	int			w = RecsysWorkers();
+
+	run->max_rows = 0;
+	for (int32 u = 0; u < data->n_users; u++)
+		run->max_rows = Max(run->max_rows, data->user_ptr[u + 1] - data->user_ptr[u]);
+	for (int32 i = 0; i < data->n_items; i++)
+		run->max_rows = Max(run->max_rows, data->item_ptr[i + 1] - data->item_ptr[i]);
+	while (w > 1 && needed + AlsScratchBytes(run, data, w) > budget)
+		w--;
+	run->workers = w;
+	run->mem_scratch = AlsScratchBytes(run, data, w);
+	return needed + run->mem_scratch <= budget;
+}
+
+/* Free what InteractionsLoad kept */
+static void
+FreeInteractions(Interactions *data)
+{
+	pfree(data->user_ids);
+	pfree(data->item_ids);
+	pfree(data->user_ptr);
+	pfree(data->user_items);
+	pfree(data->user_conf);
+	pfree(data->item_ptr);
+	pfree(data->item_users);
+	pfree(data->item_conf);
+}
+
+/*
  * Load the interactions for the memory engine or an SGD method; returns
  * false (the rows read and checked, nothing kept) when they do not fit
  * the budget
@@ -735,6 +814,12 @@ LoadForMemory(TrainRun *run, Interactions *data, Size budget)
 	fits = InteractionsLoad(&run->src, data, budget, PerEntityBytes(run), &needed);
 	run->load_seconds = SecondsSince(t0);
 	run->n_rows = data->n_rows;
+	if (fits && run->opts.method == TRAIN_ALS && !PlanWorkers(run, data, budget, needed))
+	{
+		needed += run->mem_scratch;
+		FreeInteractions(data);
+		fits = false;
+	}
 	if (fits)
 	{
 		CountMemory(run, data, run->opts.method == TRAIN_SAGRAM ? 2 : 1);

@@ -17,15 +17,21 @@
  */
 #include <float.h>
 #include <math.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <cblas.h>
 
 #include "kernel/als_engine.h"
 #include "kernel/linalg.h"
+#include "kernel/parallel.h"
 
 /* The larger of two sizes */
 #define Max2(a, b) ((a) > (b) ? (a) : (b))
+
+/* Entities a thread takes at a time */
+#define ALS_ENTITY_BATCH 8
 
 /* Rows ahead whose vector is prefetched while gathering (random reads) */
 #define ALS_PREFETCH_AHEAD 4
@@ -56,34 +62,55 @@ typedef struct AlsWork
 	float	   *cf;				/* chunk: c (cg) */
 	float	   *pf;				/* k: p as float */
 	float	   *apf;			/* k: row part of A p */
+	size_t		chol_rows;		/* rows cholesky gathers at a time */
 	size_t		cg_rows;		/* rows cg gathers at a time */
 	double		conf_sum;		/* sum_j c_j of the entity */
 } AlsWork;
 
-/* Get the rows cg gathers at a time at dimension k: ALS_CG_GATHER_BYTES of floats */
+/*
+ * Get the rows cholesky gathers at a time (ALS_CHUNK_ROWS, fewer when no
+ * entity has that many; max_rows <= 0: not known)
+ */
 static size_t
-CgChunkRows(int dim)
+CholChunkRows(int64_t max_rows)
+{
+	return max_rows > 0 && max_rows < ALS_CHUNK_ROWS ? (size_t) max_rows : ALS_CHUNK_ROWS;
+}
+
+/*
+ * Get the rows cg gathers at a time at dimension k: ALS_CG_GATHER_BYTES of
+ * floats (at least 4 x ALS_CHUNK_ROWS), fewer when no entity has that many
+ */
+static size_t
+CgChunkRows(int dim, int64_t max_rows)
 {
 	size_t		rows = ALS_CG_GATHER_BYTES / (sizeof(float) * (size_t) dim);
 
-	/* at least the 2 x ALS_CHUNK_ROWS doubles cholesky keeps in the same place */
-	return rows < 4 * ALS_CHUNK_ROWS ? 4 * ALS_CHUNK_ROWS : rows;
+	if (rows < 4 * ALS_CHUNK_ROWS)
+		rows = 4 * ALS_CHUNK_ROWS;
+	if (max_rows > 0 && (int64_t) rows > max_rows)
+		rows = (size_t) max_rows;
+	/* cholesky's right-hand side coefficients live in the same place */
+	return Max2(rows, CholChunkRows(max_rows));
 }
 
-/* Get the number of doubles of workspace a sweep at dimension k needs */
+/*
+ * Get the number of doubles of workspace one thread of a sweep needs at
+ * dimension k when no entity has more than max_rows rows (<= 0: any number)
+ */
 size_t
-AlsWorkDoubles(int dim)
+AlsWorkDoubles(int dim, int64_t max_rows)
 {
 	size_t		k = (size_t) dim;
-	size_t		cg_rows = CgChunkRows(dim);
-	size_t		rows_area = Max2(2 * (size_t) ALS_CHUNK_ROWS * k, (cg_rows * k + 1) / 2);
+	size_t		cg_rows = CgChunkRows(dim, max_rows);
+	size_t		rows_area = Max2(2 * CholChunkRows(max_rows) * k, (cg_rows * k + 1) / 2);
 
 	return 2 * k * k + 4 * k + rows_area + 2 * cg_rows + 2 * k + 8;
 }
 
-/* Carve the workspace into its pieces */
+/* Carve one thread's workspace into its pieces */
 static void
-SplitWork(AlsWork *w, int dim, double *work)
+SplitWork(AlsWork *w, int dim, int64_t max_rows, double *work)
 {
 	size_t		k = (size_t) dim;
 	double	   *p = work;
@@ -102,11 +129,12 @@ SplitWork(AlsWork *w, int dim, double *work)
 	w->ap = p;
 	p += k;
 	/* cholesky's double rows and cg's float rows share one area */
-	w->cg_rows = CgChunkRows(dim);
+	w->chol_rows = CholChunkRows(max_rows);
+	w->cg_rows = CgChunkRows(dim, max_rows);
 	w->pos = p;
-	w->neg = p + (size_t) ALS_CHUNK_ROWS * k;
+	w->neg = p + w->chol_rows * k;
 	w->rows = (float *) p;
-	p += Max2(2 * (size_t) ALS_CHUNK_ROWS * k, (w->cg_rows * k + 1) / 2);
+	p += Max2(2 * w->chol_rows * k, (w->cg_rows * k + 1) / 2);
 	/* floats: coef, vp and cf (cg_rows each, cholesky's b coefficients there too), pf and apf */
 	w->coef = (float *) p;
 	w->vp = w->coef + w->cg_rows;
@@ -136,10 +164,10 @@ BuildNormal(const AlsSweep *s, AlsWork *w, const AlsRows *rows, int32_t e, doubl
 	{
 		int			npos = 0,
 					nneg = 0;
-		int64_t		end = j1 - j0 > ALS_CHUNK_ROWS ? j0 + ALS_CHUNK_ROWS : j1;
+		int64_t		end = j1 - j0 > (int64_t) w->chol_rows ? j0 + (int64_t) w->chol_rows : j1;
 		/* b's coefficient of each scaled row: c / sqrt(|c - w|) */
 		double	   *bpos = (double *) w->coef;
-		double	   *bneg = bpos + ALS_CHUNK_ROWS;
+		double	   *bneg = bpos + w->chol_rows;
 
 		for (int64_t j = j0; j < end; j++)
 		{
@@ -355,65 +383,173 @@ RowsObserved(const AlsSweep *s, AlsWork *w, const AlsRows *rows, int32_t e, cons
 	return total;
 }
 
+/* One sweep over a side, shared by its threads */
+typedef struct SideRun
+{
+	AlsSweep   *s;
+	const AlsRows *rows;
+	const double *lambda;
+	const float *other;
+	const double *g;
+	float	   *x;
+	AlsWork		w[PARALLEL_MAX_WORKERS];	/* each thread's workspace */
+	int			jitter[PARALLEL_MAX_WORKERS];
+	atomic_int	first_failed;	/* lowest failed entity so far (INT32_MAX: none) */
+	/* the lowest failure each thread saw */
+	int32_t		failed[PARALLEL_MAX_WORKERS];
+	AlsStatus	status[PARALLEL_MAX_WORKERS];
+	int			info[PARALLEL_MAX_WORKERS];
+	int			failed_jitter[PARALLEL_MAX_WORKERS];
+} SideRun;
+
+/* Record a failed entity on its thread, and as the lowest failure if it is */
+static void
+SolveFailed(SideRun *run, int worker, int32_t e, AlsStatus st, int info)
+{
+	int			seen = atomic_load(&run->first_failed);
+
+	if (e < run->failed[worker])
+	{
+		run->failed[worker] = e;
+		run->status[worker] = st;
+		run->info[worker] = info;
+		run->failed_jitter[worker] = run->jitter[worker];
+	}
+	while (e < seen && !atomic_compare_exchange_weak(&run->first_failed, &seen, e))
+		;
+}
+
+/*
+ * Solve entity e on a thread (parallel.h: an item).  Its vector and loss
+ * are written at the end, so a stopped solve reruns to the same result.
+ */
+static void
+SolveEntity(void *arg, int worker, int64_t item)
+{
+	SideRun    *run = (SideRun *) arg;
+	AlsSweep   *s = run->s;
+	AlsWork    *w = &run->w[worker];
+	int32_t		e = (int32_t) item;
+	float	   *xe = run->x + (size_t) e * s->dim;
+	int			k = s->dim;
+	double		loss = 0.0;
+
+	/* entities after a failure need no solve: the sweep fails anyway */
+	if (e > atomic_load_explicit(&run->first_failed, memory_order_relaxed))
+		return;
+	/*
+	 * progress, read by the check callback on the backend's thread: where
+	 * that thread is (items are handed out in order, so about how many are
+	 * done); the other threads leave it alone
+	 */
+	if (worker == 0)
+		s->done = e;
+	LinalgWork(ALS_ENTITY_WORK);
+	if (s->solver == ALS_SOLVER_CHOLESKY)
+	{
+		int			info;
+
+		BuildNormal(s, w, run->rows, e, run->lambda[e], run->other, run->g);
+		if (s->want_observed)
+			memcpy(w->r, w->b, sizeof(double) * k);
+		info = LinalgCholeskySolve(k, w->m, w->b, 1, w->chol, &run->jitter[worker]);
+		if (info != 0)
+		{
+			SolveFailed(run, worker, e, ALS_SINGULAR, info);
+			return;
+		}
+	}
+	else
+		SolveCg(s, w, run->rows, e, run->lambda[e], run->other, xe);
+	for (int t = 0; t < k; t++)
+		if (!isfinite(w->b[t]) || fabs(w->b[t]) > FLT_MAX)
+		{
+			SolveFailed(run, worker, e, ALS_OUT_OF_RANGE, 0);
+			return;
+		}
+	/* the new vector (and its loss) stays in the workspace until the end */
+	for (int t = 0; t < k; t++)
+		w->pf[t] = (float) w->b[t];
+	if (s->want_observed)
+		loss = s->solver == ALS_SOLVER_CHOLESKY ?
+			NormalObserved(s, w, run->g, run->lambda[e], w->pf) :
+			RowsObserved(s, w, run->rows, e, run->other, w->pf);
+	memcpy(xe, w->pf, sizeof(float) * k);
+	if (s->want_observed)
+		s->entity_loss[e] = loss;
+}
+
 /*
  * Solve every entity of a side into x (n x k floats; with cg also the
  * starting point), against the other side's vectors and Gramian (k x k,
- * full).  With s->want_observed, adds the side's observed loss at the new
- * vectors to s->observed.  Returns ALS_OK, or the failure with
- * s->failed_entity set.
+ * full), on up to s->nworkers threads, each with AlsWorkDoubles(k,
+ * s->max_rows) doubles of work.  With s->want_observed, adds the side's
+ * observed loss at the new vectors to s->observed (summed in entity
+ * order, whatever the threads).  Returns ALS_OK, or the failure of the
+ * lowest failed entity with s->failed_entity set.
  */
 AlsStatus
 AlsSolveSide(AlsSweep *s, const AlsRows *rows, const double *lambda,
 			 const float *other, const double *other_gramian, float *x, double *work)
 {
-	AlsWork		w;
+	SideRun    *run;
+	ParallelLoop loop;
+	SideRun		local;
 	int			k = s->dim;
+	int			nworkers = s->nworkers < 1 ? 1 : s->nworkers > PARALLEL_MAX_WORKERS ?
+		PARALLEL_MAX_WORKERS : s->nworkers;
+	size_t		per_worker = AlsWorkDoubles(k, s->max_rows);
+	int32_t		failed = INT32_MAX;
+	int			fw = 0;
 
-	SplitWork(&w, k, work);
+	run = &local;
+	run->s = s;
+	run->rows = rows;
+	run->lambda = lambda;
+	run->other = other;
+	run->g = other_gramian;
+	run->x = x;
+	atomic_init(&run->first_failed, INT32_MAX);
+	for (int t = 0; t < nworkers; t++)
+	{
+		SplitWork(&run->w[t], k, s->max_rows, work + (size_t) t * per_worker);
+		run->jitter[t] = 0;
+		run->failed[t] = INT32_MAX;
+	}
 	if (s->solver == ALS_SOLVER_CG)
 	{
 		for (size_t t = 0; t < (size_t) k * k; t++)
-			w.wgf[t] = (float) (s->gramian_weight * other_gramian[t]);
-		LinalgWork((double) k * k);
+			run->w[0].wgf[t] = (float) (s->gramian_weight * other_gramian[t]);
+		for (int t = 1; t < nworkers; t++)
+			memcpy(run->w[t].wgf, run->w[0].wgf, sizeof(float) * (size_t) k * k);
+		LinalgWork((double) k * k * nworkers);
 	}
 
-	for (int32_t e = 0; e < rows->n; e++)
+	memset(&loop, 0, offsetof(ParallelLoop, next));
+	loop.nworkers = nworkers;
+	loop.n = rows->n;
+	loop.batch = ALS_ENTITY_BATCH;
+	loop.abortable = 1;
+	loop.fn = SolveEntity;
+	loop.arg = run;
+	ParallelRun(&loop);
+
+	for (int t = 0; t < nworkers; t++)
+		if (run->failed[t] < failed)
+		{
+			failed = run->failed[t];
+			fw = t;
+		}
+	if (failed != INT32_MAX)
 	{
-		float	   *xe = x + (size_t) e * k;
-
-		s->done = e;
-		LinalgWork(ALS_ENTITY_WORK);
-		if (s->solver == ALS_SOLVER_CHOLESKY)
-		{
-			int			info;
-
-			BuildNormal(s, &w, rows, e, lambda[e], other, other_gramian);
-			if (s->want_observed)
-				memcpy(w.r, w.b, sizeof(double) * k);
-			info = LinalgCholeskySolve(k, w.m, w.b, 1, w.chol, &s->jitter_retries);
-			if (info != 0)
-			{
-				s->failed_entity = e;
-				s->lapack_info = info;
-				return ALS_SINGULAR;
-			}
-		}
-		else
-			SolveCg(s, &w, rows, e, lambda[e], other, xe);
-		for (int t = 0; t < k; t++)
-		{
-			if (!isfinite(w.b[t]) || fabs(w.b[t]) > FLT_MAX)
-			{
-				s->failed_entity = e;
-				return ALS_OUT_OF_RANGE;
-			}
-			xe[t] = (float) w.b[t];
-		}
-		if (s->want_observed)
-			s->observed += s->solver == ALS_SOLVER_CHOLESKY ?
-				NormalObserved(s, &w, other_gramian, lambda[e], xe) :
-				RowsObserved(s, &w, rows, e, other, xe);
+		s->failed_entity = failed;
+		s->lapack_info = run->info[fw];
+		s->jitter_retries = run->failed_jitter[fw];
+		return run->status[fw];
 	}
+	if (s->want_observed)
+		for (int32_t e = 0; e < rows->n; e++)
+			s->observed += s->entity_loss[e];
 	s->done = rows->n;
 	return ALS_OK;
 }
@@ -435,6 +571,98 @@ AlsGramian(const float *x, int32_t n, int dim, double *g, double *work)
 		LinalgWork((double) m * dim);
 		LinalgSyrkRows(dim, m, work, 1.0, g);
 	}
+	LinalgSymmetrize(dim, g);
+}
+
+/* A Gramian split into row ranges, one per part */
+typedef struct GramianRun
+{
+	const float *x;
+	int32_t		n;
+	int			dim;
+	int			parts;
+	double	   *g;				/* part 0's sum, then the total */
+	double	   *sums;			/* parts 1..: k x k each */
+	double	   *rows;			/* each thread's ALS_CHUNK_ROWS x k doubles */
+} GramianRun;
+
+/*
+ * Sum X^T X over part p's rows (parallel.h: an item; it starts from zero,
+ * so a stopped part reruns to the same sum)
+ */
+static void
+GramianPart(void *arg, int worker, int64_t part)
+{
+	GramianRun *run = (GramianRun *) arg;
+	size_t		kk = (size_t) run->dim * run->dim;
+	int32_t		r0 = (int32_t) ((int64_t) run->n * part / run->parts);
+	int32_t		r1 = (int32_t) ((int64_t) run->n * (part + 1) / run->parts);
+	double	   *g = part == 0 ? run->g : run->sums + (size_t) (part - 1) * kk;
+	double	   *rows = run->rows + (size_t) worker * ALS_CHUNK_ROWS * run->dim;
+
+	memset(g, 0, sizeof(double) * kk);
+	for (int32_t a = r0; a < r1; a += ALS_CHUNK_ROWS)
+	{
+		int			m = r1 - a > ALS_CHUNK_ROWS ? ALS_CHUNK_ROWS : r1 - a;
+
+		for (size_t t = 0; t < (size_t) m * run->dim; t++)
+			rows[t] = (double) run->x[(size_t) a * run->dim + t];
+		LinalgWork((double) m * run->dim);
+		LinalgSyrkRows(run->dim, m, rows, 1.0, g);
+	}
+}
+
+/* Get the doubles of work AlsGramianParallel needs */
+size_t
+AlsGramianWorkDoubles(int dim, int nworkers)
+{
+	return (size_t) (nworkers - 1) * dim * dim + (size_t) nworkers * ALS_CHUNK_ROWS * dim;
+}
+
+/*
+ * Compute g = X^T X (k x k, both halves) of n float rows on up to nworkers
+ * threads: nworkers contiguous row ranges summed apart, then added in
+ * order (with one, exactly AlsGramian); work holds
+ * AlsGramianWorkDoubles(dim, nworkers) doubles
+ */
+void
+AlsGramianParallel(const float *x, int32_t n, int dim, double *g, double *work, int nworkers)
+{
+	GramianRun	run;
+	ParallelLoop loop;
+	size_t		kk = (size_t) dim * dim;
+
+	if (nworkers > PARALLEL_MAX_WORKERS)
+		nworkers = PARALLEL_MAX_WORKERS;
+	if (nworkers <= 1 || n < 2 * ALS_CHUNK_ROWS)
+	{
+		AlsGramian(x, n, dim, g, work);
+		return;
+	}
+	run.x = x;
+	run.n = n;
+	run.dim = dim;
+	run.parts = nworkers;
+	run.g = g;
+	run.sums = work;
+	run.rows = work + (size_t) (nworkers - 1) * kk;
+	memset(&loop, 0, offsetof(ParallelLoop, next));
+	loop.nworkers = nworkers;
+	loop.n = nworkers;
+	loop.batch = 1;
+	loop.abortable = 1;
+	loop.fn = GramianPart;
+	loop.arg = &run;
+	ParallelRun(&loop);
+	for (int p = 1; p < nworkers; p++)
+	{
+		const double *part = run.sums + (size_t) (p - 1) * kk;
+
+		for (int c = 0; c < dim; c++)
+			for (int r = 0; r <= c; r++)
+				g[(size_t) c * dim + r] += part[(size_t) c * dim + r];
+	}
+	LinalgWork((double) kk * nworkers);
 	LinalgSymmetrize(dim, g);
 }
 

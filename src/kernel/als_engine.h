@@ -3,7 +3,10 @@
  *		The in-memory implicit-ALS kernel: one sweep solves every entity of a
  *		side against the other side's vectors, held as compressed rows.  No
  *		PostgreSQL in here: the caller owns all memory and is called back
- *		between blocks of entities (to check for interrupts).
+ *		between blocks of entities (to check for interrupts).  Entities are
+ *		solved on up to nworkers threads (parallel.h), each with its own
+ *		workspace; every entity's solve is the same whichever thread runs
+ *		it, so the vectors do not depend on the number of threads.
  *
  * Each entity e of a side solves (doc/embeddings.md, "Implicit ALS")
  *
@@ -61,17 +64,29 @@ typedef struct AlsSweep
 	int			want_observed;	/* sum the observed loss into observed */
 	int32_t		done;			/* entities of the side solved so far (progress) */
 	double		observed;
+	/*
+	 * Threads a sweep may use, the caller's included (parallel.h), and the
+	 * most rows of an entity on either side (sizes each thread's workspace;
+	 * 0: not known, the largest workspace)
+	 */
+	int			nworkers;
+	int64_t		max_rows;
+	/* with want_observed: one double per entity of the side, summed in order */
+	double	   *entity_loss;
 	/* set on failure */
 	int32_t		failed_entity;
 	int			lapack_info;
 	int			jitter_retries;
 } AlsSweep;
 
-extern size_t AlsWorkDoubles(int dim);
+extern size_t AlsWorkDoubles(int dim, int64_t max_rows);
 extern AlsStatus AlsSolveSide(AlsSweep *s, const AlsRows *rows, const double *lambda,
 							  const float *other, const double *other_gramian,
 							  float *x, double *work);
 extern void AlsGramian(const float *x, int32_t n, int dim, double *g, double *work);
+extern size_t AlsGramianWorkDoubles(int dim, int nworkers);
+extern void AlsGramianParallel(const float *x, int32_t n, int dim, double *g, double *work,
+							   int nworkers);
 extern double AlsL2Loss(const float *x, int32_t n, int dim, const double *lambda);
 
 #endif

@@ -8,6 +8,7 @@
 #include <cblas.h>
 
 #include "kernel/linalg.h"
+#include "kernel/parallel.h"
 
 /* LAPACK (Fortran ABI); hidden string lengths are passed for gfortran builds */
 extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda,
@@ -29,7 +30,8 @@ extern void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a,
 /*
  * The check callback (the SQL side checks for interrupts there; it may not
  * return) and the work counted since its last call.  One per process: a
- * backend runs one kernel at a time.
+ * backend runs one kernel at a time, and only its own thread calls back
+ * (the other threads of a parallel loop count their work in parallel.c).
  */
 static void (*check_callback) (void *arg) = NULL;
 static void *check_callback_arg = NULL;
@@ -48,11 +50,18 @@ LinalgSetCheck(void (*check) (void *arg), void *arg)
  * Count work done (flops, or element operations of a plain loop); once
  * LINALG_CHECK_WORK has accumulated, call the check callback.  Kernels call
  * this between pieces of work, never inside BLAS, so a callback that jumps
- * out (an error) leaves only caller-owned memory behind.
+ * out (an error) leaves only caller-owned memory behind.  On the other
+ * threads of a parallel loop the work is counted there instead, where a
+ * stopped loop unwinds (parallel.c).
  */
 void
 LinalgWork(double work)
 {
+	if (ParallelInWorker())
+	{
+		ParallelWorkerWork(work);
+		return;
+	}
 	check_work += work;
 	if (check_work >= LINALG_CHECK_WORK)
 	{

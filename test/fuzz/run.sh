@@ -29,7 +29,7 @@ clang "${san[@]}" \
 	"$lib/libpgcommon.a" "$lib/libpgport.a" -o "$out/fuzz_safetensors"
 
 clang "${san[@]}" -std=gnu11 -Isrc -I"${BLAS_INC:-/usr/include/x86_64-linux-gnu/openblas-serial}" \
-	src/kernel/aggkernel.c src/kernel/rankbuffer.c src/kernel/linalg.c test/fuzz/fuzz_aggstates.c \
+	src/kernel/aggkernel.c src/kernel/rankbuffer.c src/kernel/linalg.c src/kernel/parallel.c test/fuzz/fuzz_aggstates.c \
 	-L"$blas" -Wl,-rpath,"$blas" -lopenblas -lm -o "$out/fuzz_aggstates"
 
 # OpenBLAS must not start threads under the fuzzer

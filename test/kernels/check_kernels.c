@@ -17,7 +17,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 /* before aggkernel.h, whose AlsGramian(s) macro would rename als_engine.h's AlsGramian() */
 #include "kernel/als_engine.h"
@@ -28,9 +30,11 @@
 #include "kernel/linalg.h"
 #include "kernel/mmoe_backward.h"
 #include "kernel/mmoe_model.h"
+#include "kernel/parallel.h"
 #include "kernel/rankbuffer.h"
 #include "kernel/rng.h"
 #include "kernel/topk.h"
+#include "blas_lock.h"
 
 static int	Passed = 0;
 static int	Failed = 0;
@@ -1053,7 +1057,8 @@ TestAlsEngine(void)
 	const double lambda[3] = {0.1, 0.3, 0.05};
 	AlsRows rows = {3, ptr, idx, conf};
 	double		g[4];
-	double	   *work = malloc(sizeof(double) * AlsWorkDoubles(2));
+	double	   *work = malloc(sizeof(double) * AlsWorkDoubles(2, 0));
+	double		entity_loss[3];
 	float		x[6] = {0};
 	double		got[6],
 				want[6];
@@ -1081,6 +1086,7 @@ TestAlsEngine(void)
 	s.gramian_weight = w;
 	s.solver = ALS_SOLVER_CHOLESKY;
 	s.want_observed = 1;
+	s.entity_loss = entity_loss;
 	Check(AlsSolveSide(&s, &rows, lambda, Items, g, x, work) == ALS_OK, "als_engine: cholesky sweep");
 	for (int i = 0; i < 6; i++)
 		got[i] = x[i];
@@ -1104,6 +1110,7 @@ TestAlsEngine(void)
 	s.solver = ALS_SOLVER_CG;
 	s.cg_steps = 4;
 	s.want_observed = 1;
+	s.entity_loss = entity_loss;
 	Check(AlsSolveSide(&s, &rows, lambda, Items, g, x, work) == ALS_OK, "als_engine: cg sweep");
 	for (int i = 0; i < 6; i++)
 		got[i] = x[i];
@@ -1128,6 +1135,368 @@ TestAlsEngine(void)
 		Near(AlsL2Loss(x, 3, 2, lambda), wl, 1e-14, "als_engine: l2 loss");
 	}
 	free(work);
+}
+
+/* ---------------- parallel loops ---------------- */
+
+/* A random side: n entities over m others, 0..maxr rows each, confidences 0.5..8.5 */
+static AlsRows
+RandomRows(int32_t n, int32_t m, int maxr, unsigned *seed)
+{
+	int64_t    *ptr = malloc(sizeof(int64_t) * (n + 1));
+	int32_t    *idx = malloc(sizeof(int32_t) * (size_t) n * maxr + 1);
+	float	   *conf = malloc(sizeof(float) * (size_t) n * maxr + 1);
+	AlsRows		r;
+
+	ptr[0] = 0;
+	for (int32_t e = 0; e < n; e++)
+	{
+		int			cnt = (int) (rand_r(seed) % (unsigned) (maxr + 1));
+
+		ptr[e + 1] = ptr[e];
+		for (int j = 0; j < cnt; j++)
+		{
+			idx[ptr[e + 1]] = (int32_t) ((e * 7 + j * 13 + (int) (rand_r(seed) % 5)) % m);
+			conf[ptr[e + 1]] = 0.5f + (float) (rand_r(seed) % 17) * 0.5f;
+			ptr[e + 1]++;
+		}
+	}
+	r.n = n;
+	r.ptr = ptr;
+	r.idx = idx;
+	r.conf = conf;
+	return r;
+}
+
+/* Run one sweep of the given solver with nworkers threads; returns the status */
+static AlsStatus
+SweepWith(AlsSolver solver, int nworkers, const AlsRows *rows, int k, const double *lambda,
+		  const float *other, const double *g, const float *x0, float *x, double *observed,
+		  int64_t max_rows)
+{
+	AlsSweep	s;
+	double	   *work = malloc(sizeof(double) * AlsWorkDoubles(k, max_rows) * nworkers);
+	double	   *loss = malloc(sizeof(double) * rows->n);
+	AlsStatus	st;
+
+	memset(&s, 0, sizeof(s));
+	s.dim = k;
+	s.gramian_weight = 0.1;
+	s.solver = solver;
+	s.cg_steps = 3;
+	s.want_observed = 1;
+	s.nworkers = nworkers;
+	s.max_rows = max_rows;
+	s.entity_loss = loss;
+	memcpy(x, x0, sizeof(float) * (size_t) rows->n * k);
+	st = AlsSolveSide(&s, rows, lambda, other, g, x, work);
+	*observed = s.observed;
+	free(work);
+	free(loss);
+	return st;
+}
+
+/*
+ * A check callback that stops the running loop once (an interrupt that
+ * returns); until a loop runs it asks to be called again at the next work
+ */
+static int	StopsLeft = 0;
+static void
+StopOnce(void *arg)
+{
+	if (StopsLeft > 0)
+	{
+		if (ParallelStop())
+			StopsLeft--;
+		else
+			LinalgWork(LINALG_CHECK_WORK - 1);
+	}
+}
+
+/* Items of the stop test: slow, counted, their result written at the end */
+typedef struct SlowRun
+{
+	atomic_int	in_item;		/* another thread is inside an item */
+	atomic_int	runs[64];
+	int64_t		out[64];
+	int			stopped;
+} SlowRun;
+
+static SlowRun Slow;
+
+static void
+SlowItem(void *arg, int worker, int64_t item)
+{
+	atomic_fetch_add(&Slow.runs[item], 1);
+	if (worker != 0)
+		atomic_store(&Slow.in_item, 1);
+	for (int t = 0; t < 10; t++)
+	{
+		struct timespec ts = {0, 1000000};
+
+		nanosleep(&ts, NULL);
+		LinalgWork(LINALG_CHECK_WORK);
+	}
+	if (worker != 0)
+		atomic_store(&Slow.in_item, 0);
+	Slow.out[item] = item * item + 1;
+}
+
+/* Stop the loop once another thread is inside an item */
+static void
+StopInItem(void *arg)
+{
+	if (!Slow.stopped && atomic_load(&Slow.in_item))
+		Slow.stopped = ParallelStop();
+}
+
+/*
+ * A stopped abortable loop: the other threads unwind out of their items,
+ * which the caller reruns; every item ends with its result
+ */
+static void
+TestParallelStop(void)
+{
+	ParallelLoop loop;
+	int			reruns = 0,
+				ok = 1;
+
+	memset(&Slow, 0, sizeof(Slow));
+	LinalgSetCheck(StopInItem, NULL);
+	memset(&loop, 0, sizeof(loop));
+	loop.nworkers = 3;
+	loop.n = 64;
+	loop.batch = 1;
+	loop.abortable = 1;
+	loop.fn = SlowItem;
+	loop.arg = NULL;
+	ParallelRun(&loop);
+	LinalgSetCheck(NULL, NULL);
+	for (int i = 0; i < 64; i++)
+	{
+		ok &= Slow.out[i] == (int64_t) i * i + 1;
+		reruns += atomic_load(&Slow.runs[i]) - 1;
+	}
+	Check(Slow.stopped, "parallel: the slow loop was stopped");
+	Check(ok, "parallel: every item of a stopped loop has its result");
+	Check(reruns >= 1, "parallel: an item left half done by a stopped thread was rerun (%d reruns)", reruns);
+}
+
+/* Each item: dgemm, dsyrk, Cholesky solve and sgemv of its own matrices */
+typedef struct BlasRun
+{
+	int			k;
+	double	   *a;				/* per item: k x k */
+	double	   *out;			/* per item: 3 k x k + k */
+	float	   *fout;			/* per item: k */
+	double	   *work;			/* per worker: k x k */
+} BlasRun;
+
+static void
+BlasItem(void *arg, int worker, int64_t item)
+{
+	BlasRun    *r = (BlasRun *) arg;
+	int			k = r->k;
+	size_t		kk = (size_t) k * k;
+	const double *a = r->a + (size_t) item * kk;
+	double	   *o = r->out + (size_t) item * (3 * kk + k);
+	float		fa[64 * 64],
+				fx[64];
+
+	LinalgDgemm(k, k, k, 1.0, a, 0, a, 1, 0.0, o);
+	memset(o + kk, 0, sizeof(double) * kk);
+	LinalgSyrkRows(k, k, a, 1.0, o + kk);
+	/* A A^T + k I is positive definite */
+	memcpy(o + 2 * kk, o, sizeof(double) * kk);
+	for (int i = 0; i < k; i++)
+		o[2 * kk + (size_t) i * k + i] += k;
+	for (int i = 0; i < k; i++)
+		o[3 * kk + i] = a[i];
+	LinalgCholeskySolve(k, o + 2 * kk, o + 3 * kk, 1, r->work + (size_t) worker * kk, NULL);
+	for (size_t t = 0; t < kk; t++)
+		fa[t] = (float) a[t];
+	for (int i = 0; i < k; i++)
+		fx[i] = (float) i;
+	LinalgSgemv(k, k, 1.0f, fa, fx, 0.0f, r->fout + (size_t) item * k);
+}
+
+/*
+ * The serial OpenBLAS called from several threads at once: each item's
+ * results equal the same items run alone, bit for bit (the library's
+ * buffer pool is shared between threads)
+ */
+static void
+TestConcurrentBlas(void)
+{
+	int			k = 48,
+				items = 96;
+	size_t		kk = (size_t) k * k;
+	BlasRun		r;
+	double	   *serial = malloc(sizeof(double) * items * (3 * kk + k));
+	float	   *fserial = malloc(sizeof(float) * items * k);
+	ParallelLoop loop;
+	unsigned	seed = 11;
+
+	Check(BlasLockActive(), "parallel: OpenBLAS allocates its buffers under blas_lock.c's mutex");
+
+	r.k = k;
+	r.a = malloc(sizeof(double) * items * kk);
+	r.out = malloc(sizeof(double) * items * (3 * kk + k));
+	r.fout = malloc(sizeof(float) * items * k);
+	r.work = malloc(sizeof(double) * 8 * kk);
+	for (size_t t = 0; t < items * kk; t++)
+		r.a[t] = (double) (rand_r(&seed) % 2001) / 1000.0 - 1.0;
+	for (int64_t i = 0; i < items; i++)
+		BlasItem(&r, 0, i);
+	memcpy(serial, r.out, sizeof(double) * items * (3 * kk + k));
+	memcpy(fserial, r.fout, sizeof(float) * items * k);
+	for (int rep = 0; rep < 5; rep++)
+	{
+		memset(r.out, 0, sizeof(double) * items * (3 * kk + k));
+		memset(&loop, 0, sizeof(loop));
+		loop.nworkers = 8;
+		loop.n = items;
+		loop.batch = 1;
+		loop.fn = BlasItem;
+		loop.arg = &r;
+		Check(ParallelRun(&loop) >= 2, "parallel: threads start");
+		Check(memcmp(serial, r.out, sizeof(double) * items * (3 * kk + k)) == 0 &&
+			  memcmp(fserial, r.fout, sizeof(float) * items * k) == 0,
+			  "parallel: dgemm, dsyrk, dpotrf/dpotrs and sgemv on 8 threads at once equal the serial results bit for bit (rep %d)", rep);
+	}
+	free(serial);
+	free(fserial);
+	free(r.a);
+	free(r.out);
+	free(r.fout);
+	free(r.work);
+}
+
+/*
+ * ALS sweeps and Gramians on 1, 2 and 5 threads: the same vectors and
+ * losses bit for bit (each entity is solved alone; losses summed in entity
+ * order), Gramians equal to rounding; also when the loop is stopped by an
+ * interrupt that returns (the caller finishes alone)
+ */
+static void
+TestParallelAls(void)
+{
+	int			k = 12;
+	int32_t		n = 3000,
+				m = 400;
+	unsigned	seed = 5;
+	AlsRows		rows = RandomRows(n, m, 40, &seed);
+	float	   *other = malloc(sizeof(float) * m * k);
+	float	   *x0 = malloc(sizeof(float) * n * k);
+	float	   *x1 = malloc(sizeof(float) * n * k);
+	float	   *xn = malloc(sizeof(float) * n * k);
+	double	   *lambda = malloc(sizeof(double) * n);
+	double		g[144],
+				g1[144],
+				gn[144];
+	double	   *gwork = malloc(sizeof(double) * AlsGramianWorkDoubles(k, 5));
+	int64_t		max_rows = 0;
+
+	for (int32_t e = 0; e < n; e++)
+		if (rows.ptr[e + 1] - rows.ptr[e] > max_rows)
+			max_rows = rows.ptr[e + 1] - rows.ptr[e];
+	for (int t = 0; t < m * k; t++)
+		other[t] = (float) (rand_r(&seed) % 1001) / 1000.0f - 0.5f;
+	for (int t = 0; t < n * k; t++)
+		x0[t] = (float) (rand_r(&seed) % 1001) / 2000.0f - 0.25f;
+	for (int32_t e = 0; e < n; e++)
+		lambda[e] = 0.05 + 0.01 * (e % 7);
+	(AlsGramian) (other, m, k, g, gwork);
+
+	for (int solver = 0; solver < 2; solver++)
+	{
+		AlsSolver	sv = solver == 0 ? ALS_SOLVER_CHOLESKY : ALS_SOLVER_CG;
+		const char *name = solver == 0 ? "cholesky" : "cg";
+		double		o1,
+					on;
+
+		Check(SweepWith(sv, 1, &rows, k, lambda, other, g, x0, x1, &o1, max_rows) == ALS_OK,
+			  "parallel: %s sweep on 1 thread", name);
+		for (int nw = 2; nw <= 5; nw += 3)
+		{
+			Check(SweepWith(sv, nw, &rows, k, lambda, other, g, x0, xn, &on, max_rows) == ALS_OK,
+				  "parallel: %s sweep on %d threads", name, nw);
+			Check(memcmp(x1, xn, sizeof(float) * n * k) == 0 && o1 == on,
+				  "parallel: %s sweep on %d threads equals 1 thread bit for bit (vectors, observed loss)", name, nw);
+		}
+		/* the workspace sized for unknown row counts gives the same solves */
+		SweepWith(sv, 2, &rows, k, lambda, other, g, x0, xn, &on, 0);
+		Check(memcmp(x1, xn, sizeof(float) * n * k) == 0 && o1 == on,
+			  "parallel: %s sweep with the largest workspace equals the fitted one", name);
+		/* a stop that returns: the caller reruns what the others left */
+		LinalgSetCheck(StopOnce, NULL);
+		LinalgWork(LINALG_CHECK_WORK - 1);
+		StopsLeft = 1;
+		SweepWith(sv, 2, &rows, k, lambda, other, g, x0, xn, &on, max_rows);
+		Check(StopsLeft == 0, "parallel: the %s sweep was stopped", name);
+		Check(memcmp(x1, xn, sizeof(float) * n * k) == 0 && o1 == on,
+			  "parallel: a %s sweep stopped midway and finished alone equals 1 thread", name);
+		LinalgSetCheck(NULL, NULL);
+	}
+
+	/* a singular entity: the lowest one is reported, whatever the threads */
+	{
+		double	   *bad = malloc(sizeof(double) * n);
+		AlsSweep	s;
+		double	   *work = malloc(sizeof(double) * AlsWorkDoubles(k, max_rows) * 4);
+		double	   *loss = malloc(sizeof(double) * n);
+		int32_t		first = -1;
+
+		for (int32_t e = 0; e < n; e++)
+			bad[e] = lambda[e];
+		/* lambda far below zero makes an entity's system indefinite */
+		for (int32_t e = 0; e < n; e++)
+			if (e % 997 == 500)
+			{
+				bad[e] = -1e6;
+				if (first < 0)
+					first = e;
+			}
+		for (int nw = 1; nw <= 4; nw += 3)
+		{
+			memset(&s, 0, sizeof(s));
+			s.dim = k;
+			s.gramian_weight = 0.1;
+			s.solver = ALS_SOLVER_CHOLESKY;
+			s.nworkers = nw;
+			s.max_rows = max_rows;
+			s.entity_loss = loss;
+			memcpy(xn, x0, sizeof(float) * n * k);
+			AlsStatus	st = AlsSolveSide(&s, &rows, bad, other, g, xn, work);
+
+			Check(st == ALS_SINGULAR && s.failed_entity == first,
+				  "parallel: the lowest singular entity (%d) is reported on %d threads (got %d, status %d)", first, nw, s.failed_entity, (int) st);
+		}
+		free(bad);
+		free(work);
+		free(loss);
+	}
+
+	/* Gramians: row ranges summed apart, equal to rounding */
+	(AlsGramian) (x0, n, k, g1, gwork);
+	for (int nw = 2; nw <= 5; nw += 3)
+	{
+		AlsGramianParallel(x0, n, k, gn, gwork, nw);
+		NearAll(gn, g1, k * k, 1e-10, nw == 2 ? "parallel: Gramian on 2 threads equals 1 thread to rounding"
+				: "parallel: Gramian on 5 threads equals 1 thread to rounding");
+	}
+	AlsGramianParallel(x0, n, k, gn, gwork, 1);
+	Check(memcmp(gn, g1, sizeof(g1)) == 0, "parallel: Gramian on 1 thread is AlsGramian");
+
+	free((void *) rows.ptr);
+	free((void *) rows.idx);
+	free((void *) rows.conf);
+	free(other);
+	free(x0);
+	free(x1);
+	free(xn);
+	free(lambda);
+	free(gwork);
 }
 
 /* ---------------- rng ---------------- */
@@ -1918,6 +2287,9 @@ main(void)
 	TestTopK();
 	TestFoldIn();
 	TestAlsEngine();
+	TestConcurrentBlas();
+	TestParallelAls();
+	TestParallelStop();
 	TestLinalgChecks();
 	TestRng();
 	TestMmoeForward();
