@@ -42,12 +42,12 @@
 #include "store/sql_version.h"
 #include "kernel/topk.h"
 
-/* Most bytes of scores one block of users holds */
+/* Most bytes of scores (one group) and of top-k lists (one block) per thread */
 #define SERVE_BLOCK_BYTES (8 * 1024 * 1024)
-/* Most users in one block, however few the items */
-#define SERVE_BLOCK_MAX_USERS 1024
 /* Users scored together by one thread (one gemm, then their top-k) */
 #define SERVE_GROUP_USERS 64
+/* Groups of a block per thread: threads start once per block */
+#define SERVE_GROUPS_PER_THREAD 8
 /* Rows fetched from a cursor at a time */
 #define SERVE_FETCH_ROWS 4096
 /* Largest k served */
@@ -204,7 +204,7 @@ typedef struct ServeBlock
 	int			n;				/* users held */
 	int64	   *user_ids;
 	float	   *users;			/* cap x dim */
-	float	   *scores;			/* cap x n_items */
+	float	   *scores;			/* per thread: one group's scores (group x n_items) */
 	int		   *excl_start;		/* cap + 1 offsets into excl */
 	int		   *excl;			/* item rows left out, per user */
 	int			excl_n;
@@ -253,16 +253,24 @@ ServeBlockInit(ServeBlock *b, const EmbeddingModel *m, int k, int max_users,
 {
 	int			workers = RecsysWorkers();
 	int			group;
-	int			cap = SERVE_BLOCK_BYTES / (int) (sizeof(float) * Max(m->n_items, 1));
+	int			cap;
+	Size		slot_bytes;
 
 	/*
-	 * a block per thread, in whole groups: groups then start every
-	 * SERVE_GROUP_USERS users whatever the number of threads, and a user's
-	 * scores come from the same gemm
+	 * Users are scored in groups (one gemm, then their top k), each thread
+	 * scoring its group into its own buffer of at most SERVE_BLOCK_BYTES; a
+	 * block holds SERVE_GROUPS_PER_THREAD groups per thread (their vectors
+	 * and top-k lists, at most SERVE_BLOCK_BYTES of lists per thread), so
+	 * that the threads start once per many groups.  Groups start every
+	 * `group` users whatever the number of threads: a user's scores come
+	 * from the same gemm.
 	 */
-	cap = Max(1, Min(cap, SERVE_BLOCK_MAX_USERS));
-	group = Min(cap, SERVE_GROUP_USERS);
-	cap = (cap - cap % group) * workers;
+	group = SERVE_BLOCK_BYTES / (int) (sizeof(float) * Max(m->n_items, 1));
+	group = Max(1, Min(group, SERVE_GROUP_USERS));
+	b->k = Min(k, Max(m->n_items, 1));
+	slot_bytes = sizeof(TopKItem) * (Size) b->k;
+	cap = (int) Min((Size) SERVE_GROUPS_PER_THREAD * group, Max(SERVE_BLOCK_BYTES / slot_bytes, 1));
+	cap = Max(group, cap - cap % group) * workers;
 	cap = Min(cap, Max(max_users, 1));
 	memset(b, 0, sizeof(*b));
 	b->m = m;
@@ -272,11 +280,12 @@ ServeBlockInit(ServeBlock *b, const EmbeddingModel *m, int k, int max_users,
 	b->workers = workers;
 	b->user_ids = palloc(sizeof(int64) * cap);
 	b->users = palloc(sizeof(float) * (Size) cap * (m->ease ? 1 : Max(m->dim, 1)));
-	b->scores = palloc_extended(sizeof(float) * (Size) cap * Max(m->n_items, 1), MCXT_ALLOC_HUGE);
+	b->scores = palloc_extended(sizeof(float) * (Size) Min(group, cap) * workers * Max(m->n_items, 1),
+								MCXT_ALLOC_HUGE);
 	b->excl_start = palloc0(sizeof(int) * (cap + 1));
 	b->excl_cap = 1024;
 	b->excl = palloc(sizeof(int) * b->excl_cap);
-	b->slots = palloc_extended(sizeof(TopKItem) * (Size) cap * b->k, MCXT_ALLOC_HUGE);
+	b->slots = palloc_extended(slot_bytes * cap, MCXT_ALLOC_HUGE);
 	b->found = palloc(sizeof(int) * cap);
 	if (m->ease)
 	{
@@ -301,18 +310,19 @@ ScoreGroup(void *arg, int worker, int64 group)
 	const EmbeddingModel *m = b->m;
 	int			u0 = (int) group * b->group;
 	int			nu = Min(b->group, b->n - u0);
+	/* this thread's buffer: the scores of one group */
+	float	   *scores = b->scores + (Size) worker * Min(b->group, b->cap) * m->n_items;
 
 	if (m->ease)
 		for (int u = u0; u < u0 + nu; u++)
 			EaseScoreUser(m->n_items, m->items, b->in_start[u + 1] - b->in_start[u],
 						  b->in_rows + b->in_start[u], b->in_conf + b->in_start[u],
-						  b->scores + (Size) u * m->n_items);
+						  scores + (Size) (u - u0) * m->n_items);
 	else
-		FoldInScoreBlock(&m->fold, nu, b->users + (Size) u0 * m->dim,
-						 b->scores + (Size) u0 * m->n_items);
+		FoldInScoreBlock(&m->fold, nu, b->users + (Size) u0 * m->dim, scores);
 	for (int u = u0; u < u0 + nu; u++)
 	{
-		float	   *s = b->scores + (Size) u * m->n_items;
+		float	   *s = scores + (Size) (u - u0) * m->n_items;
 		TopK		top;
 
 		/* NaN is never kept: it is how an excluded item leaves the race */

@@ -35,6 +35,8 @@ echo "data: gen.py $users users x $items items, ~$n interactions; dim $dim; $epo
 # the pairs, split 80/20 per user by a hash (the same split for both)
 /usr/bin/python3 "$here/../embeddings/gen.py" --users "$users" --items "$items" --interactions "$n" > "$work/all.csv"
 psql -X -q -v ON_ERROR_STOP=1 <<SQL
+-- (a small work_mem makes PostgreSQL 15's spilling hash aggregate crawl here)
+SET work_mem = '256MB';
 CREATE TABLE imp_all (user_id int, item_id int, ts bigint);
 \copy imp_all FROM '$work/all.csv' CSV HEADER
 CREATE TABLE imp_train AS SELECT DISTINCT user_id, item_id FROM imp_all
