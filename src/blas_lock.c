@@ -35,8 +35,15 @@ static void (*real_free) (void *) = NULL;
 static atomic_long wrapped_calls = 0;
 static int	lock_state = -1;	/* -1: not probed; 0: not in effect; 1: in effect */
 
-extern void *blas_memory_alloc(int procpos);
-extern void blas_memory_free(void *buffer);
+/*
+ * Exported whatever the build's default: PostgreSQL 16 and later build
+ * modules with -fvisibility=hidden, and a hidden definition is one the
+ * library's PLT never finds.
+ */
+#define BLAS_LOCK_EXPORT __attribute__((visibility("default")))
+
+extern BLAS_LOCK_EXPORT void *blas_memory_alloc(int procpos);
+extern BLAS_LOCK_EXPORT void blas_memory_free(void *buffer);
 
 /* Find the library's own functions (under the lock: once) */
 static int
@@ -51,7 +58,7 @@ FindReal(void)
 }
 
 /* OpenBLAS's buffer allocation, under the lock */
-void *
+BLAS_LOCK_EXPORT void *
 blas_memory_alloc(int procpos)
 {
 	void	   *p = NULL;
@@ -65,7 +72,7 @@ blas_memory_alloc(int procpos)
 }
 
 /* OpenBLAS's buffer release, under the lock */
-void
+BLAS_LOCK_EXPORT void
 blas_memory_free(void *buffer)
 {
 	pthread_mutex_lock(&blas_alloc_lock);
