@@ -160,42 +160,51 @@ WaitOthers(ParallelLoop *p)
 	}
 }
 
+/* Run every item in order on this thread */
+static void
+RunSerial(ParallelLoop *p)
+{
+	for (int64_t i = 0; i < p->n; i++)
+		p->fn(p->arg, 0, i);
+}
+
 /*
- * Run fn(arg, worker, item) for every item on up to loop->nworkers threads,
- * the caller's included; returns the threads that took part.  A loop run
- * from inside another, or with one worker, runs in item order on this
- * thread.
+ * Start the other threads of a loop on its items and return at once: the
+ * caller may do other work (PostgreSQL's included) until ParallelEnd, but
+ * calls ParallelStop before anything that may not return.  A loop that
+ * would run on one thread (one worker, one batch of items, or begun inside
+ * another loop) starts nothing here and runs alone in ParallelEnd.
  */
-int
-ParallelRun(ParallelLoop *p)
+void
+ParallelBegin(ParallelLoop *p)
 {
 	int			want = p->nworkers;
 	sigset_t	all,
 				old;
 
+	p->started = 0;
+	p->joined = 1;
+	p->serial = 1;
 	if (want > PARALLEL_MAX_WORKERS)
 		want = PARALLEL_MAX_WORKERS;
 	if ((int64_t) want > (p->n + p->batch - 1) / p->batch)
 		want = (int) ((p->n + p->batch - 1) / p->batch);
 	if (want <= 1 || active_loop != NULL || this_worker != NULL)
-	{
-		for (int64_t i = 0; i < p->n; i++)
-			p->fn(p->arg, 0, i);
-		return 1;
-	}
+		return;
 
 	atomic_init(&p->next, 0);
 	atomic_init(&p->stop, 0);
-	p->started = 0;
-	p->joined = 0;
 	p->running = 0;
 	if (mtx_init(&p->mu, mtx_plain) != thrd_success)
-		goto serial;
+		return;
 	if (cnd_init(&p->done) != thrd_success)
 	{
 		mtx_destroy(&p->mu);
-		goto serial;
+		return;
 	}
+	p->serial = 0;
+	p->joined = 0;
+	p->want = want;
 	for (int t = 0; t < want; t++)
 	{
 		memset(&p->workers[t], 0, sizeof(ParallelWorker));
@@ -222,7 +231,21 @@ ParallelRun(ParallelLoop *p)
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	active_loop = p;
+}
 
+/*
+ * Finish a loop begun with ParallelBegin: run what is left on this thread
+ * too, wait for the others, and rerun what a stop left half done; returns
+ * the threads that took part.
+ */
+int
+ParallelEnd(ParallelLoop *p)
+{
+	if (p->serial)
+	{
+		RunSerial(p);
+		return 1;
+	}
 	RunBatches(p, &p->workers[0]);
 	WaitOthers(p);
 	if (active_loop == p)
@@ -230,7 +253,7 @@ ParallelRun(ParallelLoop *p)
 	JoinAll(p);
 
 	/* after a stop that returned: what the other threads left */
-	for (int t = 1; t < want; t++)
+	for (int t = 1; t < p->want; t++)
 	{
 		ParallelWorker *w = &p->workers[t];
 
@@ -239,9 +262,17 @@ ParallelRun(ParallelLoop *p)
 		w->cur = w->end = 0;
 	}
 	return p->started + 1;
+}
 
-serial:
-	for (int64_t i = 0; i < p->n; i++)
-		p->fn(p->arg, 0, i);
-	return 1;
+/*
+ * Run fn(arg, worker, item) for every item on up to loop->nworkers threads,
+ * the caller's included; returns the threads that took part.  A loop run
+ * from inside another, or with one worker, runs in item order on this
+ * thread.
+ */
+int
+ParallelRun(ParallelLoop *p)
+{
+	ParallelBegin(p);
+	return ParallelEnd(p);
 }

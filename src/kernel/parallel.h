@@ -17,6 +17,11 @@
  *	  stopped (another thread unwinds out of LinalgWork) and is then run
  *	  again from the start by the calling thread: it must give the same
  *	  result when rerun (outputs written at its end, or reset at its start).
+ *
+ * ParallelRun is ParallelBegin then ParallelEnd.  Between the two the
+ * calling thread may do its own work (read the next rows, write the last
+ * results) while the others run items, which is how a serial step overlaps
+ * a parallel one; it calls ParallelStop before anything that may not return.
  */
 #ifndef PARALLEL_H
 #define PARALLEL_H
@@ -58,6 +63,8 @@ typedef struct ParallelLoop
 	/* the run's state */
 	atomic_llong next;			/* first item not yet taken */
 	atomic_int	stop;			/* the other threads stop at their next check */
+	int			serial;			/* runs alone, in ParallelEnd */
+	int			want;			/* threads asked for, the caller's included */
 	int			started;		/* threads started besides the caller */
 	int			joined;			/* they have been joined */
 	int			running;		/* started threads not yet finished (under mu) */
@@ -68,6 +75,8 @@ typedef struct ParallelLoop
 } ParallelLoop;
 
 extern int	ParallelRun(ParallelLoop *loop);
+extern void ParallelBegin(ParallelLoop *loop);
+extern int	ParallelEnd(ParallelLoop *loop);
 extern int	ParallelStop(void);
 extern int	ParallelInWorker(void);
 extern void ParallelWorkerWork(double work);

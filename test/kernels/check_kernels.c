@@ -12,6 +12,7 @@
  * explicit.  The program prints one line per failed check and a final
  * "N passed, N failed" line, and exits 1 when a check failed.
  */
+#include <cblas.h>
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
@@ -1364,6 +1365,48 @@ TestConcurrentBlas(void)
 			  memcmp(fserial, r.fout, sizeof(float) * items * k) == 0,
 			  "parallel: dgemm, dsyrk, dpotrf/dpotrs and sgemv on 8 threads at once equal the serial results bit for bit (rep %d)", rep);
 	}
+	/*
+	 * Begun, then the caller does its own BLAS work while the others run,
+	 * then ended: the same results, and the caller's own work is right too
+	 */
+	for (int rep = 0; rep < 3; rep++)
+	{
+		double		own[16 * 16],
+					own_ref[16 * 16];
+		double		src[16 * 16];
+
+		for (int t = 0; t < 256; t++)
+			src[t] = (double) ((t * 37) % 101) / 50.0 - 1.0;
+		cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, 16, 16, 16, 1.0, src, 16, src, 16,
+					0.0, own_ref, 16);
+		memset(r.out, 0, sizeof(double) * items * (3 * kk + k));
+		memset(&loop, 0, sizeof(loop));
+		loop.nworkers = 3;
+		loop.n = items;
+		loop.batch = 1;
+		loop.fn = BlasItem;
+		loop.arg = &r;
+		ParallelBegin(&loop);
+		for (int t = 0; t < 200; t++)
+			cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, 16, 16, 16, 1.0, src, 16, src, 16,
+						0.0, own, 16);
+		Check(ParallelEnd(&loop) >= 2, "parallel: a begun loop runs on threads");
+		Check(memcmp(serial, r.out, sizeof(double) * items * (3 * kk + k)) == 0 &&
+			  memcmp(own, own_ref, sizeof(own)) == 0,
+			  "parallel: a loop begun while the caller runs its own dgemm, then ended, equals the serial results bit for bit (rep %d)", rep);
+	}
+	/* one worker: nothing starts at the beginning, everything runs at the end */
+	memset(r.out, 0, sizeof(double) * items * (3 * kk + k));
+	memset(&loop, 0, sizeof(loop));
+	loop.nworkers = 1;
+	loop.n = items;
+	loop.batch = 1;
+	loop.fn = BlasItem;
+	loop.arg = &r;
+	ParallelBegin(&loop);
+	Check(r.out[0] == 0.0, "parallel: a one-worker loop does nothing when begun");
+	Check(ParallelEnd(&loop) == 1 && memcmp(serial, r.out, sizeof(double) * items * (3 * kk + k)) == 0,
+		  "parallel: a one-worker loop runs alone when ended, as serial");
 	free(serial);
 	free(fserial);
 	free(r.a);
