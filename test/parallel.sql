@@ -8,7 +8,7 @@
 \pset tuples_only on
 SET client_min_messages = warning;
 BEGIN;
-SELECT plan(21);
+SELECT plan(25);
 
 -- largest |a - b| relative to max |b|
 CREATE FUNCTION pg_temp.rel_err(a float8[], b float8[]) RETURNS float8 LANGUAGE sql IMMUTABLE AS $$
@@ -76,6 +76,39 @@ SELECT is((SELECT count(*) FROM (SELECT * FROM rec1 EXCEPT ALL SELECT * FROM rec
 SELECT is((SELECT count(*) FROM (SELECT * FROM rec1s EXCEPT ALL SELECT * FROM rec2s) d)
 	+ (SELECT count(*) FROM (SELECT * FROM rec2s EXCEPT ALL SELECT * FROM rec1s) d), 0::bigint,
 	'recommend_all on 2 threads returns the rows of 1 thread (seen items kept)');
+
+-- recommend_all_for_items: users folded in from their rows, scored by the
+-- threads while the next users are read; the same rows as on 1 thread
+CREATE TEMP TABLE par_recent AS SELECT u, i, w FROM par_rows WHERE u % 3 = 0;
+SET recsys.max_workers = 1;
+CREATE TEMP TABLE fi1 AS SELECT * FROM recsys.recommend_all_for_items('par_cg2', 'par_recent', 'u', 'i', 'w', 6);
+SET recsys.max_workers = 2;
+CREATE TEMP TABLE fi2 AS SELECT * FROM recsys.recommend_all_for_items('par_cg2', 'par_recent', 'u', 'i', 'w', 6);
+SELECT is((SELECT count(*) FROM fi1), 6000::bigint, 'recommend_all_for_items on 1 thread: 6 rows for each of 1,000 users');
+SELECT is((SELECT count(*) FROM (SELECT * FROM fi1 EXCEPT ALL SELECT * FROM fi2) d)
+	+ (SELECT count(*) FROM (SELECT * FROM fi2 EXCEPT ALL SELECT * FROM fi1) d), 0::bigint,
+	'recommend_all_for_items on 2 threads returns the rows of 1 thread');
+
+-- a cancel while the threads score one set and this thread reads the next
+-- or writes rows: the other thread is stopped before the error unwinds, the
+-- backend goes on (60,000 users: about 60 sets of 1,024)
+CREATE TEMP TABLE par_many AS SELECT u, (u * 7 + j * 13) % 2000 AS i FROM generate_series(1, 60000) u, generate_series(1, 3) j;
+SELECT count(*) FROM recsys.train_embeddings('par_many', 'par_many', 'u', 'i', dim => 16, epochs => 1);
+CREATE FUNCTION pg_temp.cancelled(sql text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE sql;
+	RETURN 'finished';
+EXCEPTION WHEN query_canceled THEN
+	RETURN SQLSTATE;
+END
+$$;
+SET statement_timeout = 150;
+CREATE TEMP TABLE par_cancel AS SELECT pg_temp.cancelled(
+	$$SELECT count(*) FROM (SELECT * FROM recsys.recommend_all('par_many', 50, exclude_seen => false) r ORDER BY 1, 4) s$$) AS state;
+RESET statement_timeout;
+SELECT is((SELECT state FROM par_cancel), '57014', 'a cancel of recommend_all on 2 threads ends it with query_canceled');
+SELECT is((SELECT count(*) FROM recsys.recommend_all('par_many', 2, users => '{1,2,59999}')), 6::bigint,
+	'the backend serves again after the cancel');
 
 -- the threads' scratch counts in recsys.training_memory: the loaded data
 -- (indexes, confidences, factors, one lambda per entity) plus one thread's

@@ -196,29 +196,43 @@ GetModel(FunctionCallInfo fcinfo, int model_arg, int version_arg)
  * ---------------------------------------------------------------------
  */
 
-typedef struct ServeBlock
+/*
+ * The users of one block and what scoring them gives.  A block has two: the
+ * threads score one while the calling thread fills the other (and writes
+ * the rows of the one scored before), so that reading users and writing
+ * rows, which only the calling thread may do, overlap the scoring.
+ */
+typedef struct ServeSet
 {
-	const EmbeddingModel *m;
-	int			k;				/* kept per user (<= items) */
-	int			cap;			/* users per block */
 	int			n;				/* users held */
 	int64	   *user_ids;
 	float	   *users;			/* cap x dim */
-	float	   *scores;			/* per thread: one group's scores (group x n_items) */
 	int		   *excl_start;		/* cap + 1 offsets into excl */
 	int		   *excl;			/* item rows left out, per user */
 	int			excl_n;
 	int			excl_cap;
 	TopKItem   *slots;			/* cap x k: each user's top k, best first */
 	int		   *found;			/* cap: items in each user's top k */
-	int			workers;		/* threads that score a block */
-	int			group;			/* users scored together (one gemm) */
 	/* ease models: each user's item rows and confidences (scores x_u B) */
 	int		   *in_start;		/* cap + 1 offsets into in_rows, in_conf */
 	int		   *in_rows;
 	float	   *in_conf;
 	int			in_n;
 	int			in_cap;
+} ServeSet;
+
+typedef struct ServeBlock
+{
+	const EmbeddingModel *m;
+	int			k;				/* kept per user (<= items) */
+	int			cap;			/* users per set */
+	float	   *scores;			/* per thread: one group's scores (group x n_items) */
+	int			workers;		/* threads that score a set */
+	int			group;			/* users scored together (one gemm) */
+	ServeSet	sets[2];
+	ServeSet   *fill;			/* the set users are added to */
+	ServeSet   *scoring;		/* the set being scored (loop begun), or NULL */
+	ParallelLoop loop;			/* the loop scoring it */
 	bool		with_user;		/* rows (user_id, item_id, score, rank) */
 	ReturnSetInfo *rsinfo;
 	struct Exclusions *ex;		/* the caller's exclusions, or NULL */
@@ -246,6 +260,27 @@ typedef struct Exclusions
 	ExcludeReader *reader;		/* pairs of an exclude relation, or NULL */
 } Exclusions;
 
+/* Allocate one set of a block */
+static void
+ServeSetInit(ServeSet *set, const EmbeddingModel *m, int cap, int k)
+{
+	memset(set, 0, sizeof(*set));
+	set->user_ids = palloc(sizeof(int64) * cap);
+	set->users = palloc(sizeof(float) * (Size) cap * (m->ease ? 1 : Max(m->dim, 1)));
+	set->excl_start = palloc0(sizeof(int) * (cap + 1));
+	set->excl_cap = 1024;
+	set->excl = palloc(sizeof(int) * set->excl_cap);
+	set->slots = palloc_extended(sizeof(TopKItem) * (Size) k * cap, MCXT_ALLOC_HUGE);
+	set->found = palloc(sizeof(int) * cap);
+	if (m->ease)
+	{
+		set->in_start = palloc0(sizeof(int) * (cap + 1));
+		set->in_cap = 1024;
+		set->in_rows = palloc(sizeof(int) * set->in_cap);
+		set->in_conf = palloc(sizeof(float) * set->in_cap);
+	}
+}
+
 /* Set up a block for a model; with_user picks the output columns */
 static void
 ServeBlockInit(ServeBlock *b, const EmbeddingModel *m, int k, int max_users,
@@ -259,7 +294,7 @@ ServeBlockInit(ServeBlock *b, const EmbeddingModel *m, int k, int max_users,
 	/*
 	 * Users are scored in groups (one gemm, then their top k), each thread
 	 * scoring its group into its own buffer of at most SERVE_BLOCK_BYTES; a
-	 * block holds SERVE_GROUPS_PER_THREAD groups per thread (their vectors
+	 * set holds SERVE_GROUPS_PER_THREAD groups per thread (their vectors
 	 * and top-k lists, at most SERVE_BLOCK_BYTES of lists per thread), so
 	 * that the threads start once per many groups.  Groups start every
 	 * `group` users whatever the number of threads: a user's scores come
@@ -267,39 +302,29 @@ ServeBlockInit(ServeBlock *b, const EmbeddingModel *m, int k, int max_users,
 	 */
 	group = SERVE_BLOCK_BYTES / (int) (sizeof(float) * Max(m->n_items, 1));
 	group = Max(1, Min(group, SERVE_GROUP_USERS));
+	memset(b, 0, sizeof(*b));
 	b->k = Min(k, Max(m->n_items, 1));
 	slot_bytes = sizeof(TopKItem) * (Size) b->k;
 	cap = (int) Min((Size) SERVE_GROUPS_PER_THREAD * group, Max(SERVE_BLOCK_BYTES / slot_bytes, 1));
 	cap = Max(group, cap - cap % group) * workers;
 	cap = Min(cap, Max(max_users, 1));
-	memset(b, 0, sizeof(*b));
 	b->m = m;
-	b->k = Min(k, Max(m->n_items, 1));
 	b->cap = cap;
 	b->group = group;
 	b->workers = workers;
-	b->user_ids = palloc(sizeof(int64) * cap);
-	b->users = palloc(sizeof(float) * (Size) cap * (m->ease ? 1 : Max(m->dim, 1)));
 	b->scores = palloc_extended(sizeof(float) * (Size) Min(group, cap) * workers * Max(m->n_items, 1),
 								MCXT_ALLOC_HUGE);
-	b->excl_start = palloc0(sizeof(int) * (cap + 1));
-	b->excl_cap = 1024;
-	b->excl = palloc(sizeof(int) * b->excl_cap);
-	b->slots = palloc_extended(slot_bytes * cap, MCXT_ALLOC_HUGE);
-	b->found = palloc(sizeof(int) * cap);
-	if (m->ease)
-	{
-		b->in_start = palloc0(sizeof(int) * (cap + 1));
-		b->in_cap = 1024;
-		b->in_rows = palloc(sizeof(int) * b->in_cap);
-		b->in_conf = palloc(sizeof(float) * b->in_cap);
-	}
+	ServeSetInit(&b->sets[0], m, cap, b->k);
+	/* one thread scores while it reads: no second set */
+	if (workers > 1)
+		ServeSetInit(&b->sets[1], m, cap, b->k);
+	b->fill = &b->sets[0];
 	b->with_user = with_user;
 	b->rsinfo = rsinfo;
 }
 
 /*
- * Score one group of the block's users and keep each one's top k (a
+ * Score one group of the set being scored and keep each user's top k (a
  * parallel loop's item: it runs on any thread, so it calls kernels only and
  * writes only its users' scores, slots and counts)
  */
@@ -307,65 +332,50 @@ static void
 ScoreGroup(void *arg, int worker, int64 group)
 {
 	ServeBlock *b = (ServeBlock *) arg;
+	ServeSet   *set = b->scoring;
 	const EmbeddingModel *m = b->m;
 	int			u0 = (int) group * b->group;
-	int			nu = Min(b->group, b->n - u0);
+	int			nu = Min(b->group, set->n - u0);
 	/* this thread's buffer: the scores of one group */
 	float	   *scores = b->scores + (Size) worker * Min(b->group, b->cap) * m->n_items;
 
 	if (m->ease)
 		for (int u = u0; u < u0 + nu; u++)
-			EaseScoreUser(m->n_items, m->items, b->in_start[u + 1] - b->in_start[u],
-						  b->in_rows + b->in_start[u], b->in_conf + b->in_start[u],
+			EaseScoreUser(m->n_items, m->items, set->in_start[u + 1] - set->in_start[u],
+						  set->in_rows + set->in_start[u], set->in_conf + set->in_start[u],
 						  scores + (Size) (u - u0) * m->n_items);
 	else
-		FoldInScoreBlock(&m->fold, nu, b->users + (Size) u0 * m->dim, scores);
+		FoldInScoreBlock(&m->fold, nu, set->users + (Size) u0 * m->dim, scores);
 	for (int u = u0; u < u0 + nu; u++)
 	{
 		float	   *s = scores + (Size) (u - u0) * m->n_items;
 		TopK		top;
 
 		/* NaN is never kept: it is how an excluded item leaves the race */
-		for (int e = b->excl_start[u]; e < b->excl_start[u + 1]; e++)
-			s[b->excl[e]] = NAN;
-		TopKInit(&top, b->k, b->slots + (Size) u * b->k);
+		for (int e = set->excl_start[u]; e < set->excl_start[u + 1]; e++)
+			s[set->excl[e]] = NAN;
+		TopKInit(&top, b->k, set->slots + (Size) u * b->k);
 		TopKPushBlock(&top, m->item_ids, s, m->n_items);
-		b->found[u] = TopKSorted(&top);
+		set->found[u] = TopKSorted(&top);
 	}
 }
 
-/*
- * Score the users held (groups of b->group on up to b->workers threads,
- * the same groups whatever their number), emit each one's top k
- * best first, empty the block
- */
+/* Write the rows of a scored set, each user's top k best first, and empty it */
 static void
-ServeBlockFlush(ServeBlock *b)
+ServeSetEmit(ServeBlock *b, ServeSet *set)
 {
-	ParallelLoop loop;
-
-	if (b->n == 0)
-		return;
-	memset(&loop, 0, offsetof(ParallelLoop, next));
-	loop.nworkers = b->workers;
-	loop.n = (b->n + b->group - 1) / b->group;
-	loop.batch = 1;
-	loop.abortable = 1;
-	loop.fn = ScoreGroup;
-	loop.arg = b;
-	ParallelRun(&loop);
-	for (int u = 0; u < b->n; u++)
+	for (int u = 0; u < set->n; u++)
 	{
-		const TopKItem *top = b->slots + (Size) u * b->k;
+		const TopKItem *top = set->slots + (Size) u * b->k;
 
-		for (int r = 0; r < b->found[u]; r++)
+		for (int r = 0; r < set->found[u]; r++)
 		{
 			Datum		values[4];
 			bool		nulls[4] = {false, false, false, false};
 			int			c = 0;
 
 			if (b->with_user)
-				values[c++] = Int64GetDatum(b->user_ids[u]);
+				values[c++] = Int64GetDatum(set->user_ids[u]);
 			values[c++] = Int64GetDatum(top[r].id);
 			values[c++] = Float4GetDatum(top[r].score);
 			if (b->with_user)
@@ -374,60 +384,133 @@ ServeBlockFlush(ServeBlock *b)
 		}
 		CHECK_FOR_INTERRUPTS();
 	}
-	b->n = 0;
-	b->excl_n = 0;
-	b->in_n = 0;
+	set->n = 0;
+	set->excl_n = 0;
+	set->in_n = 0;
+}
+
+/* Finish scoring the set being scored (this thread helps); returns it, or NULL */
+static ServeSet *
+ServeBlockWait(ServeBlock *b)
+{
+	ServeSet   *done = b->scoring;
+
+	if (done == NULL)
+		return NULL;
+	ParallelEnd(&b->loop);
+	b->scoring = NULL;
+	return done;
+}
+
+/*
+ * The filling set is full (or the users ended): finish the set scored
+ * before, begin scoring this one on the other threads, then write the
+ * earlier set's rows while they score (groups of b->group on up to
+ * b->workers threads, the same groups whatever their number).  Everything
+ * the calling thread does until the next ServeBlockWait runs beside the
+ * threads: the callers stop them (ParallelStop) before an error unwinds.
+ */
+static void
+ServeBlockCycle(ServeBlock *b)
+{
+	ServeSet   *done = ServeBlockWait(b);
+	ServeSet   *next = b->fill;
+
+	if (next->n > 0)
+	{
+		memset(&b->loop, 0, offsetof(ParallelLoop, next));
+		b->loop.nworkers = b->workers;
+		b->loop.n = (next->n + b->group - 1) / b->group;
+		b->loop.batch = 1;
+		b->loop.abortable = 1;
+		b->loop.fn = ScoreGroup;
+		b->loop.arg = b;
+		b->scoring = next;
+		ParallelBegin(&b->loop);
+	}
+	if (done)
+		ServeSetEmit(b, done);
+	if (b->workers > 1)
+		b->fill = (next == &b->sets[0]) ? &b->sets[1] : &b->sets[0];
+	else
+	{
+		/* one set: it is scored and written before it fills again */
+		ServeSet   *scored = ServeBlockWait(b);
+
+		if (scored)
+			ServeSetEmit(b, scored);
+	}
+}
+
+/* Score and write every user added so far */
+static void
+ServeBlockFlush(ServeBlock *b)
+{
+	ServeSet   *last;
+
+	if (b->fill->n > 0)
+		ServeBlockCycle(b);
+	last = ServeBlockWait(b);
+	if (last)
+		ServeSetEmit(b, last);
 }
 
 /* Add the excluded item row of the user being added */
 static void
 ServeBlockExclude(ServeBlock *b, int row)
 {
-	if (b->excl_n == b->excl_cap)
+	ServeSet   *set = b->fill;
+
+	if (set->excl_n == set->excl_cap)
 	{
-		if ((Size) b->excl_cap * 2 * sizeof(int) >= MaxAllocHugeSize)
+		if ((Size) set->excl_cap * 2 * sizeof(int) >= MaxAllocHugeSize)
 			elog(ERROR, "too many excluded items in one block");
-		b->excl_cap *= 2;
-		b->excl = repalloc_huge(b->excl, sizeof(int) * b->excl_cap);
+		set->excl_cap *= 2;
+		set->excl = repalloc_huge(set->excl, sizeof(int) * set->excl_cap);
 	}
-	b->excl[b->excl_n++] = row;
+	set->excl[set->excl_n++] = row;
 }
 
 /* Add an item (row, confidence) of the ease user being added */
 static void
 ServeBlockInput(ServeBlock *b, int row, float conf)
 {
-	if (b->in_n == b->in_cap)
+	ServeSet   *set = b->fill;
+
+	if (set->in_n == set->in_cap)
 	{
-		if ((Size) b->in_cap * 2 * sizeof(float) >= MaxAllocHugeSize)
+		if ((Size) set->in_cap * 2 * sizeof(float) >= MaxAllocHugeSize)
 			elog(ERROR, "too many items in one block");
-		b->in_cap *= 2;
-		b->in_rows = repalloc_huge(b->in_rows, sizeof(int) * b->in_cap);
-		b->in_conf = repalloc_huge(b->in_conf, sizeof(float) * b->in_cap);
+		set->in_cap *= 2;
+		set->in_rows = repalloc_huge(set->in_rows, sizeof(int) * set->in_cap);
+		set->in_conf = repalloc_huge(set->in_conf, sizeof(float) * set->in_cap);
 	}
-	b->in_rows[b->in_n] = row;
-	b->in_conf[b->in_n] = conf;
-	b->in_n++;
+	set->in_rows[set->in_n] = row;
+	set->in_conf[set->in_n] = conf;
+	set->in_n++;
 }
 
 /*
- * Begin a user in the block (flushing a full block first); returns where its
+ * Begin a user in the block (moving a full set on first); returns where its
  * dim floats go (NULL for an ease model, whose users are their items:
  * ServeBlockInput).  Exclusions added next belong to it until ServeBlockEnd.
  */
 static float *
 ServeBlockBegin(ServeBlock *b, int64 user_id)
 {
-	if (b->n == b->cap)
-		ServeBlockFlush(b);
-	b->user_ids[b->n] = user_id;
-	b->excl_start[b->n] = b->excl_n;
+	ServeSet   *set;
+
+	if (b->fill->n == b->cap)
+		ServeBlockCycle(b);
+	set = b->fill;
+	set->user_ids[set->n] = user_id;
+	set->excl_start[set->n] = set->excl_n;
 	if (b->m->ease)
 	{
-		b->in_start[b->n] = b->in_n;
+		set->in_start[set->n] = set->in_n;
 		return NULL;
 	}
-	return b->users + (Size) b->n * b->m->dim;
+	return set->users + (Size) set->n * b->m->dim;
 }
 
 static void ExcludeReaderAdd(ExcludeReader *r, ServeBlock *b, int64 user_id);
@@ -436,17 +519,19 @@ static void ExcludeReaderAdd(ExcludeReader *r, ServeBlock *b, int64 user_id);
 static void
 ServeBlockEnd(ServeBlock *b)
 {
+	ServeSet   *set = b->fill;
+
 	if (b->ex)
 	{
 		for (int i = 0; i < b->ex->nrows; i++)
 			ServeBlockExclude(b, b->ex->rows[i]);
 		if (b->ex->reader)
-			ExcludeReaderAdd(b->ex->reader, b, b->user_ids[b->n]);
+			ExcludeReaderAdd(b->ex->reader, b, set->user_ids[set->n]);
 	}
-	b->n++;
-	b->excl_start[b->n] = b->excl_n;
+	set->n++;
+	set->excl_start[set->n] = set->excl_n;
 	if (b->m->ease)
-		b->in_start[b->n] = b->in_n;
+		set->in_start[set->n] = set->in_n;
 }
 
 /* Exclude the items of a seen bigint[] (ids; unknown ones ignored) */
@@ -649,6 +734,9 @@ EaseUserToBlock(ServeBlock *b, Datum embedding, Datum seen, int64 user_id)
 	}
 }
 
+static uint64 ServeUserRows(ServeBlock *b, Portal portal, bool exclude_seen,
+							MemoryContext rows_cxt, MemoryContext spi_cxt);
+
 /*
  * Serve stored users through a cursor, id order: all users of the version
  * (users = NULL) or those listed.  Returns the number of users served.
@@ -692,6 +780,36 @@ ServeStoredUsers(ServeBlock *b, ArrayType *users, bool exclude_seen, const char 
 		ExcludeReaderOpen(&reader, exclude_sql);
 		b->ex->reader = &reader;
 	}
+	/* the threads score a set while this thread reads: stopped before an error unwinds */
+	PG_TRY();
+	{
+		served = ServeUserRows(b, portal, exclude_seen, rows_cxt, spi_cxt);
+		ServeBlockFlush(b);
+	}
+	PG_CATCH();
+	{
+		ParallelStop();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	SPI_cursor_close(portal);
+	if (exclude_sql)
+	{
+		ExcludeReaderClose(&reader);
+		b->ex->reader = NULL;
+	}
+	RecsysReportMemory("serve", spi_cxt, NULL);
+	RecsysSpiFinish(spi_level);
+	return served;
+}
+
+/* Put the users a cursor returns in the block; returns how many */
+static uint64
+ServeUserRows(ServeBlock *b, Portal portal, bool exclude_seen, MemoryContext rows_cxt,
+			  MemoryContext spi_cxt)
+{
+	uint64		served = 0;
+
 	for (;;)
 	{
 		SPITupleTable *batch;
@@ -732,15 +850,6 @@ ServeStoredUsers(ServeBlock *b, ArrayType *users, bool exclude_seen, const char 
 		MemoryContextReset(rows_cxt);
 		CHECK_FOR_INTERRUPTS();
 	}
-	SPI_cursor_close(portal);
-	ServeBlockFlush(b);
-	if (exclude_sql)
-	{
-		ExcludeReaderClose(&reader);
-		b->ex->reader = NULL;
-	}
-	RecsysReportMemory("serve", spi_cxt, NULL);
-	RecsysSpiFinish(spi_level);
 	return served;
 }
 
@@ -1311,6 +1420,9 @@ FinishBatchUser(ServeBlock *b, BatchUser *u, FoldInput *in, bool exclude)
 	u->n = 0;
 }
 
+static void ServeInteractionRows(ServeBlock *b, Portal portal, BatchUser *u, FoldInput *in,
+								 bool exclude);
+
 /*
  * Get the top-k items of every user of an interactions table by fold-in of
  * the user's rows, as (user_id, item_id, score, rank) in user order,
@@ -1330,7 +1442,6 @@ RecommendAllForItems(FunctionCallInfo fcinfo, const AllItemsArgs *a)
 	ServeBlock	b;
 	BatchUser	u;
 	FoldInput	in;
-	bool		have_user = false;
 	Portal		portal;
 	SPIPlanPtr	plan;
 	int			spi_level;
@@ -1363,6 +1474,40 @@ RecommendAllForItems(FunctionCallInfo fcinfo, const AllItemsArgs *a)
 		ExcludeReaderOpen(&reader, exclude_sql);
 		ex.reader = &reader;
 	}
+	/* the threads score a set while this thread reads: stopped before an error unwinds */
+	PG_TRY();
+	{
+		ServeInteractionRows(&b, portal, &u, &in, exclude);
+		ServeBlockFlush(&b);
+	}
+	PG_CATCH();
+	{
+		ParallelStop();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	SPI_cursor_close(portal);
+	if (exclude_sql)
+		ExcludeReaderClose(&reader);
+	RecsysSpiFinish(spi_level);
+	NoticeUnknown(m, u.rows_unknown, u.rows_total, "interaction rows name items");
+	if (u.users_skipped > 0)
+		ereport(NOTICE,
+				(errmsg(INT64_FORMAT " users have no item known to model \"%s\" version %d and get no rows",
+						u.users_skipped, m->name, m->version)));
+	PG_RETURN_NULL();
+}
+
+/*
+ * Fold in and put in the block the users of an interactions cursor (rows
+ * in user order), each when its rows end
+ */
+static void
+ServeInteractionRows(ServeBlock *b, Portal portal, BatchUser *u, FoldInput *in, bool exclude)
+{
+	const EmbeddingModel *m = b->m;
+	bool		have_user = false;
+
 	for (;;)
 	{
 		SPITupleTable *batch;
@@ -1402,30 +1547,30 @@ RecommendAllForItems(FunctionCallInfo fcinfo, const AllItemsArgs *a)
 						 errmsg("weight column of the interactions must not be negative"),
 						 errdetail("User " INT64_FORMAT ", item " INT64_FORMAT ".", uid, iid),
 						 errhint("Weights are confidences: zero or more.")));
-			if (have_user && uid != u.id)
-				FinishBatchUser(&b, &u, &in, exclude);
-			u.id = uid;
+			if (have_user && uid != u->id)
+				FinishBatchUser(b, u, in, exclude);
+			u->id = uid;
 			have_user = true;
-			u.rows_total++;
+			u->rows_total++;
 			row = EmbeddingItemRow(m, iid);
 			if (row < 0)
 			{
-				u.rows_unknown++;
+				u->rows_unknown++;
 				continue;
 			}
-			if (u.n == u.cap)
+			if (u->n == u->cap)
 			{
-				if ((Size) u.cap * 2 * sizeof(RowConf) >= MaxAllocHugeSize)
+				if ((Size) u->cap * 2 * sizeof(RowConf) >= MaxAllocHugeSize)
 					ereport(ERROR,
 							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 							 errmsg("user " INT64_FORMAT " has too many interactions", uid)));
-				u.cap *= 2;
-				u.pairs = repalloc_huge(u.pairs, sizeof(RowConf) * u.cap);
-				u.given = repalloc_huge(u.given, sizeof(int) * u.cap);
+				u->cap *= 2;
+				u->pairs = repalloc_huge(u->pairs, sizeof(RowConf) * u->cap);
+				u->given = repalloc_huge(u->given, sizeof(int) * u->cap);
 			}
-			u.pairs[u.n].row = row;
-			u.pairs[u.n].conf = w;
-			u.n++;
+			u->pairs[u->n].row = row;
+			u->pairs[u->n].conf = w;
+			u->n++;
 		}
 		SPI_freetuptable(batch);
 		if (SPI_tuptable == batch)
@@ -1433,18 +1578,7 @@ RecommendAllForItems(FunctionCallInfo fcinfo, const AllItemsArgs *a)
 		CHECK_FOR_INTERRUPTS();
 	}
 	if (have_user)
-		FinishBatchUser(&b, &u, &in, exclude);
-	SPI_cursor_close(portal);
-	ServeBlockFlush(&b);
-	if (exclude_sql)
-		ExcludeReaderClose(&reader);
-	RecsysSpiFinish(spi_level);
-	NoticeUnknown(m, u.rows_unknown, u.rows_total, "interaction rows name items");
-	if (u.users_skipped > 0)
-		ereport(NOTICE,
-				(errmsg(INT64_FORMAT " users have no item known to model \"%s\" version %d and get no rows",
-						u.users_skipped, m->name, m->version)));
-	PG_RETURN_NULL();
+		FinishBatchUser(b, u, in, exclude);
 }
 
 PG_FUNCTION_INFO_V1(embedding_recommend_all_for_items);
