@@ -5,7 +5,9 @@
 #include "kernel/topk.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Set up an empty list of capacity k over caller-provided slots */
 void
@@ -82,9 +84,56 @@ TopKPush(TopK *t, int64_t id, float score)
 	}
 }
 
+/* Four floats in one vector (GCC's generic vectors: one SSE register) */
+typedef float TopKFloat4 __attribute__((vector_size(16)));
+typedef int32_t TopKMask4 __attribute__((vector_size(16)));
+
+/* Does any of scores[0..15] reach worst?  (false for NaN, as one at a time) */
+static inline bool
+AnyReaches16(const float *scores, float worst)
+{
+	TopKFloat4	a,
+				b,
+				c,
+				d,
+				w = {worst, worst, worst, worst};
+	TopKMask4	m;
+	uint64_t	lanes[2];
+
+	memcpy(&a, scores, sizeof(a));
+	memcpy(&b, scores + 4, sizeof(b));
+	memcpy(&c, scores + 8, sizeof(c));
+	memcpy(&d, scores + 12, sizeof(d));
+	m = (a >= w) | (b >= w) | (c >= w) | (d >= w);
+	memcpy(lanes, &m, sizeof(lanes));
+	return (lanes[0] | lanes[1]) != 0;
+}
+
+/* Offer scores[i] .. scores[end - 1] to a full list whose worst kept score is *worst */
+static inline void
+PushRange(TopK *t, const int64_t *ids, const float *scores, int i, int end, float *worst)
+{
+	for (; i < end; i++)
+	{
+		float		s = scores[i];
+
+		/* false for NaN too: NaN is never kept */
+		if (!(s >= *worst))
+			continue;
+		if (TopKBetter(s, ids[i], t->items[0].score, t->items[0].id))
+		{
+			TopKPush(t, ids[i], s);
+			*worst = t->items[0].score;
+		}
+	}
+}
+
 /*
  * Offer n candidates.  Once the list is full, the common case (below the
- * kept worst, or NaN) costs one compare against a threshold held in a local.
+ * kept worst, or NaN) is filtered 16 at a time with vector compares against
+ * a threshold held in a local: only a run of 16 with a candidate at or
+ * above it is offered one by one, in order, so the list is the one that
+ * offering each would give.
  */
 void
 TopKPushBlock(TopK *t, const int64_t *ids, const float *scores, int n)
@@ -97,19 +146,10 @@ TopKPushBlock(TopK *t, const int64_t *ids, const float *scores, int n)
 	if (t->k <= 0 || i == n)
 		return;
 	worst = t->items[0].score;
-	for (; i < n; i++)
-	{
-		float		s = scores[i];
-
-		/* false for NaN too: NaN is never kept */
-		if (!(s >= worst))
-			continue;
-		if (TopKBetter(s, ids[i], t->items[0].score, t->items[0].id))
-		{
-			TopKPush(t, ids[i], s);
-			worst = t->items[0].score;
-		}
-	}
+	for (; i + 16 <= n; i += 16)
+		if (AnyReaches16(scores + i, worst))
+			PushRange(t, ids, scores, i, i + 16, &worst);
+	PushRange(t, ids, scores, i, n, &worst);
 }
 
 /* Compare two items best first, for qsort */

@@ -824,6 +824,53 @@ TestTopK(void)
 			same &= t.items[i].id == want[i];
 		Check(n == 7 && same, "topk: k > n gives all 7 non-NaN candidates in order (got %d)", n);
 	}
+	/*
+	 * the block path (16 at a time through vector compares) against one push
+	 * at a time: random scores with ties, NaNs and runs of equal values,
+	 * lengths around multiples of 16, k from 1 to past n
+	 */
+	{
+		unsigned	seed = 17;
+		bool		same = true;
+		int			cases = 0;
+
+		for (int n = 1; n <= 700 && same; n += (n < 40 ? 1 : 37))
+			for (int k = 1; k <= n + 3 && same; k += (k < 8 ? 1 : 29))
+			{
+				int64_t    *rid = malloc(sizeof(int64_t) * n);
+				float	   *rs = malloc(sizeof(float) * n);
+				TopKItem   *sa = malloc(sizeof(TopKItem) * k);
+				TopKItem   *sb = malloc(sizeof(TopKItem) * k);
+				TopK		ta,
+							tb;
+				int			na,
+							nb;
+
+				for (int i = 0; i < n; i++)
+				{
+					int			r = rand_r(&seed) % 1000;
+
+					rid[i] = (int64_t) (rand_r(&seed) % 5000) - 100;
+					rs[i] = r < 30 ? NAN : r < 200 ? 0.25f : (float) (rand_r(&seed) % 97) / 7.0f - 5.0f;
+				}
+				TopKInit(&ta, k, sa);
+				TopKInit(&tb, k, sb);
+				TopKPushBlock(&ta, rid, rs, n);
+				for (int i = 0; i < n; i++)
+					TopKPush(&tb, rid[i], rs[i]);
+				na = TopKSorted(&ta);
+				nb = TopKSorted(&tb);
+				same = na == nb;
+				for (int i = 0; i < na && same; i++)
+					same = sa[i].id == sb[i].id && sa[i].score == sb[i].score;
+				cases++;
+				free(rid);
+				free(rs);
+				free(sa);
+				free(sb);
+			}
+		Check(same, "topk: the block path keeps what one push at a time keeps (%d cases)", cases);
+	}
 	/* k = 0 keeps nothing */
 	TopKInit(&t, 0, slots);
 	TopKPush(&t, 1, 1.0f);
