@@ -968,12 +968,72 @@ NextEpoch(Datum g_items, MemoryContext keep, MemoryContext epoch, MemoryContext 
 }
 
 /*
- * epochs and store of als on the aggregate engine: the recsys.als_solve
- * aggregate over work tables in pg_temp whose names are unique to this
- * call (backend pid and a counter) and dropped at the end
+ * The aggregate engine's work: its work tables (in pg_temp, or distributed
+ * in a schema of this call) and the statements of an epoch over them.  The
+ * epoch body (AggregateEpochs) is the same for both; only these differ.
+ * Side 0 is users, side 1 items.
+ */
+typedef struct AggregateWork
+{
+	char	   *pre;			/* prefix of the work tables' names */
+	char	   *schema;			/* the schema to drop at the end (distributed), or NULL */
+	char	   *truncate[2];	/* empty a side's work tables before its solves */
+	char	   *move[2];		/* bring the other side's vectors to the pairs, or NULL */
+	char	   *solve[2];		/* one als_solve per entity into the side's vectors */
+	char	   *analyze[2];		/* statistics of the new vectors, or NULL */
+	char	   *gramian[2];		/* their Gramian (items: and the observed loss) */
+	char	   *l2[2];			/* the side's sum of lambda |v|^2 */
+	char	   *drop;			/* drop the work tables */
+	/* an epoch's memory, and the item Gramian it hands to the next */
+	MemoryContext epoch;
+	MemoryContext keep;
+} AggregateWork;
+
+/*
+ * Set each entity's lambda (l2 * (n + gramian_weight * N_other)^nu) in the
+ * entity work tables users and items
  */
 static void
-EpochsAggregate(TrainRun *run, MemoryContext context)
+SetLambdas(const TrainRun *run, const char *users, const char *items)
+{
+	Oid			types[3] = {FLOAT8OID, FLOAT8OID, FLOAT8OID};
+	Datum		args[3];
+
+	args[0] = Float8GetDatum(run->l2);
+	args[2] = Float8GetDatum(run->opts.nu);
+	args[1] = Float8GetDatum(run->gramian_weight * run->n_items);
+	Exec(psprintf("UPDATE %s e SET lam = $1 OPERATOR(pg_catalog.*)"
+				  " pg_catalog.power(e.n OPERATOR(pg_catalog.+) $2, $3)", users),
+		 3, types, args, SPI_OK_UPDATE);
+	args[1] = Float8GetDatum(run->gramian_weight * run->n_users);
+	Exec(psprintf("UPDATE %s e SET lam = $1 OPERATOR(pg_catalog.*)"
+				  " pg_catalog.power(e.n OPERATOR(pg_catalog.+) $2, $3)", items),
+		 3, types, args, SPI_OK_UPDATE);
+}
+
+/*
+ * Fill the statements every engine words alike: a side's Gramian and l2
+ * sum over its vectors (vectors[side]) and entities (entities[side])
+ */
+static void
+CommonStatements(AggregateWork *w, const char *const *vectors, const char *const *entities)
+{
+	w->gramian[0] = psprintf("SELECT recsys.gramian(t.v) FROM %s t", vectors[0]);
+	w->gramian[1] = psprintf("SELECT recsys.gramian(t.v), pg_catalog.sum(t.part) FROM %s t", vectors[1]);
+	for (int side = 0; side < 2; side++)
+		w->l2[side] = psprintf("SELECT pg_catalog.sum(e.lam OPERATOR(pg_catalog.*) recsys.dot(t.v, t.v))"
+							   " FROM %s t JOIN %s e ON e.id OPERATOR(pg_catalog.=) t.id",
+							   vectors[side], entities[side]);
+}
+
+/*
+ * prepare of the local aggregate engine: work tables in pg_temp whose names
+ * are unique to this call (backend pid and a counter), dropped at the end;
+ * the pairs, entities with their lambda, and two copies of the pairs
+ * clustered by each side
+ */
+static void
+AggregateSetupLocal(TrainRun *run, AggregateWork *w)
 {
 	static uint32 calls = 0;
 	char	   *pre = psprintf("pg_temp.recsys_train_%d_%u_", MyProcPid, ++calls);
@@ -981,18 +1041,10 @@ EpochsAggregate(TrainRun *run, MemoryContext context)
 	char	   *wexpr = run->src.weight_column ?
 		psprintf("CAST(%s AS pg_catalog.float8)", quote_identifier(run->src.weight_column)) :
 		pstrdup("CAST(1 AS pg_catalog.float8)");
-	Oid			types[5];
-	Datum		args[5];
-	Datum		g_items,
-				g_users;
-	bool		isnull;
-	int			k = run->dim;
-	/* an epoch's memory, and the item Gramian it hands to the next */
-	MemoryContext epoch = AllocSetContextCreate(CurrentMemoryContext, "recsys train epoch", ALLOCSET_DEFAULT_SIZES);
-	MemoryContext keep = AllocSetContextCreate(CurrentMemoryContext, "recsys train gramian", ALLOCSET_DEFAULT_SIZES);
+	const char *vectors[2] = {psprintf("%su", pre), psprintf("%sv", pre)};
+	const char *entities[2] = {psprintf("%susers", pre), psprintf("%sitems", pre)};
 
-	run->item_gramian = palloc0(sizeof(double) * k * k);
-
+	w->pre = pre;
 	/* distinct pairs of positive weight; entities with their lambda */
 	Exec(psprintf("CREATE TEMP TABLE %spairs ON COMMIT DROP AS"
 				  " SELECT s.u AS u, s.i AS i, pg_catalog.sum(s.w) AS c"
@@ -1011,17 +1063,7 @@ EpochsAggregate(TrainRun *run, MemoryContext context)
 				  " CAST(NULL AS pg_catalog.float8) AS lam FROM %spairs p GROUP BY p.i",
 				  plain, pre), 0, NULL, NULL, SPI_OK_UTILITY);
 	run->n_items = EntityCount(SPI_processed, "item");
-	types[0] = types[1] = types[2] = FLOAT8OID;
-	args[0] = Float8GetDatum(run->l2);
-	args[2] = Float8GetDatum(run->opts.nu);
-	args[1] = Float8GetDatum(run->gramian_weight * run->n_items);
-	Exec(psprintf("UPDATE %susers e SET lam = $1 OPERATOR(pg_catalog.*)"
-				  " pg_catalog.power(e.n OPERATOR(pg_catalog.+) $2, $3)", pre),
-		 3, types, args, SPI_OK_UPDATE);
-	args[1] = Float8GetDatum(run->gramian_weight * run->n_users);
-	Exec(psprintf("UPDATE %sitems e SET lam = $1 OPERATOR(pg_catalog.*)"
-				  " pg_catalog.power(e.n OPERATOR(pg_catalog.+) $2, $3)", pre),
-		 3, types, args, SPI_OK_UPDATE);
+	SetLambdas(run, entities[0], entities[1]);
 
 	/*
 	 * Two copies of the pairs, clustered and indexed by each side, each
@@ -1046,83 +1088,22 @@ EpochsAggregate(TrainRun *run, MemoryContext context)
 	Exec(psprintf("CREATE TEMP TABLE %sv (id pg_catalog.int8 PRIMARY KEY, v pg_catalog.float4[],"
 				  " part pg_catalog.float8) ON COMMIT DROP", plain), 0, NULL, NULL, SPI_OK_UTILITY);
 
-	/* the same initial item vectors as the memory engine */
-	g_items = SeedItemVectors(run, psprintf("%sv", pre), psprintf("%sitems", pre), true, keep);
-
-	for (int ep = 1; ep <= run->epochs; ep++)
+	/* users from items, then items from users (als_solve per sorted group) */
+	for (int side = 0; side < 2; side++)
 	{
-		instr_time	t0;
-		double		observed,
-					l2;
-
-		MemoryContextSwitchTo(epoch);
-		INSTR_TIME_SET_CURRENT(t0);
-		run->epoch_cpu = CpuSeconds();
-		/* users from items, then items from users (als_solve per sorted group) */
-		ProgressPhase("users", ep, run->n_users, "users");
-		Exec(psprintf("TRUNCATE %su", pre), 0, NULL, NULL, SPI_OK_UTILITY);
-		types[0] = FLOAT8ARRAYOID;
-		types[1] = FLOAT8OID;
-		args[0] = g_items;
-		args[1] = Float8GetDatum(run->gramian_weight);
-		Exec(psprintf("INSERT INTO %su (id, v) SELECT p.u, recsys.als_solve(t.v, p.c, $1, $2, p.lu)"
-					  " FROM %sby_user p JOIN %sv t ON t.id OPERATOR(pg_catalog.=) p.i GROUP BY p.u",
-					  pre, pre, pre), 2, types, args, SPI_OK_INSERT);
-		Exec(psprintf("ANALYZE %su (id)", pre), 0, NULL, NULL, SPI_OK_UTILITY);
-		Exec(psprintf("SELECT recsys.gramian(t.v) FROM %su t", pre), 0, NULL, NULL, SPI_OK_SELECT);
-		g_users = FirstValue(1, &isnull, epoch);
-		RecsysSpiFreeResult();
-		ProgressSet(run->n_users);
-		ProgressPhase("items", ep, run->n_items, "items");
-		Exec(psprintf("TRUNCATE %sv", pre), 0, NULL, NULL, SPI_OK_UTILITY);
-		types[2] = INT4OID;
-		types[3] = INT4OID;
-		args[0] = g_users;
-		args[2] = Int32GetDatum(k);
-		args[3] = Int32GetDatum(k + 1);
-		Exec(psprintf("INSERT INTO %sv (id, v, part) SELECT s.i, CAST(s.r[1:$3] AS pg_catalog.float4[]), s.r[$4]"
-					  " FROM (SELECT p.i, recsys.als_solve_objective(t.v, p.c, $1, $2, p.li) AS r"
-					  " FROM %sby_item p JOIN %su t ON t.id OPERATOR(pg_catalog.=) p.u GROUP BY p.i) s",
-					  pre, pre, pre), 4, types, args, SPI_OK_INSERT);
-		Exec(psprintf("ANALYZE %sv (id)", pre), 0, NULL, NULL, SPI_OK_UTILITY);
-		Exec(psprintf("SELECT recsys.gramian(t.v), pg_catalog.sum(t.part) FROM %sv t", pre),
-			 0, NULL, NULL, SPI_OK_SELECT);
-		g_items = FirstValue(1, &isnull, epoch);
-		observed = DatumGetFloat8(FirstValue(2, &isnull, epoch));
-		RecsysSpiFreeResult();
-		Exec(psprintf("SELECT COALESCE((SELECT pg_catalog.sum(e.lam OPERATOR(pg_catalog.*) recsys.dot(t.v, t.v))"
-					  " FROM %su t JOIN %susers e ON e.id OPERATOR(pg_catalog.=) t.id), 0)"
-					  " OPERATOR(pg_catalog.+) COALESCE((SELECT pg_catalog.sum(e.lam OPERATOR(pg_catalog.*) recsys.dot(t.v, t.v))"
-					  " FROM %sv t JOIN %sitems e ON e.id OPERATOR(pg_catalog.=) t.id), 0)",
-					  pre, pre, pre, pre), 0, NULL, NULL, SPI_OK_SELECT);
-		l2 = DatumGetFloat8(FirstValue(1, &isnull, epoch));
-		RecsysSpiFreeResult();
-		ProgressSet(run->n_items);
-		FinishAggregateEpoch(run, ep, g_users, g_items, observed, l2, t0);
-		g_items = NextEpoch(g_items, keep, epoch, context);
+		w->truncate[side] = psprintf("TRUNCATE %s", vectors[side]);
+		w->analyze[side] = psprintf("ANALYZE %s (id)", vectors[side]);
 	}
-
-	/* store: vectors from the work tables */
-	ProgressPhase("writing", 0, (int64) run->n_users + run->n_items, "vectors");
-	types[0] = TEXTOID;
-	types[1] = INT4OID;
-	args[0] = CStringGetTextDatum(run->model);
-	args[1] = Int32GetDatum(run->version);
-	StoreModel(run);
-	/* RETURNING: see WriteVectors */
-	Exec(psprintf("INSERT INTO recsys.user_vectors (model, version, id, embedding, seen)"
-				  " SELECT $1, $2, t.id, t.v, s.seen FROM %su t"
-				  " JOIN (SELECT p.u, pg_catalog.array_agg(p.i ORDER BY p.i) AS seen FROM %spairs p GROUP BY p.u) s"
-				  " ON s.u OPERATOR(pg_catalog.=) t.id RETURNING 1", pre, pre), 2, types, args,
-		 SPI_OK_INSERT_RETURNING);
-	RecsysSpiFreeResult();
-	Exec(psprintf("INSERT INTO recsys.item_vectors (model, version, id, embedding)"
-				  " SELECT $1, $2, t.id, t.v FROM %sv t RETURNING 1", pre), 2, types, args,
-		 SPI_OK_INSERT_RETURNING);
-	RecsysSpiFreeResult();
-	ProgressSet((int64) run->n_users + run->n_items);
-	Exec(psprintf("DROP TABLE %spairs, %susers, %sitems, %sby_user, %sby_item, %su, %sv",
-				  pre, pre, pre, pre, pre, pre, pre), 0, NULL, NULL, SPI_OK_UTILITY);
+	w->solve[0] = psprintf("INSERT INTO %su (id, v) SELECT p.u, recsys.als_solve(t.v, p.c, $1, $2, p.lu)"
+						   " FROM %sby_user p JOIN %sv t ON t.id OPERATOR(pg_catalog.=) p.i GROUP BY p.u",
+						   pre, pre, pre);
+	w->solve[1] = psprintf("INSERT INTO %sv (id, v, part) SELECT s.i, CAST(s.r[1:$3] AS pg_catalog.float4[]), s.r[$4]"
+						   " FROM (SELECT p.i, recsys.als_solve_objective(t.v, p.c, $1, $2, p.li) AS r"
+						   " FROM %sby_item p JOIN %su t ON t.id OPERATOR(pg_catalog.=) p.u GROUP BY p.i) s",
+						   pre, pre, pre);
+	CommonStatements(w, vectors, entities);
+	w->drop = psprintf("DROP TABLE %spairs, %susers, %sitems, %sby_user, %sby_item, %su, %sv",
+					   pre, pre, pre, pre, pre, pre, pre);
 }
 
 /*
@@ -1175,54 +1156,14 @@ DistributedWorkTable(const char *pre, const char *name, const char *key, const c
 		 0, NULL, NULL, SPI_OK_SELECT);
 }
 
-/*
- * epochs and store of als over distributed interactions (Citus): the
- * aggregate engine's statements over distributed work tables in a schema
- * this call creates and drops (temporary tables cannot be distributed; a
- * rollback removes the schema and its shards on every node).  Pairs and
- * entities are distributed by user and, in a copy, by item, all in one
- * colocation group; each half epoch moves the other side's vectors to the
- * pairs (a repartitioned INSERT .. SELECT), solves per entity with
- * als_solve GROUP BY the distribution column (whole on the workers), and
- * sums the k x k Gramian through Citus's partial aggregation.  The
- * coordinator keeps the Gramians and the loop.  Every statement runs
- * unprepared (SPI_execute*): Citus's cached plans of repartitioned
- * INSERT .. SELECT can insert stale rows.
- */
+/* The loader's checks of the source's rows, counted on the workers (distributed engine) */
 static void
-EpochsDistributed(TrainRun *run, MemoryContext context)
+DistributedChecks(TrainRun *run, const char *ucol, const char *icol, const char *wexpr,
+				  MemoryContext context)
 {
-	static uint32 calls = 0;
-	char	   *schema = psprintf("recsys_train_%d_%u", MyProcPid, ++calls);
-	char	   *pre = psprintf("%s.", quote_identifier(schema));
-	const char *ucol = quote_identifier(run->src.user_column);
-	const char *icol = quote_identifier(run->src.item_column);
-	char	   *wexpr = run->src.weight_column ?
-		psprintf("CAST(%s AS pg_catalog.float8)", quote_identifier(run->src.weight_column)) :
-		pstrdup("CAST(1 AS pg_catalog.float8)");
 	RowChecks	checks;
 	int64		positive;
-	Oid			types[5];
-	Datum		args[5];
-	Datum		g_items,
-				g_users;
-	bool		isnull;
-	int			k = run->dim;
-	/* an epoch's memory, and the item Gramian it hands to the next */
-	MemoryContext epoch = AllocSetContextCreate(CurrentMemoryContext, "recsys train epoch", ALLOCSET_DEFAULT_SIZES);
-	MemoryContext keep = AllocSetContextCreate(CurrentMemoryContext, "recsys train gramian", ALLOCSET_DEFAULT_SIZES);
 
-	/*
-	 * The models row first: Citus refuses to write a reference table that
-	 * others reference once a parallel operation ran in the transaction.
-	 * Its weights and metrics are updated at the end.
-	 */
-	run->item_gramian = palloc0(sizeof(double) * k * k);
-	StoreModel(run);
-	/* the schema before any parallel operation too (Citus's rule for schema DDL) */
-	Exec(psprintf("CREATE SCHEMA %s", quote_identifier(schema)), 0, NULL, NULL, SPI_OK_UTILITY);
-
-	/* the loader's checks, counted on the workers */
 	Exec(psprintf("SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE s.u IS NULL),"
 				  " pg_catalog.count(*) FILTER (WHERE s.i IS NULL),"
 				  " pg_catalog.count(*) FILTER (WHERE s.w IS NULL),"
@@ -1241,6 +1182,47 @@ EpochsDistributed(TrainRun *run, MemoryContext context)
 	checks.neg_weight = CountValue(6, context);
 	positive = CountValue(7, context);
 	InteractionsReportBadRows(&run->src, &checks, positive);
+}
+
+/*
+ * prepare of the aggregate engine over distributed interactions (Citus):
+ * work tables distributed in a schema this call creates and drops
+ * (temporary tables cannot be distributed; a rollback removes the schema
+ * and its shards on every node).  Pairs and entities are distributed by
+ * user and, in a copy, by item, all in one colocation group; each half
+ * epoch moves the other side's vectors to the pairs (a repartitioned
+ * INSERT .. SELECT), solves per entity with als_solve GROUP BY the
+ * distribution column (whole on the workers), and sums the k x k Gramian
+ * through Citus's partial aggregation.  The coordinator keeps the Gramians
+ * and the loop.  Every statement runs unprepared (SPI_execute*): Citus's
+ * cached plans of repartitioned INSERT .. SELECT can insert stale rows.
+ */
+static void
+AggregateSetupDistributed(TrainRun *run, AggregateWork *w, MemoryContext context)
+{
+	static uint32 calls = 0;
+	char	   *schema = psprintf("recsys_train_%d_%u", MyProcPid, ++calls);
+	char	   *pre = psprintf("%s.", quote_identifier(schema));
+	const char *ucol = quote_identifier(run->src.user_column);
+	const char *icol = quote_identifier(run->src.item_column);
+	char	   *wexpr = run->src.weight_column ?
+		psprintf("CAST(%s AS pg_catalog.float8)", quote_identifier(run->src.weight_column)) :
+		pstrdup("CAST(1 AS pg_catalog.float8)");
+	const char *vectors[2] = {psprintf("%sxu", pre), psprintf("%syi", pre)};
+	const char *entities[2] = {psprintf("%seu", pre), psprintf("%sei", pre)};
+
+	w->pre = pre;
+	w->schema = schema;
+
+	/*
+	 * The models row first: Citus refuses to write a reference table that
+	 * others reference once a parallel operation ran in the transaction.
+	 * Its weights and metrics are updated at the end.
+	 */
+	StoreModel(run);
+	/* the schema before any parallel operation too (Citus's rule for schema DDL) */
+	Exec(psprintf("CREATE SCHEMA %s", quote_identifier(schema)), 0, NULL, NULL, SPI_OK_UTILITY);
+	DistributedChecks(run, ucol, icol, wexpr, context);
 
 	DistributedWorkTable(pre, "raw", "u", "i pg_catalog.int8, c pg_catalog.float8");
 	DistributedWorkTable(pre, "pu", "u", "i pg_catalog.int8, c pg_catalog.float8");
@@ -1271,90 +1253,137 @@ EpochsDistributed(TrainRun *run, MemoryContext context)
 	run->nnz = CountValue(1, context);
 	run->n_users = EntityCount((uint64) CountValue(2, context), "user");
 	run->n_items = EntityCount((uint64) CountValue(3, context), "item");
-	types[0] = types[1] = types[2] = FLOAT8OID;
-	args[0] = Float8GetDatum(run->l2);
-	args[2] = Float8GetDatum(run->opts.nu);
-	args[1] = Float8GetDatum(run->gramian_weight * run->n_items);
-	Exec(psprintf("UPDATE %seu e SET lam = $1 OPERATOR(pg_catalog.*)"
-				  " pg_catalog.power(e.n OPERATOR(pg_catalog.+) $2, $3)", pre),
-		 3, types, args, SPI_OK_UPDATE);
-	args[1] = Float8GetDatum(run->gramian_weight * run->n_users);
-	Exec(psprintf("UPDATE %sei e SET lam = $1 OPERATOR(pg_catalog.*)"
-				  " pg_catalog.power(e.n OPERATOR(pg_catalog.+) $2, $3)", pre),
-		 3, types, args, SPI_OK_UPDATE);
+	SetLambdas(run, entities[0], entities[1]);
 
-	/* the same initial item vectors as the other engines, computed on the workers */
-	g_items = SeedItemVectors(run, psprintf("%syi", pre), psprintf("%sei", pre), false, keep);
+	/* item vectors to the pairs by user (repartitioned), then per-user solves */
+	w->truncate[0] = psprintf("TRUNCATE %sru, %sxu", pre, pre);
+	w->move[0] = psprintf("INSERT INTO %sru (u, c, v) SELECT p.u, p.c, t.v FROM %spi p JOIN %syi t"
+						  " ON t.id OPERATOR(pg_catalog.=) p.i", pre, pre, pre);
+	w->solve[0] = psprintf("INSERT INTO %sxu (id, v) SELECT r.u, recsys.als_solve(r.v, r.c, $1, $2, e.lam)"
+						   " FROM %sru r JOIN %seu e ON e.id OPERATOR(pg_catalog.=) r.u GROUP BY r.u",
+						   pre, pre, pre);
+	/* user vectors to the pairs by item, then per-item solves with their observed loss */
+	w->truncate[1] = psprintf("TRUNCATE %sri, %syi", pre, pre);
+	w->move[1] = psprintf("INSERT INTO %sri (i, c, v) SELECT p.i, p.c, t.v FROM %spu p JOIN %sxu t"
+						  " ON t.id OPERATOR(pg_catalog.=) p.u", pre, pre, pre);
+	w->solve[1] = psprintf("INSERT INTO %syi (id, v, part) SELECT s.i, CAST(s.r[1:$3] AS pg_catalog.float4[]), s.r[$4]"
+						   " FROM (SELECT r.i, recsys.als_solve_objective(r.v, r.c, $1, $2, e.lam) AS r"
+						   " FROM %sri r JOIN %sei e ON e.id OPERATOR(pg_catalog.=) r.i GROUP BY r.i) s",
+						   pre, pre, pre);
+	CommonStatements(w, vectors, entities);
+	/* by name: DROP SCHEMA CASCADE would list every table in a NOTICE */
+	w->drop = psprintf("DROP TABLE %sraw, %spu, %spi, %seu, %sei, %sxu, %syi, %sru, %sri",
+					   pre, pre, pre, pre, pre, pre, pre, pre, pre);
+}
 
+/* Get a side's l2 sum of the last epoch (an empty side sums to NULL: 0) */
+static double
+SideL2(const AggregateWork *w, int side)
+{
+	bool		isnull;
+	Datum		d;
+
+	Exec(w->l2[side], 0, NULL, NULL, SPI_OK_SELECT);
+	d = FirstValue(1, &isnull, w->epoch);
+	RecsysSpiFreeResult();
+	return isnull ? 0.0 : DatumGetFloat8(d);
+}
+
+/*
+ * epochs of the aggregate engine, local or distributed: per side, users
+ * from items then items from users, the work tables emptied, the other
+ * side's vectors moved to the pairs where the engine needs it, one
+ * als_solve per entity, the side's Gramian read back; then the l2 term.
+ * g_items is the initial item vectors' Gramian.
+ */
+static void
+AggregateEpochs(TrainRun *run, const AggregateWork *w, Datum g_items, MemoryContext context)
+{
+	Oid			types[4] = {FLOAT8ARRAYOID, FLOAT8OID, INT4OID, INT4OID};
+	Datum		args[4];
+	bool		isnull;
+
+	args[1] = Float8GetDatum(run->gramian_weight);
+	args[2] = Int32GetDatum(run->dim);
+	args[3] = Int32GetDatum(run->dim + 1);
 	for (int ep = 1; ep <= run->epochs; ep++)
 	{
 		instr_time	t0;
-		double		observed,
-					l2;
+		Datum		g[2] = {0, 0};
+		double		observed = 0.0;
+		double		l2;
 
-		MemoryContextSwitchTo(epoch);
+		MemoryContextSwitchTo(w->epoch);
 		INSTR_TIME_SET_CURRENT(t0);
 		run->epoch_cpu = CpuSeconds();
-		/* item vectors to the pairs by user (repartitioned), then per-user solves */
-		ProgressPhase("users", ep, run->n_users, "users");
-		Exec(psprintf("TRUNCATE %sru, %sxu", pre, pre), 0, NULL, NULL, SPI_OK_UTILITY);
-		Exec(psprintf("INSERT INTO %sru (u, c, v) SELECT p.u, p.c, t.v FROM %spi p JOIN %syi t"
-					  " ON t.id OPERATOR(pg_catalog.=) p.i", pre, pre, pre), 0, NULL, NULL, SPI_OK_INSERT);
-		types[0] = FLOAT8ARRAYOID;
-		types[1] = FLOAT8OID;
-		args[0] = g_items;
-		args[1] = Float8GetDatum(run->gramian_weight);
-		Exec(psprintf("INSERT INTO %sxu (id, v) SELECT r.u, recsys.als_solve(r.v, r.c, $1, $2, e.lam)"
-					  " FROM %sru r JOIN %seu e ON e.id OPERATOR(pg_catalog.=) r.u GROUP BY r.u",
-					  pre, pre, pre), 2, types, args, SPI_OK_INSERT);
-		Exec(psprintf("SELECT recsys.gramian(t.v) FROM %sxu t", pre), 0, NULL, NULL, SPI_OK_SELECT);
-		g_users = FirstValue(1, &isnull, epoch);
-		RecsysSpiFreeResult();
-
-		/* user vectors to the pairs by item, then per-item solves with their observed loss */
-		ProgressSet(run->n_users);
-		ProgressPhase("items", ep, run->n_items, "items");
-		Exec(psprintf("TRUNCATE %sri, %syi", pre, pre), 0, NULL, NULL, SPI_OK_UTILITY);
-		Exec(psprintf("INSERT INTO %sri (i, c, v) SELECT p.i, p.c, t.v FROM %spu p JOIN %sxu t"
-					  " ON t.id OPERATOR(pg_catalog.=) p.u", pre, pre, pre), 0, NULL, NULL, SPI_OK_INSERT);
-		types[2] = INT4OID;
-		types[3] = INT4OID;
-		args[0] = g_users;
-		args[2] = Int32GetDatum(k);
-		args[3] = Int32GetDatum(k + 1);
-		Exec(psprintf("INSERT INTO %syi (id, v, part) SELECT s.i, CAST(s.r[1:$3] AS pg_catalog.float4[]), s.r[$4]"
-					  " FROM (SELECT r.i, recsys.als_solve_objective(r.v, r.c, $1, $2, e.lam) AS r"
-					  " FROM %sri r JOIN %sei e ON e.id OPERATOR(pg_catalog.=) r.i GROUP BY r.i) s",
-					  pre, pre, pre), 4, types, args, SPI_OK_INSERT);
-		Exec(psprintf("SELECT recsys.gramian(t.v), pg_catalog.sum(t.part) FROM %syi t", pre),
-			 0, NULL, NULL, SPI_OK_SELECT);
-		g_items = FirstValue(1, &isnull, epoch);
-		observed = DatumGetFloat8(FirstValue(2, &isnull, epoch));
-		RecsysSpiFreeResult();
-		Exec(psprintf("SELECT pg_catalog.sum(e.lam OPERATOR(pg_catalog.*) recsys.dot(t.v, t.v))"
-					  " FROM %sxu t JOIN %seu e ON e.id OPERATOR(pg_catalog.=) t.id", pre, pre),
-			 0, NULL, NULL, SPI_OK_SELECT);
-		l2 = DatumGetFloat8(FirstValue(1, &isnull, epoch));
-		RecsysSpiFreeResult();
-		Exec(psprintf("SELECT pg_catalog.sum(e.lam OPERATOR(pg_catalog.*) recsys.dot(t.v, t.v))"
-					  " FROM %syi t JOIN %sei e ON e.id OPERATOR(pg_catalog.=) t.id", pre, pre),
-			 0, NULL, NULL, SPI_OK_SELECT);
-		l2 += DatumGetFloat8(FirstValue(1, &isnull, epoch));
-		RecsysSpiFreeResult();
+		for (int side = 0; side < 2; side++)
+		{
+			ProgressPhase(side == 0 ? "users" : "items", ep, side == 0 ? run->n_users : run->n_items,
+						  side == 0 ? "users" : "items");
+			Exec(w->truncate[side], 0, NULL, NULL, SPI_OK_UTILITY);
+			if (w->move[side])
+				Exec(w->move[side], 0, NULL, NULL, SPI_OK_INSERT);
+			/* $1 the other side's Gramian, $2 its weight; items: $3, $4 split the objective */
+			args[0] = side == 0 ? g_items : g[0];
+			Exec(w->solve[side], side == 0 ? 2 : 4, types, args, SPI_OK_INSERT);
+			if (w->analyze[side])
+				Exec(w->analyze[side], 0, NULL, NULL, SPI_OK_UTILITY);
+			Exec(w->gramian[side], 0, NULL, NULL, SPI_OK_SELECT);
+			g[side] = FirstValue(1, &isnull, w->epoch);
+			if (side == 1)
+				observed = DatumGetFloat8(FirstValue(2, &isnull, w->epoch));
+			RecsysSpiFreeResult();
+			if (side == 0)
+				ProgressSet(run->n_users);
+		}
+		l2 = SideL2(w, 0);
+		l2 += SideL2(w, 1);
 		ProgressSet(run->n_items);
-		FinishAggregateEpoch(run, ep, g_users, g_items, observed, l2, t0);
-		g_items = NextEpoch(g_items, keep, epoch, context);
+		FinishAggregateEpoch(run, ep, g[0], g[1], observed, l2, t0);
+		g_items = NextEpoch(g[1], w->keep, w->epoch, context);
 	}
+}
 
-	/*
-	 * store: the vectors from the work tables (RETURNING: see WriteVectors),
-	 * in slices of ids: Citus gathers each slice on the coordinator to write
-	 * the reference tables, and its memory grows with the slice
-	 */
-	types[0] = TEXTOID;
-	types[1] = INT4OID;
-	types[2] = INT8OID;
-	types[3] = INT8OID;
+/* store of the local aggregate engine: the models row, the vectors from the work tables */
+static void
+AggregateStoreLocal(TrainRun *run, const AggregateWork *w)
+{
+	Oid			types[2] = {TEXTOID, INT4OID};
+	Datum		args[2];
+	const char *pre = w->pre;
+
+	ProgressPhase("writing", 0, (int64) run->n_users + run->n_items, "vectors");
+	args[0] = CStringGetTextDatum(run->model);
+	args[1] = Int32GetDatum(run->version);
+	StoreModel(run);
+	/* RETURNING: see WriteVectors */
+	Exec(psprintf("INSERT INTO recsys.user_vectors (model, version, id, embedding, seen)"
+				  " SELECT $1, $2, t.id, t.v, s.seen FROM %su t"
+				  " JOIN (SELECT p.u, pg_catalog.array_agg(p.i ORDER BY p.i) AS seen FROM %spairs p GROUP BY p.u) s"
+				  " ON s.u OPERATOR(pg_catalog.=) t.id RETURNING 1", pre, pre), 2, types, args,
+		 SPI_OK_INSERT_RETURNING);
+	RecsysSpiFreeResult();
+	Exec(psprintf("INSERT INTO recsys.item_vectors (model, version, id, embedding)"
+				  " SELECT $1, $2, t.id, t.v FROM %sv t RETURNING 1", pre), 2, types, args,
+		 SPI_OK_INSERT_RETURNING);
+	RecsysSpiFreeResult();
+	ProgressSet((int64) run->n_users + run->n_items);
+}
+
+/*
+ * store of the distributed engine: the vectors from the work tables
+ * (RETURNING: see WriteVectors), in slices of ids: Citus gathers each slice
+ * on the coordinator to write the reference tables, and its memory grows
+ * with the slice; then the final config, weights and metrics of the models
+ * row stored first
+ */
+static void
+AggregateStoreDistributed(TrainRun *run, const AggregateWork *w, MemoryContext context)
+{
+	Oid			types[4] = {TEXTOID, INT4OID, INT8OID, INT8OID};
+	Datum		args[4];
+	const char *pre = w->pre;
+
 	args[0] = CStringGetTextDatum(run->model);
 	args[1] = Int32GetDatum(run->version);
 	ProgressPhase("writing", 0, (int64) run->n_users + run->n_items, "vectors");
@@ -1391,10 +1420,42 @@ EpochsDistributed(TrainRun *run, MemoryContext context)
 				 side == 0 ? "user" : "item");
 	}
 	UpdateModel(run);
-	/* by name: DROP SCHEMA CASCADE would list every table in a NOTICE */
-	Exec(psprintf("DROP TABLE %sraw, %spu, %spi, %seu, %sei, %sxu, %syi, %sru, %sri",
-				  pre, pre, pre, pre, pre, pre, pre, pre, pre), 0, NULL, NULL, SPI_OK_UTILITY);
-	Exec(psprintf("DROP SCHEMA %s", quote_identifier(schema)), 0, NULL, NULL, SPI_OK_UTILITY);
+}
+
+/*
+ * epochs and store of als on the aggregate engine: the recsys.als_solve
+ * aggregate over SQL work tables, local (pg_temp) or, over a Citus
+ * distributed table, distributed (the solves run on the workers); one
+ * epoch body for both
+ */
+static void
+EpochsAggregate(TrainRun *run, MemoryContext context)
+{
+	AggregateWork w;
+	Datum		g_items;
+
+	memset(&w, 0, sizeof(w));
+	w.epoch = AllocSetContextCreate(CurrentMemoryContext, "recsys train epoch", ALLOCSET_DEFAULT_SIZES);
+	w.keep = AllocSetContextCreate(CurrentMemoryContext, "recsys train gramian", ALLOCSET_DEFAULT_SIZES);
+	run->item_gramian = palloc0(sizeof(double) * run->dim * run->dim);
+	if (run->distributed)
+		AggregateSetupDistributed(run, &w, context);
+	else
+		AggregateSetupLocal(run, &w);
+
+	/* the same initial item vectors as the memory engine (on the workers when distributed) */
+	g_items = SeedItemVectors(run, psprintf("%s%s", w.pre, run->distributed ? "yi" : "v"),
+							  psprintf("%s%s", w.pre, run->distributed ? "ei" : "items"),
+							  !run->distributed, w.keep);
+	AggregateEpochs(run, &w, g_items, context);
+
+	if (run->distributed)
+		AggregateStoreDistributed(run, &w, context);
+	else
+		AggregateStoreLocal(run, &w);
+	Exec(w.drop, 0, NULL, NULL, SPI_OK_UTILITY);
+	if (w.schema)
+		Exec(psprintf("DROP SCHEMA %s", quote_identifier(w.schema)), 0, NULL, NULL, SPI_OK_UTILITY);
 }
 
 PG_FUNCTION_INFO_V1(train_embeddings);
@@ -1479,11 +1540,6 @@ train_embeddings(PG_FUNCTION_ARGS)
 			ProgressPhase("writing", 0, (int64) data.n_users + data.n_items, "vectors");
 			WriteVectors(&run, &data, true, x);
 			WriteVectors(&run, &data, false, y);
-		}
-		else if (run.distributed)
-		{
-			run.engine = TRAIN_ENGINE_AGGREGATE;
-			EpochsDistributed(&run, context);
 		}
 		else
 		{
