@@ -49,6 +49,7 @@
 #include "embeddings/ease_train.h"
 #include "kernel/ease.h"
 #include "store/arrays.h"
+#include "store/model_row.h"
 #include "store/progress.h"
 
 /* Floats of B written per INSERT */
@@ -111,8 +112,6 @@ AppendString(StringInfo s, const char *key, const char *value)
 static void
 StoreEaseModel(const EaseTrainArgs *a, const Interactions *data, const char *metrics)
 {
-	Oid			types[4] = {TEXTOID, INT4OID, TEXTOID, TEXTOID};
-	Datum		args[4];
 	StringInfoData c;
 
 	initStringInfo(&c);
@@ -138,15 +137,7 @@ StoreEaseModel(const EaseTrainArgs *a, const Interactions *data, const char *met
 					 ", \"n_rows\": " INT64_FORMAT "}",
 					 data->n_users, data->n_items, data->nnz, data->n_rows);
 
-	args[0] = CStringGetTextDatum(a->model);
-	args[1] = Int32GetDatum(a->version);
-	args[2] = CStringGetTextDatum(c.data);
-	args[3] = CStringGetTextDatum(metrics);
-	if (SPI_execute_with_args("INSERT INTO recsys.models (name, version, kind, config, weights, metrics)"
-							  " VALUES ($1, $2, 'embeddings', CAST($3 AS pg_catalog.jsonb), NULL,"
-							  " CAST($4 AS pg_catalog.jsonb))",
-							  4, types, args, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "storing model \"%s\" failed", a->model);
+	ModelRowWrite(a->model, a->version, "embeddings", c.data, NULL, metrics, false);
 }
 
 /*

@@ -49,7 +49,9 @@
 #include "store/arrays.h"
 #include "embeddings/init.h"
 #include "embeddings/interactions.h"
+#include "embeddings/vector_rows.h"
 #include "kernel/linalg.h"
+#include "store/model_row.h"
 #include "store/model_store.h"
 #include "store/progress.h"
 #include "settings.h"
@@ -118,8 +120,6 @@ typedef struct TrainRun
 	MemoryContext spi_context;	/* SPI's procedure context of the run */
 } TrainRun;
 
-static void StoreModel(TrainRun *run);
-static void UpdateModel(TrainRun *run);
 
 /* Get the seconds since a start time */
 static double
@@ -471,103 +471,21 @@ EpochsMemory(TrainRun *run, const Interactions *data, float *x, float *y)
 	pfree(s.entity_loss);
 }
 
-/*
- * Write the vectors of one side in blocks; users also get their seen items.
- * RETURNING keeps every store write an INSERT on Citus too, which would
- * otherwise run INSERT .. SELECT into a reference table as a COPY, and
- * PostgreSQL refuses COPY into a table under row-level security.
- */
+/* store: the user vectors (with their seen items), then the item vectors, of the loaded ids */
 static void
-WriteVectors(const TrainRun *run, const Interactions *data, bool users, const float *x)
+WriteVectors(const TrainRun *run, const Interactions *data, const float *x, const float *y)
 {
-	int			k = run->dim;
-	int32		n = users ? data->n_users : data->n_items;
-	const int64 *ids = users ? data->user_ids : data->item_ids;
-	const char *sql = users ?
-		"INSERT INTO recsys.user_vectors (model, version, id, embedding, seen)"
-		" SELECT $1, $2, $3[g], $4[$5[g]:$6[g]], $7[$8[g]:$9[g]]"
-		" FROM pg_catalog.generate_series(1, $10) g RETURNING 1" :
-		"INSERT INTO recsys.item_vectors (model, version, id, embedding)"
-		" SELECT $1, $2, $3[g], $4[$5[g]:$6[g]]"
-		" FROM pg_catalog.generate_series(1, $7) g RETURNING 1";
-	Oid			types[10] = {TEXTOID, INT4OID, INT8ARRAYOID, FLOAT4ARRAYOID, INT4ARRAYOID,
-	INT4ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4OID};
-	int			nargs = users ? 10 : 7;
-	SPIPlanPtr	plan;
-	int			guc_level;
-	MemoryContext block = AllocSetContextCreate(CurrentMemoryContext, "recsys vectors",
-												ALLOCSET_DEFAULT_SIZES);
+	VectorRows	w = {run->model, run->version, true, run->dim, data->n_users, data->user_ids, x,
+	data, TRAIN_WRITE_ROWS, 0};
 
-	if (!users)
-		types[6] = INT4OID;
-	/*
-	 * Long rows (a heavy user's seen items) are compressed as they are
-	 * written: with lz4 where the server has it, not pglz, which took about
-	 * 40% of the write (20M interactions: 138k users, 145 seen items each on
-	 * average).  Restored when the write ends (an error restores it too).
-	 */
-	guc_level = NewGUCNestLevel();
-	(void) set_config_option("default_toast_compression", "lz4", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, DEBUG1, false);
-	plan = SPI_prepare(sql, nargs, types);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-	for (int32 r0 = 0; r0 < n; r0 += TRAIN_WRITE_ROWS)
-	{
-		MemoryContext old = MemoryContextSwitchTo(block);
-		int			rows = Min(TRAIN_WRITE_ROWS, n - r0);
-		Datum	   *idd = palloc(sizeof(Datum) * rows);
-		Datum	   *lo = palloc(sizeof(Datum) * rows);
-		Datum	   *hi = palloc(sizeof(Datum) * rows);
-		Datum		args[10];
-
-		for (int r = 0; r < rows; r++)
-		{
-			idd[r] = Int64GetDatum(ids[r0 + r]);
-			lo[r] = Int32GetDatum(r * k + 1);
-			hi[r] = Int32GetDatum((r + 1) * k);
-		}
-		args[0] = CStringGetTextDatum(run->model);
-		args[1] = Int32GetDatum(run->version);
-		args[2] = PointerGetDatum(construct_array(idd, rows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		args[3] = PointerGetDatum(FloatsToArray(x + (size_t) r0 * k, rows * k));
-		args[4] = PointerGetDatum(construct_array(lo, rows, INT4OID, 4, true, TYPALIGN_INT));
-		args[5] = PointerGetDatum(construct_array(hi, rows, INT4OID, 4, true, TYPALIGN_INT));
-		if (users)
-		{
-			int64		base = data->user_ptr[r0];
-			int64		end = data->user_ptr[r0 + rows];
-			Datum	   *seen = palloc(sizeof(Datum) * Max(end - base, 1));
-			Datum	   *slo = palloc(sizeof(Datum) * rows);
-			Datum	   *shi = palloc(sizeof(Datum) * rows);
-
-			for (int64 j = base; j < end; j++)
-				seen[j - base] = Int64GetDatum(data->item_ids[data->user_items[j]]);
-			for (int r = 0; r < rows; r++)
-			{
-				slo[r] = Int32GetDatum((int32) (data->user_ptr[r0 + r] - base + 1));
-				shi[r] = Int32GetDatum((int32) (data->user_ptr[r0 + r + 1] - base));
-			}
-			args[6] = PointerGetDatum(construct_array(seen, (int) (end - base), INT8OID, 8,
-													  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-			args[7] = PointerGetDatum(construct_array(slo, rows, INT4OID, 4, true, TYPALIGN_INT));
-			args[8] = PointerGetDatum(construct_array(shi, rows, INT4OID, 4, true, TYPALIGN_INT));
-			args[9] = Int32GetDatum(rows);
-		}
-		else
-			args[6] = Int32GetDatum(rows);
-		MemoryContextSwitchTo(old);
-		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
-			elog(ERROR, "writing %s vectors failed", users ? "user" : "item");
-		RecsysSpiFreeResult();
-		MemoryContextReset(block);
-		ProgressSet((users ? 0 : (int64) data->n_users) + r0 + rows);
-		ProgressTick();
-		CHECK_FOR_INTERRUPTS();
-	}
-	SPI_freeplan(plan);
-	MemoryContextDelete(block);
-	AtEOXact_GUC(true, guc_level);
+	ProgressPhase("writing", 0, (int64) data->n_users + data->n_items, "vectors");
+	VectorRowsWrite(&w);
+	w.users = false;
+	w.n = data->n_items;
+	w.ids = data->item_ids;
+	w.x = y;
+	w.progress_base = data->n_users;
+	VectorRowsWrite(&w);
 }
 
 /* Get the weights of an embeddings model: a safetensors file with item_gramian F64 [k, k] */
@@ -609,9 +527,9 @@ AppendJsonString(StringInfo s, const char *key, const char *value)
 		appendStringInfoString(s, "null");
 }
 
-/* Fill args[2..4] with the models row's config, weights and metrics */
+/* Get the models row's config and metrics (JSON text) */
 static void
-ModelRowValues(TrainRun *run, Datum *args)
+ModelRowValues(TrainRun *run, char **config_json, char **metrics_json)
 {
 	StringInfoData config;
 	StringInfoData metrics;
@@ -667,43 +585,22 @@ ModelRowValues(TrainRun *run, Datum *args)
 						 Max(run->workers, 1), run->mem_scratch);
 	appendStringInfoChar(&metrics, '}');
 
-	args[2] = CStringGetTextDatum(config.data);
-	args[3] = PointerGetDatum(GramianWeights(run));
-	args[4] = CStringGetTextDatum(metrics.data);
+	*config_json = config.data;
+	*metrics_json = metrics.data;
 }
 
-/* store: the models row of the new version (config, weights, metrics) */
+/*
+ * store: the models row of the new version (config, weights, metrics), or
+ * with update the final ones of a models row stored first
+ */
 static void
-StoreModel(TrainRun *run)
+StoreModel(TrainRun *run, bool update)
 {
-	Oid			types[5] = {TEXTOID, INT4OID, TEXTOID, BYTEAOID, TEXTOID};
-	Datum		args[5];
+	char	   *config;
+	char	   *metrics;
 
-	args[0] = CStringGetTextDatum(run->model);
-	args[1] = Int32GetDatum(run->version);
-	ModelRowValues(run, args);
-	if (SPI_execute_with_args("INSERT INTO recsys.models (name, version, kind, config, weights, metrics)"
-							  " VALUES ($1, $2, 'embeddings', CAST($3 AS pg_catalog.jsonb), $4,"
-							  " CAST($5 AS pg_catalog.jsonb))",
-							  5, types, args, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "storing model \"%s\" failed", run->model);
-}
-
-/* store: the final config, weights and metrics of a models row stored first */
-static void
-UpdateModel(TrainRun *run)
-{
-	Oid			types[5] = {TEXTOID, INT4OID, TEXTOID, BYTEAOID, TEXTOID};
-	Datum		args[5];
-
-	args[0] = CStringGetTextDatum(run->model);
-	args[1] = Int32GetDatum(run->version);
-	ModelRowValues(run, args);
-	if (SPI_execute_with_args("UPDATE recsys.models SET config = CAST($3 AS pg_catalog.jsonb), weights = $4,"
-							  " metrics = CAST($5 AS pg_catalog.jsonb)"
-							  " WHERE name OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2",
-							  5, types, args, NULL, false, 0) != SPI_OK_UPDATE || SPI_processed != 1)
-		elog(ERROR, "storing model \"%s\" failed", run->model);
+	ModelRowValues(run, &config, &metrics);
+	ModelRowWrite(run->model, run->version, "embeddings", config, GramianWeights(run), metrics, update);
 }
 
 /* Record the memory of the loaded structures and the factors */
@@ -977,6 +874,8 @@ typedef struct AggregateWork
 {
 	char	   *pre;			/* prefix of the work tables' names */
 	char	   *schema;			/* the schema to drop at the end (distributed), or NULL */
+	char	   *vectors[2];		/* the work tables of each side's vectors (id, v, part) */
+	char	   *entities[2];	/* those of each side's entities (id, n, lam) */
 	char	   *truncate[2];	/* empty a side's work tables before its solves */
 	char	   *move[2];		/* bring the other side's vectors to the pairs, or NULL */
 	char	   *solve[2];		/* one als_solve per entity into the side's vectors */
@@ -989,12 +888,32 @@ typedef struct AggregateWork
 	MemoryContext keep;
 } AggregateWork;
 
+/* Name the work tables: pre followed by the names of each side's vectors and entities */
+static void
+WorkNames(AggregateWork *w, char *pre, const char *xu, const char *yi, const char *eu, const char *ei)
+{
+	w->pre = pre;
+	w->vectors[0] = psprintf("%s%s", pre, xu);
+	w->vectors[1] = psprintf("%s%s", pre, yi);
+	w->entities[0] = psprintf("%s%s", pre, eu);
+	w->entities[1] = psprintf("%s%s", pre, ei);
+}
+
+/* Get the SQL expression of a source row's weight (1 without a weight column) */
+static char *
+WeightExpr(const TrainRun *run)
+{
+	if (run->src.weight_column == NULL)
+		return pstrdup("CAST(1 AS pg_catalog.float8)");
+	return psprintf("CAST(%s AS pg_catalog.float8)", quote_identifier(run->src.weight_column));
+}
+
 /*
  * Set each entity's lambda (l2 * (n + gramian_weight * N_other)^nu) in the
- * entity work tables users and items
+ * entity work tables
  */
 static void
-SetLambdas(const TrainRun *run, const char *users, const char *items)
+SetLambdas(const TrainRun *run, const AggregateWork *w)
 {
 	Oid			types[3] = {FLOAT8OID, FLOAT8OID, FLOAT8OID};
 	Datum		args[3];
@@ -1003,27 +922,41 @@ SetLambdas(const TrainRun *run, const char *users, const char *items)
 	args[2] = Float8GetDatum(run->opts.nu);
 	args[1] = Float8GetDatum(run->gramian_weight * run->n_items);
 	Exec(psprintf("UPDATE %s e SET lam = $1 OPERATOR(pg_catalog.*)"
-				  " pg_catalog.power(e.n OPERATOR(pg_catalog.+) $2, $3)", users),
+				  " pg_catalog.power(e.n OPERATOR(pg_catalog.+) $2, $3)", w->entities[0]),
 		 3, types, args, SPI_OK_UPDATE);
 	args[1] = Float8GetDatum(run->gramian_weight * run->n_users);
 	Exec(psprintf("UPDATE %s e SET lam = $1 OPERATOR(pg_catalog.*)"
-				  " pg_catalog.power(e.n OPERATOR(pg_catalog.+) $2, $3)", items),
+				  " pg_catalog.power(e.n OPERATOR(pg_catalog.+) $2, $3)", w->entities[1]),
 		 3, types, args, SPI_OK_UPDATE);
 }
 
 /*
- * Fill the statements every engine words alike: a side's Gramian and l2
- * sum over its vectors (vectors[side]) and entities (entities[side])
+ * Fill a side's solve: one als_solve per entity (key) over the rows of
+ * from, with args the aggregate's arguments; items also keep each solve's
+ * part of the observed loss
  */
 static void
-CommonStatements(AggregateWork *w, const char *const *vectors, const char *const *entities)
+SolveStatement(AggregateWork *w, int side, const char *key, const char *args, const char *from)
 {
-	w->gramian[0] = psprintf("SELECT recsys.gramian(t.v) FROM %s t", vectors[0]);
-	w->gramian[1] = psprintf("SELECT recsys.gramian(t.v), pg_catalog.sum(t.part) FROM %s t", vectors[1]);
+	if (side == 0)
+		w->solve[0] = psprintf("INSERT INTO %s (id, v) SELECT %s, recsys.als_solve(%s) FROM %s GROUP BY %s",
+							   w->vectors[0], key, args, from, key);
+	else
+		w->solve[1] = psprintf("INSERT INTO %s (id, v, part) SELECT s.i, CAST(s.r[1:$3] AS pg_catalog.float4[]), s.r[$4]"
+							   " FROM (SELECT %s, recsys.als_solve_objective(%s) AS r FROM %s GROUP BY %s) s",
+							   w->vectors[1], key, args, from, key);
+}
+
+/* Fill the statements every engine words alike: a side's Gramian and l2 sum */
+static void
+CommonStatements(AggregateWork *w)
+{
+	w->gramian[0] = psprintf("SELECT recsys.gramian(t.v) FROM %s t", w->vectors[0]);
+	w->gramian[1] = psprintf("SELECT recsys.gramian(t.v), pg_catalog.sum(t.part) FROM %s t", w->vectors[1]);
 	for (int side = 0; side < 2; side++)
 		w->l2[side] = psprintf("SELECT pg_catalog.sum(e.lam OPERATOR(pg_catalog.*) recsys.dot(t.v, t.v))"
 							   " FROM %s t JOIN %s e ON e.id OPERATOR(pg_catalog.=) t.id",
-							   vectors[side], entities[side]);
+							   w->vectors[side], w->entities[side]);
 }
 
 /*
@@ -1038,20 +971,15 @@ AggregateSetupLocal(TrainRun *run, AggregateWork *w)
 	static uint32 calls = 0;
 	char	   *pre = psprintf("pg_temp.recsys_train_%d_%u_", MyProcPid, ++calls);
 	char	   *plain = pre + strlen("pg_temp.");
-	char	   *wexpr = run->src.weight_column ?
-		psprintf("CAST(%s AS pg_catalog.float8)", quote_identifier(run->src.weight_column)) :
-		pstrdup("CAST(1 AS pg_catalog.float8)");
-	const char *vectors[2] = {psprintf("%su", pre), psprintf("%sv", pre)};
-	const char *entities[2] = {psprintf("%susers", pre), psprintf("%sitems", pre)};
 
-	w->pre = pre;
+	WorkNames(w, pre, "u", "v", "users", "items");
 	/* distinct pairs of positive weight; entities with their lambda */
 	Exec(psprintf("CREATE TEMP TABLE %spairs ON COMMIT DROP AS"
 				  " SELECT s.u AS u, s.i AS i, pg_catalog.sum(s.w) AS c"
 				  " FROM (SELECT CAST(%s AS pg_catalog.int8) AS u, CAST(%s AS pg_catalog.int8) AS i,"
 				  " %s AS w FROM %s) s GROUP BY 1, 2 HAVING pg_catalog.sum(s.w) OPERATOR(pg_catalog.>) 0",
 				  plain, quote_identifier(run->src.user_column), quote_identifier(run->src.item_column),
-				  wexpr, run->source_name), 0, NULL, NULL, SPI_OK_UTILITY);
+				  WeightExpr(run), run->source_name), 0, NULL, NULL, SPI_OK_UTILITY);
 	run->nnz = (int64) SPI_processed;
 	Exec(psprintf("CREATE TEMP TABLE %susers ON COMMIT DROP AS"
 				  " SELECT p.u AS id, CAST(pg_catalog.count(*) AS pg_catalog.float8) AS n,"
@@ -1063,7 +991,7 @@ AggregateSetupLocal(TrainRun *run, AggregateWork *w)
 				  " CAST(NULL AS pg_catalog.float8) AS lam FROM %spairs p GROUP BY p.i",
 				  plain, pre), 0, NULL, NULL, SPI_OK_UTILITY);
 	run->n_items = EntityCount(SPI_processed, "item");
-	SetLambdas(run, entities[0], entities[1]);
+	SetLambdas(run, w);
 
 	/*
 	 * Two copies of the pairs, clustered and indexed by each side, each
@@ -1091,17 +1019,14 @@ AggregateSetupLocal(TrainRun *run, AggregateWork *w)
 	/* users from items, then items from users (als_solve per sorted group) */
 	for (int side = 0; side < 2; side++)
 	{
-		w->truncate[side] = psprintf("TRUNCATE %s", vectors[side]);
-		w->analyze[side] = psprintf("ANALYZE %s (id)", vectors[side]);
+		w->truncate[side] = psprintf("TRUNCATE %s", w->vectors[side]);
+		w->analyze[side] = psprintf("ANALYZE %s (id)", w->vectors[side]);
 	}
-	w->solve[0] = psprintf("INSERT INTO %su (id, v) SELECT p.u, recsys.als_solve(t.v, p.c, $1, $2, p.lu)"
-						   " FROM %sby_user p JOIN %sv t ON t.id OPERATOR(pg_catalog.=) p.i GROUP BY p.u",
-						   pre, pre, pre);
-	w->solve[1] = psprintf("INSERT INTO %sv (id, v, part) SELECT s.i, CAST(s.r[1:$3] AS pg_catalog.float4[]), s.r[$4]"
-						   " FROM (SELECT p.i, recsys.als_solve_objective(t.v, p.c, $1, $2, p.li) AS r"
-						   " FROM %sby_item p JOIN %su t ON t.id OPERATOR(pg_catalog.=) p.u GROUP BY p.i) s",
-						   pre, pre, pre);
-	CommonStatements(w, vectors, entities);
+	SolveStatement(w, 0, "p.u", "t.v, p.c, $1, $2, p.lu",
+				   psprintf("%sby_user p JOIN %s t ON t.id OPERATOR(pg_catalog.=) p.i", pre, w->vectors[1]));
+	SolveStatement(w, 1, "p.i", "t.v, p.c, $1, $2, p.li",
+				   psprintf("%sby_item p JOIN %s t ON t.id OPERATOR(pg_catalog.=) p.u", pre, w->vectors[0]));
+	CommonStatements(w);
 	w->drop = psprintf("DROP TABLE %spairs, %susers, %sitems, %sby_user, %sby_item, %su, %sv",
 					   pre, pre, pre, pre, pre, pre, pre);
 }
@@ -1205,13 +1130,9 @@ AggregateSetupDistributed(TrainRun *run, AggregateWork *w, MemoryContext context
 	char	   *pre = psprintf("%s.", quote_identifier(schema));
 	const char *ucol = quote_identifier(run->src.user_column);
 	const char *icol = quote_identifier(run->src.item_column);
-	char	   *wexpr = run->src.weight_column ?
-		psprintf("CAST(%s AS pg_catalog.float8)", quote_identifier(run->src.weight_column)) :
-		pstrdup("CAST(1 AS pg_catalog.float8)");
-	const char *vectors[2] = {psprintf("%sxu", pre), psprintf("%syi", pre)};
-	const char *entities[2] = {psprintf("%seu", pre), psprintf("%sei", pre)};
+	char	   *wexpr = WeightExpr(run);
 
-	w->pre = pre;
+	WorkNames(w, pre, "xu", "yi", "eu", "ei");
 	w->schema = schema;
 
 	/*
@@ -1219,7 +1140,7 @@ AggregateSetupDistributed(TrainRun *run, AggregateWork *w, MemoryContext context
 	 * others reference once a parallel operation ran in the transaction.
 	 * Its weights and metrics are updated at the end.
 	 */
-	StoreModel(run);
+	StoreModel(run, false);
 	/* the schema before any parallel operation too (Citus's rule for schema DDL) */
 	Exec(psprintf("CREATE SCHEMA %s", quote_identifier(schema)), 0, NULL, NULL, SPI_OK_UTILITY);
 	DistributedChecks(run, ucol, icol, wexpr, context);
@@ -1253,24 +1174,21 @@ AggregateSetupDistributed(TrainRun *run, AggregateWork *w, MemoryContext context
 	run->nnz = CountValue(1, context);
 	run->n_users = EntityCount((uint64) CountValue(2, context), "user");
 	run->n_items = EntityCount((uint64) CountValue(3, context), "item");
-	SetLambdas(run, entities[0], entities[1]);
+	SetLambdas(run, w);
 
 	/* item vectors to the pairs by user (repartitioned), then per-user solves */
 	w->truncate[0] = psprintf("TRUNCATE %sru, %sxu", pre, pre);
 	w->move[0] = psprintf("INSERT INTO %sru (u, c, v) SELECT p.u, p.c, t.v FROM %spi p JOIN %syi t"
 						  " ON t.id OPERATOR(pg_catalog.=) p.i", pre, pre, pre);
-	w->solve[0] = psprintf("INSERT INTO %sxu (id, v) SELECT r.u, recsys.als_solve(r.v, r.c, $1, $2, e.lam)"
-						   " FROM %sru r JOIN %seu e ON e.id OPERATOR(pg_catalog.=) r.u GROUP BY r.u",
-						   pre, pre, pre);
+	SolveStatement(w, 0, "r.u", "r.v, r.c, $1, $2, e.lam",
+				   psprintf("%sru r JOIN %s e ON e.id OPERATOR(pg_catalog.=) r.u", pre, w->entities[0]));
 	/* user vectors to the pairs by item, then per-item solves with their observed loss */
 	w->truncate[1] = psprintf("TRUNCATE %sri, %syi", pre, pre);
 	w->move[1] = psprintf("INSERT INTO %sri (i, c, v) SELECT p.i, p.c, t.v FROM %spu p JOIN %sxu t"
 						  " ON t.id OPERATOR(pg_catalog.=) p.u", pre, pre, pre);
-	w->solve[1] = psprintf("INSERT INTO %syi (id, v, part) SELECT s.i, CAST(s.r[1:$3] AS pg_catalog.float4[]), s.r[$4]"
-						   " FROM (SELECT r.i, recsys.als_solve_objective(r.v, r.c, $1, $2, e.lam) AS r"
-						   " FROM %sri r JOIN %sei e ON e.id OPERATOR(pg_catalog.=) r.i GROUP BY r.i) s",
-						   pre, pre, pre);
-	CommonStatements(w, vectors, entities);
+	SolveStatement(w, 1, "r.i", "r.v, r.c, $1, $2, e.lam",
+				   psprintf("%sri r JOIN %s e ON e.id OPERATOR(pg_catalog.=) r.i", pre, w->entities[1]));
+	CommonStatements(w);
 	/* by name: DROP SCHEMA CASCADE would list every table in a NOTICE */
 	w->drop = psprintf("DROP TABLE %sraw, %spu, %spi, %seu, %sei, %sxu, %syi, %sru, %sri",
 					   pre, pre, pre, pre, pre, pre, pre, pre, pre);
@@ -1355,8 +1273,8 @@ AggregateStoreLocal(TrainRun *run, const AggregateWork *w)
 	ProgressPhase("writing", 0, (int64) run->n_users + run->n_items, "vectors");
 	args[0] = CStringGetTextDatum(run->model);
 	args[1] = Int32GetDatum(run->version);
-	StoreModel(run);
-	/* RETURNING: see WriteVectors */
+	StoreModel(run, false);
+	/* RETURNING: see vector_rows.c */
 	Exec(psprintf("INSERT INTO recsys.user_vectors (model, version, id, embedding, seen)"
 				  " SELECT $1, $2, t.id, t.v, s.seen FROM %su t"
 				  " JOIN (SELECT p.u, pg_catalog.array_agg(p.i ORDER BY p.i) AS seen FROM %spairs p GROUP BY p.u) s"
@@ -1372,7 +1290,7 @@ AggregateStoreLocal(TrainRun *run, const AggregateWork *w)
 
 /*
  * store of the distributed engine: the vectors from the work tables
- * (RETURNING: see WriteVectors), in slices of ids: Citus gathers each slice
+ * (RETURNING: see vector_rows.c), in slices of ids: Citus gathers each slice
  * on the coordinator to write the reference tables, and its memory grows
  * with the slice; then the final config, weights and metrics of the models
  * row stored first
@@ -1419,7 +1337,7 @@ AggregateStoreDistributed(TrainRun *run, const AggregateWork *w, MemoryContext c
 			elog(ERROR, "wrote " INT64_FORMAT " of " INT64_FORMAT " %s vectors", written, n,
 				 side == 0 ? "user" : "item");
 	}
-	UpdateModel(run);
+	StoreModel(run, true);
 }
 
 /*
@@ -1444,9 +1362,7 @@ EpochsAggregate(TrainRun *run, MemoryContext context)
 		AggregateSetupLocal(run, &w);
 
 	/* the same initial item vectors as the memory engine (on the workers when distributed) */
-	g_items = SeedItemVectors(run, psprintf("%s%s", w.pre, run->distributed ? "yi" : "v"),
-							  psprintf("%s%s", w.pre, run->distributed ? "ei" : "items"),
-							  !run->distributed, w.keep);
+	g_items = SeedItemVectors(run, w.vectors[1], w.entities[1], !run->distributed, w.keep);
 	AggregateEpochs(run, &w, g_items, context);
 
 	if (run->distributed)
@@ -1536,10 +1452,8 @@ train_embeddings(PG_FUNCTION_ARGS)
 
 			run.engine = TRAIN_ENGINE_MEMORY;
 			EpochsMemory(&run, &data, x, y);
-			StoreModel(&run);
-			ProgressPhase("writing", 0, (int64) data.n_users + data.n_items, "vectors");
-			WriteVectors(&run, &data, true, x);
-			WriteVectors(&run, &data, false, y);
+			StoreModel(&run, false);
+			WriteVectors(&run, &data, x, y);
 		}
 		else
 		{
@@ -1566,10 +1480,8 @@ train_embeddings(PG_FUNCTION_ARGS)
 		run.item_gramian = palloc(sizeof(double) * run.dim * run.dim);
 		AlsGramian(y, data.n_items, run.dim, run.item_gramian,
 				   palloc(sizeof(double) * ALS_CHUNK_ROWS * run.dim));
-		StoreModel(&run);
-		ProgressPhase("writing", 0, (int64) data.n_users + data.n_items, "vectors");
-		WriteVectors(&run, &data, true, x);
-		WriteVectors(&run, &data, false, y);
+		StoreModel(&run, false);
+		WriteVectors(&run, &data, x, y);
 	}
 	FinishVersion(&run);
 

@@ -42,10 +42,12 @@
 #include "utils/memutils.h"
 
 #include "embeddings/interactions.h"
+#include "embeddings/vector_rows.h"
 #include "kernel/rng.h"
 #include "kernel/topk.h"
 #include "settings.h"
 #include "store/arrays.h"
+#include "store/model_row.h"
 #include "store/model_store.h"
 #include "store/safetensors.h"
 #include "store/spi_safe.h"
@@ -829,120 +831,6 @@ TowerJson(StringInfo s, const TwoTowerConfig *cfg, int side, const FeatureSpec *
 	appendStringInfo(s, "], \"activation\": \"%s\"}", activation_words[cfg->activation[side]]);
 }
 
-/* Insert the models row */
-static void
-StoreModelRow(TwoTowerRun *run, const char *config, bytea *weights, const char *metrics)
-{
-	Oid			types[5] = {TEXTOID, INT4OID, TEXTOID, BYTEAOID, TEXTOID};
-	Datum		args[5];
-
-	args[0] = CStringGetTextDatum(run->model);
-	args[1] = Int32GetDatum(run->version);
-	args[2] = CStringGetTextDatum(config);
-	args[3] = PointerGetDatum(weights);
-	args[4] = CStringGetTextDatum(metrics);
-	if (SPI_execute_with_args("INSERT INTO recsys.models (name, version, kind, config, weights, metrics)"
-							  " VALUES ($1, $2, 'embeddings', CAST($3 AS pg_catalog.jsonb), $4,"
-							  " CAST($5 AS pg_catalog.jsonb))",
-							  5, types, args, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "storing model \"%s\" failed", run->model);
-}
-
-/* Write the vectors of one side: every row of its feature table (users: with their training items) */
-static void
-WriteVectors(const TwoTowerRun *run, bool users, const int64 *ids, int64 n, const float *x,
-			 const Interactions *data, const TwoTowerTable *table)
-{
-	int			k = run->cfg.dim;
-	const char *sql = users ?
-		"INSERT INTO recsys.user_vectors (model, version, id, embedding, seen)"
-		" SELECT $1, $2, $3[g], $4[$5[g]:$6[g]], $7[$8[g]:$9[g]]"
-		" FROM pg_catalog.generate_series(1, $10) g" :
-		"INSERT INTO recsys.item_vectors (model, version, id, embedding)"
-		" SELECT $1, $2, $3[g], $4[$5[g]:$6[g]]"
-		" FROM pg_catalog.generate_series(1, $7) g";
-	Oid			types[10] = {TEXTOID, INT4OID, INT8ARRAYOID, FLOAT4ARRAYOID, INT4ARRAYOID,
-	INT4ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4OID};
-	int			nargs = users ? 10 : 7;
-	SPIPlanPtr	plan;
-	MemoryContext block = AllocSetContextCreate(CurrentMemoryContext, "recsys two_tower vectors",
-												ALLOCSET_DEFAULT_SIZES);
-
-	if (!users)
-		types[6] = INT4OID;
-	plan = SPI_prepare(sql, nargs, types);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-	for (int64 r0 = 0; r0 < n; r0 += TT_WRITE_ROWS)
-	{
-		MemoryContext old = MemoryContextSwitchTo(block);
-		int			rows = (int) Min((int64) TT_WRITE_ROWS, n - r0);
-		Datum	   *idd = palloc(sizeof(Datum) * rows);
-		Datum	   *lo = palloc(sizeof(Datum) * rows);
-		Datum	   *hi = palloc(sizeof(Datum) * rows);
-		Datum		args[10];
-
-		for (int r = 0; r < rows; r++)
-		{
-			idd[r] = Int64GetDatum(ids[r0 + r]);
-			lo[r] = Int32GetDatum(r * k + 1);
-			hi[r] = Int32GetDatum((r + 1) * k);
-		}
-		args[0] = CStringGetTextDatum(run->model);
-		args[1] = Int32GetDatum(run->version);
-		args[2] = PointerGetDatum(construct_array(idd, rows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		args[3] = PointerGetDatum(FloatsToArray(x + (size_t) r0 * k, rows * k));
-		args[4] = PointerGetDatum(construct_array(lo, rows, INT4OID, 4, true, TYPALIGN_INT));
-		args[5] = PointerGetDatum(construct_array(hi, rows, INT4OID, 4, true, TYPALIGN_INT));
-		if (users)
-		{
-			Datum	   *slo = palloc(sizeof(Datum) * rows);
-			Datum	   *shi = palloc(sizeof(Datum) * rows);
-			int			nseen = 0,
-						cap = 64;
-			Datum	   *seen = palloc(sizeof(Datum) * cap);
-
-			for (int r = 0; r < rows; r++)
-			{
-				int64	   *at = bsearch(&ids[r0 + r], data->user_ids, data->n_users, sizeof(int64),
-										 CompareInt64);
-
-				slo[r] = Int32GetDatum(nseen + 1);
-				if (at)
-				{
-					int32		u = (int32) (at - data->user_ids);
-
-					for (int64 j = data->user_ptr[u]; j < data->user_ptr[u + 1]; j++)
-					{
-						if (nseen == cap)
-						{
-							cap *= 2;
-							seen = repalloc(seen, sizeof(Datum) * cap);
-						}
-						seen[nseen++] = Int64GetDatum(data->item_ids[data->user_items[j]]);
-					}
-				}
-				shi[r] = Int32GetDatum(nseen);
-			}
-			args[6] = PointerGetDatum(construct_array(seen, nseen, INT8OID, 8, FLOAT8PASSBYVAL,
-													  TYPALIGN_DOUBLE));
-			args[7] = PointerGetDatum(construct_array(slo, rows, INT4OID, 4, true, TYPALIGN_INT));
-			args[8] = PointerGetDatum(construct_array(shi, rows, INT4OID, 4, true, TYPALIGN_INT));
-			args[9] = Int32GetDatum(rows);
-		}
-		else
-			args[6] = Int32GetDatum(rows);
-		MemoryContextSwitchTo(old);
-		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "writing %s vectors failed", users ? "user" : "item");
-		MemoryContextReset(block);
-		CHECK_FOR_INTERRUPTS();
-	}
-	SPI_freeplan(plan);
-	MemoryContextDelete(block);
-	(void) table;
-}
-
 /* Get a name argument as a C string, raising an error for NULL */
 static char *
 NameArg(FunctionCallInfo fcinfo, int arg, const char *what)
@@ -1394,10 +1282,17 @@ StoreVersion(TwoTowerWork *w)
 		if (cfg->patience > 0)
 			appendStringInfo(&metrics, ", \"best_epoch\": %d", w->run.best_epoch);
 		appendStringInfoChar(&metrics, '}');
-		StoreModelRow(&w->run, config.data, TowerWeights(&w->trainer, w->spec, tt_json.data), metrics.data);
+		ModelRowWrite(w->run.model, w->run.version, "embeddings", config.data,
+					  TowerWeights(&w->trainer, w->spec, tt_json.data), metrics.data, false);
 		MemoryContextSwitchTo(w->context);
-		WriteVectors(&w->run, true, w->tables[0].ids, w->nvec[0], x[0], &w->data, &w->tables[0]);
-		WriteVectors(&w->run, false, w->tables[1].ids, w->nvec[1], x[1], &w->data, &w->tables[1]);
+		/* every row of each feature table; users with their training items */
+		for (int side = 0; side < 2; side++)
+		{
+			VectorRows	rows = {w->run.model, w->run.version, side == 0, cfg->dim, w->nvec[side],
+			w->tables[side].ids, x[side], &w->data, TT_WRITE_ROWS, side == 0 ? 0 : w->nvec[0]};
+
+			VectorRowsWrite(&rows);
+		}
 	}
 }
 
