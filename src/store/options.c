@@ -1,10 +1,10 @@
 /*
  * store/options.c
  *		The one parser of trainers' JSON options (train_embeddings,
- *		train_mmoe): a JSON object checked key by key against the trainer's
- *		table (src/embeddings/train_options.c, src/mmoe/train.c), every value
- *		against its type and range, defaults filled in.  One wording of the
- *		errors for every trainer.
+ *		train_mmoe, train_two_tower): a JSON object checked key by key against
+ *		the trainer's table (src/embeddings/train_options.c, src/mmoe/train.c,
+ *		src/twotower/train.c), every value against its type and range,
+ *		defaults filled in.  One wording of the errors for every trainer.
  */
 #include "postgres.h"
 
@@ -22,7 +22,8 @@
 const char *
 OptionTypeName(OptionType type)
 {
-	static const char *const names[] = {"integer", "integer", "number", "word", "boolean", "numbers"};
+	static const char *const names[] = {"integer", "integer", "number", "word", "boolean", "numbers",
+	"integers", "object"};
 
 	return names[type];
 }
@@ -45,7 +46,7 @@ RangeHint(const OptionDef *d)
 {
 	if (d->type == OPT_INT64)
 		return pstrdup("Use an integer.");
-	if (d->type == OPT_INTEGER)
+	if (d->type == OPT_INTEGER || d->type == OPT_INTEGERS)
 		return psprintf("Use an integer from %g to %g.", d->min, d->max);
 	if (d->min_open && d->min == 0.0 && d->max >= 1e6)
 		return pstrdup("Use a positive number.");
@@ -77,10 +78,11 @@ JsonTypeName(const JsonbValue *v)
 
 /*
  * Get a number (a JSON number in the option's range, an integer unless the
- * option is OPT_NUMBER or OPT_NUMBERS) and append its JSON text to json
+ * option is OPT_NUMBER or OPT_NUMBERS) and append its JSON text to json;
+ * name is the option's name in errors
  */
 static double
-OptionNumber(const OptionDef *d, const JsonbValue *v, StringInfo json)
+OptionNumber(const OptionDef *d, const char *name, const JsonbValue *v, StringInfo json)
 {
 	char	   *text;
 	double		x;
@@ -88,7 +90,7 @@ OptionNumber(const OptionDef *d, const JsonbValue *v, StringInfo json)
 	if (v->type != jbvNumeric)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" must be a number, not %s", d->name, JsonTypeName(v))));
+				 errmsg("option \"%s\" must be a number, not %s", name, JsonTypeName(v))));
 	text = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
 	x = numeric_is_nan(v->val.numeric) ? NAN :
 		DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
@@ -96,15 +98,18 @@ OptionNumber(const OptionDef *d, const JsonbValue *v, StringInfo json)
 		(d->type != OPT_NUMBER && d->type != OPT_NUMBERS && x != trunc(x)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" is out of range: %s", d->name, text),
+				 errmsg("option \"%s\" is out of range: %s", name, text),
 				 errhint("%s", RangeHint(d))));
 	appendStringInfoString(json, text);
 	return x;
 }
 
-/* Check one value against its definition and store it at field; appends it to json */
+/*
+ * Check one value against its definition and store it at field; appends it
+ * to json; name is the option's name in errors
+ */
 static void
-SetOption(const OptionDef *d, const JsonbValue *v, char *field, StringInfo json)
+SetOption(const OptionDef *d, const char *name, const JsonbValue *v, char *field, StringInfo json)
 {
 	switch (d->type)
 	{
@@ -120,17 +125,18 @@ SetOption(const OptionDef *d, const JsonbValue *v, char *field, StringInfo json)
 					}
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("option \"%s\" must be one of %s", d->name, WordList(d->words))));
+					 errmsg("option \"%s\" must be one of %s", name, WordList(d->words))));
 			break;
 		case OPT_BOOL:
 			if (v->type != jbvBool)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("option \"%s\" must be true or false, not %s", d->name, JsonTypeName(v))));
+						 errmsg("option \"%s\" must be true or false, not %s", name, JsonTypeName(v))));
 			*(bool *) field = v->val.boolean;
 			appendStringInfoString(json, v->val.boolean ? "true" : "false");
 			break;
 		case OPT_NUMBERS:
+		case OPT_INTEGERS:
 			{
 				OptionNumbers *nums = (OptionNumbers *) field;
 				JsonbContainer *arr;
@@ -140,33 +146,40 @@ SetOption(const OptionDef *d, const JsonbValue *v, char *field, StringInfo json)
 					ereport(ERROR,
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							 errmsg("option \"%s\" must be an array of numbers, not %s",
-									d->name, JsonTypeName(v))));
+									name, JsonTypeName(v))));
 				arr = v->val.binary.data;
 				n = JsonContainerSize(arr);
 				if (n > OPTION_MAX_NUMBERS)
 					ereport(ERROR,
 							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 							 errmsg("option \"%s\" has %d numbers, more than %d",
-									d->name, n, OPTION_MAX_NUMBERS)));
+									name, n, OPTION_MAX_NUMBERS)));
 				appendStringInfoChar(json, '[');
 				for (int i = 0; i < n; i++)
 				{
 					if (i > 0)
 						appendStringInfoString(json, ", ");
-					nums->x[i] = OptionNumber(d, getIthJsonbValueFromContainer(arr, i), json);
+					nums->x[i] = OptionNumber(d, name, getIthJsonbValueFromContainer(arr, i), json);
 				}
 				appendStringInfoChar(json, ']');
 				nums->n = n;
 			}
 			break;
 		case OPT_INT64:
-			*(int64 *) field = (int64) OptionNumber(d, v, json);
+			*(int64 *) field = (int64) OptionNumber(d, name, v, json);
 			break;
 		case OPT_INTEGER:
-			*(int *) field = (int) OptionNumber(d, v, json);
+			*(int *) field = (int) OptionNumber(d, name, v, json);
 			break;
 		case OPT_NUMBER:
-			*(double *) field = OptionNumber(d, v, json);
+			*(double *) field = OptionNumber(d, name, v, json);
+			break;
+		case OPT_OBJECT:
+			if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"%s\" must be an object, not %s", name, JsonTypeName(v))));
+			*(Jsonb **) field = JsonbValueToJsonb((JsonbValue *) v);
 			break;
 	}
 }
@@ -189,7 +202,7 @@ UnknownOption(const OptionTable *table, int scope, const char *owner, const char
 		appendStringInfo(&names, "%s%s", t > 0 ? ", " : "", sorted[t]);
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown option \"%s\" for %s", key, owner_phrase),
+			 errmsg("unknown option \"%s%s\" for %s", table->prefix ? table->prefix : "", key, owner_phrase),
 			 errhint("Options of %s: %s.", owner, names.data)));
 }
 
@@ -200,7 +213,9 @@ UnknownOption(const OptionTable *table, int scope, const char *owner, const char
  * out holds when not given.  Errors name the trainer: "unknown option for
  * <owner_phrase>", "Options of <owner>".  given (table->ndefs entries, or
  * NULL) says which were given; json (or NULL) gets the resolved options as
- * a JSON object, in table order.
+ * a JSON object, in table order, less the unlisted ones and the objects (an
+ * object is the trainer's to read, e.g. with a table of its own whose
+ * prefix names it in errors).
  */
 void
 OptionsParse(const OptionTable *table, int scope, const char *owner, const char *owner_phrase,
@@ -208,6 +223,7 @@ OptionsParse(const OptionTable *table, int scope, const char *owner, const char 
 {
 	JsonbValue **values = palloc0(sizeof(JsonbValue *) * table->ndefs);
 	StringInfoData discard;
+	StringInfoData unlisted;
 	int			start;
 
 	if (options != NULL)
@@ -251,31 +267,38 @@ OptionsParse(const OptionTable *table, int scope, const char *owner, const char 
 		initStringInfo(&discard);
 		json = &discard;
 	}
+	initStringInfo(&unlisted);
 	start = json->len;
 	appendStringInfoChar(json, '{');
 	for (int o = 0; o < table->ndefs; o++)
 	{
 		const OptionDef *d = &table->defs[o];
+		const char *name = table->prefix ? psprintf("%s%s", table->prefix, d->name) : d->name;
+		/* options the resolved JSON leaves out are checked all the same */
+		StringInfo	to = d->unlisted || d->type == OPT_OBJECT ? &unlisted : json;
 		JsonbValue	dv;
 
 		if (given)
 			given[o] = values[o] != NULL;
 		if (!(d->scopes & scope) || (values[o] == NULL && d->def == NULL))
 			continue;
-		if (json->len > start + 1)
-			appendStringInfoString(json, ", ");
-		escape_json(json, d->name);
-		appendStringInfoString(json, ": ");
+		if (to == json)
+		{
+			if (json->len > start + 1)
+				appendStringInfoString(json, ", ");
+			escape_json(json, d->name);
+			appendStringInfoString(json, ": ");
+		}
 		if (values[o] == NULL)
 		{
 			Jsonb	   *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(d->def)));
 
 			if (!JsonbExtractScalar(&jb->root, &dv))
 				elog(ERROR, "default of option \"%s\" is not a scalar", d->name);
-			SetOption(d, &dv, (char *) out + d->offset, json);
+			SetOption(d, name, &dv, (char *) out + d->offset, to);
 		}
 		else
-			SetOption(d, values[o], (char *) out + d->offset, json);
+			SetOption(d, name, values[o], (char *) out + d->offset, to);
 	}
 	appendStringInfoChar(json, '}');
 }

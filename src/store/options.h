@@ -19,7 +19,9 @@ typedef enum OptionType
 	OPT_NUMBER,					/* stored as double */
 	OPT_WORD,					/* stored as int: the index of the word */
 	OPT_BOOL,					/* stored as bool */
-	OPT_NUMBERS					/* stored as OptionNumbers: an array, each number in range */
+	OPT_NUMBERS,				/* stored as OptionNumbers: an array, each number in range */
+	OPT_INTEGERS,				/* stored as OptionNumbers: an array, each an integer in range */
+	OPT_OBJECT					/* stored as Jsonb *: a JSON object the trainer reads itself */
 } OptionType;
 
 /* The most numbers an OPT_NUMBERS option holds */
@@ -43,6 +45,7 @@ typedef struct OptionDef
 	const char *const *words;	/* OPT_WORD: the allowed words, NULL-terminated */
 	size_t		offset;			/* where the settings struct keeps it */
 	const char *description;
+	bool		unlisted;		/* not in the resolved options' JSON (the store's, e.g. promote) */
 } OptionDef;
 
 /* A trainer's options */
@@ -50,6 +53,7 @@ typedef struct OptionTable
 {
 	const OptionDef *defs;
 	int			ndefs;
+	const char *prefix;			/* put before each name in errors (an object inside a config: "item."), or NULL */
 } OptionTable;
 
 extern void OptionsParse(const OptionTable *table, int scope, const char *owner,
