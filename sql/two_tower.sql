@@ -62,6 +62,7 @@ SELECT pg_temp.run($$'tw', 'tw_train', 'tw_users', 'tw_items', (SELECT c || '{"i
 SELECT pg_temp.run($$'tw', 'tw_train', 'tw_users', 'tw_items', (SELECT c || '{"item": {"id_dim": 2, "layers": [4]}}' FROM cfg)$$);
 SELECT pg_temp.run($$'tw', 'tw_train', 'tw_users', 'tw_items', (SELECT c || '{"item": {"id_dim": -1}}' FROM cfg)$$);
 SELECT pg_temp.run($$'tw', 'tw_train', 'tw_users', 'tw_items', (SELECT c || '{"item": {"id_dim": 2, "hidden": [0]}}' FROM cfg)$$);
+SELECT pg_temp.run($$'tw', 'tw_train', 'tw_users', 'tw_items', (SELECT c || '{"item": {"id_dim": 2, "hidden": [1.5]}}' FROM cfg)$$);
 SELECT pg_temp.run($$'tw', 'tw_train', 'tw_users', 'tw_items', (SELECT c || '{"item": {"id_dim": 2, "hidden": [1,1,1,1,1,1,1,1,1]}}' FROM cfg)$$);
 SELECT pg_temp.run($$'tw', 'tw_train', 'tw_users', 'tw_items', (SELECT c || '{"item": {"id_dim": 2, "activation": "gelu"}}' FROM cfg)$$);
 SELECT pg_temp.run($$'tw', 'tw_train', 'tw_users', 'tw_items', (SELECT c || '{"item": {"features": ["genre"]}}' FROM cfg)$$);

@@ -106,7 +106,7 @@ SELECT ok((SELECT (metrics ->> 'best_epoch')::int BETWEEN 1 AND (metrics ->> 'ep
 
 -- 6. errors, before any work
 SELECT throws_ok($$SELECT * FROM recsys.train_two_tower('e', 'tt_train', 'tt_users', 'tt_items', pg_temp.cfg('sogram', '{"lr": 1}'))$$,
-	'22023', 'two-tower config: "lr" is not an option', 'an unknown option is an error');
+	'22023', 'unknown option "lr" for train_two_tower', 'an unknown option is an error');
 SELECT throws_ok($$SELECT * FROM recsys.train_two_tower('e', 'tt_train', 'tt_users', 'tt_items', pg_temp.cfg('sogram', '{"patience": 2}'))$$,
 	'22023', 'two-tower config: "patience" needs a validation relation', 'patience without validation is an error');
 SELECT throws_ok($$SELECT * FROM recsys.train_two_tower('e', 'tt_train', 'tt_users', (SELECT 'tt_items'::regclass WHERE false) , pg_temp.cfg('sogram'))$$,

@@ -49,6 +49,7 @@
 #include "store/arrays.h"
 #include "store/model_row.h"
 #include "store/model_store.h"
+#include "store/options.h"
 #include "store/safetensors.h"
 #include "store/spi_safe.h"
 #include "twotower/twotower.h"
@@ -90,34 +91,13 @@ typedef struct TwoTowerConfig
 	int			patience;
 	bool		promote;		/* the store's (finish_model_version), not the model's */
 	/* per tower: user 0, item 1 */
+	Jsonb	   *tower[2];		/* its object in the config */
 	Jsonb	   *spec[2];
 	int			id_dim[2];
 	int			nhidden[2];
 	int			hidden[2][TT_MAX_HIDDEN];
 	int			activation[2];
 } TwoTowerConfig;
-
-typedef enum OptType
-{
-	OPT_INT,
-	OPT_INT64,
-	OPT_NUMBER,
-	OPT_WORD,
-	OPT_BOOL
-} OptType;
-
-/* One scalar option of the config */
-typedef struct TwoTowerOption
-{
-	const char *name;
-	OptType		type;
-	const char *def;
-	double		min;
-	double		max;
-	const char *const *words;
-	size_t		offset;
-	const char *description;
-} TwoTowerOption;
 
 static const char *const method_words[] = {"exact", "sogram", "sagram", "sampled", NULL};
 static const char *const loss_words[] = {"squared", "logistic", NULL};
@@ -126,37 +106,70 @@ static const char *const activation_words[] = {"relu", "tanh", "linear", NULL};
 
 #define OFF(f) offsetof(TwoTowerConfig, f)
 
-/* The options of train_two_tower: names, types, defaults, ranges (recsys.two_tower_options()) */
-static const TwoTowerOption option_table[] = {
-	{"dim", OPT_INT, "32", 1, 4096, NULL, OFF(dim), "output width of both towers (the vectors' length)"},
-	{"normalize", OPT_BOOL, "false", 0, 0, NULL, OFF(normalize), "divide each tower's output by its norm"},
-	{"method", OPT_WORD, "sogram", 0, 0, method_words, OFF(method),
+/*
+ * The options of train_two_tower, through the parser every trainer shares
+ * (src/store/options.c): names, types, defaults, ranges
+ * (recsys.two_tower_options()).  promote is the store's
+ * (finish_model_version), not in the model's options; user and item are
+ * the towers' objects, each read with tower_defs.
+ */
+static const OptionDef option_defs[] = {
+	{"dim", 1, OPT_INTEGER, "32", 1, 4096, false, NULL, OFF(dim), "output width of both towers (the vectors' length)"},
+	{"normalize", 1, OPT_BOOL, "false", 0, 0, false, NULL, OFF(normalize), "divide each tower's output by its norm"},
+	{"method", 1, OPT_WORD, "\"sogram\"", 0, 0, false, method_words, OFF(method),
 	"estimate of the Gramian term's gradient: exact (every user and item each step), sogram, sagram, sampled"},
-	{"loss", OPT_WORD, "logistic", 0, 0, loss_words, OFF(loss),
+	{"loss", 1, OPT_WORD, "\"logistic\"", 0, 0, false, loss_words, OFF(loss),
 	"observed term: c (s - 1)^2 (as ALS) or c log(1 + e^-s)"},
-	{"gramian_weight", OPT_NUMBER, "1", 0, 1e6, NULL, OFF(gramian_weight),
+	{"gramian_weight", 1, OPT_NUMBER, "1", 0, 1e6, false, NULL, OFF(gramian_weight),
 	"w of w <G_u, G_v>_F, the mean of <u, v>^2 over all user-item pairs"},
-	{"l2", OPT_NUMBER, "0", 0, 1e6, NULL, OFF(l2), "lambda times the squared norm of every weight and embedding"},
-	{"learning_rate", OPT_NUMBER, "0.002", 1e-12, 1e3, NULL, OFF(learning_rate), "Adam step size"},
-	{"batch_size", OPT_INT, "256", 1, 8192, NULL, OFF(batch_size), "training pairs per step"},
-	{"epochs", OPT_INT, "10", 1, TT_MAX_EPOCHS, NULL, OFF(epochs), "passes over the training pairs"},
-	{"seed", OPT_INT64, "42", -9.2e18, 9.2e18, NULL, OFF(seed), "initial weights, shuffling and negatives"},
-	{"alpha", OPT_NUMBER, "0.1", 1e-9, 1, NULL, OFF(alpha), "sogram: rate of the moving average"},
-	{"negatives", OPT_INT, "64", 1, 4096, NULL, OFF(negatives), "sampled: items drawn per step"},
-	{"sampling", OPT_WORD, "uniform", 0, 0, sampling_words, OFF(sampling),
+	{"l2", 1, OPT_NUMBER, "0", 0, 1e6, false, NULL, OFF(l2), "lambda times the squared norm of every weight and embedding"},
+	{"learning_rate", 1, OPT_NUMBER, "0.002", 1e-12, 1e3, false, NULL, OFF(learning_rate), "Adam step size"},
+	{"batch_size", 1, OPT_INTEGER, "256", 1, 8192, false, NULL, OFF(batch_size), "training pairs per step"},
+	{"epochs", 1, OPT_INTEGER, "10", 1, TT_MAX_EPOCHS, false, NULL, OFF(epochs), "passes over the training pairs"},
+	{"seed", 1, OPT_INT64, "42", -9.2e18, 9.2e18, false, NULL, OFF(seed), "initial weights, shuffling and negatives"},
+	{"alpha", 1, OPT_NUMBER, "0.1", 1e-9, 1, false, NULL, OFF(alpha), "sogram: rate of the moving average"},
+	{"negatives", 1, OPT_INTEGER, "64", 1, 4096, false, NULL, OFF(negatives), "sampled: items drawn per step"},
+	{"sampling", 1, OPT_WORD, "\"uniform\"", 0, 0, false, sampling_words, OFF(sampling),
 	"sampled: negatives uniform over items or by their pair count"},
-	{"beta1", OPT_NUMBER, "0.9", 0, 0.999999, NULL, OFF(beta1), "Adam"},
-	{"beta2", OPT_NUMBER, "0.999", 0, 0.999999999, NULL, OFF(beta2), "Adam"},
-	{"eps", OPT_NUMBER, "1e-8", 1e-30, 1, NULL, OFF(eps), "Adam"},
-	{"k", OPT_INT, "20", 1, 10000, NULL, OFF(k), "validation: Recall@k and NDCG@k"},
-	{"patience", OPT_INT, "0", 0, TT_MAX_EPOCHS, NULL, OFF(patience),
+	{"beta1", 1, OPT_NUMBER, "0.9", 0, 0.999999, false, NULL, OFF(beta1), "Adam"},
+	{"beta2", 1, OPT_NUMBER, "0.999", 0, 0.999999999, false, NULL, OFF(beta2), "Adam"},
+	{"eps", 1, OPT_NUMBER, "1e-8", 1e-30, 1, false, NULL, OFF(eps), "Adam"},
+	{"k", 1, OPT_INTEGER, "20", 1, 10000, false, NULL, OFF(k), "validation: Recall@k and NDCG@k"},
+	{"patience", 1, OPT_INTEGER, "0", 0, TT_MAX_EPOCHS, false, NULL, OFF(patience),
 	"validation: stop after this many epochs without a better NDCG@k (0: run every epoch) and keep the best"},
-	{"promote", OPT_BOOL, "false", 0, 0, NULL, OFF(promote),
-	"point the alias serving at the new version (doc/deploying.md)"},
+	{"promote", 1, OPT_BOOL, "false", 0, 0, false, NULL, OFF(promote),
+	"point the alias serving at the new version (doc/deploying.md)", true},
+	{"user", 1, OPT_OBJECT, NULL, 0, 0, false, NULL, OFF(tower[0]), "the user tower"},
+	{"item", 1, OPT_OBJECT, NULL, 0, 0, false, NULL, OFF(tower[1]), "the item tower"},
 };
 
-/* Keys of a tower object: features, id_dim, hidden, activation */
-static const char *const tower_keys[] = {"features", "id_dim", "hidden", "activation", NULL};
+static const OptionTable option_table = {option_defs, lengthof(option_defs)};
+
+/* What a tower's object gives */
+typedef struct TowerOptions
+{
+	Jsonb	   *features;
+	int			id_dim;
+	OptionNumbers hidden;
+	int			activation;
+} TowerOptions;
+
+#define TOFF(f) offsetof(TowerOptions, f)
+
+/* The options of a tower ("user" or "item" of the config) */
+static const OptionDef tower_defs[] = {
+	{"features", 1, OPT_OBJECT, NULL, 0, 0, false, NULL, TOFF(features), "the feature spec"},
+	{"id_dim", 1, OPT_INTEGER, "0", 0, 4096, false, NULL, TOFF(id_dim), "width of the id embedding (0: none)"},
+	{"hidden", 1, OPT_INTEGERS, NULL, 1, 16384, false, NULL, TOFF(hidden), "widths of the hidden layers"},
+	{"activation", 1, OPT_WORD, "\"relu\"", 0, 0, false, activation_words, TOFF(activation),
+	"activation of the hidden layers"},
+};
+
+/* The tower tables, user 0 and item 1: the same options, named with the tower in errors */
+static const OptionTable tower_tables[2] = {
+	{tower_defs, lengthof(tower_defs), "user."},
+	{tower_defs, lengthof(tower_defs), "item."},
+};
 
 typedef struct TwoTowerRun
 {
@@ -195,209 +208,35 @@ CheckInterrupts(void)
 	CHECK_FOR_INTERRUPTS();
 }
 
-/* Get a key of a jsonb object, or false */
-static bool
-JsonGet(JsonbContainer *c, const char *key, JsonbValue *out)
-{
-	JsonbValue	k;
-	JsonbValue *v;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	v = findJsonbValueFromContainer(c, JB_FOBJECT, &k);
-	if (v == NULL)
-		return false;
-	*out = *v;
-	return true;
-}
-
-/* Raise the error for a bad option value */
-static void
-BadOption(const char *name, const char *what)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("two-tower config: \"%s\" %s", name, what),
-			 errhint("SELECT * FROM recsys.two_tower_options() lists every option with its range.")));
-}
-
-/* Get a number of a jsonb value, or raise an error naming the option */
-static double
-JsonNumber(const JsonbValue *v, const char *name)
-{
-	if (v->type != jbvNumeric)
-		BadOption(name, "must be a number");
-	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
-}
-
-/* Get the index of a word option's value */
-static int
-JsonWord(const JsonbValue *v, const char *name, const char *const *words)
-{
-	StringInfoData list;
-
-	if (v->type == jbvString)
-		for (int w = 0; words[w]; w++)
-			if (strlen(words[w]) == (size_t) v->val.string.len &&
-				strncmp(words[w], v->val.string.val, v->val.string.len) == 0)
-				return w;
-	initStringInfo(&list);
-	for (int w = 0; words[w]; w++)
-		appendStringInfo(&list, "%s%s", w ? ", " : "", words[w]);
-	BadOption(name, psprintf("must be one of %s", list.data));
-	return 0;
-}
-
-/* Set one option from a jsonb value (or its default when v is NULL); append it to json */
-static void
-SetOption(const TwoTowerOption *o, const JsonbValue *v, TwoTowerConfig *cfg, StringInfo json)
-{
-	char	   *p = (char *) cfg + o->offset;
-	JsonbValue	def;
-	double		x;
-
-	if (v == NULL)
-	{
-		/* defaults are written in the table as JSON scalars */
-		if (o->type == OPT_WORD)
-		{
-			def.type = jbvString;
-			def.val.string.val = (char *) o->def;
-			def.val.string.len = strlen(o->def);
-		}
-		else if (o->type == OPT_BOOL)
-		{
-			def.type = jbvBool;
-			def.val.boolean = strcmp(o->def, "true") == 0;
-		}
-		else
-		{
-			def.type = jbvNumeric;
-			def.val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(o->def),
-																  ObjectIdGetDatum(InvalidOid),
-																  Int32GetDatum(-1)));
-		}
-		v = &def;
-	}
-	if (json->len > 1)
-		appendStringInfoString(json, ", ");
-	escape_json(json, o->name);
-	appendStringInfoString(json, ": ");
-	switch (o->type)
-	{
-		case OPT_BOOL:
-			if (v->type != jbvBool)
-				BadOption(o->name, "must be true or false");
-			*(bool *) p = v->val.boolean;
-			appendStringInfoString(json, v->val.boolean ? "true" : "false");
-			return;
-		case OPT_WORD:
-			*(int *) p = JsonWord(v, o->name, o->words);
-			escape_json(json, o->words[*(int *) p]);
-			return;
-		default:
-			break;
-	}
-	x = JsonNumber(v, o->name);
-	if (isnan(x) || x < o->min || x > o->max)
-		BadOption(o->name, psprintf("must be between %g and %g", o->min, o->max));
-	if (o->type != OPT_NUMBER && x != floor(x))
-		BadOption(o->name, "must be an integer");
-	if (o->type == OPT_INT)
-	{
-		*(int *) p = (int) x;
-		appendStringInfo(json, "%d", (int) x);
-	}
-	else if (o->type == OPT_INT64)
-	{
-		*(int64 *) p = (int64) x;
-		appendStringInfo(json, INT64_FORMAT, (int64) x);
-	}
-	else
-	{
-		*(double *) p = x;
-		appendStringInfoString(json, float8out_internal(x));
-	}
-}
-
 /* Read one tower's object ("user" or "item") */
 static void
-ParseTower(TwoTowerConfig *cfg, int side, JsonbContainer *root)
+ParseTower(TwoTowerConfig *cfg, int side)
 {
 	const char *name = side == 0 ? "user" : "item";
-	JsonbValue	t,
-				v;
-	JsonbIterator *it;
-	JsonbIteratorToken tok;
-	JsonbValue	key;
+	TowerOptions t;
 
-	cfg->id_dim[side] = 0;
-	cfg->nhidden[side] = 0;
-	cfg->activation[side] = TT_RELU;
-	cfg->spec[side] = NULL;
-	if (!JsonGet(root, name, &t))
+	if (cfg->tower[side] == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("two-tower config: \"%s\" is missing", name),
 				 errhint("Give each tower an object, e.g. \"%s\": {\"features\": {\"numeric\": [\"age\"]}, \"hidden\": [64]}.", name)));
-	if (t.type != jbvBinary || !JsonContainerIsObject(t.val.binary.data))
-		BadOption(name, "must be an object");
-	/* unknown keys are errors: a misspelt option must not pass silently */
-	it = JsonbIteratorInit(t.val.binary.data);
-	while ((tok = JsonbIteratorNext(&it, &key, true)) != WJB_DONE)
-		if (tok == WJB_KEY)
-		{
-			bool		known = false;
-
-			for (int j = 0; tower_keys[j]; j++)
-				known |= strlen(tower_keys[j]) == (size_t) key.val.string.len &&
-					strncmp(tower_keys[j], key.val.string.val, key.val.string.len) == 0;
-			if (!known)
-				BadOption(psprintf("%s.%.*s", name, key.val.string.len, key.val.string.val),
-						  "is not an option of a tower (features, id_dim, hidden, activation)");
-		}
-	if (JsonGet(t.val.binary.data, "features", &v))
-	{
-		if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
-			BadOption(psprintf("%s.features", name), "must be an object (a feature spec)");
-		cfg->spec[side] = JsonbValueToJsonb(&v);
-	}
-	if (JsonGet(t.val.binary.data, "id_dim", &v))
-	{
-		double		x = JsonNumber(&v, psprintf("%s.id_dim", name));
-
-		if (x < 0 || x > 4096 || x != floor(x))
-			BadOption(psprintf("%s.id_dim", name), "must be an integer between 0 and 4096");
-		cfg->id_dim[side] = (int) x;
-	}
-	if (JsonGet(t.val.binary.data, "hidden", &v))
-	{
-		int			n;
-
-		if (v.type != jbvBinary || !JsonContainerIsArray(v.val.binary.data))
-			BadOption(psprintf("%s.hidden", name), "must be an array of layer widths");
-		n = JsonContainerSize(v.val.binary.data);
-		if (n > TT_MAX_HIDDEN)
-			BadOption(psprintf("%s.hidden", name), psprintf("has at most %d layers", TT_MAX_HIDDEN));
-		for (int l = 0; l < n; l++)
-		{
-			JsonbValue *e = getIthJsonbValueFromContainer(v.val.binary.data, l);
-			double		x = JsonNumber(e, psprintf("%s.hidden", name));
-
-			if (x < 1 || x > 16384 || x != floor(x))
-				BadOption(psprintf("%s.hidden", name), "widths must be integers between 1 and 16384");
-			cfg->hidden[side][l] = (int) x;
-		}
-		cfg->nhidden[side] = n;
-	}
-	if (JsonGet(t.val.binary.data, "activation", &v))
-		cfg->activation[side] = JsonWord(&v, psprintf("%s.activation", name), activation_words);
-	if (cfg->spec[side] == NULL && cfg->id_dim[side] == 0)
+	memset(&t, 0, sizeof(t));
+	OptionsParse(&tower_tables[side], 1, "a tower", "train_two_tower", cfg->tower[side], &t, NULL, NULL);
+	if (t.hidden.n > TT_MAX_HIDDEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s.hidden\" has %d layers, more than %d", name, t.hidden.n, TT_MAX_HIDDEN)));
+	if (t.features == NULL && t.id_dim == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("two-tower config: the %s tower has no input", name),
 				 errhint("Give it \"features\", or \"id_dim\" > 0 for an id embedding, or both.")));
+	cfg->spec[side] = t.features;
+	cfg->id_dim[side] = t.id_dim;
+	cfg->nhidden[side] = t.hidden.n;
+	for (int l = 0; l < t.hidden.n; l++)
+		cfg->hidden[side][l] = (int) t.hidden.x[l];
+	cfg->activation[side] = t.activation;
 }
 
 /* Check the config: every key known, values in range; resolved options as JSON */
@@ -405,49 +244,21 @@ static void
 ParseConfig(Jsonb *config, TwoTowerConfig *cfg, char **json)
 {
 	StringInfoData s;
-	StringInfoData store;
-	JsonbIterator *it;
-	JsonbIteratorToken tok;
-	JsonbValue	key;
 
 	memset(cfg, 0, sizeof(TwoTowerConfig));
 	if (!JB_ROOT_IS_OBJECT(config))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("two-tower config must be a JSON object")));
-	it = JsonbIteratorInit(&config->root);
-	while ((tok = JsonbIteratorNext(&it, &key, true)) != WJB_DONE)
-		if (tok == WJB_KEY)
-		{
-			bool		known = (key.val.string.len == 4 &&
-								 (strncmp(key.val.string.val, "user", 4) == 0 ||
-								  strncmp(key.val.string.val, "item", 4) == 0));
-
-			for (int j = 0; j < lengthof(option_table); j++)
-				known |= strlen(option_table[j].name) == (size_t) key.val.string.len &&
-					strncmp(option_table[j].name, key.val.string.val, key.val.string.len) == 0;
-			if (!known)
-				BadOption(pnstrdup(key.val.string.val, key.val.string.len), "is not an option");
-		}
 	initStringInfo(&s);
-	appendStringInfoChar(&s, '{');
-	initStringInfo(&store);
-	for (int j = 0; j < lengthof(option_table); j++)
-	{
-		JsonbValue	v;
-
-		/* promote acts on the store, not on the model: not in the stored options */
-		SetOption(&option_table[j], JsonGet(&config->root, option_table[j].name, &v) ? &v : NULL,
-				  cfg, option_table[j].offset == OFF(promote) ? &store : &s);
-	}
-	appendStringInfoChar(&s, '}');
+	OptionsParse(&option_table, 1, "train_two_tower", "train_two_tower", config, cfg, NULL, &s);
 	*json = s.data;
 	if (cfg->dim > recsys_max_dim)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("dim %d is more than recsys.max_dim (%d)", cfg->dim, recsys_max_dim)));
-	ParseTower(cfg, 0, &config->root);
-	ParseTower(cfg, 1, &config->root);
+	ParseTower(cfg, 0);
+	ParseTower(cfg, 1);
 }
 
 /* Get the feature spec of a tower (an empty spec when it has none) */
@@ -1338,23 +1149,31 @@ two_tower_options(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
 	InitMaterializedSRF(fcinfo, 0);
-	for (int j = 0; j < lengthof(option_table); j++)
+	for (int j = 0; j < lengthof(option_defs); j++)
 	{
-		const TwoTowerOption *o = &option_table[j];
+		const OptionDef *o = &option_defs[j];
 		Datum		values[4];
 		bool		nulls[4] = {false};
 		StringInfoData range;
+		const char *def = o->def;
 
+		/* the towers are objects of their own (doc/two-tower.md) */
+		if (o->type == OPT_OBJECT)
+			continue;
 		initStringInfo(&range);
 		if (o->type == OPT_WORD)
+		{
 			for (int w = 0; o->words[w]; w++)
 				appendStringInfo(&range, "%s%s", w ? ", " : "", o->words[w]);
+			/* the default without its JSON quotes */
+			def = pnstrdup(def + 1, strlen(def) - 2);
+		}
 		else if (o->type == OPT_BOOL)
 			appendStringInfoString(&range, "true, false");
 		else
 			appendStringInfo(&range, "[%g, %g]", o->min, o->max);
 		values[0] = CStringGetTextDatum(o->name);
-		values[1] = CStringGetTextDatum(o->def);
+		values[1] = CStringGetTextDatum(def);
 		values[2] = CStringGetTextDatum(range.data);
 		values[3] = CStringGetTextDatum(o->description);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
