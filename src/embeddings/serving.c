@@ -734,8 +734,41 @@ EaseUserToBlock(ServeBlock *b, Datum embedding, Datum seen, int64 user_id)
 	}
 }
 
-static uint64 ServeUserRows(ServeBlock *b, Portal portal, bool exclude_seen,
-							MemoryContext rows_cxt, MemoryContext spi_cxt);
+/* What puts a call's users in its block (reading rows: on the backend's thread) */
+typedef void (*ServeFillFn) (ServeBlock *b, void *arg);
+
+/*
+ * Fill the block and score and write every user: the threads score a set
+ * while this thread reads the next, so they are stopped before an error
+ * unwinds
+ */
+static void
+ServeAll(ServeBlock *b, ServeFillFn fill, void *arg)
+{
+	PG_TRY();
+	{
+		fill(b, arg);
+		ServeBlockFlush(b);
+	}
+	PG_CATCH();
+	{
+		ParallelStop();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/* A cursor over stored users, for ServeUserRows */
+typedef struct UserRows
+{
+	Portal		portal;
+	bool		exclude_seen;
+	MemoryContext rows_cxt;
+	MemoryContext spi_cxt;
+	uint64		served;
+} UserRows;
+
+static void ServeUserRows(ServeBlock *b, void *arg);
 
 /*
  * Serve stored users through a cursor, id order: all users of the version
@@ -754,7 +787,8 @@ ServeStoredUsers(ServeBlock *b, ArrayType *users, bool exclude_seen, const char 
 	int			spi_level;
 	MemoryContext spi_cxt;
 	MemoryContext rows_cxt;
-	uint64		served = 0;
+	UserRows	rows;
+	uint64		served;
 
 	spi_level = RecsysSpiConnect();
 	spi_cxt = CurrentMemoryContext;
@@ -780,18 +814,13 @@ ServeStoredUsers(ServeBlock *b, ArrayType *users, bool exclude_seen, const char 
 		ExcludeReaderOpen(&reader, exclude_sql);
 		b->ex->reader = &reader;
 	}
-	/* the threads score a set while this thread reads: stopped before an error unwinds */
-	PG_TRY();
-	{
-		served = ServeUserRows(b, portal, exclude_seen, rows_cxt, spi_cxt);
-		ServeBlockFlush(b);
-	}
-	PG_CATCH();
-	{
-		ParallelStop();
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+	rows.portal = portal;
+	rows.exclude_seen = exclude_seen;
+	rows.rows_cxt = rows_cxt;
+	rows.spi_cxt = spi_cxt;
+	rows.served = 0;
+	ServeAll(b, ServeUserRows, &rows);
+	served = rows.served;
 	SPI_cursor_close(portal);
 	if (exclude_sql)
 	{
@@ -803,11 +832,15 @@ ServeStoredUsers(ServeBlock *b, ArrayType *users, bool exclude_seen, const char 
 	return served;
 }
 
-/* Put the users a cursor returns in the block; returns how many */
-static uint64
-ServeUserRows(ServeBlock *b, Portal portal, bool exclude_seen, MemoryContext rows_cxt,
-			  MemoryContext spi_cxt)
+/* Put the users a cursor returns in the block, counting them (a ServeFillFn) */
+static void
+ServeUserRows(ServeBlock *b, void *arg)
 {
+	UserRows   *ur = (UserRows *) arg;
+	Portal		portal = ur->portal;
+	bool		exclude_seen = ur->exclude_seen;
+	MemoryContext rows_cxt = ur->rows_cxt;
+	MemoryContext spi_cxt = ur->spi_cxt;
 	uint64		served = 0;
 
 	for (;;)
@@ -850,7 +883,7 @@ ServeUserRows(ServeBlock *b, Portal portal, bool exclude_seen, MemoryContext row
 		MemoryContextReset(rows_cxt);
 		CHECK_FOR_INTERRUPTS();
 	}
-	return served;
+	ur->served = served;
 }
 
 /* Report a statement's calls of recommend for users the model does not know */
@@ -1420,8 +1453,16 @@ FinishBatchUser(ServeBlock *b, BatchUser *u, FoldInput *in, bool exclude)
 	u->n = 0;
 }
 
-static void ServeInteractionRows(ServeBlock *b, Portal portal, BatchUser *u, FoldInput *in,
-								 bool exclude);
+/* An interactions cursor and the user being read, for ServeInteractionRows */
+typedef struct InteractionRows
+{
+	Portal		portal;
+	BatchUser  *u;
+	FoldInput  *in;
+	bool		exclude;
+} InteractionRows;
+
+static void ServeInteractionRows(ServeBlock *b, void *arg);
 
 /*
  * Get the top-k items of every user of an interactions table by fold-in of
@@ -1442,6 +1483,7 @@ RecommendAllForItems(FunctionCallInfo fcinfo, const AllItemsArgs *a)
 	ServeBlock	b;
 	BatchUser	u;
 	FoldInput	in;
+	InteractionRows rows;
 	Portal		portal;
 	SPIPlanPtr	plan;
 	int			spi_level;
@@ -1474,18 +1516,11 @@ RecommendAllForItems(FunctionCallInfo fcinfo, const AllItemsArgs *a)
 		ExcludeReaderOpen(&reader, exclude_sql);
 		ex.reader = &reader;
 	}
-	/* the threads score a set while this thread reads: stopped before an error unwinds */
-	PG_TRY();
-	{
-		ServeInteractionRows(&b, portal, &u, &in, exclude);
-		ServeBlockFlush(&b);
-	}
-	PG_CATCH();
-	{
-		ParallelStop();
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+	rows.portal = portal;
+	rows.u = &u;
+	rows.in = &in;
+	rows.exclude = exclude;
+	ServeAll(&b, ServeInteractionRows, &rows);
 	SPI_cursor_close(portal);
 	if (exclude_sql)
 		ExcludeReaderClose(&reader);
@@ -1500,11 +1535,16 @@ RecommendAllForItems(FunctionCallInfo fcinfo, const AllItemsArgs *a)
 
 /*
  * Fold in and put in the block the users of an interactions cursor (rows
- * in user order), each when its rows end
+ * in user order), each when its rows end (a ServeFillFn)
  */
 static void
-ServeInteractionRows(ServeBlock *b, Portal portal, BatchUser *u, FoldInput *in, bool exclude)
+ServeInteractionRows(ServeBlock *b, void *arg)
 {
+	InteractionRows *ir = (InteractionRows *) arg;
+	Portal		portal = ir->portal;
+	BatchUser  *u = ir->u;
+	FoldInput  *in = ir->in;
+	bool		exclude = ir->exclude;
 	const EmbeddingModel *m = b->m;
 	bool		have_user = false;
 
