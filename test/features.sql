@@ -7,7 +7,19 @@
 SET client_min_messages = warning;
 \ir ref/out/features_ref.sql
 
-SELECT plan(26);
+SELECT plan(30);
+
+-- the lines of EXPLAIN (ANALYZE) of a query: the plan and the workers it launched
+CREATE FUNCTION pg_temp.explain_lines(q text) RETURNS SETOF text
+LANGUAGE plpgsql AS $$
+DECLARE
+	l text;
+BEGIN
+	FOR l IN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || q LOOP
+		RETURN NEXT l;
+	END LOOP;
+END
+$$;
 
 -- max abs difference of two arrays (NULL when lengths differ)
 CREATE FUNCTION pg_temp.max_abs_diff(a float8[], b float8[]) RETURNS float8
@@ -98,6 +110,57 @@ SELECT cmp_ok(pg_temp.max_abs_diff(
 	'predict_top_k with an embedding bag gives PyTorch''s 10 best scores');
 SELECT is(recsys.export_model('fb'), (SELECT c.safetensors FROM fx_ref, recsys.mmoe_validate(weights_b) c),
 	'export_model carries the fitted spec (the canonical file of the imported one)');
+
+-- the row form under a forced parallel plan: partial states (buffered encoded rows, pooled
+-- bags included) made in workers, combined in the leader, equal to the serial plan's.  The
+-- table is analyzed: without statistics the planner guesses one group per row, and a
+-- partial aggregate that merges nothing costs more than gathering the rows (count(t) gets
+-- the same serial GroupAggregate); a temporary table is never scanned in parallel.
+CREATE TABLE fx_par AS SELECT t.id % 5 AS grp, t.* FROM fx_test t;
+ANALYZE fx_par;
+CREATE TEMP TABLE fx_serial AS
+	SELECT grp, recsys.predict_top_k('fb', t, t.id, 7, '{0.6,0.4}') AS top FROM fx_par t GROUP BY grp
+	UNION ALL SELECT -1, recsys.predict_top_k('fb', t, t.id, 9, '{0.6,0.4}') FROM fx_par t
+	UNION ALL SELECT -2, recsys.predict_top_k('fa', s, s.id, 9, '{0.5,0.5}')
+		FROM (SELECT id, age, capital_gain, hours, fnlwgt, workclass, education, sex, emb FROM fx_par) s;
+SET max_parallel_workers_per_gather = 2;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET parallel_leader_participation = off;
+SET enable_hashagg = off;
+SELECT matches((SELECT string_agg(l, E'\n') FROM pg_temp.explain_lines(
+	$$SELECT grp, recsys.predict_top_k('fb', t, t.id, 7, '{0.6,0.4}') FROM fx_par t GROUP BY grp$$) l),
+	'Finalize GroupAggregate.*Workers Launched: [12].*Partial GroupAggregate.*Parallel Seq Scan on fx_par',
+	'predict_top_k over rows, grouped, runs as a partial aggregate in parallel workers');
+SELECT matches((SELECT string_agg(l, E'\n') FROM pg_temp.explain_lines(
+	$$SELECT recsys.predict_top_k('fb', t, t.id, 9, '{0.6,0.4}') FROM fx_par t$$) l),
+	'Finalize Aggregate.*Workers Launched: [12].*Partial Aggregate.*Parallel Seq Scan on fx_par',
+	'predict_top_k over rows, one group, runs as a partial aggregate in parallel workers');
+SELECT matches((SELECT string_agg(l, E'\n') FROM pg_temp.explain_lines(
+	$$SELECT recsys.predict_top_k('fa', s, s.id, 9, '{0.5,0.5}')
+		FROM (SELECT id, age, capital_gain, hours, fnlwgt, workclass, education, sex, emb FROM fx_par) s$$) l),
+	'Finalize Aggregate.*Workers Launched: [12].*Partial Aggregate.*Parallel Seq Scan on fx_par',
+	'predict_top_k over an anonymous record (a subquery''s row) runs in parallel workers too');
+CREATE TEMP TABLE fx_parallel AS
+	SELECT grp, recsys.predict_top_k('fb', t, t.id, 7, '{0.6,0.4}') AS top FROM fx_par t GROUP BY grp
+	UNION ALL SELECT -1, recsys.predict_top_k('fb', t, t.id, 9, '{0.6,0.4}') FROM fx_par t
+	UNION ALL SELECT -2, recsys.predict_top_k('fa', s, s.id, 9, '{0.5,0.5}')
+		FROM (SELECT id, age, capital_gain, hours, fnlwgt, workclass, education, sex, emb FROM fx_par) s;
+RESET max_parallel_workers_per_gather;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET parallel_leader_participation;
+RESET enable_hashagg;
+-- a batched pass's last bits depend on the rows it holds: items equal, scores within 1e-6
+SELECT is((SELECT count(*) || ' groups, items equal: ' || bool_and(
+		(SELECT array_agg(item_id ORDER BY o) FROM unnest(p.top) WITH ORDINALITY u(item_id, score, o))
+		= (SELECT array_agg(item_id ORDER BY o) FROM unnest(s.top) WITH ORDINALITY u(item_id, score, o))
+		AND pg_temp.max_abs_diff((SELECT array_agg(score::float8 ORDER BY o) FROM unnest(p.top) WITH ORDINALITY u(item_id, score, o)),
+			(SELECT array_agg(score::float8 ORDER BY o) FROM unnest(s.top) WITH ORDINALITY u(item_id, score, o))) <= 1e-6)
+	FROM fx_parallel p JOIN fx_serial s USING (grp) WHERE cardinality(p.top) IN (7, 9)),
+	'7 groups, items equal: true', 'the parallel plans give the serial plans'' items, and their scores within 1e-6');
 
 -- the embedding bag's gradient: one step on every training row (fixed weights 1)
 CREATE TEMP TABLE fb_step AS SELECT * FROM recsys.train_mmoe('fb', 'fx_train', NULL, '{clicked,income}', NULL,
