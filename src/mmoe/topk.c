@@ -152,16 +152,24 @@ Parts(PredictTopKState *st)
 }
 
 /*
- * Check the fixed-size part of a state and that its size matches: the
- * checks every call makes before it trusts an offset
+ * The validator of predict_top_k states (StateType.check): NULL when the
+ * size bytes at state hold a valid state, else the reason.  Always the
+ * fixed-size part and that the size matches the dimensions (every call
+ * checks these before it trusts an offset); deep, for a state read from
+ * outside before it is scored or merged, also finite weights, a valid kept
+ * heap, finite buffered features and non-negative categorical ids
+ * (vocabularies are checked against the model when the rows are scored).
  */
-static void
-CheckHeader(const PredictTopKState *st)
+static const char *
+CheckPredictTopKState(const void *state, size_t size, bool deep)
 {
+	PredictTopKState *st = (PredictTopKState *) state;
 	Size		off[5];
+	StateParts	p;
+	TopK		t;
 
-	if (VARSIZE(st) < sizeof(PredictTopKState))
-		StateInvalid(PREDICT_TOP_K_WHAT, "The state is shorter than its header.");
+	if (size < sizeof(PredictTopKState))
+		return "The state is shorter than its header.";
 	if (st->k < 1 || st->k > PREDICT_TOP_K_MAX_K ||
 		st->ntasks < 1 || st->ntasks > MMOE_MAX_TASKS ||
 		st->input_dim < 1 || st->input_dim > RECSYS_MAX_DIM_LIMIT ||
@@ -171,54 +179,45 @@ CheckHeader(const PredictTopKState *st)
 		st->nbuf < 0 || st->nbuf > st->capacity ||
 		st->kept_capacity < 1 || st->kept_capacity > st->k ||
 		st->nkept < 0 || st->nkept > st->kept_capacity)
-		StateInvalid(PREDICT_TOP_K_WHAT, "A count is out of range.");
+		return "A count is out of range.";
 	if (st->namelen < 1 || st->namelen > MODEL_NAME_MAX ||
 		st->name[st->namelen] != '\0' || strlen(st->name) != (size_t) st->namelen)
-		StateInvalid(PREDICT_TOP_K_WHAT, "The model name is malformed.");
-	if (VARSIZE(st) != StateLayout(st->kept_capacity, st->ntasks, st->input_dim, st->ncategorical,
-								   st->capacity, off))
-		StateInvalid(PREDICT_TOP_K_WHAT, "The size does not match the dimensions.");
-}
-
-/*
- * Check everything a state read from outside must meet before it is
- * scored or merged: the header, finite weights, a valid kept heap, finite
- * buffered features and non-negative categorical ids (vocabularies are
- * checked against the model when the rows are scored)
- */
-static void
-CheckState(PredictTopKState *st)
-{
-	StateParts p;
-	TopK		t;
-
-	CheckHeader(st);
+		return "The model name is malformed.";
+	if (size != StateLayout(st->kept_capacity, st->ntasks, st->input_dim, st->ncategorical,
+							st->capacity, off))
+		return "The size does not match the dimensions.";
+	if (!deep)
+		return NULL;
 	p = Parts(st);
 	for (int i = 0; i < st->ntasks; i++)
 		if (!isfinite(p.weights[i]))
-			StateInvalid(PREDICT_TOP_K_WHAT, "A task weight is not finite.");
+			return "A task weight is not finite.";
 	t.k = st->k;
 	t.n = st->nkept;
 	t.items = p.kept;
 	if (!TopKValid(&t))
-		StateInvalid(PREDICT_TOP_K_WHAT, "The kept items are not a valid top-k heap.");
+		return "The kept items are not a valid top-k heap.";
 	for (Size i = 0; i < (Size) st->nbuf * st->input_dim; i++)
 		if (!isfinite(p.features[i]))
-			StateInvalid(PREDICT_TOP_K_WHAT, "A buffered feature is not finite.");
+			return "A buffered feature is not finite.";
 	for (Size i = 0; i < (Size) st->nbuf * st->ncategorical; i++)
 		if (p.categorical[i] < 0)
-			StateInvalid(PREDICT_TOP_K_WHAT, "A buffered categorical id is negative.");
+			return "A buffered categorical id is negative.";
+	return NULL;
 }
 
-/* Get argument argno as a predict_top_k state, its header checked */
-static PredictTopKState *
-GetState(FunctionCallInfo fcinfo, int argno)
-{
-	PredictTopKState *st = (PredictTopKState *)
-		StateGetArg(fcinfo, argno, PREDICT_TOP_K_MAGIC, PREDICT_TOP_K_VERSION, PREDICT_TOP_K_WHAT);
+static const StateType PredictTopKStateType = {
+	PREDICT_TOP_K_WHAT, PREDICT_TOP_K_MAGIC, PREDICT_TOP_K_VERSION, CheckPredictTopKState
+};
 
-	CheckHeader(st);
-	return st;
+/*
+ * Get argument argno as a predict_top_k state: deep for a state read from
+ * outside before it is scored or merged (combine, final), else the header
+ */
+static PredictTopKState *
+GetState(FunctionCallInfo fcinfo, int argno, bool deep)
+{
+	return (PredictTopKState *) StateGetChecked(fcinfo, argno, &PredictTopKStateType, deep);
 }
 
 /*
@@ -279,7 +278,7 @@ ScoreRows(const MmoeModel *m, MmoeScratch *s, const float *weights, const int64 
 				   sizeof(float) * (m->in_width - m->bag_offset));
 			if (m->ncategorical > 0)
 				MmoeSetIds(m, s, r, categorical + (size_t) (first + r) * m->ncategorical);
-			s->position[r] = -1;
+			s->display_position[r] = -1;
 		}
 		MmoeForward(m, s, rows, NULL, out);
 		for (int r = 0; r < rows; r++)
@@ -453,7 +452,7 @@ Step(FunctionCallInfo fcinfo, const StepArgs *args)
 	int			n;
 
 	if (!PG_ARGISNULL(STEP_ARG_STATE))
-		st = GetState(fcinfo, STEP_ARG_STATE);
+		st = GetState(fcinfo, STEP_ARG_STATE, false);
 	if (PG_ARGISNULL(STEP_ARG_MODEL) || PG_ARGISNULL(args->k) || PG_ARGISNULL(args->task_weights))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -581,8 +580,8 @@ PG_FUNCTION_INFO_V1(mmoe_predict_top_k_combine);
 Datum
 mmoe_predict_top_k_combine(PG_FUNCTION_ARGS)
 {
-	PredictTopKState *a = PG_ARGISNULL(0) ? NULL : GetState(fcinfo, 0);
-	PredictTopKState *b = PG_ARGISNULL(1) ? NULL : GetState(fcinfo, 1);
+	PredictTopKState *a = PG_ARGISNULL(0) ? NULL : GetState(fcinfo, 0, true);
+	PredictTopKState *b = PG_ARGISNULL(1) ? NULL : GetState(fcinfo, 1, true);
 	Datum		result;
 	StateParts pa;
 	StateParts pb;
@@ -590,10 +589,6 @@ mmoe_predict_top_k_combine(PG_FUNCTION_ARGS)
 	MmoeScratch *s;
 	const MmoeModel *m;
 
-	if (a)
-		CheckState(a);
-	if (b)
-		CheckState(b);
 	if (StateCombineTrivial(fcinfo, a ? &a->hdr : NULL, b ? &b->hdr : NULL, &result))
 		return result;
 	if (a->namelen != b->namelen || strcmp(a->name, b->name) != 0 ||
@@ -643,8 +638,7 @@ mmoe_predict_top_k_final(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	st = GetState(fcinfo, 0);
-	CheckState(st);
+	st = GetState(fcinfo, 0, true);
 	item_type = get_element_type(array_type);
 	if (!OidIsValid(item_type))
 		elog(ERROR, "predict_top_k_final must return an array of recsys.ranked_item");
