@@ -64,7 +64,7 @@ ScratchLayout(const MmoeModel *m, int rows, MmoeScratch *s, char *base)
 	CARVE(context, float, r * (m->context_dim > 0 ? m->context_dim : 1));
 	CARVE(tower_out, float, r);
 	CARVE(ids, int32_t, r * (m->ncategorical > 0 ? m->ncategorical : 1));
-	CARVE(position, int32_t, r);
+	CARVE(display_position, int32_t, r);
 	CARVE(fused_out, float, r * MmoeFusedRows(m));
 #undef CARVE
 	return off;
@@ -565,7 +565,7 @@ MmoeForward(const MmoeModel *m, MmoeScratch *s, int rows, const MmoeDropout *dro
 
 			if (m->positions > 0)
 			{
-				int			p = s->position[r] < 0 ? m->positions : s->position[r];
+				int			p = s->display_position[r] < 0 ? m->positions : s->display_position[r];
 
 				logit += m->shallow[(size_t) p * m->ntasks + t];
 			}

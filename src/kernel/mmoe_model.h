@@ -135,7 +135,7 @@ typedef struct MmoeModel
 /*
  * Buffers for forward passes of up to maxrows rows.  The caller fills x
  * (dense features at the start of each in_width row, pooled bag embeddings
- * at bag_offset), ids, context and position for the rows it scores; the
+ * at bag_offset), ids, context and display_position for the rows it scores; the
  * rest is the kernel's.
  */
 typedef struct MmoeScratch
@@ -151,7 +151,7 @@ typedef struct MmoeScratch
 	float	   *context;		/* [maxrows, context_dim] */
 	float	   *tower_out;		/* [maxrows] */
 	int32_t    *ids;			/* [maxrows, ncategorical] */
-	int32_t    *position;		/* [maxrows]; -1 = missing */
+	int32_t    *display_position;	/* [maxrows]; -1 = missing */
 	float	   *fused_out;		/* [maxrows, fused.out] */
 } MmoeScratch;
 

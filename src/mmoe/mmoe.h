@@ -38,9 +38,9 @@ typedef struct MmoeRowInput
 	ArrayType  *categorical;
 	ArrayType  *context;
 	bool		takes_context;	/* the caller has a context input */
-	bool		takes_position; /* the caller has a display_position input */
-	bool		position_null;
-	int32		position;
+	bool		takes_display_position; /* the caller has a display_position input */
+	bool		display_position_null;
+	int32		display_position;
 } MmoeRowInput;
 
 /* mmoe/sql.c */

@@ -189,11 +189,11 @@ MmoeSetIds(const MmoeModel *m, MmoeScratch *s, int r, const int32 *ids)
 
 /* Check a display position (or NULL = missing) and store it for row r */
 static void
-SetPosition(const MmoeModel *m, MmoeScratch *s, int r, bool isnull, int32 pos)
+SetDisplayPosition(const MmoeModel *m, MmoeScratch *s, int r, bool isnull, int32 pos)
 {
 	if (isnull)
 	{
-		s->position[r] = -1;
+		s->display_position[r] = -1;
 		return;
 	}
 	if (m->positions == 0)
@@ -204,7 +204,7 @@ SetPosition(const MmoeModel *m, MmoeScratch *s, int r, bool isnull, int32 pos)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("display_position %d is out of range [0, %d)", pos, m->positions)));
-	s->position[r] = pos;
+	s->display_position[r] = pos;
 }
 
 /* Raise the error for a NULL optional input that the model needs */
@@ -224,7 +224,7 @@ CheckNeeded(const MmoeModel *m, bool cat_null, bool ctx_null)
 
 /*
  * Check one row's inputs against the model and store them as row r of the
- * scratch.  NULL arrays are NULL inputs; takes_context and takes_position
+ * scratch.  NULL arrays are NULL inputs; takes_context and takes_display_position
  * say whether the caller has such inputs at all.
  */
 void
@@ -270,10 +270,10 @@ MmoeSetRow(const MmoeModel *m, MmoeScratch *s, int r, const MmoeRowInput *in)
 					 errmsg("context has %d elements, but the model takes %d", dim, m->context_dim)));
 		VectorToFloats(in->context, s->context + (size_t) r * m->context_dim);
 	}
-	if (in->takes_position)
-		SetPosition(m, s, r, in->position_null, in->position);
+	if (in->takes_display_position)
+		SetDisplayPosition(m, s, r, in->display_position_null, in->display_position);
 	else
-		s->position[r] = -1;
+		s->display_position[r] = -1;
 }
 
 /*
@@ -292,12 +292,12 @@ ReadRow(FunctionCallInfo fcinfo, const MmoeModel *m, MmoeScratch *s, int r,
 	in.takes_context = args->context != NO_ARG;
 	if (in.takes_context && !PG_ARGISNULL(args->context))
 		in.context = PG_GETARG_ARRAYTYPE_P(args->context);
-	in.takes_position = args->display_position != NO_ARG;
-	if (in.takes_position)
+	in.takes_display_position = args->display_position != NO_ARG;
+	if (in.takes_display_position)
 	{
-		in.position_null = PG_ARGISNULL(args->display_position);
-		if (!in.position_null)
-			in.position = PG_GETARG_INT32(args->display_position);
+		in.display_position_null = PG_ARGISNULL(args->display_position);
+		if (!in.display_position_null)
+			in.display_position = PG_GETARG_INT32(args->display_position);
 	}
 	MmoeSetRow(m, s, r, &in);
 }
@@ -349,7 +349,7 @@ ScoreRow(const MmoeModel *m, MmoeScratch *s, uint64 model_id, float *out)
 	k += m->ncategorical;
 	memcpy(k, s->context, sizeof(float) * m->context_dim);
 	k += m->context_dim;
-	memcpy(k, &s->position[0], sizeof(int32));
+	memcpy(k, &s->display_position[0], sizeof(int32));
 
 	if (LastRow.model_id == model_id && LastRow.nkey == nkey &&
 		memcmp(LastRow.probe, LastRow.key, sizeof(float) * nkey) == 0)
@@ -429,10 +429,10 @@ ReadRecord(FunctionCallInfo fcinfo, const MmoeModel *m, MmoeScratch *s, uint64 m
 	in.takes_context = true;
 	if (!PG_ARGISNULL(args->context))
 		in.context = PG_GETARG_ARRAYTYPE_P(args->context);
-	in.takes_position = true;
-	in.position_null = PG_ARGISNULL(args->display_position);
-	if (!in.position_null)
-		in.position = PG_GETARG_INT32(args->display_position);
+	in.takes_display_position = true;
+	in.display_position_null = PG_ARGISNULL(args->display_position);
+	if (!in.display_position_null)
+		in.display_position = PG_GETARG_INT32(args->display_position);
 	MmoeSetRow(m, s, 0, &in);
 }
 
@@ -535,7 +535,7 @@ mmoe_predict_mc(PG_FUNCTION_ARGS)
 		memcpy(s->x + (size_t) r * m->in_width, s->x, sizeof(float) * m->input_dim);
 		memcpy(s->ids + (size_t) r * m->ncategorical, s->ids, sizeof(int32) * m->ncategorical);
 		memcpy(s->context + (size_t) r * m->context_dim, s->context, sizeof(float) * m->context_dim);
-		s->position[r] = s->position[0];
+		s->display_position[r] = s->display_position[0];
 	}
 	d.rate = m->dropout;
 	d.seed = (uint64) (int64) PG_GETARG_INT32(MC_ARG_SEED);
@@ -668,7 +668,7 @@ mmoe_predict_batch(PG_FUNCTION_ARGS)
 		{
 			if (ids)
 				MmoeSetIds(m, s, r, ids + (size_t) (first + r) * m->ncategorical);
-			SetPosition(m, s, r, pos == NULL || pos_null[first + r], pos ? pos[first + r] : 0);
+			SetDisplayPosition(m, s, r, pos == NULL || pos_null[first + r], pos ? pos[first + r] : 0);
 		}
 		if (context)
 			BatchRowsToFloats(context, first, n, s->context);

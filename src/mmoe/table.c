@@ -41,7 +41,7 @@
 #define ARG_FEATURES_COLUMN 3
 #define ARG_CATEGORICAL_COLUMN 4
 #define ARG_CONTEXT_COLUMN 5
-#define ARG_POSITION_COLUMN 6
+#define ARG_DISPLAY_POSITION_COLUMN 6
 #define ARG_VERSION 7
 
 /* Columns of the cursor's query, 1-based as SPI numbers them */
@@ -49,7 +49,7 @@
 #define COL_FEATURES 2
 #define COL_CATEGORICAL 3
 #define COL_CONTEXT 4
-#define COL_POSITION 5
+#define COL_DISPLAY_POSITION 5
 
 /* The types each column may have (exact OIDs: see RecsysColumnType) */
 static const Oid IdTypes[] = {INT2OID, INT4OID, INT8OID};
@@ -103,7 +103,7 @@ typedef struct RowsReceiver
 	MemoryContext binding_cxt;
 	const char *what;			/* the relation, for messages */
 	MmoeBagInput bags;
-	bool		takes_position;
+	bool		takes_display_position;
 	int			block;			/* rows a pass scores */
 	int			n;				/* rows of the block so far */
 	float	   *out;
@@ -160,9 +160,9 @@ ReceiveRow(TupleTableSlot *slot, DestReceiver *self)
 	in.encoded = true;
 	in.takes_context = true;
 	in.context = nulls[COL_CONTEXT - 1] ? NULL : DatumGetArrayTypeP(values[COL_CONTEXT - 1]);
-	in.takes_position = r->takes_position;
-	in.position_null = nulls[COL_POSITION - 1];
-	in.position = in.position_null ? 0 : DatumGetInt32(values[COL_POSITION - 1]);
+	in.takes_display_position = r->takes_display_position;
+	in.display_position_null = nulls[COL_DISPLAY_POSITION - 1];
+	in.display_position = in.display_position_null ? 0 : DatumGetInt32(values[COL_DISPLAY_POSITION - 1]);
 	MmoeSetRow(m, s, r->n, &in);
 	MemoryContextSwitchTo(old);
 	r->id_null[r->n] = nulls[COL_ID - 1];
@@ -179,7 +179,7 @@ StartupRows(DestReceiver *self, int operation, TupleDesc desc)
 	RowsReceiver *r = (RowsReceiver *) self;
 	MemoryContext old = MemoryContextSwitchTo(r->binding_cxt);
 
-	r->binding = FeatureBindPositions(r->m->features, desc, COL_POSITION + 1, r->what);
+	r->binding = FeatureBindPositions(r->m->features, desc, COL_DISPLAY_POSITION + 1, r->what);
 	MemoryContextSwitchTo(old);
 }
 
@@ -202,7 +202,7 @@ DestroyRows(DestReceiver *self)
  */
 static Datum
 PredictTableRows(FunctionCallInfo fcinfo, const MmoeModel *m, MmoeScratch *s, Oid rel,
-				 const char *id_col, const char *ctx_col, const char *pos_col,
+				 const char *id_col, const char *ctx_col, const char *display_position_col,
 				 const char *relname)
 {
 	StringInfoData query;
@@ -221,7 +221,7 @@ PredictTableRows(FunctionCallInfo fcinfo, const MmoeModel *m, MmoeScratch *s, Oi
 	initStringInfo(&query);
 	appendStringInfo(&query, "SELECT %s::pg_catalog.int8, NULL::pg_catalog.float4[], NULL::pg_catalog.int4[], %s, %s, %s FROM %s",
 					 id_col, ctx_col ? ctx_col : "NULL::pg_catalog.float4[]",
-					 pos_col ? psprintf("%s::pg_catalog.int4", pos_col) : "NULL::pg_catalog.int4",
+					 display_position_col ? psprintf("%s::pg_catalog.int4", display_position_col) : "NULL::pg_catalog.int4",
 					 FeatureSelectList(m->features), relname);
 	r = palloc0(sizeof(RowsReceiver));
 	r->pub.receiveSlot = ReceiveRow;
@@ -232,7 +232,7 @@ PredictTableRows(FunctionCallInfo fcinfo, const MmoeModel *m, MmoeScratch *s, Oi
 	r->rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	r->m = m;
 	r->s = s;
-	r->takes_position = pos_col != NULL;
+	r->takes_display_position = display_position_col != NULL;
 	/* a huge model may get a scratch of fewer rows than a block */
 	r->block = Min(PREDICT_TABLE_BLOCK, s->maxrows);
 	r->out = palloc(sizeof(float) * PREDICT_TABLE_BLOCK * m->ntasks);
@@ -267,7 +267,7 @@ PredictTableRows(FunctionCallInfo fcinfo, const MmoeModel *m, MmoeScratch *s, Oi
 static void
 ScoreBlocks(ReturnSetInfo *rsinfo, const MmoeModel *m, MmoeScratch *s, Portal portal, int block,
 			MemoryContext block_cxt, float *out, const char *cat_col, const char *ctx_col,
-			const char *pos_col)
+			const char *display_position_col)
 {
 	MemoryContext old;
 	int			slot[PREDICT_TABLE_BLOCK];	/* scratch row of each fetched row, -1 = NULL features */
@@ -303,13 +303,13 @@ ScoreBlocks(ReturnSetInfo *rsinfo, const MmoeModel *m, MmoeScratch *s, Portal po
 			in.categorical = cat_col ? ArrayColumn(tuple, desc, COL_CATEGORICAL) : NULL;
 			in.takes_context = true;
 			in.context = ctx_col ? ArrayColumn(tuple, desc, COL_CONTEXT) : NULL;
-			in.takes_position = pos_col != NULL;
-			if (pos_col)
+			in.takes_display_position = display_position_col != NULL;
+			if (display_position_col)
 			{
-				Datum		d = SPI_getbinval(tuple, desc, COL_POSITION, &isnull);
+				Datum		d = SPI_getbinval(tuple, desc, COL_DISPLAY_POSITION, &isnull);
 
-				in.position_null = isnull;
-				in.position = isnull ? 0 : DatumGetInt32(d);
+				in.display_position_null = isnull;
+				in.display_position = isnull ? 0 : DatumGetInt32(d);
 			}
 			MmoeSetRow(m, s, rows, &in);
 			slot[i] = rows++;
@@ -350,7 +350,7 @@ mmoe_predict_table(PG_FUNCTION_ARGS)
 	const char *features_col;
 	const char *cat_col;
 	const char *ctx_col;
-	const char *pos_col;
+	const char *display_position_col;
 	const MmoeModel *m;
 	MmoeScratch *s;
 	StringInfoData query;
@@ -375,7 +375,7 @@ mmoe_predict_table(PG_FUNCTION_ARGS)
 						IntArrayTypes, lengthof(IntArrayTypes));
 	ctx_col = ColumnArg(fcinfo, ARG_CONTEXT_COLUMN, rel, "context_column",
 						FloatArrayTypes, lengthof(FloatArrayTypes));
-	pos_col = ColumnArg(fcinfo, ARG_POSITION_COLUMN, rel, "display_position_column",
+	display_position_col = ColumnArg(fcinfo, ARG_DISPLAY_POSITION_COLUMN, rel, "display_position_column",
 						IdTypes, lengthof(IdTypes));
 
 	m = MmoeAcquire(fcinfo, PG_GETARG_TEXT_PP(ARG_MODEL), MmoeVersionArg(fcinfo, ARG_VERSION),
@@ -388,7 +388,7 @@ mmoe_predict_table(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("categorical_column must be null when features_column is null"),
 					 errdetail("The model's feature spec names the categorical columns it reads.")));
-		return PredictTableRows(fcinfo, m, s, rel, id_col, ctx_col, pos_col, relname);
+		return PredictTableRows(fcinfo, m, s, rel, id_col, ctx_col, display_position_col, relname);
 	}
 	if (cat_col == NULL && m->ncategorical > 0)
 		ereport(ERROR,
@@ -406,12 +406,12 @@ mmoe_predict_table(PG_FUNCTION_ARGS)
 	 */
 	initStringInfo(&query);
 	appendStringInfo(&query, "SELECT %s::pg_catalog.int8, %s", id_col, features_col);
-	if (cat_col || ctx_col || pos_col)
+	if (cat_col || ctx_col || display_position_col)
 		appendStringInfo(&query, ", %s::pg_catalog.int4[]", cat_col ? cat_col : "NULL");
-	if (ctx_col || pos_col)
+	if (ctx_col || display_position_col)
 		appendStringInfo(&query, ", %s", ctx_col ? ctx_col : "NULL::pg_catalog.float4[]");
-	if (pos_col)
-		appendStringInfo(&query, ", %s::pg_catalog.int4", pos_col);
+	if (display_position_col)
+		appendStringInfo(&query, ", %s::pg_catalog.int4", display_position_col);
 	appendStringInfo(&query, " FROM %s", relname);
 
 	out = palloc(sizeof(float) * PREDICT_TABLE_BLOCK * m->ntasks);
@@ -426,7 +426,7 @@ mmoe_predict_table(PG_FUNCTION_ARGS)
 	/* a huge model may get a scratch of fewer rows than a block */
 	block = Min(PREDICT_TABLE_BLOCK, s->maxrows);
 
-	ScoreBlocks(rsinfo, m, s, portal, block, block_cxt, out, cat_col, ctx_col, pos_col);
+	ScoreBlocks(rsinfo, m, s, portal, block, block_cxt, out, cat_col, ctx_col, display_position_col);
 	SPI_cursor_close(portal);
 	RecsysSpiFinish(spi_level);
 	MemoryContextDelete(block_cxt);

@@ -955,7 +955,7 @@ Validate(MmoeTrainer *t, const TrainData *v, MmoeScratch *sc, float *out, int64 
 			if (m->context_dim > 0)
 				memcpy(sc->context + (size_t) r * m->context_dim, v->context + i * m->context_dim,
 					   sizeof(float) * m->context_dim);
-			sc->position[r] = v->display_position[i];
+			sc->display_position[r] = v->display_position[i];
 		}
 		MmoeForward(m, sc, rows, NULL, out + start * m->ntasks);
 		CHECK_FOR_INTERRUPTS();

@@ -1845,7 +1845,7 @@ TestMmoeForward(void)
 				memcpy(s.x + r * m->in_width, MFeat[r0 + r], sizeof(float) * 3);
 				s.ids[r] = MIds[r0 + r];
 				memcpy(s.context + r * 2, MCtx[r0 + r], sizeof(float) * 2);
-				s.position[r] = MPos[r0 + r];
+				s.display_position[r] = MPos[r0 + r];
 			}
 			MmoeForward(m, &s, rows, NULL, out + r0 * 2);
 		}
@@ -1884,7 +1884,7 @@ TestMmoeForward(void)
 			memcpy(s.x + r * m->in_width, MFeat[1], sizeof(float) * 3);
 			s.ids[r] = MIds[1];
 			memcpy(s.context + r * 2, MCtx[1], sizeof(float) * 2);
-			s.position[r] = MPos[1];
+			s.display_position[r] = MPos[1];
 		}
 		MmoeForward(m, &s, 4, &d, out);
 		for (int r = 0; r < 4; r++)
