@@ -149,6 +149,55 @@ SELECT max(abs(p.scores[1] - (recsys.predict('p', t))[1])) < 1e-6 AS table_match
 FROM recsys.predict_table('p', 'people', 'id', NULL) p JOIN people t USING (id);
 SELECT (SELECT array_agg(item_id) FROM (SELECT (unnest(recsys.predict_top_k('p', t, t.id, 5, '{1,0}'))).* FROM people t) s)
 	= (SELECT array_agg(id::bigint) FROM (SELECT id FROM people t ORDER BY (recsys.predict('p', t))[1] DESC, id LIMIT 5) s) AS top_k_matches;
+-- predict_table reads a plain table with a direct scan, anything else through SELECT:
+-- a view, a parent with an inheritance child, an int8 display position out of int4's range
+CREATE TEMP TABLE direct AS SELECT id, scores FROM recsys.predict_table('p', 'people', 'id', NULL);
+CREATE VIEW people_v AS SELECT * FROM people;
+CREATE TABLE people_parent (LIKE people);
+CREATE TABLE people_kid () INHERITS (people_parent);
+INSERT INTO people_parent SELECT * FROM people WHERE id > 100;
+INSERT INTO people_kid SELECT * FROM people WHERE id <= 100;
+SELECT rel, count(*) AS scored, bool_and(p.scores = d.scores) AS same_scores
+FROM unnest(ARRAY['people_v', 'people_parent']) rel, recsys.predict_table('p', rel::regclass, 'id', NULL) p
+	JOIN direct d USING (id) GROUP BY rel ORDER BY rel;
+SELECT (SELECT array_agg(id || ' ' || scores::text ORDER BY id, scores::text) FROM recsys.predict_table('p', 'people', 'level', NULL))
+	= (SELECT array_agg(id || ' ' || scores::text ORDER BY id, scores::text) FROM recsys.predict_table('p', 'people_v', 'level', NULL))
+	AS bigint_ids_same;
+ALTER TABLE people_parent ADD COLUMN pos bigint;
+UPDATE people_parent SET pos = 5000000000 WHERE id = 150;
+SELECT pg_temp.try($$SELECT * FROM recsys.predict_table('p', 'people_parent', 'id', NULL, display_position_column => 'pos')$$);
+CREATE TABLE people_pos AS SELECT * FROM people_parent;
+SELECT pg_temp.try($$SELECT * FROM recsys.predict_table('p', 'people_pos', 'id', NULL, display_position_column => 'pos')$$);
+-- a role under row-level security gets the rows its policy shows; one with the columns' privileges
+-- only reads them; one without gets SELECT's error
+DROP ROLE IF EXISTS feat_reader;
+CREATE ROLE feat_reader;
+GRANT USAGE ON SCHEMA recsys TO feat_reader;
+GRANT SELECT ON recsys.models, recsys.model_aliases TO feat_reader;
+CREATE TABLE people_rls AS SELECT * FROM people;
+ALTER TABLE people_rls ENABLE ROW LEVEL SECURITY;
+CREATE POLICY even ON people_rls FOR SELECT USING (id % 2 = 0);
+GRANT SELECT ON people_rls TO feat_reader;
+CREATE TABLE people_cols AS SELECT * FROM people;
+GRANT SELECT (id, age, gain, hours, job, level, member, tags, emb) ON people_cols TO feat_reader;
+CREATE TABLE people_none AS SELECT * FROM people;
+GRANT SELECT (id, age) ON people_none TO feat_reader;
+SET ROLE feat_reader;
+SELECT count(*) AS scored, count(*) FILTER (WHERE p.id % 2 = 0) AS even FROM recsys.predict_table('p', 'people_rls', 'id', NULL) p;
+SELECT count(*) AS scored FROM recsys.predict_table('p', 'people_cols', 'id', NULL);
+SELECT pg_temp.try($$SELECT * FROM recsys.predict_table('p', 'people_none', 'id', NULL)$$);
+RESET ROLE;
+SELECT count(*) AS scored, count(*) FILTER (WHERE p.id % 2 = 0) AS even FROM recsys.predict_table('p', 'people_rls', 'id', NULL) p;
+ALTER TABLE people_rls FORCE ROW LEVEL SECURITY;
+ALTER TABLE people_rls OWNER TO feat_reader;
+SET ROLE feat_reader;
+SELECT count(*) AS scored FROM recsys.predict_table('p', 'people_rls', 'id', NULL) p;
+RESET ROLE;
+DROP TABLE people_rls, people_cols, people_none, people_pos, people_kid, people_parent;
+DROP VIEW people_v;
+REVOKE ALL ON recsys.models, recsys.model_aliases FROM feat_reader;
+REVOKE ALL ON SCHEMA recsys FROM feat_reader;
+DROP ROLE feat_reader;
 
 -- a model without a spec refuses rows; its array calls resolve to the array forms as before
 CREATE TEMP TABLE arrcfg AS SELECT (base || '{"input_dim": 2}') AS c FROM cfg;

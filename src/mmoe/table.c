@@ -8,10 +8,23 @@
  * rows at a time, their values are read in a memory context reset per
  * block, and the results go into the function's tuplestore, which spills to
  * disk past work_mem.
+ *
+ * A model with a feature spec (features_column => NULL) reads a plain table
+ * that SELECT would read as it is stored (no row-level security, no
+ * inheritance children, readable by the caller, no Citus) with a direct scan
+ * under the statement's snapshot: each tuple is deformed up to the last
+ * column the spec reads and encoded from the buffer, with no executor
+ * projection per row.  Anything else goes through the same SELECT by SPI,
+ * which gives the rows and raises the errors that SELECT would.
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/tableam.h"
+#include "catalog/pg_class.h"
+#include "commands/extension.h"
+#include "executor/executor.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -19,9 +32,13 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/array.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/snapmgr.h"
 
 #include "features/spec.h"
 #include "store/arrays.h"
@@ -59,18 +76,21 @@ static const Oid IntArrayTypes[] = {INT2ARRAYOID, INT4ARRAYOID, INT8ARRAYOID};
 /*
  * Get the quoted name of a column of rel given as argument arg (NULL when
  * the argument is NULL), raising an error unless it is a column of one of
- * the accepted types
+ * the accepted types; its type goes to *type when type is not NULL
  */
 static const char *
 ColumnArg(FunctionCallInfo fcinfo, int arg, Oid rel, const char *what,
-		  const Oid *accepted, int naccepted)
+		  const Oid *accepted, int naccepted, Oid *type)
 {
 	const char *col;
+	Oid			t;
 
 	if (PG_ARGISNULL(arg))
 		return NULL;
 	col = NameStr(*PG_GETARG_NAME(arg));
-	RecsysColumnType(rel, col, what, accepted, naccepted);
+	t = RecsysColumnType(rel, col, what, accepted, naccepted);
+	if (type)
+		*type = t;
 	return quote_identifier(col);
 }
 
@@ -104,6 +124,12 @@ typedef struct RowsReceiver
 	const char *what;			/* the relation, for messages */
 	MmoeBagInput bags;
 	bool		takes_display_position;
+	/* where the id, context and display position are in a row's values (0-based, -1: none) */
+	int			id_att;
+	int			context_att;
+	int			display_position_att;
+	Oid			id_type;		/* of the id and display position values */
+	Oid			display_position_type;
 	int			block;			/* rows a pass scores */
 	int			n;				/* rows of the block so far */
 	float	   *out;
@@ -138,37 +164,164 @@ FlushRows(RowsReceiver *r)
 	CHECK_FOR_INTERRUPTS();
 }
 
-/* Encode one row of the query into the next scratch row; score the block when full */
-static bool
-ReceiveRow(TupleTableSlot *slot, DestReceiver *self)
+/* Get an integer value of type int2, int4 or int8 as an int64 */
+static int64
+IntValue(Datum d, Oid type)
 {
-	RowsReceiver *r = (RowsReceiver *) self;
+	switch (type)
+	{
+		case INT2OID:
+			return DatumGetInt16(d);
+		case INT4OID:
+			return DatumGetInt32(d);
+		case INT8OID:
+			return DatumGetInt64(d);
+	}
+	elog(ERROR, "unexpected integer type %u", type);
+	return 0;
+}
+
+/*
+ * Encode one row's values (by attribute, 0-based) into the next scratch
+ * row; score the block when full
+ */
+static void
+EncodeRow(RowsReceiver *r, const Datum *values, const bool *nulls)
+{
 	const MmoeModel *m = r->m;
 	MmoeScratch *s = r->s;
 	float	   *x = s->x + (size_t) r->n * m->in_width;
 	MmoeRowInput in = {0};
 	MemoryContext old;
-	Datum	   *values;
-	bool	   *nulls;
+	bool		id_null = r->id_att < 0 || nulls[r->id_att];
 
-	slot_getallattrs(slot);
-	values = slot->tts_values;
-	nulls = slot->tts_isnull;
 	old = MemoryContextSwitchTo(r->block_cxt);
 	MmoeEncodeValues(m, r->binding, values, nulls, x, s->ids + (size_t) r->n * m->ncategorical,
 					 x + m->bag_offset, &r->bags);
 	in.encoded = true;
 	in.takes_context = true;
-	in.context = nulls[COL_CONTEXT - 1] ? NULL : DatumGetArrayTypeP(values[COL_CONTEXT - 1]);
+	if (r->context_att >= 0 && !nulls[r->context_att])
+		in.context = DatumGetArrayTypeP(values[r->context_att]);
 	in.takes_display_position = r->takes_display_position;
-	in.display_position_null = nulls[COL_DISPLAY_POSITION - 1];
-	in.display_position = in.display_position_null ? 0 : DatumGetInt32(values[COL_DISPLAY_POSITION - 1]);
+	in.display_position_null = r->display_position_att < 0 || nulls[r->display_position_att];
+	if (!in.display_position_null)
+	{
+		int64		pos = IntValue(values[r->display_position_att], r->display_position_type);
+
+		/* as the cast to int4 of the SELECT that reads other relations */
+		if (pos < PG_INT32_MIN || pos > PG_INT32_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("integer out of range")));
+		in.display_position = (int32) pos;
+	}
 	MmoeSetRow(m, s, r->n, &in);
 	MemoryContextSwitchTo(old);
-	r->id_null[r->n] = nulls[COL_ID - 1];
-	r->ids[r->n] = nulls[COL_ID - 1] ? 0 : DatumGetInt64(values[COL_ID - 1]);
+	r->id_null[r->n] = id_null;
+	r->ids[r->n] = id_null ? 0 : IntValue(values[r->id_att], r->id_type);
 	if (++r->n == r->block)
 		FlushRows(r);
+}
+
+/* Encode one row of the query into the next scratch row (the SPI path's receiver) */
+static bool
+ReceiveRow(TupleTableSlot *slot, DestReceiver *self)
+{
+	slot_getallattrs(slot);
+	EncodeRow((RowsReceiver *) self, slot->tts_values, slot->tts_isnull);
+	return true;
+}
+
+/*
+ * May the candidates be read with a direct scan of their table, giving
+ * exactly the rows and checks that SELECT would?  A plain table without
+ * inheritance children, not under row-level security for this role,
+ * readable by it (the table, or each column read), no executor permission
+ * hook (a security label provider would be bypassed), and no Citus (a
+ * distributed table's rows are in its shards)
+ */
+static bool
+DirectScanAllowed(Relation rel, const AttrNumber *atts, int natts)
+{
+	Oid			relid = RelationGetRelid(rel);
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relhassubclass ||
+		ExecutorCheckPerms_hook != NULL || OidIsValid(get_extension_oid("citus", true)))
+		return false;
+	if (check_enable_rls(relid, InvalidOid, true) != RLS_NONE)
+		return false;
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		for (int i = 0; i < natts; i++)
+			if (pg_attribute_aclcheck(relid, atts[i], GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+				return false;
+	return true;
+}
+
+/* Get the attribute number of a column of a relation (checked to exist before) */
+static AttrNumber
+ColumnNumber(Oid relid, const char *column)
+{
+	AttrNumber	att = get_attnum(relid, column);
+
+	if (att == InvalidAttrNumber)
+		elog(ERROR, "column \"%s\" is missing", column);
+	return att;
+}
+
+/*
+ * Score the rows of a plain table with a direct scan (see the file's
+ * comment); returns false, having read nothing, when DirectScanAllowed says
+ * no.  The id and display position columns are raw names, NULL when not given.
+ */
+static bool
+ScanRowsDirect(RowsReceiver *r, Oid relid, const char *id_col, Oid id_type,
+			   const char *context_col, const char *display_position_col,
+			   Oid display_position_type)
+{
+	Relation	rel = relation_open(relid, AccessShareLock);
+	const FeatureSpec *spec = r->m->features;
+	AttrNumber *atts = palloc(sizeof(AttrNumber) * (spec->ncolumns + 3));
+	int			natts = 0;
+	int			last = 1;
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+
+	r->binding = FeatureBindNames(spec, RelationGetDescr(rel), r->what);
+	for (int i = 0; i < spec->ncolumns; i++)
+		atts[natts++] = r->binding->attnum[i];
+	atts[natts++] = ColumnNumber(relid, id_col);
+	r->id_att = atts[natts - 1] - 1;
+	r->id_type = id_type;
+	r->context_att = r->display_position_att = -1;
+	if (context_col)
+	{
+		atts[natts++] = ColumnNumber(relid, context_col);
+		r->context_att = atts[natts - 1] - 1;
+	}
+	if (display_position_col)
+	{
+		atts[natts++] = ColumnNumber(relid, display_position_col);
+		r->display_position_att = atts[natts - 1] - 1;
+		r->display_position_type = display_position_type;
+	}
+	if (!DirectScanAllowed(rel, atts, natts))
+	{
+		relation_close(rel, NoLock);
+		return false;
+	}
+	/* a tuple is deformed no further than the last column read */
+	for (int i = 0; i < natts; i++)
+		last = Max(last, atts[i]);
+	slot = table_slot_create(rel, NULL);
+	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		slot_getsomeattrs(slot, last);
+		EncodeRow(r, slot->tts_values, slot->tts_isnull);
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	relation_close(rel, NoLock);
 	return true;
 }
 
@@ -180,6 +333,11 @@ StartupRows(DestReceiver *self, int operation, TupleDesc desc)
 	MemoryContext old = MemoryContextSwitchTo(r->binding_cxt);
 
 	r->binding = FeatureBindPositions(r->m->features, desc, COL_DISPLAY_POSITION + 1, r->what);
+	r->id_att = COL_ID - 1;
+	r->id_type = INT8OID;
+	r->context_att = COL_CONTEXT - 1;
+	r->display_position_att = COL_DISPLAY_POSITION - 1;
+	r->display_position_type = INT4OID;
 	MemoryContextSwitchTo(old);
 }
 
@@ -203,7 +361,7 @@ DestroyRows(DestReceiver *self)
 static Datum
 PredictTableRows(FunctionCallInfo fcinfo, const MmoeModel *m, MmoeScratch *s, Oid rel,
 				 const char *id_col, const char *ctx_col, const char *display_position_col,
-				 const char *relname)
+				 const char *relname, Oid id_type, Oid display_position_type)
 {
 	StringInfoData query;
 	int			spi_level;
@@ -242,6 +400,15 @@ PredictTableRows(FunctionCallInfo fcinfo, const MmoeModel *m, MmoeScratch *s, Oi
 	r->binding_cxt = CurrentMemoryContext;
 	r->what = psprintf("relation %s", relname);
 
+	if (ScanRowsDirect(r, rel, NameStr(*PG_GETARG_NAME(ARG_ID_COLUMN)), id_type,
+					   ctx_col ? NameStr(*PG_GETARG_NAME(ARG_CONTEXT_COLUMN)) : NULL,
+					   display_position_col ? NameStr(*PG_GETARG_NAME(ARG_DISPLAY_POSITION_COLUMN)) : NULL,
+					   display_position_type))
+	{
+		FlushRows(r);
+		MemoryContextDelete(r->block_cxt);
+		return (Datum) 0;
+	}
 	spi_level = RecsysSpiConnect();
 	plan = SPI_prepare(query.data, 0, NULL);
 	if (plan == NULL)
@@ -351,6 +518,8 @@ mmoe_predict_table(PG_FUNCTION_ARGS)
 	const char *cat_col;
 	const char *ctx_col;
 	const char *display_position_col;
+	Oid			id_type = InvalidOid;
+	Oid			display_position_type = InvalidOid;
 	const MmoeModel *m;
 	MmoeScratch *s;
 	StringInfoData query;
@@ -368,15 +537,17 @@ mmoe_predict_table(PG_FUNCTION_ARGS)
 				 errmsg("model, candidates and id_column must not be null")));
 	rel = PG_GETARG_OID(ARG_CANDIDATES);
 	relname = RecsysRelationSqlName(rel);
-	id_col = ColumnArg(fcinfo, ARG_ID_COLUMN, rel, "id_column", IdTypes, lengthof(IdTypes));
+	id_col = ColumnArg(fcinfo, ARG_ID_COLUMN, rel, "id_column", IdTypes, lengthof(IdTypes),
+					   &id_type);
 	features_col = ColumnArg(fcinfo, ARG_FEATURES_COLUMN, rel, "features_column",
-							 FloatArrayTypes, lengthof(FloatArrayTypes));
+							 FloatArrayTypes, lengthof(FloatArrayTypes), NULL);
 	cat_col = ColumnArg(fcinfo, ARG_CATEGORICAL_COLUMN, rel, "categorical_column",
-						IntArrayTypes, lengthof(IntArrayTypes));
+						IntArrayTypes, lengthof(IntArrayTypes), NULL);
 	ctx_col = ColumnArg(fcinfo, ARG_CONTEXT_COLUMN, rel, "context_column",
-						FloatArrayTypes, lengthof(FloatArrayTypes));
-	display_position_col = ColumnArg(fcinfo, ARG_DISPLAY_POSITION_COLUMN, rel, "display_position_column",
-						IdTypes, lengthof(IdTypes));
+						FloatArrayTypes, lengthof(FloatArrayTypes), NULL);
+	display_position_col = ColumnArg(fcinfo, ARG_DISPLAY_POSITION_COLUMN, rel,
+									 "display_position_column", IdTypes, lengthof(IdTypes),
+									 &display_position_type);
 
 	m = MmoeAcquire(fcinfo, PG_GETARG_TEXT_PP(ARG_MODEL), MmoeVersionArg(fcinfo, ARG_VERSION),
 					PREDICT_TABLE_BLOCK, &s, NULL, NULL);
@@ -388,7 +559,8 @@ mmoe_predict_table(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("categorical_column must be null when features_column is null"),
 					 errdetail("The model's feature spec names the categorical columns it reads.")));
-		return PredictTableRows(fcinfo, m, s, rel, id_col, ctx_col, display_position_col, relname);
+		return PredictTableRows(fcinfo, m, s, rel, id_col, ctx_col, display_position_col, relname,
+								id_type, display_position_type);
 	}
 	if (cat_col == NULL && m->ncategorical > 0)
 		ereport(ERROR,
