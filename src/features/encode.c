@@ -433,6 +433,19 @@ VocabId(const FeatureColumn *c, Oid type, Datum d)
 	return id >= 0 ? id : FeatureVocabCount(c->vocab);
 }
 
+/* Categorical values a row's encoding probes before it looks them up */
+#define FEATURE_PROBED_KEYS 16
+
+/* A categorical value of a row, read and hashed */
+typedef struct FeatureKey
+{
+	int			column;			/* spec column */
+	int64		ival;
+	const char *s;
+	int			len;
+	uint32		hash;
+} FeatureKey;
+
 /*
  * Encode one row of values (indexed by attribute number - 1) with a fitted
  * spec: dense[dense_dim], ids[ncategorical], and for multi_categorical
@@ -445,8 +458,28 @@ FeatureEncode(const FeatureBinding *b, const Datum *values, const bool *nulls, f
 			  int32 *ids, int64 *bag_start, int32 *bag_len, FeatureIdList *bag_ids)
 {
 	const FeatureSpec *spec = b->spec;
+	FeatureKey	keys[FEATURE_PROBED_KEYS];
+	int			nkeys = 0;
 
-	for (int i = 0; i < spec->ncolumns; i++)
+	/*
+	 * The categorical values first: each is hashed and its vocabulary slot
+	 * requested, so that the cache misses of the lookups (vocabularies far
+	 * larger than the caches) overlap each other and the numeric work
+	 */
+	for (int i = 0; i < spec->ncolumns && nkeys < FEATURE_PROBED_KEYS; i++)
+	{
+		const FeatureColumn *c = &spec->columns[i];
+		int			a = b->attnum[i] - 1;
+		FeatureKey *k;
+
+		if (c->kind != FEATURE_KIND_CATEGORICAL || nulls[a])
+			continue;
+		k = &keys[nkeys++];
+		k->column = i;
+		FeatureReadKey(b->atttype[i], values[a], &k->ival, &k->s, &k->len);
+		k->hash = FeatureVocabProbe(c->vocab, k->ival, k->s, k->len);
+	}
+	for (int i = 0, key = 0; i < spec->ncolumns; i++)
 	{
 		const FeatureColumn *c = &spec->columns[i];
 		int			a = b->attnum[i] - 1;
@@ -472,7 +505,17 @@ FeatureEncode(const FeatureBinding *b, const Datum *values, const bool *nulls, f
 				}
 				break;
 			case FEATURE_KIND_CATEGORICAL:
-				ids[c->index] = isnull ? FeatureVocabCount(c->vocab) + 1 : VocabId(c, type, values[a]);
+				if (isnull)
+					ids[c->index] = FeatureVocabCount(c->vocab) + 1;
+				else if (key < nkeys && keys[key].column == i)
+				{
+					const FeatureKey *k = &keys[key++];
+					int32		id = FeatureVocabLookupHashed(c->vocab, k->hash, k->ival, k->s, k->len);
+
+					ids[c->index] = id >= 0 ? id : FeatureVocabCount(c->vocab);
+				}
+				else
+					ids[c->index] = VocabId(c, type, values[a]);
 				break;
 			case FEATURE_KIND_MULTI:
 				{

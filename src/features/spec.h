@@ -140,6 +140,9 @@ extern const char *FeatureKindName(FeatureKind kind);
 /* vocab.c */
 extern struct FeatureVocab *FeatureVocabCreate(FeatureValueType type, int64 expected);
 extern int32 FeatureVocabLookup(const struct FeatureVocab *v, int64 ival, const char *s, int len);
+extern uint32 FeatureVocabProbe(const struct FeatureVocab *v, int64 ival, const char *s, int len);
+extern int32 FeatureVocabLookupHashed(const struct FeatureVocab *v, uint32 h, int64 ival,
+									  const char *s, int len);
 extern int32 FeatureVocabAdd(struct FeatureVocab *v, int64 ival, const char *s, int len);
 extern int32 FeatureVocabCount(const struct FeatureVocab *v);
 extern void FeatureVocabIncrement(struct FeatureVocab *v, int32 id, int64 by);

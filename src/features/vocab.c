@@ -188,17 +188,49 @@ IntIndexHash(int64 ival)
 int32
 FeatureVocabLookup(const FeatureVocab *v, int64 ival, const char *s, int len)
 {
+	return FeatureVocabLookupHashed(v, FeatureVocabProbe(v, ival, s, len), ival, s, len);
+}
+
+/*
+ * Get the hash under which a frozen vocabulary's index finds a value, and
+ * start loading the index slot it probes first into the cache: a caller
+ * with several values to look up probes them all first, so that their
+ * cache misses overlap instead of following one another
+ */
+uint32
+FeatureVocabProbe(const FeatureVocab *v, int64 ival, const char *s, int len)
+{
 	uint32		h;
+
+	if (!v->frozen)
+		return ValueHash(v, ival, s, len);
+	if (v->type != FEATURE_VALUES_TEXT)
+	{
+		h = IntIndexHash(ival);
+		__builtin_prefetch(&v->int_index[h & v->index_mask]);
+	}
+	else
+	{
+		h = hash_bytes((const unsigned char *) s, len);
+		__builtin_prefetch(&v->text_index[h & v->index_mask]);
+	}
+	return h;
+}
+
+/*
+ * Get the id of a value given its hash from FeatureVocabProbe, or -1 when
+ * it is not in the vocabulary
+ */
+int32
+FeatureVocabLookupHashed(const FeatureVocab *v, uint32 h, int64 ival, const char *s, int len)
+{
 	uint32		i;
 
 	if (!v->frozen)
-	{
-		h = ValueHash(v, ival, s, len);
 		return v->slots[FindSlot(v, h, ival, s, len)];
-	}
 	if (v->type != FEATURE_VALUES_TEXT)
 	{
-		for (i = IntIndexHash(ival) & v->index_mask;; i = (i + 1) & v->index_mask)
+		for (i = h & v->index_mask;; i = (i + 1) & v->index_mask)
 		{
 			const VocabIntSlot *slot = &v->int_index[i];
 
@@ -206,7 +238,6 @@ FeatureVocabLookup(const FeatureVocab *v, int64 ival, const char *s, int len)
 				return slot->id;
 		}
 	}
-	h = hash_bytes((const unsigned char *) s, len);
 	for (i = h & v->index_mask;; i = (i + 1) & v->index_mask)
 	{
 		const VocabTextSlot *slot = &v->text_index[i];
