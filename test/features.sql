@@ -7,7 +7,7 @@
 SET client_min_messages = warning;
 \ir ref/out/features_ref.sql
 
-SELECT plan(30);
+SELECT plan(34);
 
 -- the lines of EXPLAIN (ANALYZE) of a query: the plan and the workers it launched
 CREATE FUNCTION pg_temp.explain_lines(q text) RETURNS SETOF text
@@ -93,6 +93,48 @@ SELECT is(
 	(SELECT array_agg(g ORDER BY g) FROM (SELECT t.id % 5 AS g, recsys.predict_top_k('fa', t, t.id, 3, '{1,0}') AS k
 		FROM fx_test t GROUP BY 1) s WHERE k IS NOT NULL),
 	ARRAY[0, 1, 2, 3, 4], 'predict_top_k over rows, grouped');
+
+-- vocabulary lookups through both index layouts: text values of up to 22 bytes are compared in
+-- the index slots, a vocabulary with a longer one uses separate entries; values of more than 32
+-- bytes are looked up at once where the rest wait a row (predict_table).  Each row's score must
+-- equal the array form's with the id the stored vocabulary gives (OOV n, NULL n + 1).
+CREATE TABLE fx_voc_train AS SELECT i AS id, 1.0::float8 AS x, (ARRAY['a', 'bb', repeat('x', 22), repeat('x', 21) || 'y',
+	repeat('z', 21), 'c'])[1 + i % 6] AS short_tag, (ARRAY['a', repeat('l', 23), repeat('l', 22) || 'm', repeat('q', 40),
+	repeat('q', 39) || 'r', 'bb'])[1 + i % 6] AS long_tag, i % 2 = 0 AS clicked, (i % 7)::float8 AS income
+	FROM generate_series(1, 600) i;
+CREATE TABLE fx_voc_test AS SELECT i AS id, 1.0::float8 AS x, t AS short_tag, t AS long_tag
+	FROM unnest(ARRAY['a', 'bb', 'c', repeat('x', 22), repeat('x', 21) || 'y', repeat('x', 21) || 'z', repeat('z', 21),
+		repeat('x', 23), repeat('l', 23), repeat('l', 22) || 'm', repeat('l', 22) || 'n', repeat('q', 40), repeat('q', 39) || 'r',
+		repeat('q', 39) || 's', repeat('q', 41), '', NULL]) WITH ORDINALITY u(t, i);
+SELECT lives_ok($$SELECT count(*) FROM (VALUES ('fv_short', 'short_tag'), ('fv_long', 'long_tag')) v(m, c),
+	recsys.train_mmoe(v.m, 'fx_voc_train', NULL, '{clicked,income}',
+	(SELECT config FROM fx_ref) || jsonb_build_object('features', jsonb_build_object('numeric', '["x"]'::jsonb,
+		'categorical', jsonb_build_array(jsonb_build_object('column', v.c, 'dim', 3)))), epochs => 1)$$,
+	'models with short and with long text vocabulary values train');
+CREATE TEMP TABLE fx_voc_ids AS
+	SELECT v.m, t.id, coalesce((SELECT (i - 1)::int FROM recsys.models, jsonb_array_elements_text(config -> 'features' -> 'categorical' -> 0 -> 'vocab')
+		WITH ORDINALITY e(value, i) WHERE name = v.m AND e.value = t.short_tag),
+		(SELECT jsonb_array_length(config -> 'features' -> 'categorical' -> 0 -> 'vocab') + CASE WHEN t.short_tag IS NULL THEN 1 ELSE 0 END
+			FROM recsys.models WHERE name = v.m)) AS expected_id
+	FROM (VALUES ('fv_short'), ('fv_long')) v(m), fx_voc_test t;
+SELECT is((SELECT string_agg(m || ' ' || n_vocab || ' kept, ' || n_oov || ' OOV, ' || n_null || ' NULL', '; ' ORDER BY m)
+	FROM (SELECT m, count(*) FILTER (WHERE expected_id < 6) AS n_vocab, count(*) FILTER (WHERE expected_id = 6) AS n_oov,
+		count(*) FILTER (WHERE expected_id = 7) AS n_null FROM fx_voc_ids GROUP BY m) s),
+	'fv_long 6 kept, 10 OOV, 1 NULL; fv_short 6 kept, 10 OOV, 1 NULL', 'both vocabularies keep their six values');
+SELECT is((SELECT count(*) FILTER (WHERE recsys.predict(i.m, t) = recsys.predict(i.m, '{0}'::real[], categorical => ARRAY[i.expected_id]))
+	FROM fx_voc_ids i JOIN fx_voc_test t USING (id)), 34::bigint,
+	'predict(model, row) looks every value up as the stored vocabulary orders it (inline and entry layouts)');
+-- (a batched pass's last bits depend on the rows it holds: the same rows, packed, in the same order)
+CREATE TABLE fx_voc_short AS SELECT id, '{0}'::real[] AS features, ARRAY[expected_id] AS categorical
+	FROM fx_voc_ids WHERE m = 'fv_short' ORDER BY id;
+CREATE TABLE fx_voc_long AS SELECT id, '{0}'::real[] AS features, ARRAY[expected_id] AS categorical
+	FROM fx_voc_ids WHERE m = 'fv_long' ORDER BY id;
+SELECT is((SELECT count(*) FILTER (WHERE p.scores = a.scores)
+	FROM (VALUES ('fv_short', 'fx_voc_short'), ('fv_long', 'fx_voc_long')) v(m, arrays)
+	CROSS JOIN LATERAL recsys.predict_table(v.m, 'fx_voc_test', 'id', NULL) WITH ORDINALITY p
+	JOIN LATERAL recsys.predict_table(v.m, v.arrays::regclass, 'id', 'features', 'categorical') WITH ORDINALITY a
+		ON a.ordinality = p.ordinality AND a.id = p.id), 34::bigint,
+	'predict_table''s deferred lookups give the same ids, values over 32 bytes included');
 
 -- model B (with an embedding bag) made in PyTorch on the reference fit, imported
 SELECT is(recsys.import_model('fb', weights_b), 1, 'a PyTorch model with a fitted spec and an embedding bag imports') FROM fx_ref;

@@ -433,18 +433,9 @@ VocabId(const FeatureColumn *c, Oid type, Datum d)
 	return id >= 0 ? id : FeatureVocabCount(c->vocab);
 }
 
-/* Categorical values a row's encoding probes before it looks them up */
-#define FEATURE_PROBED_KEYS 16
-
-/* A categorical value of a row, read and hashed */
-typedef struct FeatureKey
-{
-	int			column;			/* spec column */
-	int64		ival;
-	const char *s;
-	int			len;
-	uint32		hash;
-} FeatureKey;
+static void EncodeRow(const FeatureBinding *b, const Datum *values, const bool *nulls,
+					  float *dense, int32 *ids, int64 *bag_start, int32 *bag_len,
+					  FeatureIdList *bag_ids, FeatureProbes *probes, bool copy);
 
 /*
  * Encode one row of values (indexed by attribute number - 1) with a fitted
@@ -457,16 +448,62 @@ void
 FeatureEncode(const FeatureBinding *b, const Datum *values, const bool *nulls, float *dense,
 			  int32 *ids, int64 *bag_start, int32 *bag_len, FeatureIdList *bag_ids)
 {
+	FeatureProbes probes;
+
+	EncodeRow(b, values, nulls, dense, ids, bag_start, bag_len, bag_ids, &probes, false);
+	FeatureResolve(b->spec, &probes);
+}
+
+/*
+ * Encode a row as FeatureEncode does, except the lookups of its categorical
+ * values, which are only probed (their vocabulary slots requested from
+ * memory) and left in *pending, for FeatureResolve once the caller has done
+ * other work, e.g. encoded the next row: a caller with rows to spare gives
+ * the cache misses of lookups in large vocabularies a row's time to arrive
+ */
+void
+FeatureEncodeDeferred(const FeatureBinding *b, const Datum *values, const bool *nulls,
+					  float *dense, int32 *ids, int64 *bag_start, int32 *bag_len,
+					  FeatureIdList *bag_ids, FeatureProbes *pending)
+{
+	EncodeRow(b, values, nulls, dense, ids, bag_start, bag_len, bag_ids, pending, true);
+}
+
+/* Look up the probed categorical values of a row into its ids */
+void
+FeatureResolve(const FeatureSpec *spec, FeatureProbes *pending)
+{
+	for (int k = 0; k < pending->n; k++)
+	{
+		const FeatureKey *key = &pending->keys[k];
+		const FeatureColumn *c = &spec->columns[key->column];
+		int32		id = FeatureVocabLookupHashed(c->vocab, key->hash, key->ival, key->s, key->len);
+
+		pending->ids[c->index] = id >= 0 ? id : FeatureVocabCount(c->vocab);
+	}
+	pending->n = 0;
+}
+
+/*
+ * Encode one row (see FeatureEncode), its categorical values probed into
+ * *probes and not looked up; copy: text values are copied into the probes
+ * (values longer than FEATURE_PROBED_BYTES are looked up at once)
+ */
+static void
+EncodeRow(const FeatureBinding *b, const Datum *values, const bool *nulls, float *dense,
+		  int32 *ids, int64 *bag_start, int32 *bag_len, FeatureIdList *bag_ids,
+		  FeatureProbes *probes, bool copy)
+{
 	const FeatureSpec *spec = b->spec;
-	FeatureKey	keys[FEATURE_PROBED_KEYS];
-	int			nkeys = 0;
 
 	/*
 	 * The categorical values first: each is hashed and its vocabulary slot
 	 * requested, so that the cache misses of the lookups (vocabularies far
 	 * larger than the caches) overlap each other and the numeric work
 	 */
-	for (int i = 0; i < spec->ncolumns && nkeys < FEATURE_PROBED_KEYS; i++)
+	probes->n = 0;
+	probes->ids = ids;
+	for (int i = 0; i < spec->ncolumns && probes->n < FEATURE_PROBED_KEYS; i++)
 	{
 		const FeatureColumn *c = &spec->columns[i];
 		int			a = b->attnum[i] - 1;
@@ -474,10 +511,18 @@ FeatureEncode(const FeatureBinding *b, const Datum *values, const bool *nulls, f
 
 		if (c->kind != FEATURE_KIND_CATEGORICAL || nulls[a])
 			continue;
-		k = &keys[nkeys++];
-		k->column = i;
+		k = &probes->keys[probes->n];
 		FeatureReadKey(b->atttype[i], values[a], &k->ival, &k->s, &k->len);
+		if (copy && k->s != NULL)
+		{
+			if (k->len > FEATURE_PROBED_BYTES)
+				continue;
+			memcpy(probes->bytes + probes->n * FEATURE_PROBED_BYTES, k->s, k->len);
+			k->s = probes->bytes + probes->n * FEATURE_PROBED_BYTES;
+		}
+		k->column = i;
 		k->hash = FeatureVocabProbe(c->vocab, k->ival, k->s, k->len);
+		probes->n++;
 	}
 	for (int i = 0, key = 0; i < spec->ncolumns; i++)
 	{
@@ -507,13 +552,8 @@ FeatureEncode(const FeatureBinding *b, const Datum *values, const bool *nulls, f
 			case FEATURE_KIND_CATEGORICAL:
 				if (isnull)
 					ids[c->index] = FeatureVocabCount(c->vocab) + 1;
-				else if (key < nkeys && keys[key].column == i)
-				{
-					const FeatureKey *k = &keys[key++];
-					int32		id = FeatureVocabLookupHashed(c->vocab, k->hash, k->ival, k->s, k->len);
-
-					ids[c->index] = id >= 0 ? id : FeatureVocabCount(c->vocab);
-				}
+				else if (key < probes->n && probes->keys[key].column == i)
+					key++;		/* FeatureResolve looks it up */
 				else
 					ids[c->index] = VocabId(c, type, values[a]);
 				break;

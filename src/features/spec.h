@@ -129,6 +129,33 @@ typedef struct FeatureRows
 	int64		nbag_ids;
 } FeatureRows;
 
+/* Categorical values of a row probed before they are looked up (FeatureEncodeDeferred) */
+#define FEATURE_PROBED_KEYS 16
+#define FEATURE_PROBED_BYTES 32
+
+/* A categorical value of a row, read and hashed */
+typedef struct FeatureKey
+{
+	int			column;			/* spec column */
+	int64		ival;
+	const char *s;
+	int			len;
+	uint32		hash;
+} FeatureKey;
+
+/*
+ * The categorical values of one row whose lookups are still to be done:
+ * their ids go to ids[spec index] when FeatureResolve runs; text values are
+ * copied into bytes, so the row's values may be gone by then
+ */
+typedef struct FeatureProbes
+{
+	int			n;
+	int32	   *ids;
+	FeatureKey	keys[FEATURE_PROBED_KEYS];
+	char		bytes[FEATURE_PROBED_KEYS * FEATURE_PROBED_BYTES];
+} FeatureProbes;
+
 typedef struct FeatureBuilder FeatureBuilder;
 
 /* spec.c */
@@ -161,6 +188,10 @@ extern FeatureBinding *FeatureBindPositions(const FeatureSpec *spec, TupleDesc d
 extern void FeatureEncode(const FeatureBinding *b, const Datum *values, const bool *nulls,
 						  float *dense, int32 *ids, int64 *bag_start, int32 *bag_len,
 						  FeatureIdList *bag_ids);
+extern void FeatureEncodeDeferred(const FeatureBinding *b, const Datum *values, const bool *nulls,
+								  float *dense, int32 *ids, int64 *bag_start, int32 *bag_len,
+								  FeatureIdList *bag_ids, FeatureProbes *pending);
+extern void FeatureResolve(const FeatureSpec *spec, FeatureProbes *pending);
 extern void FeatureIdListReserve(FeatureIdList *l, int64 more);
 
 /* fit.c */

@@ -66,7 +66,7 @@ extern void MmoeRejectBags(const MmoeModel *m);
 extern void MmoeBagInputInit(const MmoeModel *m, MmoeBagInput *b);
 extern void MmoeEncodeValues(const MmoeModel *m, const FeatureBinding *b, const Datum *values,
 							 const bool *nulls, float *dense, int32 *ids, float *bagx,
-							 MmoeBagInput *bags);
+							 MmoeBagInput *bags, FeatureProbes *pending);
 extern void MmoeEncodeRow(const MmoeModel *m, uint64 load_id, void **cache, MemoryContext mcxt,
 						  HeapTupleHeader row, float *dense, int32 *ids, float *bagx);
 

@@ -69,14 +69,21 @@ MmoeBagInputInit(const MmoeModel *m, MmoeBagInput *b)
 
 /*
  * Encode one row's values (by the binding) into dense features and ids,
- * and write the mean of each bag's embeddings at bagx
+ * and write the mean of each bag's embeddings at bagx; with pending, the
+ * lookups of the categorical values are left there for FeatureResolve
+ * (FeatureEncodeDeferred)
  */
 void
 MmoeEncodeValues(const MmoeModel *m, const FeatureBinding *b, const Datum *values,
-				 const bool *nulls, float *dense, int32 *ids, float *bagx, MmoeBagInput *bags)
+				 const bool *nulls, float *dense, int32 *ids, float *bagx, MmoeBagInput *bags,
+				 FeatureProbes *pending)
 {
 	bags->ids.len = 0;
-	FeatureEncode(b, values, nulls, dense, ids, bags->start, bags->len, &bags->ids);
+	if (pending)
+		FeatureEncodeDeferred(b, values, nulls, dense, ids, bags->start, bags->len, &bags->ids,
+							  pending);
+	else
+		FeatureEncode(b, values, nulls, dense, ids, bags->start, bags->len, &bags->ids);
 	for (int k = 0; k < m->nbags; k++)
 	{
 		MmoeBagMean(&m->bags[k], bags->ids.ids + bags->start[k], bags->len[k], bagx);
@@ -129,6 +136,6 @@ MmoeEncodeRow(const MmoeModel *m, uint64 load_id, void **cache, MemoryContext mc
 	ExecStoreHeapTuple(&tuple, rc->slot, false);
 	slot_getsomeattrs(rc->slot, rc->last);
 	MmoeEncodeValues(m, rc->binding, rc->slot->tts_values, rc->slot->tts_isnull, dense, ids, bagx,
-					 &rc->bags);
+					 &rc->bags, NULL);
 	ExecClearTuple(rc->slot);
 }

@@ -132,6 +132,8 @@ typedef struct RowsReceiver
 	Oid			display_position_type;
 	int			block;			/* rows a pass scores */
 	int			n;				/* rows of the block so far */
+	/* the categorical lookups of row n - 1 wait in probes[(n - 1) % 2] until row n is read */
+	FeatureProbes probes[2];
 	float	   *out;
 	MemoryContext block_cxt;
 	int64		ids[PREDICT_TABLE_BLOCK];
@@ -147,6 +149,7 @@ FlushRows(RowsReceiver *r)
 
 	if (r->n == 0)
 		return;
+	FeatureResolve(m->features, &r->probes[(r->n - 1) % 2]);
 	old = MemoryContextSwitchTo(r->block_cxt);
 	MmoeForward(m, r->s, r->n, NULL, r->out);
 	for (int i = 0; i < r->n; i++)
@@ -197,7 +200,9 @@ EncodeRow(RowsReceiver *r, const Datum *values, const bool *nulls)
 
 	old = MemoryContextSwitchTo(r->block_cxt);
 	MmoeEncodeValues(m, r->binding, values, nulls, x, s->ids + (size_t) r->n * m->ncategorical,
-					 x + m->bag_offset, &r->bags);
+					 x + m->bag_offset, &r->bags, &r->probes[r->n % 2]);
+	if (r->n > 0)
+		FeatureResolve(m->features, &r->probes[(r->n - 1) % 2]);
 	in.encoded = true;
 	in.takes_context = true;
 	if (r->context_att >= 0 && !nulls[r->context_att])
