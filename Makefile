@@ -22,7 +22,7 @@ DATA         = src/sql/released/recsys--0.1.0.sql src/sql/released/recsys--0.2.0
 SQL_PARTS    = $(sort $(wildcard src/sql/*.sql))
 REGRESS      = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --inputdir=. --load-extension=recsys
-EXTRA_CLEAN  = test/ref/out test/bench/out test/fuzz/out test/kernels/out .pg-build
+EXTRA_CLEAN  = test/ref/out test/bench/out test/fuzz/out test/kernels/out .pg-build $(OBJS:.o=.d)
 
 # Serial OpenBLAS: the pthread flavour would start threads inside the backend.
 BLAS_DIR    ?= /usr/lib/x86_64-linux-gnu/openblas-serial
@@ -50,6 +50,11 @@ ifneq ($(PG_BUILD_ID),$(shell cat .pg-build 2>/dev/null))
 $(shell echo '$(PG_BUILD_ID)' > .pg-build)
 endif
 $(OBJS) $(OBJS:.o=.bc): .pg-build
+# Objects depend on the project headers they include (gcc writes src/**/*.d
+# next to each object): a changed header rebuilds its users, so a struct
+# that grew can never meet an object compiled against the old one.
+override CFLAGS += -MMD -MP
+-include $(OBJS:.o=.d)
 else ifneq ($(filter-out $(SELF_INSTALLING),$(or $(MAKECMDGOALS),all)),)
 $(error pg_config not found (PG_CONFIG=$(PG_CONFIG)): install postgresql-server-dev-15, or pass PG_CONFIG=/path/to/pg_config; `make test` and `make demo` install it on Debian 12)
 endif
