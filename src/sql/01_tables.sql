@@ -102,7 +102,9 @@ COMMENT ON TABLE recsys.model_events IS
 	'history of the model store, one row per event of a model name in order (seq): trained, imported, promoted, alias_set, alias_dropped, rolled_back, dropped; who (actor), when (at) and details (source, previous version)';
 SELECT pg_catalog.pg_extension_config_dump('recsys.model_events', '');
 
--- The foreign keys (names as PostgreSQL would choose them), except on a
+-- The foreign keys (names as PostgreSQL would choose them; the vectors'
+-- belong to their models rows by statement-level triggers instead,
+-- recsys.vectors_touch_models and recsys.models_vectors_rules), except on a
 -- Citus worker: there the tables are the shells of the coordinator's
 -- reference tables, which get their foreign keys from the coordinator when
 -- it converts the store (recsys.citus_attach_store); one of the worker's own
@@ -117,10 +119,6 @@ BEGIN
 	IF g OPERATOR(pg_catalog.=) 0 THEN
 		ALTER TABLE recsys.models ADD CONSTRAINT models_name_fkey
 			FOREIGN KEY (name) REFERENCES recsys.model_names (name) ON DELETE CASCADE;
-		ALTER TABLE recsys.user_vectors ADD CONSTRAINT user_vectors_model_version_fkey
-			FOREIGN KEY (model, version) REFERENCES recsys.models (name, version) ON DELETE CASCADE;
-		ALTER TABLE recsys.item_vectors ADD CONSTRAINT item_vectors_model_version_fkey
-			FOREIGN KEY (model, version) REFERENCES recsys.models (name, version) ON DELETE CASCADE;
 		ALTER TABLE recsys.model_aliases ADD CONSTRAINT model_aliases_model_version_fkey
 			FOREIGN KEY (model, version) REFERENCES recsys.models (name, version) ON DELETE CASCADE;
 	END IF;

@@ -69,39 +69,74 @@ CREATE POLICY model_events_insert ON recsys.model_events FOR INSERT
 	WITH CHECK (actor OPERATOR(pg_catalog.=) CURRENT_USER AND recsys.model_owned(model));
 
 -- Touch the models rows of the vectors a statement wrote (see the table
--- comment).  On Citus the trigger fires on each node's placement of the
--- vectors and touches that node's placement of models (every placement gets
--- the same writes, so every node bumps its own copy); on one node it touches
--- recsys.models.
+-- comment), and check that the rows an INSERT or UPDATE wrote belong to a
+-- models row: in place of foreign keys, whose per-row checks (a query and a
+-- row lock per vector) took about half of the time of storing a model.  The
+-- UPDATE that touches a models row also locks it until the transaction ends
+-- (as the foreign key's FOR KEY SHARE did, and more: FOR NO KEY UPDATE), so a
+-- concurrent DELETE of the model waits for this transaction and then deletes
+-- these vectors too (recsys.models_vectors_rules), and a write after a
+-- committed DELETE finds no row to touch and fails.  On Citus the trigger
+-- fires on each node's placement of the vectors and touches that node's
+-- placement of models (every placement gets the same writes, so every node
+-- bumps and checks its own copy); on one node it touches recsys.models.
 CREATE FUNCTION recsys.vectors_touch_models() RETURNS trigger
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	models regclass := recsys.store_relation('models');
+	-- the table's own name, also where TG_TABLE_NAME is a Citus placement's
+	tbl text := CASE WHEN TG_TABLE_NAME LIKE 'user%' THEN 'user_vectors' ELSE 'item_vectors' END;
+	lost_model text;
+	lost_version int;
+	present boolean;
 BEGIN
 	IF TG_OP = 'TRUNCATE' THEN
 		EXECUTE format('UPDATE %s m SET revision = m.revision OPERATOR(pg_catalog.+) 1'
 			' WHERE m.kind OPERATOR(pg_catalog.=) ''embeddings''', models);
-	ELSIF TG_OP = 'INSERT' THEN
-		EXECUTE format('UPDATE %s m SET revision = m.revision OPERATOR(pg_catalog.+) 1'
-			' FROM (SELECT DISTINCT c.model, c.version FROM new_rows c) c'
-			' WHERE m.name OPERATOR(pg_catalog.=) c.model AND m.version OPERATOR(pg_catalog.=) c.version', models);
-	ELSE
+		RETURN NULL;
+	END IF;
+	IF TG_OP <> 'INSERT' THEN
 		-- UPDATE and DELETE: the rows' old models (an UPDATE may move rows)
 		EXECUTE format('UPDATE %s m SET revision = m.revision OPERATOR(pg_catalog.+) 1'
 			' FROM (SELECT DISTINCT c.model, c.version FROM old_rows c) c'
 			' WHERE m.name OPERATOR(pg_catalog.=) c.model AND m.version OPERATOR(pg_catalog.=) c.version', models);
-		IF TG_OP = 'UPDATE' THEN
-			EXECUTE format('UPDATE %s m SET revision = m.revision OPERATOR(pg_catalog.+) 1'
-				' FROM (SELECT DISTINCT c.model, c.version FROM new_rows c'
-				' EXCEPT SELECT o.model, o.version FROM old_rows o) c'
-				' WHERE m.name OPERATOR(pg_catalog.=) c.model AND m.version OPERATOR(pg_catalog.=) c.version', models);
-		END IF;
 	END IF;
-	RETURN NULL;
+	IF TG_OP = 'DELETE' THEN
+		RETURN NULL;
+	END IF;
+	-- INSERT and UPDATE: touch the models of the new rows (of an UPDATE,
+	-- those it moved rows to) and name one that had no row to touch.
+	-- Row-level security filters this UPDATE of models as it filtered the
+	-- rows written (both policies test recsys.model_owned of the same name),
+	-- and roles that bypass it see every row: a models row is missed only
+	-- when it is absent.
+	EXECUTE format('WITH c AS (SELECT DISTINCT c.model, c.version FROM new_rows c%s),'
+		' t AS (UPDATE %s m SET revision = m.revision OPERATOR(pg_catalog.+) 1 FROM c'
+		' WHERE m.name OPERATOR(pg_catalog.=) c.model AND m.version OPERATOR(pg_catalog.=) c.version'
+		' RETURNING m.name, m.version)'
+		' SELECT c.model, c.version FROM c WHERE NOT EXISTS (SELECT FROM t'
+		' WHERE t.name OPERATOR(pg_catalog.=) c.model AND t.version OPERATOR(pg_catalog.=) c.version) LIMIT 1',
+		CASE WHEN TG_OP = 'UPDATE' THEN ' EXCEPT SELECT o.model, o.version FROM old_rows o' ELSE '' END, models)
+		INTO lost_model, lost_version;
+	IF lost_model IS NULL THEN
+		RETURN NULL;
+	END IF;
+	-- a row this role may read but not update (a policy added to models alone)
+	EXECUTE format('SELECT EXISTS (SELECT FROM %s m WHERE m.name OPERATOR(pg_catalog.=) $1'
+		' AND m.version OPERATOR(pg_catalog.=) $2)', models) INTO present USING lost_model, lost_version;
+	IF present THEN
+		RAISE EXCEPTION 'permission denied to write vectors of model "%" version %', lost_model, lost_version
+			USING ERRCODE = 'insufficient_privilege', SCHEMA = 'recsys', TABLE = tbl,
+				DETAIL = format('A write to recsys.%s updates the model''s row of recsys.models, which row-level security hides from role %s.', tbl, CURRENT_USER);
+	END IF;
+	RAISE EXCEPTION 'insert or update on table "%" refers to model "%" version %, which does not exist', tbl, lost_model, lost_version
+		USING ERRCODE = 'foreign_key_violation', SCHEMA = 'recsys', TABLE = tbl,
+			DETAIL = format('Key (model, version)=(%s, %s) is not present in table "models".', lost_model, lost_version),
+			HINT = 'Vectors belong to a stored model version: insert its row of recsys.models first.';
 END
 $$;
 COMMENT ON FUNCTION recsys.vectors_touch_models() IS
-	'internal trigger: any write to user_vectors or item_vectors bumps models.revision of the models written, so cached vectors are never served after a change';
+	'internal trigger: any write to user_vectors or item_vectors bumps models.revision of the models written, so cached vectors are never served after a change; vectors inserted or moved must belong to a models row (23503 otherwise), which stays locked until the transaction ends';
 
 -- Transition tables are named, not schema-qualified: a relation of the
 -- statement itself, which no object on any search_path can shadow.
@@ -210,7 +245,7 @@ $$;
 COMMENT ON FUNCTION recsys.model_names_rules() IS
 	'internal trigger: a new model name gets its sequence recsys_names.<name> owned by its owner; an owner change moves it (ALTER SEQUENCE OWNER TO''s rule); created_at and the name never change, last_version never goes back';
 
--- A deleted name's sequence goes with it (on every node).
+-- A deleted name's sequence and vectors go with it (on every node).
 CREATE FUNCTION recsys.model_names_release() RETURNS trigger
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -222,14 +257,25 @@ BEGIN
 					AND c.relkind OPERATOR(pg_catalog.=) 'S' LOOP
 			EXECUTE format('DROP SEQUENCE recsys_names.%I', s.relname);
 		END LOOP;
-	ELSIF recsys.model_owner(OLD.name) IS NOT NULL THEN
-		EXECUTE format('DROP SEQUENCE recsys_names.%I', OLD.name);
+	ELSE
+		-- the name's vectors first, while its sequence still says who owns
+		-- them: the foreign key's cascade deleted its models rows as the
+		-- table owner, but recsys.models_vectors_rules fires after this
+		-- trigger, as the caller, whom row-level security would then hide
+		-- them from
+		EXECUTE format('DELETE FROM %s x WHERE x.model OPERATOR(pg_catalog.=) $1',
+			recsys.store_relation('user_vectors')) USING OLD.name;
+		EXECUTE format('DELETE FROM %s x WHERE x.model OPERATOR(pg_catalog.=) $1',
+			recsys.store_relation('item_vectors')) USING OLD.name;
+		IF recsys.model_owner(OLD.name) IS NOT NULL THEN
+			EXECUTE format('DROP SEQUENCE recsys_names.%I', OLD.name);
+		END IF;
 	END IF;
 	RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION recsys.model_names_release() IS
-	'internal trigger: dropping a model name drops its sequence recsys_names.<name>';
+	'internal trigger: dropping a model name drops its sequence recsys_names.<name> and its vectors';
 
 CREATE TRIGGER model_names_rules BEFORE INSERT OR UPDATE ON recsys.model_names
 	FOR EACH ROW EXECUTE FUNCTION recsys.model_names_rules();
@@ -302,6 +348,78 @@ COMMENT ON FUNCTION recsys.models_rules() IS
 CREATE TRIGGER models_rules BEFORE INSERT OR UPDATE ON recsys.models
 	FOR EACH ROW EXECUTE FUNCTION recsys.models_rules();
 ALTER TABLE recsys.models ENABLE ALWAYS TRIGGER models_rules;
+
+-- The models side of the rule that vectors belong to a models row (in place
+-- of the foreign keys' ON DELETE CASCADE and NO ACTION): a DELETE of models
+-- rows deletes their vectors; an UPDATE that changes the key (name, version)
+-- of a row whose vectors remain fails, as NO ACTION did, at the end of the
+-- statement (an old key that another row now has is fine); a TRUNCATE of
+-- models fails unless the vectors are empty at its end (truncated with it).
+-- Runs as the caller: deleting vectors needs DELETE on them, and row-level
+-- security lets the caller delete the vectors of the models it may delete
+-- (the same recsys.model_owned test); rows it still cannot delete fail the
+-- statement rather than stay behind.  On Citus it fires on each node's
+-- placement of models and acts on that node's placements of the vectors.
+CREATE FUNCTION recsys.models_vectors_rules() RETURNS trigger
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	t text;
+	rel regclass;
+	lost_model text;
+	lost_version int;
+	held boolean;
+BEGIN
+	FOREACH t IN ARRAY ARRAY['user_vectors', 'item_vectors'] LOOP
+		rel := recsys.store_relation(t);
+		IF TG_OP = 'DELETE' THEN
+			EXECUTE format('DELETE FROM %s x USING (SELECT DISTINCT o.name, o.version FROM old_rows o) o'
+				' WHERE x.model OPERATOR(pg_catalog.=) o.name AND x.version OPERATOR(pg_catalog.=) o.version', rel);
+			EXECUTE format('SELECT o.name, o.version FROM old_rows o WHERE EXISTS (SELECT FROM %s x'
+				' WHERE x.model OPERATOR(pg_catalog.=) o.name AND x.version OPERATOR(pg_catalog.=) o.version) LIMIT 1', rel)
+				INTO lost_model, lost_version;
+			IF lost_model IS NOT NULL THEN
+				RAISE EXCEPTION 'permission denied to delete the vectors of model "%" version %', lost_model, lost_version
+					USING ERRCODE = 'insufficient_privilege', SCHEMA = 'recsys', TABLE = t,
+						DETAIL = format('Deleting a row of recsys.models deletes its vectors in recsys.%s, some of which row-level security hides from role %s.', t, CURRENT_USER);
+			END IF;
+		ELSIF TG_OP = 'UPDATE' THEN
+			-- FOR EACH ROW, fired only when the key changed
+			EXECUTE format('SELECT EXISTS (SELECT FROM %s x WHERE x.model OPERATOR(pg_catalog.=) $1'
+				' AND x.version OPERATOR(pg_catalog.=) $2) AND NOT EXISTS (SELECT FROM %s m'
+				' WHERE m.name OPERATOR(pg_catalog.=) $1 AND m.version OPERATOR(pg_catalog.=) $2)',
+				rel, recsys.store_relation('models')) INTO held USING OLD.name, OLD.version;
+			IF held THEN
+				RAISE EXCEPTION 'update on table "models" changes the key of model "%" version %, which vectors in table "%" refer to', OLD.name, OLD.version, t
+					USING ERRCODE = 'foreign_key_violation', SCHEMA = 'recsys', TABLE = 'models',
+						DETAIL = format('Key (name, version)=(%s, %s) is still referenced from table "%s".', OLD.name, OLD.version, t),
+						HINT = 'Store a new version instead (recsys.train_embeddings), or drop this one (recsys.drop_model).';
+			END IF;
+		ELSE
+			EXECUTE format('SELECT EXISTS (SELECT FROM %s x)', rel) INTO held;
+			IF held THEN
+				RAISE EXCEPTION 'cannot truncate table "models" while table "%" holds vectors', t
+					USING ERRCODE = 'foreign_key_violation', SCHEMA = 'recsys', TABLE = 'models',
+						DETAIL = format('The rows of recsys.%s belong to rows of recsys.models.', t),
+						HINT = 'Truncate recsys.user_vectors and recsys.item_vectors in the same statement.';
+			END IF;
+		END IF;
+	END LOOP;
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION recsys.models_vectors_rules() IS
+	'internal trigger: deleting models rows deletes their vectors; changing the key of a row with vectors, or truncating models while vectors remain, fails (23503)';
+
+CREATE TRIGGER vectors_delete AFTER DELETE ON recsys.models
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION recsys.models_vectors_rules();
+CREATE TRIGGER vectors_key_update AFTER UPDATE ON recsys.models FOR EACH ROW
+	WHEN (OLD.name IS DISTINCT FROM NEW.name OR OLD.version IS DISTINCT FROM NEW.version)
+	EXECUTE FUNCTION recsys.models_vectors_rules();
+CREATE TRIGGER vectors_truncate AFTER TRUNCATE ON recsys.models
+	FOR EACH STATEMENT EXECUTE FUNCTION recsys.models_vectors_rules();
+ALTER TABLE recsys.models ENABLE ALWAYS TRIGGER vectors_delete;
+ALTER TABLE recsys.models ENABLE ALWAYS TRIGGER vectors_key_update;
+ALTER TABLE recsys.models ENABLE ALWAYS TRIGGER vectors_truncate;
 
 -- Rules of the history: an event is written in the name of the role
 -- writing it, at the time it is written, and never changed afterwards (by

@@ -107,13 +107,10 @@ BEGIN
 			EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING t;
 		END IF;
 	END LOOP;
-	-- Citus copies these to the workers' tables and to every placement
+	-- Citus copies these to the workers' tables and to every placement (the
+	-- vectors' foreign keys of 0.2.0, dropped above, are triggers now)
 	ALTER TABLE recsys.models ADD CONSTRAINT models_name_fkey
 		FOREIGN KEY (name) REFERENCES recsys.model_names (name) ON DELETE CASCADE;
-	ALTER TABLE recsys.user_vectors ADD CONSTRAINT user_vectors_model_version_fkey
-		FOREIGN KEY (model, version) REFERENCES recsys.models (name, version) ON DELETE CASCADE;
-	ALTER TABLE recsys.item_vectors ADD CONSTRAINT item_vectors_model_version_fkey
-		FOREIGN KEY (model, version) REFERENCES recsys.models (name, version) ON DELETE CASCADE;
 	ALTER TABLE recsys.model_aliases ADD CONSTRAINT model_aliases_model_version_fkey
 		FOREIGN KEY (model, version) REFERENCES recsys.models (name, version) ON DELETE CASCADE;
 	PERFORM recsys.citus_release_placements();

@@ -54,7 +54,7 @@ SELECT count(*) AS users_everywhere FROM run_command_on_all_nodes(
 	$$SELECT count(*) FROM recsys.user_vectors WHERE model = 'late_m'$$) WHERE result = '40' \gset
 SELECT count(*) AS fkeys_everywhere FROM run_command_on_all_nodes(
 	$$SELECT count(*) FROM pg_constraint WHERE connamespace = 'recsys'::regnamespace AND contype = 'f'$$)
-	WHERE result = '8' \gset
+	WHERE result = '4' \gset
 CREATE TABLE users_d (u bigint);
 SELECT create_distributed_table('users_d', 'u') \g /dev/null
 INSERT INTO users_d SELECT generate_series(1, 40);
@@ -67,6 +67,16 @@ SELECT count(*) AS v2_everywhere FROM run_command_on_all_nodes(
 	$$SELECT max(version) FROM recsys.models WHERE name = 'late_m'$$) WHERE result = '2' \gset
 SELECT array_agg(DISTINCT array_length(recsys.fold_in('late_m', ARRAY[u % 16 + 1]::bigint[]), 1))::text AS v2_dims
 FROM users_d \gset
+-- after the attach, the triggers that keep vectors with their models rows
+-- fire on every placement
+\set ON_ERROR_STOP 0
+INSERT INTO recsys.item_vectors VALUES ('late_m', 9, 1, '{1,1,1}');
+\set ON_ERROR_STOP 1
+SELECT :'LAST_ERROR_SQLSTATE' AS orphan_state \gset
+SELECT recsys.drop_model('late_m', 1) \g /dev/null
+SELECT count(*) AS v1_gone FROM run_command_on_all_nodes(
+	$$SELECT (SELECT count(*) FROM recsys.user_vectors WHERE model = 'late_m' AND version = 1)
+		+ (SELECT count(*) FROM recsys.item_vectors WHERE model = 'late_m' AND version = 1)$$) WHERE result = '0' \gset
 SELECT recsys.citus_detach_store() \g /dev/null
 DROP EXTENSION recsys;
 SELECT count(*) AS clean_nodes FROM run_command_on_all_nodes($$SELECT count(*) FROM pg_class
@@ -83,13 +93,15 @@ SET client_min_messages = warning;
 DROP DATABASE recsys_late WITH (FORCE);
 \c :suite_db - - :cport
 SET client_min_messages = warning;
-SELECT plan(8);
+SELECT plan(10);
 SELECT ok(:'local_before'::boolean, 'before the attach, the store is read as ordinary tables');
 SELECT is(:'refs'::int, 6, 'citus_attach_store made the six store tables reference tables');
 SELECT is(:'users_everywhere'::int, 3, 'the model''s vectors trained before Citus are on every node');
-SELECT is(:'fkeys_everywhere'::int, 3, 'every node has the foreign keys on its tables and placements');
+SELECT is(:'fkeys_everywhere'::int, 3, 'every node has the 2 foreign keys on its tables and placements');
 SELECT is(:'mismatches'::int, 0, 'the workers recommend exactly what the coordinator did before Citus');
 SELECT is(:'v2_everywhere'::int, 3, 'a version trained after the attach is on every node');
 SELECT is(:'v2_dims'::text, '{3}', 'and the workers fold in with it');
+SELECT is(:'orphan_state'::text, '23503', 'after the attach, a vector of a version that does not exist is refused');
+SELECT is(:'v1_gone'::int, 3, 'dropping version 1 deleted its vectors on every node');
 SELECT is(:'clean_nodes'::int, 3, 'detach and DROP EXTENSION leave no store relation on any node');
 SELECT * FROM finish();

@@ -13,7 +13,7 @@
 \pset format unaligned
 \pset tuples_only on
 SET client_min_messages = warning;
-SELECT plan(101);
+SELECT plan(104);
 
 DROP SCHEMA IF EXISTS store_tap CASCADE;
 CREATE SCHEMA store_tap;
@@ -89,8 +89,8 @@ FROM pg_dist_partition WHERE logicalrelid::text LIKE 'recsys.%';
 SELECT is((SELECT count(DISTINCT p.groupid) FROM pg_dist_placement p JOIN pg_dist_shard s USING (shardid)
 	WHERE s.logicalrelid = 'recsys.models'::regclass), 3::bigint, 'models has a placement on each of the 3 nodes');
 SELECT is(pg_temp.nodes_saying($$SELECT count(*) FROM pg_constraint
-	WHERE connamespace = 'recsys'::regnamespace AND contype = 'f'$$, '8'), 3::bigint,
-	'every node: the 4 foreign keys on its tables and on its placements');
+	WHERE connamespace = 'recsys'::regnamespace AND contype = 'f'$$, '4'), 3::bigint,
+	'every node: the 2 foreign keys on its tables and on its placements');
 SELECT is(pg_temp.nodes_saying($$SELECT recsys.store_relation('models') <> 'recsys.models'::regclass$$, 't'),
 	3::bigint, 'every node reads its own placement of models');
 SELECT is((SELECT count(*) FROM pg_depend WHERE refobjid = (SELECT oid FROM pg_extension WHERE extname = 'recsys')
@@ -267,6 +267,14 @@ SELECT is((SELECT count(*) FROM store_tap.users_d, LATERAL recsys.recommend('st_
 	WHERE r.item_id = 1000), 0::bigint, 'and it is gone from the workers'' answers');
 SELECT is(pg_temp.differ(:'q_rec', 'store_tap.users_d', 'store_tap.users_l'), 0::bigint,
 	'recommend on the workers = on the coordinator again');
+-- vectors belong to a models row on every placement (triggers, not foreign keys)
+SELECT throws_ok($$INSERT INTO recsys.item_vectors VALUES ('st_emb', 9, 1001, '{0.5,0.5,0.5,0.5}')$$, '23503',
+	'insert or update on table "item_vectors" refers to model "st_emb" version 9, which does not exist',
+	'a vector of a version that does not exist: refused (23503)');
+SELECT is(pg_temp.nodes_saying($$SELECT count(*) FROM recsys.item_vectors WHERE model = 'st_emb' AND version = 9$$, '0'),
+	3::bigint, '... on every node');
+SELECT throws_ok($$UPDATE recsys.models SET version = 9 WHERE name = 'st_emb' AND version = 1$$, '23503', NULL,
+	'renumbering a version that has vectors: refused (23503)');
 
 -- 5. a new version and a drop are seen by the next statement on every node
 CREATE TEMP TABLE fold_v1 AS SELECT * FROM (SELECT u, recsys.fold_in('st_emb', ARRAY[mod(u, 16) + 1, mod(u * 3, 16) + 1]::bigint[]) AS v

@@ -2552,3 +2552,246 @@ BEGIN
 	END IF;
 END
 $$;
+
+-- The vectors belong to their models rows by statement-level triggers
+-- instead of the foreign keys user_vectors_model_version_fkey and
+-- item_vectors_model_version_fkey, whose per-row checks cost about half of
+-- storing a model (90_store_rules.sql).  On a Citus coordinator the drop
+-- reaches every node's tables and placements; the triggers need
+-- citus.enable_unsafe_triggers (as in recsys.citus_attach_store).
+CREATE OR REPLACE FUNCTION recsys.vectors_touch_models() RETURNS trigger
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	models regclass := recsys.store_relation('models');
+	-- the table's own name, also where TG_TABLE_NAME is a Citus placement's
+	tbl text := CASE WHEN TG_TABLE_NAME LIKE 'user%' THEN 'user_vectors' ELSE 'item_vectors' END;
+	lost_model text;
+	lost_version int;
+	present boolean;
+BEGIN
+	IF TG_OP = 'TRUNCATE' THEN
+		EXECUTE format('UPDATE %s m SET revision = m.revision OPERATOR(pg_catalog.+) 1'
+			' WHERE m.kind OPERATOR(pg_catalog.=) ''embeddings''', models);
+		RETURN NULL;
+	END IF;
+	IF TG_OP <> 'INSERT' THEN
+		-- UPDATE and DELETE: the rows' old models (an UPDATE may move rows)
+		EXECUTE format('UPDATE %s m SET revision = m.revision OPERATOR(pg_catalog.+) 1'
+			' FROM (SELECT DISTINCT c.model, c.version FROM old_rows c) c'
+			' WHERE m.name OPERATOR(pg_catalog.=) c.model AND m.version OPERATOR(pg_catalog.=) c.version', models);
+	END IF;
+	IF TG_OP = 'DELETE' THEN
+		RETURN NULL;
+	END IF;
+	-- INSERT and UPDATE: touch the models of the new rows (of an UPDATE,
+	-- those it moved rows to) and name one that had no row to touch.
+	-- Row-level security filters this UPDATE of models as it filtered the
+	-- rows written (both policies test recsys.model_owned of the same name),
+	-- and roles that bypass it see every row: a models row is missed only
+	-- when it is absent.
+	EXECUTE format('WITH c AS (SELECT DISTINCT c.model, c.version FROM new_rows c%s),'
+		' t AS (UPDATE %s m SET revision = m.revision OPERATOR(pg_catalog.+) 1 FROM c'
+		' WHERE m.name OPERATOR(pg_catalog.=) c.model AND m.version OPERATOR(pg_catalog.=) c.version'
+		' RETURNING m.name, m.version)'
+		' SELECT c.model, c.version FROM c WHERE NOT EXISTS (SELECT FROM t'
+		' WHERE t.name OPERATOR(pg_catalog.=) c.model AND t.version OPERATOR(pg_catalog.=) c.version) LIMIT 1',
+		CASE WHEN TG_OP = 'UPDATE' THEN ' EXCEPT SELECT o.model, o.version FROM old_rows o' ELSE '' END, models)
+		INTO lost_model, lost_version;
+	IF lost_model IS NULL THEN
+		RETURN NULL;
+	END IF;
+	-- a row this role may read but not update (a policy added to models alone)
+	EXECUTE format('SELECT EXISTS (SELECT FROM %s m WHERE m.name OPERATOR(pg_catalog.=) $1'
+		' AND m.version OPERATOR(pg_catalog.=) $2)', models) INTO present USING lost_model, lost_version;
+	IF present THEN
+		RAISE EXCEPTION 'permission denied to write vectors of model "%" version %', lost_model, lost_version
+			USING ERRCODE = 'insufficient_privilege', SCHEMA = 'recsys', TABLE = tbl,
+				DETAIL = format('A write to recsys.%s updates the model''s row of recsys.models, which row-level security hides from role %s.', tbl, CURRENT_USER);
+	END IF;
+	RAISE EXCEPTION 'insert or update on table "%" refers to model "%" version %, which does not exist', tbl, lost_model, lost_version
+		USING ERRCODE = 'foreign_key_violation', SCHEMA = 'recsys', TABLE = tbl,
+			DETAIL = format('Key (model, version)=(%s, %s) is not present in table "models".', lost_model, lost_version),
+			HINT = 'Vectors belong to a stored model version: insert its row of recsys.models first.';
+END
+$$;
+COMMENT ON FUNCTION recsys.vectors_touch_models() IS
+	'internal trigger: any write to user_vectors or item_vectors bumps models.revision of the models written, so cached vectors are never served after a change; vectors inserted or moved must belong to a models row (23503 otherwise), which stays locked until the transaction ends';
+
+CREATE OR REPLACE FUNCTION recsys.model_names_release() RETURNS trigger
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	s record;
+BEGIN
+	IF TG_OP = 'TRUNCATE' THEN
+		FOR s IN SELECT c.relname FROM pg_catalog.pg_class c
+				WHERE c.relnamespace OPERATOR(pg_catalog.=) 'recsys_names'::pg_catalog.regnamespace
+					AND c.relkind OPERATOR(pg_catalog.=) 'S' LOOP
+			EXECUTE format('DROP SEQUENCE recsys_names.%I', s.relname);
+		END LOOP;
+	ELSE
+		-- the name's vectors first, while its sequence still says who owns
+		-- them: the foreign key's cascade deleted its models rows as the
+		-- table owner, but recsys.models_vectors_rules fires after this
+		-- trigger, as the caller, whom row-level security would then hide
+		-- them from
+		EXECUTE format('DELETE FROM %s x WHERE x.model OPERATOR(pg_catalog.=) $1',
+			recsys.store_relation('user_vectors')) USING OLD.name;
+		EXECUTE format('DELETE FROM %s x WHERE x.model OPERATOR(pg_catalog.=) $1',
+			recsys.store_relation('item_vectors')) USING OLD.name;
+		IF recsys.model_owner(OLD.name) IS NOT NULL THEN
+			EXECUTE format('DROP SEQUENCE recsys_names.%I', OLD.name);
+		END IF;
+	END IF;
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION recsys.model_names_release() IS
+	'internal trigger: dropping a model name drops its sequence recsys_names.<name> and its vectors';
+
+CREATE FUNCTION recsys.models_vectors_rules() RETURNS trigger
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	t text;
+	rel regclass;
+	lost_model text;
+	lost_version int;
+	held boolean;
+BEGIN
+	FOREACH t IN ARRAY ARRAY['user_vectors', 'item_vectors'] LOOP
+		rel := recsys.store_relation(t);
+		IF TG_OP = 'DELETE' THEN
+			EXECUTE format('DELETE FROM %s x USING (SELECT DISTINCT o.name, o.version FROM old_rows o) o'
+				' WHERE x.model OPERATOR(pg_catalog.=) o.name AND x.version OPERATOR(pg_catalog.=) o.version', rel);
+			EXECUTE format('SELECT o.name, o.version FROM old_rows o WHERE EXISTS (SELECT FROM %s x'
+				' WHERE x.model OPERATOR(pg_catalog.=) o.name AND x.version OPERATOR(pg_catalog.=) o.version) LIMIT 1', rel)
+				INTO lost_model, lost_version;
+			IF lost_model IS NOT NULL THEN
+				RAISE EXCEPTION 'permission denied to delete the vectors of model "%" version %', lost_model, lost_version
+					USING ERRCODE = 'insufficient_privilege', SCHEMA = 'recsys', TABLE = t,
+						DETAIL = format('Deleting a row of recsys.models deletes its vectors in recsys.%s, some of which row-level security hides from role %s.', t, CURRENT_USER);
+			END IF;
+		ELSIF TG_OP = 'UPDATE' THEN
+			-- FOR EACH ROW, fired only when the key changed
+			EXECUTE format('SELECT EXISTS (SELECT FROM %s x WHERE x.model OPERATOR(pg_catalog.=) $1'
+				' AND x.version OPERATOR(pg_catalog.=) $2) AND NOT EXISTS (SELECT FROM %s m'
+				' WHERE m.name OPERATOR(pg_catalog.=) $1 AND m.version OPERATOR(pg_catalog.=) $2)',
+				rel, recsys.store_relation('models')) INTO held USING OLD.name, OLD.version;
+			IF held THEN
+				RAISE EXCEPTION 'update on table "models" changes the key of model "%" version %, which vectors in table "%" refer to', OLD.name, OLD.version, t
+					USING ERRCODE = 'foreign_key_violation', SCHEMA = 'recsys', TABLE = 'models',
+						DETAIL = format('Key (name, version)=(%s, %s) is still referenced from table "%s".', OLD.name, OLD.version, t),
+						HINT = 'Store a new version instead (recsys.train_embeddings), or drop this one (recsys.drop_model).';
+			END IF;
+		ELSE
+			EXECUTE format('SELECT EXISTS (SELECT FROM %s x)', rel) INTO held;
+			IF held THEN
+				RAISE EXCEPTION 'cannot truncate table "models" while table "%" holds vectors', t
+					USING ERRCODE = 'foreign_key_violation', SCHEMA = 'recsys', TABLE = 'models',
+						DETAIL = format('The rows of recsys.%s belong to rows of recsys.models.', t),
+						HINT = 'Truncate recsys.user_vectors and recsys.item_vectors in the same statement.';
+			END IF;
+		END IF;
+	END LOOP;
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION recsys.models_vectors_rules() IS
+	'internal trigger: deleting models rows deletes their vectors; changing the key of a row with vectors, or truncating models while vectors remain, fails (23503)';
+
+SELECT pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+CREATE TRIGGER vectors_delete AFTER DELETE ON recsys.models
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION recsys.models_vectors_rules();
+CREATE TRIGGER vectors_key_update AFTER UPDATE ON recsys.models FOR EACH ROW
+	WHEN (OLD.name IS DISTINCT FROM NEW.name OR OLD.version IS DISTINCT FROM NEW.version)
+	EXECUTE FUNCTION recsys.models_vectors_rules();
+CREATE TRIGGER vectors_truncate AFTER TRUNCATE ON recsys.models
+	FOR EACH STATEMENT EXECUTE FUNCTION recsys.models_vectors_rules();
+ALTER TABLE recsys.models ENABLE ALWAYS TRIGGER vectors_delete;
+ALTER TABLE recsys.models ENABLE ALWAYS TRIGGER vectors_key_update;
+ALTER TABLE recsys.models ENABLE ALWAYS TRIGGER vectors_truncate;
+
+DO $$
+BEGIN
+	IF NOT recsys.citus_worker() THEN
+		ALTER TABLE recsys.user_vectors DROP CONSTRAINT IF EXISTS user_vectors_model_version_fkey;
+		ALTER TABLE recsys.item_vectors DROP CONSTRAINT IF EXISTS item_vectors_model_version_fkey;
+	END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION recsys.citus_attach_store() RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	store regclass[] := ARRAY['recsys.model_names', 'recsys.models', 'recsys.user_vectors',
+		'recsys.item_vectors', 'recsys.model_aliases', 'recsys.model_events']::regclass[];
+	fkeys text[] := ARRAY['recsys.models', 'models_name_fkey',
+		'recsys.user_vectors', 'user_vectors_model_version_fkey',
+		'recsys.item_vectors', 'item_vectors_model_version_fkey',
+		'recsys.model_aliases', 'model_aliases_model_version_fkey'];
+	n int;
+	t regclass;
+	r record;
+	fresh boolean;
+BEGIN
+	PERFORM recsys.citus_check_coordinator('recsys.citus_attach_store()');
+	EXECUTE 'SELECT count(*) FROM pg_catalog.pg_dist_partition p'
+		' WHERE p.logicalrelid OPERATOR(pg_catalog.=) ANY ($1)' INTO n USING store;
+	IF n OPERATOR(pg_catalog.=) 6 THEN
+		RETURN;
+	END IF;
+	-- 4: a store attached by 0.2.0, whose new tables (model_aliases,
+	-- model_events) an update added; they are converted below
+	EXECUTE 'SELECT count(*) FROM pg_catalog.pg_dist_partition p'
+		' WHERE p.logicalrelid OPERATOR(pg_catalog.=) ANY ($1)' INTO n USING store[1:4];
+	IF n OPERATOR(pg_catalog.<>) 0 AND n OPERATOR(pg_catalog.<>) 4 THEN
+		RAISE EXCEPTION 'only % of the 6 store tables are Citus tables', n
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				HINT = 'Undistribute them (undistribute_table) and call recsys.citus_attach_store() again.';
+	END IF;
+	-- the store's triggers (vectors_touch_models) fire per placement and
+	-- compute nothing that could differ between nodes
+	PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+	-- Citus cannot convert a table that a local table references, and would
+	-- re-create on the workers the foreign keys that their copies of the
+	-- extension's tables may already have: drop them everywhere first
+	-- (run_command_on_workers commits on the workers at once; a failure
+	-- below leaves the workers' tables without them, which is harmless: a
+	-- worker's own store is never written while the coordinator's is local)
+	FOR i IN 1 .. 4 LOOP
+		EXECUTE format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', fkeys[2 * i - 1], fkeys[2 * i]);
+		FOR r IN EXECUTE 'SELECT w.nodename, w.nodeport, w.success, w.result'
+				' FROM pg_catalog.run_command_on_workers($1) w'
+				USING format('ALTER TABLE IF EXISTS %s DROP CONSTRAINT IF EXISTS %I', fkeys[2 * i - 1], fkeys[2 * i]) LOOP
+			IF NOT r.success THEN
+				RAISE EXCEPTION 'could not prepare the store on worker %:%', r.nodename, r.nodeport
+					USING ERRCODE = 'external_routine_exception', DETAIL = r.result;
+			END IF;
+		END LOOP;
+	END LOOP;
+	FOREACH t IN ARRAY store LOOP
+		EXECUTE 'SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p'
+			' WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1)' INTO fresh USING t;
+		IF fresh THEN
+			EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING t;
+		END IF;
+	END LOOP;
+	-- Citus copies these to the workers' tables and to every placement (the
+	-- vectors' foreign keys of 0.2.0, dropped above, are triggers now)
+	ALTER TABLE recsys.models ADD CONSTRAINT models_name_fkey
+		FOREIGN KEY (name) REFERENCES recsys.model_names (name) ON DELETE CASCADE;
+	ALTER TABLE recsys.model_aliases ADD CONSTRAINT model_aliases_model_version_fkey
+		FOREIGN KEY (model, version) REFERENCES recsys.models (name, version) ON DELETE CASCADE;
+	PERFORM recsys.citus_release_placements();
+	-- the workers' copies of the names came without their sequences
+	FOR r IN EXECUTE 'SELECT w.nodename, w.nodeport, w.success, w.result'
+			' FROM pg_catalog.run_command_on_workers($1) w'
+			USING 'SELECT recsys.citus_name_sequences()' LOOP
+		IF NOT r.success THEN
+			RAISE EXCEPTION 'could not create the model names'' sequences on worker %:%', r.nodename, r.nodeport
+				USING ERRCODE = 'external_routine_exception', DETAIL = r.result;
+		END IF;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION recsys.citus_attach_store() IS
+	'on a Citus coordinator: make the model store (model_names, models, user_vectors, item_vectors, model_aliases, model_events) reference tables, copied to every node; CREATE EXTENSION does it by itself where Citus was there first (idempotent)';
