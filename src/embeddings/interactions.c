@@ -32,14 +32,11 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
-#include "parser/parse_relation.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/rls.h"
 #include "utils/snapmgr.h"
 
 #include "embeddings/interactions.h"
@@ -465,25 +462,9 @@ WeightValue(Datum d, Oid type)
 	}
 }
 
-/* Get the attribute number of a column that InteractionsCheckSource found */
-static AttrNumber
-ColumnNumber(Relation rel, const char *column)
-{
-	AttrNumber	att = attnameAttNum(rel, column, false);
-
-	if (att <= 0)
-		elog(ERROR, "column \"%s\" of the interactions is missing", column);
-	return att;
-}
-
 /*
- * May the source be read with a direct scan of its table, giving exactly
- * the rows and checks that SELECT would?  A plain table without inheritance
- * children, not under row-level security for this role, readable by it (the
- * table or the columns read), no executor permission hook (a security label
- * provider would be bypassed), and not a Citus table (whose rows are in its
- * shards).  Anything else is read through SPI, which also raises the errors
- * that SELECT raises.
+ * May the source be read with a direct scan of its table (store/spi_safe.c's
+ * rule), and is it not a Citus table, whose rows are in its shards?
  */
 static bool
 DirectScanAllowed(Relation rel, const InteractionSource *src)
@@ -491,18 +472,15 @@ DirectScanAllowed(Relation rel, const InteractionSource *src)
 	Oid			relid = RelationGetRelid(rel);
 	Oid			types[1] = {OIDOID};
 	Datum		args[1] = {ObjectIdGetDatum(relid)};
-	const char *cols[3] = {src->user_column, src->item_column, src->weight_column};
+	AttrNumber	atts[3];
+	int			natts = 0;
 
-	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relhassubclass ||
-		ExecutorCheckPerms_hook != NULL)
+	atts[natts++] = RecsysColumnNumber(rel, src->user_column);
+	atts[natts++] = RecsysColumnNumber(rel, src->item_column);
+	if (src->weight_column)
+		atts[natts++] = RecsysColumnNumber(rel, src->weight_column);
+	if (!RecsysDirectScanAllowed(rel, atts, natts))
 		return false;
-	if (check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
-		return false;
-	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-		for (int c = 0; c < 3; c++)
-			if (cols[c] && pg_attribute_aclcheck(relid, ColumnNumber(rel, cols[c]), GetUserId(),
-												 ACL_SELECT) != ACLCHECK_OK)
-				return false;
 	if (OidIsValid(get_extension_oid("citus", true)))
 	{
 		if (SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_dist_partition"
@@ -542,13 +520,13 @@ ReadDirect(const InteractionSource *src, LoadState *st)
 		relation_close(rel, NoLock);
 		return false;
 	}
-	au = ColumnNumber(rel, src->user_column);
-	ai = ColumnNumber(rel, src->item_column);
+	au = RecsysColumnNumber(rel, src->user_column);
+	ai = RecsysColumnNumber(rel, src->item_column);
 	tu = TupleDescAttr(desc, au - 1)->atttypid;
 	ti = TupleDescAttr(desc, ai - 1)->atttypid;
 	if (src->weight_column)
 	{
-		aw = ColumnNumber(rel, src->weight_column);
+		aw = RecsysColumnNumber(rel, src->weight_column);
 		tw = TupleDescAttr(desc, aw - 1)->atttypid;
 	}
 	/* what a row may allocate (a detoasted numeric) goes away every few rows */

@@ -32,12 +32,10 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/array.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/rls.h"
 #include "utils/snapmgr.h"
 
 #include "features/spec.h"
@@ -238,44 +236,8 @@ ReceiveRow(TupleTableSlot *slot, DestReceiver *self)
 }
 
 /*
- * May the candidates be read with a direct scan of their table, giving
- * exactly the rows and checks that SELECT would?  A plain table without
- * inheritance children, not under row-level security for this role,
- * readable by it (the table, or each column read), no executor permission
- * hook (a security label provider would be bypassed), and no Citus (a
- * distributed table's rows are in its shards)
- */
-static bool
-DirectScanAllowed(Relation rel, const AttrNumber *atts, int natts)
-{
-	Oid			relid = RelationGetRelid(rel);
-
-	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relhassubclass ||
-		ExecutorCheckPerms_hook != NULL || OidIsValid(get_extension_oid("citus", true)))
-		return false;
-	if (check_enable_rls(relid, InvalidOid, true) != RLS_NONE)
-		return false;
-	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-		for (int i = 0; i < natts; i++)
-			if (pg_attribute_aclcheck(relid, atts[i], GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-				return false;
-	return true;
-}
-
-/* Get the attribute number of a column of a relation (checked to exist before) */
-static AttrNumber
-ColumnNumber(Oid relid, const char *column)
-{
-	AttrNumber	att = get_attnum(relid, column);
-
-	if (att == InvalidAttrNumber)
-		elog(ERROR, "column \"%s\" is missing", column);
-	return att;
-}
-
-/*
  * Score the rows of a plain table with a direct scan (see the file's
- * comment); returns false, having read nothing, when DirectScanAllowed says
+ * comment); returns false, having read nothing, when RecsysDirectScanAllowed says
  * no.  The id and display position columns are raw names, NULL when not given.
  */
 static bool
@@ -294,22 +256,23 @@ ScanRowsDirect(RowsReceiver *r, Oid relid, const char *id_col, Oid id_type,
 	r->binding = FeatureBindNames(spec, RelationGetDescr(rel), r->what);
 	for (int i = 0; i < spec->ncolumns; i++)
 		atts[natts++] = r->binding->attnum[i];
-	atts[natts++] = ColumnNumber(relid, id_col);
+	atts[natts++] = RecsysColumnNumber(rel, id_col);
 	r->id_att = atts[natts - 1] - 1;
 	r->id_type = id_type;
 	r->context_att = r->display_position_att = -1;
 	if (context_col)
 	{
-		atts[natts++] = ColumnNumber(relid, context_col);
+		atts[natts++] = RecsysColumnNumber(rel, context_col);
 		r->context_att = atts[natts - 1] - 1;
 	}
 	if (display_position_col)
 	{
-		atts[natts++] = ColumnNumber(relid, display_position_col);
+		atts[natts++] = RecsysColumnNumber(rel, display_position_col);
 		r->display_position_att = atts[natts - 1] - 1;
 		r->display_position_type = display_position_type;
 	}
-	if (!DirectScanAllowed(rel, atts, natts))
+	/* a distributed table's rows are in its shards: with Citus, always SELECT */
+	if (!RecsysDirectScanAllowed(rel, atts, natts) || OidIsValid(get_extension_oid("citus", true)))
 	{
 		relation_close(rel, NoLock);
 		return false;

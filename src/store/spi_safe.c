@@ -8,15 +8,20 @@
 #include "catalog/heap.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "parser/parse_coerce.h"
+#include "parser/parse_relation.h"
 #include "storage/lmgr.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 
 #include "settings.h"
 #include "store/spi_safe.h"
@@ -199,4 +204,42 @@ RecsysColumnType(Oid relid, const char *column, const char *what,
 				 const Oid *accepted, int naccepted)
 {
 	return RecsysColumnTypeHinted(relid, column, what, accepted, naccepted, NULL);
+}
+
+/* Get the attribute number of a column of an open relation, checked to exist before */
+AttrNumber
+RecsysColumnNumber(Relation rel, const char *column)
+{
+	AttrNumber	att = attnameAttNum(rel, column, false);
+
+	if (att <= 0)
+		elog(ERROR, "column \"%s\" of relation \"%s\" is missing", column,
+			 RelationGetRelationName(rel));
+	return att;
+}
+
+/*
+ * May a caller's relation be read with a direct table scan, giving exactly
+ * the rows and checks that SELECT of columns atts would?  A plain table
+ * without inheritance children, not under row-level security for this role
+ * now, readable by it (the table, or each column read), and no executor
+ * permission hook (a security label provider would be bypassed).  Citus is
+ * the caller's to check (a distributed table's rows are in its shards).
+ * Anything else is read through SPI, which also raises SELECT's errors.
+ */
+bool
+RecsysDirectScanAllowed(Relation rel, const AttrNumber *atts, int natts)
+{
+	Oid			relid = RelationGetRelid(rel);
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relhassubclass ||
+		ExecutorCheckPerms_hook != NULL)
+		return false;
+	if (check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
+		return false;
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		for (int i = 0; i < natts; i++)
+			if (pg_attribute_aclcheck(relid, atts[i], GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+				return false;
+	return true;
 }

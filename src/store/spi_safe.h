@@ -23,6 +23,8 @@
 #ifndef SPI_SAFE_H
 #define SPI_SAFE_H
 
+#include "utils/relcache.h"
+
 extern int	RecsysSpiConnect(void);
 extern void RecsysSpiFinish(int guc_level);
 extern void RecsysCheckRelation(Oid relid);
@@ -32,6 +34,8 @@ extern Oid	RecsysColumnType(Oid relid, const char *column, const char *what,
 extern Oid	RecsysColumnTypeHinted(Oid relid, const char *column, const char *what,
 								   const Oid *accepted, int naccepted,
 								   const char *text_hint);
+extern AttrNumber RecsysColumnNumber(Relation rel, const char *column);
+extern bool RecsysDirectScanAllowed(Relation rel, const AttrNumber *atts, int natts);
 
 /*
  * The memory discipline of every SPI loop (per fetched batch of rows, per
