@@ -243,3 +243,165 @@ CREATE TABLE many AS SELECT i AS id, md5(i::text) AS word, i % 2 = 0 AS clicked,
 SET recsys.training_memory = 1024;
 SELECT pg_temp.train('big', '{"categorical": ["word"]}', 'many');
 RESET recsys.training_memory;
+
+-- predict(model, row) of a table's row is planned as predict_columns of the row's columns,
+-- named (no composite value built per row), and scores as the composite value does. The
+-- reference hides the row from the planner in a subquery's column; pg_temp.form tells
+-- which form a query's plan calls
+CREATE FUNCTION pg_temp.form(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	l text;
+	p text := '';
+BEGIN
+	FOR l IN EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF) ' || q LOOP
+		p := p || l;
+	END LOOP;
+	RETURN CASE WHEN p ~ 'recsys\.predict_(task_)?columns\(' THEN 'columns'
+		WHEN p ~ 'recsys\.predict\(' THEN 'row' ELSE p END;
+END
+$$;
+CREATE TEMP TABLE ref AS SELECT r.id, recsys.predict('p', r.t) AS s, recsys.predict('p', r.t, 'spend') AS spend
+	FROM (SELECT t.id, t FROM people t OFFSET 0) r;
+SELECT pg_temp.form($$SELECT recsys.predict('p', r.t) FROM (SELECT t.id, t FROM people t OFFSET 0) r$$) AS reference_form;
+CREATE VIEW people_v AS SELECT * FROM people;
+CREATE TABLE people_parent (LIKE people);
+CREATE TABLE people_kid () INHERITS (people_parent);
+INSERT INTO people_parent SELECT * FROM people WHERE id > 100;
+INSERT INTO people_kid SELECT * FROM people WHERE id <= 100;
+CREATE TABLE people_part (LIKE people) PARTITION BY RANGE (id);
+CREATE TABLE people_part1 PARTITION OF people_part FOR VALUES FROM (MINVALUE) TO (150);
+CREATE TABLE people_part2 (spend float8, clicked bool, emb real[], tags text[], member bool, level bigint,
+	job text, hours numeric, gain float8, age int, id int);
+ALTER TABLE people_part ATTACH PARTITION people_part2 FOR VALUES FROM (150) TO (MAXVALUE);
+INSERT INTO people_part SELECT * FROM people;
+-- a dropped column, a column added with a default (not stored in the old rows), a stored generated column
+CREATE TABLE people_alt AS SELECT 0 AS gone, * FROM people;
+ALTER TABLE people_alt DROP COLUMN gone, DROP COLUMN age;
+ALTER TABLE people_alt ADD COLUMN age int DEFAULT 33, ADD COLUMN twice int GENERATED ALWAYS AS (level * 2) STORED;
+CREATE TEMP TABLE ref_alt AS SELECT r.id, recsys.predict('p', r.t) AS s FROM (SELECT t.id, t FROM people_alt t OFFSET 0) r;
+CREATE TYPE pg_temp.feats AS (age int, gain float8, hours numeric, job text, level bigint, member bool, tags text[], emb real[]);
+CREATE TEMP TABLE forms (n int, q text, reference text DEFAULT 'ref');
+INSERT INTO forms (n, q) VALUES
+	(1, $$SELECT t.id, recsys.predict('p', t) FROM people t$$),
+	(2, $$SELECT t.id, recsys.predict('p', t, version => 1) FROM people t$$),
+	(3, $$SELECT t.id, recsys.predict('p', t) FROM people t LEFT JOIN people u ON u.id = t.id + 1000$$),
+	(4, $$SELECT u.id, recsys.predict('p', t) FROM people u LEFT JOIN people t ON t.id = u.id AND t.id <= 100$$),
+	(5, $$SELECT u.id, recsys.predict('p', t) FROM people u FULL JOIN people t ON t.id = u.id AND t.id <= 100$$),
+	(6, $$SELECT s.id, recsys.predict('p', s) FROM (SELECT * FROM people) s$$),
+	(7, $$SELECT v.id, recsys.predict('p', v) FROM people_v v$$),
+	(8, $$SELECT t.id, recsys.predict('p', t) FROM people_parent t$$),
+	(9, $$SELECT t.id, recsys.predict('p', t) FROM people_part t$$),
+	(10, $$SELECT t.id, recsys.predict('p', ROW(t.age, t.gain, t.hours, t.job, t.level, t.member, t.tags, t.emb)::pg_temp.feats) FROM people t$$),
+	(11, $$SELECT s.id, recsys.predict('p', s) FROM (SELECT id, age, gain, hours, job, level, member, tags, emb, 0 AS job FROM people) s$$),
+	(12, $$SELECT t.id, (SELECT recsys.predict('p', t)) FROM people t$$),
+	(13, $$UPDATE people SET id = id WHERE recsys.predict('p', people) IS NOT NULL RETURNING id, recsys.predict('p', people)$$);
+INSERT INTO forms VALUES (14, $$SELECT t.id, recsys.predict('p', t) FROM people_alt t$$, 'ref_alt');
+CREATE FUNCTION pg_temp.same(q text, reference text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	r record;
+BEGIN
+	EXECUTE format('WITH x(id, s) AS (%s) SELECT count(*) AS n, count(*) FILTER (WHERE x.s IS NULL) AS nulls,
+		count(*) FILTER (WHERE x.s = r.s) AS same FROM x LEFT JOIN %I r USING (id)', q, reference) INTO r;
+	RETURN format('%s rows, %s NULL, %s equal bit for bit', r.n, r.nulls, r.same);
+END
+$$;
+SELECT n, pg_temp.form(q), pg_temp.same(q, reference) FROM forms ORDER BY n;
+-- one task
+SELECT pg_temp.form($$SELECT recsys.predict('p', t, 'spend') FROM people t$$) AS task_form,
+	(SELECT count(*) FROM people t JOIN ref USING (id) WHERE recsys.predict('p', t, 'spend') = ref.spend) AS task_equal;
+-- grouping sets can make the row NULL: left as the row form
+SELECT pg_temp.form($$SELECT recsys.predict('p', t) FROM people t GROUP BY ROLLUP (t)$$) AS rollup_form,
+	(SELECT count(*) FILTER (WHERE p IS NULL) FROM (SELECT recsys.predict('p', t) p FROM people t GROUP BY ROLLUP (t)) s) AS rollup_nulls;
+
+-- a prepared statement's generic plan outlives a promote to a version whose spec reads other
+-- columns: every column of the row is passed, so the new spec finds its own
+SELECT pg_temp.train('p2', '{"numeric": ["age"], "categorical": ["job"]}');
+SET plan_cache_mode = force_generic_plan;
+PREPARE two AS SELECT t.id, recsys.predict('p2', t) FROM people t;
+SELECT pg_temp.form('EXECUTE two') AS prepared_form;
+CREATE TEMP TABLE v1 AS EXECUTE two;
+SELECT count(*) FROM recsys.train_mmoe('p2', 'people', NULL, '{clicked,spend}',
+	(SELECT base FROM cfg) || '{"features": {"numeric": ["gain"], "categorical": ["level"], "multi_categorical": ["tags"]}}',
+	epochs => 1, options => '{"allow_contract_change": true}');
+SELECT recsys.promote('p2', 2);
+CREATE TEMP TABLE v2 AS EXECUTE two;
+SELECT count(*) AS rows, count(*) FILTER (WHERE v2.predict = recsys.predict('p2', r.t, version => 2)) AS as_version_2,
+	count(*) FILTER (WHERE v1.predict = recsys.predict('p2', r.t, version => 1)) AS v1_as_version_1
+FROM v1 JOIN v2 USING (id) JOIN (SELECT t.id, t FROM people t OFFSET 0) r USING (id);
+DEALLOCATE two;
+RESET plan_cache_mode;
+-- values stored apart (TOAST, uncompressed) and compressed in the row
+CREATE TABLE people_toast AS SELECT * FROM people;
+ALTER TABLE people_toast ALTER COLUMN job SET STORAGE EXTERNAL, ALTER COLUMN tags SET STORAGE MAIN;
+UPDATE people_toast SET job = repeat('j', 5000) WHERE id = 5;
+UPDATE people_toast SET tags = array_fill('x'::text, ARRAY[2000]) WHERE id = 6;
+SELECT reltoastrelid::regclass AS toast FROM pg_class WHERE oid = 'people_toast'::regclass \gset
+SELECT (SELECT count(DISTINCT chunk_id) FROM :toast) >= 1 AS values_apart,
+	(SELECT pg_column_compression(tags) IS NOT NULL FROM people_toast WHERE id = 6) AS tags_compressed;
+SELECT pg_temp.form($$SELECT recsys.predict('p', t) FROM people_toast t$$) AS toast_form,
+	(SELECT count(*) FROM people_toast t JOIN (SELECT t.id, t FROM people_toast t OFFSET 0) r USING (id)
+	 WHERE recsys.predict('p', t) = recsys.predict('p', r.t)) AS toast_equal;
+DROP TABLE people_toast, people_alt, people_part, people_kid, people_parent;
+DROP VIEW people_v;
+
+-- predict_columns called directly: values named by a text[], in any order, extra values ignored
+SELECT count(*) FILTER (WHERE recsys.predict_columns('p', NULL, '{emb,tags,member,level,job,hours,gain,age,other}',
+	NULL, NULL, NULL, t.emb, t.tags, t.member, t.level, t.job, t.hours, t.gain, t.age, 'x'::text) = ref.s) AS direct_equal
+FROM people t JOIN ref USING (id);
+-- names that change from row to row are bound again (they are compared unless constant)
+SELECT count(*) FILTER (WHERE recsys.predict_columns('p', NULL,
+	CASE WHEN t.id % 2 = 0 THEN '{age,gain,other,hours,job,level,member,tags,emb}'::text[] ELSE '{age,other,gain,hours,job,level,member,tags,emb}' END,
+	NULL, NULL, NULL, t.age, t.gain, t.gain * 2, t.hours, t.job, t.level, t.member, t.tags, t.emb)
+	= CASE WHEN t.id % 2 = 0 THEN ref.s ELSE recsys.predict_columns('p', NULL, '{age,gain,hours,job,level,member,tags,emb}',
+		NULL, NULL, NULL, t.age, t.gain * 2, t.hours, t.job, t.level, t.member, t.tags, t.emb) END) AS rebound_equal
+FROM people t JOIN ref USING (id);
+SELECT recsys.predict_task_columns('p', 'people', '{age,gain,hours,job,level,member,tags,emb}', 'spend', NULL, NULL, NULL,
+	t.age, t.gain, t.hours, t.job, t.level, t.member, t.tags, t.emb) = ref.spend AS task_direct_equal
+FROM people t JOIN ref USING (id) WHERE id = 7;
+SELECT recsys.predict_columns(NULL, NULL, '{age}', NULL, NULL, NULL, 1) IS NULL AS null_model,
+	recsys.predict_task_columns('p', NULL, '{age}', NULL, NULL, NULL, NULL, 1) IS NULL AS null_task;
+SELECT pg_temp.try(s) FROM (VALUES
+	($$SELECT recsys.predict_columns('p', NULL, '{age,gain}', NULL, NULL, NULL, 1)$$),
+	($$SELECT recsys.predict_columns('p', NULL, NULL, NULL, NULL, NULL, 1)$$),
+	($$SELECT recsys.predict_columns('p', NULL, '{age,NULL}', NULL, NULL, NULL, 1, 2)$$),
+	($$SELECT recsys.predict_columns('p', NULL, '{age,age}', NULL, NULL, NULL, 1, 2)$$),
+	($$SELECT recsys.predict_columns('p', NULL, '{{age},{gain}}', NULL, NULL, NULL, 1, 2)$$),
+	($$SELECT recsys.predict_columns('p', NULL, '{age,gain}', NULL, NULL, NULL, VARIADIC ARRAY[1, 2])$$),
+	($$SELECT recsys.predict_columns('p', NULL, '{age,gain}', NULL, NULL, NULL, 1, 2.5::float8)$$),
+	($$SELECT recsys.predict_columns('p', 'people', '{age,job}', NULL, NULL, NULL, 1, 'a')$$),
+	($$SELECT recsys.predict_columns('p', NULL, '{age,gain,hours,job,level,member,tags,emb}', NULL, NULL, NULL,
+		1, 2.0::float8, 3::numeric, 'a', 1::bigint, true, '{x}'::text[], '{1,2}'::real[])$$),
+	($$SELECT recsys.predict_columns('p', 'record', '{age,job}', NULL, NULL, NULL, 1, 'a'::text)$$),
+	($$SELECT recsys.predict_columns('plain0', NULL, '{age}', NULL, NULL, NULL, 1)$$),
+	($$SELECT recsys.predict_task_columns('p', NULL, '{age}', 'nope', NULL, NULL, NULL, 1)$$)
+) v(s);
+
+-- vocabulary lookups: text longer than 22 bytes (entries apart from the index), integers in a
+-- narrow range (looked up by value), spread out or at both ends of bigint (hashed), booleans;
+-- seen, unseen (inside and outside the narrow range) and NULL values score as the ids the
+-- stored vocabularies give
+CREATE TABLE vk (id int, long_text text, near int, far bigint, edge bigint, flag bool, emb real[], clicked bool, spend float8);
+INSERT INTO vk SELECT i, 'a long categorical value, number ' || (i % 7), CASE WHEN i % 11 = 7 THEN 0 ELSE -3 + i % 11 END,
+	(i % 5) * 1000000000000 - 2000000000000, (ARRAY[-9223372036854775808, 0, 9223372036854775807])[1 + i % 3],
+	i % 3 = 0, ARRAY[i % 5, i % 2]::real[], i % 2 = 0, i % 7
+FROM generate_series(1, 200) i;
+SELECT pg_temp.train('vk', '{"categorical": ["long_text", "near", "far", "edge", "flag"], "vector": ["emb"]}', 'vk');
+CREATE TEMP TABLE vk_q AS SELECT * FROM vk WHERE id <= 20;
+INSERT INTO vk_q VALUES
+	(101, 'a long categorical value, number 99', 4, 7, -9223372036854775807, NULL, '{1,1}'),
+	(102, NULL, -100, NULL, 9223372036854775807, true, '{1,1}'),
+	(103, 'short', 1000000, -9223372036854775808, NULL, false, '{1,1}'),
+	(104, 'a long categorical value, number 3', NULL, 2000000000000, 0, true, '{0,1}');
+CREATE FUNCTION pg_temp.vocab_id(model text, col text, v text) RETURNS int LANGUAGE sql AS $$
+	SELECT coalesce((SELECT (i - 1)::int FROM jsonb_array_elements_text(c -> 'vocab') WITH ORDINALITY x(value, i) WHERE x.value = v),
+		jsonb_array_length(c -> 'vocab') + CASE WHEN v IS NULL THEN 1 ELSE 0 END)
+	FROM recsys.models, jsonb_array_elements(config -> 'features' -> 'categorical') c
+	WHERE name = model AND c ->> 'column' = col
+$$;
+SELECT jsonb_agg(c ->> 'column' || ' ' || jsonb_array_length(c -> 'vocab')) AS vocab_sizes
+FROM recsys.models, jsonb_array_elements(config -> 'features' -> 'categorical') c WHERE name = 'vk';
+SELECT count(*) AS rows, count(*) FILTER (WHERE recsys.predict('vk', q) = recsys.predict('vk', features => q.emb,
+	categorical => ARRAY[pg_temp.vocab_id('vk', 'long_text', q.long_text), pg_temp.vocab_id('vk', 'near', q.near::text),
+		pg_temp.vocab_id('vk', 'far', q.far::text), pg_temp.vocab_id('vk', 'edge', q.edge::text),
+		pg_temp.vocab_id('vk', 'flag', q.flag::text)])) AS as_vocabulary_ids
+FROM vk_q q;

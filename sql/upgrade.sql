@@ -11,7 +11,7 @@ SELECT $ddl$CREATE FUNCTION public.recsys_objects() RETURNS SETOF text LANGUAGE 
 	SELECT pg_describe_object(d.classid, d.objid, 0)
 		|| coalesce(' (' || pg_get_function_arguments(p.oid) || ') -> ' || pg_get_function_result(p.oid)
 			|| ' ' || p.provolatile::text || p.proparallel::text || p.proisstrict::text || p.prosecdef::text
-			|| ' ' || coalesce(array_to_string(p.proconfig, ';'), '') || ' ' || p.prosrc, '')
+			|| ' ' || coalesce(array_to_string(p.proconfig, ';'), '') || ' ' || p.prosrc || ' ' || p.prosupport::text, '')
 		|| coalesce(' -- ' || obj_description(d.objid, d.classid::regclass::name), '')
 	FROM pg_depend d LEFT JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND p.oid = d.objid
 	WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'recsys') AND d.deptype = 'e'

@@ -142,45 +142,66 @@ FeatureSelectList(const FeatureSpec *spec)
 
 /* Make an empty binding */
 static FeatureBinding *
-NewBinding(const FeatureSpec *spec, TupleDesc desc)
+NewBinding(const FeatureSpec *spec, int natts)
 {
 	FeatureBinding *b = palloc(sizeof(FeatureBinding));
 
 	b->spec = spec;
-	b->natts = desc->natts;
+	b->natts = natts;
 	b->attnum = palloc(sizeof(AttrNumber) * spec->ncolumns);
 	b->atttype = palloc(sizeof(Oid) * spec->ncolumns);
 	return b;
 }
 
 /*
- * Bind a spec to a tuple descriptor by column name (a row value of any
- * composite type): missing columns and wrong types are errors naming the
- * column.  what names the row in messages.
+ * Bind a spec to a list of named values (names[i] NULL: a dropped column,
+ * never matched) of the given types: missing columns and wrong types are
+ * errors naming the column.  what names the row in messages.
  */
 FeatureBinding *
-FeatureBindNames(const FeatureSpec *spec, TupleDesc desc, const char *what)
+FeatureBindList(const FeatureSpec *spec, int n, const char *const *names, const Oid *types,
+				const char *what)
 {
-	FeatureBinding *b = NewBinding(spec, desc);
+	FeatureBinding *b = NewBinding(spec, n);
 
 	for (int i = 0; i < spec->ncolumns; i++)
 	{
 		const FeatureColumn *c = &spec->columns[i];
 		int			att = -1;
 
-		for (int a = 0; a < desc->natts && att < 0; a++)
-		{
-			Form_pg_attribute attr = TupleDescAttr(desc, a);
-
-			if (!attr->attisdropped && strcmp(NameStr(attr->attname), c->column) == 0)
+		for (int a = 0; a < n && att < 0; a++)
+			if (names[a] != NULL && strcmp(names[a], c->column) == 0)
 				att = a;
-		}
 		if (att < 0)
 			MissingColumn(c, what);
-		CheckType(spec, c, TupleDescAttr(desc, att)->atttypid, what);
+		CheckType(spec, c, types[att], what);
 		b->attnum[i] = att + 1;
-		b->atttype[i] = TupleDescAttr(desc, att)->atttypid;
+		b->atttype[i] = types[att];
 	}
+	return b;
+}
+
+/*
+ * Bind a spec to a tuple descriptor by column name (a row value of any
+ * composite type), as FeatureBindList does
+ */
+FeatureBinding *
+FeatureBindNames(const FeatureSpec *spec, TupleDesc desc, const char *what)
+{
+	const char **names = palloc(sizeof(char *) * Max(desc->natts, 1));
+	Oid		   *types = palloc(sizeof(Oid) * Max(desc->natts, 1));
+	FeatureBinding *b;
+
+	for (int a = 0; a < desc->natts; a++)
+	{
+		Form_pg_attribute attr = TupleDescAttr(desc, a);
+
+		names[a] = attr->attisdropped ? NULL : NameStr(attr->attname);
+		types[a] = attr->atttypid;
+	}
+	b = FeatureBindList(spec, desc->natts, names, types, what);
+	pfree(names);
+	pfree(types);
 	return b;
 }
 
@@ -191,7 +212,7 @@ FeatureBindNames(const FeatureSpec *spec, TupleDesc desc, const char *what)
 FeatureBinding *
 FeatureBindPositions(const FeatureSpec *spec, TupleDesc desc, int first, const char *what)
 {
-	FeatureBinding *b = NewBinding(spec, desc);
+	FeatureBinding *b = NewBinding(spec, desc->natts);
 
 	if (first < 1 || first - 1 + spec->ncolumns > desc->natts)
 		elog(ERROR, "feature columns %d.. are not in a tuple of %d columns", first, desc->natts);
@@ -257,7 +278,11 @@ FeatureReadKey(Oid type, Datum d, int64 *ival, const char **s, int *len)
 		case TEXTOID:
 		case VARCHAROID:
 			{
-				text	   *t = DatumGetTextPP(d);
+				text	   *t = (text *) DatumGetPointer(d);
+
+				/* a call only for a value stored apart or compressed: most are neither */
+				if (VARATT_IS_EXTERNAL(t) || VARATT_IS_COMPRESSED(t))
+					t = DatumGetTextPP(d);
 
 				*s = VARDATA_ANY(t);
 				*len = VARSIZE_ANY_EXHDR(t);

@@ -95,14 +95,16 @@ Number(const JsonbValue *v, const char *path)
 static int64
 Integer(const JsonbValue *v, const char *path, int64 min, int64 max)
 {
-	double		approx;
+	Datum		n;
 	int64		x;
 
 	if (v->type != jbvNumeric || numeric_is_nan(v->val.numeric) || numeric_is_inf(v->val.numeric) ||
 		DatumGetInt32(DirectFunctionCall1(numeric_scale, NumericGetDatum(v->val.numeric))) != 0)
 		SpecError("feature spec: \"%s\" must be an integer", path);
-	approx = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
-	if (!(approx > -9.2e18 && approx < 9.2e18))
+	/* compared as numerics: every bigint, to its ends, is a value a vocabulary may hold */
+	n = NumericGetDatum(v->val.numeric);
+	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, n, NumericGetDatum(int64_to_numeric(PG_INT64_MIN)))) < 0 ||
+		DatumGetInt32(DirectFunctionCall2(numeric_cmp, n, NumericGetDatum(int64_to_numeric(PG_INT64_MAX)))) > 0)
 		SpecError("feature spec: \"%s\" must be in [" INT64_FORMAT ", " INT64_FORMAT "]", path, min, max);
 	x = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v->val.numeric)));
 	if (x < min || x > max)

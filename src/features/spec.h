@@ -182,6 +182,8 @@ extern void FeatureVocabFreeze(struct FeatureVocab *v);
 /* encode.c */
 extern void FeatureCheckRelation(const FeatureSpec *spec, Oid relid);
 extern char *FeatureSelectList(const FeatureSpec *spec);
+extern FeatureBinding *FeatureBindList(const FeatureSpec *spec, int n, const char *const *names,
+									   const Oid *types, const char *what);
 extern FeatureBinding *FeatureBindNames(const FeatureSpec *spec, TupleDesc desc, const char *what);
 extern FeatureBinding *FeatureBindPositions(const FeatureSpec *spec, TupleDesc desc, int first,
 											const char *what);

@@ -39,35 +39,9 @@ FeatureStatsStd(const FeatureStats *s)
 	return s->count > 1 ? sqrt(s->m2 / (double) s->count) : 0.0;
 }
 
-/* Tell whether a raw value is one the transform takes: finite, and > -1 under log1p */
-bool
-FeatureValueValid(FeatureTransform transform, double x)
-{
-	if (!isfinite(x))
-		return false;
-	return transform != FEATURE_LOG1P_STANDARDIZE || x > -1.0;
-}
-
 /* Get the value statistics are taken over: log1p(x) under log1p_standardize, else x */
 double
 FeatureStatValue(FeatureTransform transform, double x)
 {
 	return transform == FEATURE_LOG1P_STANDARDIZE ? log1p(x) : x;
-}
-
-/* Transform a valid raw value into the model's input */
-float
-FeatureNumericApply(const FeatureNumeric *f, double x)
-{
-	switch (f->transform)
-	{
-		case FEATURE_MINMAX:
-			return f->max > f->min ? (float) ((x - f->min) / (f->max - f->min)) : 0.0f;
-		case FEATURE_LOG1P_STANDARDIZE:
-			x = log1p(x);
-			break;
-		case FEATURE_STANDARDIZE:
-			break;
-	}
-	return (float) ((x - f->mean) / (f->std > 0.0 ? f->std : 1.0));
 }

@@ -16,6 +16,7 @@
 #ifndef KERNEL_FEATURES_H
 #define KERNEL_FEATURES_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -50,8 +51,37 @@ typedef struct FeatureNumeric
 extern void FeatureStatsInit(FeatureStats *s);
 extern void FeatureStatsAdd(FeatureStats *s, double x);
 extern double FeatureStatsStd(const FeatureStats *s);
-extern bool FeatureValueValid(FeatureTransform transform, double x);
 extern double FeatureStatValue(FeatureTransform transform, double x);
-extern float FeatureNumericApply(const FeatureNumeric *f, double x);
+
+/*
+ * The two functions every numeric value of every scored row goes through,
+ * inline: a call each was 1.5 % of per-row predict
+ */
+
+/* Tell whether a raw value is one the transform takes: finite, and > -1 under log1p */
+static inline bool
+FeatureValueValid(FeatureTransform transform, double x)
+{
+	if (!isfinite(x))
+		return false;
+	return transform != FEATURE_LOG1P_STANDARDIZE || x > -1.0;
+}
+
+/* Transform a valid raw value into the model's input */
+static inline float
+FeatureNumericApply(const FeatureNumeric *f, double x)
+{
+	switch (f->transform)
+	{
+		case FEATURE_MINMAX:
+			return f->max > f->min ? (float) ((x - f->min) / (f->max - f->min)) : 0.0f;
+		case FEATURE_LOG1P_STANDARDIZE:
+			x = log1p(x);
+			break;
+		case FEATURE_STANDARDIZE:
+			break;
+	}
+	return (float) ((x - f->mean) / (f->std > 0.0 ? f->std : 1.0));
+}
 
 #endif

@@ -69,5 +69,8 @@ extern void MmoeEncodeValues(const MmoeModel *m, const FeatureBinding *b, const 
 							 MmoeBagInput *bags, FeatureProbes *pending);
 extern void MmoeEncodeRow(const MmoeModel *m, uint64 load_id, void **cache, MemoryContext mcxt,
 						  HeapTupleHeader row, float *dense, int32 *ids, float *bagx);
+extern void MmoeEncodeColumns(const MmoeModel *m, uint64 load_id, void **cache,
+							  MemoryContext mcxt, FunctionCallInfo fcinfo, int names_arg,
+							  Oid row_type, int first, float *dense, int32 *ids, float *bagx);
 
 #endif

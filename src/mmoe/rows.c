@@ -1,20 +1,24 @@
 /*
  * mmoe/rows.c
  *		Inputs of MMoE models that read table rows: a row (a composite
- *		value, or the columns of a cursor's tuple) is encoded with the
- *		model's fitted feature spec (src/features/) into the dense features,
- *		categorical ids and pooled embedding bags of one scratch row.
+ *		value, the named column values of predict_columns, or the columns of
+ *		a cursor's tuple) is encoded with the model's fitted feature spec
+ *		(src/features/) into the dense features, categorical ids and pooled
+ *		embedding bags of one scratch row.
  *
- * The binding of the spec to a row type (attribute numbers, checked types)
- * is made once per statement and row type and kept in fn_extra, so a row
- * costs a tuple deform (up to the last column the spec reads), the
- * transforms and hash lookups: no SPI, no catalog access.
+ * The binding of the spec to a row type or list of columns (attribute
+ * numbers, checked types) is made once per statement and kept in fn_extra,
+ * so a row costs a tuple deform (up to the last column the spec reads; none
+ * for named values), the transforms and hash lookups: no SPI, no catalog
+ * access.
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
+#include "nodes/primnodes.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/typcache.h"
@@ -34,6 +38,20 @@ typedef struct MmoeRowCache
 	int			last;			/* the last column the spec reads */
 	MmoeBagInput bags;
 } MmoeRowCache;
+
+/* What a call of predict_columns keeps to encode its values with one loaded model */
+typedef struct MmoeColumnsCache
+{
+	uint64		load_id;
+	Oid			row_type;
+	text	   *names;			/* a copy of the names the binding was made for */
+	bool		names_const;	/* the names are a constant of the call: not compared */
+	FeatureBinding *binding;	/* to values[0 .. ncolumns - 1], in spec order */
+	int		   *arg;			/* the argument each spec column is read from */
+	Datum	   *values;
+	bool	   *nulls;
+	MmoeBagInput bags;
+} MmoeColumnsCache;
 
 /* Raise the error for a model without a feature spec given a row */
 void
@@ -138,4 +156,137 @@ MmoeEncodeRow(const MmoeModel *m, uint64 load_id, void **cache, MemoryContext mc
 	MmoeEncodeValues(m, rc->binding, rc->slot->tts_values, rc->slot->tts_isnull, dense, ids, bagx,
 					 &rc->bags, NULL);
 	ExecClearTuple(rc->slot);
+}
+
+/*
+ * Bind a model's spec to the column names (a text[]) and value types of a
+ * predict_columns call: one name per value, none NULL or repeated
+ */
+static FeatureBinding *
+BindColumns(const MmoeModel *m, FunctionCallInfo fcinfo, ArrayType *names, int first,
+			Oid row_type)
+{
+	int			n = PG_NARGS() - first;
+	Datum	   *elems;
+	bool	   *enulls;
+	int			count;
+	const char **cnames;
+	Oid		   *types;
+
+	if (ARR_NDIM(names) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("column names must be a one-dimensional array")));
+	deconstruct_array(names, TEXTOID, -1, false, TYPALIGN_INT, &elems, &enulls, &count);
+	if (count != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%d column names were given for %d values", count, n),
+				 errhint("Pass one name per value, in the same order.")));
+	cnames = palloc(sizeof(char *) * Max(n, 1));
+	types = palloc(sizeof(Oid) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		if (enulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("column names must not contain nulls")));
+		cnames[i] = TextDatumGetCString(elems[i]);
+		for (int j = 0; j < i; j++)
+			if (strcmp(cnames[j], cnames[i]) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_DUPLICATE_COLUMN),
+						 errmsg("column name \"%s\" is given twice", cnames[i])));
+		types[i] = get_fn_expr_argtype(fcinfo->flinfo, first + i);
+		if (!OidIsValid(types[i]))
+			elog(ERROR, "could not determine the type of value %d", i + 1);
+	}
+	return FeatureBindList(m->features, n, cnames, types,
+						   !OidIsValid(row_type) ? "the given columns"
+						   : row_type == RECORDOID ? "the row"
+						   : psprintf("row type %s", format_type_be(row_type)));
+}
+
+/*
+ * Encode the values of a predict_columns call (arguments first, first + 1,
+ * ..., named by the text[] argument names_arg; row_type names them in
+ * messages, InvalidOid for none) for a model with a feature spec: dense
+ * features at dense, ids, pooled bags at bagx, as MmoeEncodeRow does for
+ * the row those values came from.  The binding is kept in *cache (in mcxt)
+ * and made again when the model or the names change.
+ */
+void
+MmoeEncodeColumns(const MmoeModel *m, uint64 load_id, void **cache, MemoryContext mcxt,
+				  FunctionCallInfo fcinfo, int names_arg, Oid row_type, int first,
+				  float *dense, int32 *ids, float *bagx)
+{
+	MmoeColumnsCache *cc = (MmoeColumnsCache *) *cache;
+	text	   *names;
+	int			ncolumns;
+
+	MmoeRequireFeatures(m);
+	if (PG_ARGISNULL(names_arg))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("column names must not be null")));
+	names = PG_GETARG_TEXT_PP(names_arg);
+
+	/*
+	 * The names are a constant where the planner wrote the call, and then
+	 * need no comparing per row; a call written by hand may give them from
+	 * a column
+	 */
+	if (cc == NULL || cc->load_id != load_id || cc->row_type != row_type ||
+		(!cc->names_const && (VARSIZE_ANY(cc->names) != VARSIZE_ANY(names) ||
+							  memcmp(cc->names, names, VARSIZE_ANY(names)) != 0)))
+	{
+		MemoryContext old = MemoryContextSwitchTo(mcxt);
+		FuncExpr   *expr = (FuncExpr *) fcinfo->flinfo->fn_expr;
+
+		if (get_fn_expr_variadic(fcinfo->flinfo))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the column values must be separate arguments, not a VARIADIC array")));
+		/* one cache per call site: the previous one is small, and goes with the statement */
+		cc = palloc0(sizeof(MmoeColumnsCache));
+		cc->binding = BindColumns(m, fcinfo, DatumGetArrayTypeP(PG_GETARG_DATUM(names_arg)),
+								  first, row_type);
+
+		/*
+		 * Only the columns the spec reads are copied per row, into values in
+		 * spec order: the binding is made to read them there
+		 */
+		ncolumns = m->features->ncolumns;
+		cc->arg = palloc(sizeof(int) * Max(ncolumns, 1));
+		for (int i = 0; i < ncolumns; i++)
+		{
+			cc->arg[i] = first + cc->binding->attnum[i] - 1;
+			cc->binding->attnum[i] = i + 1;
+		}
+		cc->binding->natts = ncolumns;
+		cc->names = palloc(VARSIZE_ANY(names));
+		memcpy(cc->names, names, VARSIZE_ANY(names));
+		cc->names_const = expr != NULL && IsA(expr, FuncExpr) &&
+			IsA(list_nth(expr->args, names_arg), Const);
+		cc->values = palloc(sizeof(Datum) * Max(ncolumns, 1));
+		cc->nulls = palloc(sizeof(bool) * Max(ncolumns, 1));
+		MmoeBagInputInit(m, &cc->bags);
+		cc->load_id = load_id;
+		cc->row_type = row_type;
+		*cache = cc;
+		MemoryContextSwitchTo(old);
+	}
+	{
+		const int  *arg = cc->arg;
+		Datum	   *values = cc->values;
+		bool	   *nulls = cc->nulls;
+		const NullableDatum *args = fcinfo->args;
+
+		for (int i = 0; i < m->features->ncolumns; i++)
+		{
+			values[i] = args[arg[i]].value;
+			nulls[i] = args[arg[i]].isnull;
+		}
+	}
+	MmoeEncodeValues(m, cc->binding, cc->values, cc->nulls, dense, ids, bagx, &cc->bags, NULL);
 }

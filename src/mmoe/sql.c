@@ -1,7 +1,8 @@
 /*
  * mmoe/sql.c
  *		SQL functions that score rows with stored MMoE models: predict (all
- *		tasks or one), gate_weights, predict_mc (MC dropout), predict_batch,
+ *		tasks or one; of arrays, of a row, of named column values),
+ *		gate_weights, predict_mc (MC dropout), predict_batch,
  *		and mmoe_validate, which import_model and export_model use.
  *
  * Argument positions are named below, one set per SQL signature (see
@@ -471,6 +472,81 @@ mmoe_predict_row_task(PG_FUNCTION_ARGS)
 	m = GetModel(fcinfo, PredictRowTaskArgs.version, 1, &s, &model_id);
 	t = TaskIndex(m, PG_GETARG_TEXT_PP(PREDICT_ROW_TASK_ARG_TASK), PG_GETARG_TEXT_PP(ARG_MODEL));
 	ReadRecord(fcinfo, m, s, model_id, &PredictRowTaskArgs);
+	ScoreRow(m, s, model_id, out);
+	PG_RETURN_FLOAT4(out[t]);
+}
+
+/*
+ * predict_columns(model, row_type, columns, context, display_position,
+ * version, VARIADIC values): what the planner makes of predict(model, row)
+ * (src/mmoe/row_support.c)
+ */
+#define COLUMNS_ARG_ROW_TYPE 1
+#define COLUMNS_ARG_NAMES 2
+static const RowArgs PredictColumnsArgs = {NO_ARG, NO_ARG, 3, 4, 5};
+#define PREDICT_COLUMNS_FIRST 6
+
+/* predict_task_columns(model, row_type, columns, task, context, display_position, version, VARIADIC values) */
+#define PREDICT_COLUMNS_TASK_ARG_TASK 3
+static const RowArgs PredictColumnsTaskArgs = {NO_ARG, NO_ARG, 4, 5, 6};
+#define PREDICT_COLUMNS_TASK_FIRST 7
+
+/* Read the named column values of a predict_columns call into row 0 of the scratch */
+static void
+ReadColumns(FunctionCallInfo fcinfo, const MmoeModel *m, MmoeScratch *s, uint64 model_id,
+			const RowArgs *args, int first)
+{
+	MmoeRowInput in = {0};
+	Oid			row_type = PG_ARGISNULL(COLUMNS_ARG_ROW_TYPE) ? InvalidOid
+		: PG_GETARG_OID(COLUMNS_ARG_ROW_TYPE);
+
+	MmoeEncodeColumns(m, model_id, MmoeCallRowCache(fcinfo), fcinfo->flinfo->fn_mcxt, fcinfo,
+					  COLUMNS_ARG_NAMES, row_type, first, s->x, s->ids, s->x + m->bag_offset);
+	in.encoded = true;
+	in.takes_context = true;
+	if (!PG_ARGISNULL(args->context))
+		in.context = PG_GETARG_ARRAYTYPE_P(args->context);
+	in.takes_display_position = true;
+	in.display_position_null = PG_ARGISNULL(args->display_position);
+	if (!in.display_position_null)
+		in.display_position = PG_GETARG_INT32(args->display_position);
+	MmoeSetRow(m, s, 0, &in);
+}
+
+PG_FUNCTION_INFO_V1(mmoe_predict_columns);
+/* Score one row given as named column values: one output per task */
+Datum
+mmoe_predict_columns(PG_FUNCTION_ARGS)
+{
+	const MmoeModel *m;
+	MmoeScratch *s;
+	float		out[MMOE_MAX_TASKS];
+	uint64		model_id;
+
+	if (PG_ARGISNULL(ARG_MODEL))
+		PG_RETURN_NULL();
+	m = GetModel(fcinfo, PredictColumnsArgs.version, 1, &s, &model_id);
+	ReadColumns(fcinfo, m, s, model_id, &PredictColumnsArgs, PREDICT_COLUMNS_FIRST);
+	ScoreRow(m, s, model_id, out);
+	PG_RETURN_ARRAYTYPE_P(FloatsToArray(out, m->ntasks));
+}
+
+PG_FUNCTION_INFO_V1(mmoe_predict_columns_task);
+/* Score one row given as named column values, for one task */
+Datum
+mmoe_predict_columns_task(PG_FUNCTION_ARGS)
+{
+	const MmoeModel *m;
+	MmoeScratch *s;
+	float		out[MMOE_MAX_TASKS];
+	int			t;
+	uint64		model_id;
+
+	if (PG_ARGISNULL(ARG_MODEL) || PG_ARGISNULL(PREDICT_COLUMNS_TASK_ARG_TASK))
+		PG_RETURN_NULL();
+	m = GetModel(fcinfo, PredictColumnsTaskArgs.version, 1, &s, &model_id);
+	t = TaskIndex(m, PG_GETARG_TEXT_PP(PREDICT_COLUMNS_TASK_ARG_TASK), PG_GETARG_TEXT_PP(ARG_MODEL));
+	ReadColumns(fcinfo, m, s, model_id, &PredictColumnsTaskArgs, PREDICT_COLUMNS_TASK_FIRST);
 	ScoreRow(m, s, model_id, out);
 	PG_RETURN_FLOAT4(out[t]);
 }

@@ -246,19 +246,45 @@ CREATE FUNCTION recsys.predict_table(model text, candidates regclass, id_column 
 COMMENT ON FUNCTION recsys.predict_table(text, regclass, name, name, name, name, name, int) IS
 	'score every row of a candidate table (read through a cursor in blocks of 1024 rows, each scored with sgemm): the id and the outputs per task; features_column NULL reads the columns the model''s feature spec names';
 
+-- predict(model, row) in a plan: the planner support function passes a
+-- table's whole row (or a ROW() constructor) as its columns, named, to
+-- predict_columns, so that no composite value is built per row
+-- (src/mmoe/row_support.c); callable directly with any named values
+CREATE FUNCTION recsys.predict_row_support(internal)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'mmoe_predict_row_support' LANGUAGE C STRICT;
+COMMENT ON FUNCTION recsys.predict_row_support(internal) IS
+	'planner support of recsys.predict(model, row): a whole-row reference or ROW() becomes recsys.predict_columns of its columns';
+
+CREATE FUNCTION recsys.predict_columns(model text, row_type regtype, columns text[],
+	context real[], display_position int, version int, VARIADIC "values" "any")
+	RETURNS real[]
+	AS 'MODULE_PATHNAME', 'mmoe_predict_columns' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.predict_columns(text, regtype, text[], real[], int, int, "any") IS
+	'score one row given as column values named by columns (what recsys.predict(model, row) becomes in a plan) with a stored MMoE model that has a feature spec: one output per task; row_type only names the row in messages';
+
+CREATE FUNCTION recsys.predict_task_columns(model text, row_type regtype, columns text[], task text,
+	context real[], display_position int, version int, VARIADIC "values" "any")
+	RETURNS real
+	AS 'MODULE_PATHNAME', 'mmoe_predict_columns_task' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.predict_task_columns(text, regtype, text[], text, real[], int, int, "any") IS
+	'score one row given as column values named by columns, for one task (what recsys.predict(model, row, task) becomes in a plan)';
+
 -- Models with a feature spec score table rows: the row's columns are read by
 -- the names in the spec (src/features/, doc/features.md)
 CREATE FUNCTION recsys.predict(model text, "row" record, context real[] DEFAULT NULL,
 	display_position int DEFAULT NULL, version int DEFAULT NULL)
 	RETURNS real[]
-	AS 'MODULE_PATHNAME', 'mmoe_predict_row' LANGUAGE C STABLE PARALLEL SAFE;
+	AS 'MODULE_PATHNAME', 'mmoe_predict_row' LANGUAGE C STABLE PARALLEL SAFE
+	SUPPORT recsys.predict_row_support;
 COMMENT ON FUNCTION recsys.predict(text, record, real[], int, int) IS
 	'score one table row (a composite value) with a stored MMoE model that has a feature spec: one output per task in config order';
 
 CREATE FUNCTION recsys.predict(model text, "row" record, task text, context real[] DEFAULT NULL,
 	display_position int DEFAULT NULL, version int DEFAULT NULL)
 	RETURNS real
-	AS 'MODULE_PATHNAME', 'mmoe_predict_row_task' LANGUAGE C STABLE PARALLEL SAFE;
+	AS 'MODULE_PATHNAME', 'mmoe_predict_row_task' LANGUAGE C STABLE PARALLEL SAFE
+	SUPPORT recsys.predict_row_support;
 COMMENT ON FUNCTION recsys.predict(text, record, text, real[], int, int) IS
 	'score one table row with a stored MMoE model that has a feature spec, for one task';
 

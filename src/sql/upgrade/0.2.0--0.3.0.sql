@@ -2795,3 +2795,31 @@ END
 $$;
 COMMENT ON FUNCTION recsys.citus_attach_store() IS
 	'on a Citus coordinator: make the model store (model_names, models, user_vectors, item_vectors, model_aliases, model_events) reference tables, copied to every node; CREATE EXTENSION does it by itself where Citus was there first (idempotent)';
+
+-- Per-row predict over a table row without a composite value per row (issue 23)
+-- predict(model, row) in a plan: the planner support function passes a
+-- table's whole row (or a ROW() constructor) as its columns, named, to
+-- predict_columns, so that no composite value is built per row
+-- (src/mmoe/row_support.c); callable directly with any named values
+CREATE FUNCTION recsys.predict_row_support(internal)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'mmoe_predict_row_support' LANGUAGE C STRICT;
+COMMENT ON FUNCTION recsys.predict_row_support(internal) IS
+	'planner support of recsys.predict(model, row): a whole-row reference or ROW() becomes recsys.predict_columns of its columns';
+
+CREATE FUNCTION recsys.predict_columns(model text, row_type regtype, columns text[],
+	context real[], display_position int, version int, VARIADIC "values" "any")
+	RETURNS real[]
+	AS 'MODULE_PATHNAME', 'mmoe_predict_columns' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.predict_columns(text, regtype, text[], real[], int, int, "any") IS
+	'score one row given as column values named by columns (what recsys.predict(model, row) becomes in a plan) with a stored MMoE model that has a feature spec: one output per task; row_type only names the row in messages';
+
+CREATE FUNCTION recsys.predict_task_columns(model text, row_type regtype, columns text[], task text,
+	context real[], display_position int, version int, VARIADIC "values" "any")
+	RETURNS real
+	AS 'MODULE_PATHNAME', 'mmoe_predict_columns_task' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.predict_task_columns(text, regtype, text[], text, real[], int, int, "any") IS
+	'score one row given as column values named by columns, for one task (what recsys.predict(model, row, task) becomes in a plan)';
+
+ALTER FUNCTION recsys.predict(text, record, real[], int, int) SUPPORT recsys.predict_row_support;
+ALTER FUNCTION recsys.predict(text, record, text, real[], int, int) SUPPORT recsys.predict_row_support;
