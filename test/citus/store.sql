@@ -13,7 +13,7 @@
 \pset format unaligned
 \pset tuples_only on
 SET client_min_messages = warning;
-SELECT plan(104);
+SELECT plan(108);
 
 DROP SCHEMA IF EXISTS store_tap CASCADE;
 CREATE SCHEMA store_tap;
@@ -250,6 +250,25 @@ SELECT is(pg_temp.differ(:'q_ttr', 'store_tap.tt_rows_d', 'store_tap.tt_rows_l')
 	'recommend_for_features on the workers = on the coordinator');
 SELECT is((SELECT count(*) FROM store_tap.tt_rows_d r, LATERAL recsys.recommend_for_features('st_tt', r, 3) f), 180::bigint,
 	'recommend_for_features on the workers: 3 items for every row');
+
+-- an MMoE model with a feature spec scores the rows of a distributed table inside the
+-- worker queries (each worker's planner passes a shard's row as its columns)
+CREATE TABLE store_tap.fr_l AS SELECT i::bigint AS id, (i % 7)::float8 AS x, 'g' || (i % 4) AS g, i % 2 = 0 AS y
+	FROM generate_series(1, 60) i;
+SELECT is((SELECT count(*) FROM recsys.train_mmoe('st_rows', 'store_tap.fr_l', NULL, '{y}',
+	'{"kind": "mmoe", "experts": {"count": 2, "hidden": [4]}, "tasks": [{"name": "y", "type": "binary"}],
+	  "features": {"numeric": ["x"], "categorical": ["g"]}}', epochs => 1))::int, 1, 'train_mmoe from rows on the coordinator');
+CREATE TABLE store_tap.fr_d (LIKE store_tap.fr_l);
+INSERT INTO store_tap.fr_d SELECT * FROM store_tap.fr_l;
+SELECT create_distributed_table('store_tap.fr_d', 'id');
+SELECT truncate_local_data_after_distributing_table('store_tap.fr_d');
+\set q_rows 'SELECT r.id, recsys.predict(''st_rows'', r) AS p, recsys.predict(''st_rows'', r, ''y'') AS py FROM %s r'
+SELECT ok(pg_temp.on_workers(format(:'q_rows', 'store_tap.fr_d'), 'recsys.predict(_columns|_task_columns)?'),
+	'predict of a row runs inside the worker queries');
+SELECT is(pg_temp.differ(:'q_rows', 'store_tap.fr_d', 'store_tap.fr_l'), 0::bigint,
+	'predict of a row on the workers = on the coordinator');
+SELECT is((SELECT count(*) FROM store_tap.fr_d r WHERE (recsys.predict('st_rows', r))[1] = recsys.predict('st_rows', r, 'y')), 60::bigint,
+	'predict of a row on the workers: all tasks and one task agree');
 
 -- 4. the touch trigger fires on every placement, and every node's cache sees it
 SELECT pg_temp.all_nodes($$SELECT revision FROM recsys.models WHERE name = 'st_emb'$$) AS rev0 \gset
