@@ -306,6 +306,19 @@ BEGIN
 END
 $$;
 SELECT n, pg_temp.form(q), pg_temp.same(q, reference) FROM forms ORDER BY n;
+-- a generated column, stored or (from 18) virtual, computed when read: the row scores with
+-- the computed value either way
+DO $$
+BEGIN
+	EXECUTE 'CREATE TABLE people_gen AS SELECT id, gain, hours, job, level, member, tags, emb FROM people';
+	EXECUTE format('ALTER TABLE people_gen ADD COLUMN age int GENERATED ALWAYS AS (level * 3) %s',
+		CASE WHEN current_setting('server_version_num')::int >= 180000 THEN 'VIRTUAL' ELSE 'STORED' END);
+END
+$$;
+SELECT count(*) FILTER (WHERE recsys.predict('p', t) = recsys.predict_columns('p', NULL, '{age,gain,hours,job,level,member,tags,emb}',
+	NULL, NULL, NULL, (t.level * 3)::int, t.gain, t.hours, t.job, t.level, t.member, t.tags, t.emb)) AS generated_equal
+FROM people_gen t;
+DROP TABLE people_gen;
 -- one task
 SELECT pg_temp.form($$SELECT recsys.predict('p', t, 'spend') FROM people t$$) AS task_form,
 	(SELECT count(*) FROM people t JOIN ref USING (id) WHERE recsys.predict('p', t, 'spend') = ref.spend) AS task_equal;
