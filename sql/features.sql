@@ -392,19 +392,20 @@ SELECT pg_temp.try(s) FROM (VALUES
 -- vocabulary lookups: text longer than 22 bytes (entries apart from the index), integers in a
 -- narrow range (looked up by value), spread out or at both ends of bigint (hashed), booleans;
 -- seen, unseen (inside and outside the narrow range) and NULL values score as the ids the
--- stored vocabularies give
-CREATE TABLE vk (id int, long_text text, near int, far bigint, edge bigint, flag bool, emb real[], clicked bool, spend float8);
+-- stored vocabularies give. 'v0039542' is unseen and has the index hash of 'v0000941' (a
+-- collision found offline): only comparing the bytes tells them apart
+CREATE TABLE vk (id int, long_text text, near int, far bigint, edge bigint, flag bool, code text, emb real[], clicked bool, spend float8);
 INSERT INTO vk SELECT i, 'a long categorical value, number ' || (i % 7), CASE WHEN i % 11 = 7 THEN 0 ELSE -3 + i % 11 END,
 	(i % 5) * 1000000000000 - 2000000000000, (ARRAY[-9223372036854775808, 0, 9223372036854775807])[1 + i % 3],
-	i % 3 = 0, ARRAY[i % 5, i % 2]::real[], i % 2 = 0, i % 7
+	i % 3 = 0, CASE WHEN i % 2 = 0 THEN 'v0000941' ELSE 'v' || lpad(i::text, 7, '0') END, ARRAY[i % 5, i % 2]::real[], i % 2 = 0, i % 7
 FROM generate_series(1, 200) i;
-SELECT pg_temp.train('vk', '{"categorical": ["long_text", "near", "far", "edge", "flag"], "vector": ["emb"]}', 'vk');
+SELECT pg_temp.train('vk', '{"categorical": ["long_text", "near", "far", "edge", "flag", "code"], "vector": ["emb"]}', 'vk');
 CREATE TEMP TABLE vk_q AS SELECT * FROM vk WHERE id <= 20;
 INSERT INTO vk_q VALUES
-	(101, 'a long categorical value, number 99', 4, 7, -9223372036854775807, NULL, '{1,1}'),
-	(102, NULL, -100, NULL, 9223372036854775807, true, '{1,1}'),
-	(103, 'short', 1000000, -9223372036854775808, NULL, false, '{1,1}'),
-	(104, 'a long categorical value, number 3', NULL, 2000000000000, 0, true, '{0,1}');
+	(101, 'a long categorical value, number 99', 4, 7, -9223372036854775807, NULL, 'v0039542', '{1,1}'),
+	(102, NULL, -100, NULL, 9223372036854775807, true, 'v0000941', '{1,1}'),
+	(103, 'short', 1000000, -9223372036854775808, NULL, false, NULL, '{1,1}'),
+	(104, 'a long categorical value, number 3', NULL, 2000000000000, 0, true, 'v0039542', '{0,1}');
 CREATE FUNCTION pg_temp.vocab_id(model text, col text, v text) RETURNS int LANGUAGE sql AS $$
 	SELECT coalesce((SELECT (i - 1)::int FROM jsonb_array_elements_text(c -> 'vocab') WITH ORDINALITY x(value, i) WHERE x.value = v),
 		jsonb_array_length(c -> 'vocab') + CASE WHEN v IS NULL THEN 1 ELSE 0 END)
@@ -416,5 +417,5 @@ FROM recsys.models, jsonb_array_elements(config -> 'features' -> 'categorical') 
 SELECT count(*) AS rows, count(*) FILTER (WHERE recsys.predict('vk', q) = recsys.predict('vk', features => q.emb,
 	categorical => ARRAY[pg_temp.vocab_id('vk', 'long_text', q.long_text), pg_temp.vocab_id('vk', 'near', q.near::text),
 		pg_temp.vocab_id('vk', 'far', q.far::text), pg_temp.vocab_id('vk', 'edge', q.edge::text),
-		pg_temp.vocab_id('vk', 'flag', q.flag::text)])) AS as_vocabulary_ids
+		pg_temp.vocab_id('vk', 'flag', q.flag::text), pg_temp.vocab_id('vk', 'code', q.code)])) AS as_vocabulary_ids
 FROM vk_q q;

@@ -140,6 +140,125 @@ FeatureSelectList(const FeatureSpec *spec)
 	return s.data;
 }
 
+/* How a step reads its value: the column's type */
+typedef enum FeatureReader
+{
+	READ_INT2,
+	READ_INT4,
+	READ_INT8,
+	READ_FLOAT4,
+	READ_FLOAT8,
+	READ_NUMERIC,
+	READ_TEXT,					/* text, varchar */
+	READ_BOOL,
+	READ_FLOAT4_ARRAY,
+	READ_OTHER					/* the generic readers (arrays of multi_categorical, float8[]) */
+} FeatureReader;
+
+/*
+ * What encoding does with one column of a bound spec, compiled from the
+ * spec and the column's type when the binding is made: a row then reads a
+ * few bytes per column instead of the spec's column entries, and the
+ * numeric transforms have their divisors ready
+ */
+typedef struct FeatureStep
+{
+	FeatureKind kind;
+	FeatureReader reader;
+	int			att;			/* index of the value: attnum - 1 */
+	int			column;			/* spec column */
+	int			out;			/* dense offset, id slot or bag */
+	Oid			type;
+	/* numeric: (x' - offset) / divisor, x' = log1p(x) under log1p_standardize */
+	FeatureTransform transform;
+	double		offset;
+	double		divisor;		/* 0 (minmax with max = min): the output is 0 */
+	float		null_out;
+	/* vector */
+	int			length;
+	/* categorical: a frozen vocabulary's by-value index, when it has one */
+	const int32 *direct;
+	int64		low;
+	uint64		span;
+	int32		oov_id;
+	int32		null_id;
+} FeatureStep;
+
+/* Get the reader of a column type */
+static FeatureReader
+ReaderOf(FeatureKind kind, Oid type)
+{
+	switch (type)
+	{
+		case INT2OID:
+			return READ_INT2;
+		case INT4OID:
+			return READ_INT4;
+		case INT8OID:
+			return READ_INT8;
+		case FLOAT4OID:
+			return READ_FLOAT4;
+		case FLOAT8OID:
+			return READ_FLOAT8;
+		case NUMERICOID:
+			return READ_NUMERIC;
+		case TEXTOID:
+		case VARCHAROID:
+			return READ_TEXT;
+		case BOOLOID:
+			return READ_BOOL;
+		case FLOAT4ARRAYOID:
+			return kind == FEATURE_KIND_VECTOR ? READ_FLOAT4_ARRAY : READ_OTHER;
+	}
+	return READ_OTHER;
+}
+
+/* Compile the steps of a binding (its attnum and atttype set) */
+static void
+CompileSteps(FeatureBinding *b)
+{
+	const FeatureSpec *spec = b->spec;
+
+	b->steps = palloc0(sizeof(FeatureStep) * Max(spec->ncolumns, 1));
+	for (int i = 0; i < spec->ncolumns; i++)
+	{
+		const FeatureColumn *c = &spec->columns[i];
+		FeatureStep *st = &b->steps[i];
+
+		st->kind = c->kind;
+		st->reader = ReaderOf(c->kind, b->atttype[i]);
+		st->att = b->attnum[i] - 1;
+		st->column = i;
+		st->out = c->index;
+		st->type = b->atttype[i];
+		st->length = c->length;
+		if (c->kind == FEATURE_KIND_NUMERIC)
+		{
+			/* the operands of FeatureNumericApply, computed as it computes them */
+			st->transform = c->num.transform;
+			st->null_out = c->num.null_out;
+			if (c->num.transform == FEATURE_MINMAX)
+			{
+				st->offset = c->num.min;
+				st->divisor = c->num.max > c->num.min ? c->num.max - c->num.min : 0.0;
+			}
+			else
+			{
+				st->offset = c->num.mean;
+				st->divisor = c->num.std > 0.0 ? c->num.std : 1.0;
+			}
+		}
+		if (c->kind == FEATURE_KIND_CATEGORICAL && c->vocab != NULL &&
+			st->reader != READ_TEXT)
+			st->direct = FeatureVocabDirect(c->vocab, &st->low, &st->span);
+		if (st->direct)
+		{
+			st->oov_id = FeatureVocabCount(c->vocab);
+			st->null_id = st->oov_id + 1;
+		}
+	}
+}
+
 /* Make an empty binding */
 static FeatureBinding *
 NewBinding(const FeatureSpec *spec, int natts)
@@ -178,6 +297,7 @@ FeatureBindList(const FeatureSpec *spec, int n, const char *const *names, const 
 		b->attnum[i] = att + 1;
 		b->atttype[i] = types[att];
 	}
+	CompileSteps(b);
 	return b;
 }
 
@@ -224,6 +344,7 @@ FeatureBindPositions(const FeatureSpec *spec, TupleDesc desc, int first, const c
 		b->attnum[i] = first + i;
 		b->atttype[i] = type;
 	}
+	CompileSteps(b);
 	return b;
 }
 
@@ -458,9 +579,20 @@ VocabId(const FeatureColumn *c, Oid type, Datum d)
 	return id >= 0 ? id : FeatureVocabCount(c->vocab);
 }
 
-static void EncodeRow(const FeatureBinding *b, const Datum *values, const bool *nulls,
-					  float *dense, int32 *ids, int64 *bag_start, int32 *bag_len,
-					  FeatureIdList *bag_ids, FeatureProbes *probes, bool copy);
+/*
+ * The values of a row, as the caller holds them: arrays indexed by
+ * attribute number - 1, or a function call's arguments
+ */
+typedef struct RowValues
+{
+	const Datum *values;
+	const bool *nulls;
+	const NullableDatum *args;
+} RowValues;
+
+static void EncodeRow(const FeatureBinding *b, RowValues row, float *dense, int32 *ids,
+					  int64 *bag_start, int32 *bag_len, FeatureIdList *bag_ids,
+					  FeatureProbes *probes, bool copy);
 
 /*
  * Encode one row of values (indexed by attribute number - 1) with a fitted
@@ -474,8 +606,25 @@ FeatureEncode(const FeatureBinding *b, const Datum *values, const bool *nulls, f
 			  int32 *ids, int64 *bag_start, int32 *bag_len, FeatureIdList *bag_ids)
 {
 	FeatureProbes probes;
+	RowValues	row = {values, nulls, NULL};
 
-	EncodeRow(b, values, nulls, dense, ids, bag_start, bag_len, bag_ids, &probes, false);
+	EncodeRow(b, row, dense, ids, bag_start, bag_len, bag_ids, &probes, false);
+	FeatureResolve(b->spec, &probes);
+}
+
+/*
+ * Encode one row as FeatureEncode does, its values given as a function
+ * call's arguments (a binding's attribute number k is args[k - 1]): read
+ * where the executor put them, with no copy
+ */
+void
+FeatureEncodeArgs(const FeatureBinding *b, const NullableDatum *args, float *dense, int32 *ids,
+				  int64 *bag_start, int32 *bag_len, FeatureIdList *bag_ids)
+{
+	FeatureProbes probes;
+	RowValues	row = {NULL, NULL, args};
+
+	EncodeRow(b, row, dense, ids, bag_start, bag_len, bag_ids, &probes, false);
 	FeatureResolve(b->spec, &probes);
 }
 
@@ -491,7 +640,9 @@ FeatureEncodeDeferred(const FeatureBinding *b, const Datum *values, const bool *
 					  float *dense, int32 *ids, int64 *bag_start, int32 *bag_len,
 					  FeatureIdList *bag_ids, FeatureProbes *pending)
 {
-	EncodeRow(b, values, nulls, dense, ids, bag_start, bag_len, bag_ids, pending, true);
+	RowValues	row = {values, nulls, NULL};
+
+	EncodeRow(b, row, dense, ids, bag_start, bag_len, bag_ids, pending, true);
 }
 
 /* Look up the probed categorical values of a row into its ids */
@@ -509,39 +660,203 @@ FeatureResolve(const FeatureSpec *spec, FeatureProbes *pending)
 	pending->n = 0;
 }
 
+/* Get the value of attribute index a of a row, and whether it is NULL */
+static pg_attribute_always_inline Datum
+RowValue(RowValues row, int a, bool *isnull)
+{
+	if (row.args)
+	{
+		*isnull = row.args[a].isnull;
+		return row.args[a].value;
+	}
+	*isnull = row.nulls[a];
+	return row.values[a];
+}
+
+/* Get a categorical value as a vocabulary key (FeatureReadKey by a step's reader) */
+static pg_attribute_always_inline void
+StepKey(const FeatureStep *st, Datum d, int64 *ival, const char **s, int *len)
+{
+	switch (st->reader)
+	{
+		case READ_INT4:
+			*ival = DatumGetInt32(d), *s = NULL, *len = 0;
+			break;
+		case READ_INT8:
+			*ival = DatumGetInt64(d), *s = NULL, *len = 0;
+			break;
+		case READ_BOOL:
+			*ival = DatumGetBool(d) ? 1 : 0, *s = NULL, *len = 0;
+			break;
+		default:
+			FeatureReadKey(st->type, d, ival, s, len);
+	}
+}
+
 /*
- * Encode one row (see FeatureEncode), its categorical values probed into
- * *probes and not looked up; copy: text values are copied into the probes
- * (values longer than FEATURE_PROBED_BYTES are looked up at once)
+ * Get a numeric column's transformed value (FeatureReadNumber and
+ * FeatureNumericApply, by a step: the same operations in the same order)
  */
-static void
-EncodeRow(const FeatureBinding *b, const Datum *values, const bool *nulls, float *dense,
-		  int32 *ids, int64 *bag_start, int32 *bag_len, FeatureIdList *bag_ids,
-		  FeatureProbes *probes, bool copy)
+static pg_attribute_always_inline float
+StepNumber(const FeatureSpec *spec, const FeatureStep *st, Datum d)
+{
+	double		x;
+
+	switch (st->reader)
+	{
+		case READ_INT2:
+			x = DatumGetInt16(d);
+			break;
+		case READ_INT4:
+			x = DatumGetInt32(d);
+			break;
+		case READ_INT8:
+			x = (double) DatumGetInt64(d);
+			break;
+		case READ_FLOAT4:
+			x = DatumGetFloat4(d);
+			break;
+		case READ_FLOAT8:
+			x = DatumGetFloat8(d);
+			break;
+		default:
+			x = FeatureReadNumber(&spec->columns[st->column], st->type, d);
+	}
+	if (unlikely(!FeatureValueValid(st->transform, x)))
+		(void) FeatureReadNumber(&spec->columns[st->column], st->type, d);	/* raises the error */
+	if (st->transform == FEATURE_MINMAX)
+		return st->divisor != 0.0 ? (float) ((x - st->offset) / st->divisor) : 0.0f;
+	if (st->transform == FEATURE_LOG1P_STANDARDIZE)
+		x = log1p(x);
+	return (float) ((x - st->offset) / st->divisor);
+}
+
+/*
+ * Copy a vector column's floats to out: a short (1-byte header) real[] of
+ * one dimension without NULLs is read where it lies, its floats at the
+ * offset they have behind a 4-byte header less the 3 bytes the short header
+ * saves; anything else goes through FeatureReadVector
+ */
+static pg_attribute_always_inline void
+StepVector(const FeatureSpec *spec, const FeatureStep *st, Datum d, float *out)
+{
+	const char *p = (const char *) DatumGetPointer(d);
+
+/* the address of byte off (off >= VARHDRSZ) of the array as it is behind a 4-byte header */
+#define SHORT_ARRAY_AT(off) (p + VARHDRSZ_SHORT + (off) - VARHDRSZ)
+	if (st->reader == READ_FLOAT4_ARRAY && VARATT_IS_SHORT(p) && st->length > 0)
+	{
+		Size		size = VARSIZE_SHORT(p) - VARHDRSZ_SHORT + VARHDRSZ;
+		int32		ndim;
+		int32		dataoffset;
+		int32		dim;
+
+		if (size >= ARR_OVERHEAD_NONULLS(1))
+		{
+			memcpy(&ndim, SHORT_ARRAY_AT(offsetof(ArrayType, ndim)), sizeof(int32));
+			memcpy(&dataoffset, SHORT_ARRAY_AT(offsetof(ArrayType, dataoffset)), sizeof(int32));
+			memcpy(&dim, SHORT_ARRAY_AT(sizeof(ArrayType)), sizeof(int32));
+			if (ndim == 1 && dataoffset == 0 && dim == st->length &&
+				size == ARR_OVERHEAD_NONULLS(1) + sizeof(float) * (Size) dim)
+			{
+				const char *src = SHORT_ARRAY_AT(ARR_OVERHEAD_NONULLS(1));
+				bool		finite = true;
+
+				/* float by float: a memcpy of a length known only here is a slow rep movsb */
+				for (int i = 0; i < dim; i++)
+				{
+					float		v;
+
+					memcpy(&v, src + sizeof(float) * i, sizeof(float));
+					out[i] = v;
+					finite &= isfinite(v) != 0;
+				}
+				if (finite)
+					return;
+			}
+		}
+	}
+#undef SHORT_ARRAY_AT
+	{
+		int			len;
+		const float *v = FeatureReadVector(&spec->columns[st->column], st->type, d, &len, out,
+										   st->length);
+
+		if (v != out)
+			memcpy(out, v, sizeof(float) * len);
+	}
+}
+
+/*
+ * Encode one row (see FeatureEncode) by the binding's steps, its text
+ * categorical values probed into *probes and not looked up; copy: text
+ * values are copied into the probes (values longer than
+ * FEATURE_PROBED_BYTES are looked up at once)
+ */
+static pg_attribute_always_inline void
+EncodeRowImpl(const FeatureBinding *b, RowValues row, float *dense, int32 *ids, int64 *bag_start,
+			  int32 *bag_len, FeatureIdList *bag_ids, FeatureProbes *probes, bool copy)
 {
 	const FeatureSpec *spec = b->spec;
+	const FeatureStep *steps = b->steps;
+	int			ncolumns = spec->ncolumns;
 
 	/*
 	 * The categorical values first: each is hashed and its vocabulary slot
 	 * requested, so that the cache misses of the lookups (vocabularies far
-	 * larger than the caches) overlap each other and the numeric work
+	 * larger than the caches) overlap each other and the numeric work; a
+	 * vocabulary indexed by value is looked up at once
 	 */
 	probes->n = 0;
 	probes->ids = ids;
-	for (int i = 0; i < spec->ncolumns && probes->n < FEATURE_PROBED_KEYS; i++)
+	for (int i = 0; i < ncolumns; i++)
 	{
-		const FeatureColumn *c = &spec->columns[i];
-		int			a = b->attnum[i] - 1;
+		const FeatureStep *st = &steps[i];
+		const FeatureColumn *c;
 		FeatureKey *k;
+		bool		isnull;
+		Datum		d;
 
-		if (c->kind != FEATURE_KIND_CATEGORICAL || nulls[a])
+		if (st->kind != FEATURE_KIND_CATEGORICAL)
 			continue;
+		d = RowValue(row, st->att, &isnull);
+		if (st->direct)
+		{
+			int64		ival;
+			const char *s;
+			int			len;
+			uint64		u;
+
+			if (isnull)
+			{
+				ids[st->out] = st->null_id;
+				continue;
+			}
+			StepKey(st, d, &ival, &s, &len);
+			u = (uint64) ival - (uint64) st->low;
+			ids[st->out] = u < st->span && st->direct[u] >= 0 ? st->direct[u] : st->oov_id;
+			continue;
+		}
+		c = &spec->columns[i];
+		if (isnull)
+		{
+			ids[st->out] = FeatureVocabCount(c->vocab) + 1;
+			continue;
+		}
+		if (probes->n == FEATURE_PROBED_KEYS)
+		{
+			ids[st->out] = VocabId(c, st->type, d);
+			continue;
+		}
 		k = &probes->keys[probes->n];
-		FeatureReadKey(b->atttype[i], values[a], &k->ival, &k->s, &k->len);
+		StepKey(st, d, &k->ival, &k->s, &k->len);
 		if (copy && k->s != NULL)
 		{
 			if (k->len > FEATURE_PROBED_BYTES)
+			{
+				ids[st->out] = VocabId(c, st->type, d);
 				continue;
+			}
 			memcpy(probes->bytes + probes->n * FEATURE_PROBED_BYTES, k->s, k->len);
 			k->s = probes->bytes + probes->n * FEATURE_PROBED_BYTES;
 		}
@@ -549,68 +864,77 @@ EncodeRow(const FeatureBinding *b, const Datum *values, const bool *nulls, float
 		k->hash = FeatureVocabProbe(c->vocab, k->ival, k->s, k->len);
 		probes->n++;
 	}
-	for (int i = 0, key = 0; i < spec->ncolumns; i++)
+	for (int i = 0; i < ncolumns; i++)
 	{
-		const FeatureColumn *c = &spec->columns[i];
-		int			a = b->attnum[i] - 1;
-		Oid			type = b->atttype[i];
-		bool		isnull = nulls[a];
+		const FeatureStep *st = &steps[i];
+		bool		isnull;
+		Datum		d;
 
-		switch (c->kind)
+		if (st->kind == FEATURE_KIND_CATEGORICAL)
+			continue;
+		d = RowValue(row, st->att, &isnull);
+		switch (st->kind)
 		{
 			case FEATURE_KIND_NUMERIC:
-				dense[c->index] = isnull ? c->num.null_out
-					: FeatureNumericApply(&c->num, FeatureReadNumber(c, type, values[a]));
+				dense[st->out] = isnull ? st->null_out : StepNumber(spec, st, d);
 				break;
 			case FEATURE_KIND_VECTOR:
 				if (isnull)
-					memset(dense + c->index, 0, sizeof(float) * c->length);
+					memset(dense + st->out, 0, sizeof(float) * st->length);
 				else
-				{
-					int			len;
-					const float *v = FeatureReadVector(c, type, values[a], &len, dense + c->index, c->length);
-
-					if (v != dense + c->index)
-						memcpy(dense + c->index, v, sizeof(float) * len);
-				}
-				break;
-			case FEATURE_KIND_CATEGORICAL:
-				if (isnull)
-					ids[c->index] = FeatureVocabCount(c->vocab) + 1;
-				else if (key < probes->n && probes->keys[key].column == i)
-					key++;		/* FeatureResolve looks it up */
-				else
-					ids[c->index] = VocabId(c, type, values[a]);
+					StepVector(spec, st, d, dense + st->out);
 				break;
 			case FEATURE_KIND_MULTI:
 				{
+					const FeatureColumn *c = &spec->columns[i];
 					int32		null_id = FeatureVocabCount(c->vocab) + 1;
 
-					bag_start[c->index] = bag_ids->len;
+					bag_start[st->out] = bag_ids->len;
 					if (isnull)
 					{
 						FeatureIdListReserve(bag_ids, 1);
 						bag_ids->ids[bag_ids->len++] = null_id;
-						bag_len[c->index] = 1;
+						bag_len[st->out] = 1;
 					}
 					else
 					{
 						Datum	   *elems;
 						bool	   *enulls;
-						int			n = FeatureReadArray(c, type, values[a], &elems, &enulls);
-						Oid			etype = type == TEXTARRAYOID ? TEXTOID : type == VARCHARARRAYOID ? VARCHAROID
-							: type == INT2ARRAYOID ? INT2OID : type == INT4ARRAYOID ? INT4OID
-							: type == INT8ARRAYOID ? INT8OID : BOOLOID;
+						int			n = FeatureReadArray(c, st->type, d, &elems, &enulls);
+						Oid			etype = st->type == TEXTARRAYOID ? TEXTOID : st->type == VARCHARARRAYOID ? VARCHAROID
+							: st->type == INT2ARRAYOID ? INT2OID : st->type == INT4ARRAYOID ? INT4OID
+							: st->type == INT8ARRAYOID ? INT8OID : BOOLOID;
 
 						FeatureIdListReserve(bag_ids, n);
 						for (int k = 0; k < n; k++)
 							bag_ids->ids[bag_ids->len++] = enulls[k] ? null_id : VocabId(c, etype, elems[k]);
-						bag_len[c->index] = n;
+						bag_len[st->out] = n;
 						pfree(elems);
 						pfree(enulls);
 					}
 					break;
 				}
+			case FEATURE_KIND_CATEGORICAL:
+				break;
 		}
+	}
+}
+
+/* EncodeRowImpl made twice: for value arrays and for a call's arguments */
+static void
+EncodeRow(const FeatureBinding *b, RowValues row, float *dense, int32 *ids, int64 *bag_start,
+		  int32 *bag_len, FeatureIdList *bag_ids, FeatureProbes *probes, bool copy)
+{
+	if (row.args)
+	{
+		RowValues	args = {NULL, NULL, row.args};
+
+		EncodeRowImpl(b, args, dense, ids, bag_start, bag_len, bag_ids, probes, copy);
+	}
+	else
+	{
+		RowValues	arrays = {row.values, row.nulls, NULL};
+
+		EncodeRowImpl(b, arrays, dense, ids, bag_start, bag_len, bag_ids, probes, copy);
 	}
 }

@@ -30,6 +30,7 @@
 #include "postgres.h"
 
 #include "access/tupdesc.h"
+#include "fmgr.h"
 #include "utils/jsonb.h"
 
 #include "kernel/features.h"
@@ -100,13 +101,20 @@ typedef struct FeatureSpec
 	int			dense_dim;		/* numeric + sum of vector lengths (fitted) */
 } FeatureSpec;
 
-/* Where the columns of a spec are in a tuple, checked against their types */
+struct FeatureStep;
+
+/*
+ * Where the columns of a spec are in a tuple, checked against their types,
+ * and what encoding a row does with each (steps: one per spec column, in
+ * spec order, made from the rest by the Bind functions)
+ */
 typedef struct FeatureBinding
 {
 	const FeatureSpec *spec;
 	int			natts;			/* of the tuple descriptor it was made for */
 	AttrNumber *attnum;			/* per spec column, 1-based */
 	Oid		   *atttype;
+	struct FeatureStep *steps;
 } FeatureBinding;
 
 /* A growing list of int32 ids (the multi_categorical ids of rows) */
@@ -177,6 +185,7 @@ extern int64 FeatureVocabOccurrences(const struct FeatureVocab *v, int32 id);
 extern void FeatureVocabValue(const struct FeatureVocab *v, int32 id, int64 *ival, const char **s, int *len);
 extern int32 *FeatureVocabFinish(struct FeatureVocab **v, int min_count, int max_size, int64 *oov);
 extern Size FeatureVocabBytes(const struct FeatureVocab *v);
+extern const int32 *FeatureVocabDirect(const struct FeatureVocab *v, int64 *low, uint64 *span);
 extern void FeatureVocabFreeze(struct FeatureVocab *v);
 
 /* encode.c */
@@ -190,6 +199,8 @@ extern FeatureBinding *FeatureBindPositions(const FeatureSpec *spec, TupleDesc d
 extern void FeatureEncode(const FeatureBinding *b, const Datum *values, const bool *nulls,
 						  float *dense, int32 *ids, int64 *bag_start, int32 *bag_len,
 						  FeatureIdList *bag_ids);
+extern void FeatureEncodeArgs(const FeatureBinding *b, const NullableDatum *args, float *dense,
+							  int32 *ids, int64 *bag_start, int32 *bag_len, FeatureIdList *bag_ids);
 extern void FeatureEncodeDeferred(const FeatureBinding *b, const Datum *values, const bool *nulls,
 								  float *dense, int32 *ids, int64 *bag_start, int32 *bag_len,
 								  FeatureIdList *bag_ids, FeatureProbes *pending);

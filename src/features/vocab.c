@@ -29,6 +29,8 @@
  */
 #include "postgres.h"
 
+#include <sys/mman.h>
+
 #include "common/hashfn.h"
 #include "utils/memutils.h"
 
@@ -40,6 +42,14 @@
 /* Longest text value an inline slot holds, and the largest inline index */
 #define VOCAB_INLINE 22
 #define VOCAB_INLINE_MAX_BYTES ((Size) 64 * 1024 * 1024)
+
+/*
+ * Indexes of at least this many bytes are put on transparent huge pages
+ * where the kernel has them: a lookup in a large vocabulary is a random
+ * access, and with 4 kB pages each one also missed the TLB (perf: the
+ * prefetch of the slot, stalled on its page walk, was 70 % of a probe)
+ */
+#define VOCAB_HUGE_PAGE ((Size) 2 * 1024 * 1024)
 
 /* Widest range of integers looked up by value (besides 8 values per id) */
 #define VOCAB_DIRECT_SPAN 4096
@@ -67,6 +77,7 @@ typedef struct FeatureVocab
 	struct VocabIntSlot *int_index;
 	struct VocabTextSlot *text_index;
 	char	   *entries;		/* text: VocabTextEntry, 4-byte aligned */
+	Size		entries_bytes;
 	struct VocabInlineSlot *inline_index;	/* text, when every value fits */
 	int32	   *direct;			/* integers in a narrow range: id of value - low */
 	int64		low;
@@ -115,6 +126,29 @@ ValueHash(const FeatureVocab *v, int64 ival, const char *s, int len)
 	return hash_bytes((const unsigned char *) &ival, sizeof(int64));
 }
 
+/*
+ * Allocate a frozen vocabulary's index (never freed but with the
+ * vocabulary's context): one of VOCAB_HUGE_PAGE bytes or more is aligned to
+ * a huge page and advised onto huge pages before it is first written (the
+ * padding before it is never touched, so it takes no memory)
+ */
+static void *
+IndexAlloc(FeatureVocab *v, Size size)
+{
+#ifdef MADV_HUGEPAGE
+	if (size >= VOCAB_HUGE_PAGE)
+	{
+		char	   *p = (char *) TYPEALIGN(VOCAB_HUGE_PAGE,
+										   MemoryContextAllocHuge(v->cxt, size + VOCAB_HUGE_PAGE));
+
+		/* advice only: without huge pages the index works the same */
+		(void) madvise(p, TYPEALIGN_DOWN(VOCAB_HUGE_PAGE, size), MADV_HUGEPAGE);
+		return p;
+	}
+#endif
+	return MemoryContextAllocHuge(v->cxt, size);
+}
+
 /* Read 8 bytes, 4 bytes of unaligned memory */
 static inline uint64
 Load64(const char *p)
@@ -132,6 +166,25 @@ Load32(const char *p)
 
 	memcpy(&x, p, 4);
 	return x;
+}
+
+/*
+ * Tell whether len bytes at a and b are equal, for len <= 24: at most three
+ * word compares (overlapping where len is not a multiple of 8), where a
+ * call of memcmp was most of the time a lookup spent after its slot arrived
+ */
+static inline bool
+ShortEqual(const char *a, const char *b, int len)
+{
+	if (len >= 8)
+		return Load64(a) == Load64(b) && Load64(a + len - 8) == Load64(b + len - 8) &&
+			(len <= 16 || Load64(a + 8) == Load64(b + 8));
+	if (len >= 4)
+		return Load32(a) == Load32(b) && Load32(a + len - 4) == Load32(b + len - 4);
+	for (int i = 0; i < len; i++)
+		if (a[i] != b[i])
+			return false;
+	return true;
 }
 
 /* Mix two words into 64 bits: the two halves of their 128-bit product, folded */
@@ -354,7 +407,7 @@ FeatureVocabLookupHashed(const FeatureVocab *v, uint32 h, int64 ival, const char
 
 			if (slot->id < 0)
 				return -1;
-			if (slot->hash == h && slot->len == len && memcmp(slot->bytes, s, len) == 0)
+			if (slot->hash == h && slot->len == len && ShortEqual(slot->bytes, s, len))
 				return slot->id;
 		}
 	}
@@ -428,14 +481,14 @@ FeatureVocabFreeze(FeatureVocab *v)
 	v->index_mask = nslots - 1;
 	if (v->type != FEATURE_VALUES_TEXT && v->n > 0 && DirectFits(v))
 	{
-		v->direct = MemoryContextAllocHuge(v->cxt, sizeof(int32) * v->span);
+		v->direct = IndexAlloc(v, sizeof(int32) * v->span);
 		memset(v->direct, 0xff, sizeof(int32) * v->span);
 		for (int32 id = 0; id < v->n; id++)
 			v->direct[(uint64) v->ival[id] - (uint64) v->low] = id;
 	}
 	else if (v->type != FEATURE_VALUES_TEXT)
 	{
-		v->int_index = MemoryContextAllocHuge(v->cxt, sizeof(VocabIntSlot) * nslots);
+		v->int_index = IndexAlloc(v, sizeof(VocabIntSlot) * nslots);
 		for (uint32 i = 0; i < nslots; i++)
 			v->int_index[i].id = -1;
 		for (int32 id = 0; id < v->n; id++)
@@ -450,7 +503,7 @@ FeatureVocabFreeze(FeatureVocab *v)
 	}
 	else if (InlineFits(v, nslots))
 	{
-		v->inline_index = MemoryContextAllocHuge(v->cxt, sizeof(VocabInlineSlot) * nslots);
+		v->inline_index = IndexAlloc(v, sizeof(VocabInlineSlot) * nslots);
 		memset(v->inline_index, 0, sizeof(VocabInlineSlot) * nslots);
 		for (uint32 i = 0; i < nslots; i++)
 			v->inline_index[i].id = -1;
@@ -477,8 +530,9 @@ FeatureVocabFreeze(FeatureVocab *v)
 		/* offsets are counted in 4-byte units in 32 bits */
 		if (total / 4 >= PG_UINT32_MAX)
 			elog(ERROR, "vocabulary too large to index");
-		v->entries = MemoryContextAllocHuge(v->cxt, Max(total, 1));
-		v->text_index = MemoryContextAllocHuge(v->cxt, sizeof(VocabTextSlot) * nslots);
+		v->entries = IndexAlloc(v, Max(total, 1));
+		v->entries_bytes = Max(total, 1);
+		v->text_index = IndexAlloc(v, sizeof(VocabTextSlot) * nslots);
 		memset(v->text_index, 0, sizeof(VocabTextSlot) * nslots);
 		for (int32 id = 0; id < v->n; id++)
 		{
@@ -501,6 +555,21 @@ FeatureVocabFreeze(FeatureVocab *v)
 	v->slots = NULL;
 	v->hash = NULL;
 	v->frozen = true;
+}
+
+/*
+ * Get the by-value index of a frozen integer vocabulary (id of value - low
+ * for values in [low, low + span), -1 for a value not kept), or NULL when
+ * it has none; a frozen vocabulary never changes, so a caller may keep it
+ */
+const int32 *
+FeatureVocabDirect(const FeatureVocab *v, int64 *low, uint64 *span)
+{
+	if (!v->frozen || v->direct == NULL)
+		return NULL;
+	*low = v->low;
+	*span = v->span;
+	return v->direct;
 }
 
 /* Get the id of a value, adding it (count 0) when new */
@@ -604,7 +673,7 @@ FeatureVocabBytes(const FeatureVocab *v)
 			(Size) (v->index_mask + 1) * (v->inline_index ? sizeof(VocabInlineSlot)
 										  : v->type == FEATURE_VALUES_TEXT
 										  ? sizeof(VocabTextSlot) : sizeof(VocabIntSlot)) +
-			(v->entries ? GetMemoryChunkSpace(v->entries) : 0);
+			v->entries_bytes;
 	return sizeof(FeatureVocab) + (Size) v->nslots * sizeof(int32) + (Size) v->cap * per + v->bytes;
 }
 

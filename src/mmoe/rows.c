@@ -46,10 +46,7 @@ typedef struct MmoeColumnsCache
 	Oid			row_type;
 	text	   *names;			/* a copy of the names the binding was made for */
 	bool		names_const;	/* the names are a constant of the call: not compared */
-	FeatureBinding *binding;	/* to values[0 .. ncolumns - 1], in spec order */
-	int		   *arg;			/* the argument each spec column is read from */
-	Datum	   *values;
-	bool	   *nulls;
+	FeatureBinding *binding;	/* to the values: attribute k is argument first + k - 1 */
 	MmoeBagInput bags;
 } MmoeColumnsCache;
 
@@ -85,6 +82,17 @@ MmoeBagInputInit(const MmoeModel *m, MmoeBagInput *b)
 	FeatureIdListReserve(&b->ids, 256);
 }
 
+/* Write the mean of each bag's embeddings at bagx */
+static void
+PoolBags(const MmoeModel *m, const MmoeBagInput *bags, float *bagx)
+{
+	for (int k = 0; k < m->nbags; k++)
+	{
+		MmoeBagMean(&m->bags[k], bags->ids.ids + bags->start[k], bags->len[k], bagx);
+		bagx += m->bags[k].dim;
+	}
+}
+
 /*
  * Encode one row's values (by the binding) into dense features and ids,
  * and write the mean of each bag's embeddings at bagx; with pending, the
@@ -102,11 +110,7 @@ MmoeEncodeValues(const MmoeModel *m, const FeatureBinding *b, const Datum *value
 							  pending);
 	else
 		FeatureEncode(b, values, nulls, dense, ids, bags->start, bags->len, &bags->ids);
-	for (int k = 0; k < m->nbags; k++)
-	{
-		MmoeBagMean(&m->bags[k], bags->ids.ids + bags->start[k], bags->len[k], bagx);
-		bagx += m->bags[k].dim;
-	}
+	PoolBags(m, bags, bagx);
 }
 
 /*
@@ -222,23 +226,28 @@ MmoeEncodeColumns(const MmoeModel *m, uint64 load_id, void **cache, MemoryContex
 {
 	MmoeColumnsCache *cc = (MmoeColumnsCache *) *cache;
 	text	   *names;
-	int			ncolumns;
 
 	MmoeRequireFeatures(m);
-	if (PG_ARGISNULL(names_arg))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("column names must not be null")));
-	names = PG_GETARG_TEXT_PP(names_arg);
 
 	/*
 	 * The names are a constant where the planner wrote the call, and then
-	 * need no comparing per row; a call written by hand may give them from
-	 * a column
+	 * need no reading per row; a call written by hand may give them from a
+	 * column, and they are compared
 	 */
-	if (cc == NULL || cc->load_id != load_id || cc->row_type != row_type ||
-		(!cc->names_const && (VARSIZE_ANY(cc->names) != VARSIZE_ANY(names) ||
-							  memcmp(cc->names, names, VARSIZE_ANY(names)) != 0)))
+	if (cc != NULL && cc->names_const && cc->load_id == load_id && cc->row_type == row_type)
+		names = NULL;
+	else
+	{
+		if (PG_ARGISNULL(names_arg))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("column names must not be null")));
+		names = PG_GETARG_TEXT_PP(names_arg);
+	}
+	if (names != NULL &&
+		(cc == NULL || cc->load_id != load_id || cc->row_type != row_type ||
+		 VARSIZE_ANY(cc->names) != VARSIZE_ANY(names) ||
+		 memcmp(cc->names, names, VARSIZE_ANY(names)) != 0))
 	{
 		MemoryContext old = MemoryContextSwitchTo(mcxt);
 		FuncExpr   *expr = (FuncExpr *) fcinfo->flinfo->fn_expr;
@@ -251,42 +260,19 @@ MmoeEncodeColumns(const MmoeModel *m, uint64 load_id, void **cache, MemoryContex
 		cc = palloc0(sizeof(MmoeColumnsCache));
 		cc->binding = BindColumns(m, fcinfo, DatumGetArrayTypeP(PG_GETARG_DATUM(names_arg)),
 								  first, row_type);
-
-		/*
-		 * Only the columns the spec reads are copied per row, into values in
-		 * spec order: the binding is made to read them there
-		 */
-		ncolumns = m->features->ncolumns;
-		cc->arg = palloc(sizeof(int) * Max(ncolumns, 1));
-		for (int i = 0; i < ncolumns; i++)
-		{
-			cc->arg[i] = first + cc->binding->attnum[i] - 1;
-			cc->binding->attnum[i] = i + 1;
-		}
-		cc->binding->natts = ncolumns;
 		cc->names = palloc(VARSIZE_ANY(names));
 		memcpy(cc->names, names, VARSIZE_ANY(names));
 		cc->names_const = expr != NULL && IsA(expr, FuncExpr) &&
 			IsA(list_nth(expr->args, names_arg), Const);
-		cc->values = palloc(sizeof(Datum) * Max(ncolumns, 1));
-		cc->nulls = palloc(sizeof(bool) * Max(ncolumns, 1));
 		MmoeBagInputInit(m, &cc->bags);
 		cc->load_id = load_id;
 		cc->row_type = row_type;
 		*cache = cc;
 		MemoryContextSwitchTo(old);
 	}
-	{
-		const int  *arg = cc->arg;
-		Datum	   *values = cc->values;
-		bool	   *nulls = cc->nulls;
-		const NullableDatum *args = fcinfo->args;
-
-		for (int i = 0; i < m->features->ncolumns; i++)
-		{
-			values[i] = args[arg[i]].value;
-			nulls[i] = args[arg[i]].isnull;
-		}
-	}
-	MmoeEncodeValues(m, cc->binding, cc->values, cc->nulls, dense, ids, bagx, &cc->bags, NULL);
+	/* the values are read where the executor put them */
+	cc->bags.ids.len = 0;
+	FeatureEncodeArgs(cc->binding, fcinfo->args + first, dense, ids, cc->bags.start, cc->bags.len,
+					  &cc->bags.ids);
+	PoolBags(m, &cc->bags, bagx);
 }
