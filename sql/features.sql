@@ -419,3 +419,17 @@ SELECT count(*) AS rows, count(*) FILTER (WHERE recsys.predict('vk', q) = recsys
 		pg_temp.vocab_id('vk', 'far', q.far::text), pg_temp.vocab_id('vk', 'edge', q.edge::text),
 		pg_temp.vocab_id('vk', 'flag', q.flag::text), pg_temp.vocab_id('vk', 'code', q.code)])) AS as_vocabulary_ids
 FROM vk_q q;
+
+-- a vocabulary index and an embedding table of several megabytes (lookup tables, aligned to
+-- and advised onto huge pages): every value of a 40,000-value vocabulary scores as its id
+CREATE TABLE wide_vocab AS SELECT i AS id, 'w' || i AS word, ARRAY[i % 3, 1]::real[] AS emb,
+	i % 2 = 0 AS clicked, (i % 5)::float8 AS spend FROM generate_series(1, 40000) i;
+SELECT pg_temp.train('wide', '{"categorical": [{"column": "word", "dim": 16}], "vector": ["emb"]}', 'wide_vocab');
+CREATE TEMP TABLE wide_ids AS SELECT x.value AS word, (x.i - 1)::int AS id
+FROM recsys.models, jsonb_array_elements(config -> 'features' -> 'categorical') c,
+	jsonb_array_elements_text(c -> 'vocab') WITH ORDINALITY x(value, i) WHERE name = 'wide';
+SELECT count(*) AS rows, count(*) FILTER (WHERE recsys.predict('wide', w) = recsys.predict('wide', features => w.emb,
+	categorical => ARRAY[coalesce(i.id, 40000)])) AS as_vocabulary_ids
+FROM (SELECT * FROM wide_vocab UNION ALL SELECT 0, 'never', '{1,1}', true, 0) w LEFT JOIN wide_ids i USING (word);
+SELECT recsys.drop_model('wide');
+DROP TABLE wide_vocab;

@@ -25,16 +25,16 @@
  * values, or 8 per value, are looked up in an array indexed by the value,
  * with no hashing; the frozen text index hashes with IndexTextHash, a few
  * multiplications for a value of up to 16 bytes where hash_bytes was 7 %
- * of encoding a row.
+ * of encoding a row.  Indexes are lookup tables (store/lookup_memory.c: on
+ * huge pages where the kernel has them).
  */
 #include "postgres.h"
-
-#include <sys/mman.h>
 
 #include "common/hashfn.h"
 #include "utils/memutils.h"
 
 #include "features/spec.h"
+#include "store/lookup_memory.h"
 
 /* Bytes of the chunks text values are copied into */
 #define VOCAB_ARENA_CHUNK (64 * 1024)
@@ -42,14 +42,6 @@
 /* Longest text value an inline slot holds, and the largest inline index */
 #define VOCAB_INLINE 22
 #define VOCAB_INLINE_MAX_BYTES ((Size) 64 * 1024 * 1024)
-
-/*
- * Indexes of at least this many bytes are put on transparent huge pages
- * where the kernel has them: a lookup in a large vocabulary is a random
- * access, and with 4 kB pages each one also missed the TLB (perf: the
- * prefetch of the slot, stalled on its page walk, was 70 % of a probe)
- */
-#define VOCAB_HUGE_PAGE ((Size) 2 * 1024 * 1024)
 
 /* Widest range of integers looked up by value (besides 8 values per id) */
 #define VOCAB_DIRECT_SPAN 4096
@@ -126,27 +118,11 @@ ValueHash(const FeatureVocab *v, int64 ival, const char *s, int len)
 	return hash_bytes((const unsigned char *) &ival, sizeof(int64));
 }
 
-/*
- * Allocate a frozen vocabulary's index (never freed but with the
- * vocabulary's context): one of VOCAB_HUGE_PAGE bytes or more is aligned to
- * a huge page and advised onto huge pages before it is first written (the
- * padding before it is never touched, so it takes no memory)
- */
+/* Allocate a frozen vocabulary's index: a lookup table, freed with the vocabulary's context */
 static void *
 IndexAlloc(FeatureVocab *v, Size size)
 {
-#ifdef MADV_HUGEPAGE
-	if (size >= VOCAB_HUGE_PAGE)
-	{
-		char	   *p = (char *) TYPEALIGN(VOCAB_HUGE_PAGE,
-										   MemoryContextAllocHuge(v->cxt, size + VOCAB_HUGE_PAGE));
-
-		/* advice only: without huge pages the index works the same */
-		(void) madvise(p, TYPEALIGN_DOWN(VOCAB_HUGE_PAGE, size), MADV_HUGEPAGE);
-		return p;
-	}
-#endif
-	return MemoryContextAllocHuge(v->cxt, size);
+	return LookupTableAlloc(v->cxt, size);
 }
 
 /* Read 8 bytes, 4 bytes of unaligned memory */

@@ -11,6 +11,7 @@
 #include "utils/memutils.h"
 
 #include "mmoe/load.h"
+#include "store/lookup_memory.h"
 #include "mmoe/mmoe.h"
 #include "store/model_kind.h"
 #include "store/safetensors.h"
@@ -23,6 +24,7 @@ typedef struct ExpectedTensor
 	int64		dims[2];
 	float	  **dest;			/* where to keep the floats; NULL = check only */
 	bool		optional;
+	bool		lookup;			/* an embedding table: rows read at random */
 } ExpectedTensor;
 
 typedef struct ExpectedList
@@ -51,6 +53,7 @@ Expect(ExpectedList *list, char *name, int ndim, int64 d0, int64 d1, float **des
 	e->dims[1] = d1;
 	e->dest = dest;
 	e->optional = optional;
+	e->lookup = false;
 }
 
 /* Add the weight and bias of a linear layer */
@@ -131,11 +134,17 @@ MmoeLoadTensors(MmoeModel *m, const SafetensorsFile *file)
 			ExpectLinear(&list, psprintf("towers.%d.%d", t, l), &task->tower[l]);
 	}
 	for (int c = 0; c < m->ncategorical; c++)
+	{
 		Expect(&list, psprintf("embeddings.%s.weight", m->categorical[c].name), 2,
 			   m->categorical[c].vocab, m->categorical[c].dim, &m->categorical[c].table, false);
+		list.items[list.n - 1].lookup = true;
+	}
 	for (int c = 0; c < m->nbags; c++)
+	{
 		Expect(&list, psprintf("embeddings.%s.weight", m->bags[c].name), 2,
 			   m->bags[c].vocab, m->bags[c].dim, &m->bags[c].table, false);
+		list.items[list.n - 1].lookup = true;
+	}
 	if (m->context_dim > 0)
 		ExpectLinear(&list, "latent_cross", &m->latent);
 	if (m->positions > 0)
@@ -202,7 +211,10 @@ MmoeLoadTensors(MmoeModel *m, const SafetensorsFile *file)
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("tensor \"%s\" has shape %s; the config needs %s",
 							e->name, ShapeString(t->ndim, t->shape), ShapeString(e->ndim, want))));
-		out = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max(t->nelem, 1));
+		/* an embedding table kept is a lookup table (huge pages), never freed on its own */
+		out = e->lookup && e->dest
+			? LookupTableAlloc(CurrentMemoryContext, sizeof(float) * Max(t->nelem, 1))
+			: MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max(t->nelem, 1));
 		if (SafetensorsToFloats(file, t, out) > 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
