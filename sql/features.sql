@@ -260,6 +260,11 @@ BEGIN
 		WHEN p ~ 'recsys\.predict\(' THEN 'row' ELSE p END;
 END
 $$;
+CREATE FUNCTION pg_temp.explain_text(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN QUERY EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF) ' || q;
+END
+$$;
 CREATE TEMP TABLE ref AS SELECT r.id, recsys.predict('p', r.t) AS s, recsys.predict('p', r.t, 'spend') AS spend
 	FROM (SELECT t.id, t FROM people t OFFSET 0) r;
 SELECT pg_temp.form($$SELECT recsys.predict('p', r.t) FROM (SELECT t.id, t FROM people t OFFSET 0) r$$) AS reference_form;
@@ -319,6 +324,19 @@ SELECT count(*) FILTER (WHERE recsys.predict('p', t) = recsys.predict_columns('p
 	NULL, NULL, NULL, (t.level * 3)::int, t.gain, t.hours, t.job, t.level, t.member, t.tags, t.emb)) AS generated_equal
 FROM people_gen t;
 DROP TABLE people_gen;
+-- under a parallel plan each worker scores its rows with the same planned call
+ANALYZE people;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+SELECT pg_temp.form($$SELECT t.id, recsys.predict('p', t) FROM people t$$) AS parallel_form,
+	(SELECT count(*) FROM pg_temp.explain_text($$SELECT t.id, recsys.predict('p', t) FROM people t$$) l WHERE l ~ 'Gather') AS gathers,
+	pg_temp.same($$SELECT t.id, recsys.predict('p', t) FROM people t$$, 'ref') AS parallel_same;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
 -- one task
 SELECT pg_temp.form($$SELECT recsys.predict('p', t, 'spend') FROM people t$$) AS task_form,
 	(SELECT count(*) FROM people t JOIN ref USING (id) WHERE recsys.predict('p', t, 'spend') = ref.spend) AS task_equal;
