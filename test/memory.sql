@@ -9,7 +9,7 @@
 \pset tuples_only on
 SET client_min_messages = warning;
 BEGIN;
-SELECT plan(5);
+SELECT plan(7);
 
 -- the reports of one key, in order
 CREATE FUNCTION pg_temp.reports(what text) RETURNS bigint[] LANGUAGE sql AS $$
@@ -40,6 +40,30 @@ SELECT is((SELECT count(*) FROM recsys.train_embeddings('mem_agg', 'small', 'u',
 SELECT cmp_ok((pg_temp.reports('epoch'))[30] - (pg_temp.reports('epoch'))[3], '<=', 65536::bigint,
 	'the aggregate engine holds no more memory after epoch 30 than after epoch 3');
 SELECT diag(format('aggregate engine after each epoch: %s', pg_temp.reports('epoch')));
+
+-- a call site of predict_columns whose column names change from call to call binds
+-- again each time, and frees the binding it had: a PL/pgSQL loop keeps one call site
+-- (and its memory) for the whole transaction
+CREATE TEMP TABLE xy AS SELECT g::float8 AS x, (g % 7)::float8 AS y, g % 2 = 0 AS clicked FROM generate_series(1, 200) g;
+SELECT lives_ok($$SELECT * FROM recsys.train_mmoe('mem_rows', 'xy', NULL, '{clicked}',
+	'{"kind": "mmoe", "experts": {"count": 2, "hidden": [4]}, "tasks": [{"name": "c", "type": "binary"}],
+	  "features": {"numeric": ["x", "y"]}}', epochs => 1)$$, 'a model with a feature spec');
+CREATE FUNCTION pg_temp.rebinding(n int) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+	v real[];
+BEGIN
+	FOR i IN 1..n LOOP
+		v := recsys.predict_columns('mem_rows', NULL, CASE WHEN i % 2 = 0 THEN '{x,y}'::text[] ELSE '{y,x}' END,
+			NULL, NULL, NULL, i::float8, (i % 7)::float8);
+	END LOOP;
+	RETURN (SELECT sum(total_bytes) FROM pg_backend_memory_contexts);
+END
+$$;
+SELECT pg_temp.rebinding(2000) AS after_2000 \gset
+SELECT pg_temp.rebinding(20000) AS after_20000 \gset
+SELECT cmp_ok((:after_20000 - :after_2000)::numeric, '<=', 65536::numeric,
+	'predict_columns binding 20,000 times holds no more memory than binding 2,000 times');
+SELECT diag(format('backend memory after 2,000 and 20,000 more bindings: %s, %s', :after_2000, :after_20000));
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -29,6 +29,7 @@
 /* What a call keeps to encode rows of one row type with one loaded model */
 typedef struct MmoeRowCache
 {
+	MemoryContext cxt;			/* holds this cache: deleted when it is made again */
 	uint64		load_id;
 	Oid			typid;
 	int32		typmod;
@@ -42,6 +43,7 @@ typedef struct MmoeRowCache
 /* What a call of predict_columns keeps to encode its values with one loaded model */
 typedef struct MmoeColumnsCache
 {
+	MemoryContext cxt;			/* holds this cache: deleted when it is made again */
 	uint64		load_id;
 	Oid			row_type;
 	text	   *names;			/* a copy of the names the binding was made for */
@@ -49,6 +51,20 @@ typedef struct MmoeColumnsCache
 	FeatureBinding *binding;	/* to the values: attribute k is argument first + k - 1 */
 	MmoeBagInput bags;
 } MmoeColumnsCache;
+
+/*
+ * Get a new context for the encoding cache of a call site, under mcxt, and
+ * delete the previous cache's: a call site whose row type or column names
+ * change from row to row makes its cache again each time, and must not
+ * keep the old ones until the statement ends
+ */
+static MemoryContext
+CacheContext(MemoryContext mcxt, MemoryContext previous)
+{
+	if (previous)
+		MemoryContextDelete(previous);
+	return AllocSetContextCreate(mcxt, "recsys row encoding", ALLOCSET_SMALL_SIZES);
+}
 
 /* Raise the error for a model without a feature spec given a row */
 void
@@ -130,12 +146,18 @@ MmoeEncodeRow(const MmoeModel *m, uint64 load_id, void **cache, MemoryContext mc
 	MmoeRequireFeatures(m);
 	if (rc == NULL || rc->load_id != load_id || rc->typid != typid || rc->typmod != typmod)
 	{
-		MemoryContext old = MemoryContextSwitchTo(mcxt);
-		TupleDesc	desc = lookup_rowtype_tupdesc(typid, typmod);
-		char	   *what = typid == RECORDOID ? "the row" : psprintf("row type %s", format_type_be(typid));
+		MemoryContext cxt;
+		MemoryContext old;
+		TupleDesc	desc;
+		char	   *what;
 
-		/* one cache per call site: the previous one is small, and goes with the statement */
+		*cache = NULL;
+		cxt = CacheContext(mcxt, rc ? rc->cxt : NULL);
+		old = MemoryContextSwitchTo(cxt);
+		desc = lookup_rowtype_tupdesc(typid, typmod);
+		what = typid == RECORDOID ? "the row" : psprintf("row type %s", format_type_be(typid));
 		rc = palloc0(sizeof(MmoeRowCache));
+		rc->cxt = cxt;
 		rc->desc = CreateTupleDescCopy(desc);
 		ReleaseTupleDesc(desc);
 		rc->binding = FeatureBindNames(m->features, rc->desc, what);
@@ -249,15 +271,19 @@ MmoeEncodeColumns(const MmoeModel *m, uint64 load_id, void **cache, MemoryContex
 		 VARSIZE_ANY(cc->names) != VARSIZE_ANY(names) ||
 		 memcmp(cc->names, names, VARSIZE_ANY(names)) != 0))
 	{
-		MemoryContext old = MemoryContextSwitchTo(mcxt);
 		FuncExpr   *expr = (FuncExpr *) fcinfo->flinfo->fn_expr;
+		MemoryContext cxt;
+		MemoryContext old;
 
 		if (get_fn_expr_variadic(fcinfo->flinfo))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("the column values must be separate arguments, not a VARIADIC array")));
-		/* one cache per call site: the previous one is small, and goes with the statement */
+		*cache = NULL;
+		cxt = CacheContext(mcxt, cc ? cc->cxt : NULL);
+		old = MemoryContextSwitchTo(cxt);
 		cc = palloc0(sizeof(MmoeColumnsCache));
+		cc->cxt = cxt;
 		cc->binding = BindColumns(m, fcinfo, DatumGetArrayTypeP(PG_GETARG_DATUM(names_arg)),
 								  first, row_type);
 		cc->names = palloc(VARSIZE_ANY(names));
