@@ -140,15 +140,12 @@ FeatureSelectList(const FeatureSpec *spec)
 	return s.data;
 }
 
-/* How a step reads its value: the column's type */
+/* How a step reads a categorical or vector value: the column's type */
 typedef enum FeatureReader
 {
 	READ_INT2,
 	READ_INT4,
 	READ_INT8,
-	READ_FLOAT4,
-	READ_FLOAT8,
-	READ_NUMERIC,
 	READ_TEXT,					/* text, varchar */
 	READ_BOOL,
 	READ_FLOAT4_ARRAY,
@@ -196,12 +193,6 @@ ReaderOf(FeatureKind kind, Oid type)
 			return READ_INT4;
 		case INT8OID:
 			return READ_INT8;
-		case FLOAT4OID:
-			return READ_FLOAT4;
-		case FLOAT8OID:
-			return READ_FLOAT8;
-		case NUMERICOID:
-			return READ_NUMERIC;
 		case TEXTOID:
 		case VARCHAROID:
 			return READ_TEXT;
@@ -348,42 +339,49 @@ FeatureBindPositions(const FeatureSpec *spec, TupleDesc desc, int first, const c
 	return b;
 }
 
+/* Get a numeric value of an allowed type as float8 */
+static inline double
+RawNumber(Oid type, Datum d)
+{
+	switch (type)
+	{
+		case INT2OID:
+			return DatumGetInt16(d);
+		case INT4OID:
+			return DatumGetInt32(d);
+		case INT8OID:
+			return (double) DatumGetInt64(d);
+		case FLOAT4OID:
+			return DatumGetFloat4(d);
+		case FLOAT8OID:
+			return DatumGetFloat8(d);
+		case NUMERICOID:
+			return DatumGetFloat8(DirectFunctionCall1(numeric_float8, d));
+	}
+	elog(ERROR, "unexpected numeric feature type %u", type);
+	return 0.0;
+}
+
+/* Raise the error for a raw value its column's transform does not take */
+static void
+InvalidNumber(const FeatureColumn *c, double x)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_EXCEPTION),
+			 errmsg("numeric feature \"%s\" has the value %g", c->column, x),
+			 errdetail(c->num.transform == FEATURE_LOG1P_STANDARDIZE
+					   ? "Values must be finite and more than -1 under log1p_standardize."
+					   : "Values must be finite (NULL is allowed).")));
+}
+
 /* Get a numeric column's value as float8, checked for its transform */
 double
 FeatureReadNumber(const FeatureColumn *c, Oid type, Datum d)
 {
-	double		x;
+	double		x = RawNumber(type, d);
 
-	switch (type)
-	{
-		case INT2OID:
-			x = DatumGetInt16(d);
-			break;
-		case INT4OID:
-			x = DatumGetInt32(d);
-			break;
-		case INT8OID:
-			x = (double) DatumGetInt64(d);
-			break;
-		case FLOAT4OID:
-			x = DatumGetFloat4(d);
-			break;
-		case FLOAT8OID:
-			x = DatumGetFloat8(d);
-			break;
-		case NUMERICOID:
-			x = DatumGetFloat8(DirectFunctionCall1(numeric_float8, d));
-			break;
-		default:
-			elog(ERROR, "unexpected numeric feature type %u", type);
-	}
 	if (!FeatureValueValid(c->num.transform, x))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("numeric feature \"%s\" has the value %g", c->column, x),
-				 errdetail(c->num.transform == FEATURE_LOG1P_STANDARDIZE
-						   ? "Values must be finite and more than -1 under log1p_standardize."
-						   : "Values must be finite (NULL is allowed).")));
+		InvalidNumber(c, x);
 	return x;
 }
 
@@ -700,30 +698,10 @@ StepKey(const FeatureStep *st, Datum d, int64 *ival, const char **s, int *len)
 static pg_attribute_always_inline float
 StepNumber(const FeatureSpec *spec, const FeatureStep *st, Datum d)
 {
-	double		x;
+	double		x = RawNumber(st->type, d);
 
-	switch (st->reader)
-	{
-		case READ_INT2:
-			x = DatumGetInt16(d);
-			break;
-		case READ_INT4:
-			x = DatumGetInt32(d);
-			break;
-		case READ_INT8:
-			x = (double) DatumGetInt64(d);
-			break;
-		case READ_FLOAT4:
-			x = DatumGetFloat4(d);
-			break;
-		case READ_FLOAT8:
-			x = DatumGetFloat8(d);
-			break;
-		default:
-			x = FeatureReadNumber(&spec->columns[st->column], st->type, d);
-	}
 	if (unlikely(!FeatureValueValid(st->transform, x)))
-		(void) FeatureReadNumber(&spec->columns[st->column], st->type, d);	/* raises the error */
+		InvalidNumber(&spec->columns[st->column], x);
 	if (st->transform == FEATURE_MINMAX)
 		return st->divisor != 0.0 ? (float) ((x - st->offset) / st->divisor) : 0.0f;
 	if (st->transform == FEATURE_LOG1P_STANDARDIZE)

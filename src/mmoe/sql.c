@@ -414,18 +414,14 @@ static const RowArgs PredictRowArgs = {1, NO_ARG, 2, 3, 4};
 static const RowArgs PredictRowTaskArgs = {1, NO_ARG, 3, 4, 5};
 
 /*
- * Read one row value (argument args->features) with the model's feature
- * spec into row 0 of the scratch, with the context and display position
- * arguments
+ * Complete row 0 of the scratch, whose features and ids a feature spec has
+ * encoded, with the context and display position arguments
  */
 static void
-ReadRecord(FunctionCallInfo fcinfo, const MmoeModel *m, MmoeScratch *s, uint64 model_id,
-		   const RowArgs *args)
+SetEncodedRow(FunctionCallInfo fcinfo, const MmoeModel *m, MmoeScratch *s, const RowArgs *args)
 {
 	MmoeRowInput in = {0};
 
-	MmoeEncodeRow(m, model_id, MmoeCallRowCache(fcinfo), fcinfo->flinfo->fn_mcxt,
-				  PG_GETARG_HEAPTUPLEHEADER(args->features), s->x, s->ids, s->x + m->bag_offset);
 	in.encoded = true;
 	in.takes_context = true;
 	if (!PG_ARGISNULL(args->context))
@@ -435,6 +431,20 @@ ReadRecord(FunctionCallInfo fcinfo, const MmoeModel *m, MmoeScratch *s, uint64 m
 	if (!in.display_position_null)
 		in.display_position = PG_GETARG_INT32(args->display_position);
 	MmoeSetRow(m, s, 0, &in);
+}
+
+/*
+ * Read one row value (argument args->features) with the model's feature
+ * spec into row 0 of the scratch, with the context and display position
+ * arguments
+ */
+static void
+ReadRecord(FunctionCallInfo fcinfo, const MmoeModel *m, MmoeScratch *s, uint64 model_id,
+		   const RowArgs *args)
+{
+	MmoeEncodeRow(m, model_id, MmoeCallRowCache(fcinfo), fcinfo->flinfo->fn_mcxt,
+				  PG_GETARG_HEAPTUPLEHEADER(args->features), s->x, s->ids, s->x + m->bag_offset);
+	SetEncodedRow(fcinfo, m, s, args);
 }
 
 PG_FUNCTION_INFO_V1(mmoe_predict_row);
@@ -496,21 +506,12 @@ static void
 ReadColumns(FunctionCallInfo fcinfo, const MmoeModel *m, MmoeScratch *s, uint64 model_id,
 			const RowArgs *args, int first)
 {
-	MmoeRowInput in = {0};
 	Oid			row_type = PG_ARGISNULL(COLUMNS_ARG_ROW_TYPE) ? InvalidOid
 		: PG_GETARG_OID(COLUMNS_ARG_ROW_TYPE);
 
 	MmoeEncodeColumns(m, model_id, MmoeCallRowCache(fcinfo), fcinfo->flinfo->fn_mcxt, fcinfo,
 					  COLUMNS_ARG_NAMES, row_type, first, s->x, s->ids, s->x + m->bag_offset);
-	in.encoded = true;
-	in.takes_context = true;
-	if (!PG_ARGISNULL(args->context))
-		in.context = PG_GETARG_ARRAYTYPE_P(args->context);
-	in.takes_display_position = true;
-	in.display_position_null = PG_ARGISNULL(args->display_position);
-	if (!in.display_position_null)
-		in.display_position = PG_GETARG_INT32(args->display_position);
-	MmoeSetRow(m, s, 0, &in);
+	SetEncodedRow(fcinfo, m, s, args);
 }
 
 PG_FUNCTION_INFO_V1(mmoe_predict_columns);
