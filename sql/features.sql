@@ -186,6 +186,8 @@ SET ROLE feat_reader;
 SELECT count(*) AS scored, count(*) FILTER (WHERE p.id % 2 = 0) AS even FROM recsys.predict_table('p', 'people_rls', 'id', NULL) p;
 SELECT count(*) AS scored FROM recsys.predict_table('p', 'people_cols', 'id', NULL);
 SELECT pg_temp.try($$SELECT * FROM recsys.predict_table('p', 'people_none', 'id', NULL)$$);
+-- the row of a table is all its columns: planned as predict_columns, it still needs SELECT on each
+SELECT pg_temp.try($$SELECT recsys.predict('p', t) FROM people_cols t$$);
 RESET ROLE;
 SELECT count(*) AS scored, count(*) FILTER (WHERE p.id % 2 = 0) AS even FROM recsys.predict_table('p', 'people_rls', 'id', NULL) p;
 ALTER TABLE people_rls FORCE ROW LEVEL SECURITY;
