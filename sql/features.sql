@@ -405,6 +405,14 @@ SELECT pg_temp.try(s) FROM (VALUES
 	($$SELECT recsys.predict_columns('p', NULL, '{age,gain,hours,job,level,member,tags,emb}', NULL, NULL, NULL,
 		1, 2.0::float8, 3::numeric, 'a', 1::bigint, true, '{x}'::text[], '{1,2}'::real[])$$),
 	($$SELECT recsys.predict_columns('p', 'record', '{age,job}', NULL, NULL, NULL, 1, 'a'::text)$$),
+	($$SELECT recsys.predict_columns('p', NULL, '{age,gain,hours,job,level,member,tags,emb}', NULL, NULL, NULL,
+		1, 'NaN'::float8, 3::numeric, 'a'::text, 1::bigint, true, '{x}'::text[], '{1,2}'::real[])$$),
+	($$SELECT recsys.predict_columns('p', NULL, '{age,gain,hours,job,level,member,tags,emb}', NULL, NULL, NULL,
+		1, 2::float8, 3::numeric, 'a'::text, 1::bigint, true, '{x}'::text[], '{1,2,3}'::real[])$$),
+	($$SELECT recsys.predict_columns('p', NULL, '{age,gain,hours,job,level,member,tags,emb}', NULL, NULL, NULL,
+		1, 2::float8, 3::numeric, 'a'::text, 1::bigint, true, '{x}'::text[], '{1,NULL}'::real[])$$),
+	($$SELECT recsys.predict_columns('p', NULL, '{age,gain,hours,job,level,member,tags,emb}', NULL, NULL, NULL,
+		1, 2::float8, 3::numeric, 'a'::text, 1::bigint, true, '{x}'::text[], '{Infinity,2}'::real[])$$),
 	($$SELECT recsys.predict_columns('plain0', NULL, '{age}', NULL, NULL, NULL, 1)$$),
 	($$SELECT recsys.predict_task_columns('p', NULL, '{age}', 'nope', NULL, NULL, NULL, 1)$$)
 ) v(s);
