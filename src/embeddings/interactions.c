@@ -41,6 +41,7 @@
 
 #include "embeddings/interactions.h"
 #include "store/spi_safe.h"
+#include "store/values.h"
 #include "store/progress.h"
 #include "kernel/rng.h"
 
@@ -434,34 +435,6 @@ ReadWithSpi(const InteractionSource *src, LoadState *st)
 	SPI_freeplan(plan);
 }
 
-/* Get an id column's value (int2, int4 or int8: checked by InteractionsCheckSource) as int64 */
-static inline int64
-IdValue(Datum d, Oid type)
-{
-	return type == INT8OID ? DatumGetInt64(d) : type == INT4OID ? DatumGetInt32(d) : DatumGetInt16(d);
-}
-
-/* Get a weight (any type InteractionsCheckSource accepts) as SQL's CAST to float8 would */
-static inline double
-WeightValue(Datum d, Oid type)
-{
-	switch (type)
-	{
-		case INT2OID:
-			return DatumGetInt16(d);
-		case INT4OID:
-			return DatumGetInt32(d);
-		case INT8OID:
-			return (double) DatumGetInt64(d);
-		case FLOAT4OID:
-			return DatumGetFloat4(d);
-		case FLOAT8OID:
-			return DatumGetFloat8(d);
-		default:
-			return DatumGetFloat8(DirectFunctionCall1(numeric_float8, d));
-	}
-}
-
 /*
  * May the source be read with a direct scan of its table (store/spi_safe.c's
  * rule), and is it not a Citus table, whose rows are in its shards?
@@ -548,10 +521,10 @@ ReadDirect(const InteractionSource *src, LoadState *st)
 			Datum		dw = slot_getattr(slot, aw, &nw);
 
 			if (!nw)
-				w = WeightValue(dw, tw);
+				w = RecsysNumberValue(dw, tw);
 		}
 		MemoryContextSwitchTo(old);
-		AddRow(st, nu ? 0 : IdValue(du, tu), nu, ni ? 0 : IdValue(di, ti), ni, w, nw);
+		AddRow(st, nu ? 0 : RecsysIntValue(du, tu), nu, ni ? 0 : RecsysIntValue(di, ti), ni, w, nw);
 		MemoryContextSwitchTo(rows);
 		if ((++n & (INTERACTIONS_SCAN_ROWS - 1)) == 0)
 		{

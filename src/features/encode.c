@@ -25,6 +25,7 @@
 #include "features/internal.h"
 #include "features/spec.h"
 #include "store/spi_safe.h"
+#include "store/values.h"
 
 /* The types each kind reads (exact OIDs), for RecsysColumnType */
 static const Oid NumericTypes[] = {INT2OID, INT4OID, INT8OID, FLOAT4OID, FLOAT8OID, NUMERICOID};
@@ -339,29 +340,6 @@ FeatureBindPositions(const FeatureSpec *spec, TupleDesc desc, int first, const c
 	return b;
 }
 
-/* Get a numeric value of an allowed type as float8 */
-static inline double
-RawNumber(Oid type, Datum d)
-{
-	switch (type)
-	{
-		case INT2OID:
-			return DatumGetInt16(d);
-		case INT4OID:
-			return DatumGetInt32(d);
-		case INT8OID:
-			return (double) DatumGetInt64(d);
-		case FLOAT4OID:
-			return DatumGetFloat4(d);
-		case FLOAT8OID:
-			return DatumGetFloat8(d);
-		case NUMERICOID:
-			return DatumGetFloat8(DirectFunctionCall1(numeric_float8, d));
-	}
-	elog(ERROR, "unexpected numeric feature type %u", type);
-	return 0.0;
-}
-
 /* Raise the error for a raw value its column's transform does not take */
 static void
 InvalidNumber(const FeatureColumn *c, double x)
@@ -378,7 +356,7 @@ InvalidNumber(const FeatureColumn *c, double x)
 double
 FeatureReadNumber(const FeatureColumn *c, Oid type, Datum d)
 {
-	double		x = RawNumber(type, d);
+	double		x = RecsysNumberValue(d, type);
 
 	if (!FeatureValueValid(c->num.transform, x))
 		InvalidNumber(c, x);
@@ -407,20 +385,11 @@ FeatureReadKey(Oid type, Datum d, int64 *ival, const char **s, int *len)
 				*len = VARSIZE_ANY_EXHDR(t);
 				break;
 			}
-		case INT2OID:
-			*ival = DatumGetInt16(d);
-			break;
-		case INT4OID:
-			*ival = DatumGetInt32(d);
-			break;
-		case INT8OID:
-			*ival = DatumGetInt64(d);
-			break;
 		case BOOLOID:
 			*ival = DatumGetBool(d) ? 1 : 0;
 			break;
 		default:
-			elog(ERROR, "unexpected categorical feature type %u", type);
+			*ival = RecsysIntValue(d, type);
 	}
 }
 
@@ -698,7 +667,7 @@ StepKey(const FeatureStep *st, Datum d, int64 *ival, const char **s, int *len)
 static pg_attribute_always_inline float
 StepNumber(const FeatureSpec *spec, const FeatureStep *st, Datum d)
 {
-	double		x = RawNumber(st->type, d);
+	double		x = RecsysNumberValue(d, st->type);
 
 	if (unlikely(!FeatureValueValid(st->transform, x)))
 		InvalidNumber(&spec->columns[st->column], x);

@@ -118,13 +118,6 @@ ValueHash(const FeatureVocab *v, int64 ival, const char *s, int len)
 	return hash_bytes((const unsigned char *) &ival, sizeof(int64));
 }
 
-/* Allocate a frozen vocabulary's index: a lookup table, freed with the vocabulary's context */
-static void *
-IndexAlloc(FeatureVocab *v, Size size)
-{
-	return LookupTableAlloc(v->cxt, size);
-}
-
 /* Read 8 bytes, 4 bytes of unaligned memory */
 static inline uint64
 Load64(const char *p)
@@ -457,14 +450,14 @@ FeatureVocabFreeze(FeatureVocab *v)
 	v->index_mask = nslots - 1;
 	if (v->type != FEATURE_VALUES_TEXT && v->n > 0 && DirectFits(v))
 	{
-		v->direct = IndexAlloc(v, sizeof(int32) * v->span);
+		v->direct = LookupTableAlloc(v->cxt, sizeof(int32) * v->span);
 		memset(v->direct, 0xff, sizeof(int32) * v->span);
 		for (int32 id = 0; id < v->n; id++)
 			v->direct[(uint64) v->ival[id] - (uint64) v->low] = id;
 	}
 	else if (v->type != FEATURE_VALUES_TEXT)
 	{
-		v->int_index = IndexAlloc(v, sizeof(VocabIntSlot) * nslots);
+		v->int_index = LookupTableAlloc(v->cxt, sizeof(VocabIntSlot) * nslots);
 		for (uint32 i = 0; i < nslots; i++)
 			v->int_index[i].id = -1;
 		for (int32 id = 0; id < v->n; id++)
@@ -479,7 +472,7 @@ FeatureVocabFreeze(FeatureVocab *v)
 	}
 	else if (InlineFits(v, nslots))
 	{
-		v->inline_index = IndexAlloc(v, sizeof(VocabInlineSlot) * nslots);
+		v->inline_index = LookupTableAlloc(v->cxt, sizeof(VocabInlineSlot) * nslots);
 		memset(v->inline_index, 0, sizeof(VocabInlineSlot) * nslots);
 		for (uint32 i = 0; i < nslots; i++)
 			v->inline_index[i].id = -1;
@@ -506,9 +499,9 @@ FeatureVocabFreeze(FeatureVocab *v)
 		/* offsets are counted in 4-byte units in 32 bits */
 		if (total / 4 >= PG_UINT32_MAX)
 			elog(ERROR, "vocabulary too large to index");
-		v->entries = IndexAlloc(v, Max(total, 1));
+		v->entries = LookupTableAlloc(v->cxt, Max(total, 1));
 		v->entries_bytes = Max(total, 1);
-		v->text_index = IndexAlloc(v, sizeof(VocabTextSlot) * nslots);
+		v->text_index = LookupTableAlloc(v->cxt, sizeof(VocabTextSlot) * nslots);
 		memset(v->text_index, 0, sizeof(VocabTextSlot) * nslots);
 		for (int32 id = 0; id < v->n; id++)
 		{

@@ -42,6 +42,7 @@
 #include "store/arrays.h"
 #include "mmoe/mmoe.h"
 #include "store/spi_safe.h"
+#include "store/values.h"
 
 /* Rows fetched and scored at a time */
 #define PREDICT_TABLE_BLOCK 1024
@@ -165,23 +166,6 @@ FlushRows(RowsReceiver *r)
 	CHECK_FOR_INTERRUPTS();
 }
 
-/* Get an integer value of type int2, int4 or int8 as an int64 */
-static int64
-IntValue(Datum d, Oid type)
-{
-	switch (type)
-	{
-		case INT2OID:
-			return DatumGetInt16(d);
-		case INT4OID:
-			return DatumGetInt32(d);
-		case INT8OID:
-			return DatumGetInt64(d);
-	}
-	elog(ERROR, "unexpected integer type %u", type);
-	return 0;
-}
-
 /*
  * Encode one row's values (by attribute, 0-based) into the next scratch
  * row; score the block when full
@@ -209,7 +193,7 @@ EncodeRow(RowsReceiver *r, const Datum *values, const bool *nulls)
 	in.display_position_null = r->display_position_att < 0 || nulls[r->display_position_att];
 	if (!in.display_position_null)
 	{
-		int64		pos = IntValue(values[r->display_position_att], r->display_position_type);
+		int64		pos = RecsysIntValue(values[r->display_position_att], r->display_position_type);
 
 		/* as the cast to int4 of the SELECT that reads other relations */
 		if (pos < PG_INT32_MIN || pos > PG_INT32_MAX)
@@ -221,7 +205,7 @@ EncodeRow(RowsReceiver *r, const Datum *values, const bool *nulls)
 	MmoeSetRow(m, s, r->n, &in);
 	MemoryContextSwitchTo(old);
 	r->id_null[r->n] = id_null;
-	r->ids[r->n] = id_null ? 0 : IntValue(values[r->id_att], r->id_type);
+	r->ids[r->n] = id_null ? 0 : RecsysIntValue(values[r->id_att], r->id_type);
 	if (++r->n == r->block)
 		FlushRows(r);
 }
