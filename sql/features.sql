@@ -413,6 +413,7 @@ SELECT pg_temp.try(s) FROM (VALUES
 		1, 2::float8, 3::numeric, 'a'::text, 1::bigint, true, '{x}'::text[], '{1,NULL}'::real[])$$),
 	($$SELECT recsys.predict_columns('p', NULL, '{age,gain,hours,job,level,member,tags,emb}', NULL, NULL, NULL,
 		1, 2::float8, 3::numeric, 'a'::text, 1::bigint, true, '{x}'::text[], '{Infinity,2}'::real[])$$),
+	($$SELECT recsys.predict_columns('p', 99999::oid::regtype, '{age}', NULL, NULL, NULL, 1)$$),
 	($$SELECT recsys.predict_columns('plain0', NULL, '{age}', NULL, NULL, NULL, 1)$$),
 	($$SELECT recsys.predict_task_columns('p', NULL, '{age}', 'nope', NULL, NULL, NULL, 1)$$)
 ) v(s);

@@ -21,6 +21,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/typcache.h"
 
 #include "features/spec.h"
@@ -209,6 +210,11 @@ BindColumns(const MmoeModel *m, FunctionCallInfo fcinfo, ArrayType *names, int f
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%d column names were given for %d values", count, n),
 				 errhint("Pass one name per value, in the same order.")));
+	if (OidIsValid(row_type) && !SearchSysCacheExists1(TYPEOID, ObjectIdGetDatum(row_type)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("type with OID %u does not exist", row_type),
+				 errhint("row_type only names the row in messages: pass NULL for none.")));
 	cnames = palloc(sizeof(char *) * Max(n, 1));
 	types = palloc(sizeof(Oid) * Max(n, 1));
 	for (int i = 0; i < n; i++)
